@@ -1,0 +1,1 @@
+namespace UserTcp.Interpose; internal static class AssemblyMarker { }

@@ -1,0 +1,1 @@
+namespace UserTcp.Stack; internal static class AssemblyMarker { }
