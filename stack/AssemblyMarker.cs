@@ -1,1 +1,0 @@
-namespace UserTcp.Stack; internal static class AssemblyMarker { }

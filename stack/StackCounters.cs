@@ -1,0 +1,95 @@
+using System;
+
+namespace UserTcp.Stack;
+
+/// <summary>Why the stack dropped a received packet. Each reason has a counter in <see cref="StackCounters"/>.</summary>
+public enum DropReason
+{
+    None = 0,
+    // Ethernet
+    EthernetTruncated,
+    EthernetNotForUs,
+    EthernetUnknownType,
+    // ARP
+    ArpMalformed,
+    ArpUnsupported,
+    ArpNotForUs,
+    ArpQueueFull,
+    ArpResolutionFailed,
+    // IPv4
+    Ipv4Truncated,
+    Ipv4BadVersion,
+    Ipv4BadHeaderLength,
+    Ipv4BadTotalLength,
+    Ipv4BadChecksum,
+    Ipv4Fragment,
+    Ipv4NotForUs,
+    Ipv4BadSource,
+    Ipv4UnknownProtocol,
+    Ipv4NoRoute,
+    // ICMPv4
+    IcmpMalformed,
+    IcmpBadChecksum,
+    IcmpUnsupported,
+    // TCP
+    TcpTruncated,
+    TcpBadHeaderLength,
+    TcpBadChecksum,
+    TcpBadOptions,
+    TcpNoSocket,
+    TcpBadFlags,
+    TcpOutOfWindow,
+    TcpPaws,
+    TcpBadAck,
+    TcpBacklogFull,
+    TcpBadSynCookie,
+    TcpChallengeAckRateLimited,
+    TcpReceiveBufferFull,
+    // Devices
+    TxRingFull,
+    TxNoBuffer,
+    Count,
+}
+
+/// <summary>Packet counters for one stack instance. Plain fields: one stack is driven by one thread.</summary>
+public sealed class StackCounters
+{
+    private readonly long[] _drops = new long[(int)DropReason.Count];
+
+    public long RxPackets;
+    public long TxPackets;
+    public long RxBytes;
+    public long TxBytes;
+    public long TcpSegmentsIn;
+    public long TcpSegmentsOut;
+    public long TcpRetransmits;
+    public long TcpFastRetransmits;
+    public long TcpTimeouts;
+    public long TcpRstSent;
+    public long TcpRstReceived;
+    public long TcpChallengeAcks;
+    public long TcpSynCookiesSent;
+    public long TcpSynCookiesAccepted;
+    public long TcpActiveOpens;
+    public long TcpPassiveOpens;
+    public long IcmpEchoReplies;
+
+    /// <summary>Counts a drop. Returns false so parse paths can write <c>return counters.Drop(reason);</c>.</summary>
+    public bool Drop(DropReason reason)
+    {
+        _drops[(int)reason]++;
+        return false;
+    }
+
+    public long Drops(DropReason reason) => _drops[(int)reason];
+
+    public long TotalDrops
+    {
+        get
+        {
+            long sum = 0;
+            foreach (long d in _drops) sum += d;
+            return sum;
+        }
+    }
+}
