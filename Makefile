@@ -53,7 +53,7 @@ test-managed:
 demo: all
 	scripts/demo.sh
 
-bench: all $(BUILD)/tests/shim_bench
+bench: all $(BUILD)/tests/shim_bench $(BUILD)/tests/shim_loop
 	scripts/bench-shim.sh
 
 clean:

@@ -24,7 +24,10 @@ $(TEST_BUILD)/progs/probe_fortify: tests/c/progs/probe_fortify.c tests/c/progs/p
 C_TEST_BINS := $(addprefix $(TEST_BUILD)/,$(C_SUITES)) $(addprefix $(TEST_BUILD)/progs/,$(PROBES) probe_fortify)
 
 $(TEST_BUILD)/shim_bench: bench/shim/shim_bench.cc | $(TEST_BUILD)
-	$(CXX) -std=gnu++17 -O2 -g $< -o $@ -lbenchmark -lbenchmark_main -pthread
+	$(CXX) -std=gnu++17 -O2 -g $< -o $@ -lbenchmark -pthread
 
 test-c: all $(C_TEST_BINS)
 	scripts/run-c-tests.sh
+
+$(TEST_BUILD)/shim_loop: bench/shim/shim_loop.c | $(TEST_BUILD)
+	$(CC) -std=gnu17 -O2 -g $< -o $@
