@@ -112,6 +112,14 @@ public sealed partial class TcpConnection
             return;
         }
 
+        if (State == TcpState.SynReceived && Has(ConnFlags.Passive) && seg.Has(TcpFlags.Syn) && !seg.Has(TcpFlags.Ack)
+            && !rst && seg.Seq == _irs)
+        {
+            // The peer retransmitted its SYN (our SYN-ACK was lost or is late): send the SYN-ACK again.
+            _sndNxt = _iss;
+            return;
+        }
+
         // First: is the segment in the window? (RFC 9293 §3.10.7.4, the four-case table)
         int segLen = seg.Length;
         int rcvWnd = Math.Max(0, _rcvAdvEdge - _rcvNxt);
@@ -162,12 +170,6 @@ public sealed partial class TcpConnection
         // Fourth: SYN in a synchronized state. RFC 5961 §4: never reset on it, send a challenge ACK instead.
         if (seg.Has(TcpFlags.Syn))
         {
-            if (State == TcpState.SynReceived && Has(ConnFlags.Passive) && seg.Seq == _irs)
-            {
-                // Our SYN-ACK was lost and the peer retransmitted its SYN: send the SYN-ACK again.
-                _sndNxt = _iss;
-                return;
-            }
             SendChallengeAck(nowUs);
             return;
         }
@@ -367,11 +369,10 @@ public sealed partial class TcpConnection
         {
             if (ack >= _recover)
             {
-                // Full acknowledgment: leave recovery with cwnd = min(ssthresh, flight + MSS) (RFC 6582 §3.2 step 3).
+                // Full acknowledgment: leave recovery with cwnd = ssthresh (RFC 6582 §3.2 step 3, option 2; what
+                // Linux does). Nagle and the ACK clock keep the following burst small.
                 Clear(ConnFlags.InRecovery);
-                uint flight = (uint)Math.Max(0, _sndMax - _sndUna);
-                _cwnd = Math.Min(_ssthresh, flight + mss);
-                if (_cwnd < mss) _cwnd = mss;
+                _cwnd = Math.Max(_ssthresh, mss);
                 _dupAcks = 0;
             }
             else if (!Has(ConnFlags.Sack) || _scoreboard.IsEmpty)
