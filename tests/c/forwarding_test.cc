@@ -4,6 +4,7 @@
 #include "helpers.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -341,6 +342,31 @@ TEST(Forwarding, ForkVforkDaemon)
         got += (size_t)n;
     }
     EXPECT_EQ(std::string(buf, 2), "fd");
+}
+
+TEST(Forwarding, Fcntl64AndDoubleUnderscoreAliases)
+{
+    Pipe p;
+    auto fcntl64_fn = reinterpret_cast<int (*)(int, int, ...)>(dlsym(RTLD_DEFAULT, "fcntl64"));
+    ASSERT_NE(fcntl64_fn, nullptr);
+    EXPECT_EQ(fcntl64_fn(p.r, F_GETFL) & O_ACCMODE, O_RDONLY);
+    auto read_alias = reinterpret_cast<ssize_t (*)(int, void *, size_t)>(dlsym(RTLD_DEFAULT, "__read"));
+    auto write_alias = reinterpret_cast<ssize_t (*)(int, const void *, size_t)>(dlsym(RTLD_DEFAULT, "__write"));
+    ASSERT_NE(read_alias, nullptr);
+    ASSERT_EQ(write_alias(p.w, "q", 1), 1);
+    char c = 0;
+    ASSERT_EQ(read_alias(p.r, &c, 1), 1);
+    EXPECT_EQ(c, 'q');
+    if (ut::RuntimeState() < 0) return;
+    // Under usertcp the aliases must be ours, or a program calling them would bypass the shim.
+    for (const char *name : { "__read", "__write", "__close", "__connect", "__send", "__recv", "__poll", "__fcntl",
+                              "__dup2", "__select", "fcntl64", "__read_chk", "__recv_chk", "__poll_chk" }) {
+        Dl_info info{};
+        void *sym = dlsym(RTLD_DEFAULT, name);
+        ASSERT_NE(sym, nullptr) << name;
+        ASSERT_NE(dladdr(sym, &info), 0) << name;
+        EXPECT_NE(strstr(info.dli_fname, "libusertcp"), nullptr) << name << " resolves to " << info.dli_fname;
+    }
 }
 
 TEST(Forwarding, RuntimeNeverStartsForKernelFds)
