@@ -80,6 +80,8 @@ public class ReceivePathTests
                     rcvNxt += n;
                 }
                 // else: no room in the table, the segment is dropped (a retransmission brings it back).
+                // Bytes the assembler does not track (refused or evicted) need not keep the block.
+                ring.ForgetOutOfOrderFrom(asm.HighestEnd);
             }
             // The application reads a random amount now and then.
             if (rng.Next(3) == 0)
