@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 
 namespace UserTcp.Stack.Tcp;
 
@@ -20,30 +21,32 @@ public readonly record struct ByteRange(int Start, int End)
 /// </summary>
 public sealed class Assembler
 {
-    private readonly int[] _start;
-    private readonly int[] _end;
-    private readonly long[] _stamp;   // when the interval last grew or was hit: orders SACK blocks
+    // One array of (start, end, stamp) triples in offset order: a single allocation per connection, made when the
+    // assembler is created (a connection that never sees reordering can create it lazily). The stamp says when the
+    // interval last grew or was hit and orders the SACK blocks.
+    private const int Stride = 3;
+    private readonly int[] _table;
+    private readonly int _max;
     private int _count;
-    private long _clock;
+    private int _clock;
 
     public Assembler(int maxIntervals = 32)
     {
-        if (maxIntervals <= 0) throw new ArgumentOutOfRangeException(nameof(maxIntervals));
-        _start = new int[maxIntervals];
-        _end = new int[maxIntervals];
-        _stamp = new long[maxIntervals];
+        if (maxIntervals <= 0 || maxIntervals > 1 << 20) throw new ArgumentOutOfRangeException(nameof(maxIntervals));
+        _max = maxIntervals;
+        _table = new int[maxIntervals * Stride];
     }
 
-    public int MaxIntervals => _start.Length;
+    public int MaxIntervals => _max;
     /// <summary>Number of disjoint intervals held.</summary>
     public int Count => _count;
     public bool IsEmpty => _count == 0;
     /// <summary>The i-th interval in offset order.</summary>
     public ByteRange this[int index] => (uint)index < (uint)_count
-        ? new ByteRange(_start[index], _end[index])
+        ? new ByteRange(Start(index), End(index))
         : throw new ArgumentOutOfRangeException(nameof(index));
     /// <summary>End of the furthest byte held (0 when empty): how much of the ring the out-of-order data spans.</summary>
-    public int HighestEnd => _count == 0 ? 0 : _end[_count - 1];
+    public int HighestEnd => _count == 0 ? 0 : End(_count - 1);
 
     /// <summary>Total bytes held in all intervals.</summary>
     public int TotalBytes
@@ -51,7 +54,7 @@ public sealed class Assembler
         get
         {
             int sum = 0;
-            for (int i = 0; i < _count; i++) sum += _end[i] - _start[i];
+            for (int i = 0; i < _count; i++) sum += End(i) - Start(i);
             return sum;
         }
     }
@@ -71,37 +74,33 @@ public sealed class Assembler
 
         // First interval that ends at or after s (may touch), then every interval that starts at or before e.
         int i = 0;
-        while (i < _count && _end[i] < s) i++;
+        while (i < _count && End(i) < s) i++;
         int j = i;
-        while (j < _count && _start[j] <= e) j++;
+        while (j < _count && Start(j) <= e) j++;
 
         if (j == i)
         {
-            if (_count == _start.Length) return false;
+            if (_count == _max) return false;
             int move = _count - i;
-            Array.Copy(_start, i, _start, i + 1, move);
-            Array.Copy(_end, i, _end, i + 1, move);
-            Array.Copy(_stamp, i, _stamp, i + 1, move);
-            _start[i] = s;
-            _end[i] = e;
+            Array.Copy(_table, i * Stride, _table, (i + 1) * Stride, move * Stride);
+            Start(i) = s;
+            End(i) = e;
             _count++;
         }
         else
         {
             // Intervals i..j-1 all touch [s, e): fold them into slot i.
-            _start[i] = Math.Min(_start[i], s);
-            _end[i] = Math.Max(_end[j - 1], e);
+            Start(i) = Math.Min(Start(i), s);
+            End(i) = Math.Max(End(j - 1), e);
             int removed = j - 1 - i;
             if (removed > 0)
             {
                 int move = _count - j;
-                Array.Copy(_start, j, _start, i + 1, move);
-                Array.Copy(_end, j, _end, i + 1, move);
-                Array.Copy(_stamp, j, _stamp, i + 1, move);
+                Array.Copy(_table, j * Stride, _table, (i + 1) * Stride, move * Stride);
                 _count -= removed;
             }
         }
-        _stamp[i] = ++_clock;
+        Stamp(i) = NextStamp();
         return true;
     }
 
@@ -111,8 +110,8 @@ public sealed class Assembler
     /// </summary>
     public int PopContiguous()
     {
-        if (_count == 0 || _start[0] != 0) return 0;
-        int n = _end[0];
+        if (_count == 0 || Start(0) != 0) return 0;
+        int n = End(0);
         Shift(n);
         return n;
     }
@@ -128,16 +127,48 @@ public sealed class Assembler
         int w = 0;
         for (int r = 0; r < _count; r++)
         {
-            if (_end[r] <= bytes) continue;
-            _start[w] = Math.Max(_start[r] - bytes, 0);
-            _end[w] = _end[r] - bytes;
-            _stamp[w] = _stamp[r];
+            if (End(r) <= bytes) continue;
+            Start(w) = Math.Max(Start(r) - bytes, 0);
+            End(w) = End(r) - bytes;
+            Stamp(w) = Stamp(r);
             w++;
         }
         _count = w;
     }
 
     public void Clear() => _count = 0;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref int Start(int i) => ref _table[i * Stride];
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref int End(int i) => ref _table[i * Stride + 1];
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref int Stamp(int i) => ref _table[i * Stride + 2];
+
+    private int NextStamp()
+    {
+        if (_clock == int.MaxValue)
+        {
+            // Renumber the stamps 1..Count in the same order (once every 2^31 changes): mark each one negative by
+            // rank, oldest first, then flip the signs.
+            for (int rank = 1; rank <= _count; rank++)
+            {
+                int oldest = -1;
+                for (int i = 0; i < _count; i++)
+                {
+                    if (Stamp(i) > 0 && (oldest < 0 || Stamp(i) < Stamp(oldest))) oldest = i;
+                }
+                if (oldest < 0) break;
+                Stamp(oldest) = -rank;
+            }
+            for (int i = 0; i < _count; i++) Stamp(i) = Math.Abs(Stamp(i));
+            _clock = _count;
+        }
+        return ++_clock;
+    }
+
+    /// <summary>Test hook: jump the change clock (to exercise renumbering).</summary>
+    internal void SetClock(int value) => _clock = value;
 
     /// <summary>
     /// Fills <paramref name="dest"/> with the SACK blocks to advertise, most recently changed first (RFC 2018 §4: the
@@ -148,18 +179,18 @@ public sealed class Assembler
     public int GetSackBlocks(Span<ByteRange> dest)
     {
         int written = 0;
-        long below = long.MaxValue;
+        int below = int.MaxValue;
         while (written < dest.Length)
         {
             int best = -1;
             for (int i = 0; i < _count; i++)
             {
-                if (_start[i] == 0 || _stamp[i] >= below) continue;
-                if (best < 0 || _stamp[i] > _stamp[best]) best = i;
+                if (Start(i) == 0 || Stamp(i) >= below) continue;
+                if (best < 0 || Stamp(i) > Stamp(best)) best = i;
             }
             if (best < 0) break;
-            dest[written++] = new ByteRange(_start[best], _end[best]);
-            below = _stamp[best];
+            dest[written++] = new ByteRange(Start(best), End(best));
+            below = Stamp(best);
         }
         return written;
     }

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using FsCheck;
 using FsCheck.Fluent;
 using UserTcp.Stack.Tcp;
@@ -97,6 +98,25 @@ public class AssemblerTests
         Assert.Equal(2, a.GetSackBlocks(blocks));
         Assert.Equal(new ByteRange(50, 60), blocks[0]);
         Assert.Equal(new ByteRange(30, 40), blocks[1]);
+    }
+
+    [Fact]
+    public void SackOrderSurvivesClockRenumbering()
+    {
+        var a = new Assembler(8);
+        a.Add(10, 1);
+        a.Add(30, 1);
+        a.Add(50, 1);
+        a.Add(10, 1);            // order now: [10,11), [50,51), [30,31)
+        a.SetClock(int.MaxValue - 1);
+        a.Add(70, 1);            // takes the last stamp
+        a.Add(90, 1);            // forces renumbering
+        Span<ByteRange> blocks = stackalloc ByteRange[8];
+        Assert.Equal(5, a.GetSackBlocks(blocks));
+        Assert.Equal(new[] { 90, 70, 10, 50, 30 }, blocks[..5].ToArray().Select(b => b.Start));
+        a.Add(50, 1);
+        Assert.Equal(5, a.GetSackBlocks(blocks));
+        Assert.Equal(new[] { 50, 90, 70, 10, 30 }, blocks[..5].ToArray().Select(b => b.Start));
     }
 
     [Fact]
