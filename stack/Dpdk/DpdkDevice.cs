@@ -229,10 +229,17 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
             int segment = Math.Min(total, len - l2) - l3;
             if (segment >= 20)
             {
-                // The checksum field holds the folded pseudo-header sum: summing the segment over it gives the
-                // full sum (RFC 793 section 3.1, RFC 1071).
+                // RFC 793 section 3.1: the sum covers a pseudo-header (addresses, protocol, TCP length) and the
+                // segment with the checksum field zero. The stack put the pseudo-header sum in the field already,
+                // but it is recomputed here from the IPv4 header so that a frame transmitted again (a retry after a
+                // short tx burst) is summed correctly a second time.
                 byte* tcp = ip + l3;
-                ushort sum = (ushort)~OnesSum(tcp, segment);
+                ulong pseudo = (ulong)OnesSum(ip + 12, 8) + 6 + (ulong)segment;
+                tcp[16] = 0;
+                tcp[17] = 0;
+                ulong full = pseudo + OnesSum(tcp, segment);
+                while ((full >> 16) != 0) full = (full & 0xFFFF) + (full >> 16);
+                ushort sum = (ushort)~(ushort)full;
                 tcp[16] = (byte)(sum >> 8);
                 tcp[17] = (byte)sum;
             }
