@@ -81,6 +81,8 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
         if (want == 0) return 0;
         nint* mbufs = _burst;
         int n = DpdkNative.RxBurst(_port, _queue, mbufs, (ushort)want);
+        ref PacketBuf dst = ref MemoryMarshal.GetReference(burst); // n <= want <= burst.Length
+        bool rxIp = _hwRxIp, rxTcp = _hwRxTcp;
         int k = 0;
         for (int i = 0; i < n; i++)
         {
@@ -91,16 +93,19 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
                 RxMultiSegmentDrops++;
                 continue;
             }
-            ref PacketBuf p = ref burst[k++];
+            ref PacketBuf p = ref Unsafe.Add(ref dst, k++);
             p.Buffer = m->BufAddr;
             p.Offset = m->DataOff;
             p.Length = m->DataLen;
             p.Capacity = m->BufLen;
             p.Handle = (nint)m;
             PacketOffloads o = PacketOffloads.None;
-            ulong f = m->OlFlags;
-            if (_hwRxIp && (f & RteMbuf.RxIpCksumMask) == RteMbuf.RxIpCksumGood) o |= PacketOffloads.RxIpv4ChecksumGood;
-            if (_hwRxTcp && (f & RteMbuf.RxL4CksumMask) == RteMbuf.RxL4CksumGood) o |= PacketOffloads.RxTcpChecksumGood;
+            if (rxIp | rxTcp)
+            {
+                ulong f = m->OlFlags;
+                if (rxIp && (f & RteMbuf.RxIpCksumMask) == RteMbuf.RxIpCksumGood) o |= PacketOffloads.RxIpv4ChecksumGood;
+                if (rxTcp && (f & RteMbuf.RxL4CksumMask) == RteMbuf.RxL4CksumGood) o |= PacketOffloads.RxTcpChecksumGood;
+            }
             p.Offloads = o;
         }
         return k;
@@ -113,10 +118,11 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
         if (want == 0) return 0;
         nint* mbufs = _burst;
         int n = (int)DpdkNative.Alloc(_pool, mbufs, (uint)want);
+        ref PacketBuf dst = ref MemoryMarshal.GetReference(burst); // n <= want <= burst.Length
         for (int i = 0; i < n; i++)
         {
             RteMbuf* m = (RteMbuf*)mbufs[i];
-            ref PacketBuf p = ref burst[i];
+            ref PacketBuf p = ref Unsafe.Add(ref dst, i);
             p.Buffer = m->BufAddr;
             p.Offset = m->DataOff; // rte_pktmbuf_reset: RTE_PKTMBUF_HEADROOM
             p.Length = 0;
@@ -133,11 +139,12 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
         int n = Math.Min(burst.Length, _maxBurst);
         if (n == 0) return 0;
         nint* mbufs = _burst;
+        ref PacketBuf src = ref MemoryMarshal.GetReference(burst); // n <= burst.Length
         for (int i = 0; i < n; i++)
         {
-            ref readonly PacketBuf p = ref burst[i];
+            ref PacketBuf p = ref Unsafe.Add(ref src, i);
             RteMbuf* m = (RteMbuf*)p.Handle;
-            if (m == null || p.Buffer != m->BufAddr || p.Offset < 0 || p.Length < 0 || p.Offset + p.Length > m->BufLen)
+            if (m == null || p.Buffer != m->BufAddr || (uint)p.Offset + (uint)p.Length > m->BufLen || p.Length < 0)
                 ThrowForeignBuffer(i);
             // Write back where the stack put the frame; the mbuf may have come from Allocate or from Receive
             // (a frame sent back out), so every field the driver reads is set here.

@@ -19,7 +19,7 @@ public enum DpdkHugepages
     Auto,
     /// <summary>Use hugepages; initialisation fails if there are not enough.</summary>
     Required,
-    /// <summary>Always <c>--no-huge</c> (ordinary pages: about 3x slower, memif peers cannot map it).</summary>
+    /// <summary>Always <c>--no-huge</c> (ordinary 4 KiB pages: packet rates about 3x lower).</summary>
     Never,
 }
 
@@ -150,7 +150,7 @@ public static unsafe class DpdkEal
         {
             HugepagesAvailable(config.MemoryMb, out string why2);
             (config.Warn ?? (m => Console.Error.WriteLine("usertcp-dpdk: warning: " + m)))(
-                $"{why2}; running DPDK with --no-huge (about 3x slower; memif peers in other processes cannot attach)");
+                $"{why2}; running DPDK with --no-huge (packet rates about 3x lower)");
         }
         if (noHuge)
         {
