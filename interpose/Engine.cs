@@ -99,7 +99,7 @@ internal static unsafe class Engine
             },
             Tcp = new Stack.Tcp.TcpConfig { Seed = BitConverter.ToUInt64(seed) },
         };
-        Stack = new NetStack(s_device, config);
+        Stack = new NetStack(s_device, config) { ReadinessListener = Edges.Instance };
         lock (Gate) Stack.Poll(NowUs);
         s_progress = new Thread(ProgressLoop) { IsBackground = true, Name = "usertcp-progress" };
         s_progress.Start();
@@ -112,6 +112,25 @@ internal static unsafe class Engine
         int n = 0;
         while (n < max && text[n] != 0) n++;
         return Encoding.UTF8.GetString(text, n);
+    }
+
+    /// <summary>
+    /// Counts readiness changes per stack handle, for edge-triggered epoll: a registration reports again when the
+    /// count moved since it last reported (new data after a drain, a new connection, the peer's FIN, ...).
+    /// </summary>
+    internal sealed class Edges : IReadinessListener
+    {
+        internal static readonly Edges Instance = new();
+        private int[] _counts = new int[1024];
+
+        public void OnReadinessChanged(int handle, Stack.Tcp.Readiness readiness)
+        {
+            if ((uint)handle >= (uint)_counts.Length) Array.Resize(ref _counts, Math.Max(handle + 1, _counts.Length * 2));
+            _counts[handle]++;
+        }
+
+        /// <summary>Caller holds Engine.Gate.</summary>
+        internal int Count(int handle) => (uint)handle < (uint)_counts.Length ? _counts[handle] : 0;
     }
 
     /// <summary>Polls the stack. Caller holds <see cref="Gate"/>.</summary>

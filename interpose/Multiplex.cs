@@ -113,12 +113,14 @@ internal static unsafe class Multiplex
                 if (reg.Disarmed) continue;
                 uint mask = (uint)(ushort)reg.Socket.PollMask() & (reg.Events | (uint)Interpose.Poll.Err | (uint)Interpose.Poll.Hup);
                 if (mask == 0) continue;
-                // Edge-triggered: report once per change of the socket's readiness.
+                // Edge-triggered: report once per change of the socket's readiness (stack edges + our own changes).
                 if ((reg.Events & Interpose.Poll.EpollEt) != 0)
                 {
-                    uint key = mask | (uint)reg.Socket.ReadinessVersion << 16;
-                    if (reg.ReportedVersion == (int)key) continue;
-                    reg.ReportedVersion = (int)key;
+                    UserSocket s = reg.Socket;
+                    int h = s.Group?.Handle ?? s.Handle;
+                    int key = reg.Socket.ReadinessVersion * 7919 + (h >= 0 ? Engine.Edges.Instance.Count(h) : 0);
+                    if (reg.ReportedVersion == key) continue;
+                    reg.ReportedVersion = key;
                 }
                 if ((reg.Events & Interpose.Poll.EpollOneShot) != 0) reg.Disarmed = true;
                 events[n++] = new EpollEvent { Events = mask, Data = reg.Data };
