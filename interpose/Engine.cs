@@ -67,6 +67,8 @@ internal static unsafe class Engine
         }
         else
         {
+            long locked = LockDevice(dev);
+            if (locked < 0) return locked;
             try
             {
                 var eal = new DpdkEalConfig
@@ -105,6 +107,45 @@ internal static unsafe class Engine
         s_progress.Start();
         Kernel.Log(2, $"user-level stack up: {ip}/{cfg->PrefixLength}, device {DeviceDescription}");
         return 0;
+    }
+
+    private static System.IO.FileStream? s_deviceLock;
+
+    /// <summary>
+    /// One process per device. With af_packet every process on an interface receives a copy of every frame, so two
+    /// stacks on one device would both answer the same SYN. Until flows are shared out between processes, a second
+    /// process is refused with a message instead of corrupting connections. (nginx: worker_processes 1.)
+    /// </summary>
+    private static long LockDevice(string dev)
+    {
+        var key = new StringBuilder();
+        foreach (char ch in dev) key.Append(char.IsAsciiLetterOrDigit(ch) ? ch : '_');
+        string dir = System.IO.Directory.Exists("/run") ? "/run/usertcp" : "/tmp/usertcp";
+        string path = $"{dir}/{key}.lock";
+        try
+        {
+            System.IO.Directory.CreateDirectory(dir);
+            s_deviceLock = new System.IO.FileStream(path, System.IO.FileMode.OpenOrCreate, System.IO.FileAccess.ReadWrite,
+                System.IO.FileShare.None);
+            s_deviceLock.SetLength(0);
+            byte[] pid = Encoding.ASCII.GetBytes(Environment.ProcessId + "\n");
+            s_deviceLock.Write(pid);
+            s_deviceLock.Flush();
+            return 0;
+        }
+        catch (System.IO.IOException)
+        {
+            string owner = "another process";
+            try { owner = "pid " + System.IO.File.ReadAllText(path).Trim(); } catch (Exception) { }
+            Kernel.Log(0, $"USERTCP_DEV='{dev}' is already used by {owner}; one process per device for now " +
+                          "(for nginx: worker_processes 1). This process's user-stack sockets will fail with EBUSY.");
+            return -16; // EBUSY
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException)
+        {
+            Kernel.Log(0, $"cannot create the device lock {path}: {e.Message}");
+            return -Errno.EPERM;
+        }
     }
 
     private static string Utf8(byte* text, int max)
