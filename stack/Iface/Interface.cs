@@ -100,6 +100,13 @@ public sealed partial class Interface : IArpOwner, IDisposable
         return true;
     }
 
+    /// <summary>Returns a buffer from <see cref="TryAllocate"/> that will not be sent after all.</summary>
+    public void Free(ref PacketBuf packet)
+    {
+        _device.Free(ref packet);
+        packet = default;
+    }
+
     /// <summary>
     /// Sends the transport segment in <paramref name="packet"/> (from <see cref="TryAllocate"/>) to
     /// <paramref name="destination"/>: prepends IPv4 (DF, TTL 64, the checksum or the offload flag) and Ethernet, then
@@ -219,11 +226,5 @@ public sealed partial class Interface : IArpOwner, IDisposable
     {
         new EthernetFrameView(frame.Data).Destination = destination;
         Append(ref frame);
-    }
-
-    void IArpOwner.Free(ref PacketBuf frame)
-    {
-        _device.Free(ref frame);
-        frame = default;
     }
 }

@@ -72,6 +72,8 @@ public class MemoryLinkTests
         link.B.Pool.TryRent(out _); // a leak of our own, to show the counter is live
         Assert.Equal(2, link.B.Pool.Outstanding);
         link.Dispose();
+        Assert.Equal(0, link.B.RxQueued);
+        Assert.Equal(1, link.B.Pool.Outstanding); // the queued frame went back; our own leak shows
     }
 
     /// <summary>Ethernet + IPv4 (checksum zero) + 20-byte TCP header + 4 data bytes, 10.0.0.1 -> 10.0.0.2.</summary>
