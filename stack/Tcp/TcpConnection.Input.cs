@@ -120,6 +120,15 @@ public sealed partial class TcpConnection
             return;
         }
 
+        if (State == TcpState.SynReceived && !Has(ConnFlags.Passive) && seg.Has(TcpFlags.Syn) && seg.Has(TcpFlags.Ack)
+            && !rst && seg.Seq + 1 == _rcvNxt && seg.Ack == _sndNxt)
+        {
+            // Simultaneous open: the peer's SYN-ACK repeats its SYN and acknowledges ours. Take it as the ACK that
+            // completes the handshake (Linux does the same instead of a challenge ACK).
+            seg.Seq += 1;
+            seg.Flags &= ~TcpFlags.Syn;
+        }
+
         // First: is the segment in the window? (RFC 9293 §3.10.7.4, the four-case table)
         int segLen = seg.Length;
         int rcvWnd = Math.Max(0, _rcvAdvEdge - _rcvNxt);
