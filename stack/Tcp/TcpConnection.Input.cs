@@ -55,6 +55,8 @@ public sealed partial class TcpConnection
         }
         _irs = seg.Seq;
         _rcvNxt = seg.Seq + 1;
+        // The window our SYN offered (unscaled) now has a left edge.
+        _rcvAdvEdge = _rcvNxt + (int)Math.Min(_rcv.Free, 65535);
         ApplySynOptions(seg.Options, weOffered: true);
         _lastRecvUs = nowUs;
         if (seg.Options.HasTimestamps && Has(ConnFlags.Timestamps)) { _tsRecent = seg.Options.TsVal; _tsRecentUs = nowUs; }

@@ -584,4 +584,8 @@ public sealed partial class TcpConnection
     }
 
     public override string ToString() => $"{Tuple} {State}";
+
+    /// <summary>Diagnostics: the main sequence variables.</summary>
+    public string Describe() =>
+        $"{Tuple} {State} iss={_iss} una={_sndUna} nxt={_sndNxt} max={_sndMax} wnd={_sndWnd} cwnd={_cc?.Cwnd} irs={_irs} rcvNxt={_rcvNxt} edge={_rcvAdvEdge} queued={_snd.Count} readable={_rcv.Count} rto={_rtoAt} flags={_flags} backoff={_backoff}";
 }

@@ -119,6 +119,24 @@ public class TcpStateTests
     }
 
     [Fact]
+    public void ActiveOpenWindowStartsAtPeerIsn()
+    {
+        // Regression: the receive window's right edge must be anchored at RCV.NXT once the SYN-ACK arrives.
+        using var t = new TcpScript();
+        TcpConnection c = t.SynSent(out uint iss);
+        uint peer = 0x8000_0100; // far (in sequence space) from anything the SYN could have implied
+        t.Inject(TcpFlags.Syn | TcpFlags.Ack, peer, iss + 1, dstPort: c.LocalPort);
+        t.Expect(TcpFlags.Ack);
+        // Beyond the 64 KiB the SYN offered (no window scaling negotiated): not acceptable, answered with an ACK.
+        t.Inject(TcpFlags.Ack, peer + 1 + 70_000, iss + 1, dstPort: c.LocalPort, payload: new byte[10]);
+        Assert.Equal(peer + 1, t.Expect(TcpFlags.Ack).Ack);
+        Assert.Equal(0, c.BytesReadable);
+        // In order: accepted.
+        t.Inject(TcpFlags.Ack, peer + 1, iss + 1, dstPort: c.LocalPort, payload: new byte[10]);
+        Assert.Equal(10, c.BytesReadable);
+    }
+
+    [Fact]
     public void SynSentRstWithAcceptableAckRefuses_WithoutAckIgnored_BadAckGetsRst()
     {
         using var t = new TcpScript();
