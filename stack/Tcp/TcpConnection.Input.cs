@@ -282,6 +282,15 @@ public sealed partial class TcpConnection
         }
 
         // Seventh: segment text (URG is not supported: urgent bytes are delivered inline).
+        if (!seg.Payload.IsEmpty && IsOrphan && State is TcpState.FinWait1 or TcpState.FinWait2
+            && seg.Seq + seg.Payload.Length > _rcvNxt)
+        {
+            // Nobody will ever read this: the application closed the socket. Abort and tell the peer, as Linux does
+            // (RFC 9293 §3.10.4 leaves it open; RFC 2525 §2.17 recommends the reset).
+            SendRst(seg.Ack, default, withAck: false, nowUs);
+            Terminate(SocketError.ConnectionAborted, nowUs);
+            return;
+        }
         if (!seg.Payload.IsEmpty)
         {
             if (State is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2)

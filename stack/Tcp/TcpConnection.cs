@@ -198,6 +198,7 @@ public sealed partial class TcpConnection
         _irs = peerIsn;
         _rcvNxt = peerIsn + 1;
         ApplySynOptions(opt, weOffered: false);
+        _tsRecentUs = nowUs;
         _sndWnd = rawWindow; // never scaled in a SYN (RFC 7323 §2.2)
         _maxSndWnd = _sndWnd;
         _sndWl1 = peerIsn;

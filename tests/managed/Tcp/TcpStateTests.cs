@@ -473,6 +473,19 @@ public class TcpStateTests
     }
 
     [Fact]
+    public void DataAfterCloseResetsConnection()
+    {
+        using var t = new TcpScript();
+        TcpConnection c = t.Established(out uint iss);
+        c.Close(false, t.NowUs);
+        t.Expect(TcpFlags.Fin | TcpFlags.Ack);
+        Assert.Equal(TcpState.FinWait1, c.State);
+        t.Inject(TcpFlags.Ack | TcpFlags.Psh, P + 1, iss + 2, payload: new byte[] { 1, 2 });
+        Assert.Equal(iss + 2, t.Expect(TcpFlags.Rst).Seq);
+        Assert.Equal(0, t.Layer.ConnectionCount);
+    }
+
+    [Fact]
     public void LingerZeroAborts()
     {
         using var t = new TcpScript();
