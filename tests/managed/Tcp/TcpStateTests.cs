@@ -636,3 +636,65 @@ public class TcpStateTests
         Assert.Equal(c.SlowStartThreshold, c.CongestionWindow);
     }
 }
+
+public class TcpMoreStateTests
+{
+    private const uint P = TcpScript.PeerIss;
+
+    [Fact]
+    public void ReadinessFollowsLinuxPollRules()
+    {
+        using var t = new TcpScript();
+        TcpConnection c = t.SynSent(out uint iss);
+        Assert.Equal(Readiness.None, c.GetReadiness());
+        t.Inject(TcpFlags.Syn | TcpFlags.Ack, P, iss + 1, dstPort: c.LocalPort);
+        Assert.Equal(Readiness.Out, c.GetReadiness());
+        t.Inject(TcpFlags.Ack, P + 1, iss + 1, dstPort: c.LocalPort, payload: new byte[] { 1 });
+        Assert.Equal(Readiness.Out | Readiness.In, c.GetReadiness());
+        c.Shutdown(false, true, t.NowUs); // write side shut: OUT stays (writes fail at once)
+        Assert.Equal(Readiness.Out | Readiness.In, c.GetReadiness());
+        t.Inject(TcpFlags.Fin | TcpFlags.Ack, P + 2, iss + 2, dstPort: c.LocalPort);
+        Assert.Equal(Readiness.Out | Readiness.In | Readiness.RdHup | Readiness.Hup, c.GetReadiness());
+        t.Inject(TcpFlags.Rst, P + 3, 0, dstPort: c.LocalPort);
+    }
+
+    [Fact]
+    public void FragmentationNeededLowersMssAndResends()
+    {
+        using var t = new TcpScript();
+        TcpConnection c = t.Established(out uint iss, new TcpOptions { HasMss = true, Mss = 1460 });
+        c.Send(new byte[3000], t.NowUs, out _);
+        Sent first = t.Expect(TcpFlags.Ack);
+        Assert.Equal(1460, first.Payload.Length);
+        t.Out.Clear();
+        var quote = new byte[28];
+        quote[0] = 0x45; quote[9] = 6;
+        TcpScript.Us.Write(quote.AsSpan(12)); TcpScript.Peer.Write(quote.AsSpan(16));
+        quote[20] = 0; quote[21] = 80;
+        quote[22] = (byte)(t.PeerPort >> 8); quote[23] = (byte)t.PeerPort;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(quote.AsSpan(24), iss + 1);
+        t.Layer.ReceiveIcmpError(TcpIcmpError.FragmentationNeeded, quote, 1000, t.NowUs);
+        Assert.Equal(960, c.SendMss);
+        Sent again = t.Out.Dequeue();
+        Assert.Equal(iss + 1, again.Seq);
+        Assert.Equal(960, again.Payload.Length);
+    }
+
+    [Fact]
+    public void CorkHoldsPartialSegmentsUntilUncorked()
+    {
+        using var t = new TcpScript();
+        TcpConnection c = t.Established(out uint iss, new TcpOptions { HasMss = true, Mss = 1000 });
+        c.Cork = true;
+        c.Send(new byte[500], t.NowUs, out _);
+        t.ExpectNothing();
+        c.Send(new byte[700], t.NowUs, out _);
+        Assert.Equal(1000, t.Expect(TcpFlags.Ack).Payload.Length); // a full segment goes
+        t.ExpectNothing();                                          // the 200-byte tail waits
+        c.Cork = false;
+        c.Flush(t.NowUs);
+        t.ExpectNothing(); // uncorked, but Nagle still holds a small segment while data is unacknowledged (as Linux)
+        t.Inject(TcpFlags.Ack, P + 1, iss + 1 + 1000);
+        Assert.Equal(200, t.Expect(TcpFlags.Ack | TcpFlags.Psh).Payload.Length);
+    }
+}
