@@ -200,8 +200,9 @@ public sealed partial class TcpConnection
         if (syn)
         {
             long w = Math.Min(free, 65535);
-            SeqNumber e = _rcvNxt + (int)w;
-            if (e > _rcvAdvEdge || _rcvAdvEdge == default) _rcvAdvEdge = e;
+            // In SYN-SENT RCV.NXT is not known yet: the edge is set when the SYN-ACK arrives (InputSynSent). A
+            // SYN-ACK is the first advertisement on its side, so it defines the edge.
+            if (State != TcpState.SynSent) _rcvAdvEdge = _rcvNxt + (int)w;
             return (ushort)w;
         }
         long cur = Math.Max(0, _rcvAdvEdge - _rcvNxt);
