@@ -1,9 +1,10 @@
 // DPDK packet-rate benchmark, managed side: the `fwd` and `loop` roles of bench/dpdk/bench.c through DpdkDevice.
 //   fwd   memif client against the C `peer`: rx burst -> swap the Ethernet addresses -> tx burst back.
 //   loop  one net_ring port looped onto itself: allocate 32 -> write 64-byte frames -> tx -> rx -> swap -> free.
+//   rawloop  the same loop calling the glue's functions directly instead of DpdkDevice.
 // Rates per wall-clock second and per CPU second of the polling thread. See docs/benchmarks.md.
 //
-// Run: dotnet run -c Release --project bench/dpdk -- fwd|loop [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge]
+// Run: dotnet run -c Release --project bench/dpdk -- fwd|loop|rawloop [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge]
 //      [--glue build/libusertcp-dpdk.so]
 using System;
 using System.Diagnostics;
@@ -13,9 +14,9 @@ using UserTcp.Stack.Phy;
 
 unsafe
 {
-    if (args.Length < 1 || args[0] is not ("fwd" or "loop"))
+    if (args.Length < 1 || args[0] is not ("fwd" or "loop" or "rawloop"))
     {
-        Console.Error.WriteLine("usage: DpdkBench fwd|loop [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge] [--glue PATH]");
+        Console.Error.WriteLine("usage: DpdkBench fwd|loop|rawloop [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge] [--glue PATH]");
         return 2;
     }
     string sock = "/usertcp-bench.sock";
@@ -44,14 +45,14 @@ unsafe
     };
     using DpdkDevice dev = DpdkDevice.Open(eal, new DpdkPortConfig
     {
-        Device = args[0] == "loop" ? "net_ring0" : $"net_memif0,role=client,socket={sock}",
+        Device = args[0] != "fwd" ? "net_ring0" : $"net_memif0,role=client,socket={sock}",
         PoolSize = 8191,
     });
     bool stop = false;
     Console.CancelKeyPress += (_, e) => { e.Cancel = true; Volatile.Write(ref stop, true); };
     while (!dev.Port.LinkUp && !Volatile.Read(ref stop)) Thread.Sleep(10);
     string role = args[0] + " (managed)";
-    bool loop = args[0] == "loop";
+    bool loop = args[0] == "loop", raw = args[0] == "rawloop";
     Console.Error.WriteLine($"{role}: link up, polling thread is lcore {DpdkEal.RegisterCurrentThread()}");
     PacketBuf* tx = stackalloc PacketBuf[32];
     var txBurst = new Span<PacketBuf>(tx, 32);
@@ -63,18 +64,21 @@ unsafe
 
     PacketBuf* rx = stackalloc PacketBuf[32];
     var burst = new Span<PacketBuf>(rx, 32);
-    if (Environment.GetEnvironmentVariable("RAW") == "1")
+    if (raw)
     {
-        nint lib = System.Runtime.InteropServices.NativeLibrary.Load(glue ?? "libusertcp-dpdk.so");
+        // The loop of `loop`, calling the glue directly (no DpdkDevice, no PacketBuf): separates the cost of the
+        // device layer from the cost of being a .NET process calling DPDK.
+        nint lib = System.Runtime.InteropServices.NativeLibrary.Load(glue ?? System.IO.Path.Combine(AppContext.BaseDirectory, "libusertcp-dpdk.so"));
         var rxb = (delegate* unmanaged[Cdecl, SuppressGCTransition]<ushort, ushort, nint*, ushort, ushort>)System.Runtime.InteropServices.NativeLibrary.GetExport(lib, "utd_rx_burst");
         var txb = (delegate* unmanaged[Cdecl, SuppressGCTransition]<ushort, ushort, nint*, ushort, ushort>)System.Runtime.InteropServices.NativeLibrary.GetExport(lib, "utd_tx_burst");
         var alc = (delegate* unmanaged[Cdecl, SuppressGCTransition]<nint, nint*, uint, uint>)System.Runtime.InteropServices.NativeLibrary.GetExport(lib, "utd_alloc");
         var frb = (delegate* unmanaged[Cdecl, SuppressGCTransition]<nint*, uint, void>)System.Runtime.InteropServices.NativeLibrary.GetExport(lib, "utd_free_bulk");
+        // DpdkPort.Pool is internal to the stack; a benchmark may reach for it.
         nint pool = (nint)typeof(DpdkPort).GetProperty("Pool", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(dev.Port)!;
         ushort port = dev.Port.PortId;
         nint* m = stackalloc nint[32];
         long cnt = 0; double t0 = ThreadCpuSeconds();
-        while (ThreadCpuSeconds() - t0 < 3)
+        while (ThreadCpuSeconds() - t0 < seconds)
         {
             for (int it = 0; it < 1000; it++)
             {
@@ -83,7 +87,7 @@ unsafe
                 {
                     byte* mb = (byte*)m[k];
                     byte* d = *(byte**)mb + *(ushort*)(mb + 16);
-                    Buffer.MemoryCopy(frame, d, 64, 64);
+                    System.Runtime.CompilerServices.Unsafe.CopyBlockUnaligned(d, frame, 64);
                     *(ushort*)(mb + 40) = 64; *(uint*)(mb + 36) = 64;
                 }
                 ushort s = txb(port, 0, m, (ushort)n);
@@ -101,7 +105,7 @@ unsafe
                 frb(m, r);
             }
         }
-        Console.WriteLine($"raw managed loop: {cnt / (ThreadCpuSeconds() - t0) / 1e6:F2} Mpps per CPU second");
+        Console.WriteLine($"rawloop (managed): average {cnt / (ThreadCpuSeconds() - t0) / 1e6:F2} Mpps per CPU second, over {seconds} CPU s");
         return 0;
     }
     long hz = Stopwatch.Frequency, start = Stopwatch.GetTimestamp(), last = start;
@@ -115,7 +119,7 @@ unsafe
             int a = dev.Allocate(txBurst);
             for (int i = 0; i < a; i++)
             {
-                Buffer.MemoryCopy(frame, tx[i].Buffer + tx[i].Offset, 64, 64);
+                System.Runtime.CompilerServices.Unsafe.CopyBlockUnaligned(tx[i].Buffer + tx[i].Offset, frame, 64);
                 tx[i].Length = 64;
             }
             int sent = a > 0 ? dev.Transmit(txBurst[..a]) : 0;
