@@ -62,6 +62,7 @@ double sum = 0, cpuSum = 0, cpuLast = Loops.ThreadCpuSeconds();
 int intervals = 0;
 while (!Volatile.Read(ref stop))
 {
+    if (mode == "fwd" && !dev.Port.LinkUp) break; // the peer is gone (see bench.c)
     count += mode switch
     {
         "loop" => loops.DeviceLoop(1000),

@@ -5,7 +5,7 @@ using System.Globalization;
 namespace UserTcp.Stack.Dpdk;
 
 /// <summary>
-/// Reads the DPDK configuration from USERTCP_DPDK_* / USERTCP_VDEV variables (docs/dpdk.md lists them). The caller
+/// Reads the DPDK configuration from USERTCP_DEV and USERTCP_DPDK_* variables (docs/dpdk.md lists them). The caller
 /// passes the lookup (<c>Environment.GetEnvironmentVariable</c> in production, a dictionary in tests), so this stays
 /// free of I/O. Unknown values are errors, not silently ignored.
 /// </summary>
@@ -14,7 +14,7 @@ public static class DpdkSettings
     /// <summary>All variable names read, for documentation and diagnostics.</summary>
     public static readonly string[] Names =
     [
-        "USERTCP_VDEV", "USERTCP_DPDK_DEVICE", "USERTCP_DPDK_NETNS", "USERTCP_DPDK_QUEUES", "USERTCP_DPDK_RX_DESC",
+        "USERTCP_DEV", "USERTCP_DPDK_NETNS", "USERTCP_DPDK_QUEUES", "USERTCP_DPDK_RX_DESC",
         "USERTCP_DPDK_TX_DESC", "USERTCP_DPDK_MTU", "USERTCP_DPDK_PROMISC", "USERTCP_DPDK_BURST", "USERTCP_DPDK_POOL",
         "USERTCP_DPDK_OFFLOAD", "USERTCP_DPDK_CPUS", "USERTCP_DPDK_MEMORY_MB", "USERTCP_DPDK_HUGEPAGES",
         "USERTCP_DPDK_PCI", "USERTCP_DPDK_LOG_LEVEL", "USERTCP_DPDK_FILE_PREFIX", "USERTCP_DPDK_ARGS", "USERTCP_DPDK_GLUE",
@@ -22,7 +22,7 @@ public static class DpdkSettings
 
     /// <summary>
     /// Builds the EAL and port configuration. Returns false with <paramref name="error"/> naming the variable when
-    /// a value is malformed or no device is configured (USERTCP_DPDK_DEVICE, or its short alias USERTCP_VDEV).
+    /// a value is malformed or no device is configured (USERTCP_DEV).
     /// </summary>
     public static bool TryRead(Func<string, string?> get, out DpdkEalConfig eal, out DpdkPortConfig port, out string error)
     {
@@ -31,10 +31,10 @@ public static class DpdkSettings
         error = "";
         string? S(string name) => get(name) is { Length: > 0 } v ? v.Trim() : null;
 
-        string? device = S("USERTCP_DPDK_DEVICE") ?? S("USERTCP_VDEV");
+        string? device = S("USERTCP_DEV");
         if (device == null)
         {
-            error = "no DPDK device configured: set USERTCP_DPDK_DEVICE (or USERTCP_VDEV), e.g. net_af_packet0,iface=eth1";
+            error = "no DPDK device configured: set USERTCP_DEV, e.g. net_af_packet0,iface=eth1";
             return false;
         }
 

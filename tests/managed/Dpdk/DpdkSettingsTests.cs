@@ -13,13 +13,13 @@ public sealed class DpdkSettingsTests
     public void NoDevice_IsAnErrorThatNamesTheVariable()
     {
         Assert.False(Read(new(), out _, out _, out string error));
-        Assert.Contains("USERTCP_DPDK_DEVICE", error);
+        Assert.Contains("USERTCP_DEV", error);
     }
 
     [Fact]
-    public void Defaults_WithOnlyTheShortAlias()
+    public void Defaults_WithOnlyTheDevice()
     {
-        Assert.True(Read(new() { ["USERTCP_VDEV"] = "net_af_packet0,iface=ut-srv0" }, out var eal, out var port, out _));
+        Assert.True(Read(new() { ["USERTCP_DEV"] = "net_af_packet0,iface=ut-srv0" }, out var eal, out var port, out _));
         Assert.Equal("net_af_packet0,iface=ut-srv0", port.Device);
         Assert.Equal(1, port.RxQueues);
         Assert.Equal(1024, port.RxDescriptors);
@@ -37,7 +37,7 @@ public sealed class DpdkSettingsTests
     {
         var env = new Dictionary<string, string>
         {
-            ["USERTCP_DPDK_DEVICE"] = "0000:00:05.0", ["USERTCP_VDEV"] = "ignored-when-device-set",
+            ["USERTCP_DEV"] = "0000:00:05.0",
             ["USERTCP_DPDK_NETNS"] = "ut-srv", ["USERTCP_DPDK_QUEUES"] = "4", ["USERTCP_DPDK_RX_DESC"] = "512",
             ["USERTCP_DPDK_TX_DESC"] = "256", ["USERTCP_DPDK_MTU"] = "9000", ["USERTCP_DPDK_PROMISC"] = "yes",
             ["USERTCP_DPDK_BURST"] = "64", ["USERTCP_DPDK_POOL"] = "16383", ["USERTCP_DPDK_OFFLOAD"] = "0",
@@ -76,7 +76,7 @@ public sealed class DpdkSettingsTests
     [InlineData("USERTCP_DPDK_HUGEPAGES", "sometimes")]
     public void MalformedValue_IsAnErrorNamingTheVariable(string name, string value)
     {
-        Assert.False(Read(new() { ["USERTCP_VDEV"] = "net_null0", [name] = value }, out _, out _, out string error));
+        Assert.False(Read(new() { ["USERTCP_DEV"] = "net_null0", [name] = value }, out _, out _, out string error));
         Assert.Contains(name, error);
     }
 }
