@@ -27,6 +27,8 @@ public enum DropReason
     Ipv4BadSource,
     Ipv4UnknownProtocol,
     Ipv4NoRoute,
+    /// <summary>Transmit: the packet would exceed the interface MTU (the transport ignored the MSS).</summary>
+    Ipv4TooBig,
     // ICMPv4
     IcmpMalformed,
     IcmpBadChecksum,

@@ -1,0 +1,231 @@
+using System;
+using UserTcp.Stack.Phy;
+using UserTcp.Stack.Wire;
+
+namespace UserTcp.Stack.Iface;
+
+/// <summary>
+/// Neighbour cache for one interface (RFC 826, RFC 1122 §2.3.2). Fixed capacity, no allocation after construction.
+/// </summary>
+/// <remarks>
+/// An entry is Free, Incomplete (a request is out; up to N frames wait in the entry's own slots of one preallocated
+/// array) or Reachable (MAC known until it expires; an expired entry is simply resolved again on next use, there is no
+/// probing state). Incomplete entries re-send the request every retry interval and fail after the last try, dropping
+/// their frames. Lookups scan the table (sized for tens of neighbours), remembering the last hit: most traffic goes
+/// to one next hop (the gateway).
+/// </remarks>
+internal sealed class ArpCache
+{
+    private enum State : byte { Free, Incomplete, Reachable }
+
+    private struct Entry
+    {
+        public Ipv4Address Ip;
+        public MacAddress Mac;
+        public State State;
+        public long ExpiresUs;   // Reachable: trusted until
+        public long NextRetryUs; // Incomplete: next request (or failure) at
+        public int Tries;        // Incomplete: requests sent
+        public int Queued;       // Incomplete: frames in this entry's queue slots
+    }
+
+    private readonly Entry[] _entries;
+    private readonly PacketBuf[] _queue; // entry i owns slots [i * _perEntry, (i + 1) * _perEntry)
+    private readonly int _perEntry;
+    private readonly long _lifetimeUs;
+    private readonly long _retryUs;
+    private readonly int _maxTries;
+    private readonly StackCounters _counters;
+    private int _last; // index of the last lookup hit
+
+    public ArpCache(int capacity, int queuePerEntry, long lifetimeUs, long retryIntervalUs, int maxTries, StackCounters counters)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
+        _entries = new Entry[capacity];
+        _perEntry = Math.Max(0, queuePerEntry);
+        _queue = new PacketBuf[capacity * _perEntry];
+        _lifetimeUs = lifetimeUs;
+        _retryUs = retryIntervalUs;
+        _maxTries = Math.Max(1, maxTries);
+        _counters = counters;
+    }
+
+    public int Capacity => _entries.Length;
+
+    /// <summary>Address resolutions given up after the last retry.</summary>
+    public long Failures { get; private set; }
+
+    /// <summary>Frames waiting for resolution, over all entries.</summary>
+    public int QueuedFrames
+    {
+        get
+        {
+            int n = 0;
+            foreach (ref readonly Entry e in _entries.AsSpan()) n += e.Queued;
+            return n;
+        }
+    }
+
+    /// <summary>The MAC for <paramref name="ip"/> if it is known and not expired.</summary>
+    public bool TryLookup(Ipv4Address ip, long nowUs, out MacAddress mac)
+    {
+        int i = Find(ip);
+        if (i >= 0 && _entries[i].State == State.Reachable && _entries[i].ExpiresUs > nowUs)
+        {
+            mac = _entries[i].Mac;
+            return true;
+        }
+        mac = default;
+        return false;
+    }
+
+    /// <summary>True when an entry (in any state) exists for <paramref name="ip"/>.</summary>
+    public bool Contains(Ipv4Address ip) => Find(ip) >= 0;
+
+    /// <summary>
+    /// Queues <paramref name="frame"/> (Ethernet header written except the destination) until <paramref name="ip"/>
+    /// resolves, starting resolution if none is under way. Takes the frame in every case (a full queue drops it).
+    /// </summary>
+    public void Enqueue(Ipv4Address ip, ref PacketBuf frame, long nowUs, IArpOwner owner)
+    {
+        int i = Find(ip);
+        if (i < 0 || _entries[i].State != State.Incomplete)
+        {
+            if (i < 0) i = Allocate(nowUs, owner);
+            ref Entry e = ref _entries[i];
+            e = new Entry { Ip = ip, State = State.Incomplete, Tries = 1, NextRetryUs = nowUs + _retryUs };
+            owner.SendArpRequest(ip, nowUs);
+        }
+        ref Entry entry = ref _entries[i];
+        if (entry.Queued == _perEntry)
+        {
+            // RFC 1122 §2.3.2.2 asks to keep at least one; we keep the oldest and drop the newest.
+            _counters.Drop(DropReason.ArpQueueFull);
+            owner.Free(ref frame);
+            return;
+        }
+        _queue[i * _perEntry + entry.Queued++] = frame;
+        frame = default;
+    }
+
+    /// <summary>
+    /// Refreshes an existing entry with a mapping seen in an ARP packet (RFC 826 "merge"), sending any frames that
+    /// waited for it. False when there is no entry for <paramref name="ip"/>.
+    /// </summary>
+    public bool Update(Ipv4Address ip, MacAddress mac, long nowUs, IArpOwner owner)
+    {
+        int i = Find(ip);
+        if (i < 0) return false;
+        SetReachable(i, mac, nowUs, owner);
+        return true;
+    }
+
+    /// <summary>Adds or refreshes a mapping (we were the target of the ARP packet, RFC 826).</summary>
+    public void Insert(Ipv4Address ip, MacAddress mac, long nowUs, IArpOwner owner)
+    {
+        int i = Find(ip);
+        if (i < 0)
+        {
+            i = Allocate(nowUs, owner);
+            _entries[i] = new Entry { Ip = ip };
+        }
+        SetReachable(i, mac, nowUs, owner);
+    }
+
+    private void SetReachable(int i, MacAddress mac, long nowUs, IArpOwner owner)
+    {
+        ref Entry e = ref _entries[i];
+        e.Mac = mac;
+        e.State = State.Reachable;
+        e.ExpiresUs = nowUs + _lifetimeUs;
+        int queued = e.Queued;
+        e.Queued = 0;
+        for (int k = 0; k < queued; k++)
+        {
+            ref PacketBuf slot = ref _queue[i * _perEntry + k];
+            owner.SendResolved(ref slot, mac);
+            slot = default;
+        }
+    }
+
+    /// <summary>Retries requests that are due and fails resolutions that ran out of tries.</summary>
+    public void PollTimers(long nowUs, IArpOwner owner)
+    {
+        for (int i = 0; i < _entries.Length; i++)
+        {
+            ref Entry e = ref _entries[i];
+            if (e.State != State.Incomplete || e.NextRetryUs > nowUs) continue;
+            if (e.Tries >= _maxTries)
+            {
+                Failures++;
+                Release(i, DropReason.ArpResolutionFailed, owner);
+                continue;
+            }
+            e.Tries++;
+            e.NextRetryUs = nowUs + _retryUs;
+            owner.SendArpRequest(e.Ip, nowUs);
+        }
+    }
+
+    /// <summary>When <see cref="PollTimers"/> next has work; long.MaxValue if no resolution is under way.</summary>
+    public long NextTimerUs
+    {
+        get
+        {
+            long next = long.MaxValue;
+            foreach (ref readonly Entry e in _entries.AsSpan())
+                if (e.State == State.Incomplete && e.NextRetryUs < next) next = e.NextRetryUs;
+            return next;
+        }
+    }
+
+    /// <summary>Drops every queued frame and forgets every entry (without counting drops).</summary>
+    public void Clear(IArpOwner owner)
+    {
+        for (int i = 0; i < _entries.Length; i++) Release(i, DropReason.None, owner);
+    }
+
+    private int Find(Ipv4Address ip)
+    {
+        ref Entry last = ref _entries[_last];
+        if (last.State != State.Free && last.Ip == ip) return _last;
+        for (int i = 0; i < _entries.Length; i++)
+        {
+            if (_entries[i].State != State.Free && _entries[i].Ip == ip)
+            {
+                _last = i;
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    /// <summary>A free slot, else the reachable entry closest to expiry, else the incomplete entry closest to giving up
+    /// (whose frames are dropped as failed).</summary>
+    private int Allocate(long nowUs, IArpOwner owner)
+    {
+        int victim = -1;
+        for (int i = 0; i < _entries.Length; i++)
+        {
+            ref Entry e = ref _entries[i];
+            if (e.State == State.Free) return i;
+            if (e.State == State.Reachable && (victim < 0 || _entries[victim].State != State.Reachable || e.ExpiresUs < _entries[victim].ExpiresUs))
+                victim = i;
+            else if (e.State == State.Incomplete && (victim < 0 || (_entries[victim].State == State.Incomplete && e.NextRetryUs < _entries[victim].NextRetryUs)))
+                victim = i;
+        }
+        Release(victim, DropReason.ArpResolutionFailed, owner);
+        return victim;
+    }
+
+    private void Release(int i, DropReason reason, IArpOwner owner)
+    {
+        ref Entry e = ref _entries[i];
+        for (int k = 0; k < e.Queued; k++)
+        {
+            if (reason != DropReason.None) _counters.Drop(reason);
+            owner.Free(ref _queue[i * _perEntry + k]);
+        }
+        e = default;
+    }
+}

@@ -1,0 +1,157 @@
+using System;
+using UserTcp.Stack.Phy;
+using UserTcp.Stack.Wire;
+
+namespace UserTcp.Stack.Iface;
+
+public sealed partial class Interface
+{
+    /// <summary>ICMP errors quote at most this much so the whole error stays within 576 bytes (RFC 1812 §4.3.2.3).</summary>
+    private const int MaxIcmpQuote = 576 - Ipv4HeaderView.MinHeaderLength - IcmpView.HeaderLength;
+
+    /// <summary>
+    /// Receives one burst and handles each frame: Ethernet → ARP or IPv4 → ICMP or the transport. Every received
+    /// buffer is freed here; anything dropped is counted. Replies built meanwhile leave in one burst at the end.
+    /// Returns the number of frames received.
+    /// </summary>
+    public int PollReceive(long nowUs)
+    {
+        Start(nowUs);
+        Span<PacketBuf> burst = stackalloc PacketBuf[_txBatch.Length];
+        int n = _device.Receive(burst);
+        for (int i = 0; i < n; i++)
+        {
+            _counters.RxPackets++;
+            _counters.RxBytes += burst[i].Length;
+            ReceiveFrame(burst[i].Data, burst[i].Offloads, nowUs);
+            _device.Free(ref burst[i]);
+        }
+        Flush();
+        return n;
+    }
+
+    private void ReceiveFrame(Span<byte> frame, PacketOffloads flags, long nowUs)
+    {
+        if (!EthernetFrameView.TryParse(frame, out EthernetFrameView eth, out DropReason reason))
+        {
+            _counters.Drop(reason);
+            return;
+        }
+        MacAddress dst = eth.Destination;
+        if (dst != MacAddress && !dst.IsBroadcast)
+        {
+            _counters.Drop(DropReason.EthernetNotForUs);
+            return;
+        }
+        switch (eth.EtherType)
+        {
+            case EtherType.Arp: ReceiveArp(eth.Payload, nowUs); break;
+            case EtherType.Ipv4: ReceiveIpv4(eth.Payload, flags, dst.IsBroadcast, nowUs); break;
+            default: _counters.Drop(DropReason.EthernetUnknownType); break;
+        }
+    }
+
+    private void ReceiveIpv4(Span<byte> packet, PacketOffloads flags, bool linkBroadcast, long nowUs)
+    {
+        bool verified = (flags & PacketOffloads.RxIpv4ChecksumGood) != 0;
+        if (!Ipv4HeaderView.TryParse(packet, verified, out Ipv4HeaderView ip, out DropReason reason))
+        {
+            _counters.Drop(reason);
+            return;
+        }
+        // RFC 1122 §3.2.1.3: a source that is broadcast, multicast, loopback, unspecified or ourselves is bogus.
+        Ipv4Address src = ip.Source;
+        if (src.IsBroadcast || src.IsMulticast || src.IsLoopback || src.IsAny || src == _config.Address)
+        {
+            _counters.Drop(DropReason.Ipv4BadSource);
+            return;
+        }
+        // Only unicast to our address: we serve TCP and ping, neither of which uses broadcast.
+        if (ip.Destination != _config.Address || linkBroadcast)
+        {
+            _counters.Drop(DropReason.Ipv4NotForUs);
+            return;
+        }
+        switch (ip.Protocol)
+        {
+            case IpProtocol.Tcp:
+                if (Transport is null)
+                {
+                    _counters.Drop(DropReason.Ipv4UnknownProtocol);
+                    return;
+                }
+                Transport.Receive(Ipv4Packet.From(ip), ip.Payload, flags, nowUs);
+                break;
+            case IpProtocol.Icmp:
+                ReceiveIcmp(ip, nowUs);
+                break;
+            default:
+                _counters.Drop(DropReason.Ipv4UnknownProtocol);
+                SendIcmpError(ip, IcmpType.DestinationUnreachable, IcmpUnreachableCode.Protocol, 0, nowUs);
+                break;
+        }
+    }
+
+    private void ReceiveIcmp(in Ipv4HeaderView ip, long nowUs)
+    {
+        if (!IcmpView.TryParse(ip.Payload, out IcmpView icmp, out DropReason reason))
+        {
+            _counters.Drop(reason);
+            return;
+        }
+        if (icmp.Type == IcmpType.EchoRequest && icmp.Code == 0)
+        {
+            ReplyToEcho(ip, icmp, nowUs);
+            return;
+        }
+        if (!icmp.TryGetError(out IcmpErrorKind kind, out reason))
+        {
+            _counters.Drop(reason); // echo replies and informational types: we never asked
+            return;
+        }
+        // The quote must be about a datagram we sent, and we only hand TCP's to the transport.
+        var quoted = new Ipv4HeaderView(icmp.Payload);
+        if (quoted.Source != _config.Address || quoted.Protocol != IpProtocol.Tcp || Transport is null)
+        {
+            _counters.Drop(DropReason.IcmpUnsupported);
+            return;
+        }
+        int mtu = kind == IcmpErrorKind.FragmentationNeeded ? icmp.NextHopMtu : 0;
+        Transport.ReceiveIcmpError(kind, ip.Source, icmp.Payload, mtu, nowUs);
+    }
+
+    /// <summary>RFC 1122 §3.2.2.6: the reply carries the request's identifier, sequence number and data.</summary>
+    private void ReplyToEcho(in Ipv4HeaderView ip, in IcmpView request, long nowUs)
+    {
+        if (!TryAllocate(out PacketBuf p)) return;
+        int length = request.Bytes.Length;
+        if (length > p.Tailroom || length + Ipv4HeaderView.MinHeaderLength > Mtu)
+        {
+            DropTx(ref p, DropReason.Ipv4TooBig); // only with IP options on a full-MTU request
+            return;
+        }
+        p.SetLength(length);
+        IcmpView.EmitEcho(p.Data, IcmpType.EchoReply, request.Identifier, request.SequenceNumber, request.Payload);
+        _counters.IcmpEchoReplies++;
+        SendIpv4(ref p, ip.Source, IpProtocol.Icmp, nowUs);
+    }
+
+    /// <summary>
+    /// Sends an ICMP error about <paramref name="offending"/> to its source, rate-limited. Never about ICMP errors,
+    /// broadcasts or fragments (RFC 1122 §3.2.2); the callers only pass unicast, unfragmented, non-ICMP datagrams.
+    /// </summary>
+    private void SendIcmpError(in Ipv4HeaderView offending, IcmpType type, byte code, uint restOfHeader, long nowUs)
+    {
+        if (!_icmpErrors.TryTake(nowUs))
+        {
+            IcmpErrorsRateLimited++;
+            return;
+        }
+        if (!TryAllocate(out PacketBuf p)) return;
+        int quote = Math.Min(offending.Bytes.Length, Math.Min(MaxIcmpQuote, Mtu - Ipv4HeaderView.MinHeaderLength - IcmpView.HeaderLength));
+        quote = Math.Min(quote, p.Tailroom - IcmpView.HeaderLength);
+        p.SetLength(IcmpView.HeaderLength + quote);
+        IcmpView.EmitError(p.Data, type, code, restOfHeader, offending.Bytes[..quote]);
+        SendIpv4(ref p, offending.Source, IpProtocol.Icmp, nowUs);
+    }
+}

@@ -1,0 +1,230 @@
+using System;
+using UserTcp.Stack.Phy;
+using UserTcp.Stack.Wire;
+
+namespace UserTcp.Stack.Iface;
+
+/// <summary>
+/// One Ethernet interface with one IPv4 address over one <see cref="IDevice"/>: ARP, IPv4 in and out, ICMP echo and
+/// errors, and dispatch of TCP to an <see cref="IIpv4Transport"/>. Sans-I/O and single-threaded like the rest of the
+/// stack; time comes in as <c>nowUs</c>.
+/// </summary>
+/// <remarks>
+/// Driving it: <see cref="PollReceive"/> while frames arrive, <see cref="PollTimers"/> at <see cref="PollAt"/>, and
+/// <see cref="Flush"/> after sending outside those calls (both polls flush on their own). Transmitted frames collect
+/// in a batch of up to <see cref="DeviceCapabilities.MaxBurst"/> and leave in one <see cref="IDevice.Transmit"/>.
+/// Files: this one holds state and the transmit path, <c>Interface.Receive.cs</c> the receive path,
+/// <c>Interface.Arp.cs</c> ARP packets.
+/// </remarks>
+public sealed partial class Interface : IArpOwner, IDisposable
+{
+    private const int MaxBurst = 64;
+    /// <summary>Room in front of a transport segment: Ethernet + IPv4 without options.</summary>
+    public const int HeaderRoom = EthernetFrameView.HeaderLength + Ipv4HeaderView.MinHeaderLength;
+
+    private readonly IDevice _device;
+    private readonly InterfaceConfig _config;
+    private readonly StackCounters _counters;
+    private readonly ArpCache _arp;
+    private readonly PacketBuf[] _txBatch;
+    private readonly PacketBuf[] _spare;   // buffers allocated from the device in bulk, handed out one by one
+    private int _txCount;
+    private int _spareCount;
+    private ushort _nextId;
+    private TokenBucket _icmpErrors;
+    private bool _started;
+
+    public Interface(IDevice device, InterfaceConfig config, StackCounters counters)
+    {
+        _device = device;
+        _config = config;
+        _counters = counters;
+        if (config.PrefixLength is < 0 or > 32) throw new ArgumentOutOfRangeException(nameof(config), "prefix length");
+        if (device.Capabilities.Headroom < HeaderRoom) throw new ArgumentException("device headroom too small for Ethernet + IPv4");
+        int burst = Math.Clamp(device.Capabilities.MaxBurst, 1, MaxBurst);
+        _txBatch = new PacketBuf[burst];
+        _spare = new PacketBuf[burst];
+        _arp = new ArpCache(config.ArpCacheCapacity, config.ArpQueuePerEntry, config.ArpEntryLifetimeUs,
+            config.ArpRetryIntervalUs, config.ArpMaxTries, counters);
+        _icmpErrors = new TokenBucket(config.IcmpErrorBurst, config.IcmpErrorIntervalUs);
+    }
+
+    /// <summary>Where TCP segments and ICMP errors about TCP go. Without one they are dropped.</summary>
+    public IIpv4Transport? Transport { get; set; }
+
+    public Ipv4Address Address => _config.Address;
+    public int PrefixLength => _config.PrefixLength;
+    public Ipv4Address Gateway => _config.Gateway;
+    public MacAddress MacAddress => _device.Capabilities.MacAddress;
+    /// <summary>IP MTU: the largest IPv4 packet we send or expect (the TCP MSS is this minus 40).</summary>
+    public int Mtu => _device.Capabilities.Mtu;
+    /// <summary>The device's capabilities (a transport checks <see cref="DeviceCapabilities.TxTcpChecksum"/>).</summary>
+    public DeviceCapabilities Capabilities => _device.Capabilities;
+    /// <summary>ICMP errors not sent because of the rate limit.</summary>
+    public long IcmpErrorsRateLimited { get; private set; }
+    /// <summary>Address resolutions that failed after all retries.</summary>
+    public long ArpFailures => _arp.Failures;
+    /// <summary>Frames waiting for ARP resolution.</summary>
+    public int ArpQueuedFrames => _arp.QueuedFrames;
+
+    /// <summary>True when <paramref name="destination"/> is in our subnet.</summary>
+    public bool IsOnLink(Ipv4Address destination) => destination.InSubnet(_config.Address, _config.PrefixLength);
+
+    /// <summary>Announces our address (gratuitous ARP, RFC 5227 §3). Called by the first poll if not called before.</summary>
+    public void Start(long nowUs)
+    {
+        if (_started) return;
+        _started = true;
+        if (_config.GratuitousArpOnStart) SendArp(ArpOperation.Request, MacAddress.Broadcast, MacAddress.Zero, _config.Address);
+        Flush();
+    }
+
+    /// <summary>
+    /// An empty buffer for a transport segment: write the segment at the front of <see cref="PacketBuf.Data"/> and
+    /// set the length (at most <see cref="Mtu"/> − 20); the headroom in front takes the IPv4 and Ethernet headers.
+    /// False (and <see cref="DropReason.TxNoBuffer"/> counted) when the device is out of buffers.
+    /// </summary>
+    public bool TryAllocate(out PacketBuf packet)
+    {
+        if (_spareCount == 0)
+        {
+            _spareCount = _device.Allocate(_spare);
+            if (_spareCount == 0)
+            {
+                packet = default;
+                return !_counters.Drop(DropReason.TxNoBuffer);
+            }
+        }
+        packet = _spare[--_spareCount];
+        _spare[_spareCount] = default;
+        return true;
+    }
+
+    /// <summary>Returns a buffer from <see cref="TryAllocate"/> that will not be sent after all.</summary>
+    public void Free(ref PacketBuf packet)
+    {
+        _device.Free(ref packet);
+        packet = default;
+    }
+
+    /// <summary>
+    /// Sends the transport segment in <paramref name="packet"/> (from <see cref="TryAllocate"/>) to
+    /// <paramref name="destination"/>: prepends IPv4 (DF, TTL 64, the checksum or the offload flag) and Ethernet, then
+    /// batches it, or queues it behind ARP resolution. Takes the buffer in every case (<paramref name="packet"/> is
+    /// cleared); failures are counted (<see cref="DropReason.Ipv4NoRoute"/>, <see cref="DropReason.Ipv4TooBig"/>,
+    /// <see cref="DropReason.ArpQueueFull"/>). <see cref="PacketBuf.Offloads"/> the transport set are kept.
+    /// </summary>
+    public void SendIpv4(ref PacketBuf packet, Ipv4Address destination, byte protocol, long nowUs)
+    {
+        Start(nowUs);
+        int total = packet.Length + Ipv4HeaderView.MinHeaderLength;
+        if (total > Mtu || packet.Headroom < HeaderRoom)
+        {
+            DropTx(ref packet, DropReason.Ipv4TooBig);
+            return;
+        }
+        Ipv4Address nextHop;
+        if (destination == _config.Address || destination.IsLoopback || destination.IsAny)
+        {
+            DropTx(ref packet, DropReason.Ipv4NoRoute); // no loopback path on a physical interface
+            return;
+        }
+        if (destination.IsBroadcast || IsOnLink(destination)) nextHop = destination;
+        else if (!_config.Gateway.IsAny) nextHop = _config.Gateway;
+        else
+        {
+            DropTx(ref packet, DropReason.Ipv4NoRoute);
+            return;
+        }
+
+        bool offload = Capabilities.TxIpv4Checksum;
+        packet.Prepend(Ipv4HeaderView.MinHeaderLength);
+        // RFC 6864 §4.1: with DF set the ID only has to be unique enough for duplicate detection; a counter will do.
+        Ipv4HeaderView.Emit(packet.Data, _config.Address, destination, protocol, total, _nextId++, fillChecksum: !offload);
+        if (offload) packet.Offloads |= PacketOffloads.TxIpv4Checksum;
+        EthernetFrameView.Emit(packet.Prepend(EthernetFrameView.HeaderLength), MacAddress.Zero, MacAddress, EtherType.Ipv4);
+
+        if (nextHop.IsBroadcast)
+        {
+            new EthernetFrameView(packet.Data).Destination = MacAddress.Broadcast;
+            Append(ref packet);
+        }
+        else if (_arp.TryLookup(nextHop, nowUs, out MacAddress mac))
+        {
+            new EthernetFrameView(packet.Data).Destination = mac;
+            Append(ref packet);
+        }
+        else
+        {
+            _arp.Enqueue(nextHop, ref packet, nowUs, this);
+        }
+    }
+
+    /// <summary>Transmits the batch in one burst. Frames the device refuses are freed and counted
+    /// (<see cref="DropReason.TxRingFull"/>).</summary>
+    public void Flush()
+    {
+        if (_txCount == 0) return;
+        int taken = _device.Transmit(_txBatch.AsSpan(0, _txCount));
+        for (int i = 0; i < _txCount; i++)
+        {
+            if (i < taken)
+            {
+                _counters.TxPackets++;
+                _counters.TxBytes += _txBatch[i].Length;
+            }
+            else
+            {
+                _counters.Drop(DropReason.TxRingFull);
+                _device.Free(ref _txBatch[i]);
+            }
+            _txBatch[i] = default;
+        }
+        _txCount = 0;
+    }
+
+    /// <summary>When <see cref="PollTimers"/> next has work (ARP retries); long.MaxValue if none.</summary>
+    public long PollAt() => _arp.NextTimerUs;
+
+    /// <summary>Runs due ARP retries and failures, then flushes.</summary>
+    public void PollTimers(long nowUs)
+    {
+        Start(nowUs);
+        _arp.PollTimers(nowUs, this);
+        Flush();
+    }
+
+    /// <summary>Returns every buffer the interface holds (batch, spares, ARP queues) to the device.</summary>
+    public void Dispose()
+    {
+        for (int i = 0; i < _txCount; i++) _device.Free(ref _txBatch[i]);
+        _txCount = 0;
+        for (int i = 0; i < _spareCount; i++) _device.Free(ref _spare[i]);
+        _spareCount = 0;
+        _arp.Clear(this);
+    }
+
+    /// <summary>Adds a finished frame to the transmit batch, flushing first when it is full.</summary>
+    private void Append(ref PacketBuf frame)
+    {
+        if (_txCount == _txBatch.Length) Flush();
+        _txBatch[_txCount++] = frame;
+        frame = default;
+    }
+
+    private void DropTx(ref PacketBuf packet, DropReason reason)
+    {
+        _counters.Drop(reason);
+        _device.Free(ref packet);
+        packet = default;
+    }
+
+    void IArpOwner.SendArpRequest(Ipv4Address target, long nowUs) =>
+        SendArp(ArpOperation.Request, MacAddress.Broadcast, MacAddress.Zero, target);
+
+    void IArpOwner.SendResolved(ref PacketBuf frame, MacAddress destination)
+    {
+        new EthernetFrameView(frame.Data).Destination = destination;
+        Append(ref frame);
+    }
+}

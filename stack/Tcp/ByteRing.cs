@@ -1,0 +1,201 @@
+using System;
+using System.Runtime.CompilerServices;
+
+namespace UserTcp.Stack.Tcp;
+
+/// <summary>
+/// A ring of bytes over a block rented from a <see cref="BufferPool"/>, used for the send and receive buffers of a
+/// connection. The ring holds no block while it is empty (an idle connection costs only this object): the block is
+/// taken on the first write (<see cref="EnsureBlock"/>) and returned by <see cref="ReleaseIfEmpty"/>.
+///
+/// Layout, as offsets from the read position (the oldest byte):
+/// <code>
+///   [0, Count)            contiguous bytes: readable (receive) or not yet acknowledged (send)
+///   [Count, Capacity)     free; the receive side may place out-of-order bytes here with WriteAt
+/// </code>
+/// Send side: <see cref="Write"/> appends, <see cref="Peek"/>/<see cref="GetReadSpans"/> read at an offset from
+/// SND.UNA for (re)transmission, <see cref="Consume"/> drops acknowledged bytes.
+/// Receive side: offsets given to <see cref="WriteAt"/> are relative to the end of the contiguous data (= RCV.NXT),
+/// the same offsets <see cref="Assembler"/> uses; <see cref="Advance"/> makes bytes contiguous once the assembler
+/// says they are. No operation allocates.
+/// </summary>
+public sealed unsafe class ByteRing
+{
+    private readonly BufferPool _pool;
+    private PoolBlock _block;
+    private int _mask;      // block length - 1 (block lengths are powers of two)
+    private int _head;      // block index of offset 0
+    private int _count;     // contiguous bytes
+    private int _extent;    // bytes from the head that were ever written (>= _count): covers out-of-order data
+
+    /// <param name="pool">Where the block comes from.</param>
+    /// <param name="capacity">Logical capacity in bytes (at most the pool's largest block).</param>
+    public ByteRing(BufferPool pool, int capacity)
+    {
+        _pool = pool ?? throw new ArgumentNullException(nameof(pool));
+        if (capacity <= 0 || pool.BlockSizeFor(capacity) < 0) throw new ArgumentOutOfRangeException(nameof(capacity));
+        Capacity = capacity;
+    }
+
+    /// <summary>Logical capacity: the most bytes the ring holds (counting out-of-order bytes placed by WriteAt).</summary>
+    public int Capacity { get; private set; }
+    /// <summary>Contiguous bytes held.</summary>
+    public int Count => _count;
+    /// <summary>Room for contiguous bytes: <see cref="Capacity"/> - <see cref="Count"/>.</summary>
+    public int Free => Capacity - _count;
+    public bool IsEmpty => _count == 0;
+    public bool HasBlock => !_block.IsNull;
+    /// <summary>True when bytes beyond <see cref="Count"/> were placed by WriteAt and not yet advanced over.</summary>
+    public bool HasOutOfOrderBytes => _extent > _count;
+
+    /// <summary>
+    /// Changes the logical capacity (socket buffer size). Refused when the new size is smaller than the bytes held or,
+    /// while a block is held, larger than that block.
+    /// </summary>
+    public bool TrySetCapacity(int capacity)
+    {
+        if (capacity <= 0 || capacity < _extent || _pool.BlockSizeFor(capacity) < 0) return false;
+        if (HasBlock && capacity > _block.Length) return false;
+        Capacity = capacity;
+        return true;
+    }
+
+    /// <summary>Takes a block from the pool if the ring has none. False when the pool is exhausted.</summary>
+    public bool EnsureBlock()
+    {
+        if (HasBlock) return true;
+        if (!_pool.TryRent(Capacity, out _block)) return false;
+        _mask = _block.Length - 1;
+        _head = 0;
+        return true;
+    }
+
+    /// <summary>Returns the block to the pool when no bytes (contiguous or out-of-order) are held.</summary>
+    public bool ReleaseIfEmpty()
+    {
+        if (!HasBlock || _extent != 0) return false;
+        ReleaseBlock();
+        return true;
+    }
+
+    /// <summary>Drops all bytes (including out-of-order ones) and returns the block (connection closed/reset).</summary>
+    public void Clear()
+    {
+        _count = 0;
+        _extent = 0;
+        if (HasBlock) ReleaseBlock();
+    }
+
+    private void ReleaseBlock()
+    {
+        _pool.Return(_block);
+        _block = default;
+        _mask = 0;
+        _head = 0;
+    }
+
+    /// <summary>Appends bytes after the contiguous data. Returns how many were accepted (limited by Free).</summary>
+    public int Write(ReadOnlySpan<byte> data)
+    {
+        int n = Math.Min(data.Length, Free);
+        if (n == 0 || !EnsureBlock()) return 0;
+        CopyIn(_count, data.Slice(0, n));
+        _count += n;
+        if (_extent < _count) _extent = _count;
+        return n;
+    }
+
+    /// <summary>
+    /// Places bytes at <paramref name="offset"/> past the end of the contiguous data without making them readable
+    /// (out-of-order segment). Returns how many were stored (bytes past Capacity are cut off).
+    /// </summary>
+    public int WriteAt(int offset, ReadOnlySpan<byte> data)
+    {
+        if (offset < 0) throw new ArgumentOutOfRangeException(nameof(offset));
+        long start = (long)_count + offset;
+        if (start >= Capacity || data.IsEmpty) return 0;
+        int n = (int)Math.Min(data.Length, Capacity - start);
+        if (!EnsureBlock()) return 0;
+        CopyIn((int)start, data.Slice(0, n));
+        if (_extent < start + n) _extent = (int)start + n;
+        return n;
+    }
+
+    /// <summary>Makes <paramref name="count"/> bytes placed by WriteAt contiguous.</summary>
+    public void Advance(int count)
+    {
+        if (count < 0 || count > _extent - _count) throw new ArgumentOutOfRangeException(nameof(count), "advancing over bytes never written");
+        _count += count;
+    }
+
+    /// <summary>
+    /// Forgets out-of-order bytes placed at or beyond <paramref name="offset"/> past the contiguous end (for example
+    /// <c>ForgetOutOfOrderFrom(assembler.HighestEnd)</c> after the assembler refused or evicted a range), so an
+    /// otherwise empty ring can be released. Only ever shrinks what is held.
+    /// </summary>
+    public void ForgetOutOfOrderFrom(int offset)
+    {
+        if (offset < 0) throw new ArgumentOutOfRangeException(nameof(offset));
+        long keep = (long)_count + offset;
+        if (keep < _extent) _extent = (int)keep;
+    }
+
+    /// <summary>Copies up to dest.Length contiguous bytes starting at <paramref name="offset"/>. Returns bytes copied.</summary>
+    public int Peek(int offset, Span<byte> dest)
+    {
+        if (offset < 0) throw new ArgumentOutOfRangeException(nameof(offset));
+        if (offset >= _count) return 0;
+        int n = Math.Min(dest.Length, _count - offset);
+        GetSpans(offset, n, out ReadOnlySpan<byte> a, out ReadOnlySpan<byte> b);
+        a.CopyTo(dest);
+        b.CopyTo(dest.Slice(a.Length));
+        return n;
+    }
+
+    /// <summary>Drops <paramref name="count"/> bytes from the front (acknowledged, or read by the application).</summary>
+    public void Consume(int count)
+    {
+        if (count < 0 || count > _count) throw new ArgumentOutOfRangeException(nameof(count));
+        if (count == 0) return;
+        _count -= count;
+        _extent -= count;
+        // Restart at the block's start when empty so later writes are more often one contiguous span.
+        _head = _extent == 0 ? 0 : (_head + count) & _mask;
+    }
+
+    /// <summary>
+    /// Zero-copy view of up to <paramref name="length"/> contiguous bytes at <paramref name="offset"/>: the bytes are
+    /// <paramref name="first"/> followed by <paramref name="second"/> (empty unless the range wraps). Returns the total.
+    /// The spans are valid until the next Consume/ReleaseIfEmpty/Clear.
+    /// </summary>
+    public int GetReadSpans(int offset, int length, out ReadOnlySpan<byte> first, out ReadOnlySpan<byte> second)
+    {
+        if (offset < 0 || length < 0) throw new ArgumentOutOfRangeException(offset < 0 ? nameof(offset) : nameof(length));
+        int n = offset >= _count ? 0 : Math.Min(length, _count - offset);
+        GetSpans(offset, n, out first, out second);
+        return n;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void GetSpans(int offset, int n, out ReadOnlySpan<byte> first, out ReadOnlySpan<byte> second)
+    {
+        if (n == 0)
+        {
+            first = default;
+            second = default;
+            return;
+        }
+        int start = (_head + offset) & _mask;
+        int firstLen = Math.Min(n, _block.Length - start);
+        first = new ReadOnlySpan<byte>(_block.Pointer + start, firstLen);
+        second = new ReadOnlySpan<byte>(_block.Pointer, n - firstLen);
+    }
+
+    private void CopyIn(int offset, ReadOnlySpan<byte> data)
+    {
+        int start = (_head + offset) & _mask;
+        int firstLen = Math.Min(data.Length, _block.Length - start);
+        data.Slice(0, firstLen).CopyTo(new Span<byte>(_block.Pointer + start, firstLen));
+        data.Slice(firstLen).CopyTo(new Span<byte>(_block.Pointer, data.Length - firstLen));
+    }
+}

@@ -1,0 +1,61 @@
+using System;
+
+namespace UserTcp.Stack.Tcp;
+
+public enum CongestionAlgorithm { NewReno, Cubic }
+
+/// <summary>TCP tunables. Defaults follow Linux's so a peer sees familiar behaviour; times are microseconds.</summary>
+public sealed class TcpConfig
+{
+    /// <summary>Secret for ISNs, SYN cookies and timestamp offsets (RFC 6528). Tests fix it; production seeds it
+    /// from a random source.</summary>
+    public ulong Seed { get; init; } = 0x5EED_0000_0000_0001UL;
+
+    public int SendBufferSize { get; init; } = 256 * 1024;
+    public int ReceiveBufferSize { get; init; } = 256 * 1024;
+    /// <summary>Largest socket buffer a SO_SNDBUF/SO_RCVBUF may ask for; also fixes the window scale we offer.</summary>
+    public int MaxBufferSize { get; init; } = 1 << 20;
+
+    public bool WindowScaling { get; init; } = true;
+    public bool Timestamps { get; init; } = true;
+    public bool Sack { get; init; } = true;
+    public bool SynCookies { get; init; } = true;
+
+    public long InitialRtoUs { get; init; } = 1_000_000;  // RFC 6298 §2.1
+    public long MinRtoUs { get; init; } = 200_000;        // Linux TCP_RTO_MIN
+    public long MaxRtoUs { get; init; } = 120_000_000;    // Linux TCP_RTO_MAX
+    public int SynRetries { get; init; } = 6;             // net.ipv4.tcp_syn_retries
+    public int SynAckRetries { get; init; } = 5;          // net.ipv4.tcp_synack_retries
+    public int MaxRetries { get; init; } = 15;            // net.ipv4.tcp_retries2
+    public long DelayedAckUs { get; init; } = 40_000;     // Linux TCP_DELACK_MIN
+    /// <summary>Maximum segment lifetime; TIME_WAIT lasts 2*MSL (Linux: 60 s in total).</summary>
+    public long MslUs { get; init; } = 30_000_000;
+    /// <summary>How long an orphaned connection may sit in FIN_WAIT_2 (net.ipv4.tcp_fin_timeout).</summary>
+    public long FinWait2TimeoutUs { get; init; } = 60_000_000;
+
+    public long KeepAliveIdleUs { get; init; } = 7_200_000_000;
+    public long KeepAliveIntervalUs { get; init; } = 75_000_000;
+    public int KeepAliveCount { get; init; } = 9;
+
+    /// <summary>RFC 5961 §7: challenge ACKs sent per second across the stack.</summary>
+    public int ChallengeAckLimit { get; init; } = 1000;
+    /// <summary>Congestion control for new connections (Linux defaults to CUBIC).</summary>
+    public CongestionAlgorithm CongestionControl { get; init; } = CongestionAlgorithm.Cubic;
+    public int DefaultMss { get; init; } = 536;           // RFC 9293 §3.7.1 when the peer sends no MSS option
+
+    public int EphemeralPortFirst { get; init; } = 32768;
+    public int EphemeralPortLast { get; init; } = 60999;
+    /// <summary>Connections the 4-tuple table is pre-sized for.</summary>
+    public int ExpectedConnections { get; init; } = 1024;
+
+    /// <summary>The window scale we offer: the smallest shift that lets the largest buffer be advertised.</summary>
+    internal byte OurWindowScale
+    {
+        get
+        {
+            byte s = 0;
+            while (s < 14 && (MaxBufferSize >> s) > 65535) s++;
+            return s;
+        }
+    }
+}

@@ -1,0 +1,597 @@
+using System;
+using UserTcp.Stack.Wire;
+
+namespace UserTcp.Stack.Tcp;
+
+// Receive path. Call chain: TcpLayer.Receive -> (table lookup) -> OnSegment -> InputSynSent | InputSynchronized
+//   -> ProcessAck (window, RTT, congestion, loss recovery) -> ProcessData (reassembly) -> ProcessFin -> Output.
+public sealed partial class TcpConnection
+{
+    /// <summary>Entry point for a segment addressed to this connection.</summary>
+    internal void OnSegment(ref TcpSegment seg, long nowUs)
+    {
+        switch (State)
+        {
+            case TcpState.SynSent:
+                InputSynSent(ref seg, nowUs);
+                break;
+            case TcpState.Closed:
+            case TcpState.Listen:
+                return;
+            default:
+                InputSynchronized(ref seg, nowUs);
+                break;
+        }
+        if (State != TcpState.Closed) Output(nowUs);
+        UpdateReadiness();
+    }
+
+    /// <summary>RFC 9293 §3.10.7.3, SYN-SENT.</summary>
+    private void InputSynSent(ref TcpSegment seg, long nowUs)
+    {
+        bool ack = seg.Has(TcpFlags.Ack);
+        if (ack && (seg.Ack <= _iss || seg.Ack > _sndMax))
+        {
+            // Unacceptable ACK: reset the other side unless it is itself a reset.
+            if (!seg.Has(TcpFlags.Rst)) SendRst(seg.Ack, default, withAck: false, nowUs);
+            _layer.Counters.Drop(DropReason.TcpBadAck);
+            return;
+        }
+        if (seg.Has(TcpFlags.Rst))
+        {
+            // Only a RST that acknowledges our SYN is believed (RFC 9293; RFC 5961 §3 keeps this rule in SYN-SENT).
+            if (ack)
+            {
+                _layer.Counters.TcpRstReceived++;
+                Terminate(SocketError.ConnectionRefused, nowUs);
+            }
+            else _layer.Counters.Drop(DropReason.TcpBadFlags);
+            return;
+        }
+        if (!seg.Has(TcpFlags.Syn))
+        {
+            _layer.Counters.Drop(DropReason.TcpBadFlags);
+            return;
+        }
+        _irs = seg.Seq;
+        _rcvNxt = seg.Seq + 1;
+        ApplySynOptions(seg.Options, weOffered: true);
+        _lastRecvUs = nowUs;
+        if (seg.Options.HasTimestamps && Has(ConnFlags.Timestamps)) { _tsRecent = seg.Options.TsVal; _tsRecentUs = nowUs; }
+        if (ack)
+        {
+            // Our SYN is acknowledged: ESTABLISHED.
+            if (Has(ConnFlags.RttTiming) && !Has(ConnFlags.Retransmitting)) RttSample(nowUs - _rttStartUs);
+            Clear(ConnFlags.RttTiming | ConnFlags.Retransmitting);
+            _sndUna = seg.Ack;
+            if (_sndNxt < _sndUna) _sndNxt = _sndUna;
+            _sndWnd = seg.Window; // unscaled in a SYN segment
+            _maxSndWnd = _sndWnd;
+            _sndWl1 = seg.Seq;
+            _sndWl2 = seg.Ack;
+            _backoff = 0;
+            _rtoAt = 0;
+            _cc.Mss = _mss;
+            State = TcpState.Established;
+            Set(ConnFlags.AckNow);
+            ArmKeepalive(nowUs);
+            if (!seg.Payload.IsEmpty || seg.Has(TcpFlags.Fin))
+            {
+                seg.Seq += 1;
+                ProcessData(ref seg, nowUs);
+                ProcessFin(ref seg, nowUs);
+            }
+            if (Has(ConnFlags.FinQueued)) State = TcpState.FinWait1;
+        }
+        else
+        {
+            // Simultaneous open (RFC 9293 Figure 8): answer with SYN-ACK from the same ISS.
+            _sndWnd = seg.Window;
+            _maxSndWnd = _sndWnd;
+            _sndWl1 = seg.Seq;
+            _sndWl2 = _iss;
+            State = TcpState.SynReceived;
+            _sndNxt = _iss;
+            Clear(ConnFlags.RttTiming);
+        }
+    }
+
+    /// <summary>RFC 9293 §3.10.7.4: every synchronized state plus SYN-RECEIVED.</summary>
+    private void InputSynchronized(ref TcpSegment seg, long nowUs)
+    {
+        bool rst = seg.Has(TcpFlags.Rst);
+        TcpLayer layer = _layer;
+
+        // RFC 7323 §5.3 PAWS: a segment whose timestamp is older than TS.Recent is a duplicate from an earlier
+        // wrap of the sequence space (or forged). TS.Recent older than 24 days is invalid (§5.5).
+        if (Has(ConnFlags.Timestamps) && seg.Options.HasTimestamps && !rst
+            && unchecked((int)(seg.Options.TsVal - _tsRecent)) < 0 && nowUs - _tsRecentUs < 24L * 86400 * 1_000_000)
+        {
+            layer.Counters.Drop(DropReason.TcpPaws);
+            Set(ConnFlags.AckNow);
+            return;
+        }
+
+        if (State == TcpState.SynReceived && Has(ConnFlags.Passive) && seg.Has(TcpFlags.Syn) && !seg.Has(TcpFlags.Ack)
+            && !rst && seg.Seq == _irs)
+        {
+            // The peer retransmitted its SYN (our SYN-ACK was lost or is late): send the SYN-ACK again.
+            _sndNxt = _iss;
+            return;
+        }
+
+        // First: is the segment in the window? (RFC 9293 §3.10.7.4, the four-case table)
+        int segLen = seg.Length;
+        int rcvWnd = Math.Max(0, _rcvAdvEdge - _rcvNxt);
+        bool acceptable;
+        if (segLen == 0)
+            acceptable = rcvWnd == 0 ? seg.Seq == _rcvNxt : seg.Seq.InRange(_rcvNxt, _rcvNxt + rcvWnd) || seg.Seq == _rcvNxt;
+        else
+            acceptable = rcvWnd != 0 && (seg.Seq.InRange(_rcvNxt, _rcvNxt + rcvWnd)
+                || (seg.Seq + (segLen - 1)).InRange(_rcvNxt, _rcvNxt + rcvWnd));
+        if (!acceptable)
+        {
+            if (State == TcpState.TimeWait && seg.Has(TcpFlags.Fin) && !rst)
+            {
+                // A retransmitted FIN in TIME-WAIT: acknowledge it and restart the 2 MSL timer.
+                ArmWait(nowUs + 2 * layer.Config.MslUs);
+            }
+            if (!rst) Set(ConnFlags.AckNow); // duplicate or out-of-window: tell the peer where we are
+            layer.Counters.Drop(DropReason.TcpOutOfWindow);
+            return;
+        }
+
+        // Second: RST. RFC 5961 §3.2: only an exact RCV.NXT match resets; any other in-window RST gets a challenge ACK.
+        if (rst)
+        {
+            if (seg.Seq != _rcvNxt)
+            {
+                SendChallengeAck(nowUs);
+                return;
+            }
+            layer.Counters.TcpRstReceived++;
+            switch (State)
+            {
+                case TcpState.SynReceived:
+                    // Passive: the peer gave up; the listener simply forgets it. Active (simultaneous open): refused.
+                    Terminate(Has(ConnFlags.Passive) ? SocketError.ConnectionRefused : SocketError.ConnectionRefused, nowUs);
+                    return;
+                case TcpState.Closing:
+                case TcpState.LastAck:
+                case TcpState.TimeWait:
+                    Terminate(SocketError.Success, nowUs);
+                    return;
+                default:
+                    Terminate(SocketError.ConnectionReset, nowUs);
+                    return;
+            }
+        }
+
+        // Fourth: SYN in a synchronized state. RFC 5961 §4: never reset on it, send a challenge ACK instead.
+        if (seg.Has(TcpFlags.Syn))
+        {
+            SendChallengeAck(nowUs);
+            return;
+        }
+
+        // Fifth: ACK.
+        if (!seg.Has(TcpFlags.Ack))
+        {
+            layer.Counters.Drop(DropReason.TcpBadFlags);
+            return;
+        }
+
+        if (State == TcpState.SynReceived)
+        {
+            if (!(seg.Ack > _sndUna && seg.Ack <= _sndMax))
+            {
+                // RFC 9293: an unacceptable ACK in SYN-RECEIVED draws <SEQ=SEG.ACK><CTL=RST>.
+                SendRst(seg.Ack, default, withAck: false, nowUs);
+                layer.Counters.Drop(DropReason.TcpBadAck);
+                return;
+            }
+            if (Listener != null && Listener.Closed)
+            {
+                Abort(nowUs);
+                return;
+            }
+            if (Listener != null && !Listener.CanAcceptMore)
+            {
+                // Accept queue full: like Linux, ignore the ACK; the peer retransmits and we may have room then.
+                layer.Counters.Drop(DropReason.TcpBacklogFull);
+                Clear(ConnFlags.AckNow);
+                return;
+            }
+            State = TcpState.Established;
+            _sndWnd = (uint)seg.Window << _sndScale;
+            _maxSndWnd = Math.Max(_maxSndWnd, _sndWnd);
+            _sndWl1 = seg.Seq;
+            _sndWl2 = seg.Ack;
+            _waitAt = 0;
+            layer.Counters.TcpPassiveOpens++;
+            ArmKeepalive(nowUs);
+            if (Has(ConnFlags.FinQueued)) State = TcpState.FinWait1;
+            Listener?.OnChildEstablished(this);
+        }
+
+        // RFC 5961 §5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.NXT]. Anything newer acknowledges data
+        // never sent (RFC 9293: send an ACK and drop); anything older is a blind-injection attempt (challenge ACK).
+        if (seg.Ack > _sndMax)
+        {
+            Set(ConnFlags.AckNow);
+            layer.Counters.Drop(DropReason.TcpBadAck);
+            return;
+        }
+        if (seg.Ack < _sndUna - (int)Math.Min(_maxSndWnd, int.MaxValue))
+        {
+            SendChallengeAck(nowUs);
+            layer.Counters.Drop(DropReason.TcpBadAck);
+            return;
+        }
+
+        _lastRecvUs = nowUs;
+        _keepProbes = 0;
+        if (KeepAlive) ArmKeepalive(nowUs);
+
+        // RFC 7323 §4.3: remember the peer's timestamp if this segment covers the left window edge.
+        if (Has(ConnFlags.Timestamps) && seg.Options.HasTimestamps && seg.Seq <= _rcvNxt)
+        {
+            _tsRecent = seg.Options.TsVal;
+            _tsRecentUs = nowUs;
+        }
+
+        ProcessAck(ref seg, nowUs);
+        if (State == TcpState.Closed) return;
+
+        // Our FIN acknowledged?
+        bool finAcked = Has(ConnFlags.FinQueued) && _sndUna == _finSeq + 1;
+        switch (State)
+        {
+            case TcpState.FinWait1:
+                if (finAcked)
+                {
+                    State = TcpState.FinWait2;
+                    // An orphan must not wait forever for the peer's FIN (Linux tcp_fin_timeout).
+                    if (IsOrphan) ArmWait(nowUs + layer.Config.FinWait2TimeoutUs);
+                }
+                break;
+            case TcpState.Closing:
+                if (finAcked) EnterTimeWait(nowUs);
+                break;
+            case TcpState.LastAck:
+                if (finAcked)
+                {
+                    Terminate(SocketError.Success, nowUs);
+                    return;
+                }
+                break;
+            case TcpState.TimeWait:
+                // Only a retransmitted FIN matters here (handled by the window check and ProcessFin).
+                break;
+        }
+
+        // Seventh: segment text (URG is not supported: urgent bytes are delivered inline).
+        if (!seg.Payload.IsEmpty)
+        {
+            if (State is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2)
+                ProcessData(ref seg, nowUs);
+            else
+                layer.Counters.Drop(DropReason.TcpBadFlags); // data after the peer's FIN
+        }
+
+        // Eighth: FIN.
+        ProcessFin(ref seg, nowUs);
+    }
+
+    /// <summary>Acknowledgment processing: SND.UNA, send window, RTT, congestion window and loss recovery.</summary>
+    private void ProcessAck(ref TcpSegment seg, long nowUs)
+    {
+        SeqNumber ack = seg.Ack;
+        uint wnd = (uint)seg.Window << _sndScale;
+        TcpLayer layer = _layer;
+
+        if (Has(ConnFlags.Sack) && seg.Options.SackCount > 0)
+            for (int i = 0; i < seg.Options.SackCount; i++)
+            {
+                SackBlock b = seg.Options.GetSack(i);
+                _scoreboard.Add(new SeqNumber(b.Start), new SeqNumber(b.End), SeqNumber.Max(ack, _sndUna), _sndMax);
+            }
+
+        // RFC 5681 §2 duplicate ACK: no data, no SYN/FIN, same ACK and window, data outstanding.
+        bool duplicate = ack == _sndUna && seg.Payload.IsEmpty && !seg.Has(TcpFlags.Syn | TcpFlags.Fin)
+            && wnd == _sndWnd && _sndMax > _sndUna;
+
+        // Window update (RFC 9293 §3.10.7.4: SND.WL1/WL2 guard against old segments).
+        if (_sndWl1 < seg.Seq || (_sndWl1 == seg.Seq && _sndWl2 <= ack))
+        {
+            bool opened = _sndWnd == 0 && wnd > 0;
+            _sndWnd = wnd;
+            _sndWl1 = seg.Seq;
+            _sndWl2 = ack;
+            if (wnd > _maxSndWnd) _maxSndWnd = wnd;
+            if (opened && Has(ConnFlags.Persist))
+            {
+                // The window opened: stop probing and send at once.
+                Clear(ConnFlags.Persist);
+                _rtoAt = 0;
+                _backoff = 0;
+                if (_sndNxt > _sndUna) { _sndNxt = _sndUna; Set(ConnFlags.Retransmitting); }
+            }
+        }
+
+        if (ack > _sndUna)
+        {
+            int acked = ack - _sndUna;
+            long flightBefore = _sndMax - _sndUna;
+            // RTT (RFC 6298 §3 with Karn): a timed segment that was never retransmitted, or a timestamp echo
+            // (RFC 7323 §4.1 allows samples from retransmissions because the echo identifies the transmission).
+            if (Has(ConnFlags.RttTiming) && ack > _rttSeq)
+            {
+                Clear(ConnFlags.RttTiming);
+                RttSample(nowUs - _rttStartUs);
+            }
+            else if (Has(ConnFlags.Timestamps) && seg.Options.HasTimestamps && seg.Options.TsEcr != 0 && !Has(ConnFlags.RttTiming))
+            {
+                long ms = unchecked((int)(TsNow(nowUs) - seg.Options.TsEcr));
+                if (ms >= 0 && ms < 600_000) RttSample(Math.Max(ms * 1000, 1));
+            }
+
+            int dataAcked = acked;
+            if (_sndUna == _iss) dataAcked--;                                    // our SYN
+            if (Has(ConnFlags.FinQueued) && ack == _finSeq + 1) dataAcked--;     // our FIN
+            if (dataAcked > 0) _snd.Consume(Math.Min(dataAcked, _snd.Count));
+            _sndUna = ack;
+            if (_sndNxt < _sndUna) _sndNxt = _sndUna;
+            if (_sndNxt >= _sndMax) Clear(ConnFlags.Retransmitting);
+            _scoreboard.Advance(ack);
+            _backoff = 0;
+            _firstLossUs = 0;
+            ComputeRto();
+
+            OnNewAck(ack, acked, flightBefore, nowUs);
+
+            // RFC 6298 §5.2/5.3: stop the timer when everything is acknowledged, else restart it.
+            if (_sndUna == _sndMax) { if (!Has(ConnFlags.Persist)) _rtoAt = 0; }
+            else { Clear(ConnFlags.Persist); _rtoAt = nowUs + _rtoUs; }
+            ScheduleTimer();
+            ReleaseBuffersIfIdle();
+        }
+        else if (duplicate)
+        {
+            OnDuplicateAck(nowUs);
+        }
+    }
+
+    /// <summary>Congestion response to an ACK that advances SND.UNA (RFC 5681 §3.1, RFC 6582 §3.2, RFC 6675 §5).
+    /// <paramref name="flightBefore"/> is FlightSize when the ACK arrived.</summary>
+    private void OnNewAck(SeqNumber ack, int acked, long flightBefore, long nowUs)
+    {
+        if (Has(ConnFlags.InRecovery))
+        {
+            if (ack >= _recover)
+            {
+                // Full acknowledgment: recovery is over; the controller sets cwnd = ssthresh (RFC 6582 §3.2 step 3,
+                // option 2, as Linux does).
+                Clear(ConnFlags.InRecovery);
+                _cc.OnExitRecovery(nowUs);
+                _inflation = 0;
+                _dupAcks = 0;
+            }
+            else if (!Has(ConnFlags.Sack) || _scoreboard.IsEmpty)
+            {
+                // Partial acknowledgment (NewReno): retransmit the next hole at once and deflate the window by the
+                // amount acknowledged, adding back one MSS (RFC 6582 §3.2 step 3).
+                RetransmitHead(nowUs);
+                _inflation = Math.Max(0, _inflation - acked + (acked >= _mss ? _mss : 0));
+            }
+            // With SACK, SendRecovery (called from Output) picks holes by the pipe rule.
+            return;
+        }
+        _dupAcks = 0;
+        _cc.OnAck(acked, _srttUs, nowUs, flightBefore);
+    }
+
+    /// <summary>Third duplicate ACK (or SACKed data three segments past a hole) starts fast retransmit and recovery
+    /// (RFC 5681 §3.2, RFC 6582, RFC 6675 §5).</summary>
+    private void OnDuplicateAck(long nowUs)
+    {
+        _dupAcks++;
+        if (Has(ConnFlags.InRecovery))
+        {
+            if (!Has(ConnFlags.Sack)) _inflation += _mss; // NewReno inflation: one more segment left the network
+            return;
+        }
+        bool sackLoss = Has(ConnFlags.Sack) && _scoreboard.SackedBetween(_sndUna, _sndMax) >= 3 * _mss;
+        if (_dupAcks < 3 && !sackLoss) return;
+        // RFC 6582 §3.2 step 2: only start a new recovery when this loss lies past the previous recovery point.
+        if (_sndUna < _recover) return;
+        long flight = Math.Max(0, _sndMax - _sndUna);
+        _cc.OnEnterRecovery(nowUs, flight);
+        _recover = _sndMax;
+        _highRxt = _sndUna;
+        Set(ConnFlags.InRecovery);
+        Clear(ConnFlags.RttTiming); // Karn: the timed segment may be retransmitted
+        _layer.Counters.TcpFastRetransmits++;
+        RetransmitHead(nowUs);
+        if (Has(ConnFlags.Sack))
+        {
+            _inflation = 0;
+            _highRxt = _sndUna + Math.Min(_mss, Math.Max(1, DataEndSeq() - _sndUna));
+        }
+        else _inflation = 3L * _mss; // the three segments the duplicate ACKs report as delivered
+    }
+
+    /// <summary>Stores segment text: in order into the ring, out of order into the ring plus the assembler.
+    /// ACK policy (RFC 9293 §3.8.6.3, RFC 5681 §4.2): every second full segment or after the delayed-ACK timer;
+    /// at once for out-of-order data or data that fills a hole.</summary>
+    private void ProcessData(ref TcpSegment seg, long nowUs)
+    {
+        Span<byte> data = seg.Payload;
+        SeqNumber seq = seg.Seq;
+        if (seq < _rcvNxt)
+        {
+            int dup = _rcvNxt - seq;
+            if (dup >= data.Length) { Set(ConnFlags.AckNow); return; }
+            data = data[dup..];
+            seq = _rcvNxt;
+        }
+        if (Has(ConnFlags.PeerFinSeen))
+        {
+            int room = _peerFinSeq - seq;
+            if (room <= 0) return;
+            if (data.Length > room) data = data[..room];
+        }
+        if (Has(ConnFlags.ReadShutdown))
+        {
+            // SHUT_RD: acknowledge and discard (in order only; out-of-order bytes would be discarded later anyway).
+            if (seq == _rcvNxt && _ooo == null)
+            {
+                _rcvNxt += data.Length;
+                _rcvAdvEdge = SeqNumber.Max(_rcvAdvEdge, _rcvNxt);
+                Set(ConnFlags.AckNow);
+            }
+            return;
+        }
+        int offset = seq - _rcvNxt;
+        // Only bytes inside the window we advertised are kept (the rest is cut, RFC 9293 §3.10.7.4).
+        int limit = _rcvAdvEdge - _rcvNxt - offset;
+        if (limit <= 0) { Set(ConnFlags.AckNow); return; }
+        if (data.Length > limit) data = data[..limit];
+
+        if (offset == 0 && (_ooo == null || _ooo.IsEmpty))
+        {
+            int n = _rcv.WriteAt(0, data);
+            if (n < data.Length) _layer.Counters.Drop(DropReason.TcpReceiveBufferFull);
+            if (n == 0) { Set(ConnFlags.AckNow); return; }
+            _rcv.Advance(n);
+            _rcvNxt += n;
+            _unackedBytes += n;
+            // Delayed ACK: at least every second full-sized segment (RFC 5681 §4.2); otherwise within the timer.
+            if (_unackedBytes >= 2 * _peerMss) Set(ConnFlags.AckNow);
+            else if (_delAckAt == 0) { _delAckAt = nowUs + _layer.Config.DelayedAckUs; ScheduleTimer(); }
+            return;
+        }
+
+        // Out of order, or in order while holes are pending.
+        _ooo ??= _layer.RentAssembler();
+        if (_ooo == null) { _layer.Counters.Drop(DropReason.TcpReceiveBufferFull); Set(ConnFlags.AckNow); return; }
+        int stored = _rcv.WriteAt(offset, data);
+        if (stored == 0 || !_ooo.Add(offset, stored))
+        {
+            _layer.Counters.Drop(DropReason.TcpReceiveBufferFull);
+            Set(ConnFlags.AckNow);
+            if (_ooo.IsEmpty) ReleaseBuffersIfIdle();
+            return;
+        }
+        int ready = _ooo.PopContiguous();
+        if (ready > 0)
+        {
+            _rcv.Advance(ready);
+            _rcvNxt += ready;
+        }
+        Set(ConnFlags.AckNow);
+        if (_ooo.IsEmpty) { _layer.ReturnAssembler(_ooo); _ooo = null; }
+    }
+
+    /// <summary>Consumes the peer's FIN once every byte before it has arrived (RFC 9293 §3.10.7.4 eighth step).</summary>
+    private void ProcessFin(ref TcpSegment seg, long nowUs)
+    {
+        if (seg.Has(TcpFlags.Fin) && !Has(ConnFlags.PeerFinSeen) && !Has(ConnFlags.FinReceived))
+        {
+            SeqNumber fin = seg.Seq + seg.Payload.Length;
+            if (fin >= _rcvNxt)
+            {
+                _peerFinSeq = fin;
+                Set(ConnFlags.PeerFinSeen);
+            }
+        }
+        if (!Has(ConnFlags.PeerFinSeen) || Has(ConnFlags.FinReceived) || _rcvNxt != _peerFinSeq)
+        {
+            if (State == TcpState.TimeWait && seg.Has(TcpFlags.Fin))
+            {
+                Set(ConnFlags.AckNow);
+                ArmWait(nowUs + 2 * _layer.Config.MslUs);
+            }
+            return;
+        }
+        _rcvNxt += 1;
+        _rcvAdvEdge = SeqNumber.Max(_rcvAdvEdge, _rcvNxt);
+        Set(ConnFlags.FinReceived | ConnFlags.AckNow);
+        switch (State)
+        {
+            case TcpState.SynReceived:
+            case TcpState.Established:
+                State = TcpState.CloseWait;
+                break;
+            case TcpState.FinWait1:
+                // Our FIN not yet acknowledged (else we would be in FIN-WAIT-2): simultaneous close.
+                State = TcpState.Closing;
+                break;
+            case TcpState.FinWait2:
+                EnterTimeWait(nowUs);
+                break;
+        }
+    }
+
+    private void EnterTimeWait(long nowUs)
+    {
+        State = TcpState.TimeWait;
+        _rtoAt = 0;
+        _keepAt = 0;
+        _delAckAt = 0;
+        Clear(ConnFlags.Persist);
+        _snd.Clear();
+        if (_ooo != null) { _ooo.Clear(); _layer.ReturnAssembler(_ooo); _ooo = null; }
+        if (_rcv.Count == 0) _rcv.Clear();
+        ArmWait(nowUs + 2 * _layer.Config.MslUs);
+    }
+
+    /// <summary>Decides whether a SYN may reopen this TIME-WAIT tuple (RFC 6191, and RFC 9293 §3.10.7.4 note):
+    /// only when its timestamp (or, without timestamps, its sequence number) is newer than anything seen.</summary>
+    internal bool TimeWaitAcceptsSyn(ref TcpSegment seg)
+    {
+        if (State != TcpState.TimeWait) return false;
+        if (Has(ConnFlags.Timestamps) && seg.Options.HasTimestamps)
+            return unchecked((int)(seg.Options.TsVal - _tsRecent)) > 0;
+        return seg.Seq > _rcvNxt;
+    }
+
+    /// <summary>RFC 5961 §3.2/§4.2: reply with an ACK for RCV.NXT (rate limited stack-wide, §7).</summary>
+    private void SendChallengeAck(long nowUs)
+    {
+        if (!_layer.AllowChallengeAck(nowUs))
+        {
+            _layer.Counters.Drop(DropReason.TcpChallengeAckRateLimited);
+            return;
+        }
+        _layer.Counters.TcpChallengeAcks++;
+        SendAck(nowUs);
+    }
+
+    /// <summary>Updates SRTT/RTTVAR/RTO from one measurement (RFC 6298 §2).</summary>
+    private void RttSample(long rttUs)
+    {
+        if (rttUs <= 0) rttUs = 1;
+        if (_srttUs == 0)
+        {
+            _srttUs = rttUs;
+            _rttvarUs = rttUs / 2;
+        }
+        else
+        {
+            long delta = Math.Abs(_srttUs - rttUs);
+            _rttvarUs = (3 * _rttvarUs + delta) / 4;   // beta = 1/4
+            _srttUs = (7 * _srttUs + rttUs) / 8;       // alpha = 1/8
+        }
+        ComputeRto();
+    }
+
+    private void ComputeRto()
+    {
+        TcpConfig c = _layer.Config;
+        long rto = _srttUs == 0 ? c.InitialRtoUs : _srttUs + Math.Max(1000, 4 * _rttvarUs); // G = 1 ms clock
+        rto = Math.Clamp(rto, c.MinRtoUs, c.MaxRtoUs);
+        for (int i = 0; i < _backoff && rto < c.MaxRtoUs; i++) rto *= 2;
+        _rtoUs = Math.Min(rto, c.MaxRtoUs);
+    }
+}

@@ -1,0 +1,302 @@
+using System;
+using UserTcp.Stack.Phy;
+using UserTcp.Stack.Wire;
+
+namespace UserTcp.Stack.Tcp;
+
+// Send path. Call chain: Output (after input, timers and application calls)
+//   -> SendSyn | SendRecovery (RFC 6675 holes) -> SendNewData (window, Nagle, SWS) -> TransmitSegment -> TcpLayer.Transmit
+//   -> SendAck when an ACK is owed and nothing else carried it.
+public sealed partial class TcpConnection
+{
+    /// <summary>Sends whatever the state, windows and timers allow. Never allocates.</summary>
+    internal void Output(long nowUs)
+    {
+        switch (State)
+        {
+            case TcpState.Closed:
+            case TcpState.Listen:
+                return;
+            case TcpState.SynSent:
+                if (_sndNxt == _iss) SendSyn(withAck: false, nowUs);
+                return;
+            case TcpState.SynReceived:
+                if (_sndNxt == _iss) SendSyn(withAck: true, nowUs);
+                else if (Has(ConnFlags.AckNow)) SendAck(nowUs);
+                return;
+            case TcpState.TimeWait:
+                if (Has(ConnFlags.AckNow)) SendAck(nowUs);
+                return;
+        }
+        bool sent = false;
+        if (Has(ConnFlags.InRecovery) && Has(ConnFlags.Sack)) sent = SendRecovery(nowUs);
+        sent |= SendNewData(nowUs, force: false);
+        if (!sent && (Has(ConnFlags.AckNow) || (_delAckAt != 0 && nowUs >= _delAckAt))) SendAck(nowUs);
+
+        // Persist (RFC 9293 §3.8.6.1): data waits, nothing is in flight to bring an ACK, so probe the window.
+        if (_rtoAt == 0 && _sndUna == _sndMax && DataEndSeq() > _sndNxt)
+        {
+            Set(ConnFlags.Persist);
+            if (_firstLossUs == 0) _firstLossUs = nowUs;
+            _rtoAt = nowUs + _rtoUs;
+            ScheduleTimer();
+        }
+    }
+
+    private SeqNumber DataEndSeq() => DataStartSeq() + _snd.Count;
+
+    /// <summary>New data (and retransmission after a timeout, which rewinds SND.NXT), then the FIN.</summary>
+    private bool SendNewData(long nowUs, bool force)
+    {
+        if (State is not (TcpState.Established or TcpState.CloseWait or TcpState.FinWait1 or TcpState.Closing
+            or TcpState.LastAck)) return false;
+        bool sent = false;
+        SeqNumber dataEnd = DataEndSeq();
+        bool finQueued = Has(ConnFlags.FinQueued);
+        // RFC 5681 §4.1: after an idle period longer than the RTO, restart from at most the initial window.
+        if (_sndUna == _sndMax && _lastSendUs != 0 && nowUs - _lastSendUs > _rtoUs && _sndNxt < dataEnd) _cc.OnIdleRestart(nowUs);
+        while (true)
+        {
+            if (_sndNxt > dataEnd) break;                          // FIN already sent
+            int avail = dataEnd - _sndNxt;
+            long inflight = _sndNxt - _sndUna;
+            if (Has(ConnFlags.InRecovery) && Has(ConnFlags.Sack)) inflight = Pipe();
+            long usable = Math.Min((long)_sndWnd, _cc.Cwnd + _inflation) - inflight;
+            if (!force && Has(ConnFlags.InRecovery) && Has(ConnFlags.Sack))
+                usable = Math.Min(usable, (long)_sndWnd - (_sndNxt - _sndUna));
+            if (force) usable = Math.Max(usable, Math.Min((long)_sndWnd - (_sndNxt - _sndUna), _mss));
+            int len = (int)Math.Min(Math.Min(avail, _mss), Math.Max(0, usable));
+            bool fin = finQueued && len == avail && _sndNxt + len == _finSeq;
+            if (len == 0 && !fin) break;
+            bool retransmit = _sndNxt < _sndMax;
+            if (len > 0 && len < _mss && !fin && !retransmit && !force)
+            {
+                if (len < avail)
+                {
+                    // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): a window-limited small segment waits unless it is
+                    // at least half the largest window the peer ever offered.
+                    if (len < _maxSndWnd / 2) break;
+                }
+                else
+                {
+                    if (Cork) break;
+                    // Nagle (RFC 896, RFC 9293 §3.7.4): one small segment in flight at a time.
+                    if (!NoDelay && _sndMax > _sndUna) break;
+                }
+            }
+            if (!TransmitSegment(_sndNxt, len, fin ? TcpFlags.Fin : TcpFlags.None, nowUs)) break;
+            _lastSendUs = nowUs;
+            if (retransmit) _layer.Counters.TcpRetransmits++;
+            else if (!Has(ConnFlags.RttTiming) && len > 0)
+            {
+                _rttSeq = _sndNxt;
+                _rttStartUs = nowUs;
+                Set(ConnFlags.RttTiming);
+            }
+            _sndNxt += len + (fin ? 1 : 0);
+            if (_sndNxt > _sndMax) _sndMax = _sndNxt;
+            if (_sndNxt >= _sndMax) Clear(ConnFlags.Retransmitting);
+            if (_rtoAt == 0 || Has(ConnFlags.Persist))
+            {
+                Clear(ConnFlags.Persist);
+                _rtoAt = nowUs + _rtoUs;
+                ScheduleTimer();
+            }
+            sent = true;
+            if (fin || force) break;
+        }
+        return sent;
+    }
+
+    /// <summary>RFC 6675 §4 pipe: bytes believed in the network. Un-SACKed bytes below the highest SACKed byte are
+    /// lost unless retransmitted (below HighRxt); bytes above it are in flight.</summary>
+    private long Pipe()
+    {
+        if (_scoreboard.IsEmpty) return _sndNxt - _sndUna;
+        SeqNumber high = _scoreboard.HighestEnd;
+        long pipe = Math.Max(0, _sndMax - high);
+        // Retransmitted hole bytes: un-SACKed bytes in [SND.UNA, HighRxt).
+        SeqNumber rxtEnd = SeqNumber.Min(_highRxt, high);
+        if (rxtEnd > _sndUna) pipe += (rxtEnd - _sndUna) - _scoreboard.SackedBetween(_sndUna, rxtEnd);
+        return pipe;
+    }
+
+    /// <summary>SACK-based loss recovery (RFC 6675 §5 step C): while pipe leaves room in cwnd, retransmit the next
+    /// hole above HighRxt; new data follows in SendNewData.</summary>
+    private bool SendRecovery(long nowUs)
+    {
+        bool sent = false;
+        while (Pipe() + _mss <= _cc.Cwnd)
+        {
+            SeqNumber from = SeqNumber.Max(_highRxt, _sndUna);
+            if (!_scoreboard.NextHole(from, out SeqNumber start, out int holeLen)) break;
+            int len = Math.Min(holeLen, _mss);
+            SeqNumber dataEnd = DataEndSeq();
+            if (start >= dataEnd) break;
+            len = Math.Min(len, dataEnd - start);
+            if (!TransmitSegment(start, len, TcpFlags.None, nowUs)) break;
+            _layer.Counters.TcpRetransmits++;
+            _highRxt = start + len;
+            sent = true;
+        }
+        return sent;
+    }
+
+    /// <summary>Retransmits the first unacknowledged segment (fast retransmit, NewReno partial ACK).</summary>
+    private void RetransmitHead(long nowUs)
+    {
+        SeqNumber dataEnd = DataEndSeq();
+        int len = Math.Min(_mss, Math.Max(0, dataEnd - _sndUna));
+        bool fin = Has(ConnFlags.FinQueued) && _sndUna + len == _finSeq && _sndMax > _finSeq;
+        if (len == 0 && !fin) return;
+        if (TransmitSegment(_sndUna, len, fin ? TcpFlags.Fin : TcpFlags.None, nowUs))
+        {
+            _layer.Counters.TcpRetransmits++;
+            _rtoAt = nowUs + _rtoUs;
+            ScheduleTimer();
+        }
+    }
+
+    private void SendSyn(bool withAck, long nowUs)
+    {
+        if (!TransmitSegment(_iss, 0, withAck ? TcpFlags.Syn | TcpFlags.Ack : TcpFlags.Syn, nowUs)) return;
+        if (_backoff == 0 && !Has(ConnFlags.Retransmitting))
+        {
+            _rttSeq = _iss;
+            _rttStartUs = nowUs;
+            Set(ConnFlags.RttTiming);
+        }
+        else _layer.Counters.TcpRetransmits++;
+        _sndNxt = _iss + 1;
+        if (_sndMax < _sndNxt) _sndMax = _sndNxt;
+        _rtoAt = nowUs + _rtoUs;
+        ScheduleTimer();
+    }
+
+    /// <summary>A bare ACK for RCV.NXT.</summary>
+    internal void SendAck(long nowUs)
+    {
+        // A pure ACK carries SND.NXT (RFC 9293 §3.10.7.4), or SND.MAX while a timeout has rewound SND.NXT.
+        TransmitSegment(_sndMax == _sndNxt ? _sndNxt : _sndMax, 0, TcpFlags.None, nowUs);
+    }
+
+    /// <summary>Zero-window or keepalive probe: an ACK one byte below SND.UNA that the peer must answer
+    /// (RFC 9293 §3.8.6.1 and §3.8.4; the form Linux uses, which consumes no sequence space).</summary>
+    private void SendProbe(long nowUs) => TransmitSegment(_sndUna - 1, 0, TcpFlags.None, nowUs);
+
+    internal void SendRst(SeqNumber seq, SeqNumber ack, bool withAck, long nowUs)
+    {
+        _layer.SendControl(Tuple, seq, ack, withAck ? TcpFlags.Rst | TcpFlags.Ack : TcpFlags.Rst, nowUs);
+        _layer.Counters.TcpRstSent++;
+    }
+
+    /// <summary>TSval: a millisecond clock (RFC 7323 §5.4 allows 1 ms..1 s ticks) plus the per-connection offset.</summary>
+    private uint TsNow(long nowUs) => unchecked((uint)(nowUs / 1000) + _tsOffset);
+
+    /// <summary>The window field for the next segment, and the advertised right edge it implies.</summary>
+    private ushort WindowField(bool syn)
+    {
+        long free = Has(ConnFlags.ReadShutdown) ? _rcv.Capacity : _rcv.Free;
+        if (syn)
+        {
+            long w = Math.Min(free, 65535);
+            SeqNumber e = _rcvNxt + (int)w;
+            if (e > _rcvAdvEdge || _rcvAdvEdge == default) _rcvAdvEdge = e;
+            return (ushort)w;
+        }
+        long cur = Math.Max(0, _rcvAdvEdge - _rcvNxt);
+        long win = free;
+        // Receiver SWS avoidance (RFC 9293 §3.8.6.2.2): grow the offered window only by a useful amount.
+        if (win - cur < Math.Min(_rcv.Capacity / 2, _peerMss)) win = cur;
+        if (win < cur) win = cur; // never shrink the window (RFC 9293 §3.8.6.2.2 last paragraph)
+        long field = Math.Min(win >> _rcvScale, 65535);
+        SeqNumber edge = _rcvNxt + (int)(field << _rcvScale);
+        if (edge > _rcvAdvEdge) _rcvAdvEdge = edge;
+        return (ushort)field;
+    }
+
+    /// <summary>After the application read: send a window update if the window grew by a useful amount
+    /// (two segments or half the buffer), so a peer stalled on a small or zero window resumes.</summary>
+    private void MaybeWindowUpdate(long nowUs)
+    {
+        if (State is not (TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2)) return;
+        long cur = Math.Max(0, _rcvAdvEdge - _rcvNxt);
+        long grow = _rcv.Free - cur;
+        if (grow >= Math.Min(_rcv.Capacity / 2, 2 * _peerMss))
+        {
+            Set(ConnFlags.AckNow);
+            Output(nowUs);
+        }
+    }
+
+    /// <summary>Builds one segment at <paramref name="seq"/> with <paramref name="len"/> payload bytes from the send
+    /// ring and hands it to IP. Every segment but the first SYN carries ACK.</summary>
+    private unsafe bool TransmitSegment(SeqNumber seq, int len, TcpFlags extra, long nowUs)
+    {
+        bool syn = (extra & TcpFlags.Syn) != 0;
+        TcpFlags flags = extra;
+        if (!(syn && State == TcpState.SynSent)) flags |= TcpFlags.Ack;
+
+        var opt = new TcpOptions();
+        TcpConfig c = _layer.Config;
+        if (syn)
+        {
+            opt.HasMss = true;
+            opt.Mss = (ushort)Math.Min(_layer.MssForRoute(), 65535);
+            bool active = !Has(ConnFlags.Passive) && State == TcpState.SynSent;
+            if (active ? c.WindowScaling : Has(ConnFlags.WindowScale)) { opt.HasWindowScale = true; opt.WindowScale = c.OurWindowScale; }
+            if (active ? c.Sack : Has(ConnFlags.Sack)) opt.SackPermitted = true;
+            if (active ? c.Timestamps : Has(ConnFlags.Timestamps))
+            {
+                opt.HasTimestamps = true;
+                opt.TsVal = TsNow(nowUs);
+                opt.TsEcr = active ? 0 : _tsRecent;
+            }
+        }
+        else
+        {
+            if (Has(ConnFlags.Timestamps))
+            {
+                opt.HasTimestamps = true;
+                opt.TsVal = TsNow(nowUs);
+                opt.TsEcr = _tsRecent;
+            }
+            if (Has(ConnFlags.Sack) && _ooo != null && !_ooo.IsEmpty)
+            {
+                Span<ByteRange> blocks = stackalloc ByteRange[TcpOptions.MaxSackBlocks];
+                int n = _ooo.GetSackBlocks(blocks[..(opt.HasTimestamps ? TcpOptions.MaxSackBlocksWithTimestamps : TcpOptions.MaxSackBlocks)]);
+                for (int i = 0; i < n; i++)
+                    opt.AddSack(new SackBlock((_rcvNxt + blocks[i].Start).Value, (_rcvNxt + blocks[i].End).Value));
+            }
+        }
+
+        if (!_layer.TryAllocate(out PacketBuf p)) return false;
+        int hl = TcpHeaderView.MinLength + opt.Length;
+        var room = new Span<byte>(p.Buffer + p.Offset, p.Capacity - p.Offset);
+        if (room.Length < hl + len)
+        {
+            // A device buffer smaller than MTU should not happen; clamp rather than overrun.
+            len = Math.Max(0, room.Length - hl);
+        }
+        if (len > 0)
+        {
+            int copied = _snd.Peek(seq - DataStartSeq(), room.Slice(hl, len));
+            len = copied;
+            if (seq + len == DataEndSeq()) flags |= TcpFlags.Psh;
+        }
+        ushort window = WindowField(syn);
+        TcpHeaderView.Emit(room, Tuple.LocalPort, Tuple.RemotePort, seq.Value, (flags & TcpFlags.Ack) != 0 ? _rcvNxt.Value : 0,
+            flags, window, hl);
+        opt.Emit(room.Slice(TcpHeaderView.MinLength));
+        p.SetLength(hl + len);
+        _layer.Transmit(ref p, Tuple, nowUs);
+
+        if ((flags & TcpFlags.Ack) != 0)
+        {
+            _unackedBytes = 0;
+            Clear(ConnFlags.AckNow);
+            _delAckAt = 0;
+        }
+        return true;
+    }
+}

@@ -1,0 +1,180 @@
+using System;
+
+namespace UserTcp.Stack.Tcp;
+
+// Timers. One entry per connection in the layer's timer heap, due at the earliest of its deadlines; deadlines that
+// move later (the RTO on every ACK, keepalive on every segment) do not touch the heap: when the entry fires early,
+// OnTimer finds nothing due and re-registers at the true deadline.
+public sealed partial class TcpConnection
+{
+    internal long NextDeadline()
+    {
+        long d = long.MaxValue;
+        if (_rtoAt != 0) d = Math.Min(d, _rtoAt);
+        if (_delAckAt != 0) d = Math.Min(d, _delAckAt);
+        if (_keepAt != 0) d = Math.Min(d, _keepAt);
+        if (_waitAt != 0) d = Math.Min(d, _waitAt);
+        return d;
+    }
+
+    /// <summary>Registers the earliest deadline with the layer if it is earlier than the registered one.</summary>
+    private void ScheduleTimer()
+    {
+        long d = NextDeadline();
+        if (d == long.MaxValue) return;
+        if (TimerIndex < 0 || d < TimerDue) _layer.ScheduleTimer(this, d);
+    }
+
+    private void ArmWait(long dueUs)
+    {
+        _waitAt = dueUs;
+        _layer.ScheduleTimer(this, Math.Min(NextDeadline(), dueUs));
+    }
+
+    private void ArmKeepalive(long nowUs)
+    {
+        if (!KeepAlive || _keepAt != 0) return;
+        _keepAt = nowUs + KeepIdleUs;
+        ScheduleTimer();
+    }
+
+    /// <summary>Turns keepalive on or off (SO_KEEPALIVE) or changes its timing.</summary>
+    public void SetKeepAlive(bool on, long nowUs)
+    {
+        KeepAlive = on;
+        _keepAt = 0;
+        if (on && State is TcpState.Established or TcpState.CloseWait or TcpState.FinWait1 or TcpState.FinWait2)
+            ArmKeepalive(nowUs);
+    }
+
+    /// <summary>Called by the layer when the registered deadline has passed.</summary>
+    internal void OnTimer(long nowUs)
+    {
+        if (_waitAt != 0 && nowUs >= _waitAt)
+        {
+            _waitAt = 0;
+            if (State is TcpState.TimeWait or TcpState.FinWait2)
+            {
+                // TIME-WAIT: 2 MSL passed (RFC 9293 §3.6). FIN-WAIT-2 orphan: the peer never closed (Linux fin_timeout).
+                Terminate(State == TcpState.TimeWait ? SocketError.Success : SocketError.TimedOut, nowUs);
+                return;
+            }
+        }
+        if (_rtoAt != 0 && nowUs >= _rtoAt)
+        {
+            _rtoAt = 0;
+            if (Has(ConnFlags.Persist)) OnPersist(nowUs);
+            else OnRetransmitTimeout(nowUs);
+            if (State == TcpState.Closed) return;
+        }
+        if (_delAckAt != 0 && nowUs >= _delAckAt)
+        {
+            _delAckAt = 0;
+            if (_unackedBytes > 0) Set(ConnFlags.AckNow);
+        }
+        if (_keepAt != 0 && nowUs >= _keepAt)
+        {
+            _keepAt = 0;
+            OnKeepalive(nowUs);
+            if (State == TcpState.Closed) return;
+        }
+        Output(nowUs);
+        ScheduleTimer();
+        UpdateReadiness();
+    }
+
+    /// <summary>RFC 6298 §5.4–5.7: retransmit the earliest unacknowledged segment, back off the timer, and (RFC 5681
+    /// §3.1 eq. 4) collapse cwnd to one segment with ssthresh at half the flight.</summary>
+    private void OnRetransmitTimeout(long nowUs)
+    {
+        TcpConfig c = _layer.Config;
+        if (_firstLossUs == 0) _firstLossUs = nowUs - _rtoUs;
+        // TCP_USER_TIMEOUT: how long transmitted data may stay unacknowledged before the connection is dropped.
+        if (UserTimeoutUs > 0 && nowUs - _firstLossUs >= UserTimeoutUs)
+        {
+            Terminate(SocketError.TimedOut, nowUs);
+            return;
+        }
+        int limit = State switch
+        {
+            TcpState.SynSent => c.SynRetries,
+            TcpState.SynReceived => c.SynAckRetries,
+            _ => c.MaxRetries,
+        };
+        if (_backoff >= limit && UserTimeoutUs == 0)
+        {
+            // Like Linux, a pending soft error (ICMP) is reported instead of a bare ETIMEDOUT.
+            Terminate(SoftError != SocketError.Success ? SoftError : SocketError.TimedOut, nowUs);
+            return;
+        }
+        _layer.Counters.TcpTimeouts++;
+        _backoff++;
+        ComputeRto();
+        Clear(ConnFlags.RttTiming); // Karn: no sample from a retransmitted segment
+        Set(ConnFlags.Retransmitting);
+        if (State is TcpState.SynSent or TcpState.SynReceived)
+        {
+            _sndNxt = _iss;
+            return; // Output resends the SYN / SYN-ACK
+        }
+        _cc.OnRetransmitTimeout(nowUs, Math.Max(0, _sndMax - _sndUna));
+        _inflation = 0;
+        _dupAcks = 0;
+        Clear(ConnFlags.InRecovery);
+        _recover = _sndMax;
+        _scoreboard.Clear();
+        _sndNxt = _sndUna; // go back N: resend from the first unacknowledged byte
+    }
+
+    /// <summary>Persist timer: force a segment into a window that opened without news reaching us, or probe a zero
+    /// window (RFC 9293 §3.8.6.1), backing off like the RTO.</summary>
+    private void OnPersist(long nowUs)
+    {
+        Clear(ConnFlags.Persist);
+        if (UserTimeoutUs > 0 && _firstLossUs != 0 && nowUs - _firstLossUs >= UserTimeoutUs)
+        {
+            Terminate(SocketError.TimedOut, nowUs);
+            return;
+        }
+        if (DataEndSeq() <= _sndNxt) return; // nothing waiting any more
+        bool sent = false;
+        if (_sndWnd > (uint)(_sndNxt - _sndUna)) sent = SendNewData(nowUs, force: true);
+        if (!sent)
+        {
+            SendProbe(nowUs);
+            _backoff++;
+            ComputeRto();
+            Set(ConnFlags.Persist);
+            _rtoAt = nowUs + _rtoUs;
+        }
+    }
+
+    /// <summary>Keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6): after the idle time, probe every interval; after the
+    /// count of unanswered probes, drop the connection.</summary>
+    private void OnKeepalive(long nowUs)
+    {
+        if (!KeepAlive || State is not (TcpState.Established or TcpState.CloseWait or TcpState.FinWait1 or TcpState.FinWait2))
+            return;
+        long idle = nowUs - _lastRecvUs;
+        if (_keepProbes == 0 && idle < KeepIdleUs)
+        {
+            _keepAt = _lastRecvUs + KeepIdleUs;
+            ScheduleTimer();
+            return;
+        }
+        if (_sndMax != _sndUna || DataEndSeq() > _sndNxt)
+        {
+            // Data is outstanding: the retransmission timer watches the peer instead (as Linux does).
+            _keepAt = nowUs + KeepIntervalUs;
+            return;
+        }
+        if (_keepProbes >= KeepCount || (UserTimeoutUs > 0 && _keepProbes > 0 && idle >= UserTimeoutUs))
+        {
+            Terminate(SocketError.TimedOut, nowUs);
+            return;
+        }
+        SendProbe(nowUs);
+        _keepProbes++;
+        _keepAt = nowUs + KeepIntervalUs;
+    }
+}

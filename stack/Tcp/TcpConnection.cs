@@ -1,0 +1,587 @@
+using System;
+using UserTcp.Stack.Wire;
+
+namespace UserTcp.Stack.Tcp;
+
+/// <summary>
+/// One TCP connection (RFC 9293): the transmission control block plus its send and receive buffers.
+///
+/// The type is split by role:
+/// - this file: state, the application-facing calls (send, receive, shutdown, close) and readiness;
+/// - <c>.Input.cs</c>: SEGMENT ARRIVES (RFC 9293 §3.10.7) with RFC 5961 and RFC 7323 checks, ACK processing and
+///   congestion response, data reassembly;
+/// - <c>.Output.cs</c>: deciding what to send (window, Nagle, SWS avoidance), building segments and options;
+/// - <c>.Timers.cs</c>: retransmission (RFC 6298), persist, delayed ACK, keepalive, TIME_WAIT and FIN_WAIT_2 expiry.
+///
+/// Sequence space on the send side: [ISS] SYN, then data bytes, then FIN at <see cref="_finSeq"/>. The send ring
+/// holds every data byte from SND.UNA (or ISS+1 while the SYN is unacknowledged) to the end of queued data; a byte's
+/// ring offset is its sequence number minus the first data sequence still held.
+/// Buffers are rented lazily: an idle connection with nothing queued holds no ring block and no assembler.
+/// </summary>
+public sealed partial class TcpConnection
+{
+    private readonly TcpLayer _layer;
+    internal TcpTuple Tuple;
+    public TcpState State { get; private set; }
+
+    // --- send sequence variables (RFC 9293 §3.3.1) ---
+    private SeqNumber _iss;
+    private SeqNumber _sndUna;
+    private SeqNumber _sndNxt;
+    private SeqNumber _sndMax;      // highest sequence number sent + 1 (SND.NXT rewinds on timeout; this does not)
+    private SeqNumber _sndWl1, _sndWl2;
+    private SeqNumber _finSeq;      // sequence number of our FIN once queued
+    private uint _sndWnd;           // peer's window, already scaled
+    private uint _maxSndWnd;        // largest window the peer offered (SWS avoidance, RFC 5961 §5)
+    private int _mss;               // payload bytes per segment we send (options excluded)
+    private byte _sndScale, _rcvScale;
+
+    // --- receive sequence variables ---
+    private SeqNumber _irs;
+    private SeqNumber _rcvNxt;
+    private SeqNumber _rcvAdvEdge;  // RCV.NXT + RCV.WND as last advertised: never moved left (RFC 9293 §3.8.6.2.2)
+    private SeqNumber _peerFinSeq;  // where the peer's FIN sits once seen (it may arrive out of order)
+    private int _peerMss;           // segment size the peer sends to us (delayed-ACK accounting)
+
+    // --- option state ---
+    private ConnFlags _flags;
+    private uint _tsRecent;         // RFC 7323 §4.3 TS.Recent
+    private long _tsRecentUs;       // when TS.Recent was set (PAWS 24-day rule)
+    private uint _tsOffset;
+
+    // --- RTT and retransmission (RFC 6298) ---
+    private long _srttUs, _rttvarUs, _rtoUs;
+    private SeqNumber _rttSeq;      // Karn: the one timed segment per RTT
+    private long _rttStartUs;
+    private int _backoff;           // consecutive timeouts without progress
+    private long _firstLossUs;      // when the current run of timeouts started (user timeout)
+
+    // --- congestion control (RFC 5681, RFC 6582 NewReno) ---
+    private ICongestionControl _cc = null!; // owns cwnd and ssthresh (NewReno or CUBIC, per TcpConfig)
+    private long _inflation;        // NewReno without SACK: RFC 5681 window inflation during fast recovery
+    private long _lastSendUs;       // restart after idle (RFC 5681 §4.1)
+    private int _dupAcks;
+    private SeqNumber _recover;
+    private SeqNumber _highRxt;     // RFC 6675 HighRxt: highest retransmitted in SACK recovery
+    private SackScoreboard _scoreboard;
+
+    // --- timers (absolute microseconds; 0 = not armed) ---
+    private long _rtoAt;            // retransmission or persist (see ConnFlags.Persist)
+    private long _delAckAt;
+    private long _keepAt;
+    private long _waitAt;           // TIME_WAIT, FIN_WAIT_2 or SYN_RECEIVED expiry
+    private long _lastRecvUs;
+    private int _keepProbes;
+    private int _unackedBytes;      // bytes received since our last ACK
+    internal long TimerDue;         // min of the above, as registered with the layer
+    internal int TimerIndex = -1;   // slot in the layer's timer heap
+
+    // --- buffers ---
+    private readonly ByteRing _snd;
+    private readonly ByteRing _rcv;
+    private Assembler? _ooo;        // taken from the layer's pool only while out-of-order data is held
+
+    // --- the socket above ---
+    internal TcpListener? Listener;         // passive open until accepted
+    internal TcpConnection? NextInQueue;    // listener accept queue link
+    internal SocketError PendingError;
+    internal SocketError SoftError;         // ICMP soft errors, reported if the connection later times out
+    public int UserHandle = -1;             // the façade's handle; -1 when orphaned
+    internal bool OwnsPort;                 // holds a reference on its local port in the layer's port table
+    private Readiness _lastReadiness;
+
+    // --- options set by the socket ---
+    public bool NoDelay;
+    public bool Cork;
+    public bool KeepAlive;
+    public long KeepIdleUs, KeepIntervalUs;
+    public int KeepCount;
+    public long UserTimeoutUs;
+
+    [Flags]
+    private enum ConnFlags : ushort
+    {
+        None = 0,
+        Timestamps = 1,
+        Sack = 2,
+        Passive = 4,
+        FinQueued = 8,          // the application shut down writing: FIN follows the queued data
+        FinReceived = 16,       // the peer's FIN has been consumed (RCV.NXT is past it)
+        PeerFinSeen = 32,       // _peerFinSeq is valid
+        ReadShutdown = 64,
+        AckNow = 128,
+        Persist = 256,          // _rtoAt is the persist timer
+        RttTiming = 512,
+        InRecovery = 1024,
+        InTable = 2048,
+        Retransmitting = 4096,  // SND.NXT was rewound by a timeout
+        Cookie = 8192,          // created from a SYN cookie
+        Freed = 16384,
+        WindowScale = 32768,    // both sides sent the window scale option
+    }
+
+    internal TcpConnection(TcpLayer layer, in TcpTuple tuple)
+    {
+        _layer = layer;
+        Tuple = tuple;
+        TcpConfig c = layer.Config;
+        _snd = new ByteRing(layer.Buffers, c.SendBufferSize);
+        _rcv = new ByteRing(layer.Buffers, c.ReceiveBufferSize);
+        _rtoUs = c.InitialRtoUs;
+        KeepIdleUs = c.KeepAliveIdleUs;
+        KeepIntervalUs = c.KeepAliveIntervalUs;
+        KeepCount = c.KeepAliveCount;
+        _mss = c.DefaultMss;
+        _peerMss = c.DefaultMss;
+    }
+
+    public TcpTuple Endpoints => Tuple;
+    public Ipv4Address LocalAddress => Tuple.LocalAddress;
+    public ushort LocalPort => Tuple.LocalPort;
+    public Ipv4Address RemoteAddress => Tuple.RemoteAddress;
+    public ushort RemotePort => Tuple.RemotePort;
+    public int SendMss => _mss;
+    public long CongestionWindow => _cc.Cwnd;
+    public long SlowStartThreshold => _cc.Ssthresh;
+    public ICongestionControl CongestionControl => _cc;
+    public long SmoothedRttUs => _srttUs;
+    public long RtoUs => _rtoUs;
+    public bool TimestampsEnabled => Has(ConnFlags.Timestamps);
+    public bool SackEnabled => Has(ConnFlags.Sack);
+    public int SendWindowScale => _sndScale;
+    public int ReceiveWindowScale => _rcvScale;
+    public uint PeerWindow => _sndWnd;
+    public int BytesQueuedToSend => _snd.Count;
+    public int BytesReadable => _rcv.Count;
+    /// <summary>True while the connection holds any buffer memory (ring blocks or an assembler).</summary>
+    public bool HoldsBuffers => _snd.HasBlock || _rcv.HasBlock || _ooo != null;
+    public int SendBufferSize => _snd.Capacity;
+    public int ReceiveBufferSize => _rcv.Capacity;
+    public bool IsOrphan => UserHandle < 0;
+
+    private bool Has(ConnFlags f) => (_flags & f) != 0;
+    private void Set(ConnFlags f) => _flags |= f;
+    private void Clear(ConnFlags f) => _flags &= ~f;
+
+    internal bool IsFromCookie => Has(ConnFlags.Cookie);
+
+    internal bool InTable { get => Has(ConnFlags.InTable); set { if (value) Set(ConnFlags.InTable); else Clear(ConnFlags.InTable); } }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Opening
+    // ------------------------------------------------------------------------------------------------------------
+
+    /// <summary>Active open: sends a SYN (RFC 9293 §3.10.1).</summary>
+    internal void StartConnect(long nowUs)
+    {
+        _iss = _layer.Isn.Isn(Tuple, nowUs);
+        _tsOffset = _layer.Isn.TimestampOffset(Tuple);
+        _sndUna = _sndNxt = _sndMax = _iss;
+        _recover = _iss;
+        _mss = _layer.MssForRoute();
+        InitCongestion();
+        State = TcpState.SynSent;
+        _lastRecvUs = nowUs;
+        _layer.Counters.TcpActiveOpens++;
+        Output(nowUs);
+    }
+
+    /// <summary>Passive open from a SYN the listener accepted: replies SYN-ACK (RFC 9293 §3.10.7.2).</summary>
+    internal void StartPassive(TcpListener listener, SeqNumber peerIsn, ushort rawWindow, in TcpOptions opt, long nowUs)
+    {
+        Listener = listener;
+        Set(ConnFlags.Passive);
+        _iss = _layer.Isn.Isn(Tuple, nowUs);
+        _tsOffset = _layer.Isn.TimestampOffset(Tuple);
+        _sndUna = _sndNxt = _sndMax = _iss;
+        _recover = _iss;
+        _irs = peerIsn;
+        _rcvNxt = peerIsn + 1;
+        ApplySynOptions(opt, weOffered: false);
+        _sndWnd = rawWindow; // never scaled in a SYN (RFC 7323 §2.2)
+        _maxSndWnd = _sndWnd;
+        _sndWl1 = peerIsn;
+        _sndWl2 = _iss;
+        InitCongestion();
+        InheritOptions(listener);
+        State = TcpState.SynReceived;
+        _lastRecvUs = nowUs;
+        // A half-open connection that never completes is dropped after the SYN-ACK retries run out (RTO path).
+        Output(nowUs);
+    }
+
+    /// <summary>Passive open completed by a valid SYN cookie: the handshake state is rebuilt from the ACK.</summary>
+    internal void StartFromCookie(TcpListener listener, SeqNumber iss, SeqNumber peerIsn, int mss, ushort rawWindow, long nowUs)
+    {
+        Listener = listener;
+        Set(ConnFlags.Passive | ConnFlags.Cookie);
+        _iss = iss;
+        _tsOffset = _layer.Isn.TimestampOffset(Tuple);
+        _sndUna = _sndNxt = _sndMax = iss + 1;
+        _recover = iss;
+        _irs = peerIsn;
+        _rcvNxt = peerIsn + 1;
+        // The cookie SYN-ACK carried only MSS: no window scaling, SACK or timestamps on this connection.
+        _mss = Math.Min(mss, _layer.MssForRoute());
+        _peerMss = _mss;
+        _sndWnd = rawWindow;
+        _maxSndWnd = _sndWnd;
+        _sndWl1 = peerIsn + 1;
+        _sndWl2 = iss + 1;
+        _rcvAdvEdge = _rcvNxt + Math.Min(_rcv.Free, 65535);
+        InitCongestion();
+        InheritOptions(listener);
+        State = TcpState.Established;
+        _lastRecvUs = nowUs;
+        _layer.Counters.TcpPassiveOpens++;
+        ArmKeepalive(nowUs);
+    }
+
+    private void InheritOptions(TcpListener l)
+    {
+        NoDelay = l.NoDelay;
+        KeepAlive = l.KeepAlive;
+        KeepIdleUs = l.KeepIdleUs;
+        KeepIntervalUs = l.KeepIntervalUs;
+        KeepCount = l.KeepCount;
+        UserTimeoutUs = l.UserTimeoutUs;
+        if (l.SendBufferSize > 0) _snd.TrySetCapacity(l.SendBufferSize);
+        if (l.ReceiveBufferSize > 0) _rcv.TrySetCapacity(l.ReceiveBufferSize);
+    }
+
+    private void InitCongestion()
+    {
+        // RFC 6928 initial window; ssthresh starts "arbitrarily high" (RFC 5681 §3.1). The MSS may still change
+        // when the SYN-ACK arrives; the controller recomputes its initial window then.
+        _cc = _layer.Config.CongestionControl == CongestionAlgorithm.Cubic ? new Cubic(_mss) : new NewReno(_mss);
+        _inflation = 0;
+    }
+
+    /// <summary>Negotiates options from the peer's SYN or SYN-ACK (RFC 7323 §2.2, §3.2; RFC 2018 §2).</summary>
+    private void ApplySynOptions(in TcpOptions opt, bool weOffered)
+    {
+        TcpConfig c = _layer.Config;
+        if (c.WindowScaling && opt.HasWindowScale)
+        {
+            _sndScale = opt.WindowScale;
+            _rcvScale = c.OurWindowScale;
+            Set(ConnFlags.WindowScale);
+        }
+        else
+        {
+            _sndScale = 0;
+            _rcvScale = 0;
+            // Without scaling we can advertise at most 64 KiB; keep the ring no larger than that is not required
+            // (the window is simply clamped), so the ring capacity stays.
+        }
+        if (c.Timestamps && opt.HasTimestamps)
+        {
+            Set(ConnFlags.Timestamps);
+            _tsRecent = opt.TsVal;
+        }
+        if (c.Sack && opt.SackPermitted) Set(ConnFlags.Sack);
+        int peerMss = opt.HasMss && opt.Mss > 0 ? opt.Mss : c.DefaultMss;
+        int ours = _layer.MssForRoute();
+        int mss = Math.Min(peerMss, ours);
+        // Timestamps take 12 bytes of every segment (Linux reports 1448 on a 1500 MTU for the same reason).
+        if (Has(ConnFlags.Timestamps)) mss -= 12;
+        _mss = Math.Max(mss, 64);
+        _peerMss = Math.Max(Math.Min(ours, peerMss) - (Has(ConnFlags.Timestamps) ? 12 : 0), 64);
+        _ = weOffered;
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Application calls
+    // ------------------------------------------------------------------------------------------------------------
+
+    /// <summary>Queues bytes for sending. Returns bytes accepted (&gt; 0) or 0 with <paramref name="error"/> set.</summary>
+    public int Send(ReadOnlySpan<byte> data, long nowUs, out SocketError error)
+    {
+        error = SocketError.Success;
+        if (PendingError != SocketError.Success)
+        {
+            error = TakeError();
+            return 0;
+        }
+        switch (State)
+        {
+            case TcpState.SynSent:
+            case TcpState.SynReceived:
+                error = SocketError.WouldBlock; // not yet connected: a non-blocking send waits (EAGAIN)
+                return 0;
+            case TcpState.Established:
+            case TcpState.CloseWait:
+                if (Has(ConnFlags.FinQueued)) { error = SocketError.BrokenPipe; return 0; }
+                break;
+            case TcpState.Closed:
+            case TcpState.Listen:
+                error = SocketError.NotConnected;
+                return 0;
+            default:
+                error = SocketError.BrokenPipe;
+                return 0;
+        }
+        if (data.IsEmpty) return 0;
+        int n = _snd.Write(data);
+        if (n == 0)
+        {
+            error = SocketError.WouldBlock;
+            return 0;
+        }
+        Output(nowUs);
+        UpdateReadiness();
+        return n;
+    }
+
+    /// <summary>Copies received bytes out. Returns bytes (&gt; 0), 0 at end of stream, or 0 with an error
+    /// (WouldBlock when nothing is there yet).</summary>
+    public int Receive(Span<byte> dest, bool peek, long nowUs, out SocketError error)
+    {
+        error = SocketError.Success;
+        if (_rcv.Count > 0 && !Has(ConnFlags.ReadShutdown))
+        {
+            if (dest.IsEmpty) return 0;
+            int n = _rcv.Peek(0, dest);
+            if (!peek)
+            {
+                _rcv.Consume(n);
+                ReleaseBuffersIfIdle();
+                MaybeWindowUpdate(nowUs);
+            }
+            UpdateReadiness();
+            return n;
+        }
+        if (PendingError != SocketError.Success)
+        {
+            error = TakeError();
+            return 0;
+        }
+        if (Has(ConnFlags.FinReceived) || Has(ConnFlags.ReadShutdown)) return 0;
+        switch (State)
+        {
+            case TcpState.Closed:
+                // Closed without a FIN or an error: after an orderly shutdown the stream has ended.
+                return 0;
+            case TcpState.Listen:
+                error = SocketError.NotConnected;
+                return 0;
+            default:
+                error = SocketError.WouldBlock;
+                return 0;
+        }
+    }
+
+    /// <summary>SO_ERROR: returns the pending error and clears it.</summary>
+    public SocketError TakeError()
+    {
+        SocketError e = PendingError;
+        PendingError = SocketError.Success;
+        return e;
+    }
+
+    /// <summary>shutdown(2). Writing: queue a FIN after the data (RFC 9293 §3.10.4). Reading: further reads see end
+    /// of stream and arriving bytes are discarded (still acknowledged).</summary>
+    public SocketError Shutdown(bool read, bool write, long nowUs)
+    {
+        if (State is TcpState.Closed or TcpState.Listen or TcpState.SynSent && !write && !read)
+            return SocketError.NotConnected;
+        if (State == TcpState.Closed) return SocketError.NotConnected;
+        if (read)
+        {
+            Set(ConnFlags.ReadShutdown);
+            if (_rcv.Count > 0) { _rcv.Consume(_rcv.Count); ReleaseBuffersIfIdle(); }
+        }
+        if (write) QueueFin(nowUs);
+        UpdateReadiness();
+        return SocketError.Success;
+    }
+
+    private void QueueFin(long nowUs)
+    {
+        if (Has(ConnFlags.FinQueued)) return;
+        switch (State)
+        {
+            case TcpState.SynSent:
+                Terminate(SocketError.Success, nowUs);
+                return;
+            case TcpState.SynReceived:
+            case TcpState.Established:
+                Set(ConnFlags.FinQueued);
+                _finSeq = DataStartSeq() + _snd.Count;
+                if (State == TcpState.Established) State = TcpState.FinWait1;
+                // In SYN-RECEIVED the FIN waits until the handshake completes (RFC 9293 §3.10.4).
+                break;
+            case TcpState.CloseWait:
+                Set(ConnFlags.FinQueued);
+                _finSeq = DataStartSeq() + _snd.Count;
+                State = TcpState.LastAck;
+                break;
+            default:
+                return;
+        }
+        Output(nowUs);
+    }
+
+    /// <summary>close(2). Graceful unless <paramref name="abort"/> (SO_LINGER 0) or unread data is pending, in which
+    /// case the connection is reset (RFC 9293 §3.10.4, RFC 2525 §2.17). The connection becomes an orphan and finishes
+    /// its close on its own.</summary>
+    public void Close(bool abort, long nowUs)
+    {
+        UserHandle = -1;
+        if (State is TcpState.Closed)
+        {
+            _layer.Release(this);
+            return;
+        }
+        bool unread = _rcv.Count > 0 && !Has(ConnFlags.ReadShutdown);
+        if (abort || unread)
+        {
+            Abort(nowUs);
+            return;
+        }
+        if (State is TcpState.SynSent or TcpState.Listen)
+        {
+            Terminate(SocketError.Success, nowUs);
+            return;
+        }
+        QueueFin(nowUs);
+        if (State == TcpState.FinWait2) ArmWait(nowUs + _layer.Config.FinWait2TimeoutUs);
+        if (State is TcpState.Closed) _layer.Release(this);
+    }
+
+    /// <summary>Sends RST (if synchronized) and frees the connection at once.</summary>
+    public void Abort(long nowUs)
+    {
+        if (State is TcpState.SynReceived or TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2
+            or TcpState.CloseWait)
+        {
+            // RFC 9293 §3.10.5 ABORT: <SEQ=SND.NXT><CTL=RST>.
+            SendRst(_sndMax, default, withAck: false, nowUs);
+        }
+        Terminate(SocketError.ConnectionAborted, nowUs);
+    }
+
+    /// <summary>SO_SNDBUF: refused (false) while queued bytes exceed the new size or a larger block would be needed.</summary>
+    public bool TrySetSendBufferSize(int bytes) => _snd.TrySetCapacity(bytes);
+
+    /// <summary>SO_RCVBUF: only before the window has been advertised beyond the new size.</summary>
+    public bool TrySetReceiveBufferSize(int bytes)
+    {
+        if (State is not (TcpState.Closed or TcpState.SynSent) && bytes < _rcv.Capacity) return false;
+        return _rcv.TrySetCapacity(bytes);
+    }
+
+    /// <summary>Sends what Nagle or cork held back once the option changed.</summary>
+    public void Flush(long nowUs)
+    {
+        if (State != TcpState.Closed) Output(nowUs);
+    }
+
+    /// <summary>Whether the send buffer has enough room to report EPOLLOUT (as Linux: free space at least half the
+    /// bytes queued).</summary>
+    private bool Writable => _snd.Free > 0 && _snd.Free >= _snd.Count / 2;
+
+    public Readiness GetReadiness()
+    {
+        Readiness r = Readiness.None;
+        switch (State)
+        {
+            case TcpState.SynSent:
+            case TcpState.SynReceived:
+                break;
+            case TcpState.Established:
+            case TcpState.CloseWait:
+                if (!Has(ConnFlags.FinQueued) && Writable) r |= Readiness.Out;
+                break;
+            case TcpState.Closed:
+                r |= Readiness.Hup | Readiness.Out;
+                break;
+        }
+        if (_rcv.Count > 0 || Has(ConnFlags.FinReceived) || Has(ConnFlags.ReadShutdown)) r |= Readiness.In;
+        if (Has(ConnFlags.FinReceived)) r |= Readiness.RdHup;
+        if (Has(ConnFlags.FinReceived) && Has(ConnFlags.FinQueued)) r |= Readiness.Hup;
+        if (PendingError != SocketError.Success) r |= Readiness.Err;
+        if (State == TcpState.Closed) r |= Readiness.In | Readiness.RdHup;
+        return r;
+    }
+
+    /// <summary>Tells the façade when readiness changed since the last report (edge detection, no allocation).</summary>
+    internal void UpdateReadiness()
+    {
+        Readiness r = GetReadiness();
+        if (r == _lastReadiness) return;
+        _lastReadiness = r;
+        if (UserHandle >= 0) _layer.Events?.OnReadinessChanged(this, r);
+    }
+
+    private SeqNumber DataStartSeq() => _sndUna == _iss ? _iss + 1 : _sndUna;
+
+    /// <summary>Returns ring blocks (and the assembler) to their pools when they hold nothing.</summary>
+    private void ReleaseBuffersIfIdle()
+    {
+        _snd.ReleaseIfEmpty();
+        if (_ooo != null && _ooo.IsEmpty)
+        {
+            _layer.ReturnAssembler(_ooo);
+            _ooo = null;
+        }
+        _rcv.ReleaseIfEmpty();
+    }
+
+    /// <summary>Moves to CLOSED: drops buffers and timers, leaves the table, records the error for the socket.</summary>
+    internal void Terminate(SocketError error, long nowUs)
+    {
+        if (State == TcpState.Closed && !InTable) return;
+        if (error != SocketError.Success && PendingError == SocketError.Success) PendingError = error;
+        State = TcpState.Closed;
+        _snd.Clear();
+        if (_ooo != null) { _ooo.Clear(); _layer.ReturnAssembler(_ooo); _ooo = null; }
+        _rcv.Clear();
+        _rtoAt = _delAckAt = _keepAt = _waitAt = 0;
+        _scoreboard.Clear();
+        _layer.Unlink(this);
+        if (Listener != null) Listener.OnChildClosed(this);
+        UpdateReadiness();
+        if (UserHandle < 0) _layer.Release(this);
+        _ = nowUs;
+    }
+
+    /// <summary>ICMP error for this connection (RFC 1122 §4.2.3.9, RFC 5927). Hard errors abort a connection
+    /// still in SYN-SENT (port unreachable there means "connection refused"); on a synchronized connection they are
+    /// soft: remembered and reported only if the connection later times out. Fragmentation-needed lowers the MSS
+    /// (RFC 1191) and resends at once.</summary>
+    internal void OnIcmpError(TcpIcmpError kind, SeqNumber seq, int nextHopMtu, long nowUs)
+    {
+        // RFC 5927 §4.1: the quoted sequence number must be within SND.UNA..SND.MAX, else it is stale or forged.
+        if (!(seq >= _sndUna && seq <= _sndMax)) return;
+        if (kind == TcpIcmpError.FragmentationNeeded)
+        {
+            if (nextHopMtu < 68) return;
+            int mss = nextHopMtu - 40 - (Has(ConnFlags.Timestamps) ? 12 : 0);
+            if (mss < _mss && mss >= 88)
+            {
+                _mss = mss;
+                _cc.Mss = mss;
+                if (_sndNxt > _sndUna) { _sndNxt = _sndUna; Set(ConnFlags.Retransmitting); }
+                Output(nowUs);
+            }
+            return;
+        }
+        SocketError err = kind switch
+        {
+            TcpIcmpError.PortUnreachable or TcpIcmpError.ProtocolUnreachable => SocketError.ConnectionRefused,
+            TcpIcmpError.NetUnreachable => SocketError.NetworkUnreachable,
+            TcpIcmpError.HostUnreachable or TcpIcmpError.SourceRouteFailed or TcpIcmpError.AdministrativelyProhibited
+                => SocketError.HostUnreachable,
+            _ => SocketError.ProtocolError,
+        };
+        if (State == TcpState.SynSent && kind != TcpIcmpError.Other)
+        {
+            Terminate(err, nowUs);
+            return;
+        }
+        SoftError = err;
+    }
+
+    public override string ToString() => $"{Tuple} {State}";
+}

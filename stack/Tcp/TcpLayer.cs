@@ -1,0 +1,531 @@
+using System;
+using System.Collections.Generic;
+using UserTcp.Stack.Phy;
+using UserTcp.Stack.Wire;
+
+namespace UserTcp.Stack.Tcp;
+
+/// <summary>What TCP needs from IPv4 below it (implemented over the interface by <see cref="NetStack"/>, and by
+/// test harnesses directly).</summary>
+public interface ITcpTransmit
+{
+    Ipv4Address LocalAddress { get; }
+    /// <summary>IP MTU of the route (header included).</summary>
+    int Mtu { get; }
+    /// <summary>True when the device fills the TCP checksum (the pseudo-header sum goes in the field).</summary>
+    bool TxChecksumOffload { get; }
+    /// <summary>An empty buffer with headroom for the IP and link headers; the segment is written at its Data.</summary>
+    bool TryAllocate(out PacketBuf packet);
+    /// <summary>Sends the segment in <paramref name="packet"/> (ownership passes on) to <paramref name="destination"/>.</summary>
+    void Send(ref PacketBuf packet, Ipv4Address destination, long nowUs);
+}
+
+/// <summary>Callbacks to the socket layer. Invoked synchronously during input, timers or application calls; they
+/// must not call back into the stack re-entrantly except to read state.</summary>
+public interface ITcpEvents
+{
+    void OnReadinessChanged(TcpConnection connection, Readiness readiness);
+    void OnAcceptReady(TcpListener listener);
+    /// <summary>An orphaned or closed connection left the stack for good.</summary>
+    void OnReleased(TcpConnection connection);
+}
+
+/// <summary>ICMP errors as TCP sees them (RFC 5927, RFC 1122 §4.2.3.9).</summary>
+public enum TcpIcmpError
+{
+    NetUnreachable,
+    HostUnreachable,
+    ProtocolUnreachable,
+    PortUnreachable,
+    /// <summary>Fragmentation needed and DF set (RFC 1191): carries the next-hop MTU.</summary>
+    FragmentationNeeded,
+    SourceRouteFailed,
+    AdministrativelyProhibited,
+    Other,
+}
+
+/// <summary>
+/// The TCP layer of one stack: demultiplexing by 4-tuple, listeners, ports, ISNs and SYN cookies, stateless replies
+/// (RST, cookie SYN-ACK), and the timer heap. One thread drives it.
+/// </summary>
+public sealed class TcpLayer
+{
+    private readonly Dictionary<TcpTuple, TcpConnection> _table;
+    private readonly Dictionary<ushort, TcpListener> _listeners = new();
+    private readonly Dictionary<ushort, int> _portUsers = new();
+    private readonly Stack<Assembler> _assemblers = new();
+    private TcpConnection?[] _heap;
+    private int _heapCount;
+    private int _nextEphemeral;
+    private long _challengeSecond = -1;
+    private int _challengeCount;
+    private readonly ITcpTransmit _tx;
+
+    internal readonly IsnGenerator Isn;
+    public TcpConfig Config { get; }
+    public StackCounters Counters { get; }
+    public BufferPool Buffers { get; }
+    public ITcpEvents? Events { get; set; }
+    /// <summary>The time of the latest call that passed one in: used by application calls that carry no clock.</summary>
+    public long NowUs { get; private set; }
+    public int ConnectionCount => _table.Count;
+    public int AssemblersInUse { get; private set; }
+
+    public TcpLayer(TcpConfig config, ITcpTransmit tx, StackCounters counters, BufferPool buffers)
+    {
+        Config = config;
+        _tx = tx;
+        Counters = counters;
+        Buffers = buffers;
+        Isn = new IsnGenerator(config.Seed);
+        _table = new Dictionary<TcpTuple, TcpConnection>(config.ExpectedConnections);
+        _heap = new TcpConnection?[Math.Max(16, config.ExpectedConnections)];
+        _nextEphemeral = config.EphemeralPortFirst + (int)(config.Seed % (ulong)(config.EphemeralPortLast - config.EphemeralPortFirst + 1));
+    }
+
+    public Ipv4Address LocalAddress => _tx.LocalAddress;
+
+    /// <summary>MSS we announce and the ceiling for what we send: MTU minus 40 bytes of IPv4 and TCP headers.</summary>
+    internal int MssForRoute() => Math.Max(_tx.Mtu - 40, 88);
+
+    // --------------------------------------------------------------------------------------------------------
+    // Ports
+    // --------------------------------------------------------------------------------------------------------
+
+    /// <summary>True when some socket holds <paramref name="port"/> (bound, listening or connected).</summary>
+    public bool PortInUse(ushort port) => _portUsers.ContainsKey(port);
+
+    public bool IsListening(ushort port) => _listeners.ContainsKey(port);
+
+    internal void AcquirePort(ushort port)
+    {
+        _portUsers.TryGetValue(port, out int n);
+        _portUsers[port] = n + 1;
+    }
+
+    internal void ReleasePort(ushort port)
+    {
+        if (!_portUsers.TryGetValue(port, out int n)) return;
+        if (n <= 1) _portUsers.Remove(port); else _portUsers[port] = n - 1;
+    }
+
+    /// <summary>Picks a free ephemeral port (RFC 6056 style sequential scan from a seeded start). 0 when none.</summary>
+    public ushort AllocateEphemeralPort()
+    {
+        int first = Config.EphemeralPortFirst, last = Config.EphemeralPortLast, span = last - first + 1;
+        for (int i = 0; i < span; i++)
+        {
+            int p = _nextEphemeral;
+            _nextEphemeral = p == last ? first : p + 1;
+            if (!_portUsers.ContainsKey((ushort)p)) return (ushort)p;
+        }
+        return 0;
+    }
+
+    // --------------------------------------------------------------------------------------------------------
+    // Opening
+    // --------------------------------------------------------------------------------------------------------
+
+    /// <summary>Active open from <paramref name="localPort"/> (already acquired by the caller, or 0 for ephemeral).</summary>
+    public TcpConnection? Connect(ushort localPort, Ipv4Address remote, ushort remotePort, long nowUs, out SocketError error,
+        Action<TcpConnection>? configure = null)
+    {
+        NowUs = nowUs;
+        bool acquired = false;
+        if (localPort == 0)
+        {
+            localPort = AllocateEphemeralPort();
+            if (localPort == 0) { error = SocketError.AddressNotAvailable; return null; }
+            AcquirePort(localPort);
+            acquired = true;
+        }
+        var tuple = new TcpTuple(_tx.LocalAddress, localPort, remote, remotePort);
+        if (_table.TryGetValue(tuple, out TcpConnection? existing))
+        {
+            if (existing.State != TcpState.TimeWait)
+            {
+                if (acquired) ReleasePort(localPort);
+                error = SocketError.AddressInUse;
+                return null;
+            }
+            existing.Terminate(SocketError.Success, nowUs); // reuse a TIME-WAIT tuple for our own new connection
+        }
+        var c = new TcpConnection(this, tuple);
+        if (!acquired) AcquirePort(localPort);
+        c.OwnsPort = true;
+        configure?.Invoke(c);
+        Link(c);
+        c.StartConnect(nowUs);
+        error = c.State == TcpState.Closed ? c.TakeError() : SocketError.InProgress;
+        return c;
+    }
+
+    public TcpListener? Listen(ushort port, int backlog, out SocketError error)
+    {
+        if (_listeners.TryGetValue(port, out TcpListener? l))
+        {
+            error = SocketError.AddressInUse;
+            return null;
+        }
+        l = new TcpListener(this, _tx.LocalAddress, port, backlog);
+        _listeners[port] = l;
+        error = SocketError.Success;
+        return l;
+    }
+
+    public void CloseListener(TcpListener l, long nowUs)
+    {
+        NowUs = nowUs;
+        if (_listeners.TryGetValue(l.Port, out TcpListener? cur) && cur == l) _listeners.Remove(l.Port);
+        l.CloseAll(nowUs);
+    }
+
+    private void Link(TcpConnection c)
+    {
+        _table[c.Tuple] = c;
+        c.InTable = true;
+    }
+
+    /// <summary>Removes a closed connection from the table and the timer heap.</summary>
+    internal void Unlink(TcpConnection c)
+    {
+        if (c.InTable)
+        {
+            if (_table.TryGetValue(c.Tuple, out TcpConnection? cur) && cur == c) _table.Remove(c.Tuple);
+            c.InTable = false;
+        }
+        if (c.TimerIndex >= 0) HeapRemove(c.TimerIndex);
+        if (c.OwnsPort)
+        {
+            c.OwnsPort = false;
+            ReleasePort(c.Tuple.LocalPort);
+        }
+    }
+
+    /// <summary>An orphaned connection is done: nothing refers to it any more.</summary>
+    internal void Release(TcpConnection c)
+    {
+        if (c.InTable) return; // still finishing its close
+        Events?.OnReleased(c);
+    }
+
+    internal Assembler? RentAssembler()
+    {
+        AssemblersInUse++;
+        return _assemblers.Count > 0 ? _assemblers.Pop() : new Assembler(16);
+    }
+
+    internal void ReturnAssembler(Assembler a)
+    {
+        a.Clear();
+        AssemblersInUse--;
+        _assemblers.Push(a);
+    }
+
+    /// <summary>RFC 5961 §7: at most <see cref="TcpConfig.ChallengeAckLimit"/> challenge ACKs per second.</summary>
+    internal bool AllowChallengeAck(long nowUs)
+    {
+        long sec = nowUs / 1_000_000;
+        if (sec != _challengeSecond)
+        {
+            _challengeSecond = sec;
+            _challengeCount = 0;
+        }
+        return ++_challengeCount <= Config.ChallengeAckLimit;
+    }
+
+    // --------------------------------------------------------------------------------------------------------
+    // Receive
+    // --------------------------------------------------------------------------------------------------------
+
+    /// <summary>A TCP segment from IPv4 (<paramref name="segment"/> is header and payload, IP header stripped).</summary>
+    public void Receive(Ipv4Address source, Ipv4Address destination, Span<byte> segment, PacketOffloads rxFlags, long nowUs)
+    {
+        NowUs = nowUs;
+        Counters.TcpSegmentsIn++;
+        if ((rxFlags & PacketOffloads.RxTcpChecksumGood) == 0
+            && Checksum.Fold(Checksum.Add(Checksum.PseudoHeader(source, destination, 6, segment.Length), segment)) != 0)
+        {
+            Counters.Drop(DropReason.TcpBadChecksum);
+            return;
+        }
+        if (!TcpHeaderView.TryParse(segment, out TcpHeaderView h, out DropReason reason))
+        {
+            Counters.Drop(reason);
+            return;
+        }
+        if (!TcpOptions.TryParse(h.Options, out TcpOptions options, out reason))
+        {
+            Counters.Drop(reason);
+            return;
+        }
+        if (source.IsBroadcast || source.IsMulticast || destination.IsBroadcast || destination.IsMulticast
+            || h.SourcePort == 0 || h.DestinationPort == 0)
+        {
+            Counters.Drop(DropReason.TcpBadFlags);
+            return;
+        }
+        var seg = new TcpSegment
+        {
+            Seq = new SeqNumber(h.SequenceNumber),
+            Ack = new SeqNumber(h.AckNumber),
+            Flags = h.Flags,
+            Window = h.Window,
+            Options = options,
+            Payload = h.Payload,
+        };
+        // SYN+FIN or SYN+RST are never legitimate (a scan or an attack): drop like Linux does.
+        if (seg.Has(TcpFlags.Syn) && seg.Has(TcpFlags.Fin | TcpFlags.Rst))
+        {
+            Counters.Drop(DropReason.TcpBadFlags);
+            return;
+        }
+        var tuple = new TcpTuple(destination, h.DestinationPort, source, h.SourcePort);
+        if (_table.TryGetValue(tuple, out TcpConnection? c))
+        {
+            if (c.State == TcpState.TimeWait && seg.Has(TcpFlags.Syn) && !seg.Has(TcpFlags.Ack)
+                && c.TimeWaitAcceptsSyn(ref seg) && _listeners.ContainsKey(tuple.LocalPort))
+            {
+                // RFC 6191: a new incarnation may take over a TIME-WAIT tuple when its SYN is provably newer.
+                c.Terminate(SocketError.Success, nowUs);
+            }
+            else
+            {
+                c.OnSegment(ref seg, nowUs);
+                return;
+            }
+        }
+        if (_listeners.TryGetValue(tuple.LocalPort, out TcpListener? l) && !l.Closed
+            && (l.Address.IsAny || l.Address == destination))
+        {
+            OnListenSegment(l, tuple, ref seg, nowUs);
+            return;
+        }
+        Counters.Drop(DropReason.TcpNoSocket);
+        ReplyReset(tuple, ref seg, nowUs);
+    }
+
+    /// <summary>RFC 9293 §3.10.7.1: a segment for no connection is answered with a reset (unless it is one).</summary>
+    private void ReplyReset(in TcpTuple tuple, ref TcpSegment seg, long nowUs)
+    {
+        if (seg.Has(TcpFlags.Rst)) return;
+        if (seg.Has(TcpFlags.Ack)) SendControl(tuple, seg.Ack, default, TcpFlags.Rst, nowUs);
+        else SendControl(tuple, default, seg.Seq + seg.Length, TcpFlags.Rst | TcpFlags.Ack, nowUs);
+        Counters.TcpRstSent++;
+    }
+
+    /// <summary>RFC 9293 §3.10.7.2, LISTEN; plus SYN cookies for the ACK that completes a cookie handshake.</summary>
+    private void OnListenSegment(TcpListener l, in TcpTuple tuple, ref TcpSegment seg, long nowUs)
+    {
+        if (seg.Has(TcpFlags.Rst)) return;
+        if (seg.Has(TcpFlags.Ack))
+        {
+            if (!seg.Has(TcpFlags.Syn) && Config.SynCookies
+                && Isn.CheckCookie(tuple, seg.Seq - 1, (seg.Ack - 1).Value, nowUs, out int mss))
+            {
+                if (!l.CanAcceptMore)
+                {
+                    Counters.Drop(DropReason.TcpBacklogFull);
+                    return;
+                }
+                Counters.TcpSynCookiesAccepted++;
+                var c = new TcpConnection(this, tuple);
+                AcquirePort(tuple.LocalPort);
+                c.OwnsPort = true;
+                Link(c);
+                c.StartFromCookie(l, seg.Ack - 1, seg.Seq - 1, mss, seg.Window, nowUs);
+                l.OnChildEstablished(c);
+                if (!seg.Payload.IsEmpty || seg.Has(TcpFlags.Fin)) c.OnSegment(ref seg, nowUs);
+                else c.UpdateReadiness();
+                return;
+            }
+            if (!seg.Has(TcpFlags.Syn)) Counters.Drop(DropReason.TcpBadSynCookie);
+            SendControl(tuple, seg.Ack, default, TcpFlags.Rst, nowUs);
+            Counters.TcpRstSent++;
+            return;
+        }
+        if (!seg.Has(TcpFlags.Syn))
+        {
+            Counters.Drop(DropReason.TcpBadFlags);
+            return;
+        }
+        if (!l.CanAcceptMore)
+        {
+            // Accept queue full: drop the SYN; the peer retries (Linux behaviour).
+            Counters.Drop(DropReason.TcpBacklogFull);
+            return;
+        }
+        if (l.SynQueueFull || _table.Count >= int.MaxValue)
+        {
+            if (!Config.SynCookies)
+            {
+                Counters.Drop(DropReason.TcpBacklogFull);
+                return;
+            }
+            // SYN flood defence: answer statelessly; the state comes back in the ACK (RFC 4987 §3.6).
+            int peerMss = seg.Options.HasMss && seg.Options.Mss > 0 ? seg.Options.Mss : Config.DefaultMss;
+            int mss = Math.Min(peerMss, MssForRoute());
+            uint cookie = Isn.MakeCookie(tuple, seg.Seq, mss, nowUs);
+            SendControl(tuple, new SeqNumber(cookie), seg.Seq + 1, TcpFlags.Syn | TcpFlags.Ack, nowUs, mssOption: mss);
+            Counters.TcpSynCookiesSent++;
+            return;
+        }
+        var conn = new TcpConnection(this, tuple);
+        AcquirePort(tuple.LocalPort);
+        conn.OwnsPort = true;
+        Link(conn);
+        l.OnChildCreated();
+        conn.StartPassive(l, seg.Seq, seg.Window, seg.Options, nowUs);
+    }
+
+    /// <summary>ICMP error about a segment we sent (<paramref name="original"/>: its IP header and at least 8 bytes
+    /// of TCP header). RFC 5927 §4.1: ignore it unless the quoted sequence number is in flight.</summary>
+    public void ReceiveIcmpError(TcpIcmpError kind, ReadOnlySpan<byte> original, int nextHopMtu, long nowUs)
+    {
+        NowUs = nowUs;
+        if (original.Length < 20) return;
+        int ihl = (original[0] & 0xF) * 4;
+        if (ihl < 20 || original.Length < ihl + 8 || original[9] != 6) return;
+        Ipv4Address src = Ipv4Address.Read(original[12..]), dst = Ipv4Address.Read(original[16..]);
+        ReadOnlySpan<byte> t = original[ihl..];
+        var tuple = new TcpTuple(src, (ushort)(t[0] << 8 | t[1]), dst, (ushort)(t[2] << 8 | t[3]));
+        if (!_table.TryGetValue(tuple, out TcpConnection? c)) return;
+        var seq = new SeqNumber((uint)(t[4] << 24 | t[5] << 16 | t[6] << 8 | t[7]));
+        c.OnIcmpError(kind, seq, nextHopMtu, nowUs);
+    }
+
+    // --------------------------------------------------------------------------------------------------------
+    // Transmit
+    // --------------------------------------------------------------------------------------------------------
+
+    internal bool TryAllocate(out PacketBuf p)
+    {
+        if (_tx.TryAllocate(out p)) return true;
+        Counters.Drop(DropReason.TxNoBuffer);
+        return false;
+    }
+
+    /// <summary>Fills the checksum (or its pseudo-header part for offload) and passes the segment to IP.</summary>
+    internal void Transmit(ref PacketBuf p, in TcpTuple t, long nowUs)
+    {
+        Span<byte> seg = p.Data;
+        uint pseudo = Checksum.PseudoHeader(t.LocalAddress, t.RemoteAddress, 6, seg.Length);
+        var h = new TcpHeaderView(seg);
+        if (_tx.TxChecksumOffload)
+        {
+            p.Offloads |= PacketOffloads.TxTcpChecksum;
+            h.Checksum = Checksum.FoldUncomplemented(pseudo);
+        }
+        else h.Checksum = Checksum.Fold(Checksum.Add(pseudo, seg));
+        Counters.TcpSegmentsOut++;
+        _tx.Send(ref p, t.RemoteAddress, nowUs);
+    }
+
+    /// <summary>A stateless control segment (RST, RST+ACK, cookie SYN-ACK).</summary>
+    internal unsafe void SendControl(in TcpTuple t, SeqNumber seq, SeqNumber ack, TcpFlags flags, long nowUs, int mssOption = 0)
+    {
+        if (!TryAllocate(out PacketBuf p)) return;
+        var room = new Span<byte>(p.Buffer + p.Offset, p.Capacity - p.Offset);
+        int hl = mssOption > 0 ? 24 : 20;
+        TcpHeaderView.Emit(room, t.LocalPort, t.RemotePort, seq.Value, (flags & TcpFlags.Ack) != 0 ? ack.Value : 0, flags,
+            (flags & TcpFlags.Syn) != 0 ? (ushort)Math.Min(Config.ReceiveBufferSize, 65535) : (ushort)0, hl);
+        if (mssOption > 0)
+        {
+            var o = new TcpOptions { HasMss = true, Mss = (ushort)mssOption };
+            o.Emit(room[20..]);
+        }
+        p.SetLength(hl);
+        Transmit(ref p, t, nowUs);
+    }
+
+    // --------------------------------------------------------------------------------------------------------
+    // Timers: a binary min-heap of connections keyed by TimerDue (index kept in the connection: no allocation).
+    // --------------------------------------------------------------------------------------------------------
+
+    /// <summary>Earliest time any connection needs its timer run (<see cref="long.MaxValue"/> when none).</summary>
+    public long PollAt() => _heapCount == 0 ? long.MaxValue : _heap[0]!.TimerDue;
+
+    public void PollTimers(long nowUs)
+    {
+        NowUs = nowUs;
+        while (_heapCount > 0 && _heap[0]!.TimerDue <= nowUs)
+        {
+            TcpConnection c = _heap[0]!;
+            HeapRemove(0);
+            c.OnTimer(nowUs);
+            // OnTimer re-registers itself when deadlines remain; catch a case it did not.
+            if (c.TimerIndex < 0 && c.InTable)
+            {
+                long d = c.NextDeadline();
+                if (d != long.MaxValue) ScheduleTimer(c, Math.Max(d, nowUs + 1));
+            }
+        }
+    }
+
+    internal void ScheduleTimer(TcpConnection c, long dueUs)
+    {
+        if (!c.InTable) return;
+        if (c.TimerIndex >= 0)
+        {
+            long old = c.TimerDue;
+            c.TimerDue = dueUs;
+            if (dueUs < old) SiftUp(c.TimerIndex); else SiftDown(c.TimerIndex);
+            return;
+        }
+        if (_heapCount == _heap.Length) Array.Resize(ref _heap, _heap.Length * 2); // grows with the connection count only
+        c.TimerDue = dueUs;
+        c.TimerIndex = _heapCount;
+        _heap[_heapCount++] = c;
+        SiftUp(c.TimerIndex);
+    }
+
+    private void HeapRemove(int i)
+    {
+        TcpConnection c = _heap[i]!;
+        c.TimerIndex = -1;
+        int last = --_heapCount;
+        if (i != last)
+        {
+            _heap[i] = _heap[last];
+            _heap[i]!.TimerIndex = i;
+            _heap[last] = null;
+            SiftDown(i);
+            SiftUp(i);
+        }
+        else _heap[last] = null;
+    }
+
+    private void SiftUp(int i)
+    {
+        while (i > 0)
+        {
+            int parent = (i - 1) / 2;
+            if (_heap[parent]!.TimerDue <= _heap[i]!.TimerDue) break;
+            Swap(i, parent);
+            i = parent;
+        }
+    }
+
+    private void SiftDown(int i)
+    {
+        while (true)
+        {
+            int l = 2 * i + 1, r = l + 1, m = i;
+            if (l < _heapCount && _heap[l]!.TimerDue < _heap[m]!.TimerDue) m = l;
+            if (r < _heapCount && _heap[r]!.TimerDue < _heap[m]!.TimerDue) m = r;
+            if (m == i) return;
+            Swap(i, m);
+            i = m;
+        }
+    }
+
+    private void Swap(int a, int b)
+    {
+        (_heap[a], _heap[b]) = (_heap[b], _heap[a]);
+        _heap[a]!.TimerIndex = a;
+        _heap[b]!.TimerIndex = b;
+    }
+
+    /// <summary>Looks a connection up by its tuple (tests, diagnostics).</summary>
+    public TcpConnection? Find(in TcpTuple t) => _table.TryGetValue(t, out TcpConnection? c) ? c : null;
+}

@@ -1,0 +1,111 @@
+using System;
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace UserTcp.Stack.Wire;
+
+/// <summary>
+/// The Internet checksum (RFC 1071): the 16-bit one's complement of the one's complement sum of 16-bit big-endian
+/// words. Used by IPv4, ICMPv4 and TCP (with the pseudo-header, RFC 9293 §3.1).
+/// </summary>
+/// <remarks>
+/// The one's complement sum does not depend on byte order (RFC 1071 §2(B)), so the loop adds native-order 32-bit
+/// halves of 8-byte reads into a 64-bit accumulator (no carry handling needed: 2^32 additions cannot overflow) and
+/// swaps the folded result to network order once at the end.
+/// <para>Accumulating: <c>uint sum = Add(Add(PseudoHeader(...), header), payload); ushort c = Fold(sum);</c>. A sum
+/// is kept in network (big-endian) word order, not complemented, and may be larger than 16 bits. Every chunk passed to
+/// <see cref="Add"/> except the last must have an even length (an odd chunk is padded with one zero byte, RFC 1071 §4.1).</para>
+/// </remarks>
+public static class Checksum
+{
+    /// <summary>The checksum of <paramref name="data"/>: the value to store in a checksum field that was zero while
+    /// summing. Over data that already holds a correct checksum, the result is 0.</summary>
+    public static ushort Compute(ReadOnlySpan<byte> data) => Fold(Add(0, data));
+
+    /// <summary>Adds <paramref name="data"/> (as big-endian 16-bit words) to a running one's complement sum.</summary>
+    public static uint Add(uint sum, ReadOnlySpan<byte> data)
+    {
+        ulong local = SumNative(data);
+        ushort folded = FoldNative(local);
+        if (BitConverter.IsLittleEndian) folded = BinaryPrimitives.ReverseEndianness(folded);
+        // sum + folded may carry into bit 32; 2^32 is congruent to 1 modulo 0xFFFF, so add the carry back in.
+        ulong t = (ulong)sum + folded;
+        return (uint)((t & 0xFFFF_FFFF) + (t >> 32));
+    }
+
+    /// <summary>Adds one 16-bit word (host order value, e.g. a length or port) to a running sum.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Add(uint sum, ushort word)
+    {
+        ulong t = (ulong)sum + word;
+        return (uint)((t & 0xFFFF_FFFF) + (t >> 32));
+    }
+
+    /// <summary>Folds a running sum to 16 bits and complements it: the value for the checksum field.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ushort Fold(uint sum) => (ushort)~FoldUncomplemented(sum);
+
+    /// <summary>Folds a running sum to 16 bits without complementing it. This is what goes in the TCP checksum field
+    /// when the device finishes the checksum (transmit offload: the pseudo-header sum is pre-filled).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ushort FoldUncomplemented(uint sum)
+    {
+        sum = (sum & 0xFFFF) + (sum >> 16); // at most 0x1FFFE
+        sum = (sum & 0xFFFF) + (sum >> 16); // at most 0xFFFF
+        return (ushort)sum;
+    }
+
+    /// <summary>The sum of the TCP/UDP pseudo-header (RFC 9293 §3.1): source, destination, zero+protocol, and the
+    /// transport length (header + data) in bytes.</summary>
+    public static uint PseudoHeader(Ipv4Address source, Ipv4Address destination, byte protocol, int length)
+    {
+        ulong s = (source.Value >> 16) + (source.Value & 0xFFFF)
+                + (destination.Value >> 16) + (destination.Value & 0xFFFF)
+                + protocol + (uint)(ushort)length;
+        return (uint)s; // at most 6 * 0xFFFF: no overflow
+    }
+
+    /// <summary>Native-order sum of the data as 32-bit (then 16-bit, then 8-bit) pieces; not folded.</summary>
+    private static ulong SumNative(ReadOnlySpan<byte> data)
+    {
+        ref byte p = ref MemoryMarshal.GetReference(data);
+        int n = data.Length;
+        int i = 0;
+        ulong s0 = 0, s1 = 0;
+        // Two independent accumulators over 16 bytes per iteration let the CPU overlap the additions.
+        for (; i + 16 <= n; i += 16)
+        {
+            ulong a = Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref p, i));
+            ulong b = Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref p, i + 8));
+            s0 += (uint)a + (a >> 32);
+            s1 += (uint)b + (b >> 32);
+        }
+        if (i + 8 <= n)
+        {
+            ulong a = Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref p, i));
+            s0 += (uint)a + (a >> 32);
+            i += 8;
+        }
+        ulong s = s0 + s1;
+        if (i + 4 <= n) { s += Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref p, i)); i += 4; }
+        if (i + 2 <= n) { s += Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref p, i)); i += 2; }
+        if (i < n)
+        {
+            // The odd last byte is the high (first) byte of a word whose low byte is zero.
+            byte last = Unsafe.Add(ref p, i);
+            s += BitConverter.IsLittleEndian ? last : (ulong)last << 8;
+        }
+        return s;
+    }
+
+    private static ushort FoldNative(ulong s)
+    {
+        s = (s & 0xFFFF_FFFF) + (s >> 32);
+        s = (s & 0xFFFF_FFFF) + (s >> 32);
+        s = (s & 0xFFFF) + (s >> 16);
+        s = (s & 0xFFFF) + (s >> 16);
+        s = (s & 0xFFFF) + (s >> 16);
+        return (ushort)s;
+    }
+}

@@ -1,0 +1,275 @@
+using System;
+using System.Collections.Generic;
+using FsCheck;
+using FsCheck.Fluent;
+using UserTcp.Stack.Tcp;
+using Xunit;
+
+namespace UserTcp.Tests.Tcp.Blocks;
+
+public class BufferPoolTests
+{
+    [Fact]
+    public void RentPicksSmallestClassAndCountsOutstanding()
+    {
+        using var pool = new BufferPool(1 << 20, 65536, 4096, 16384);
+        Assert.True(pool.TryRent(5000, out PoolBlock a));
+        Assert.Equal(16384, a.Length);
+        Assert.True(pool.TryRent(1, out PoolBlock b));
+        Assert.Equal(4096, b.Length);
+        Assert.Equal(2, pool.OutstandingBlocks);
+        Assert.Equal(16384 + 4096, pool.BytesInUse);
+        Assert.False(pool.TryRent(65537, out _));
+        pool.Return(a);
+        pool.Return(b);
+        Assert.Equal(0, pool.OutstandingBlocks);
+        Assert.Equal(0, pool.BytesInUse);
+        Assert.Equal(16384 + 4096, pool.BytesCached);
+    }
+
+    [Fact]
+    public unsafe void ReturnedBlockIsReused()
+    {
+        using var pool = new BufferPool(1 << 20, 4096);
+        Assert.True(pool.TryRent(4096, out PoolBlock a));
+        byte* p = a.Pointer;
+        Assert.Equal(0, (long)p % 64);
+        pool.Return(a);
+        Assert.True(pool.TryRent(100, out PoolBlock b));
+        Assert.True(p == b.Pointer);
+        pool.Return(b);
+    }
+
+    [Fact]
+    public void BoundIsEnforcedAndCacheIsEvictedForOtherClasses()
+    {
+        using var pool = new BufferPool(3 * 4096, 4096, 8192);
+        Assert.True(pool.TryRent(4096, out PoolBlock a));
+        Assert.True(pool.TryRent(4096, out PoolBlock b));
+        Assert.True(pool.TryRent(4096, out PoolBlock c));
+        Assert.False(pool.TryRent(4096, out PoolBlock d));
+        Assert.True(d.IsNull);
+        Assert.Equal(1, pool.FailedRents);
+        pool.Return(a);
+        pool.Return(b);
+        // Two cached 4 KiB blocks must be freed to make room for one 8 KiB block.
+        Assert.True(pool.TryRent(8192, out PoolBlock e));
+        Assert.Equal(0, pool.BytesCached);
+        Assert.Equal(4096 + 8192, pool.BytesInUse);
+        pool.Return(c);
+        pool.Return(e);
+        Assert.Equal(0, pool.OutstandingBlocks);
+    }
+
+    [Fact]
+    public void RejectsBadConfigurationAndForeignBlocks()
+    {
+        Assert.Throws<ArgumentException>(() => new BufferPool(1 << 20, 3000));
+        Assert.Throws<ArgumentException>(() => new BufferPool(1 << 20, 4096, 4096));
+        using var p1 = new BufferPool(1 << 20, 4096);
+        using var p2 = new BufferPool(1 << 20, 8192);
+        Assert.True(p1.TryRent(10, out PoolBlock a));
+        Assert.Throws<ArgumentException>(() => p2.Return(a));
+        p1.Return(a);
+    }
+}
+
+public class ByteRingTests
+{
+    [Fact]
+    public void IdleRingHoldsNoBlockAndReleasesWhenDrained()
+    {
+        using var pool = new BufferPool(1 << 20, 4096);
+        var ring = new ByteRing(pool, 4096);
+        Assert.False(ring.HasBlock);
+        Assert.Equal(4096, ring.Free);
+        Assert.Equal(3, ring.Write(new byte[] { 1, 2, 3 }));
+        Assert.True(ring.HasBlock);
+        Assert.Equal(1, pool.OutstandingBlocks);
+        Assert.False(ring.ReleaseIfEmpty());
+        ring.Consume(3);
+        Assert.True(ring.ReleaseIfEmpty());
+        Assert.False(ring.HasBlock);
+        Assert.Equal(0, pool.OutstandingBlocks);
+    }
+
+    [Fact]
+    public void WriteStopsAtCapacityAndWrapsAround()
+    {
+        using var pool = new BufferPool(1 << 20, 4096);
+        var ring = new ByteRing(pool, 4096);
+        var data = new byte[5000];
+        for (int i = 0; i < data.Length; i++) data[i] = (byte)i;
+        Assert.Equal(4096, ring.Write(data));
+        Assert.Equal(0, ring.Write(data));
+        ring.Consume(4000);
+        Assert.Equal(904, ring.Write(data.AsSpan(4096)));
+        // Bytes 4000..4095 then the 904 wrapped bytes.
+        int n = ring.GetReadSpans(0, 1000, out ReadOnlySpan<byte> first, out ReadOnlySpan<byte> second);
+        Assert.Equal(1000, n);
+        Assert.Equal(96, first.Length);
+        Assert.Equal(904, second.Length);
+        Assert.Equal(unchecked((byte)4000), first[0]);
+        Assert.Equal(unchecked((byte)4096), second[0]);
+        var peek = new byte[1000];
+        Assert.Equal(1000, ring.Peek(0, peek));
+        for (int i = 0; i < 1000; i++) Assert.Equal((byte)(4000 + i), peek[i]);
+    }
+
+    [Fact]
+    public void OutOfOrderBytesKeepTheBlock()
+    {
+        using var pool = new BufferPool(1 << 20, 4096);
+        var ring = new ByteRing(pool, 4096);
+        Assert.Equal(2, ring.WriteAt(10, new byte[] { 7, 8 }));
+        Assert.Equal(0, ring.Count);
+        Assert.True(ring.HasOutOfOrderBytes);
+        Assert.False(ring.ReleaseIfEmpty());
+        Assert.Throws<ArgumentOutOfRangeException>(() => ring.Advance(13));
+        Assert.Equal(10, ring.WriteAt(0, new byte[10]));
+        ring.Advance(12);
+        var b = new byte[2];
+        Assert.Equal(2, ring.Peek(10, b));
+        Assert.Equal(new byte[] { 7, 8 }, b);
+        Assert.Equal(1, ring.WriteAt(4096 - 13, new byte[] { 1, 2, 3 }));
+        ring.ForgetOutOfOrderFrom(100);
+        Assert.True(ring.HasOutOfOrderBytes);
+        ring.ForgetOutOfOrderFrom(0);
+        Assert.False(ring.HasOutOfOrderBytes);
+        Assert.Throws<ArgumentOutOfRangeException>(() => ring.Advance(1));
+        ring.Consume(12);
+        Assert.True(ring.ReleaseIfEmpty());
+        Assert.Equal(2, ring.WriteAt(0, new byte[] { 5, 6 }));
+        ring.Clear();
+        Assert.Equal(0, pool.OutstandingBlocks);
+    }
+
+    [Fact]
+    public void ExhaustedPoolMeansNothingIsAccepted()
+    {
+        using var pool = new BufferPool(4096, 4096);
+        var a = new ByteRing(pool, 4096);
+        var b = new ByteRing(pool, 4096);
+        Assert.Equal(1, a.Write(new byte[] { 1 }));
+        Assert.Equal(0, b.Write(new byte[] { 1 }));
+        Assert.Equal(0, b.WriteAt(3, new byte[] { 1 }));
+        Assert.False(b.HasBlock);
+        a.Clear();
+        Assert.Equal(1, b.Write(new byte[] { 1 }));
+        b.Clear();
+    }
+
+    [Fact]
+    public void OperationsDoNotAllocate()
+    {
+        using var pool = new BufferPool(1 << 20, 4096);
+        var ring = new ByteRing(pool, 4096);
+        Span<byte> buf = stackalloc byte[1500];
+        ring.Write(buf); ring.Consume(1500); ring.ReleaseIfEmpty();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            ring.Write(buf);
+            ring.WriteAt(100, buf[..100]);
+            ring.GetReadSpans(10, 1400, out _, out _);
+            ring.Peek(0, buf);
+            ring.Consume(1500);
+            ring.ReleaseIfEmpty();
+        }
+        Assert.Equal(before, GC.GetAllocatedBytesForCurrentThread());
+        ring.Clear();
+    }
+
+    /// <summary>
+    /// Random operation sequences against a model: an array indexed by offset from the read position, holding the
+    /// byte (or nothing) at each offset; the first <c>count</c> entries are the contiguous data.
+    /// </summary>
+    [Fact]
+    public void MatchesModel()
+    {
+        Prop.ForAll(Arb.From(Gen.ArrayOf(Gen.Choose(0, int.MaxValue))), (int[] ops) => RunModel(ops, 4096, 4096))
+            .QuickCheckThrowOnFailure();
+        Prop.ForAll(Arb.From(Gen.ArrayOf(Gen.Choose(0, int.MaxValue))), (int[] ops) => RunModel(ops, 3000, 4096))
+            .QuickCheckThrowOnFailure();
+    }
+
+    private static bool RunModel(int[] ops, int capacity, int blockSize)
+    {
+        using var pool = new BufferPool(1 << 20, blockSize);
+        var ring = new ByteRing(pool, capacity);
+        var model = new int[capacity]; // -1 = not written
+        Array.Fill(model, -1);
+        int count = 0;
+        byte next = 1;
+        var scratch = new byte[capacity + 100];
+        foreach (int op in ops)
+        {
+            int kind = op % 6;
+            int arg = op / 6;
+            switch (kind)
+            {
+                case 0: // Write
+                {
+                    int len = arg % 2000;
+                    for (int i = 0; i < len; i++) scratch[i] = next++;
+                    int n = ring.Write(scratch.AsSpan(0, len));
+                    if (n != Math.Min(len, capacity - count)) return false;
+                    for (int i = 0; i < n; i++) model[count + i] = scratch[i];
+                    count += n;
+                    break;
+                }
+                case 1: // Consume
+                {
+                    int n = count == 0 ? 0 : arg % (count + 1);
+                    ring.Consume(n);
+                    Array.Copy(model, n, model, 0, capacity - n);
+                    for (int i = capacity - n; i < capacity; i++) model[i] = -1;
+                    count -= n;
+                    break;
+                }
+                case 2: // Peek
+                {
+                    int offset = arg % (count + 2);
+                    int len = (arg / 7) % 1500;
+                    int n = ring.Peek(offset, scratch.AsSpan(0, len));
+                    if (n != Math.Max(0, Math.Min(len, count - offset))) return false;
+                    for (int i = 0; i < n; i++) if (scratch[i] != model[offset + i]) return false;
+                    int m = ring.GetReadSpans(offset, len, out ReadOnlySpan<byte> a, out ReadOnlySpan<byte> b);
+                    if (m != n || a.Length + b.Length != n) return false;
+                    for (int i = 0; i < n; i++) if ((i < a.Length ? a[i] : b[i - a.Length]) != model[offset + i]) return false;
+                    break;
+                }
+                case 3: // WriteAt
+                {
+                    int offset = arg % 1500;
+                    int len = (arg / 1500) % 1500;
+                    for (int i = 0; i < len; i++) scratch[i] = next++;
+                    int n = ring.WriteAt(offset, scratch.AsSpan(0, len));
+                    int expect = len == 0 || count + offset >= capacity ? 0 : Math.Min(len, capacity - count - offset);
+                    if (n != expect) return false;
+                    for (int i = 0; i < n; i++) model[count + offset + i] = scratch[i];
+                    break;
+                }
+                case 4: // Advance over what the model says is written beyond the contiguous end
+                {
+                    int run = 0;
+                    while (count + run < capacity && model[count + run] >= 0) run++;
+                    int n = run == 0 ? 0 : arg % (run + 1);
+                    ring.Advance(n);
+                    count += n;
+                    break;
+                }
+                case 5: // ReleaseIfEmpty
+                {
+                    bool anyWritten = Array.Exists(model, v => v >= 0);
+                    bool released = ring.ReleaseIfEmpty();
+                    if (anyWritten ? released || !ring.HasBlock : ring.HasBlock) return false;
+                    break;
+                }
+            }
+            if (ring.Count != count || ring.Free != capacity - count) return false;
+        }
+        ring.Clear();
+        return pool.OutstandingBlocks == 0;
+    }
+}

@@ -1,0 +1,103 @@
+using System;
+using System.Buffers.Binary;
+using FsCheck;
+using FsCheck.Fluent;
+using UserTcp.Stack.Wire;
+using Xunit;
+
+namespace UserTcp.Tests.Wire;
+
+public class ChecksumTests
+{
+    // RFC 1071 §3: the words 0001 f203 f4f5 f6f7 sum to ddf2 (one's complement), so the checksum is 220d.
+    private static readonly byte[] s_rfc1071 = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+
+    // A real IPv4 header (UDP, 192.168.0.1 -> 192.168.0.199) with its checksum b861 in bytes 10-11.
+    private static readonly byte[] s_ipHeader =
+    [
+        0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61,
+        0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+    ];
+
+    [Fact]
+    public void Rfc1071Example()
+    {
+        Assert.Equal(0xddf2, Checksum.FoldUncomplemented(Checksum.Add(0, s_rfc1071)));
+        Assert.Equal(0x220d, Checksum.Compute(s_rfc1071));
+    }
+
+    [Fact]
+    public void CapturedIpv4Header()
+    {
+        // With the checksum in place the header sums to 0xffff: the computed checksum is zero.
+        Assert.Equal(0, Checksum.Compute(s_ipHeader));
+        byte[] h = (byte[])s_ipHeader.Clone();
+        h[10] = h[11] = 0;
+        Assert.Equal(0xb861, Checksum.Compute(h));
+    }
+
+    [Fact]
+    public void OddLengthPadsWithZero()
+    {
+        Assert.Equal(Checksum.Compute([0xab, 0xcd, 0x12, 0x00]), Checksum.Compute([0xab, 0xcd, 0x12]));
+        Assert.Equal(unchecked((ushort)~0xab00), Checksum.Compute([0xab]));
+        Assert.Equal(0xffff, Checksum.Compute([]));
+    }
+
+    [Fact]
+    public void PseudoHeaderMatchesExplicitBytes()
+    {
+        var src = new Ipv4Address(10, 0, 0, 1);
+        var dst = new Ipv4Address(192, 168, 200, 77);
+        byte[] ph = [10, 0, 0, 1, 192, 168, 200, 77, 0, 6, 0x05, 0xdc];
+        Assert.Equal(Checksum.Compute(ph), Checksum.Fold(Checksum.PseudoHeader(src, dst, 6, 1500)));
+    }
+
+    [Fact]
+    public void RunningSumDoesNotOverflow()
+    {
+        uint sum = 0xFFFF_FFF0;
+        sum = Checksum.Add(sum, [0xff, 0xff, 0xff, 0xff]);
+        // 0xFFFFFFF0 = 0xFFFF + 0xFFF0 -> 0xFFF0 (mod 0xffff) + 0xffff + 0xffff.
+        Assert.Equal(Checksum.FoldUncomplemented(0xFFF0), Checksum.FoldUncomplemented(sum));
+    }
+
+    /// <summary>Straightforward word-at-a-time reference implementation.</summary>
+    private static ushort Reference(ReadOnlySpan<byte> d)
+    {
+        uint s = 0;
+        int i = 0;
+        for (; i + 1 < d.Length; i += 2) s += BinaryPrimitives.ReadUInt16BigEndian(d[i..]);
+        if (i < d.Length) s += (uint)d[i] << 8;
+        while ((s >> 16) != 0) s = (s & 0xffff) + (s >> 16);
+        return (ushort)~s;
+    }
+
+    [Fact]
+    public void MatchesReferenceForAllLengthsAndSplits()
+    {
+        Prop.ForAll<byte[], int>((data, split) =>
+        {
+            data ??= [];
+            ushort expected = Reference(data);
+            // Split at an even point: the running form must agree with the one-shot form.
+            int cut = data.Length == 0 ? 0 : (Math.Abs(split % (data.Length + 1)) & ~1);
+            uint sum = Checksum.Add(Checksum.Add(0, data.AsSpan(0, cut)), data.AsSpan(cut));
+            return Checksum.Compute(data) == expected && Checksum.Fold(sum) == expected;
+        }).QuickCheckThrowOnFailure();
+    }
+
+    [Fact]
+    public void LongBuffersMatchReference()
+    {
+        var rng = new Random(7);
+        foreach (int len in new[] { 15, 16, 17, 31, 33, 1500, 9001, 65535 })
+        {
+            byte[] b = new byte[len];
+            rng.NextBytes(b);
+            Assert.Equal(Reference(b), Checksum.Compute(b));
+            Array.Fill(b, (byte)0xff);
+            Assert.Equal(Reference(b), Checksum.Compute(b));
+        }
+    }
+}
