@@ -36,6 +36,9 @@ internal static unsafe class Engine
 
     /// <summary>Longest sleep between polls while idle (µs).</summary>
     internal static long IdlePollUs = 1000;
+    /// <summary>After this long without a packet (µs), the longest sleep grows to <see cref="DeepIdlePollUs"/>.</summary>
+    internal static long DeepIdleAfterUs = 200_000;
+    internal static long DeepIdlePollUs = 5_000;
     /// <summary>After traffic, poll without sleeping for this long (µs): the next packet usually follows soon.</summary>
     internal static long SpinUs = 50;
 
@@ -192,8 +195,11 @@ internal static unsafe class Engine
     internal static long NextSleepUs(ref long backoffUs, long deadlineUs)
     {
         long now = NowUs;
-        if (now - Volatile.Read(ref s_lastActivityUs) < SpinUs) backoffUs = 0;
-        else backoffUs = backoffUs == 0 ? 10 : Math.Min(backoffUs * 2, IdlePollUs);
+        long quietUs = now - Volatile.Read(ref s_lastActivityUs);
+        // Long quiet spells (no packet for DeepIdleAfterUs) poll less often: an idle server should cost ~nothing.
+        long cap = quietUs > DeepIdleAfterUs ? DeepIdlePollUs : IdlePollUs;
+        if (quietUs < SpinUs) backoffUs = 0;
+        else backoffUs = backoffUs == 0 ? 10 : Math.Min(backoffUs * 2, cap);
         long sleep = backoffUs;
         long pollAt;
         lock (Gate) pollAt = Stack.PollAt();
