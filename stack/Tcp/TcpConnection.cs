@@ -18,7 +18,7 @@ namespace UserTcp.Stack.Tcp;
 /// ring offset is its sequence number minus the first data sequence still held.
 /// Buffers are rented lazily: an idle connection with nothing queued holds no ring block and no assembler.
 /// </summary>
-public sealed partial class TcpConnection
+public sealed partial class TcpConnection : TimerNode
 {
     private readonly TcpLayer _layer;
     internal TcpTuple Tuple;
@@ -73,8 +73,7 @@ public sealed partial class TcpConnection
     private long _lastRecvUs;
     private int _keepProbes;
     private int _unackedBytes;      // bytes received since our last ACK
-    internal long TimerDue;         // min of the above, as registered with the layer
-    internal int TimerIndex = -1;   // slot in the layer's timer heap
+    // The connection is its own node in the layer's TimerWheel (TimerNode base), due at the earliest deadline.
 
     // --- buffers ---
     private readonly ByteRing _snd;
