@@ -430,6 +430,7 @@ public sealed partial class TcpConnection : TimerNode
         UserHandle = -1;
         if (State is TcpState.Closed)
         {
+            _rcv.Clear();
             _layer.Release(this);
             return;
         }
@@ -504,10 +505,13 @@ public sealed partial class TcpConnection : TimerNode
     /// <summary>Tells the façade when readiness changed since the last report (edge detection, no allocation).</summary>
     internal void UpdateReadiness()
     {
+        // Without a handle (in the accept queue, or orphaned) nothing is reported or remembered, so the first
+        // report after accept() carries everything that happened before it.
+        if (UserHandle < 0) return;
         Readiness r = GetReadiness();
         if (r == _lastReadiness) return;
         _lastReadiness = r;
-        if (UserHandle >= 0) _layer.Events?.OnReadinessChanged(this, r);
+        _layer.Events?.OnReadinessChanged(this, r);
     }
 
     private SeqNumber DataStartSeq() => _sndUna == _iss ? _iss + 1 : _sndUna;
@@ -532,7 +536,10 @@ public sealed partial class TcpConnection : TimerNode
         State = TcpState.Closed;
         _snd.Clear();
         if (_ooo != null) { _ooo.Clear(); _layer.ReturnAssembler(_ooo); _ooo = null; }
-        _rcv.Clear();
+        // Bytes already received stay readable after a reset or timeout (Linux purges only the write queue): the
+        // application reads them, then sees the error, then end of stream. Out-of-order bytes are dropped.
+        if (IsOrphan) _rcv.Clear();
+        else { _rcv.ForgetOutOfOrderFrom(0); _rcv.ReleaseIfEmpty(); }
         _rtoAt = _delAckAt = _keepAt = _waitAt = 0;
         _scoreboard.Clear();
         _layer.Unlink(this);
