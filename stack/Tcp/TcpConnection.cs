@@ -383,9 +383,7 @@ public sealed partial class TcpConnection : TimerNode
     /// of stream and arriving bytes are discarded (still acknowledged).</summary>
     public SocketError Shutdown(bool read, bool write, long nowUs)
     {
-        if (State is TcpState.Closed or TcpState.Listen or TcpState.SynSent && !write && !read)
-            return SocketError.NotConnected;
-        if (State == TcpState.Closed) return SocketError.NotConnected;
+        if (State is TcpState.Closed or TcpState.Listen) return SocketError.NotConnected;
         if (read)
         {
             Set(ConnFlags.ReadShutdown);
