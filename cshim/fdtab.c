@@ -1,0 +1,225 @@
+#include "fdtab.h"
+#include "config.h"
+#include "log.h"
+#include "real.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+
+uint32_t ut_fd_limit;
+uint64_t *ut_fd_bits;
+uint64_t *ut_epfd_bits;
+pthread_mutex_t ut_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int placeholder = -1;      /* the kernel socket every reservation is a dup of */
+static struct ut_fdrec *records;  /* indexed by fd; lazily backed pages */
+struct ut_epreg *ut_epregs;
+int ut_nepregs;
+static int epregs_cap;
+
+static void *map_zeroed(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+int ut_fdtab_init(void)
+{
+    uint32_t limit = (uint32_t)ut_cfg.fd_base + (uint32_t)ut_cfg.max_fds;
+    size_t words = (limit + 63) / 64;
+    ut_fd_bits = map_zeroed(words * 8);
+    ut_epfd_bits = map_zeroed(words * 8);
+    records = map_zeroed((size_t)limit * sizeof *records);
+    if (!ut_fd_bits || !ut_epfd_bits || !records) return -ENOMEM;
+    __atomic_store_n(&ut_fd_limit, limit, __ATOMIC_RELEASE);
+    return 0;
+}
+
+void ut_bit_set(uint64_t *bits, int fd, int on)
+{
+    uint64_t mask = 1ULL << ((unsigned)fd & 63);
+    if (on) __atomic_fetch_or(&bits[(unsigned)fd >> 6], mask, __ATOMIC_RELEASE);
+    else __atomic_fetch_and(&bits[(unsigned)fd >> 6], ~mask, __ATOMIC_RELEASE);
+}
+
+/* The kernel needs RLIMIT_NOFILE above every number we reserve. Raise the soft limit (never the hard one). */
+static int ensure_nofile(int fd)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl)) return -errno;
+    if ((rlim_t)fd < rl.rlim_cur) return 0;
+    rlim_t want = (rlim_t)ut_cfg.fd_base + (rlim_t)ut_cfg.max_fds;
+    if (want <= (rlim_t)fd) want = (rlim_t)fd + 1;
+    if (want > rl.rlim_max) want = rl.rlim_max;
+    if (want <= (rlim_t)fd) return -EMFILE;
+    ut_log(UT_LOG_INFO, "raising RLIMIT_NOFILE soft limit from %lu to %lu for user-stack fds", (unsigned long)rl.rlim_cur,
+           (unsigned long)want);
+    rl.rlim_cur = want;
+    return setrlimit(RLIMIT_NOFILE, &rl) ? -errno : 0;
+}
+
+int ut_fd_reserve(int minfd, int at, int cloexec)
+{
+    if (placeholder < 0) {
+        /* An unbound, never-connected TCP socket: fstat() on a user fd says "socket", as programs expect. */
+        placeholder = (int)syscall(SYS_socket, AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (placeholder < 0) return -errno;
+    }
+    int fd;
+    if (at >= 0) {
+        if ((uint32_t)at >= ut_fd_limit) return -EBADF;
+        int r = ensure_nofile(at);
+        if (r) return r;
+        fd = ut_real.dup3(placeholder, at, cloexec ? O_CLOEXEC : 0);
+        if (fd < 0) return -errno;
+    } else {
+        if (minfd < ut_cfg.fd_base) minfd = ut_cfg.fd_base;
+        int r = ensure_nofile(minfd);
+        if (r) return r;
+        fd = ut_real.fcntl(placeholder, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, minfd);
+        if (fd < 0) return errno == EINVAL ? -EMFILE : -errno;
+        if ((uint32_t)fd >= ut_fd_limit) {
+            ut_real.close(fd);
+            return -EMFILE;
+        }
+    }
+    ut_bit_set(ut_fd_bits, fd, 1);
+    return fd;
+}
+
+void ut_fd_unreserve(int fd)
+{
+    /* Ownership first: once the kernel number is closed it may be reused at once by another thread's open(). */
+    ut_bit_set(ut_fd_bits, fd, 0);
+    ut_real.close(fd);
+}
+
+struct ut_sock *ut_rec_sock(int fd) { return records[fd].sock; }
+int ut_rec_cloexec(int fd) { return records[fd].cloexec; }
+
+void ut_rec_set(int fd, struct ut_sock *s, int cloexec)
+{
+    records[fd].fd = fd;
+    records[fd].sock = s;
+    records[fd].cloexec = cloexec;
+}
+
+void ut_rec_clear(int fd)
+{
+    struct ut_sock *s = records[fd].sock;
+    records[fd].sock = NULL;
+    if (s && --s->refs == 0) free(s);
+}
+
+int ut_epreg_find(int epfd, int fd)
+{
+    for (int i = 0; i < ut_nepregs; i++)
+        if (ut_epregs[i].epfd == epfd && ut_epregs[i].fd == fd) return i;
+    return -1;
+}
+
+int ut_epreg_add(int epfd, int fd, uint32_t events, uint64_t data)
+{
+    if (ut_nepregs == epregs_cap) {
+        int cap = epregs_cap ? epregs_cap * 2 : 16;
+        struct ut_epreg *p = realloc(ut_epregs, (size_t)cap * sizeof *p);
+        if (!p) return -ENOMEM;
+        ut_epregs = p;
+        epregs_cap = cap;
+    }
+    ut_epregs[ut_nepregs++] = (struct ut_epreg){ .epfd = epfd, .fd = fd, .events = events, .data = data };
+    ut_bit_set(ut_epfd_bits, epfd, 1);
+    return 0;
+}
+
+void ut_epreg_remove_at(int i) { ut_epregs[i] = ut_epregs[--ut_nepregs]; }
+
+void ut_epreg_drop_fd(int fd)
+{
+    for (int i = ut_nepregs - 1; i >= 0; i--)
+        if (ut_epregs[i].fd == fd) ut_epreg_remove_at(i);
+}
+
+void ut_epreg_drop_epfd(int epfd)
+{
+    for (int i = ut_nepregs - 1; i >= 0; i--)
+        if (ut_epregs[i].epfd == epfd) ut_epreg_remove_at(i);
+    ut_bit_set(ut_epfd_bits, epfd, 0);
+}
+
+struct ut_fdrec *ut_rec_list(int *n)
+{
+    int count = 0;
+    for (uint32_t fd = 0; fd < ut_fd_limit; fd += 64) {
+        uint64_t w = ut_fd_bits[fd / 64];
+        count += __builtin_popcountll(w);
+    }
+    struct ut_fdrec *list = malloc((size_t)(count ? count : 1) * sizeof *list);
+    if (!list) return NULL;
+    int k = 0;
+    for (uint32_t word = 0; word < (ut_fd_limit + 63) / 64; word++) {
+        uint64_t w = ut_fd_bits[word];
+        while (w) {
+            int fd = (int)(word * 64 + (uint32_t)__builtin_ctzll(w));
+            w &= w - 1;
+            if (records[fd].sock) list[k++] = records[fd];
+        }
+    }
+    *n = k;
+    return list;
+}
+
+void ut_rec_free_all(void)
+{
+    for (uint32_t word = 0; word < (ut_fd_limit + 63) / 64; word++) {
+        uint64_t w = ut_fd_bits[word];
+        while (w) {
+            int fd = (int)(word * 64 + (uint32_t)__builtin_ctzll(w));
+            w &= w - 1;
+            if (records[fd].sock) ut_rec_clear(fd);
+        }
+    }
+    free(ut_epregs);
+    ut_epregs = NULL;
+    ut_nepregs = epregs_cap = 0;
+}
+
+long k_fd_alloc(int minfd, int cloexec)
+{
+    pthread_mutex_lock(&ut_lock);
+    long r = ut_fd_reserve(minfd, -1, cloexec);
+    pthread_mutex_unlock(&ut_lock);
+    return r;
+}
+
+long k_fd_alloc_at(int fd, int cloexec)
+{
+    pthread_mutex_lock(&ut_lock);
+    long r = ut_fd_reserve(0, fd, cloexec);
+    pthread_mutex_unlock(&ut_lock);
+    return r;
+}
+
+long k_fd_release(int fd)
+{
+    if ((uint32_t)fd >= ut_fd_limit) return -EBADF;
+    pthread_mutex_lock(&ut_lock);
+    ut_fd_unreserve(fd);
+    pthread_mutex_unlock(&ut_lock);
+    return 0;
+}
+
+long k_fd_set_cloexec(int fd, int cloexec)
+{
+    return ut_real.fcntl(fd, F_SETFD, cloexec ? FD_CLOEXEC : 0) < 0 ? -errno : 0;
+}
+
+long k_epfd_mark(int epfd, int on)
+{
+    if ((uint32_t)epfd >= ut_fd_limit) return -EBADF;
+    ut_bit_set(ut_epfd_bits, epfd, on);
+    return 0;
+}

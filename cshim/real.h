@@ -1,0 +1,44 @@
+/*
+ * The floor: the real libc functions, for the shim's kernel fast path and for managed code.
+ *
+ * `ut_real.NAME` always points at something callable: a raw system call fallback until the constructor has
+ * resolved the table with dlsym(RTLD_NEXT), then libc's own function. Managed code never calls the exported wrappers
+ * (they would route back into the stack); it calls the k_* helpers below, which return -errno instead of setting errno.
+ */
+#ifndef USERTCP_REAL_H
+#define USERTCP_REAL_H
+
+#include "common.h"
+
+struct ut_real_table {
+#define UT_X(ret, name, params, args, sysno) ret (*name) params;
+#include "intercept.def"
+#undef UT_X
+};
+
+extern struct ut_real_table ut_real UT_HIDDEN;
+
+/* Resolves the table. Called from the library constructor; safe to call again. A missing required symbol aborts. */
+void ut_real_resolve(void) UT_HIDDEN;
+
+/* Helpers for managed code (reached through DirectPInvoke, not exported from the shared object). */
+long k_read(int fd, void *buf, size_t n);
+long k_write(int fd, const void *buf, size_t n);
+long k_close(int fd);
+long k_poll(struct pollfd *fds, unsigned long n, int timeout_ms);
+long k_epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout_ms);
+long k_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+long k_eventfd(unsigned int initval, int flags);
+long k_kill_self_sigpipe(void);
+long k_gettid(void);
+long k_fcntl(int fd, int cmd, long arg);
+long k_sleep_us(long us);
+long k_pread(int fd, void *buf, size_t n, long off);
+long k_lseek(int fd, long off, int whence);
+long k_block_signals(void);
+long k_ppoll_us(struct pollfd *fds, unsigned long n, long us, const sigset_t *mask);
+long k_epoll_wait_us(int epfd, struct epoll_event *ev, int max, long us, const sigset_t *mask);
+long k_ppoll(struct pollfd *fds, unsigned long n, int timeout_ms, const sigset_t *mask);
+long k_epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout_ms, const sigset_t *mask);
+
+#endif

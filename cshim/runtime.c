@@ -1,0 +1,151 @@
+/*
+ * Runtime start is deferred until a process needs the data path.
+ *
+ * Why: a process that forks after the .NET runtime started gets children that hang or abort (the runtime's threads
+ * and locks do not survive fork). nginx's master creates listening sockets and then forks workers, so the master must
+ * never start the runtime; each worker starts its own on its first data-path call.
+ *
+ * Start, in order:
+ *  1. take ut_lock (configuration calls wait; they will find the runtime started and go to managed code);
+ *  2. save the application's SIGPIPE disposition (the runtime sets SIG_IGN) and block asynchronous signals so the
+ *     threads the runtime creates never receive the application's signals;
+ *  3. call ut_m_init with every recorded socket and epoll registration; free the records;
+ *  4. restore the mask and SIGPIPE; publish UT_RT_STARTED.
+ * A fork of a started process (pthread_atfork child handler) moves to UT_RT_FORKED: kernel fds keep working, but
+ * the first call on a user fd aborts with a message instead of hanging in the runtime.
+ */
+#include "runtime.h"
+#include "config.h"
+#include "fdtab.h"
+#include "log.h"
+#include "managed.h"
+#include "real.h"
+#include "group.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ut_rt_state = UT_RT_NOT_STARTED;
+static pid_t started_pid;
+
+int usertcp_runtime_state(void) { return __atomic_load_n(&ut_rt_state, __ATOMIC_ACQUIRE); }
+
+int ut_runtime_start_slow(void)
+{
+    int state = __atomic_load_n(&ut_rt_state, __ATOMIC_ACQUIRE);
+    if (state == UT_RT_FORKED)
+        ut_die("this process (forked from pid %d after usertcp's runtime started there) used a user-stack socket; "
+               "a forked copy cannot run the user-level stack. Fork before the first data-path call (as nginx does), "
+               "or exec the child",
+               (int)started_pid);
+
+    pthread_mutex_lock(&ut_lock);
+    if (ut_rt_state == UT_RT_STARTED) {
+        pthread_mutex_unlock(&ut_lock);
+        return 0;
+    }
+
+    struct sigaction old_pipe;
+    sigaction(SIGPIPE, NULL, &old_pipe);
+    sigset_t all, old_mask;
+    sigfillset(&all);
+    /* Synchronous faults must still reach the runtime's handlers. */
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGTRAP);
+    pthread_sigmask(SIG_BLOCK, &all, &old_mask);
+
+    int nfds = 0;
+    struct ut_fdrec *fds = ut_rec_list(&nfds);
+    int r;
+    if (!fds) {
+        r = -ENOMEM;
+    } else {
+        struct ut_handover h = {
+            .config = &ut_cfg, .fds = fds, .nfds = nfds, .nepregs = ut_nepregs, .epregs = ut_epregs,
+            .group = ut_group,
+        };
+        r = ut_m_init(&h);
+        free(fds);
+    }
+
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+
+    if (r == 0) {
+        ut_rec_free_all();
+        started_pid = getpid();
+        __atomic_store_n(&ut_rt_state, UT_RT_STARTED, __ATOMIC_RELEASE);
+        ut_log(UT_LOG_INFO, "user-level stack started (%d fds handed over)", nfds);
+    } else {
+        ut_log(UT_LOG_ERROR, "user-level stack failed to start: %s", strerror(-r));
+    }
+    pthread_mutex_unlock(&ut_lock);
+    return r;
+}
+
+/* fork: the child of a started process must never enter the runtime. Held across fork so no record is half-made. */
+static void atfork_prepare(void) { pthread_mutex_lock(&ut_lock); }
+static void atfork_parent(void) { pthread_mutex_unlock(&ut_lock); }
+static void atfork_child(void)
+{
+    if (ut_rt_state == UT_RT_STARTED) ut_rt_state = UT_RT_FORKED;
+    pthread_mutex_unlock(&ut_lock);
+}
+
+static void at_exit(void)
+{
+    if (__atomic_load_n(&ut_rt_state, __ATOMIC_ACQUIRE) == UT_RT_STARTED && getpid() == started_pid) ut_m_exit();
+}
+
+/* Children started with exec inherit LD_PRELOAD. With USERTCP_CHILDREN=kernel, remove our configuration and our
+ * library from the environment so that they run purely on the kernel. */
+static void strip_environment(void)
+{
+    const char *preload = getenv("LD_PRELOAD");
+    if (preload) {
+        char *copy = strdup(preload), *out = calloc(1, strlen(preload) + 1);
+        if (copy && out) {
+            for (char *save, *tok = strtok_r(copy, ": ", &save); tok; tok = strtok_r(NULL, ": ", &save)) {
+                if (strstr(tok, "libusertcp")) continue;
+                if (*out) strcat(out, ":");
+                strcat(out, tok);
+            }
+            if (*out) setenv("LD_PRELOAD", out, 1);
+            else unsetenv("LD_PRELOAD");
+        }
+        free(copy);
+        free(out);
+    }
+    for (;;) {
+        char **e = environ;
+        while (e && *e && strncmp(*e, "USERTCP_", 8) != 0) e++;
+        if (!e || !*e) break;
+        char name[128];
+        size_t len = strcspn(*e, "=");
+        if (len >= sizeof name) break;
+        memcpy(name, *e, len);
+        name[len] = 0;
+        unsetenv(name);
+    }
+}
+
+__attribute__((constructor(101))) static void usertcp_init(void)
+{
+    ut_real_resolve();
+    if (ut_config_load() != 0) {
+        ut_log(UT_LOG_ERROR, "invalid configuration; refusing to run (see docs/configuration.md)");
+        _exit(111);
+    }
+    if (ut_cfg.offload) {
+        int r = ut_fdtab_init();
+        if (r) ut_die("cannot set up the fd table: %s", strerror(-r));
+        ut_group_init();
+    }
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    atexit(at_exit);
+    if (ut_cfg.children == UT_CHILDREN_KERNEL) strip_environment();
+}

@@ -1,1 +1,0 @@
-namespace UserTcp.Interpose; internal static class AssemblyMarker { }

@@ -1,0 +1,84 @@
+using System.Collections.Generic;
+using UserTcp.Interpose.Native;
+
+namespace UserTcp.Interpose;
+
+/// <summary>
+/// User fds registered with kernel epoll fds. The kernel epoll fd keeps the kernel fds; we keep the user ones, and
+/// epoll_wait merges both (Readiness.EpollWait). Registration is per (epfd, fd) and refers to the socket, as in
+/// epoll(7). Changes take one lock; epoll_wait snapshots nothing and allocates nothing.
+/// </summary>
+internal static class EpollSets
+{
+    internal sealed class Registration
+    {
+        public int Fd;
+        public UserSocket Socket = null!;
+        public uint Events;
+        public ulong Data;
+        public int ReportedVersion = -1;
+        public bool Disarmed; // EPOLLONESHOT fired; re-armed by EPOLL_CTL_MOD
+    }
+
+    private static readonly object s_gate = new();
+    private static readonly Dictionary<int, List<Registration>> s_sets = new();
+
+    internal static object Gate => s_gate;
+
+    internal static List<Registration>? Get(int epfd) => s_sets.TryGetValue(epfd, out var l) ? l : null;
+
+    internal static long Control(int epfd, int op, int fd, uint events, ulong data)
+    {
+        const int ADD = 1, DEL = 2, MOD = 3;
+        if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
+        if (Kernel.Fcntl(epfd, 1 /* F_GETFD */, 0) < 0) return -Errno.EBADF;
+        if (epfd == fd) return -Errno.EINVAL;
+        lock (s_gate)
+        {
+            List<Registration>? set = Get(epfd);
+            Registration? reg = null;
+            if (set is not null)
+                foreach (Registration r in set)
+                    if (r.Fd == fd && ReferenceEquals(r.Socket, s)) reg = r;
+            switch (op)
+            {
+                case ADD:
+                    if (reg is not null) return -Errno.EEXIST;
+                    if (set is null)
+                    {
+                        s_sets[epfd] = set = new List<Registration>();
+                        Kernel.EpfdMark(epfd, 1);
+                    }
+                    set.Add(new Registration { Fd = fd, Socket = s, Events = events, Data = data });
+                    return 0;
+                case MOD:
+                    if (reg is null) return -Errno.ENOENT;
+                    if ((reg.Events & Poll.EpollExclusive) != 0 || (events & Poll.EpollExclusive) != 0) return -Errno.EINVAL;
+                    reg.Events = events;
+                    reg.Data = data;
+                    reg.Disarmed = false;
+                    reg.ReportedVersion = -1;
+                    return 0;
+                case DEL:
+                    if (reg is null) return -Errno.ENOENT;
+                    set!.Remove(reg);
+                    return 0;
+                default:
+                    return -Errno.EINVAL;
+            }
+        }
+    }
+
+    internal static void ForgetSocket(UserSocket s)
+    {
+        lock (s_gate)
+            foreach (List<Registration> set in s_sets.Values)
+                set.RemoveAll(r => ReferenceEquals(r.Socket, s));
+    }
+
+    internal static void ForgetEpoll(int epfd)
+    {
+        lock (s_gate)
+            if (s_sets.Remove(epfd)) Kernel.EpfdMark(epfd, 0);
+    }
+}

@@ -1,0 +1,76 @@
+using System.Runtime.InteropServices;
+
+namespace UserTcp.Interpose.Native;
+
+/// <summary>
+/// The floor: libc reached through the C shim's k_* helpers (cshim/real.h, fdtab.h, log.h). Managed code never calls
+/// the exported libc symbols (they would route back into the stack). Every helper returns a value &gt;= 0 or -errno.
+/// Linked statically into libusertcp.so (DirectPInvoke "cshim"); not available under JIT.
+/// </summary>
+internal static unsafe partial class Kernel
+{
+    private const string Lib = "cshim";
+
+    [LibraryImport(Lib, EntryPoint = "k_read"), SuppressGCTransition]
+    internal static partial nint Read(int fd, byte* buf, nuint n);
+    [LibraryImport(Lib, EntryPoint = "k_write")]
+    internal static partial nint Write(int fd, byte* buf, nuint n);
+    [LibraryImport(Lib, EntryPoint = "k_close")]
+    internal static partial nint Close(int fd);
+    [LibraryImport(Lib, EntryPoint = "k_poll")]
+    internal static partial nint Poll(PollFd* fds, nuint n, int timeoutMs);
+    [LibraryImport(Lib, EntryPoint = "k_epoll_wait")]
+    internal static partial nint EpollWait(int epfd, EpollEvent* events, int max, int timeoutMs);
+    [LibraryImport(Lib, EntryPoint = "k_kill_self_sigpipe")]
+    internal static partial nint RaiseSigpipe();
+    [LibraryImport(Lib, EntryPoint = "k_fd_alloc")]
+    internal static partial nint FdAlloc(int minFd, int cloexec);
+    [LibraryImport(Lib, EntryPoint = "k_fd_alloc_at")]
+    internal static partial nint FdAllocAt(int fd, int cloexec);
+    [LibraryImport(Lib, EntryPoint = "k_fd_release")]
+    internal static partial nint FdRelease(int fd);
+    [LibraryImport(Lib, EntryPoint = "k_fd_set_cloexec")]
+    internal static partial nint FdSetCloexec(int fd, int cloexec);
+    [LibraryImport(Lib, EntryPoint = "k_epfd_mark")]
+    internal static partial nint EpfdMark(int epfd, int on);
+    [LibraryImport(Lib, EntryPoint = "k_sockopt_minlen"), SuppressGCTransition]
+    internal static partial nint SockoptMinLen(int level, int name);
+    [LibraryImport(Lib, EntryPoint = "k_fcntl")]
+    internal static partial nint Fcntl(int fd, int cmd, nint arg);
+    [LibraryImport(Lib, EntryPoint = "k_ppoll")]
+    internal static partial nint PPoll(PollFd* fds, nuint n, int timeoutMs, void* sigmask);
+    [LibraryImport(Lib, EntryPoint = "k_epoll_pwait")]
+    internal static partial nint EpollPWait(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask);
+    [LibraryImport(Lib, EntryPoint = "k_sleep_us")]
+    internal static partial nint SleepUs(nint us);
+    [LibraryImport(Lib, EntryPoint = "k_pread")]
+    internal static partial nint PRead(int fd, byte* buf, nuint n, nint offset);
+    [LibraryImport(Lib, EntryPoint = "k_lseek")]
+    internal static partial nint LSeek(int fd, nint offset, int whence);
+    [LibraryImport(Lib, EntryPoint = "k_block_signals")]
+    internal static partial nint BlockSignals();
+    [LibraryImport(Lib, EntryPoint = "k_ppoll_us")]
+    internal static partial nint PPollUs(PollFd* fds, nuint n, nint us, void* sigmask);
+    [LibraryImport(Lib, EntryPoint = "k_epoll_wait_us")]
+    internal static partial nint EpollWaitUs(int epfd, EpollEvent* events, int max, nint us, void* sigmask);
+    [LibraryImport(Lib, EntryPoint = "k_pid_alive")]
+    internal static partial nint PidAlive(int pid);
+    [LibraryImport(Lib, EntryPoint = "k_log", StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial void Log(int level, string message);
+}
+
+[StructLayout(LayoutKind.Sequential)]
+internal struct PollFd
+{
+    public int Fd;
+    public short Events;
+    public short Revents;
+}
+
+/// <summary>struct epoll_event is packed on x86-64: 4 bytes of events then 8 bytes of data.</summary>
+[StructLayout(LayoutKind.Sequential, Pack = 4)]
+internal struct EpollEvent
+{
+    public uint Events;
+    public ulong Data;
+}

@@ -1,0 +1,237 @@
+using System;
+using System.Text;
+using UserTcp.Interpose.Native;
+using UserTcp.Stack;
+
+namespace UserTcp.Interpose;
+
+/// <summary>setsockopt/getsockopt with Linux's rules: lengths, value ranges, buffer doubling, defaults.</summary>
+internal static unsafe partial class SocketCalls
+{
+    internal const int SOL_SOCKET = 1, IPPROTO_IP = 0;
+    internal const int SO_REUSEADDR = 2, SO_TYPE = 3, SO_ERROR = 4, SO_DONTROUTE = 5, SO_BROADCAST = 6, SO_SNDBUF = 7,
+        SO_RCVBUF = 8, SO_KEEPALIVE = 9, SO_OOBINLINE = 10, SO_PRIORITY = 12, SO_LINGER = 13, SO_REUSEPORT = 15,
+        SO_RCVLOWAT = 18, SO_RCVTIMEO = 20, SO_SNDTIMEO = 21, SO_ACCEPTCONN = 30, SO_SNDBUFFORCE = 32,
+        SO_RCVBUFFORCE = 33, SO_PROTOCOL = 38, SO_DOMAIN = 39;
+    internal const int TCP_NODELAY = 1, TCP_MAXSEG = 2, TCP_CORK = 3, TCP_KEEPIDLE = 4, TCP_KEEPINTVL = 5,
+        TCP_KEEPCNT = 6, TCP_SYNCNT = 7, TCP_LINGER2 = 8, TCP_DEFER_ACCEPT = 9, TCP_WINDOW_CLAMP = 10, TCP_INFO = 11,
+        TCP_QUICKACK = 12, TCP_CONGESTION = 13, TCP_USER_TIMEOUT = 18;
+    internal const int IP_TOS = 1, IP_TTL = 2, IP_RECVERR = 11, IP_FREEBIND = 15, IP_BIND_ADDRESS_NO_PORT = 24;
+
+    // net.core.rmem_max / wmem_max and the kernel's minimums (SOCK_MIN_RCVBUF / SOCK_MIN_SNDBUF).
+    private const int RmemMax = 212992, WmemMax = 212992, MinRcvBuf = 2304, MinSndBuf = 4608;
+    private const int TcpInfoSize = 232, TcpStateClose = 7;
+
+    internal static long SetSockOpt(int fd, int level, int name, byte* val, uint len)
+    {
+        if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
+        lock (s.Gate) return SetOption(s, level, name, val, len);
+    }
+
+    internal static long SetOption(UserSocket s, int level, int name, byte* val, uint len)
+    {
+        long min = Kernel.SockoptMinLen(level, name);
+        if (min < 0) return min;
+        if (level == SOL_SOCKET && name is SO_ERROR or SO_TYPE or SO_DOMAIN or SO_PROTOCOL or SO_ACCEPTCONN)
+            return -Errno.ENOPROTOOPT;
+        if (level == IPPROTO_TCP && name == TCP_INFO) return -Errno.ENOPROTOOPT;
+        if ((long)len < min) return -Errno.EINVAL;
+        if (len > 0 && val == null) return -Errno.EFAULT;
+        SocketOptions o = s.Options;
+        int v = min == sizeof(int) ? *(int*)val : 0;
+        switch (level, name)
+        {
+            case (SOL_SOCKET, SO_REUSEADDR): o.ReuseAddress = v != 0; break;
+            case (SOL_SOCKET, SO_REUSEPORT): o.ReusePort = v != 0; break;
+            case (SOL_SOCKET, SO_KEEPALIVE): o.KeepAlive = v != 0; break;
+            case (SOL_SOCKET, SO_OOBINLINE): o.OobInline = v != 0; break;
+            case (SOL_SOCKET, SO_BROADCAST): o.Broadcast = v != 0; break;
+            case (SOL_SOCKET, SO_DONTROUTE): o.DontRoute = v != 0; break;
+            case (SOL_SOCKET, SO_PRIORITY):
+                if ((uint)v > 6) return -Errno.EPERM;
+                o.Priority = v; break;
+            case (SOL_SOCKET, SO_RCVBUF) or (SOL_SOCKET, SO_RCVBUFFORCE):
+                o.ReceiveBuffer = Math.Max(MinRcvBuf, (int)Math.Min((uint)Math.Max(v, 0), name == SO_RCVBUF ? RmemMax : int.MaxValue / 2) * 2);
+                break;
+            case (SOL_SOCKET, SO_SNDBUF) or (SOL_SOCKET, SO_SNDBUFFORCE):
+                o.SendBuffer = Math.Max(MinSndBuf, (int)Math.Min((uint)Math.Max(v, 0), name == SO_SNDBUF ? WmemMax : int.MaxValue / 2) * 2);
+                break;
+            case (SOL_SOCKET, SO_RCVLOWAT): o.ReceiveLowWater = v <= 0 ? 1 : v; break;
+            case (SOL_SOCKET, SO_LINGER):
+                o.LingerOn = ((int*)val)[0] != 0;
+                o.LingerSeconds = Math.Max(((int*)val)[1], 0);
+                break;
+            case (SOL_SOCKET, SO_RCVTIMEO) or (SOL_SOCKET, SO_SNDTIMEO):
+            {
+                long sec = ((long*)val)[0], usec = ((long*)val)[1];
+                if (usec < 0 || usec >= 1_000_000) return -33; // EDOM, as Linux
+                long us = sec < 0 ? 0 : sec * 1_000_000 + usec;
+                if (name == SO_RCVTIMEO) o.ReceiveTimeoutUs = us; else o.SendTimeoutUs = us;
+                break;
+            }
+            case (IPPROTO_TCP, TCP_NODELAY): o.NoDelay = v != 0; break;
+            case (IPPROTO_TCP, TCP_CORK): o.Cork = v != 0; break;
+            case (IPPROTO_TCP, TCP_QUICKACK): o.QuickAck = v != 0; break;
+            case (IPPROTO_TCP, TCP_KEEPIDLE):
+                if (v < 1 || v > 32767) return -Errno.EINVAL;
+                o.KeepIdle = v; break;
+            case (IPPROTO_TCP, TCP_KEEPINTVL):
+                if (v < 1 || v > 32767) return -Errno.EINVAL;
+                o.KeepInterval = v; break;
+            case (IPPROTO_TCP, TCP_KEEPCNT):
+                if (v < 1 || v > 127) return -Errno.EINVAL;
+                o.KeepCount = v; break;
+            case (IPPROTO_TCP, TCP_USER_TIMEOUT):
+                if (v < 0) return -Errno.EINVAL;
+                o.UserTimeout = v; break;
+            case (IPPROTO_TCP, TCP_DEFER_ACCEPT): o.DeferAccept = Math.Max(v, 0); break;
+            case (IPPROTO_TCP, TCP_MAXSEG):
+                if (v != 0 && (v < 88 || v > 65535)) return -Errno.EINVAL;
+                o.MaxSegment = v == 0 ? 536 : v; break;
+            case (IPPROTO_TCP, TCP_SYNCNT):
+                if (v < 1 || v > 127) return -Errno.EINVAL;
+                o.SynCount = v; break;
+            case (IPPROTO_TCP, TCP_LINGER2): o.Linger2 = v; break;
+            case (IPPROTO_TCP, TCP_WINDOW_CLAMP): o.WindowClamp = Math.Max(v, 0); break;
+            case (IPPROTO_TCP, TCP_CONGESTION):
+            {
+                int n = 0;
+                while (n < (int)len && n < 16 && val[n] != 0) n++;
+                string algo = Encoding.ASCII.GetString(val, n);
+                if (algo is not ("cubic" or "reno")) return -Errno.ENOENT;
+                o.Congestion = algo;
+                break;
+            }
+            case (IPPROTO_IP, IP_TOS): o.Tos = v & 0xFC; break;
+            case (IPPROTO_IP, IP_TTL):
+                if (v == -1) v = 64;
+                if (v < 1 || v > 255) return -Errno.EINVAL;
+                o.Ttl = v; break;
+            case (IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT): o.BindAddressNoPort = v != 0; break;
+            case (IPPROTO_IP, IP_FREEBIND): o.FreeBind = v != 0; break;
+            case (IPPROTO_IP, IP_RECVERR): o.RecvErr = v != 0; break;
+            default: return -Errno.ENOPROTOOPT;
+        }
+        return s.Handle >= 0 ? ApplyToStack(s, level, name) : 0;
+    }
+
+    /// <summary>Hands an option the stack acts on to it (the socket's value lives here; the stack gets units it uses).</summary>
+    internal static long ApplyToStack(UserSocket s, int level, int name)
+    {
+        SocketOptions o = s.Options;
+        (SocketOption opt, long value) = (level, name) switch
+        {
+            (IPPROTO_TCP, TCP_NODELAY) => (SocketOption.NoDelay, o.NoDelay ? 1L : 0L),
+            (IPPROTO_TCP, TCP_CORK) => (SocketOption.Cork, o.Cork ? 1L : 0L),
+            (SOL_SOCKET, SO_KEEPALIVE) => (SocketOption.KeepAlive, o.KeepAlive ? 1L : 0L),
+            (IPPROTO_TCP, TCP_KEEPIDLE) => (SocketOption.KeepIdleUs, o.KeepIdle * 1_000_000L),
+            (IPPROTO_TCP, TCP_KEEPINTVL) => (SocketOption.KeepIntervalUs, o.KeepInterval * 1_000_000L),
+            (IPPROTO_TCP, TCP_KEEPCNT) => (SocketOption.KeepCount, (long)o.KeepCount),
+            (IPPROTO_TCP, TCP_USER_TIMEOUT) => (SocketOption.UserTimeoutUs, o.UserTimeout * 1000L),
+            (SOL_SOCKET, SO_LINGER) => (SocketOption.LingerUs, o.LingerOn ? o.LingerSeconds * 1_000_000L : -1L),
+            (SOL_SOCKET, SO_SNDBUF) or (SOL_SOCKET, SO_SNDBUFFORCE) => (SocketOption.SendBufferSize, (long)o.SendBuffer),
+            (SOL_SOCKET, SO_RCVBUF) or (SOL_SOCKET, SO_RCVBUFFORCE) => (SocketOption.ReceiveBufferSize, (long)o.ReceiveBuffer),
+            _ => ((SocketOption)(-1), 0L),
+        };
+        if ((int)opt < 0) return 0;
+        lock (Engine.Gate)
+        {
+            SocketError e = Engine.Stack.SetOption(s.Handle, opt, value);
+            // Buffer sizes the stack cannot honour on a live connection keep the old size, as Linux does silently.
+            return e is SocketError.Success or SocketError.NotSupported or SocketError.InvalidArgument
+                && opt is SocketOption.SendBufferSize or SocketOption.ReceiveBufferSize ? 0 : -ErrnoMap.From(e);
+        }
+    }
+
+    internal static long GetSockOpt(int fd, int level, int name, byte* val, uint* len)
+    {
+        if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
+        if (len == null) return -Errno.EFAULT;
+        if ((int)*len < 0) return -Errno.EINVAL;
+        long min = Kernel.SockoptMinLen(level, name);
+        if (min < 0) return min == -Errno.EOPNOTSUPP ? -Errno.ENOPROTOOPT : min;
+        SocketOptions o = s.Options;
+        Span<byte> out8 = stackalloc byte[TcpInfoSize];
+        out8.Clear();
+        int size = sizeof(int);
+        int iv = 0;
+        lock (s.Gate)
+        {
+            switch (level, name)
+            {
+                case (SOL_SOCKET, SO_REUSEADDR): iv = o.ReuseAddress ? 1 : 0; break;
+                case (SOL_SOCKET, SO_REUSEPORT): iv = o.ReusePort ? 1 : 0; break;
+                case (SOL_SOCKET, SO_KEEPALIVE): iv = o.KeepAlive ? 1 : 0; break;
+                case (SOL_SOCKET, SO_OOBINLINE): iv = o.OobInline ? 1 : 0; break;
+                case (SOL_SOCKET, SO_BROADCAST): iv = o.Broadcast ? 1 : 0; break;
+                case (SOL_SOCKET, SO_DONTROUTE): iv = o.DontRoute ? 1 : 0; break;
+                case (SOL_SOCKET, SO_PRIORITY): iv = o.Priority; break;
+                case (SOL_SOCKET, SO_RCVBUF): iv = o.ReceiveBuffer; break;
+                case (SOL_SOCKET, SO_SNDBUF): iv = o.SendBuffer; break;
+                case (SOL_SOCKET, SO_RCVLOWAT): iv = o.ReceiveLowWater; break;
+                case (SOL_SOCKET, SO_ERROR):
+                    if (s.Handle >= 0)
+                        lock (Engine.Gate)
+                        {
+                            Engine.Stack.GetError(s.Handle, out SocketError err);
+                            iv = ErrnoMap.From(err);
+                        }
+                    break;
+                case (SOL_SOCKET, SO_TYPE): iv = SOCK_STREAM; break;
+                case (SOL_SOCKET, SO_DOMAIN): iv = AF_INET; break;
+                case (SOL_SOCKET, SO_PROTOCOL): iv = IPPROTO_TCP; break;
+                case (SOL_SOCKET, SO_ACCEPTCONN): iv = s.State == SocketState.Listening ? 1 : 0; break;
+                case (SOL_SOCKET, SO_LINGER):
+                    size = 8;
+                    BitConverter.TryWriteBytes(out8, o.LingerOn ? 1 : 0);
+                    BitConverter.TryWriteBytes(out8[4..], o.LingerSeconds);
+                    break;
+                case (SOL_SOCKET, SO_RCVTIMEO) or (SOL_SOCKET, SO_SNDTIMEO):
+                {
+                    size = 16;
+                    long us = name == SO_RCVTIMEO ? o.ReceiveTimeoutUs : o.SendTimeoutUs;
+                    BitConverter.TryWriteBytes(out8, us / 1_000_000);
+                    BitConverter.TryWriteBytes(out8[8..], us % 1_000_000);
+                    break;
+                }
+                case (IPPROTO_TCP, TCP_NODELAY): iv = o.NoDelay ? 1 : 0; break;
+                case (IPPROTO_TCP, TCP_CORK): iv = o.Cork ? 1 : 0; break;
+                case (IPPROTO_TCP, TCP_QUICKACK): iv = o.QuickAck ? 1 : 0; break;
+                case (IPPROTO_TCP, TCP_KEEPIDLE): iv = o.KeepIdle; break;
+                case (IPPROTO_TCP, TCP_KEEPINTVL): iv = o.KeepInterval; break;
+                case (IPPROTO_TCP, TCP_KEEPCNT): iv = o.KeepCount; break;
+                case (IPPROTO_TCP, TCP_USER_TIMEOUT): iv = o.UserTimeout; break;
+                case (IPPROTO_TCP, TCP_DEFER_ACCEPT): iv = o.DeferAccept; break;
+                case (IPPROTO_TCP, TCP_MAXSEG):
+                    iv = o.MaxSegment;
+                    if (s.State == SocketState.Connected)
+                        lock (Engine.Gate)
+                            if (Engine.Stack.GetConnection(s.Handle) is { } c) iv = c.SendMss;
+                    break;
+                case (IPPROTO_TCP, TCP_SYNCNT): iv = o.SynCount; break;
+                case (IPPROTO_TCP, TCP_LINGER2): iv = o.Linger2; break;
+                case (IPPROTO_TCP, TCP_WINDOW_CLAMP): iv = o.WindowClamp; break;
+                case (IPPROTO_TCP, TCP_INFO):
+                    size = TcpInfoSize;
+                    lock (Engine.Gate) TcpInfo.Fill(s, out8);
+                    break;
+                case (IPPROTO_TCP, TCP_CONGESTION):
+                    size = 16;
+                    Encoding.ASCII.GetBytes(o.Congestion, out8);
+                    break;
+                case (IPPROTO_IP, IP_TOS): iv = o.Tos; break;
+                case (IPPROTO_IP, IP_TTL): iv = o.Ttl; break;
+                case (IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT): iv = o.BindAddressNoPort ? 1 : 0; break;
+                case (IPPROTO_IP, IP_FREEBIND): iv = o.FreeBind ? 1 : 0; break;
+                case (IPPROTO_IP, IP_RECVERR): iv = o.RecvErr ? 1 : 0; break;
+                default: return -Errno.ENOPROTOOPT;
+            }
+        }
+        if (size == sizeof(int)) BitConverter.TryWriteBytes(out8, iv);
+        uint n = Math.Min(*len, (uint)size);
+        if (n > 0 && val == null) return -Errno.EFAULT;
+        out8[..(int)n].CopyTo(new Span<byte>(val, (int)n));
+        *len = n;
+        return 0;
+    }
+}

@@ -1,0 +1,88 @@
+using System;
+using System.Threading;
+
+namespace UserTcp.Interpose;
+
+/// <summary>Socket-level state of one user-stack socket (the open file description that dup'd fds share).</summary>
+internal enum SocketState { Unconnected, Listening, Connected }
+
+/// <summary>
+/// One user-stack TCP socket: the state POSIX calls see (options, local address, mode). Shared by every fd that
+/// refers to it (dup), like a kernel open file description. Data-path state will live in the stack; this object is
+/// what interpose/ keeps. Guarded by its own lock; calls on different sockets never contend.
+/// </summary>
+internal sealed class UserSocket
+{
+    internal readonly object Gate = new();
+    internal int Refs;
+    /// <summary>The stack's handle for this socket (see <see cref="UserTcp.Stack.NetStack"/>); -1 once closed.</summary>
+    internal int Handle = -1;
+    /// <summary>For a listener that joined an SO_REUSEPORT group: the group (whose handle accepts for everyone).</summary>
+    internal ListenerGroups.Group? Group;
+    internal bool NonBlocking;
+    internal SocketState State;
+    internal int Backlog;
+    internal bool Bound;
+    internal uint LocalAddress;   // host order
+    internal ushort LocalPort;
+    internal readonly SocketOptions Options = new();
+    /// <summary>shutdown(2) bits: 1 = no more receives, 2 = no more sends.</summary>
+    internal int ShutdownBits;
+    /// <summary>Bumped whenever readiness may have changed (edge-triggered epoll reports once per change).</summary>
+    internal int ReadinessVersion;
+
+    /// <summary>Readiness bits as poll(2) reports them (POLLIN=1, POLLOUT=4, POLLERR=8, POLLHUP=0x10, with the
+    /// RDNORM/WRNORM companions Linux sets). Caller holds Engine.Gate.</summary>
+    internal short PollMask()
+    {
+        uint r;
+        if (State == SocketState.Unconnected)
+        {
+            // Neither connected nor listening is "closed" for TCP: Linux reports it writable and hung up.
+            r = (uint)(Poll.Out | Poll.Hup);
+            if ((ShutdownBits & 1) != 0) r |= (uint)(Poll.In | Poll.RdHup);
+        }
+        else
+        {
+            int h = Group?.Handle ?? Handle;
+            r = h < 0 ? (uint)Poll.Nval : (uint)Engine.Stack.GetReadiness(h);
+        }
+        if ((r & (uint)Poll.In) != 0) r |= (uint)Poll.RdNorm;
+        if ((r & (uint)Poll.Out) != 0) r |= (uint)Poll.WrNorm;
+        return (short)(ushort)r;
+    }
+
+    internal void Changed() => Interlocked.Increment(ref ReadinessVersion);
+}
+
+/// <summary>poll(2)/epoll(7) bits (the values are the same for both).</summary>
+internal static class Poll
+{
+    public const short In = 0x1, Pri = 0x2, Out = 0x4, Err = 0x8, Hup = 0x10, Nval = 0x20, RdNorm = 0x40,
+        WrNorm = 0x100, RdHup = 0x2000;
+    public const uint EpollExclusive = 1u << 28, EpollWakeup = 1u << 29, EpollOneShot = 1u << 30, EpollEt = 1u << 31;
+}
+
+/// <summary>Socket options a program set, with Linux's defaults for the rest.</summary>
+internal sealed class SocketOptions
+{
+    public bool ReuseAddress, ReusePort, KeepAlive, OobInline, NoDelay, Cork, QuickAck = true, Broadcast, DontRoute;
+    public int ReceiveBuffer = 131072, SendBuffer = 16384, ReceiveLowWater = 1, Priority;
+    public int KeepIdle = 7200, KeepInterval = 75, KeepCount = 9, UserTimeout, DeferAccept, MaxSegment = 536,
+        SynCount = 6, Linger2 = 60, WindowClamp, Tos, Ttl = 64;
+    public bool BindAddressNoPort, FreeBind, RecvErr;
+    public bool LingerOn;
+    public int LingerSeconds;
+    public long ReceiveTimeoutUs, SendTimeoutUs;
+    public string Congestion = "cubic";
+
+    /// <summary>What an accepted socket inherits from its listener (as Linux copies the listener's options).</summary>
+    public void InheritFrom(SocketOptions l)
+    {
+        KeepAlive = l.KeepAlive; NoDelay = l.NoDelay; Cork = l.Cork; OobInline = l.OobInline;
+        ReceiveBuffer = l.ReceiveBuffer; SendBuffer = l.SendBuffer; KeepIdle = l.KeepIdle; KeepInterval = l.KeepInterval;
+        KeepCount = l.KeepCount; UserTimeout = l.UserTimeout; LingerOn = l.LingerOn; LingerSeconds = l.LingerSeconds;
+        ReceiveTimeoutUs = l.ReceiveTimeoutUs; SendTimeoutUs = l.SendTimeoutUs; Congestion = l.Congestion; Tos = l.Tos;
+        Ttl = l.Ttl; Priority = l.Priority;
+    }
+}

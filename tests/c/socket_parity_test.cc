@@ -1,0 +1,399 @@
+// POSIX parity for TCP sockets: the same expectations on the kernel and on usertcp (tests.mk runs this binary both
+// ways). Today this covers what needs no peer: creation, options, binding, listening, modes, readiness and the
+// errors of a socket that is not connected. Connected behaviour joins when the stack is attached to a device.
+#include "helpers.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace {
+
+int Tcp(int flags = 0)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | flags, 0);
+    EXPECT_GE(fd, 0) << strerror(errno);
+    return fd;
+}
+
+sockaddr_in Any(uint16_t port = 0)
+{
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_ANY);
+    return a;
+}
+
+int GetInt(int fd, int level, int name)
+{
+    int v = -12345;
+    socklen_t len = sizeof v;
+    EXPECT_EQ(getsockopt(fd, level, name, &v, &len), 0) << strerror(errno);
+    EXPECT_EQ(len, sizeof v);
+    return v;
+}
+
+uint16_t LocalPort(int fd)
+{
+    sockaddr_in a{};
+    socklen_t len = sizeof a;
+    EXPECT_EQ(getsockname(fd, (sockaddr *)&a, &len), 0);
+    return ntohs(a.sin_port);
+}
+
+// Errno after a call, read in its own statement (no argument-evaluation-order surprises).
+#define EXPECT_FAILS_WITH(call, err)                                                                                   \
+    do {                                                                                                               \
+        errno = 0;                                                                                                     \
+        long _r = (long)(call);                                                                                        \
+        int _e = errno;                                                                                                \
+        EXPECT_EQ(_r, -1) << #call;                                                                                    \
+        EXPECT_EQ(_e, err) << #call << ": " << strerror(_e);                                                           \
+    } while (0)
+
+} // namespace
+
+TEST(SocketParity, CreationFlagsAndErrors)
+{
+    int fd = Tcp(SOCK_NONBLOCK | SOCK_CLOEXEC);
+    EXPECT_TRUE(fcntl(fd, F_GETFL) & O_NONBLOCK);
+    EXPECT_EQ(fcntl(fd, F_GETFD), FD_CLOEXEC);
+    EXPECT_EQ(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDWR);
+    struct stat st;
+    ASSERT_EQ(fstat(fd, &st), 0);
+    EXPECT_TRUE(S_ISSOCK(st.st_mode));
+    close(fd);
+    // POSIX: a new socket gets the lowest free descriptor number, on the kernel and on usertcp alike.
+    int probe = dup(0);
+    ASSERT_GE(probe, 0);
+    close(probe);
+    int again = Tcp();
+    EXPECT_EQ(again, probe);
+    close(again);
+    EXPECT_FAILS_WITH(socket(AF_INET, SOCK_STREAM | 0x40000000, 0), EINVAL);
+}
+
+TEST(SocketParity, IdentityOptions)
+{
+    int fd = Tcp();
+    EXPECT_EQ(GetInt(fd, SOL_SOCKET, SO_TYPE), SOCK_STREAM);
+    EXPECT_EQ(GetInt(fd, SOL_SOCKET, SO_DOMAIN), AF_INET);
+    EXPECT_EQ(GetInt(fd, SOL_SOCKET, SO_PROTOCOL), IPPROTO_TCP);
+    EXPECT_EQ(GetInt(fd, SOL_SOCKET, SO_ACCEPTCONN), 0);
+    EXPECT_EQ(GetInt(fd, SOL_SOCKET, SO_ERROR), 0);
+    int one = 1;
+    EXPECT_FAILS_WITH(setsockopt(fd, SOL_SOCKET, SO_TYPE, &one, sizeof one), ENOPROTOOPT);
+    close(fd);
+}
+
+TEST(SocketParity, BooleanAndIntegerOptionsRoundTrip)
+{
+    int fd = Tcp();
+    struct { int level, name; } bools[] = { { SOL_SOCKET, SO_REUSEADDR }, { SOL_SOCKET, SO_REUSEPORT },
+                                            { SOL_SOCKET, SO_KEEPALIVE }, { IPPROTO_TCP, TCP_NODELAY },
+                                            { IPPROTO_TCP, TCP_CORK } };
+    for (auto b : bools) {
+        EXPECT_EQ(GetInt(fd, b.level, b.name), 0) << b.level << "/" << b.name;
+        int v = 7; // any non-zero value reads back as 1
+        ASSERT_EQ(setsockopt(fd, b.level, b.name, &v, sizeof v), 0);
+        EXPECT_EQ(GetInt(fd, b.level, b.name), 1) << b.level << "/" << b.name;
+    }
+    int idle = 30, intvl = 5, cnt = 3, uto = 10000;
+    ASSERT_EQ(setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle), 0);
+    ASSERT_EQ(setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl), 0);
+    ASSERT_EQ(setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt), 0);
+    ASSERT_EQ(setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof uto), 0);
+    EXPECT_EQ(GetInt(fd, IPPROTO_TCP, TCP_KEEPIDLE), 30);
+    EXPECT_EQ(GetInt(fd, IPPROTO_TCP, TCP_KEEPINTVL), 5);
+    EXPECT_EQ(GetInt(fd, IPPROTO_TCP, TCP_KEEPCNT), 3);
+    EXPECT_EQ(GetInt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT), 10000);
+    int bad = 0;
+    EXPECT_FAILS_WITH(setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &bad, sizeof bad), EINVAL);
+    bad = 200;
+    EXPECT_FAILS_WITH(setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &bad, sizeof bad), EINVAL);
+    bad = -1;
+    EXPECT_FAILS_WITH(setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &bad, sizeof bad), EINVAL);
+    close(fd);
+}
+
+TEST(SocketParity, OptionLengthRules)
+{
+    int fd = Tcp();
+    int v = 1;
+    EXPECT_FAILS_WITH(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &v, 2), EINVAL);
+    EXPECT_FAILS_WITH(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, nullptr, sizeof v), EFAULT);
+    EXPECT_FAILS_WITH(setsockopt(fd, SOL_SOCKET, 9999, &v, sizeof v), ENOPROTOOPT);
+    EXPECT_FAILS_WITH(setsockopt(fd, IPPROTO_TCP, 9999, &v, sizeof v), ENOPROTOOPT);
+    // getsockopt truncates to the caller's length and reports what it wrote.
+    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof v), 0);
+    unsigned char small[2] = { 0xee, 0xee };
+    socklen_t len = 2;
+    ASSERT_EQ(getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, small, &len), 0);
+    EXPECT_EQ(len, 2u);
+    EXPECT_EQ(small[0], 1);
+    close(fd);
+}
+
+TEST(SocketParity, BufferSizesAreDoubledAndClamped)
+{
+    int fd = Tcp();
+    int v = 65536;
+    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v), 0);
+    EXPECT_EQ(GetInt(fd, SOL_SOCKET, SO_RCVBUF), 131072);
+    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v), 0);
+    EXPECT_EQ(GetInt(fd, SOL_SOCKET, SO_SNDBUF), 131072);
+    v = 1;
+    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v), 0);
+    EXPECT_EQ(GetInt(fd, SOL_SOCKET, SO_RCVBUF), 2304);
+    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v), 0);
+    EXPECT_EQ(GetInt(fd, SOL_SOCKET, SO_SNDBUF), 4608);
+    close(fd);
+}
+
+TEST(SocketParity, LingerAndTimeouts)
+{
+    int fd = Tcp();
+    linger l = { 1, 5 };
+    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l), 0);
+    linger got{};
+    socklen_t len = sizeof got;
+    ASSERT_EQ(getsockopt(fd, SOL_SOCKET, SO_LINGER, &got, &len), 0);
+    EXPECT_EQ(got.l_onoff, 1);
+    EXPECT_EQ(got.l_linger, 5);
+    EXPECT_FAILS_WITH(setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, 4), EINVAL);
+    timeval tv = { 2, 500000 };
+    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+    timeval gtv{};
+    len = sizeof gtv;
+    ASSERT_EQ(getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &gtv, &len), 0);
+    EXPECT_EQ(gtv.tv_sec, 2);
+    EXPECT_EQ(gtv.tv_usec, 500000);
+    tv.tv_usec = 2000000;
+    EXPECT_FAILS_WITH(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv), EDOM);
+    close(fd);
+}
+
+TEST(SocketParity, CongestionControlName)
+{
+    int fd = Tcp();
+    char name[16] = {};
+    socklen_t len = sizeof name;
+    ASSERT_EQ(getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, &len), 0);
+    EXPECT_GT(strlen(name), 0u); // the default differs between machines (net.ipv4.tcp_congestion_control)
+    ASSERT_EQ(setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, "reno", 4), 0);
+    len = sizeof name;
+    ASSERT_EQ(getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, &len), 0);
+    EXPECT_STREQ(name, "reno");
+    EXPECT_FAILS_WITH(setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, "no-such-algo", 12), ENOENT);
+    close(fd);
+}
+
+TEST(SocketParity, BindRules)
+{
+    int a = Tcp();
+    sockaddr_in addr = Any();
+    ASSERT_EQ(bind(a, (sockaddr *)&addr, sizeof addr), 0);
+    uint16_t port = LocalPort(a);
+    EXPECT_NE(port, 0);
+    EXPECT_FAILS_WITH(bind(a, (sockaddr *)&addr, sizeof addr), EINVAL); // already bound
+    int b = Tcp();
+    addr = Any(port);
+    ASSERT_EQ(listen(a, 1), 0);
+    EXPECT_FAILS_WITH(bind(b, (sockaddr *)&addr, sizeof addr), EADDRINUSE);
+    EXPECT_FAILS_WITH(bind(b, (sockaddr *)&addr, sizeof addr - 1), EINVAL);
+    sockaddr_in6 six{};
+    six.sin6_family = AF_INET6;
+    EXPECT_FAILS_WITH(bind(b, (sockaddr *)&six, sizeof six), EAFNOSUPPORT);
+    EXPECT_FAILS_WITH(bind(b, nullptr, sizeof addr), EFAULT);
+    close(a);
+    close(b);
+}
+
+TEST(SocketParity, ReusePortSharesAPort)
+{
+    int one = 1;
+    int a = Tcp(), b = Tcp();
+    ASSERT_EQ(setsockopt(a, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one), 0);
+    ASSERT_EQ(setsockopt(b, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one), 0);
+    sockaddr_in addr = Any();
+    ASSERT_EQ(bind(a, (sockaddr *)&addr, sizeof addr), 0);
+    addr = Any(LocalPort(a));
+    ASSERT_EQ(bind(b, (sockaddr *)&addr, sizeof addr), 0);
+    ASSERT_EQ(listen(a, 8), 0);
+    ASSERT_EQ(listen(b, 8), 0);
+    close(a);
+    close(b);
+}
+
+TEST(SocketParity, ListenAutobindsAndAcceptsNothing)
+{
+    int l = Tcp(SOCK_NONBLOCK);
+    ASSERT_EQ(listen(l, 16), 0);
+    EXPECT_NE(LocalPort(l), 0);
+    EXPECT_EQ(GetInt(l, SOL_SOCKET, SO_ACCEPTCONN), 1);
+    EXPECT_FAILS_WITH(accept4(l, nullptr, nullptr, 0), EAGAIN);
+    EXPECT_FAILS_WITH(accept4(l, nullptr, nullptr, 0x1), EINVAL);
+    int s = Tcp();
+    EXPECT_FAILS_WITH(accept(s, nullptr, nullptr), EINVAL); // not listening
+    pollfd p = { l, POLLIN | POLLOUT, 0 };
+    EXPECT_EQ(poll(&p, 1, 0), 0);
+    close(s);
+    close(l);
+}
+
+TEST(SocketParity, UnconnectedSocketIo)
+{
+    int fd = Tcp(SOCK_NONBLOCK);
+    char buf[4] = {};
+    EXPECT_FAILS_WITH(read(fd, buf, sizeof buf), ENOTCONN);
+    EXPECT_FAILS_WITH(recv(fd, buf, sizeof buf, 0), ENOTCONN);
+    EXPECT_FAILS_WITH(send(fd, buf, sizeof buf, MSG_NOSIGNAL), EPIPE);
+    sockaddr_in peer{};
+    socklen_t len = sizeof peer;
+    EXPECT_FAILS_WITH(getpeername(fd, (sockaddr *)&peer, &len), ENOTCONN);
+    EXPECT_FAILS_WITH(shutdown(fd, 7), EINVAL);
+    int avail = -1;
+    ASSERT_EQ(ioctl(fd, FIONREAD, &avail), 0);
+    EXPECT_EQ(avail, 0);
+    EXPECT_FAILS_WITH(pread(fd, buf, 1, 0), ESPIPE);
+    close(fd);
+}
+
+TEST(SocketParity, WriteWithoutConnectionRaisesSigpipe)
+{
+    int fd = Tcp();
+    struct sigaction ign{}, old{};
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &ign, &old);
+    sigset_t pending;
+    EXPECT_FAILS_WITH(write(fd, "x", 1), EPIPE);
+    sigaction(SIGPIPE, &old, nullptr);
+    sigpending(&pending);
+    EXPECT_FALSE(sigismember(&pending, SIGPIPE));
+    close(fd);
+}
+
+TEST(SocketParity, FreshSocketReadiness)
+{
+    int fd = Tcp();
+    pollfd p = { fd, POLLIN | POLLOUT, 0 };
+    ASSERT_EQ(poll(&p, 1, 0), 1);
+    EXPECT_EQ(p.revents, POLLOUT | POLLHUP);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT;
+    ev.data.u64 = 42;
+    ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev), 0);
+    EXPECT_FAILS_WITH(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev), EEXIST);
+    epoll_event out[2];
+    ASSERT_EQ(epoll_wait(ep, out, 2, 0), 1);
+    EXPECT_EQ(out[0].events, (uint32_t)(EPOLLOUT | EPOLLHUP));
+    EXPECT_EQ(out[0].data.u64, 42u);
+    // Edge-triggered: reported once, then not again until something changes.
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
+    ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev), 0);
+    EXPECT_EQ(epoll_wait(ep, out, 2, 0), 1);
+    EXPECT_EQ(epoll_wait(ep, out, 2, 0), 0);
+    // One-shot: reported once, then disarmed until EPOLL_CTL_MOD.
+    ev.events = EPOLLOUT | EPOLLONESHOT;
+    ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev), 0);
+    EXPECT_EQ(epoll_wait(ep, out, 2, 0), 1);
+    EXPECT_EQ(epoll_wait(ep, out, 2, 0), 0);
+    ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr), 0);
+    EXPECT_FAILS_WITH(epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr), ENOENT);
+    close(ep);
+    close(fd);
+}
+
+TEST(SocketParity, MixedKernelAndSocketPoll)
+{
+    int fd = Tcp();
+    int p[2];
+    ASSERT_EQ(pipe(p), 0);
+    ASSERT_EQ(write(p[1], "x", 1), 1);
+    pollfd fds[3] = { { p[0], POLLIN, 0 }, { fd, POLLOUT, 0 }, { -1, POLLIN, 0 } };
+    ASSERT_EQ(poll(fds, 3, 0), 2);
+    EXPECT_EQ(fds[0].revents, POLLIN);
+    EXPECT_EQ(fds[1].revents, POLLOUT | POLLHUP);
+    EXPECT_EQ(fds[1].fd, fd);
+    EXPECT_EQ(fds[2].revents, 0);
+    int ep = epoll_create1(0);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = p[0];
+    ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev), 0);
+    ev.events = EPOLLOUT;
+    ev.data.fd = fd;
+    ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev), 0);
+    epoll_event out[4];
+    ASSERT_EQ(epoll_wait(ep, out, 4, 0), 2);
+    close(ep);
+    close(p[0]);
+    close(p[1]);
+    close(fd);
+}
+
+TEST(SocketParity, DupSharesTheSocket)
+{
+    int fd = Tcp();
+    int d = dup(fd);
+    ASSERT_GE(d, 0);
+    ASSERT_EQ(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+    EXPECT_TRUE(fcntl(d, F_GETFL) & O_NONBLOCK) << "status flags are shared by dups";
+    int c = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    ASSERT_GE(c, 0);
+    EXPECT_EQ(fcntl(c, F_GETFD), FD_CLOEXEC);
+    EXPECT_EQ(fcntl(d, F_GETFD), 0) << "close-on-exec is per fd";
+    int one = 1;
+    ASSERT_EQ(setsockopt(d, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one), 0);
+    EXPECT_EQ(GetInt(fd, SOL_SOCKET, SO_KEEPALIVE), 1);
+    close(fd);
+    EXPECT_EQ(GetInt(d, SOL_SOCKET, SO_KEEPALIVE), 1) << "the socket lives while a dup is open";
+    int target = d + 100;
+    ASSERT_EQ(dup2(d, target), target);
+    EXPECT_EQ(GetInt(target, SOL_SOCKET, SO_TYPE), SOCK_STREAM);
+    EXPECT_FAILS_WITH(dup3(d, d, 0), EINVAL);
+    EXPECT_EQ(dup2(d, d), d);
+    close(target);
+    close(c);
+    close(d);
+    EXPECT_FAILS_WITH(close(d), EBADF);
+}
+
+TEST(SocketParity, KernelFdDuplicatedOverASocket)
+{
+    int fd = Tcp();
+    int p[2];
+    ASSERT_EQ(pipe(p), 0);
+    ASSERT_EQ(dup2(p[1], fd), fd);
+    ASSERT_EQ(write(fd, "k", 1), 1) << "fd now refers to the pipe";
+    char c;
+    ASSERT_EQ(read(p[0], &c, 1), 1);
+    EXPECT_EQ(c, 'k');
+    close(fd);
+    close(p[0]);
+    close(p[1]);
+}
+
+TEST(SocketParity, FionbioAndNonblockingModes)
+{
+    int fd = Tcp();
+    int on = 1;
+    ASSERT_EQ(ioctl(fd, FIONBIO, &on), 0);
+    EXPECT_TRUE(fcntl(fd, F_GETFL) & O_NONBLOCK);
+    on = 0;
+    ASSERT_EQ(ioctl(fd, FIONBIO, &on), 0);
+    EXPECT_FALSE(fcntl(fd, F_GETFL) & O_NONBLOCK);
+    close(fd);
+}
