@@ -18,7 +18,7 @@ namespace UserTcp.Stack.Tcp;
 /// ring offset is its sequence number minus the first data sequence still held.
 /// Buffers are rented lazily: an idle connection with nothing queued holds no ring block and no assembler.
 /// </summary>
-public sealed partial class TcpConnection
+public sealed partial class TcpConnection : TimerNode
 {
     private readonly TcpLayer _layer;
     internal TcpTuple Tuple;
@@ -73,8 +73,8 @@ public sealed partial class TcpConnection
     private long _lastRecvUs;
     private int _keepProbes;
     private int _unackedBytes;      // bytes received since our last ACK
-    internal long TimerDue;         // min of the above, as registered with the layer
-    internal int TimerIndex = -1;   // slot in the layer's timer heap
+    private byte _quickAcks;        // in-order segments still to be acknowledged at once (Linux quick-ACK mode)
+    // The connection is its own node in the layer's TimerWheel (TimerNode base), due at the earliest deadline.
 
     // --- buffers ---
     private readonly ByteRing _snd;
@@ -235,8 +235,14 @@ public sealed partial class TcpConnection
         State = TcpState.Established;
         _lastRecvUs = nowUs;
         _layer.Counters.TcpPassiveOpens++;
+        EnterQuickAck();
         ArmKeepalive(nowUs);
     }
+
+    /// <summary>Linux starts a connection in quick-ACK mode: the first in-order segments (up to 16, or half the
+    /// receive window in segments) are acknowledged at once so the peer's slow start and Nagle are not held back by
+    /// the delayed-ACK timer.</summary>
+    private void EnterQuickAck() => _quickAcks = (byte)Math.Clamp(_rcv.Capacity / (2 * Math.Max(_peerMss, 1)), 2, 16);
 
     private void InheritOptions(TcpListener l)
     {
@@ -384,9 +390,7 @@ public sealed partial class TcpConnection
     /// of stream and arriving bytes are discarded (still acknowledged).</summary>
     public SocketError Shutdown(bool read, bool write, long nowUs)
     {
-        if (State is TcpState.Closed or TcpState.Listen or TcpState.SynSent && !write && !read)
-            return SocketError.NotConnected;
-        if (State == TcpState.Closed) return SocketError.NotConnected;
+        if (State is TcpState.Closed or TcpState.Listen) return SocketError.NotConnected;
         if (read)
         {
             Set(ConnFlags.ReadShutdown);
@@ -431,6 +435,7 @@ public sealed partial class TcpConnection
         UserHandle = -1;
         if (State is TcpState.Closed)
         {
+            _rcv.Clear();
             _layer.Release(this);
             return;
         }
@@ -505,10 +510,13 @@ public sealed partial class TcpConnection
     /// <summary>Tells the façade when readiness changed since the last report (edge detection, no allocation).</summary>
     internal void UpdateReadiness()
     {
+        // Without a handle (in the accept queue, or orphaned) nothing is reported or remembered, so the first
+        // report after accept() carries everything that happened before it.
+        if (UserHandle < 0) return;
         Readiness r = GetReadiness();
         if (r == _lastReadiness) return;
         _lastReadiness = r;
-        if (UserHandle >= 0) _layer.Events?.OnReadinessChanged(this, r);
+        _layer.Events?.OnReadinessChanged(this, r);
     }
 
     private SeqNumber DataStartSeq() => _sndUna == _iss ? _iss + 1 : _sndUna;
@@ -533,7 +541,10 @@ public sealed partial class TcpConnection
         State = TcpState.Closed;
         _snd.Clear();
         if (_ooo != null) { _ooo.Clear(); _layer.ReturnAssembler(_ooo); _ooo = null; }
-        _rcv.Clear();
+        // Bytes already received stay readable after a reset or timeout (Linux purges only the write queue): the
+        // application reads them, then sees the error, then end of stream. Out-of-order bytes are dropped.
+        if (IsOrphan) _rcv.Clear();
+        else { _rcv.ForgetOutOfOrderFrom(0); _rcv.ReleaseIfEmpty(); }
         _rtoAt = _delAckAt = _keepAt = _waitAt = 0;
         _scoreboard.Clear();
         _layer.Unlink(this);

@@ -106,6 +106,38 @@ public class NetStackTests
     }
 
     [Fact]
+    public void AcceptedSocketReportsDataThatArrivedBeforeAccept()
+    {
+        using var p = new StackPair();
+        var rec = new Recorder();
+        p.B.ReadinessListener = rec;
+        p.B.Open(out int l);
+        p.B.Bind(l, Ipv4Address.Any, 8080);
+        p.B.Listen(l, 4);
+        p.A.Open(out int c);
+        p.A.Connect(c, StackPair.AddrB, 8080);
+        Assert.True(p.RunUntil(() => p.B.GetReadiness(l) == Readiness.In, 1_000_000));
+        Assert.Contains(rec.Events, e => e.Item1 == l && e.Item2 == Readiness.In);
+        p.A.Send(c, new byte[] { 1, 2, 3 }, out _);
+        p.RunUntil(() => false, 100_000);
+        rec.Events.Clear();
+        Assert.Equal(SocketError.Success, p.B.Accept(l, out int s, out _, out _));
+        Assert.Contains(rec.Events, e => e.Item1 == s && (e.Item2 & Readiness.In) != 0);
+        Assert.Equal(SocketError.Success, p.A.Close(c, abort: true));
+        Assert.True(p.RunUntil(() => (p.B.GetReadiness(s) & Readiness.Err) != 0, 1_000_000));
+        // Linux order after a reset: bytes already received first, then the error, then end of stream.
+        Assert.Equal(3, p.B.Receive(s, new byte[10], false, out _));
+        Assert.Equal(0, p.B.Receive(s, new byte[10], false, out SocketError e1));
+        Assert.Equal(SocketError.ConnectionReset, e1);
+        Assert.Equal(0, p.B.Receive(s, new byte[10], false, out e1));
+        Assert.Equal(SocketError.Success, e1);
+        p.B.Close(s);
+        p.B.Close(l);
+        p.A.Close(c);
+        Assert.Equal(0, p.B.Buffers.OutstandingBlocks);
+    }
+
+    [Fact]
     public void ConnectToClosedPortIsRefused()
     {
         using var p = new StackPair();
@@ -148,23 +180,27 @@ public class NetStackTests
         Assert.Equal(SocketError.BadHandle, p.B.Close(e));
     }
 
-    public static TheoryData<string, double, double, double, double, int> FaultCases => new()
+    public static TheoryData<string, double, double, double, double, int, int> FaultCases => new()
     {
-        { "clean", 0, 0, 0, 0, 1 },
-        { "loss1", 1, 0, 0, 0, 2 },
-        { "loss5", 5, 0, 0, 0, 3 },
-        { "loss10", 10, 0, 0, 0, 4 },
-        { "reorder", 0, 5, 0, 0, 5 },
-        { "duplicate", 0, 0, 5, 0, 6 },
-        { "corrupt", 0, 0, 0, 2, 7 },
+        // name, loss %, reorder %, duplicate %, corrupt %, socket buffer size, seed
+        { "clean", 0, 0, 0, 0, 256 * 1024, 1 },
+        { "loss1", 1, 0, 0, 0, 256 * 1024, 2 },
+        { "loss5", 5, 0, 0, 0, 256 * 1024, 3 },
+        { "loss10", 10, 0, 0, 0, 256 * 1024, 4 },
+        { "reorder", 0, 5, 0, 0, 256 * 1024, 5 },
+        { "duplicate", 0, 0, 5, 0, 256 * 1024, 6 },
+        { "corrupt", 0, 0, 0, 2, 256 * 1024, 7 },
+        { "smallwindow-loss2", 2, 2, 0, 0, 4096, 8 },
+        { "largewindow-loss1", 1, 1, 1, 0, 1 << 20, 9 },
     };
 
     [Theory]
     [MemberData(nameof(FaultCases))]
-    public void OneMegabyteBothWaysOverMemoryLink(string name, double loss, double reorder, double dup, double corrupt, int seed)
+    public void OneMegabyteBothWaysOverMemoryLink(string name, double loss, double reorder, double dup, double corrupt, int buffer, int seed)
     {
         var faults = new FaultConfig { DelayUs = 100, LossPercent = loss, ReorderPercent = reorder, DuplicatePercent = dup, CorruptPercent = corrupt };
-        using var p = new StackPair(faults, seed);
+        TcpConfig Cfg(ulong s) => new() { Seed = s, SendBufferSize = buffer, ReceiveBufferSize = buffer };
+        using var p = new StackPair(faults, seed, Cfg(1), Cfg(2));
         var (l, c, s) = Connect(p);
         var data = new byte[1 << 20];
         new Random(seed).NextBytes(data);
