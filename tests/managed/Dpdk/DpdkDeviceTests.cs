@@ -311,6 +311,58 @@ public sealed unsafe class DpdkDeviceTests
         }
     }
 
+    [DpdkFact]
+    public void StackInterface_OnAfPacketInNamespace_AnswersKernelPing()
+    {
+        // The real stack/Iface.Interface over a DpdkDevice: ARP and ICMP echo handled by the stack, the device doing
+        // the I/O, the test thread supplying time (the stack reads no clock).
+        string suffix = DpdkTestEnv.Unique("i");
+        string script = System.IO.Path.Combine(DpdkTestEnv.RepoRoot, "scripts", "testnet.sh");
+        var up = DpdkTestEnv.Run("bash", script, "up", "--suffix", suffix);
+        Assert.True(up.Code == 0, up.Output);
+        try
+        {
+            using DpdkDevice dev = DpdkDevice.Open(DpdkTestEnv.Eal, new DpdkPortConfig
+            { Device = $"net_af_packet{suffix},iface=ut-srv0", NetworkNamespace = "ut-srv" + suffix, RxDescriptors = 256, TxDescriptors = 256 });
+            int avail = dev.Port.PoolAvailable;
+            var counters = new UserTcp.Stack.StackCounters();
+            var iface = new UserTcp.Stack.Iface.Interface(dev, new UserTcp.Stack.Iface.InterfaceConfig
+            { Address = new Ipv4Address(198, 18, 0, 2), PrefixLength = 24 }, counters);
+            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            var clock = Stopwatch.StartNew();
+            var thread = new Thread(() =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    long nowUs = clock.ElapsedTicks * 1_000_000 / Stopwatch.Frequency;
+                    int n = iface.PollReceive(nowUs);
+                    if (iface.PollAt() <= nowUs) iface.PollTimers(nowUs);
+                    if (n == 0) Thread.Sleep(1);
+                }
+            }) { IsBackground = true, Name = "dpdk-iface" };
+            thread.Start();
+            (int code, string output) ping;
+            try
+            {
+                ping = DpdkTestEnv.Run("ip", "netns", "exec", "ut-cli" + suffix, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.18.0.2");
+            }
+            finally
+            {
+                stop.Cancel();
+                thread.Join();
+            }
+            Assert.True(ping.code == 0, $"ping failed: {ping.output}; echo replies {counters.IcmpEchoReplies}, drops {counters.TotalDrops}");
+            Assert.Contains("3 received", ping.output);
+            Assert.Equal(3, counters.IcmpEchoReplies);
+            iface.Dispose();
+            Assert.Equal(avail, dev.Port.PoolAvailable);
+        }
+        finally
+        {
+            DpdkTestEnv.Run("bash", script, "down", "--suffix", suffix);
+        }
+    }
+
     [Fact]
     public void EalArguments_AreCompleteAndUniquePerProcess()
     {
