@@ -418,7 +418,11 @@ UTD_EXPORT uint32_t utd_pool_in_use(struct rte_mempool *mp) { return rte_mempool
 // or call back into managed code.
 
 static int utd_has_avx;
-__attribute__((constructor)) static void utd_detect_avx(void) { utd_has_avx = __builtin_cpu_supports("avx"); }
+__attribute__((constructor)) static void utd_detect_avx(void)
+{
+	__builtin_cpu_init(); // constructors may run before libgcc has filled in the CPU model
+	utd_has_avx = __builtin_cpu_supports("avx");
+}
 
 // The managed caller may leave the upper halves of the vector registers dirty (the JIT uses 256/512-bit moves);
 // DPDK is built for SSE (-march=corei7), and legacy-SSE instructions running with dirty upper state pay a
