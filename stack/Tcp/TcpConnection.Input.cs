@@ -55,6 +55,8 @@ public sealed partial class TcpConnection
         }
         _irs = seg.Seq;
         _rcvNxt = seg.Seq + 1;
+        // The window our SYN offered (unscaled) now has a left edge.
+        _rcvAdvEdge = _rcvNxt + (int)Math.Min(_rcv.Free, 65535);
         ApplySynOptions(seg.Options, weOffered: true);
         _lastRecvUs = nowUs;
         if (seg.Options.HasTimestamps && Has(ConnFlags.Timestamps)) { _tsRecent = seg.Options.TsVal; _tsRecentUs = nowUs; }
@@ -118,6 +120,15 @@ public sealed partial class TcpConnection
             // The peer retransmitted its SYN (our SYN-ACK was lost or is late): send the SYN-ACK again.
             _sndNxt = _iss;
             return;
+        }
+
+        if (State == TcpState.SynReceived && !Has(ConnFlags.Passive) && seg.Has(TcpFlags.Syn) && seg.Has(TcpFlags.Ack)
+            && !rst && seg.Seq + 1 == _rcvNxt && seg.Ack == _sndNxt)
+        {
+            // Simultaneous open: the peer's SYN-ACK repeats its SYN and acknowledges ours. Take it as the ACK that
+            // completes the handshake (Linux does the same instead of a challenge ACK).
+            seg.Seq += 1;
+            seg.Flags &= ~TcpFlags.Syn;
         }
 
         // First: is the segment in the window? (RFC 9293 §3.10.7.4, the four-case table)
@@ -271,6 +282,15 @@ public sealed partial class TcpConnection
         }
 
         // Seventh: segment text (URG is not supported: urgent bytes are delivered inline).
+        if (!seg.Payload.IsEmpty && IsOrphan && State is TcpState.FinWait1 or TcpState.FinWait2
+            && seg.Seq + seg.Payload.Length > _rcvNxt)
+        {
+            // Nobody will ever read this: the application closed the socket. Abort and tell the peer, as Linux does
+            // (RFC 9293 §3.10.4 leaves it open; RFC 2525 §2.17 recommends the reset).
+            SendRst(seg.Ack, default, withAck: false, nowUs);
+            Terminate(SocketError.ConnectionAborted, nowUs);
+            return;
+        }
         if (!seg.Payload.IsEmpty)
         {
             if (State is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2)
@@ -476,21 +496,22 @@ public sealed partial class TcpConnection
         _ooo ??= _layer.RentAssembler();
         if (_ooo == null) { _layer.Counters.Drop(DropReason.TcpReceiveBufferFull); Set(ConnFlags.AckNow); return; }
         int stored = _rcv.WriteAt(offset, data);
-        if (stored == 0 || !_ooo.Add(offset, stored))
+        bool added = stored > 0 && _ooo.Add(offset, stored);
+        if (added)
         {
-            _layer.Counters.Drop(DropReason.TcpReceiveBufferFull);
-            Set(ConnFlags.AckNow);
-            if (_ooo.IsEmpty) ReleaseBuffersIfIdle();
-            return;
+            int ready = _ooo.PopContiguous();
+            if (ready > 0)
+            {
+                _rcv.Advance(ready);
+                _rcvNxt += ready;
+            }
         }
-        int ready = _ooo.PopContiguous();
-        if (ready > 0)
-        {
-            _rcv.Advance(ready);
-            _rcvNxt += ready;
-        }
+        else _layer.Counters.Drop(DropReason.TcpReceiveBufferFull);
+        // Bytes the assembler does not track (refused, or an interval it evicted for a nearer one) are forgotten so
+        // the ring's extent always matches the intervals and the block can go back to the pool when drained.
+        _rcv.ForgetOutOfOrderFrom(_ooo.HighestEnd);
         Set(ConnFlags.AckNow);
-        if (_ooo.IsEmpty) { _layer.ReturnAssembler(_ooo); _ooo = null; }
+        if (_ooo.IsEmpty) { _layer.ReturnAssembler(_ooo); _ooo = null; ReleaseBuffersIfIdle(); }
     }
 
     /// <summary>Consumes the peer's FIN once every byte before it has arrived (RFC 9293 §3.10.7.4 eighth step).</summary>

@@ -198,6 +198,7 @@ public sealed partial class TcpConnection
         _irs = peerIsn;
         _rcvNxt = peerIsn + 1;
         ApplySynOptions(opt, weOffered: false);
+        _tsRecentUs = nowUs;
         _sndWnd = rawWindow; // never scaled in a SYN (RFC 7323 §2.2)
         _maxSndWnd = _sndWnd;
         _sndWl1 = peerIsn;
@@ -313,11 +314,11 @@ public sealed partial class TcpConnection
             case TcpState.CloseWait:
                 if (Has(ConnFlags.FinQueued)) { error = SocketError.BrokenPipe; return 0; }
                 break;
-            case TcpState.Closed:
             case TcpState.Listen:
                 error = SocketError.NotConnected;
                 return 0;
             default:
+                // CLOSED after a reset or timeout (error already reported), or our FIN sent: EPIPE, as Linux.
                 error = SocketError.BrokenPipe;
                 return 0;
         }
@@ -481,27 +482,23 @@ public sealed partial class TcpConnection
     /// bytes queued).</summary>
     private bool Writable => _snd.Free > 0 && _snd.Free >= _snd.Count / 2;
 
+    /// <summary>epoll bits, following Linux's tcp_poll: HUP when both directions are shut (or closed), IN|RDHUP once
+    /// the receive side is shut (FIN or SHUT_RD), OUT when writable or once the send side is shut (a write then fails
+    /// at once instead of blocking), nothing for reading or writing while the handshake is in progress.</summary>
     public Readiness GetReadiness()
     {
         Readiness r = Readiness.None;
-        switch (State)
+        bool closed = State == TcpState.Closed;
+        bool rcvShut = closed || Has(ConnFlags.FinReceived) || Has(ConnFlags.ReadShutdown);
+        bool sndShut = closed || Has(ConnFlags.FinQueued);
+        if (rcvShut && sndShut) r |= Readiness.Hup;
+        if (rcvShut) r |= Readiness.In | Readiness.RdHup;
+        if (State is not (TcpState.SynSent or TcpState.SynReceived))
         {
-            case TcpState.SynSent:
-            case TcpState.SynReceived:
-                break;
-            case TcpState.Established:
-            case TcpState.CloseWait:
-                if (!Has(ConnFlags.FinQueued) && Writable) r |= Readiness.Out;
-                break;
-            case TcpState.Closed:
-                r |= Readiness.Hup | Readiness.Out;
-                break;
+            if (_rcv.Count > 0) r |= Readiness.In;
+            if (sndShut || Writable) r |= Readiness.Out;
         }
-        if (_rcv.Count > 0 || Has(ConnFlags.FinReceived) || Has(ConnFlags.ReadShutdown)) r |= Readiness.In;
-        if (Has(ConnFlags.FinReceived)) r |= Readiness.RdHup;
-        if (Has(ConnFlags.FinReceived) && Has(ConnFlags.FinQueued)) r |= Readiness.Hup;
         if (PendingError != SocketError.Success) r |= Readiness.Err;
-        if (State == TcpState.Closed) r |= Readiness.In | Readiness.RdHup;
         return r;
     }
 
@@ -584,4 +581,8 @@ public sealed partial class TcpConnection
     }
 
     public override string ToString() => $"{Tuple} {State}";
+
+    /// <summary>Diagnostics: the main sequence variables.</summary>
+    public string Describe() =>
+        $"{Tuple} {State} iss={_iss} una={_sndUna} nxt={_sndNxt} max={_sndMax} wnd={_sndWnd} cwnd={_cc?.Cwnd} irs={_irs} rcvNxt={_rcvNxt} edge={_rcvAdvEdge} queued={_snd.Count} readable={_rcv.Count} rto={_rtoAt} flags={_flags} backoff={_backoff}";
 }
