@@ -123,6 +123,14 @@ internal static unsafe class Engine
     {
         var key = new StringBuilder();
         foreach (char ch in dev) key.Append(char.IsAsciiLetterOrDigit(ch) ? ch : '_');
+        // Interface names are per network namespace: ut-srv0 in one test namespace is not ut-srv0 in another, so
+        // the namespace (its inode, as /proc/self/ns/net names it: "net:[4026532281]") is part of the device's name.
+        try
+        {
+            if (new System.IO.FileInfo("/proc/self/ns/net").LinkTarget is { } ns)
+                foreach (char ch in ns) if (char.IsAsciiDigit(ch)) key.Append(ch);
+        }
+        catch (Exception) { } // no /proc: one lock per device string, as before
         string dir = System.IO.Directory.Exists("/run") ? "/run/usertcp" : "/tmp/usertcp";
         string path = $"{dir}/{key}.lock";
         try

@@ -148,6 +148,9 @@ internal static unsafe partial class SocketCalls
             bool nonBlocking = s.NonBlocking || (flags & MSG_DONTWAIT) != 0;
             var a = new SendAttempt { Handle = s.Handle, Iov = iov, Count = count };
             r = Blocking.Run(ref a, nonBlocking, s.Options.SendTimeoutUs);
+            // The stack says "not connected" for a connection that has ended (closed, reset already reported, or
+            // TIME_WAIT); to the application the socket was connected, and Linux answers EPIPE (sk_stream_wait_connect).
+            if (r == -Errno.ENOTCONN) r = -Errno.EPIPE;
             if (r > 0 && r < want && !nonBlocking)
             {
                 // A blocking send on a stream socket sends everything unless a signal or timeout cuts it short.
