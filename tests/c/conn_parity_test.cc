@@ -922,3 +922,50 @@ TEST_F(ConnParity, EdgeTriggeredReportsNewDataAfterDrain)
     }
     close(ep);
 }
+
+TEST_F(ConnParity, ResetAfterPeerFinSeenByReadAndSoError)
+{
+    Conn c;
+    ASSERT_GE(c.fd, 0);
+    EXPECT_EQ(c.peer.Cmd("CLOSE"), "OK");
+    char b;
+    ASSERT_GT(Readable(c.fd, 3000), 0);
+    EXPECT_EQ(read(c.fd, &b, 1), 0);
+    EXPECT_EQ(send(c.fd, "x", 1, MSG_NOSIGNAL), 1); // answered with RST by the closed peer
+    EXPECT_EQ(WaitState(c.fd, TCP_CLOSE), TCP_CLOSE);
+    pollfd pf = { c.fd, POLLIN | POLLOUT | POLLRDHUP, 0 };
+    ASSERT_EQ(poll(&pf, 1, 0), 1);
+    EXPECT_EQ(pf.revents, POLLIN | POLLOUT | POLLRDHUP | POLLERR | POLLHUP);
+    // Linux: the stream already ended, so read keeps returning 0 and the reset waits in SO_ERROR, as EPIPE.
+    if (UsertcpMode()) {
+        // Known difference (docs/compatibility.md, "reset after the peer's FIN"): the stack reports the reset to
+        // the next call, read included, as ECONNRESET.
+        EXPECT_FAILS_WITH(read(c.fd, &b, 1), ECONNRESET);
+        EXPECT_EQ(read(c.fd, &b, 1), 0);
+        EXPECT_EQ(SoError(c.fd), 0);
+        return;
+    }
+    EXPECT_EQ(read(c.fd, &b, 1), 0);
+    EXPECT_EQ(SoError(c.fd), EPIPE);
+    EXPECT_EQ(SoError(c.fd), 0);
+}
+
+TEST_F(ConnParity, DataQueuedBeforeResetStaysReadable)
+{
+    Conn c;
+    ASSERT_GE(c.fd, 0);
+    EXPECT_EQ(c.peer.Cmd("SEND 10"), "OK 10");
+    ASSERT_EQ(WaitQueued(c.fd, 10), 10);
+    EXPECT_EQ(c.peer.Cmd("RESET"), "OK");
+    EXPECT_EQ(WaitState(c.fd, TCP_CLOSE), TCP_CLOSE);
+    char buf[32];
+    if (UsertcpMode()) {
+        // Known difference (docs/compatibility.md, "data received before a reset"): the stack discards it.
+        EXPECT_FAILS_WITH(read(c.fd, buf, sizeof buf), ECONNRESET);
+        EXPECT_EQ(read(c.fd, buf, sizeof buf), 0);
+        return;
+    }
+    EXPECT_EQ(read(c.fd, buf, sizeof buf), 10);
+    EXPECT_FAILS_WITH(read(c.fd, buf, sizeof buf), ECONNRESET);
+    EXPECT_EQ(read(c.fd, buf, sizeof buf), 0);
+}
