@@ -969,3 +969,93 @@ TEST_F(ConnParity, DataQueuedBeforeResetStaysReadable)
     EXPECT_FAILS_WITH(read(c.fd, buf, sizeof buf), ECONNRESET);
     EXPECT_EQ(read(c.fd, buf, sizeof buf), 0);
 }
+
+TEST_F(ConnParity, BlockingAcceptWaitsForThePeer)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in any = Addr("0.0.0.0", 0);
+    ASSERT_EQ(bind(l, (sockaddr *)&any, sizeof any), 0);
+    ASSERT_EQ(listen(l, 1), 0);
+    uint16_t port = ntohs(Name(l, false).sin_port);
+    Peer p;
+    ASSERT_TRUE(p.Ok());
+    p.Start("SLEEP 200");
+    p.Start(("CONNECT " + std::to_string(port)).c_str());
+    long t0 = NowMs();
+    sockaddr_in from{};
+    socklen_t len = sizeof from;
+    int s = accept(l, (sockaddr *)&from, &len);
+    ASSERT_GE(s, 0) << strerror(errno);
+    EXPECT_GE(NowMs() - t0, 150);
+    EXPECT_EQ(p.Answer(), "OK");
+    EXPECT_EQ(p.Answer(), "OK " + std::to_string(ntohs(from.sin_port)));
+    // The accepted socket's peer is the peer's connecting socket; a graceful close ends its stream.
+    ASSERT_EQ(write(s, "bye", 3), 3);
+    p.Start("WAITEOF");
+    ASSERT_EQ(close(s), 0);
+    EXPECT_EQ(p.Answer(), "OK 3");
+    close(l);
+}
+
+TEST_F(ConnParity, CloseWithUnreadDataOrLingerZeroResets)
+{
+    {
+        Conn c;
+        ASSERT_GE(c.fd, 0);
+        EXPECT_EQ(c.peer.Cmd("SEND 10"), "OK 10");
+        ASSERT_EQ(WaitQueued(c.fd, 10), 10);
+        ASSERT_EQ(close(c.fd), 0); // unread data: RFC 2525 / Linux send RST instead of FIN
+        c.fd = -1;
+        EXPECT_EQ(c.peer.Cmd("RECV 1"), "ERR 104 after 0");
+    }
+    {
+        Conn c;
+        ASSERT_GE(c.fd, 0);
+        linger lg = { 1, 0 };
+        ASSERT_EQ(setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+        ASSERT_EQ(close(c.fd), 0);
+        c.fd = -1;
+        EXPECT_EQ(c.peer.Cmd("RECV 1"), "ERR 104 after 0");
+    }
+}
+
+TEST_F(ConnParity, DupKeepsTheConnectionOpen)
+{
+    Conn c;
+    ASSERT_GE(c.fd, 0);
+    int d = dup(c.fd);
+    ASSERT_GE(d, 0);
+    ASSERT_EQ(close(c.fd), 0);
+    c.fd = d; // the connection lives on through the duplicate
+    c.peer.Start("ECHO 4");
+    ASSERT_EQ(write(d, "dup!", 4), 4);
+    EXPECT_EQ(ReadN(d, 4), std::vector<unsigned char>({ 'd', 'u', 'p', '!' }));
+    EXPECT_EQ(c.peer.Answer(), "OK 4");
+    // shutdown acts on the connection, whichever descriptor names it.
+    int e = dup(d);
+    ASSERT_EQ(shutdown(e, SHUT_WR), 0);
+    EXPECT_EQ(c.peer.Cmd("WAITEOF"), "OK 0");
+    close(e);
+}
+
+TEST_F(ConnParity, OneShotEpollRearms)
+{
+    Conn c(SOCK_NONBLOCK);
+    ASSERT_GE(c.fd, 0);
+    int ep = epoll_create1(0);
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLONESHOT;
+    ev.data.fd = c.fd;
+    ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev), 0);
+    EXPECT_EQ(c.peer.Cmd("SEND 4"), "OK 4");
+    epoll_event out{};
+    ASSERT_EQ(epoll_wait(ep, &out, 1, 3000), 1);
+    EXPECT_EQ(out.events, (uint32_t)EPOLLIN);
+    EXPECT_EQ(c.peer.Cmd("SEND 4"), "OK 4");
+    ASSERT_EQ(WaitQueued(c.fd, 8), 8);
+    EXPECT_EQ(epoll_wait(ep, &out, 1, 50), 0); // disarmed after one report
+    ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev), 0);
+    ASSERT_EQ(epoll_wait(ep, &out, 1, 1000), 1); // re-armed: still readable
+    EXPECT_EQ(out.events, (uint32_t)EPOLLIN);
+    close(ep);
+}
