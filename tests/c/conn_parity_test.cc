@@ -1059,3 +1059,68 @@ TEST_F(ConnParity, OneShotEpollRearms)
     EXPECT_EQ(out.events, (uint32_t)EPOLLIN);
     close(ep);
 }
+
+TEST_F(ConnParity, EdgeCasesOfTheDataCalls)
+{
+    Conn c;
+    ASSERT_GE(c.fd, 0);
+    char buf[64];
+    // Zero-length calls succeed at once and move nothing.
+    EXPECT_EQ(send(c.fd, buf, 0, 0), 0);
+    EXPECT_EQ(read(c.fd, buf, 0), 0);
+    // recv (unlike read) with length 0 goes into TCP: with nothing queued it would block, so MSG_DONTWAIT says EAGAIN.
+    if (!UsertcpMode()) // Known difference (docs/compatibility.md, "zero-length recv"): usertcp returns 0 at once.
+        EXPECT_FAILS_WITH(recv(c.fd, buf, 0, MSG_DONTWAIT), EAGAIN);
+    EXPECT_EQ(writev(c.fd, nullptr, 0), 0);
+    iovec big[1025];
+    for (auto &v : big) v = { buf, 1 };
+    EXPECT_FAILS_WITH(writev(c.fd, big, 1025), EINVAL);
+    EXPECT_FAILS_WITH(readv(c.fd, big, 1025), EINVAL);
+    // MSG_TRUNC on TCP: the bytes are discarded and counted.
+    EXPECT_EQ(c.peer.Cmd("SEND 20"), "OK 20");
+    ASSERT_EQ(WaitQueued(c.fd, 20), 20);
+    int q = -1;
+    ASSERT_EQ(ioctl(c.fd, SIOCINQ, &q), 0);
+    EXPECT_EQ(q, 20);
+    EXPECT_EQ(recv(c.fd, nullptr, 5, MSG_TRUNC), 5);
+    EXPECT_EQ(recv(c.fd, buf, 1, 0), 1);
+    EXPECT_EQ((unsigned char)buf[0], PatternByte(5));
+    // recvmmsg/sendmmsg work on streams too.
+    char a1[8] = {}, a2[8] = {};
+    iovec v1 = { a1, 7 }, v2 = { a2, 7 };
+    mmsghdr mm[2]{};
+    mm[0].msg_hdr.msg_iov = &v1;
+    mm[0].msg_hdr.msg_iovlen = 1;
+    mm[1].msg_hdr.msg_iov = &v2;
+    mm[1].msg_hdr.msg_iovlen = 1;
+    EXPECT_EQ(recvmmsg(c.fd, mm, 2, MSG_DONTWAIT, nullptr), 2);
+    EXPECT_EQ(mm[0].msg_len, 7u);
+    EXPECT_EQ(mm[1].msg_len, 7u);
+    EXPECT_EQ((unsigned char)a2[6], PatternByte(19));
+    c.peer.Start("RECV 6");
+    char s1[] = "abc", s2[] = "def";
+    iovec w1 = { s1, 3 }, w2 = { s2, 3 };
+    mmsghdr sm[2]{};
+    sm[0].msg_hdr.msg_iov = &w1;
+    sm[0].msg_hdr.msg_iovlen = 1;
+    sm[1].msg_hdr.msg_iov = &w2;
+    sm[1].msg_hdr.msg_iovlen = 1;
+    EXPECT_EQ(sendmmsg(c.fd, sm, 2, 0), 2);
+    EXPECT_EQ(sm[1].msg_len, 3u);
+    EXPECT_EQ(c.peer.Answer(), "OK 6 " + Hex(Fnv("abcdef", 6)));
+    // TCP_INFO on a live connection: the MSS and a measured round trip.
+    tcp_info ti{};
+    socklen_t len = sizeof ti;
+    ASSERT_EQ(getsockopt(c.fd, IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
+    EXPECT_EQ(ti.tcpi_snd_mss, 1448u); // 1500 - 20 - 20 - 12 (timestamps)
+    EXPECT_GT(ti.tcpi_rtt, 0u);
+    EXPECT_TRUE(ti.tcpi_options & TCPI_OPT_TIMESTAMPS);
+    EXPECT_TRUE(ti.tcpi_options & TCPI_OPT_SACK);
+    EXPECT_TRUE(ti.tcpi_options & TCPI_OPT_WSCALE);
+    // shutdown(SHUT_RD): reads end at once, poll says so.
+    ASSERT_EQ(shutdown(c.fd, SHUT_RD), 0);
+    EXPECT_EQ(recv(c.fd, buf, sizeof buf, 0), 0);
+    pollfd pf = { c.fd, POLLIN | POLLOUT | POLLRDHUP, 0 };
+    ASSERT_EQ(poll(&pf, 1, 0), 1);
+    EXPECT_EQ(pf.revents, POLLIN | POLLOUT | POLLRDHUP);
+}
