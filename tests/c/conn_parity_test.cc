@@ -1124,3 +1124,37 @@ TEST_F(ConnParity, EdgeCasesOfTheDataCalls)
     ASSERT_EQ(poll(&pf, 1, 0), 1);
     EXPECT_EQ(pf.revents, POLLIN | POLLOUT | POLLRDHUP);
 }
+
+TEST_F(ConnParity, BlockedReaderThreadAndWriterThread)
+{
+    Conn c;
+    ASSERT_GE(c.fd, 0);
+    // One thread waits in a blocking read while another writes on the same socket (a full-duplex client's shape).
+    timeval bound = { 5, 0 }; // a broken wake-up fails the test instead of hanging it
+    ASSERT_EQ(setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound), 0);
+    struct Reader {
+        int fd;
+        std::vector<unsigned char> got;
+        static void *Run(void *p)
+        {
+            auto *r = (Reader *)p;
+            r->got.resize(8);
+            size_t have = 0;
+            while (have < 8) {
+                ssize_t n = read(r->fd, r->got.data() + have, 8 - have);
+                if (n <= 0) break;
+                have += n;
+            }
+            r->got.resize(have);
+            return nullptr;
+        }
+    } reader{ c.fd, {} };
+    pthread_t t;
+    ASSERT_EQ(pthread_create(&t, nullptr, Reader::Run, &reader), 0);
+    usleep(100000); // let the reader block first
+    c.peer.Start("ECHO 8");
+    ASSERT_EQ(write(c.fd, "duplex!!", 8), 8);
+    EXPECT_EQ(c.peer.Answer(), "OK 8");
+    pthread_join(t, nullptr);
+    EXPECT_EQ(std::string(reader.got.begin(), reader.got.end()), "duplex!!");
+}
