@@ -48,7 +48,10 @@ internal static unsafe class Engine
     private static readonly long s_ticksPerUs = Stopwatch.Frequency / 1_000_000;
     internal static long NowUs => Stopwatch.GetTimestamp() / s_ticksPerUs;
 
-    internal static long Start(ShimConfig* cfg)
+    /// <summary>This process's share of a device it runs on together with forked relatives (null: no sharing).</summary>
+    internal static FlowGroup? Group;
+
+    internal static long Start(ShimConfig* cfg, byte* groupArea)
     {
         var ip = new Ipv4Address(cfg->Ip);
         MacAddress mac = MacAddress.Zero;
@@ -70,8 +73,14 @@ internal static unsafe class Engine
         }
         else
         {
+            Group = FlowGroup.Join(groupArea);
             long locked = LockDevice(dev);
-            if (locked < 0) return locked;
+            if (locked < 0)
+            {
+                Group?.Leave();
+                Group = null;
+                return locked;
+            }
             try
             {
                 var eal = new DpdkEalConfig
@@ -86,6 +95,8 @@ internal static unsafe class Engine
             catch (Exception e) when (e is DpdkException or DllNotFoundException or InvalidOperationException)
             {
                 Kernel.Log(0, $"cannot open USERTCP_DEV='{dev}': {e.Message}");
+                Group?.Leave();
+                Group = null;
                 return -Errno.ENODEV;
             }
         }
@@ -102,9 +113,15 @@ internal static unsafe class Engine
                 PrefixLength = cfg->PrefixLength,
                 Gateway = new Ipv4Address(cfg->Gateway),
             },
-            Tcp = new Stack.Tcp.TcpConfig { Seed = BitConverter.ToUInt64(seed) },
+            // SYN cookies complete a handshake without state, past the flow claims of a shared device: off there.
+            Tcp = new Stack.Tcp.TcpConfig { Seed = BitConverter.ToUInt64(seed), SynCookies = Group is null },
         };
         Stack = new NetStack(s_device, config) { ReadinessListener = Edges.Instance };
+        if (Group is not null)
+        {
+            Stack.Tcp.Flows = Group;
+            Stack.Interface.AnswerEcho = Group.IsLeader;
+        }
         lock (Gate) Stack.Poll(NowUs);
         s_progress = new Thread(ProgressLoop) { IsBackground = true, Name = "usertcp-progress" };
         s_progress.Start();
@@ -121,35 +138,44 @@ internal static unsafe class Engine
     /// </summary>
     private static long LockDevice(string dev)
     {
+        // The same interface name can exist in several network namespaces: the namespace is part of the key.
+        string netns = "";
+        try { netns = System.IO.File.ResolveLinkTarget("/proc/self/ns/net", false)?.ToString() ?? ""; } catch (Exception) { }
         var key = new StringBuilder();
-        foreach (char ch in dev) key.Append(char.IsAsciiLetterOrDigit(ch) ? ch : '_');
-        // Interface names are per network namespace: ut-srv0 in one test namespace is not ut-srv0 in another, so
-        // the namespace (its inode, as /proc/self/ns/net names it: "net:[4026532281]") is part of the device's name.
-        try
-        {
-            if (new System.IO.FileInfo("/proc/self/ns/net").LinkTarget is { } ns)
-                foreach (char ch in ns) if (char.IsAsciiDigit(ch)) key.Append(ch);
-        }
-        catch (Exception) { } // no /proc: one lock per device string, as before
+        foreach (char ch in netns + "-" + dev) key.Append(char.IsAsciiLetterOrDigit(ch) ? ch : '_');
         string dir = System.IO.Directory.Exists("/run") ? "/run/usertcp" : "/tmp/usertcp";
-        string path = $"{dir}/{key}.lock";
+        string path = $"{dir}/{key}.lock", ownerPath = $"{dir}/{key}.owner";
         try
         {
             System.IO.Directory.CreateDirectory(dir);
             s_deviceLock = new System.IO.FileStream(path, System.IO.FileMode.OpenOrCreate, System.IO.FileAccess.ReadWrite,
                 System.IO.FileShare.None);
-            s_deviceLock.SetLength(0);
-            byte[] pid = Encoding.ASCII.GetBytes(Environment.ProcessId + "\n");
-            s_deviceLock.Write(pid);
-            s_deviceLock.Flush();
+            // Who holds it, and the family token its relatives may share it with (read without the lock).
+            System.IO.File.WriteAllText(ownerPath, $"{Environment.ProcessId}\n{Group?.Token.ToString("x") ?? "-"}\n");
             return 0;
         }
         catch (System.IO.IOException)
         {
             string owner = "another process";
-            try { owner = "pid " + System.IO.File.ReadAllText(path).Trim(); } catch (Exception) { }
-            Kernel.Log(0, $"USERTCP_DEV='{dev}' is already used by {owner}; one process per device for now " +
-                          "(for nginx: worker_processes 1). This process's user-stack sockets will fail with EBUSY.");
+            // Held by a relative (same family token, e.g. another nginx worker started at the same moment): share the
+            // device. The holder writes the owner file just after locking, so give it a moment.
+            for (int attempt = 0; attempt < 50; attempt++)
+            {
+                try
+                {
+                    string[] text = System.IO.File.ReadAllText(ownerPath).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+                    if (Group is not null && text.Length >= 2 && text[1] == Group.Token.ToString("x")) return 0;
+                    if (text.Length >= 2 && int.TryParse(text[0], out int holder) && Kernel.PidAlive(holder) != 0)
+                    {
+                        owner = "pid " + text[0];
+                        break;
+                    }
+                }
+                catch (Exception) { }
+                Thread.Sleep(20);
+            }
+            Kernel.Log(0, $"USERTCP_DEV='{dev}' is already used by {owner}; a device is shared only by " +
+                          "processes forked from one parent (like nginx's workers). This process's user-stack sockets will fail with EBUSY.");
             return -16; // EBUSY
         }
         catch (Exception e) when (e is UnauthorizedAccessException)
@@ -230,7 +256,11 @@ internal static unsafe class Engine
             if (Volatile.Read(ref s_waiters) > 0) sleep = Math.Max(sleep, 10 * IdlePollUs);
             if (sleep > 0) Kernel.SleepUs((nint)sleep);
             else Thread.Yield();
-            lock (Gate) PollLocked();
+            lock (Gate)
+            {
+                PollLocked();
+                if (Group is not null) Stack.Interface.AnswerEcho = Group.IsLeader; // the leader may have changed
+            }
         }
     }
 

@@ -136,7 +136,7 @@ public sealed partial class TcpConnection
             Terminate(SocketError.TimedOut, nowUs);
             return;
         }
-        if (DataEndSeq() <= _sndNxt) return; // nothing waiting any more
+        if (DataEndSeq() <= _sndNxt && _sndMax <= _sndUna) return; // nothing waiting any more
         bool sent = false;
         if (_sndWnd > (uint)(_sndNxt - _sndUna)) sent = SendNewData(nowUs, force: true);
         if (!sent)

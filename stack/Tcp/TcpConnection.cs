@@ -314,11 +314,11 @@ public sealed partial class TcpConnection
             case TcpState.CloseWait:
                 if (Has(ConnFlags.FinQueued)) { error = SocketError.BrokenPipe; return 0; }
                 break;
-            case TcpState.Closed:
             case TcpState.Listen:
                 error = SocketError.NotConnected;
                 return 0;
             default:
+                // CLOSED after a reset or timeout (error already reported), or our FIN sent: EPIPE, as Linux.
                 error = SocketError.BrokenPipe;
                 return 0;
         }

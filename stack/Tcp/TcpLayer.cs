@@ -63,6 +63,8 @@ public sealed class TcpLayer
 
     internal readonly IsnGenerator Isn;
     public TcpConfig Config { get; }
+    /// <summary>Set when several processes share the device: flows are claimed through it (null: all are ours).</summary>
+    public IFlowOwnership? Flows { get; set; }
     public StackCounters Counters { get; }
     public BufferPool Buffers { get; }
     public ITcpEvents? Events { get; set; }
@@ -140,6 +142,17 @@ public sealed class TcpLayer
             acquired = true;
         }
         var tuple = new TcpTuple(_tx.LocalAddress, localPort, remote, remotePort);
+        // Sharing the device with other processes: the tuple must be ours alone, or their stacks would take our
+        // SYN-ACK for a stray. An ephemeral port someone else holds with this peer: try the next one.
+        for (int tries = 0; Flows is { } flows && flows.Claim(tuple) != FlowOwner.Mine; tries++)
+        {
+            if (!acquired || tries > 64) { if (acquired) ReleasePort(localPort); error = SocketError.AddressInUse; return null; }
+            ReleasePort(localPort);
+            localPort = AllocateEphemeralPort();
+            if (localPort == 0) { error = SocketError.AddressNotAvailable; return null; }
+            AcquirePort(localPort);
+            tuple = new TcpTuple(_tx.LocalAddress, localPort, remote, remotePort);
+        }
         if (_table.TryGetValue(tuple, out TcpConnection? existing))
         {
             if (existing.State != TcpState.TimeWait)
@@ -193,6 +206,7 @@ public sealed class TcpLayer
         {
             if (_table.TryGetValue(c.Tuple, out TcpConnection? cur) && cur == c) _table.Remove(c.Tuple);
             c.InTable = false;
+            Flows?.Release(c.Tuple);
         }
         if (c.TimerIndex >= 0) HeapRemove(c.TimerIndex);
         if (c.OwnsPort)
@@ -295,10 +309,24 @@ public sealed class TcpLayer
                 return;
             }
         }
-        if (_listeners.TryGetValue(tuple.LocalPort, out TcpListener? l) && !l.Closed
-            && (l.Address.IsAny || l.Address == destination))
+        bool listening = _listeners.TryGetValue(tuple.LocalPort, out TcpListener? l) && !l.Closed
+            && (l.Address.IsAny || l.Address == destination);
+        if (Flows is { } flows)
         {
-            OnListenSegment(l, tuple, ref seg, nowUs);
+            // Several processes see this segment: a SYN to our listener claims the flow; anything else belongs to
+            // whoever claimed it, and a segment nobody owns is answered by the group's leader alone.
+            bool syn = seg.Has(TcpFlags.Syn) && !seg.Has(TcpFlags.Ack);
+            FlowOwner owner = syn && listening ? flows.Claim(tuple) : flows.Lookup(tuple);
+            if (owner == FlowOwner.Other || (owner == FlowOwner.Nobody && (!flows.IsLeader
+                || (syn && flows.GroupListens(tuple.LocalPort)))))
+            {
+                Counters.Drop(DropReason.TcpOtherProcess);
+                return;
+            }
+        }
+        if (listening)
+        {
+            OnListenSegment(l!, tuple, ref seg, nowUs);
             return;
         }
         Counters.Drop(DropReason.TcpNoSocket);

@@ -116,6 +116,10 @@ public class NetStackTests
         Assert.Equal(SocketError.ConnectionRefused, err);
         p.A.GetError(c, out err);
         Assert.Equal(SocketError.Success, err); // cleared by reading
+        Assert.Equal(0, p.A.Send(c, new byte[1], out err));
+        Assert.Equal(SocketError.BrokenPipe, err);
+        Assert.Equal(0, p.A.Receive(c, new byte[1], false, out err));
+        Assert.Equal(SocketError.Success, err); // end of stream
         p.A.Close(c);
     }
 

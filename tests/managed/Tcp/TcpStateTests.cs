@@ -698,3 +698,30 @@ public class TcpMoreStateTests
         Assert.Equal(200, t.Expect(TcpFlags.Ack | TcpFlags.Psh).Payload.Length);
     }
 }
+
+public class TcpWindowShrinkTests
+{
+    private const uint P = TcpScript.PeerIss;
+
+    [Fact]
+    public void WindowClosedWithDataInFlightIsProbedNotAbandoned()
+    {
+        using var t = new TcpScript();
+        TcpConnection c = t.Established(out uint iss, new TcpOptions { HasMss = true, Mss = 1000 });
+        c.Send(new byte[2000], t.NowUs, out _);
+        t.Expect(TcpFlags.Ack);
+        t.Expect(TcpFlags.Ack | TcpFlags.Psh);
+        // The peer acknowledges nothing new and closes its window (it shrank its buffer).
+        t.Inject(TcpFlags.Ack, P + 1, iss + 1, window: 0);
+        t.Out.Clear();
+        t.Advance(30_000_000);
+        Assert.True(t.Out.Count >= 3, "timeout then zero-window probes must keep coming");
+        Assert.All(t.Out, s => Assert.True(s.Payload.Length == 0, $"no data into a zero window: {s}"));
+        t.Out.Clear();
+        Assert.Equal(TcpState.Established, c.State);
+        t.Inject(TcpFlags.Ack, P + 1, iss + 1, window: 5000);
+        Sent d = t.Expect(TcpFlags.Ack);
+        Assert.Equal(iss + 1, d.Seq);
+        Assert.Equal(1000, d.Payload.Length);
+    }
+}
