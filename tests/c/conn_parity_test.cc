@@ -674,15 +674,8 @@ TEST_F(ConnParity, EpipeAndSigpipeAfterPeerIsGone)
     EXPECT_EQ(WaitState(c.fd, TCP_CLOSE), TCP_CLOSE);
     EXPECT_EQ(s_signals, 0);
     // ... after which every write fails with EPIPE and raises SIGPIPE (Linux records a reset in CLOSE_WAIT as EPIPE).
-    if (UsertcpMode()) {
-        // Known difference (docs/compatibility.md, "reset after the peer's FIN"): usertcp reports the reset itself
-        // once, as ECONNRESET without SIGPIPE; from then on it is EPIPE and SIGPIPE like the kernel.
-        EXPECT_FAILS_WITH(write(c.fd, "x", 1), ECONNRESET);
-        s_signals = 1;
-    } else {
-        EXPECT_FAILS_WITH(write(c.fd, "x", 1), EPIPE);
-        EXPECT_EQ(s_signals, 1);
-    }
+    EXPECT_FAILS_WITH(write(c.fd, "x", 1), EPIPE);
+    EXPECT_EQ(s_signals, 1);
     EXPECT_FAILS_WITH(send(c.fd, "x", 1, 0), EPIPE);
     EXPECT_EQ(s_signals, 2);
     EXPECT_FAILS_WITH(write(c.fd, "x", 1), EPIPE);
@@ -937,14 +930,6 @@ TEST_F(ConnParity, ResetAfterPeerFinSeenByReadAndSoError)
     ASSERT_EQ(poll(&pf, 1, 0), 1);
     EXPECT_EQ(pf.revents, POLLIN | POLLOUT | POLLRDHUP | POLLERR | POLLHUP);
     // Linux: the stream already ended, so read keeps returning 0 and the reset waits in SO_ERROR, as EPIPE.
-    if (UsertcpMode()) {
-        // Known difference (docs/compatibility.md, "reset after the peer's FIN"): the stack reports the reset to
-        // the next call, read included, as ECONNRESET.
-        EXPECT_FAILS_WITH(read(c.fd, &b, 1), ECONNRESET);
-        EXPECT_EQ(read(c.fd, &b, 1), 0);
-        EXPECT_EQ(SoError(c.fd), 0);
-        return;
-    }
     EXPECT_EQ(read(c.fd, &b, 1), 0);
     EXPECT_EQ(SoError(c.fd), EPIPE);
     EXPECT_EQ(SoError(c.fd), 0);
@@ -959,12 +944,6 @@ TEST_F(ConnParity, DataQueuedBeforeResetStaysReadable)
     EXPECT_EQ(c.peer.Cmd("RESET"), "OK");
     EXPECT_EQ(WaitState(c.fd, TCP_CLOSE), TCP_CLOSE);
     char buf[32];
-    if (UsertcpMode()) {
-        // Known difference (docs/compatibility.md, "data received before a reset"): the stack discards it.
-        EXPECT_FAILS_WITH(read(c.fd, buf, sizeof buf), ECONNRESET);
-        EXPECT_EQ(read(c.fd, buf, sizeof buf), 0);
-        return;
-    }
     EXPECT_EQ(read(c.fd, buf, sizeof buf), 10);
     EXPECT_FAILS_WITH(read(c.fd, buf, sizeof buf), ECONNRESET);
     EXPECT_EQ(read(c.fd, buf, sizeof buf), 0);
