@@ -476,21 +476,22 @@ public sealed partial class TcpConnection
         _ooo ??= _layer.RentAssembler();
         if (_ooo == null) { _layer.Counters.Drop(DropReason.TcpReceiveBufferFull); Set(ConnFlags.AckNow); return; }
         int stored = _rcv.WriteAt(offset, data);
-        if (stored == 0 || !_ooo.Add(offset, stored))
+        bool added = stored > 0 && _ooo.Add(offset, stored);
+        if (added)
         {
-            _layer.Counters.Drop(DropReason.TcpReceiveBufferFull);
-            Set(ConnFlags.AckNow);
-            if (_ooo.IsEmpty) ReleaseBuffersIfIdle();
-            return;
+            int ready = _ooo.PopContiguous();
+            if (ready > 0)
+            {
+                _rcv.Advance(ready);
+                _rcvNxt += ready;
+            }
         }
-        int ready = _ooo.PopContiguous();
-        if (ready > 0)
-        {
-            _rcv.Advance(ready);
-            _rcvNxt += ready;
-        }
+        else _layer.Counters.Drop(DropReason.TcpReceiveBufferFull);
+        // Bytes the assembler does not track (refused, or an interval it evicted for a nearer one) are forgotten so
+        // the ring's extent always matches the intervals and the block can go back to the pool when drained.
+        _rcv.ForgetOutOfOrderFrom(_ooo.HighestEnd);
         Set(ConnFlags.AckNow);
-        if (_ooo.IsEmpty) { _layer.ReturnAssembler(_ooo); _ooo = null; }
+        if (_ooo.IsEmpty) { _layer.ReturnAssembler(_ooo); _ooo = null; ReleaseBuffersIfIdle(); }
     }
 
     /// <summary>Consumes the peer's FIN once every byte before it has arrived (RFC 9293 §3.10.7.4 eighth step).</summary>

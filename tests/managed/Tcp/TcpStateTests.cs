@@ -324,6 +324,31 @@ public class TcpStateTests
         Assert.False(c.HoldsBuffers);
     }
 
+    [Fact]
+    public void ManyHolesBeyondAssemblerCapacityStillReassembleAndRelease()
+    {
+        using var t = new TcpScript();
+        var syn = new TcpOptions { HasMss = true, Mss = 1460, SackPermitted = true };
+        TcpConnection c = t.Established(out uint iss, syn);
+        var all = new byte[800];
+        new Random(4).NextBytes(all);
+        // Every other 10-byte piece, from the far end inwards: 40 disjoint intervals for a 16-entry assembler.
+        for (int i = 79; i >= 1; i -= 2)
+            t.Inject(TcpFlags.Ack, P + 1 + (uint)(i * 10), iss + 1, payload: all[(i * 10)..(i * 10 + 10)]);
+        t.Out.Clear();
+        Assert.Equal(0, c.BytesReadable);
+        // Now everything in order (retransmissions): the stream must come out exact.
+        for (int i = 0; i < 80; i++)
+            t.Inject(TcpFlags.Ack, P + 1 + (uint)(i * 10), iss + 1, payload: all[(i * 10)..(i * 10 + 10)]);
+        Assert.Equal(800, c.BytesReadable);
+        var buf = new byte[1000];
+        Assert.Equal(800, c.Receive(buf, false, t.NowUs, out _));
+        Assert.Equal(all, buf[..800]);
+        Assert.False(c.HoldsBuffers);
+        Assert.Equal(0, t.Layer.AssemblersInUse);
+        Assert.Equal(0, t.Buffers.OutstandingBlocks);
+    }
+
     // ---- closing ----
 
     [Fact]
