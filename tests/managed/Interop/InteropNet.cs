@@ -28,6 +28,7 @@ internal sealed class InteropNet : IDisposable
     private static int s_counter;
     private readonly string _script;
     private bool _down;
+    private Process? _tcpdump;
 
     public string Suffix { get; }
     public string CliNs => "ut-cli" + Suffix;
@@ -53,6 +54,14 @@ internal sealed class InteropNet : IDisposable
         {
             net.Dispose();
             throw new InvalidOperationException($"testnet.sh up {string.Join(' ', options)} failed ({code}): {output}");
+        }
+        // Debugging aid: USERTCP_INTEROP_TCPDUMP=<dir> records the kernel side of every test to <dir>/<suffix>.pcap.
+        if (Environment.GetEnvironmentVariable("USERTCP_INTEROP_TCPDUMP") is { Length: > 0 } dir)
+        {
+            net._tcpdump = Process.Start(new ProcessStartInfo("ip",
+                ["netns", "exec", net.CliNs, "tcpdump", "-U", "-n", "-s", "200", "-i", "ut-cli0", "-w", Path.Combine(dir, suffix + ".pcap")])
+            { RedirectStandardError = true });
+            Thread.Sleep(500); // tcpdump needs a moment before it captures
         }
         return net;
     }
@@ -105,6 +114,11 @@ internal sealed class InteropNet : IDisposable
     {
         if (_down) return;
         _down = true;
+        if (_tcpdump != null)
+        {
+            try { _tcpdump.Kill(); _tcpdump.WaitForExit(2000); } catch (InvalidOperationException) { }
+            _tcpdump.Dispose();
+        }
         Run("bash", TimeSpan.FromSeconds(30), _script, "down", "--suffix", Suffix);
     }
 

@@ -156,6 +156,7 @@ internal sealed class StackDriver : IDisposable
         _stop = true;
         _thread.Join();
         Stack.Dispose();
+        if (Device is IDisposable wrapper && !ReferenceEquals(wrapper, _deviceOwner)) wrapper.Dispose(); // e.g. frames a wrapper holds
         _deviceOwner?.Dispose();
     }
 }
@@ -200,6 +201,8 @@ internal sealed class Transfer
     /// <summary>The first error seen (connect refused, reset, ...); Success when the transfer completed.</summary>
     public SocketError Error { get; private set; }
     public string? AbortReason { get; private set; }
+    /// <summary>Diagnostics taken when end of stream was read.</summary>
+    public string? EofNote;
     public long StartUs, EstablishedUs, EndUs;
     /// <summary>What the connection negotiated (read when it became established).</summary>
     public int Mss, SendWindowScale = -1, ReceiveWindowScale = -1;
@@ -308,6 +311,7 @@ internal sealed class Transfer
             if (e == SocketError.WouldBlock) break;
             if (e != SocketError.Success) { Finish(s, e); return true; }
             _eof = true; // 0 bytes, no error: the peer's FIN
+            EofNote = $"state {s.GetState(Handle)} at EOF, rst in {s.Counters.TcpRstReceived}, drops {Drops(s)}, retransmits {s.Counters.TcpRetransmits}";
             moved = true;
         }
         bool maySend = Order != TransferOrder.ReceiveFirst || _eof;
@@ -359,6 +363,14 @@ internal sealed class Transfer
         AbortReason = reason;
         _phase = Phase.Done;
         Completed.Set();
+    }
+
+    internal static string Drops(NetStack s)
+    {
+        var parts = new List<string>();
+        foreach (DropReason r in Enum.GetValues<DropReason>())
+            if (r < DropReason.Count && s.Counters.Drops(r) > 0) parts.Add($"{r} {s.Counters.Drops(r)}");
+        return parts.Count == 0 ? "none" : string.Join(", ", parts);
     }
 
     /// <summary>Progress in words, for timeout messages (driver thread).</summary>
