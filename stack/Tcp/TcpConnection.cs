@@ -430,6 +430,7 @@ public sealed partial class TcpConnection
         UserHandle = -1;
         if (State is TcpState.Closed)
         {
+            _rcv.Clear(); // unread bytes kept after an orderly end (see Terminate)
             _layer.Release(this);
             return;
         }
@@ -536,7 +537,11 @@ public sealed partial class TcpConnection
         State = TcpState.Closed;
         _snd.Clear();
         if (_ooo != null) { _ooo.Clear(); _layer.ReturnAssembler(_ooo); _ooo = null; }
-        _rcv.Clear();
+        // An orderly end after the peer's FIN (e.g. a RST in TIME-WAIT or LAST-ACK, which a peer that has already
+        // closed sends in answer to any late segment of ours) leaves the stream complete: bytes the application
+        // has not read yet stay readable, then end of stream. Linux keeps its receive queue across tcp_done too.
+        // Close() (or release of an orphan) frees them.
+        if (error != SocketError.Success || !Has(ConnFlags.FinReceived) || UserHandle < 0) _rcv.Clear();
         _rtoAt = _delAckAt = _keepAt = _waitAt = 0;
         _scoreboard.Clear();
         _layer.Unlink(this);

@@ -30,6 +30,8 @@ internal sealed class StackDriver : IDisposable
     private volatile bool _stop;
     private volatile Exception? _fault;
     private bool _disposed;
+    private readonly PcapDevice? _pcap;
+    private readonly System.IO.Stream? _pcapStream;
 
     public NetStack Stack { get; }
     public IDevice Device { get; }
@@ -46,7 +48,14 @@ internal sealed class StackDriver : IDisposable
         Name = name;
         Device = device;
         _deviceOwner = deviceOwner;
-        Stack = new NetStack(device, config);
+        // Debugging aid: USERTCP_INTEROP_PCAP=<dir> records every frame the stack receives and sends (stack's view).
+        IDevice stackDevice = device;
+        if (Environment.GetEnvironmentVariable("USERTCP_INTEROP_PCAP") is { Length: > 0 } dir)
+        {
+            _pcapStream = new System.IO.FileStream(System.IO.Path.Combine(dir, $"{name}-{Environment.ProcessId}.pcap"), System.IO.FileMode.Create);
+            stackDevice = _pcap = new PcapDevice(device, _pcapStream, 200);
+        }
+        Stack = new NetStack(stackDevice, config);
         _thread = new Thread(Loop) { IsBackground = true, Name = "stack-" + name };
         _thread.Start();
     }
@@ -115,6 +124,7 @@ internal sealed class StackDriver : IDisposable
                     busy = true;
                 }
                 long now = NowUs;
+                if (_pcap != null) _pcap.NowUs = now;
                 long rx = Stack.Counters.RxPackets, tx = Stack.Counters.TxPackets;
                 Stack.Poll(now);
                 for (int i = _transfers.Count - 1; i >= 0; i--)
@@ -158,6 +168,7 @@ internal sealed class StackDriver : IDisposable
         Stack.Dispose();
         if (Device is IDisposable wrapper && !ReferenceEquals(wrapper, _deviceOwner)) wrapper.Dispose(); // e.g. frames a wrapper holds
         _deviceOwner?.Dispose();
+        _pcapStream?.Dispose();
     }
 }
 
