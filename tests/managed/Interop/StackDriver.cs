@@ -38,6 +38,8 @@ internal sealed class StackDriver : IDisposable
     public string Name { get; }
     /// <summary>Poll-loop iterations and how many of them ended in a sleep (diagnostics).</summary>
     public long Iterations, Sleeps;
+    /// <summary>DPDK mbufs still out of the pool after the stack was disposed (-1 before Dispose or without DPDK).</summary>
+    public int MbufsInUseAfterStop { get; private set; } = -1;
 
     /// <summary>Monotonic microseconds (Stopwatch), the stack's clock.</summary>
     public static long NowUs => (long)(Stopwatch.GetTimestamp() - s_epoch) * 1_000_000 / Stopwatch.Frequency;
@@ -166,6 +168,8 @@ internal sealed class StackDriver : IDisposable
         _stop = true;
         _thread.Join();
         Stack.Dispose();
+        // Leak check: with the stack gone (it returned its spare transmit buffers too), nothing may be out of the pool.
+        if (_deviceOwner is UserTcp.Stack.Dpdk.DpdkDevice dd) MbufsInUseAfterStop = dd.Port.PoolInUse;
         if (Device is IDisposable wrapper && !ReferenceEquals(wrapper, _deviceOwner)) wrapper.Dispose(); // e.g. frames a wrapper holds
         _deviceOwner?.Dispose();
         _pcapStream?.Dispose();
