@@ -38,6 +38,8 @@ public sealed class MemifInteropTests
         try
         {
             var (ts, tc) = Transfer(server, client, bytes, limit);
+            _out.WriteLine($"server drops: {server.Invoke(s => Interop.Transfer.Drops(s))}; client drops: {client.Invoke(s => Interop.Transfer.Drops(s))}; " +
+                           $"timeouts {server.Stack.Counters.TcpTimeouts}/{client.Stack.Counters.TcpTimeouts}, fast rexmit {server.Stack.Counters.TcpFastRetransmits}/{client.Stack.Counters.TcpFastRetransmits}");
             Assert.Equal(SocketError.Success, ts.Error);
             Assert.Equal(SocketError.Success, tc.Error);
             Assert.Equal(bytes, ts.Sent);
