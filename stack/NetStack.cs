@@ -360,6 +360,15 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
         return SocketError.Success;
     }
 
+    /// <summary>The connection behind a handle, for read-only inspection (TCP_INFO); null when not a connection.</summary>
+    public TcpConnection? GetConnection(int handle) => Get(handle) is { Kind: Kind.Connection } s ? s.Conn : null;
+
+    /// <summary>FIONREAD: bytes ready to read (0 when not a connection).</summary>
+    public int BytesReadable(int handle) => Get(handle) is { Kind: Kind.Connection } s ? s.Conn!.BytesReadable : 0;
+
+    /// <summary>SIOCOUTQ: bytes queued to send and not yet acknowledged (0 when not a connection).</summary>
+    public int BytesUnsent(int handle) => Get(handle) is { Kind: Kind.Connection } s ? s.Conn!.BytesQueuedToSend : 0;
+
     public TcpState GetState(int handle)
     {
         Socket? s = Get(handle);

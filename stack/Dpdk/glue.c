@@ -83,6 +83,7 @@ UTD_EXPORT int utd_mbuf_layout(int64_t *out, int n)
 		(int64_t)RTE_MBUF_F_TX_IPV4,
 		(int64_t)RTE_MBUF_F_TX_IP_CKSUM,
 		(int64_t)RTE_MBUF_F_TX_TCP_CKSUM,
+		(int64_t)RTE_MBUF_F_TX_OFFLOAD_MASK,
 	};
 	int count = (int)(sizeof(v) / sizeof(v[0]));
 	for (int i = 0; i < n && i < count; i++)
@@ -190,10 +191,12 @@ UTD_EXPORT int utd_port_open(const char *devargs, uint16_t *port_out)
 
 	uint16_t port;
 	if (rte_eth_dev_get_port_by_name(name, &port) != 0) {
-		// af_packet and af_xdp take iface=NAME; check it here (in the caller's network namespace) so a missing
-		// interface is reported as ENODEV instead of a generic probe failure.
-		const char *iface = strstr(devargs, "iface=");
-		if (iface != NULL && (iface == devargs || iface[-1] == ',')) {
+		// af_packet and af_xdp attach to an existing interface given as iface=NAME; check it here (in the
+		// caller's network namespace) so a missing interface is reported as ENODEV instead of a generic probe
+		// failure. (tap's iface= names an interface it creates, so only these two drivers are checked.)
+		const char *iface = strstr(devargs, ",iface=");
+		if (iface != NULL && (strncmp(name, "net_af_packet", 13) == 0 || strncmp(name, "net_af_xdp", 10) == 0)) {
+			iface++;
 			char ifname[IF_NAMESIZE + 1];
 			iface += 6;
 			size_t ilen = strcspn(iface, ",");
