@@ -36,6 +36,9 @@ internal static unsafe class Engine
 
     /// <summary>Longest sleep between polls while idle (µs).</summary>
     internal static long IdlePollUs = 1000;
+    /// <summary>After this long without a packet (µs), the longest sleep grows to <see cref="DeepIdlePollUs"/>.</summary>
+    internal static long DeepIdleAfterUs = 200_000;
+    internal static long DeepIdlePollUs = 5_000;
     /// <summary>After traffic, poll without sleeping for this long (µs): the next packet usually follows soon.</summary>
     internal static long SpinUs = 50;
 
@@ -45,7 +48,10 @@ internal static unsafe class Engine
     private static readonly long s_ticksPerUs = Stopwatch.Frequency / 1_000_000;
     internal static long NowUs => Stopwatch.GetTimestamp() / s_ticksPerUs;
 
-    internal static long Start(ShimConfig* cfg)
+    /// <summary>This process's share of a device it runs on together with forked relatives (null: no sharing).</summary>
+    internal static FlowGroup? Group;
+
+    internal static long Start(ShimConfig* cfg, byte* groupArea)
     {
         var ip = new Ipv4Address(cfg->Ip);
         MacAddress mac = MacAddress.Zero;
@@ -67,6 +73,14 @@ internal static unsafe class Engine
         }
         else
         {
+            Group = FlowGroup.Join(groupArea);
+            long locked = LockDevice(dev);
+            if (locked < 0)
+            {
+                Group?.Leave();
+                Group = null;
+                return locked;
+            }
             try
             {
                 var eal = new DpdkEalConfig
@@ -81,6 +95,8 @@ internal static unsafe class Engine
             catch (Exception e) when (e is DpdkException or DllNotFoundException or InvalidOperationException)
             {
                 Kernel.Log(0, $"cannot open USERTCP_DEV='{dev}': {e.Message}");
+                Group?.Leave();
+                Group = null;
                 return -Errno.ENODEV;
             }
         }
@@ -97,14 +113,64 @@ internal static unsafe class Engine
                 PrefixLength = cfg->PrefixLength,
                 Gateway = new Ipv4Address(cfg->Gateway),
             },
-            Tcp = new Stack.Tcp.TcpConfig { Seed = BitConverter.ToUInt64(seed) },
+            // SYN cookies complete a handshake without state, past the flow claims of a shared device: off there.
+            Tcp = new Stack.Tcp.TcpConfig { Seed = BitConverter.ToUInt64(seed), SynCookies = Group is null },
         };
         Stack = new NetStack(s_device, config) { ReadinessListener = Edges.Instance };
+        if (Group is not null)
+        {
+            Stack.Tcp.Flows = Group;
+            Stack.Interface.AnswerEcho = Group.IsLeader;
+        }
         lock (Gate) Stack.Poll(NowUs);
         s_progress = new Thread(ProgressLoop) { IsBackground = true, Name = "usertcp-progress" };
         s_progress.Start();
         Kernel.Log(2, $"user-level stack up: {ip}/{cfg->PrefixLength}, device {DeviceDescription}");
         return 0;
+    }
+
+    private static System.IO.FileStream? s_deviceLock;
+
+    /// <summary>
+    /// One process per device. With af_packet every process on an interface receives a copy of every frame, so two
+    /// stacks on one device would both answer the same SYN. Until flows are shared out between processes, a second
+    /// process is refused with a message instead of corrupting connections. (nginx: worker_processes 1.)
+    /// </summary>
+    private static long LockDevice(string dev)
+    {
+        var key = new StringBuilder();
+        foreach (char ch in dev) key.Append(char.IsAsciiLetterOrDigit(ch) ? ch : '_');
+        string dir = System.IO.Directory.Exists("/run") ? "/run/usertcp" : "/tmp/usertcp";
+        string path = $"{dir}/{key}.lock", ownerPath = $"{dir}/{key}.owner";
+        try
+        {
+            System.IO.Directory.CreateDirectory(dir);
+            s_deviceLock = new System.IO.FileStream(path, System.IO.FileMode.OpenOrCreate, System.IO.FileAccess.ReadWrite,
+                System.IO.FileShare.None);
+            // Who holds it, and the family token its relatives may share it with (read without the lock).
+            System.IO.File.WriteAllText(ownerPath, $"{Environment.ProcessId}\n{Group?.Token.ToString("x") ?? "-"}\n");
+            return 0;
+        }
+        catch (System.IO.IOException)
+        {
+            string owner = "another process";
+            try
+            {
+                string[] text = System.IO.File.ReadAllText(ownerPath).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+                // Held by a relative (same family token, e.g. another nginx worker): share the device.
+                if (Group is not null && text.Length >= 2 && text[1] == Group.Token.ToString("x")) return 0;
+                if (text.Length >= 1) owner = "pid " + text[0];
+            }
+            catch (Exception) { }
+            Kernel.Log(0, $"USERTCP_DEV='{dev}' is already used by {owner}; a device is shared only by " +
+                          "processes forked from one parent (like nginx's workers). This process's user-stack sockets will fail with EBUSY.");
+            return -16; // EBUSY
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException)
+        {
+            Kernel.Log(0, $"cannot create the device lock {path}: {e.Message}");
+            return -Errno.EPERM;
+        }
     }
 
     private static string Utf8(byte* text, int max)
@@ -151,8 +217,11 @@ internal static unsafe class Engine
     internal static long NextSleepUs(ref long backoffUs, long deadlineUs)
     {
         long now = NowUs;
-        if (now - Volatile.Read(ref s_lastActivityUs) < SpinUs) backoffUs = 0;
-        else backoffUs = backoffUs == 0 ? 10 : Math.Min(backoffUs * 2, IdlePollUs);
+        long quietUs = now - Volatile.Read(ref s_lastActivityUs);
+        // Long quiet spells (no packet for DeepIdleAfterUs) poll less often: an idle server should cost ~nothing.
+        long cap = quietUs > DeepIdleAfterUs ? DeepIdlePollUs : IdlePollUs;
+        if (quietUs < SpinUs) backoffUs = 0;
+        else backoffUs = backoffUs == 0 ? 10 : Math.Min(backoffUs * 2, cap);
         long sleep = backoffUs;
         long pollAt;
         lock (Gate) pollAt = Stack.PollAt();
@@ -175,7 +244,11 @@ internal static unsafe class Engine
             if (Volatile.Read(ref s_waiters) > 0) sleep = Math.Max(sleep, 10 * IdlePollUs);
             if (sleep > 0) Kernel.SleepUs((nint)sleep);
             else Thread.Yield();
-            lock (Gate) PollLocked();
+            lock (Gate)
+            {
+                PollLocked();
+                if (Group is not null) Stack.Interface.AnswerEcho = Group.IsLeader; // the leader may have changed
+            }
         }
     }
 

@@ -40,6 +40,7 @@ internal static class ListenerGroups
     internal static void Release(UserSocket s)
     {
         Group? g = s.Group;
+        if (s.State == SocketState.Listening && (g is null || g.Members == 1)) Engine.Group?.ListenerRemoved(s.LocalPort);
         if (g is null)
         {
             if (s.Handle >= 0) Engine.Stack.Close(s.Handle);

@@ -11,7 +11,7 @@ internal static unsafe class Runtime
     {
         ShimConfig* cfg = h->Config;
         SocketCalls.LocalInterfaceAddress = cfg->Ip;
-        long started = Engine.Start(cfg);
+        long started = Engine.Start(cfg, h->Group);
         if (started < 0) return started;
 
         var sockets = new Dictionary<nint, UserSocket>();

@@ -150,6 +150,7 @@ internal static unsafe partial class SocketCalls
                 SocketError e = Engine.Stack.Listen(s.Handle, backlog);
                 if (e != SocketError.Success) return -ErrnoMap.From(e);
                 if (s.Options.ReusePort) ListenerGroups.Create(s);
+                Engine.Group?.ListenerAdded(s.LocalPort);
             }
         }
         s.Backlog = backlog;

@@ -296,7 +296,10 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
 
     /// <summary>close(2): frees the handle. A connection finishes its close in the background (or resets at once
     /// with linger 0 or unread data).</summary>
-    public SocketError Close(int handle)
+    public SocketError Close(int handle) => Close(handle, abort: false);
+
+    /// <summary>close(2) with an explicit abort (RST now, as SO_LINGER 0) or the socket's linger setting.</summary>
+    public SocketError Close(int handle, bool abort)
     {
         Socket? s = Get(handle);
         if (s == null) return SocketError.BadHandle;
@@ -306,7 +309,7 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
                 _tcp.CloseListener(s.Listener!, _nowUs);
                 break;
             case Kind.Connection:
-                s.Conn!.Close(abort: s.LingerUs == 0, _nowUs);
+                s.Conn!.Close(abort: abort || s.LingerUs == 0, _nowUs);
                 break;
         }
         if (s.BoundPort != 0) _tcp.ReleasePort(s.BoundPort);

@@ -53,6 +53,8 @@ internal static unsafe partial class Kernel
     internal static partial nint PPollUs(PollFd* fds, nuint n, nint us, void* sigmask);
     [LibraryImport(Lib, EntryPoint = "k_epoll_wait_us")]
     internal static partial nint EpollWaitUs(int epfd, EpollEvent* events, int max, nint us, void* sigmask);
+    [LibraryImport(Lib, EntryPoint = "k_pid_alive")]
+    internal static partial nint PidAlive(int pid);
     [LibraryImport(Lib, EntryPoint = "k_log", StringMarshalling = StringMarshalling.Utf8)]
     internal static partial void Log(int level, string message);
 }
