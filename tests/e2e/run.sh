@@ -28,13 +28,13 @@ mkdir -p "$work/www"
 for size in 64 4096 1048576 10485760; do head -c $size /dev/urandom > "$work/www/f$size.bin"; done
 echo "hello" > "$work/www/index.html"
 
-nginx_conf() { # dir listen
+nginx_conf() { # dir listen [workers]
   mkdir -p "$1/tmp"
   cat > "$1/nginx.conf" <<CONF
 user root;
-worker_processes 1;
+worker_processes ${3:-1};
 pid $1/nginx.pid;
-error_log $1/error.log warn;
+error_log $1/error.log info;
 events { worker_connections 1024; }
 http {
   access_log off; sendfile on; tcp_nopush on; keepalive_timeout 30;
@@ -95,7 +95,27 @@ else
 fi
 pkill -f "http.server 8000" 2>/dev/null
 
-# 4. A closed port answers RST: the kernel's connect fails at once with ECONNREFUSED (needs a running stack: nginx).
+# 4. nginx with two workers (both forked from the master) sharing one device: every worker serves, ping answered once.
+nginx_conf "$work/ngx3" 80 2
+on_user /usr/sbin/nginx -p "$work/ngx3" -c "$work/ngx3/nginx.conf"
+if wait_http on_kernel_cli curl -s -m 1 -o /dev/null http://198.18.0.2/index.html; then
+  out=$(on_kernel_cli wrk -t2 -c40 -d2s http://198.18.0.2/f4096.bin 2>&1)
+  if echo "$out" | grep -q "Socket errors\|Non-2xx"; then fail "nginx-2-workers-wrk" "$(echo "$out" | tail -4 | tr '\n' ' ')"; fi
+  on_kernel_cli curl -sS -m 30 http://198.18.0.2/f10485760.bin -o "$work/w2" && cmp -s "$work/w2" "$work/www/f10485760.bin" \
+    || fail "nginx-2-workers-file" "10 MB differs"
+  # Which workers closed keep-alive connections (info lines carry the worker pid).
+  served=$(grep -o '^[0-9/: ]*\[info\] [0-9]*#' "$work/ngx3/error.log" | awk '{print $NF}' | sort -u | wc -l)
+  [ "$served" -ge 2 ] && ok "nginx with 2 workers on one device: both workers served connections" \
+    || fail "nginx-2-workers" "only $served worker(s) served; $(grep -v '\[info\]' "$work/ngx3/error.log" | tail -2)"
+  pings=$(on_kernel_cli ping -c 3 -i 0.2 -W 1 198.18.0.2 2>&1 | grep -o '[0-9]* received\|+[0-9]* duplicates' | tr '\n' ' ')
+  [ "$pings" = "3 received " ] && ok "ping to a 2-worker group: answered once each" || fail "ping-group" "$pings"
+  kill -QUIT "$(cat "$work/ngx3/nginx.pid")"
+  for _ in $(seq 50); do [ -e "$work/ngx3/nginx.pid" ] || break; sleep 0.1; done
+else
+  fail "nginx-2-workers" "no answer: $(tail -3 "$work/ngx3/error.log")"
+fi
+
+# 5. A closed port answers RST: the kernel's connect fails at once with ECONNREFUSED (needs a running stack: nginx).
 nginx_conf "$work/ngx2" 80
 on_user /usr/sbin/nginx -p "$work/ngx2" -c "$work/ngx2/nginx.conf"
 wait_http on_kernel_cli curl -s -m 1 -o /dev/null http://198.18.0.2/index.html
