@@ -87,4 +87,42 @@ public sealed class InteropRegressionTests
         c.Close(abort: false, t.NowUs);
         Assert.Equal(0, t.Buffers.OutstandingBlocks);
     }
+
+    /// <summary>
+    /// Found by the loss tests against the kernel (counter Ipv4TooBig): while the stack held out-of-order data every
+    /// segment carried SACK blocks, but full data segments were still sized by the MSS (1448 with timestamps), so
+    /// 20 + 12 + 4 + 8n + 1448 bytes exceeded the 1480 a 1500-byte MTU leaves, and IP dropped every full segment
+    /// (retransmissions too) until the holes closed: timeouts, ~1 Mbit/s under 5% loss. Data must shrink by the SACK
+    /// option bytes (RFC 9293 §3.7.1), and the blocks must still go out.
+    /// </summary>
+    [Fact]
+    public void SegmentsCarryingSackBlocks_FitTheMtu()
+    {
+        using var t = new TcpScript();
+        var syn = new TcpOptions { HasMss = true, Mss = 1460, SackPermitted = true, HasTimestamps = true, TsVal = 100 };
+        TcpConnection c = t.Established(out uint iss, syn);
+        Assert.True(c.SackEnabled && c.TimestampsEnabled);
+        Assert.Equal(1448, c.SendMss);
+        // Two holes in what the peer sends us: out-of-order data we must SACK, with two blocks.
+        t.Inject(TcpFlags.Ack, P + 1 + 1000, iss + 1, payload: new byte[500], opt: t.AckOptions(syn, 0));
+        t.Inject(TcpFlags.Ack, P + 1 + 3000, iss + 1, payload: new byte[500], opt: t.AckOptions(syn, 0));
+        t.Out.Clear();
+
+        c.NoDelay = true; // the 288-byte tail goes out too
+        byte[] data = new byte[6000];
+        new Random(5).NextBytes(data);
+        Assert.Equal(6000, c.Send(data, t.NowUs, out SocketError e));
+        Assert.Equal(SocketError.Success, e);
+        int total = 0;
+        while (t.Out.Count > 0)
+        {
+            Sent s = t.Out.Dequeue();
+            Assert.True(20 + s.Options.Length + s.Payload.Length <= 1480,
+                $"segment of {20 + s.Options.Length + s.Payload.Length} bytes over a 1500-byte MTU: {s}");
+            if (s.Payload.Length > 0) Assert.Equal(2, s.Options.SackCount);
+            Assert.Equal(data.AsSpan(total, s.Payload.Length).ToArray(), s.Payload);
+            total += s.Payload.Length;
+        }
+        Assert.Equal(6000, total);
+    }
 }

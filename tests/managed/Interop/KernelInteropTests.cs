@@ -326,7 +326,7 @@ public sealed class KernelInteropTests
 
     private void Log(string what, Transfer t, PeerResult k) =>
         _out.WriteLine($"{what}: {t.Sent} B out, {t.Received} B in, {(t.EndUs - t.EstablishedUs) / 1000.0:0.0} ms, {t.Mbps:0} Mbit/s; " +
-                       $"kernel retransmits {k.TotalRetrans}");
+                       $"kernel retransmits {k.TotalRetrans}; stack so far: {t.CountersNote}");
 }
 
 /// <summary>Counts the ARP frames through a device (tests look at who asked and who answered).</summary>

@@ -218,6 +218,8 @@ internal sealed class Transfer
     public string? AbortReason { get; private set; }
     /// <summary>Diagnostics taken when end of stream was read.</summary>
     public string? EofNote;
+    /// <summary>The stack's retransmission and drop counters when the transfer finished (cumulative per stack).</summary>
+    public string? CountersNote;
     public long StartUs, EstablishedUs, EndUs;
     /// <summary>What the connection negotiated (read when it became established).</summary>
     public int Mss, SendWindowScale = -1, ReceiveWindowScale = -1;
@@ -364,6 +366,7 @@ internal sealed class Transfer
 
     private void Finish(NetStack s, SocketError error)
     {
+        CountersNote = $"retransmits {s.Counters.TcpRetransmits} (fast {s.Counters.TcpFastRetransmits}, timeouts {s.Counters.TcpTimeouts}), drops {Drops(s)}";
         Error = error;
         EndUs = StackDriver.NowUs;
         SentSha = Convert.ToHexStringLower(_sentHash.GetHashAndReset());
