@@ -73,6 +73,7 @@ public sealed partial class TcpConnection : TimerNode
     private long _lastRecvUs;
     private int _keepProbes;
     private int _unackedBytes;      // bytes received since our last ACK
+    private byte _quickAcks;        // in-order segments still to be acknowledged at once (Linux quick-ACK mode)
     // The connection is its own node in the layer's TimerWheel (TimerNode base), due at the earliest deadline.
 
     // --- buffers ---
@@ -234,8 +235,14 @@ public sealed partial class TcpConnection : TimerNode
         State = TcpState.Established;
         _lastRecvUs = nowUs;
         _layer.Counters.TcpPassiveOpens++;
+        EnterQuickAck();
         ArmKeepalive(nowUs);
     }
+
+    /// <summary>Linux starts a connection in quick-ACK mode: the first in-order segments (up to 16, or half the
+    /// receive window in segments) are acknowledged at once so the peer's slow start and Nagle are not held back by
+    /// the delayed-ACK timer.</summary>
+    private void EnterQuickAck() => _quickAcks = (byte)Math.Clamp(_rcv.Capacity / (2 * Math.Max(_peerMss, 1)), 2, 16);
 
     private void InheritOptions(TcpListener l)
     {
@@ -351,12 +358,14 @@ public sealed partial class TcpConnection : TimerNode
             UpdateReadiness();
             return n;
         }
+        // The end of the stream comes before a pending error: once the peer's FIN was read, read keeps returning 0
+        // and a later reset waits in SO_ERROR (as on Linux, where the FIN marks the socket done first).
+        if (Has(ConnFlags.FinReceived) || Has(ConnFlags.ReadShutdown)) return 0;
         if (PendingError != SocketError.Success)
         {
             error = TakeError();
             return 0;
         }
-        if (Has(ConnFlags.FinReceived) || Has(ConnFlags.ReadShutdown)) return 0;
         switch (State)
         {
             case TcpState.Closed:
