@@ -458,6 +458,22 @@ public sealed partial class TcpConnection
         Terminate(SocketError.ConnectionAborted, nowUs);
     }
 
+    /// <summary>SO_SNDBUF: refused (false) while queued bytes exceed the new size or a larger block would be needed.</summary>
+    public bool TrySetSendBufferSize(int bytes) => _snd.TrySetCapacity(bytes);
+
+    /// <summary>SO_RCVBUF: only before the window has been advertised beyond the new size.</summary>
+    public bool TrySetReceiveBufferSize(int bytes)
+    {
+        if (State is not (TcpState.Closed or TcpState.SynSent) && bytes < _rcv.Capacity) return false;
+        return _rcv.TrySetCapacity(bytes);
+    }
+
+    /// <summary>Sends what Nagle or cork held back once the option changed.</summary>
+    public void Flush(long nowUs)
+    {
+        if (State != TcpState.Closed) Output(nowUs);
+    }
+
     /// <summary>Whether the send buffer has enough room to report EPOLLOUT (as Linux: free space at least half the
     /// bytes queued).</summary>
     private bool Writable => _snd.Free > 0 && _snd.Free >= _snd.Count / 2;
