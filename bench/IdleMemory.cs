@@ -77,12 +77,19 @@ internal static class IdleMemory
             if (clients[i].HoldsBuffers || servers[i].HoldsBuffers) holding++;
             if (clients[i].State != TcpState.Established || servers[i].State != TcpState.Established) notEstablished++;
         }
+        if (Environment.GetEnvironmentVariable("IDLE_DEBUG") != null)
+            for (int i = 0; i < n; i++)
+                if (clients[i].HoldsBuffers || servers[i].HoldsBuffers)
+                    Console.WriteLine($"  #{i} client[{Dump(clients[i])}] server[{Dump(servers[i])}] {clients[i]} q={clients[i].BytesQueuedToSend} r={clients[i].BytesReadable} w={clients[i].PeerWindow} | {servers[i]} q={servers[i].BytesQueuedToSend} r={servers[i].BytesReadable} w={servers[i].PeerWindow}");
         long drops = net.A.Counters.TotalDrops + net.B.Counters.TotalDrops;
         Console.WriteLine($"open: A {net.A.Layer.ConnectionCount}, B {net.B.Layer.ConnectionCount} connections; " +
             $"{notEstablished} not established, {holding} still holding ring blocks, {drops} drops, " +
             $"{net.A.Layer.PollAt() == long.MaxValue && net.B.Layer.PollAt() == long.MaxValue} no timer armed");
 
         string tablesA = Tables(net.A.Layer), tablesB = Tables(net.B.Layer);
+        foreach (DropReason r in Enum.GetValues<DropReason>())
+            if (r != DropReason.Count && net.A.Counters.Drops(r) + net.B.Counters.Drops(r) != 0)
+                Console.WriteLine($"  drops {r}: A {net.A.Counters.Drops(r)}, B {net.B.Counters.Drops(r)}");
         long m2 = Collect(out long h2);
         long poolA = net.A.Buffers.BytesInUse, poolB = net.B.Buffers.BytesInUse;
         long cachedA = net.A.Buffers.BytesCached, cachedB = net.B.Buffers.BytesCached;
@@ -133,6 +140,15 @@ internal static class IdleMemory
         }
         var heap = F(layer, "_heap") as Array;
         return $"4-tuple table {Dict(F(layer, "_table"))}, port table {Dict(F(layer, "_portUsers"))}, timer heap array {heap?.Length ?? 0:N0} slots";
+    }
+
+    private static string Dump(TcpConnection c)
+    {
+        static string F(object o, string name) =>
+            o.GetType().GetField(name, BindingFlags.Instance | BindingFlags.NonPublic)?.GetValue(o) is { } v
+                ? (v is SeqNumber q ? q.Value.ToString() : v.ToString()!) : "?";
+        return string.Join(" ", new[] { "_iss", "_sndUna", "_sndNxt", "_irs", "_rcvNxt", "_rcvAdvEdge", "_tsRecent", "_flags", "_delAckAt", "_rtoAt", "TimerIndex", "TimerDue" }
+            .Select(n => $"{n}={F(c, n)}"));
     }
 
     private static long Collect(out long heapSize)
