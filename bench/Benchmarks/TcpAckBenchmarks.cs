@@ -12,18 +12,19 @@ namespace UserTcp.Bench.Benchmarks;
 /// delayed-ACK receiver sends). Per ACK: parsing, lookup, PAWS and acceptability checks, window update, RTT sample
 /// from the timestamp echo, slow-start/avoidance, freeing acknowledged bytes from the send ring, re-arming the RTO
 /// and an Output pass that finds nothing new to send.
-/// To keep sending out of the measurement, each iteration's setup queues and emits 8 MiB (the send buffer, with a
-/// 16 MiB peer window and a cwnd grown beforehand), and the iteration then consumes it one ACK at a time. The last
+/// To keep sending out of the measurement, each iteration's setup queues and emits 32 MiB (the send buffer, with a
+/// 128 MiB peer window and a cwnd grown beforehand), and the iteration then consumes it one ACK at a time. The last
 /// ACK of an iteration empties the send ring, which goes back to the pool.
 /// </summary>
-[MemoryDiagnoser]
-[SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 3, iterationCount: 15, invocationCount: AcksPerIteration)]
+[MemoryDiagnoser, MedianColumn, OperationsPerSecond]
+[SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 3, iterationCount: 30, invocationCount: AcksPerIteration)]
 public class TcpAckBenchmarks
 {
     private const int Mss = 1448;
     private const int SendBuffer = 2 * Mss * AcksPerIteration;
-    /// <summary>2896 ACKs of 2 MSS = 8 386 816 bytes: just under the 8 MiB send buffer.</summary>
-    public const int AcksPerIteration = 2896;
+    /// <summary>11 584 ACKs of 2 MSS = 33 548 288 bytes: just under a 32 MiB send buffer (about a millisecond of
+    /// ACK processing per iteration, long enough to time).</summary>
+    public const int AcksPerIteration = 11584;
 
     private SenderRig _rig = null!;
     private byte[] _data = null!;
@@ -31,9 +32,9 @@ public class TcpAckBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        var sender = new TcpConfig { Seed = 1, SendBufferSize = SendBuffer, MaxBufferSize = 16 << 20 };
-        var receiver = new TcpConfig { Seed = 2, MaxBufferSize = 16 << 20 };
-        var pool = new BufferPool(64L << 20, 4096, 16384, 65536, 262144, 1 << 20, 8 << 20);
+        var sender = new TcpConfig { Seed = 1, SendBufferSize = SendBuffer, MaxBufferSize = 64 << 20 };
+        var receiver = new TcpConfig { Seed = 2, MaxBufferSize = 64 << 20 };
+        var pool = new BufferPool(128L << 20, 4096, 16384, 65536, 262144, 1 << 20, 32 << 20);
         _rig = new SenderRig(sender, receiver, pool, rawWindow: 0xFFFF);
         if (_rig.Mss != Mss) throw new InvalidOperationException($"MSS {_rig.Mss}, benchmark assumes {Mss}");
         _data = new byte[SendBuffer];

@@ -14,8 +14,7 @@ namespace UserTcp.Bench.Benchmarks;
 /// Allocations are expected here (a connection object and its two ring descriptors per end, ring blocks rented
 /// on first data); they are what <c>B/op</c> reports.
 /// </summary>
-[MemoryDiagnoser]
-[ShortRunJob]
+[Config(typeof(BenchConfig))]
 public class TcpConnectBenchmarks
 {
     public enum TimeWaitMode

@@ -16,8 +16,7 @@ namespace UserTcp.Bench.Benchmarks;
 /// The sender is played by the benchmark: one segment captured from a real <see cref="TcpLayer"/> after the
 /// handshake is replayed with increasing sequence numbers (timestamps stay valid: TSval does not move).
 /// </summary>
-[MemoryDiagnoser]
-[ShortRunJob]
+[Config(typeof(BenchConfig))]
 public class TcpReceiveBenchmarks
 {
     public const int Batch = 32;

@@ -14,8 +14,7 @@ namespace UserTcp.Bench.Benchmarks;
 /// processing (see <see cref="TcpAckBenchmarks"/> for that cost alone). The send ring drains completely every batch
 /// and goes back to the pool, as it would for an application writing in bursts.
 /// </summary>
-[MemoryDiagnoser]
-[ShortRunJob]
+[Config(typeof(BenchConfig))]
 public class TcpSendBenchmarks
 {
     public const int Batch = 32;

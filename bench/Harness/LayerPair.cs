@@ -34,7 +34,7 @@ internal sealed unsafe class LayerPair : IDisposable
         public long SentBytes;
         /// <summary>TCP payload bytes transmitted (headers excluded).</summary>
         public long SentPayload;
-        public bool Offload;
+        public bool Offload { get; set; }
 
         public BenchEnd(LayerPair net, Ipv4Address address, int packets, BufferPool buffers)
         {
