@@ -45,7 +45,8 @@ setup:
 
 include tests/c/tests.mk
 
-test: all test-c test-managed
+test: all $(C_TEST_BINS)
+	scripts/test-all.sh
 
 test-managed:
 	$(DOTNET) test tests/managed/UserTcp.Tests.csproj -c Release --nologo

@@ -13,7 +13,7 @@ public readonly record struct ByteRange(int Start, int End)
 /// Bookkeeping for out-of-order data in the receive window (RFC 9293 §3.10.7.4: segments beyond RCV.NXT are kept
 /// for later processing). The bytes themselves live in the receive <see cref="ByteRing"/> at their offset
 /// (<see cref="ByteRing.WriteAt"/>); this type only remembers which ranges have arrived, as up to
-/// <see cref="MaxIntervals"/> disjoint, non-adjacent intervals sorted by offset from RCV.NXT, in fixed arrays.
+/// <see cref="MaxIntervals"/> disjoint, non-adjacent intervals sorted by offset from RCV.NXT, in one fixed table.
 ///
 /// Receive path: offset = SEG.SEQ - RCV.NXT; <c>ring.WriteAt(offset, data)</c>; <c>Add(offset, len)</c> (drop the
 /// segment if it returns false); <c>n = PopContiguous()</c>; <c>ring.Advance(n)</c>; RCV.NXT += n.
@@ -48,6 +48,9 @@ public sealed class Assembler
     /// <summary>End of the furthest byte held (0 when empty): how much of the ring the out-of-order data spans.</summary>
     public int HighestEnd => _count == 0 ? 0 : End(_count - 1);
 
+    /// <summary>How often the furthest interval was forgotten to make room for a nearer one (see <see cref="Add"/>).</summary>
+    public long Evictions { get; private set; }
+
     /// <summary>Total bytes held in all intervals.</summary>
     public int TotalBytes
     {
@@ -61,8 +64,11 @@ public sealed class Assembler
 
     /// <summary>
     /// Records that bytes [offset, offset + length) arrived. Bytes before offset 0 (already received) are ignored.
-    /// Overlapping or adjacent intervals are merged. Returns false, changing nothing, when the range touches no
-    /// interval and the table is full (the caller drops the segment; the peer will retransmit it).
+    /// Overlapping or adjacent intervals are merged. When the range touches no interval and the table is full:
+    /// if it lies beyond every interval, returns false and changes nothing (the caller drops the segment; the peer
+    /// will retransmit it); otherwise the furthest interval is forgotten to make room (RFC 2018 §8 lets a receiver
+    /// discard data it only SACKed; the sender keeps it until cumulatively acknowledged), so data nearer RCV.NXT,
+    /// and above all in-order data at offset 0, always gets in and the connection cannot stall.
     /// </summary>
     public bool Add(int offset, int length)
     {
@@ -80,7 +86,12 @@ public sealed class Assembler
 
         if (j == i)
         {
-            if (_count == _max) return false;
+            if (_count == _max)
+            {
+                if (i == _count) return false;
+                _count--; // evict the furthest interval
+                Evictions++;
+            }
             int move = _count - i;
             Array.Copy(_table, i * Stride, _table, (i + 1) * Stride, move * Stride);
             Start(i) = s;

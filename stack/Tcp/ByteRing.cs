@@ -128,6 +128,18 @@ public sealed unsafe class ByteRing
         _count += count;
     }
 
+    /// <summary>
+    /// Forgets out-of-order bytes placed at or beyond <paramref name="offset"/> past the contiguous end (for example
+    /// <c>ForgetOutOfOrderFrom(assembler.HighestEnd)</c> after the assembler refused or evicted a range), so an
+    /// otherwise empty ring can be released. Only ever shrinks what is held.
+    /// </summary>
+    public void ForgetOutOfOrderFrom(int offset)
+    {
+        if (offset < 0) throw new ArgumentOutOfRangeException(nameof(offset));
+        long keep = (long)_count + offset;
+        if (keep < _extent) _extent = (int)keep;
+    }
+
     /// <summary>Copies up to dest.Length contiguous bytes starting at <paramref name="offset"/>. Returns bytes copied.</summary>
     public int Peek(int offset, Span<byte> dest)
     {

@@ -2,6 +2,8 @@ using System;
 
 namespace UserTcp.Stack.Tcp;
 
+public enum CongestionAlgorithm { NewReno, Cubic }
+
 /// <summary>TCP tunables. Defaults follow Linux's so a peer sees familiar behaviour; times are microseconds.</summary>
 public sealed class TcpConfig
 {
@@ -37,7 +39,8 @@ public sealed class TcpConfig
 
     /// <summary>RFC 5961 §7: challenge ACKs sent per second across the stack.</summary>
     public int ChallengeAckLimit { get; init; } = 1000;
-    public int InitialCwndSegments { get; init; } = 10;   // RFC 6928
+    /// <summary>Congestion control for new connections (Linux defaults to CUBIC).</summary>
+    public CongestionAlgorithm CongestionControl { get; init; } = CongestionAlgorithm.Cubic;
     public int DefaultMss { get; init; } = 536;           // RFC 9293 §3.7.1 when the peer sends no MSS option
 
     public int EphemeralPortFirst { get; init; } = 32768;

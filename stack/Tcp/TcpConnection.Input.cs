@@ -71,7 +71,7 @@ public sealed partial class TcpConnection
             _sndWl2 = seg.Ack;
             _backoff = 0;
             _rtoAt = 0;
-            _cwnd = (uint)(_layer.Config.InitialCwndSegments * _mss);
+            _cc.Mss = _mss;
             State = TcpState.Established;
             Set(ConnFlags.AckNow);
             ArmKeepalive(nowUs);
@@ -322,6 +322,7 @@ public sealed partial class TcpConnection
         if (ack > _sndUna)
         {
             int acked = ack - _sndUna;
+            long flightBefore = _sndMax - _sndUna;
             // RTT (RFC 6298 §3 with Karn): a timed segment that was never retransmitted, or a timestamp echo
             // (RFC 7323 §4.1 allows samples from retransmissions because the echo identifies the transmission).
             if (Has(ConnFlags.RttTiming) && ack > _rttSeq)
@@ -347,7 +348,7 @@ public sealed partial class TcpConnection
             _firstLossUs = 0;
             ComputeRto();
 
-            OnNewAck(ack, acked, nowUs);
+            OnNewAck(ack, acked, flightBefore, nowUs);
 
             // RFC 6298 §5.2/5.3: stop the timer when everything is acknowledged, else restart it.
             if (_sndUna == _sndMax) { if (!Has(ConnFlags.Persist)) _rtoAt = 0; }
@@ -361,18 +362,19 @@ public sealed partial class TcpConnection
         }
     }
 
-    /// <summary>Congestion response to an ACK that advances SND.UNA (RFC 5681 §3.1, RFC 6582 §3.2, RFC 6675 §5).</summary>
-    private void OnNewAck(SeqNumber ack, int acked, long nowUs)
+    /// <summary>Congestion response to an ACK that advances SND.UNA (RFC 5681 §3.1, RFC 6582 §3.2, RFC 6675 §5).
+    /// <paramref name="flightBefore"/> is FlightSize when the ACK arrived.</summary>
+    private void OnNewAck(SeqNumber ack, int acked, long flightBefore, long nowUs)
     {
-        uint mss = (uint)_mss;
         if (Has(ConnFlags.InRecovery))
         {
             if (ack >= _recover)
             {
-                // Full acknowledgment: leave recovery with cwnd = ssthresh (RFC 6582 §3.2 step 3, option 2; what
-                // Linux does). Nagle and the ACK clock keep the following burst small.
+                // Full acknowledgment: recovery is over; the controller sets cwnd = ssthresh (RFC 6582 §3.2 step 3,
+                // option 2, as Linux does).
                 Clear(ConnFlags.InRecovery);
-                _cwnd = Math.Max(_ssthresh, mss);
+                _cc.OnExitRecovery(nowUs);
+                _inflation = 0;
                 _dupAcks = 0;
             }
             else if (!Has(ConnFlags.Sack) || _scoreboard.IsEmpty)
@@ -380,65 +382,43 @@ public sealed partial class TcpConnection
                 // Partial acknowledgment (NewReno): retransmit the next hole at once and deflate the window by the
                 // amount acknowledged, adding back one MSS (RFC 6582 §3.2 step 3).
                 RetransmitHead(nowUs);
-                _cwnd = _cwnd > (uint)acked ? _cwnd - (uint)acked : 0;
-                if ((uint)acked >= mss) _cwnd += mss;
-                if (_cwnd < mss) _cwnd = mss;
+                _inflation = Math.Max(0, _inflation - acked + (acked >= _mss ? _mss : 0));
             }
             // With SACK, SendRecovery (called from Output) picks holes by the pipe rule.
             return;
         }
         _dupAcks = 0;
-        if (_cwnd < _ssthresh)
-        {
-            // Slow start with appropriate byte counting, L = 2 (RFC 3465).
-            _cwnd += (uint)Math.Min(acked, 2 * _mss);
-        }
-        else
-        {
-            // Congestion avoidance: one MSS per window of acknowledged bytes (RFC 5681 eq. 3, byte counting).
-            _caBytes += (uint)acked;
-            if (_caBytes >= _cwnd)
-            {
-                _caBytes -= _cwnd;
-                _cwnd += mss;
-            }
-        }
-        uint cap = (uint)Math.Max(_snd.Capacity, 4 * _mss) * 2;
-        if (_cwnd > cap) _cwnd = cap; // no point in a window far beyond what we can ever have in flight
+        _cc.OnAck(acked, _srttUs, nowUs, flightBefore);
     }
 
-    /// <summary>Third duplicate ACK starts fast retransmit and recovery (RFC 5681 §3.2, RFC 6582, RFC 6675 §5).</summary>
+    /// <summary>Third duplicate ACK (or SACKed data three segments past a hole) starts fast retransmit and recovery
+    /// (RFC 5681 §3.2, RFC 6582, RFC 6675 §5).</summary>
     private void OnDuplicateAck(long nowUs)
     {
-        uint mss = (uint)_mss;
         _dupAcks++;
         if (Has(ConnFlags.InRecovery))
         {
-            if (!Has(ConnFlags.Sack)) _cwnd += mss; // NewReno inflation for each further segment that left
+            if (!Has(ConnFlags.Sack)) _inflation += _mss; // NewReno inflation: one more segment left the network
             return;
         }
         bool sackLoss = Has(ConnFlags.Sack) && _scoreboard.SackedBetween(_sndUna, _sndMax) >= 3 * _mss;
         if (_dupAcks < 3 && !sackLoss) return;
-        // RFC 6582 §3.2 step 2: only start a new recovery when this loss is past the previous recovery point.
+        // RFC 6582 §3.2 step 2: only start a new recovery when this loss lies past the previous recovery point.
         if (_sndUna < _recover) return;
-        uint flight = (uint)Math.Max(0, _sndMax - _sndUna);
-        _ssthresh = Math.Max(flight / 2, 2 * mss);
+        long flight = Math.Max(0, _sndMax - _sndUna);
+        _cc.OnEnterRecovery(nowUs, flight);
         _recover = _sndMax;
         _highRxt = _sndUna;
         Set(ConnFlags.InRecovery);
         Clear(ConnFlags.RttTiming); // Karn: the timed segment may be retransmitted
         _layer.Counters.TcpFastRetransmits++;
+        RetransmitHead(nowUs);
         if (Has(ConnFlags.Sack))
         {
-            _cwnd = _ssthresh;
-            RetransmitHead(nowUs);
+            _inflation = 0;
             _highRxt = _sndUna + Math.Min(_mss, Math.Max(1, DataEndSeq() - _sndUna));
         }
-        else
-        {
-            RetransmitHead(nowUs);
-            _cwnd = _ssthresh + 3 * mss;
-        }
+        else _inflation = 3L * _mss; // the three segments the duplicate ACKs report as delivered
     }
 
     /// <summary>Stores segment text: in order into the ring, out of order into the ring plus the assembler.

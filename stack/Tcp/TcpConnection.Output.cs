@@ -53,13 +53,15 @@ public sealed partial class TcpConnection
         bool sent = false;
         SeqNumber dataEnd = DataEndSeq();
         bool finQueued = Has(ConnFlags.FinQueued);
+        // RFC 5681 §4.1: after an idle period longer than the RTO, restart from at most the initial window.
+        if (_sndUna == _sndMax && _lastSendUs != 0 && nowUs - _lastSendUs > _rtoUs && _sndNxt < dataEnd) _cc.OnIdleRestart(nowUs);
         while (true)
         {
             if (_sndNxt > dataEnd) break;                          // FIN already sent
             int avail = dataEnd - _sndNxt;
             long inflight = _sndNxt - _sndUna;
             if (Has(ConnFlags.InRecovery) && Has(ConnFlags.Sack)) inflight = Pipe();
-            long usable = Math.Min((long)_sndWnd, _cwnd) - inflight;
+            long usable = Math.Min((long)_sndWnd, _cc.Cwnd + _inflation) - inflight;
             if (!force && Has(ConnFlags.InRecovery) && Has(ConnFlags.Sack))
                 usable = Math.Min(usable, (long)_sndWnd - (_sndNxt - _sndUna));
             if (force) usable = Math.Max(usable, Math.Min((long)_sndWnd - (_sndNxt - _sndUna), _mss));
@@ -83,6 +85,7 @@ public sealed partial class TcpConnection
                 }
             }
             if (!TransmitSegment(_sndNxt, len, fin ? TcpFlags.Fin : TcpFlags.None, nowUs)) break;
+            _lastSendUs = nowUs;
             if (retransmit) _layer.Counters.TcpRetransmits++;
             else if (!Has(ConnFlags.RttTiming) && len > 0)
             {
@@ -123,7 +126,7 @@ public sealed partial class TcpConnection
     private bool SendRecovery(long nowUs)
     {
         bool sent = false;
-        while (Pipe() + _mss <= _cwnd)
+        while (Pipe() + _mss <= _cc.Cwnd)
         {
             SeqNumber from = SeqNumber.Max(_highRxt, _sndUna);
             if (!_scoreboard.NextHole(from, out SeqNumber start, out int holeLen)) break;

@@ -117,11 +117,8 @@ public sealed partial class TcpConnection
             _sndNxt = _iss;
             return; // Output resends the SYN / SYN-ACK
         }
-        uint mss = (uint)_mss;
-        uint flight = (uint)Math.Max(0, _sndMax - _sndUna);
-        _ssthresh = Math.Max(flight / 2, 2 * mss);
-        _cwnd = mss;
-        _caBytes = 0;
+        _cc.OnRetransmitTimeout(nowUs, Math.Max(0, _sndMax - _sndUna));
+        _inflation = 0;
         _dupAcks = 0;
         Clear(ConnFlags.InRecovery);
         _recover = _sndMax;

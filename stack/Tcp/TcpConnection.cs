@@ -57,8 +57,9 @@ public sealed partial class TcpConnection
     private long _firstLossUs;      // when the current run of timeouts started (user timeout)
 
     // --- congestion control (RFC 5681, RFC 6582 NewReno) ---
-    private uint _cwnd, _ssthresh;
-    private uint _caBytes;          // bytes acked toward the next congestion-avoidance increase
+    private ICongestionControl _cc = null!; // owns cwnd and ssthresh (NewReno or CUBIC, per TcpConfig)
+    private long _inflation;        // NewReno without SACK: RFC 5681 window inflation during fast recovery
+    private long _lastSendUs;       // restart after idle (RFC 5681 §4.1)
     private int _dupAcks;
     private SeqNumber _recover;
     private SeqNumber _highRxt;     // RFC 6675 HighRxt: highest retransmitted in SACK recovery
@@ -140,8 +141,9 @@ public sealed partial class TcpConnection
     public Ipv4Address RemoteAddress => Tuple.RemoteAddress;
     public ushort RemotePort => Tuple.RemotePort;
     public int SendMss => _mss;
-    public uint CongestionWindow => _cwnd;
-    public uint SlowStartThreshold => _ssthresh;
+    public long CongestionWindow => _cc.Cwnd;
+    public long SlowStartThreshold => _cc.Ssthresh;
+    public ICongestionControl CongestionControl => _cc;
     public long SmoothedRttUs => _srttUs;
     public long RtoUs => _rtoUs;
     public bool TimestampsEnabled => Has(ConnFlags.Timestamps);
@@ -249,9 +251,10 @@ public sealed partial class TcpConnection
 
     private void InitCongestion()
     {
-        // RFC 6928 initial window; ssthresh starts "arbitrarily high" (RFC 5681 §3.1).
-        _cwnd = (uint)(_layer.Config.InitialCwndSegments * _mss);
-        _ssthresh = uint.MaxValue / 2;
+        // RFC 6928 initial window; ssthresh starts "arbitrarily high" (RFC 5681 §3.1). The MSS may still change
+        // when the SYN-ACK arrives; the controller recomputes its initial window then.
+        _cc = _layer.Config.CongestionControl == CongestionAlgorithm.Cubic ? new Cubic(_mss) : new NewReno(_mss);
+        _inflation = 0;
     }
 
     /// <summary>Negotiates options from the peer's SYN or SYN-ACK (RFC 7323 §2.2, §3.2; RFC 2018 §2).</summary>
@@ -558,6 +561,7 @@ public sealed partial class TcpConnection
             if (mss < _mss && mss >= 88)
             {
                 _mss = mss;
+                _cc.Mss = mss;
                 if (_sndNxt > _sndUna) { _sndNxt = _sndUna; Set(ConnFlags.Retransmitting); }
                 Output(nowUs);
             }

@@ -475,7 +475,7 @@ public class TcpStateTests
         t.Advance(2000);
         Sent r1 = t.Expect(TcpFlags.Ack | TcpFlags.Psh);
         Assert.Equal(d.Seq, r1.Seq);
-        Assert.Equal((uint)c.SendMss, c.CongestionWindow); // RFC 5681 loss window: one segment
+        Assert.Equal(c.SendMss, c.CongestionWindow); // RFC 5681 loss window: one segment
         t.Advance(2 * rto - 2000);
         t.ExpectNothing();
         t.Advance(3000);
@@ -564,12 +564,12 @@ public class TcpStateTests
     [Fact]
     public void FastRetransmitOnThreeDupAcksHalvesWindow()
     {
-        using var t = new TcpScript();
+        using var t = new TcpScript(new TcpConfig { Seed = 3, CongestionControl = CongestionAlgorithm.NewReno });
         TcpConnection c = t.Established(out uint iss, new TcpOptions { HasMss = true, Mss = 1000 });
         c.NoDelay = true;
         Assert.Equal(10_000, c.Send(new byte[10_000], t.NowUs, out _));
         for (int i = 0; i < 10; i++) t.Expect(i == 9 ? TcpFlags.Ack | TcpFlags.Psh : TcpFlags.Ack);
-        uint before = c.CongestionWindow;
+        long before = c.CongestionWindow;
         for (int i = 0; i < 4; i++) t.Inject(TcpFlags.Ack, P + 1, iss + 1 + 1000);
         Sent rtx = t.Expect(TcpFlags.Ack);
         Assert.Equal(iss + 1 + 1000, rtx.Seq);

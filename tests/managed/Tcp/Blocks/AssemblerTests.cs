@@ -37,20 +37,34 @@ public class AssemblerTests
     }
 
     [Fact]
-    public void FullTableRefusesNewIntervalButAcceptsMerges()
+    public void FullTableRefusesFurthestRangeButAcceptsMerges()
     {
         var a = new Assembler(2);
         Assert.True(a.Add(10, 1));
         Assert.True(a.Add(20, 1));
         Assert.False(a.Add(30, 1));
-        Assert.False(a.Add(0, 1));
         Assert.Equal(new[] { new ByteRange(10, 11), new ByteRange(20, 21) }, Intervals(a));
+        Assert.Equal(0, a.Evictions);
         Assert.True(a.Add(11, 2));   // touches [10,11)
         Assert.True(a.Add(13, 7));   // bridges to [20,21)
         Assert.Equal(new[] { new ByteRange(10, 21) }, Intervals(a));
         Assert.True(a.Add(0, 10));
         Assert.Equal(21, a.PopContiguous());
         Assert.True(a.IsEmpty);
+    }
+
+    [Fact]
+    public void FullTableEvictsFurthestForNearerRange()
+    {
+        var a = new Assembler(2);
+        Assert.True(a.Add(10, 1));
+        Assert.True(a.Add(20, 1));
+        Assert.True(a.Add(0, 1));    // in-order data always gets in: [20,21) is forgotten
+        Assert.Equal(1, a.Evictions);
+        Assert.Equal(new[] { new ByteRange(0, 1), new ByteRange(10, 11) }, Intervals(a));
+        Assert.True(a.Add(5, 1));    // nearer than [10,11): that one goes
+        Assert.Equal(new[] { new ByteRange(0, 1), new ByteRange(5, 6) }, Intervals(a));
+        Assert.Equal(1, a.PopContiguous());
     }
 
     [Fact]
@@ -139,8 +153,9 @@ public class AssemblerTests
 
     /// <summary>
     /// Arbitrary arrival orders, duplicates and overlaps against a bitmap of received bytes. After every step the
-    /// intervals are exactly the runs of set bits; a refusal happens only when the table is full and the range
-    /// touches no run; PopContiguous returns the run at 0; the first SACK block holds the latest range.
+    /// intervals are exactly the runs of set bits; when the table is full a range touching no run is refused if it
+    /// lies beyond every run and otherwise evicts the furthest run; PopContiguous returns the run at 0; the first
+    /// SACK block holds the latest range.
     /// </summary>
     [Fact]
     public void MatchesBitmapModel()
@@ -165,10 +180,19 @@ public class AssemblerTests
             {
                 bool touches = false;
                 for (int k = Math.Max(0, offset - 1); k < Math.Min(Window, offset + length + 1); k++) touches |= bits[k];
-                int runs = Runs(bits).Count;
-                bool ok = a.Add(offset, length);
+                var before = Runs(bits);
                 bool trivial = length <= 0 || offset + length <= 0;
-                if (!ok && (trivial || touches || runs < max)) return false;
+                bool beyondAll = before.Count == 0 || Math.Max(offset, 0) > before[^1].End;
+                long evictions = a.Evictions;
+                bool ok = a.Add(offset, length);
+                bool full = !trivial && !touches && before.Count == max;
+                if (ok == (full && beyondAll)) return false;
+                if (a.Evictions != evictions + (full && !beyondAll ? 1 : 0)) return false;
+                if (ok && full)
+                {
+                    // The furthest run was forgotten.
+                    for (int k = before[^1].Start; k < before[^1].End; k++) bits[k] = false;
+                }
                 if (ok)
                 {
                     for (int k = Math.Max(0, offset); k < offset + length; k++) bits[k] = true;

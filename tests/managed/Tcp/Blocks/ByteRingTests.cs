@@ -132,6 +132,14 @@ public class ByteRingTests
         Assert.Equal(2, ring.Peek(10, b));
         Assert.Equal(new byte[] { 7, 8 }, b);
         Assert.Equal(1, ring.WriteAt(4096 - 13, new byte[] { 1, 2, 3 }));
+        ring.ForgetOutOfOrderFrom(100);
+        Assert.True(ring.HasOutOfOrderBytes);
+        ring.ForgetOutOfOrderFrom(0);
+        Assert.False(ring.HasOutOfOrderBytes);
+        Assert.Throws<ArgumentOutOfRangeException>(() => ring.Advance(1));
+        ring.Consume(12);
+        Assert.True(ring.ReleaseIfEmpty());
+        Assert.Equal(2, ring.WriteAt(0, new byte[] { 5, 6 }));
         ring.Clear();
         Assert.Equal(0, pool.OutstandingBlocks);
     }

@@ -1,0 +1,210 @@
+// DPDK packet-rate benchmark, C side. Two roles over one memif link between two processes:
+//
+//   peer  memif server: transmits 64-byte frames as fast as the link takes them and counts what comes back.
+//   fwd   memif client (the device under test): rx burst -> swap the Ethernet addresses -> tx burst back.
+//
+// and one single-process role that needs no peer and no second CPU:
+//
+//   loop  one net_ring port whose transmit ring is its receive ring: alloc 32 mbufs -> write 64-byte frames ->
+//         tx burst -> rx burst -> swap the Ethernet addresses -> free. Measures the per-packet cost of the
+//         device path itself.
+//
+// Rates are printed per wall-clock second and per CPU second of the polling thread (clock_gettime
+// CLOCK_THREAD_CPUTIME_ID): on a shared machine the second is the stable one.
+// The managed device under test (bench/dpdk/Program.cs, `fwd`) runs the same loop through DpdkDevice, against the
+// same C peer, so the two forwarding rates compare the managed path with plain C. See docs/benchmarks.md.
+//
+// Build: make -f bench/dpdk/bench.mk   (gcc -O2 ... $(pkg-config --cflags --libs libdpdk))
+// Run:   dpdk-bench peer|fwd [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge]
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_ether.h>
+#include <rte_mbuf.h>
+
+#define BURST 32
+
+static volatile int stop;
+static void on_signal(int sig) { (void)sig; stop = 1; }
+
+static double thread_cpu_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what, int rc)
+{
+	fprintf(stderr, "dpdk-bench: %s: %s\n", what, rte_strerror(rc < 0 ? -rc : rc));
+	exit(1);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || (strcmp(argv[1], "peer") != 0 && strcmp(argv[1], "fwd") != 0 && strcmp(argv[1], "loop") != 0)) {
+		fprintf(stderr, "usage: %s peer|fwd|loop [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge]\n", argv[0]);
+		return 2;
+	}
+	int peer = strcmp(argv[1], "peer") == 0;
+	int loop = strcmp(argv[1], "loop") == 0;
+	const char *sock = "/usertcp-bench.sock";
+	int seconds = 10, cpu = peer ? 1 : 0, nohuge = 0;
+	static const struct option opts[] = {
+		{"socket", required_argument, 0, 's'}, {"seconds", required_argument, 0, 't'},
+		{"cpu", required_argument, 0, 'c'}, {"no-huge", no_argument, 0, 'n'}, {0, 0, 0, 0}};
+	int o;
+	optind = 2;
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (o) {
+		case 's': sock = optarg; break;
+		case 't': seconds = atoi(optarg); break;
+		case 'c': cpu = atoi(optarg); break;
+		case 'n': nohuge = 1; break;
+		default: return 2;
+		}
+	}
+
+	// The same EAL arguments DpdkEal builds for the managed side.
+	char lcores[64], prefix[64], vdev[256];
+	snprintf(lcores, sizeof(lcores), "--lcores=0@%d", cpu);
+	snprintf(prefix, sizeof(prefix), "--file-prefix=bench%d", (int)getpid());
+	if (loop)
+		snprintf(vdev, sizeof(vdev), "--vdev=net_ring0");
+	else
+		snprintf(vdev, sizeof(vdev), "--vdev=net_memif0,role=%s,socket=%s", peer ? "server" : "client", sock);
+	char *eal[16];
+	int n = 0;
+	eal[n++] = "dpdk-bench";
+	eal[n++] = lcores;
+	eal[n++] = "--no-telemetry";
+	eal[n++] = prefix;
+	eal[n++] = "-m";
+	eal[n++] = "256";
+	eal[n++] = "--log-level=*:warning";
+	if (nohuge) {
+		eal[n++] = "--no-huge";
+		eal[n++] = "--no-shconf";
+	} else {
+		eal[n++] = "--in-memory";
+		eal[n++] = "--single-file-segments";
+	}
+	eal[n++] = "--no-pci";
+	eal[n++] = vdev;
+	eal[n] = NULL;
+	if (rte_eal_init(n, eal) < 0)
+		die("rte_eal_init", rte_errno);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+
+	struct rte_mempool *mp = rte_pktmbuf_pool_create("bench", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
+	if (mp == NULL)
+		die("pool", rte_errno);
+	uint16_t port = 0;
+	struct rte_eth_conf conf;
+	memset(&conf, 0, sizeof(conf));
+	int rc;
+	if ((rc = rte_eth_dev_configure(port, 1, 1, &conf)) != 0) die("configure", rc);
+	if ((rc = rte_eth_rx_queue_setup(port, 0, 1024, rte_socket_id(), NULL, mp)) != 0) die("rxq", rc);
+	if ((rc = rte_eth_tx_queue_setup(port, 0, 1024, rte_socket_id(), NULL)) != 0) die("txq", rc);
+	if ((rc = rte_eth_dev_start(port)) != 0) die("start", rc);
+
+	struct rte_eth_link link;
+	do {
+		rte_eth_link_get_nowait(port, &link);
+		if (!link.link_status) usleep(10000);
+	} while (!link.link_status && !stop);
+	fprintf(stderr, "%s: link up\n", argv[1]);
+
+	uint8_t frame[64];
+	memset(frame, 0, sizeof(frame));
+	memset(frame, 0x02, 6);
+	memset(frame + 6, 0x04, 6);
+	frame[12] = 0x88;
+	frame[13] = 0xb5;
+
+	struct rte_mbuf *pkts[BURST];
+	uint64_t hz = rte_get_tsc_hz(), start = rte_get_tsc_cycles(), last = start;
+	uint64_t rx = 0, tx = 0, rx_last = 0, tx_last = 0;
+	double sum = 0, cpu_sum = 0, cpu_last = thread_cpu_seconds();
+	int intervals = 0;
+	while (!stop) {
+		if (loop) {
+			if (rte_pktmbuf_alloc_bulk(mp, pkts, BURST) == 0) {
+				for (int i = 0; i < BURST; i++) {
+					memcpy(rte_pktmbuf_mtod(pkts[i], void *), frame, sizeof(frame));
+					pkts[i]->data_len = pkts[i]->pkt_len = sizeof(frame);
+				}
+				uint16_t s = rte_eth_tx_burst(port, 0, pkts, BURST);
+				tx += s;
+				if (s < BURST) rte_pktmbuf_free_bulk(pkts + s, BURST - s);
+			}
+			uint16_t r = rte_eth_rx_burst(port, 0, pkts, BURST);
+			for (uint16_t i = 0; i < r; i++) {
+				struct rte_ether_hdr *eh = rte_pktmbuf_mtod(pkts[i], struct rte_ether_hdr *);
+				struct rte_ether_addr t = eh->dst_addr;
+				eh->dst_addr = eh->src_addr;
+				eh->src_addr = t;
+			}
+			rx += r;
+			rte_pktmbuf_free_bulk(pkts, r);
+		} else if (peer) {
+			if (rte_pktmbuf_alloc_bulk(mp, pkts, BURST) == 0) {
+				for (int i = 0; i < BURST; i++) {
+					memcpy(rte_pktmbuf_mtod(pkts[i], void *), frame, sizeof(frame));
+					pkts[i]->data_len = pkts[i]->pkt_len = sizeof(frame);
+				}
+				uint16_t s = rte_eth_tx_burst(port, 0, pkts, BURST);
+				tx += s;
+				if (s < BURST) rte_pktmbuf_free_bulk(pkts + s, BURST - s);
+			}
+			uint16_t r = rte_eth_rx_burst(port, 0, pkts, BURST);
+			rx += r;
+			rte_pktmbuf_free_bulk(pkts, r);
+		} else {
+			uint16_t r = rte_eth_rx_burst(port, 0, pkts, BURST);
+			for (uint16_t i = 0; i < r; i++) {
+				struct rte_ether_hdr *eh = rte_pktmbuf_mtod(pkts[i], struct rte_ether_hdr *);
+				struct rte_ether_addr t = eh->dst_addr;
+				eh->dst_addr = eh->src_addr;
+				eh->src_addr = t;
+			}
+			rx += r;
+			uint16_t s = r ? rte_eth_tx_burst(port, 0, pkts, r) : 0;
+			tx += s;
+			if (s < r) rte_pktmbuf_free_bulk(pkts + s, r - s);
+		}
+		uint64_t now = rte_get_tsc_cycles();
+		if (now - last >= hz) {
+			double secs = (double)(now - last) / hz;
+			double cpu_now = thread_cpu_seconds();
+			uint64_t count = peer || loop ? rx - rx_last : tx - tx_last;
+			double mpps = count / secs / 1e6, cpu_mpps = count / (cpu_now - cpu_last) / 1e6;
+			printf("%s: %.2f Mpps, %.2f Mpps per CPU second (%s)\n", argv[1], mpps, cpu_mpps,
+			       peer ? "returned" : loop ? "looped" : "forwarded");
+			fflush(stdout);
+			if (intervals++ > 0) { sum += mpps; cpu_sum += cpu_mpps; } // the first second includes warm-up
+			cpu_last = cpu_now;
+			rx_last = rx;
+			tx_last = tx;
+			last = now;
+			if (now - start >= (uint64_t)seconds * hz) break;
+		}
+	}
+	if (intervals > 1)
+		printf("%s: average %.2f Mpps, %.2f Mpps per CPU second, over %d s\n", argv[1], sum / (intervals - 1),
+		       cpu_sum / (intervals - 1), intervals - 1);
+	rte_eth_dev_stop(port);
+	rte_eth_dev_close(port);
+	rte_eal_cleanup();
+	return 0;
+}

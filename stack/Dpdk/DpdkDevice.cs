@@ -1,0 +1,286 @@
+using System;
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using UserTcp.Stack.Phy;
+
+namespace UserTcp.Stack.Dpdk;
+
+/// <summary>
+/// One queue pair of a <see cref="DpdkPort"/> as an <see cref="IDevice"/>. Packets are DPDK mbufs used in place:
+/// a received frame is parsed where the NIC wrote it, a transmitted frame is built in an mbuf from
+/// <see cref="Allocate"/>. For a <see cref="PacketBuf"/>: Buffer = buf_addr, Offset = data_off, Length = data_len
+/// (single segment), Capacity = buf_len, Handle = the rte_mbuf*.
+/// Not thread-safe: one thread polls one device; different devices (queues) of a port may be polled by different
+/// threads. The steady-state path allocates nothing and makes no system call (DPDK's poll-mode drivers).
+/// </summary>
+public sealed unsafe class DpdkDevice : IDevice, IDisposable
+{
+    private readonly DpdkPort _owner;
+    private readonly ushort _port;
+    private readonly ushort _queue;
+    private readonly nint _pool;
+    private readonly int _maxBurst;
+    private readonly bool _canRx, _canTx;
+    private readonly bool _hwTxIp, _hwTxTcp, _hwRxIp, _hwRxTcp;
+    // Scratch arrays of mbuf pointers for one burst, allocated once (unmanaged: the glue writes into them).
+    private nint* _burst;
+    private volatile bool _detached;
+
+    /// <summary>Received multi-segment frames, dropped (the stack wants one contiguous frame; scatter is never
+    /// enabled, so this only counts driver surprises).</summary>
+    public long RxMultiSegmentDrops;
+    /// <summary>Transmitted frames whose checksums were asked of the device but computed here because the port
+    /// cannot offload them.</summary>
+    public long TxSoftwareChecksums;
+
+    public DeviceCapabilities Capabilities { get; }
+    public DpdkPort Port => _owner;
+    public ushort Queue => _queue;
+
+    internal DpdkDevice(DpdkPort owner, ushort queue, bool canRx, bool canTx, int maxBurst)
+    {
+        _owner = owner;
+        _port = owner.PortId;
+        _queue = queue;
+        _pool = owner.Pool;
+        _maxBurst = maxBurst;
+        _canRx = canRx;
+        _canTx = canTx;
+        byte off = owner.Offloads;
+        _hwRxIp = (off & DpdkNative.OffRxIpv4) != 0;
+        _hwRxTcp = (off & DpdkNative.OffRxTcp) != 0;
+        _hwTxIp = (off & DpdkNative.OffTxIpv4) != 0;
+        _hwTxTcp = (off & DpdkNative.OffTxTcp) != 0;
+        _burst = (nint*)NativeMemory.AllocZeroed((nuint)maxBurst, (nuint)sizeof(nint));
+        Capabilities = new DeviceCapabilities
+        {
+            Mtu = owner.Mtu,
+            MacAddress = owner.MacAddress,
+            MaxBurst = maxBurst,
+            Headroom = RteMbuf.Headroom,
+            RxIpv4Checksum = _hwRxIp,
+            RxTcpChecksum = _hwRxTcp,
+            TxIpv4Checksum = _hwTxIp,
+            TxTcpChecksum = _hwTxTcp,
+        };
+    }
+
+    /// <summary>Opens a port with one queue pair and returns its device (dispose the device to close the port).</summary>
+    public static DpdkDevice Open(DpdkEalConfig eal, DpdkPortConfig port)
+    {
+        if (port.RxQueues != 1 || port.TxQueues != 1)
+            throw new ArgumentException("DpdkDevice.Open opens one queue pair; use DpdkPort.Open for several");
+        return DpdkPort.Open(eal, port).Devices[0];
+    }
+
+    public int Receive(Span<PacketBuf> burst)
+    {
+        if (_detached || !_canRx) return 0;
+        int want = Math.Min(burst.Length, _maxBurst);
+        if (want == 0) return 0;
+        nint* mbufs = _burst;
+        int n = DpdkNative.RxBurst(_port, _queue, mbufs, (ushort)want);
+        ref PacketBuf dst = ref MemoryMarshal.GetReference(burst); // n <= want <= burst.Length
+        bool rxIp = _hwRxIp, rxTcp = _hwRxTcp;
+        int k = 0;
+        for (int i = 0; i < n; i++)
+        {
+            RteMbuf* m = (RteMbuf*)mbufs[i];
+            if (m->NbSegs != 1)
+            {
+                DpdkNative.Free((nint)m);
+                RxMultiSegmentDrops++;
+                continue;
+            }
+            ref PacketBuf p = ref Unsafe.Add(ref dst, k++);
+            p.Buffer = m->BufAddr;
+            p.Offset = m->DataOff;
+            p.Length = m->DataLen;
+            p.Capacity = m->BufLen;
+            p.Handle = (nint)m;
+            PacketOffloads o = PacketOffloads.None;
+            if (rxIp | rxTcp)
+            {
+                ulong f = m->OlFlags;
+                if (rxIp && (f & RteMbuf.RxIpCksumMask) == RteMbuf.RxIpCksumGood) o |= PacketOffloads.RxIpv4ChecksumGood;
+                if (rxTcp && (f & RteMbuf.RxL4CksumMask) == RteMbuf.RxL4CksumGood) o |= PacketOffloads.RxTcpChecksumGood;
+            }
+            p.Offloads = o;
+        }
+        return k;
+    }
+
+    public int Allocate(Span<PacketBuf> burst)
+    {
+        if (_detached) return 0;
+        int want = Math.Min(burst.Length, _maxBurst);
+        if (want == 0) return 0;
+        nint* mbufs = _burst;
+        int n = (int)DpdkNative.Alloc(_pool, mbufs, (uint)want);
+        ref PacketBuf dst = ref MemoryMarshal.GetReference(burst); // n <= want <= burst.Length
+        for (int i = 0; i < n; i++)
+        {
+            RteMbuf* m = (RteMbuf*)mbufs[i];
+            ref PacketBuf p = ref Unsafe.Add(ref dst, i);
+            p.Buffer = m->BufAddr;
+            p.Offset = m->DataOff; // rte_pktmbuf_reset: RTE_PKTMBUF_HEADROOM
+            p.Length = 0;
+            p.Capacity = m->BufLen;
+            p.Handle = (nint)m;
+            p.Offloads = PacketOffloads.None;
+        }
+        return n;
+    }
+
+    public int Transmit(ReadOnlySpan<PacketBuf> burst)
+    {
+        if (_detached || !_canTx) return 0;
+        int n = Math.Min(burst.Length, _maxBurst);
+        if (n == 0) return 0;
+        nint* mbufs = _burst;
+        ref PacketBuf src = ref MemoryMarshal.GetReference(burst); // n <= burst.Length
+        for (int i = 0; i < n; i++)
+        {
+            ref PacketBuf p = ref Unsafe.Add(ref src, i);
+            RteMbuf* m = (RteMbuf*)p.Handle;
+            if (m == null || p.Buffer != m->BufAddr || (uint)p.Offset + (uint)p.Length > m->BufLen || p.Length < 0)
+                ThrowForeignBuffer(i);
+            // Write back where the stack put the frame; the mbuf may have come from Allocate or from Receive
+            // (a frame sent back out), so every field the driver reads is set here.
+            m->DataOff = (ushort)p.Offset;
+            m->DataLen = (ushort)p.Length;
+            m->PktLen = (uint)p.Length;
+            ulong flags = 0;
+            ulong txOffload = 0;
+            if ((p.Offloads & (PacketOffloads.TxIpv4Checksum | PacketOffloads.TxTcpChecksum)) != 0)
+                PrepareChecksums(m, p.Offloads, out flags, out txOffload);
+            m->OlFlags = flags;
+            m->TxOffload = txOffload;
+            mbufs[i] = (nint)m;
+        }
+        return DpdkNative.TxBurst(_port, _queue, mbufs, (ushort)n);
+    }
+
+    public void Free(ref PacketBuf packet)
+    {
+        if (packet.Handle != 0)
+        {
+            // After the port closed its pool is gone too: there is nothing left to return the mbuf to.
+            if (!_detached) DpdkNative.Free(packet.Handle);
+        }
+        packet = default;
+    }
+
+    /// <summary>Frees a whole burst with one call (what a forwarding loop or the stack's receive path wants).</summary>
+    public void FreeBurst(Span<PacketBuf> packets)
+    {
+        if (packets.IsEmpty) return;
+        if (!_detached)
+        {
+            nint* mbufs = _burst;
+            int n = 0;
+            foreach (ref PacketBuf p in packets)
+            {
+                if (p.Handle != 0)
+                {
+                    mbufs[n++] = p.Handle;
+                    if (n == _maxBurst) { DpdkNative.FreeBulk(mbufs, (uint)n); n = 0; }
+                }
+            }
+            if (n > 0) DpdkNative.FreeBulk(mbufs, (uint)n);
+        }
+        packets.Clear();
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowForeignBuffer(int index) =>
+        throw new ArgumentException($"packet {index} is not an mbuf of this device, or its Offset/Length exceed the buffer");
+
+    /// <summary>
+    /// Checksums the stack asked of the device. With hardware offload DPDK wants the header lengths in tx_offload,
+    /// TX_IPV4 set, the IPv4 checksum field zero and the TCP checksum field holding the pseudo-header sum (which the
+    /// stack already put there). Otherwise the checksums are computed here (RFC 1071) so the frame is never sent
+    /// with a wrong sum.
+    /// </summary>
+    private void PrepareChecksums(RteMbuf* m, PacketOffloads want, out ulong flags, out ulong txOffload)
+    {
+        flags = 0;
+        txOffload = 0;
+        byte* frame = m->BufAddr + m->DataOff;
+        int len = m->DataLen;
+        if (len < 14 + 20) return;
+        int l2 = 14;
+        ushort type = BinaryPrimitives.ReadUInt16BigEndian(new ReadOnlySpan<byte>(frame + 12, 2));
+        if (type == 0x8100 && len >= 18 + 20) { l2 = 18; type = BinaryPrimitives.ReadUInt16BigEndian(new ReadOnlySpan<byte>(frame + 16, 2)); }
+        if (type != 0x0800) return;
+        byte* ip = frame + l2;
+        int l3 = (ip[0] & 0x0F) * 4;
+        if ((ip[0] >> 4) != 4 || l3 < 20 || l2 + l3 > len) return;
+        bool wantIp = (want & PacketOffloads.TxIpv4Checksum) != 0;
+        bool wantTcp = (want & PacketOffloads.TxTcpChecksum) != 0 && ip[9] == 6;
+
+        if ((!wantIp || _hwTxIp) && (!wantTcp || _hwTxTcp))
+        {
+            flags = RteMbuf.TxIpv4;
+            if (wantIp) { flags |= RteMbuf.TxIpCksum; ip[10] = 0; ip[11] = 0; }
+            if (wantTcp) flags |= RteMbuf.TxTcpCksum;
+            txOffload = (uint)l2 | (uint)l3 << 7; // l2_len: 7 bits, l3_len: 9 bits
+            return;
+        }
+
+        TxSoftwareChecksums++;
+        if (wantTcp)
+        {
+            int total = BinaryPrimitives.ReadUInt16BigEndian(new ReadOnlySpan<byte>(ip + 2, 2));
+            int segment = Math.Min(total, len - l2) - l3;
+            if (segment >= 20)
+            {
+                // RFC 793 section 3.1: the sum covers a pseudo-header (addresses, protocol, TCP length) and the
+                // segment with the checksum field zero. The stack put the pseudo-header sum in the field already,
+                // but it is recomputed here from the IPv4 header so that a frame transmitted again (a retry after a
+                // short tx burst) is summed correctly a second time.
+                byte* tcp = ip + l3;
+                ulong pseudo = (ulong)OnesSum(ip + 12, 8) + 6 + (ulong)segment;
+                tcp[16] = 0;
+                tcp[17] = 0;
+                ulong full = pseudo + OnesSum(tcp, segment);
+                while ((full >> 16) != 0) full = (full & 0xFFFF) + (full >> 16);
+                ushort sum = (ushort)~(ushort)full;
+                tcp[16] = (byte)(sum >> 8);
+                tcp[17] = (byte)sum;
+            }
+        }
+        if (wantIp)
+        {
+            ip[10] = 0;
+            ip[11] = 0;
+            ushort sum = (ushort)~OnesSum(ip, l3);
+            ip[10] = (byte)(sum >> 8);
+            ip[11] = (byte)sum;
+        }
+    }
+
+    /// <summary>The 16-bit ones' complement sum of <paramref name="length"/> bytes (big-endian words, odd byte padded).</summary>
+    private static ushort OnesSum(byte* p, int length)
+    {
+        ulong sum = 0;
+        int i = 0;
+        for (; i + 1 < length; i += 2) sum += (ulong)p[i] << 8 | (ulong)p[i + 1];
+        if (i < length) sum += (ulong)p[i] << 8;
+        while ((sum >> 16) != 0) sum = (sum & 0xFFFF) + (sum >> 16);
+        return (ushort)sum;
+    }
+
+    /// <summary>Called by the port when it closes: later calls do nothing instead of touching a stopped port.</summary>
+    internal void Detach()
+    {
+        if (_detached) return;
+        _detached = true;
+        NativeMemory.Free(_burst);
+        _burst = null;
+    }
+
+    /// <summary>Closes the whole port (all its devices).</summary>
+    public void Dispose() => _owner.Dispose();
+}

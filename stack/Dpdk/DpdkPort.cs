@@ -1,0 +1,237 @@
+using System;
+using System.IO;
+using System.Runtime.InteropServices;
+using System.Threading;
+using UserTcp.Stack.Wire;
+
+namespace UserTcp.Stack.Dpdk;
+
+/// <summary>One DPDK ethernet port to open.</summary>
+public sealed record DpdkPortConfig
+{
+    /// <summary>DPDK device arguments: a virtual device ("net_af_packet0,iface=ut-srv0,qpairs=1",
+    /// "net_memif0,role=client,socket=/ut.sock") or a PCI address ("0000:00:05.0", which must also be listed in
+    /// <see cref="DpdkEalConfig.PciDevices"/>). Virtual devices are probed on demand.</summary>
+    public required string Device { get; init; }
+    /// <summary>Network namespace to open the device in: a name under /run/netns or an absolute path. Matters for
+    /// af_packet/af_xdp, which bind to an interface of the namespace they are opened in. Null: the caller's.</summary>
+    public string? NetworkNamespace { get; init; }
+    public int RxQueues { get; init; } = 1;
+    public int TxQueues { get; init; } = 1;
+    public int RxDescriptors { get; init; } = 1024;
+    public int TxDescriptors { get; init; } = 1024;
+    /// <summary>IP MTU to set; 0 keeps the device's.</summary>
+    public int Mtu { get; init; }
+    public bool Promiscuous { get; init; }
+    /// <summary>Most packets per receive/transmit call (the stack's burst).</summary>
+    public int MaxBurst { get; init; } = 32;
+    /// <summary>Mbufs in the port's pool; 0 sizes it from the queues: 2 x (all descriptors) + 1024.</summary>
+    public int PoolSize { get; init; }
+    /// <summary>Per-lcore mempool cache (only threads with an lcore id use it, see
+    /// <see cref="DpdkEal.RegisterCurrentThread"/>).</summary>
+    public int PoolCacheSize { get; init; } = 256;
+    /// <summary>Use checksum offloads when the device has them.</summary>
+    public bool ChecksumOffload { get; init; } = true;
+}
+
+/// <summary>Traffic counters of a port as the driver reports them.</summary>
+public readonly record struct DpdkPortStats(ulong RxPackets, ulong TxPackets, ulong RxBytes, ulong TxBytes,
+    ulong RxMissed, ulong RxErrors, ulong TxErrors, ulong RxNoMbuf);
+
+/// <summary>
+/// An opened, started DPDK port with its mbuf pool and one <see cref="DpdkDevice"/> per queue pair. Dispose stops and
+/// closes the port, detaches a virtual device and frees the pool: every mbuf handed out must have been freed or
+/// transmitted by then (the devices must no longer be polled).
+/// </summary>
+public sealed unsafe class DpdkPort : IDisposable
+{
+    private static int s_poolCounter;
+    private readonly DpdkDevice[] _devices;
+    private nint _pool;
+    private bool _disposed;
+
+    public ushort PortId { get; }
+    public string DeviceArgs { get; }
+    public string? NetworkNamespace { get; }
+    public string Driver { get; }
+    public MacAddress MacAddress { get; }
+    /// <summary>IP MTU of the port.</summary>
+    public int Mtu { get; }
+    public bool Rss { get; }
+    public int PoolSize { get; }
+    public int RxDescriptors { get; }
+    public int TxDescriptors { get; }
+    internal byte Offloads { get; }
+    internal nint Pool => _pool;
+
+    /// <summary>The devices, one per queue pair (index = queue id).</summary>
+    public ReadOnlySpan<DpdkDevice> Devices => _devices;
+
+    private DpdkPort(ushort portId, DpdkPortConfig cfg, nint pool, int poolSize, in DpdkNative.PortInfo info)
+    {
+        PortId = portId;
+        DeviceArgs = cfg.Device;
+        NetworkNamespace = cfg.NetworkNamespace;
+        _pool = pool;
+        PoolSize = poolSize;
+        fixed (byte* mac = info.Mac) MacAddress = MacAddress.Read(new ReadOnlySpan<byte>(mac, 6));
+        fixed (byte* drv = info.Driver) Driver = Marshal.PtrToStringUTF8((nint)drv) ?? "";
+        Mtu = info.Mtu;
+        Rss = info.Rss != 0;
+        Offloads = info.Offloads;
+        RxDescriptors = info.RxDescriptors;
+        TxDescriptors = info.TxDescriptors;
+        int pairs = Math.Max(cfg.RxQueues, cfg.TxQueues);
+        _devices = new DpdkDevice[pairs];
+        for (int q = 0; q < pairs; q++)
+            _devices[q] = new DpdkDevice(this, (ushort)q, q < cfg.RxQueues, q < cfg.TxQueues, cfg.MaxBurst);
+    }
+
+    /// <summary>Initialises the EAL if needed, then opens, configures and starts the port. Throws
+    /// <see cref="DpdkException"/> with the reason on any failure, leaving nothing behind.</summary>
+    public static DpdkPort Open(DpdkEalConfig eal, DpdkPortConfig cfg)
+    {
+        Validate(cfg);
+        DpdkEal.Initialize(eal);
+
+        int netnsFd = -1;
+        if (cfg.NetworkNamespace != null)
+        {
+            string path = cfg.NetworkNamespace.StartsWith('/') ? cfg.NetworkNamespace : "/run/netns/" + cfg.NetworkNamespace;
+            byte* p = DpdkNative.Utf8(path);
+            netnsFd = DpdkNative.NetnsEnter(p);
+            NativeMemory.Free(p);
+            if (netnsFd < 0)
+                throw new DpdkException($"cannot enter network namespace {path}: {DpdkNative.Describe(netnsFd)}", -netnsFd);
+        }
+        try
+        {
+            return OpenInCurrentNamespace(cfg);
+        }
+        finally
+        {
+            if (netnsFd >= 0) DpdkNative.NetnsLeave(netnsFd);
+        }
+    }
+
+    private static void Validate(DpdkPortConfig cfg)
+    {
+        static void Check(bool ok, string what) { if (!ok) throw new ArgumentException(what); }
+        Check(!string.IsNullOrWhiteSpace(cfg.Device), "DpdkPortConfig.Device is empty");
+        Check(cfg.RxQueues is >= 1 and <= 64 && cfg.TxQueues is >= 1 and <= 64, "queue counts must be 1..64");
+        Check(cfg.RxDescriptors is >= 32 and <= 16384 && cfg.TxDescriptors is >= 32 and <= 16384, "descriptor counts must be 32..16384");
+        Check(cfg.Mtu == 0 || cfg.Mtu is >= 576 and <= 9000, "MTU must be 0 (keep) or 576..9000");
+        Check(cfg.MaxBurst is >= 1 and <= 512, "MaxBurst must be 1..512");
+        Check(cfg.PoolSize >= 0 && cfg.PoolCacheSize is >= 0 and <= 512, "bad pool size or cache size");
+    }
+
+    private static DpdkPort OpenInCurrentNamespace(DpdkPortConfig cfg)
+    {
+        ushort port;
+        byte* devargs = DpdkNative.Utf8(cfg.Device);
+        int rc = DpdkNative.PortOpen(devargs, &port);
+        NativeMemory.Free(devargs);
+        if (rc < 0)
+        {
+            string hint = -rc == 19 /* ENODEV */ && cfg.Device.Contains("iface=", StringComparison.Ordinal)
+                ? " (the interface does not exist" + (cfg.NetworkNamespace != null ? $" in namespace {cfg.NetworkNamespace})" : ")")
+                : "";
+            throw new DpdkException($"cannot open DPDK device '{cfg.Device}': {DpdkNative.Describe(rc)}{hint}", -rc);
+        }
+
+        // The pool holds every receive descriptor's mbuf plus those in flight on transmit and in the stack's hands.
+        int poolSize = cfg.PoolSize > 0 ? cfg.PoolSize
+            : 2 * (cfg.RxQueues * cfg.RxDescriptors + cfg.TxQueues * cfg.TxDescriptors) + 1024;
+        // A mempool ring works best with 2^n - 1 elements.
+        poolSize = (int)(System.Numerics.BitOperations.RoundUpToPowerOf2((uint)poolSize + 1) - 1);
+        int frame = Math.Max(cfg.Mtu, 1500) + 14 + 4 + 4; // Ethernet header, VLAN tag, FCS room
+        ushort dataRoom = (ushort)(RteMbuf.Headroom + Math.Max(2048, frame));
+        string poolName = $"ut{Environment.ProcessId}_{Interlocked.Increment(ref s_poolCounter)}";
+        byte* name = DpdkNative.Utf8(poolName);
+        nint pool = DpdkNative.PoolCreate(name, (uint)poolSize, (uint)cfg.PoolCacheSize, dataRoom, -1);
+        NativeMemory.Free(name);
+        if (pool == 0)
+        {
+            int e = DpdkNative.Errno();
+            DpdkNative.PortClose(port);
+            throw new DpdkException($"cannot create mbuf pool of {poolSize} x {dataRoom} B for '{cfg.Device}': " +
+                                    $"{DpdkNative.Describe(e)} (raise DpdkEalConfig.MemoryMb / USERTCP_DPDK_MEMORY_MB)", e);
+        }
+
+        var conf = new DpdkNative.PortConf
+        {
+            RxQueues = (ushort)cfg.RxQueues,
+            TxQueues = (ushort)cfg.TxQueues,
+            RxDescriptors = (ushort)cfg.RxDescriptors,
+            TxDescriptors = (ushort)cfg.TxDescriptors,
+            Mtu = (ushort)cfg.Mtu,
+            Promiscuous = cfg.Promiscuous ? (byte)1 : (byte)0,
+            Offloads = cfg.ChecksumOffload
+                ? (byte)(DpdkNative.OffRxIpv4 | DpdkNative.OffRxTcp | DpdkNative.OffTxIpv4 | DpdkNative.OffTxTcp)
+                : (byte)0,
+        };
+        DpdkNative.PortInfo info;
+        nint* pools = stackalloc nint[cfg.RxQueues];
+        for (int q = 0; q < cfg.RxQueues; q++) pools[q] = pool;
+        rc = DpdkNative.PortSetup(port, &conf, pools, &info);
+        if (rc < 0)
+        {
+            DpdkNative.PortClose(port);
+            DpdkNative.PoolFree(pool);
+            throw new DpdkException($"cannot configure DPDK port {port} ('{cfg.Device}'): {DpdkNative.Describe(rc)}", -rc);
+        }
+        return new DpdkPort(port, cfg, pool, poolSize, info);
+    }
+
+    /// <summary>Free mbufs in the pool (a leak check: equals <see cref="PoolSize"/> when the port is idle and
+    /// nothing is held, minus the mbufs posted to receive descriptors).</summary>
+    public int PoolAvailable => _disposed ? 0 : (int)DpdkNative.PoolAvail(_pool);
+
+    /// <summary>Mbufs taken from the pool (held by receive descriptors, queued for transmit, or by the stack).</summary>
+    public int PoolInUse => _disposed ? 0 : (int)DpdkNative.PoolInUse(_pool);
+
+    public DpdkPortStats GetStats()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        DpdkNative.PortStats s;
+        int rc = DpdkNative.PortStatsFn(PortId, &s);
+        if (rc < 0) throw new DpdkException($"rte_eth_stats_get({PortId}) failed: {DpdkNative.Describe(rc)}", -rc);
+        return new DpdkPortStats(s.IPackets, s.OPackets, s.IBytes, s.OBytes, s.IMissed, s.IErrors, s.OErrors, s.RxNoMbuf);
+    }
+
+    /// <summary>Whether the link is up (memif: connected to its peer).</summary>
+    public bool LinkUp
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            uint speed;
+            return DpdkNative.PortLink(PortId, &speed) == 1;
+        }
+    }
+
+    /// <summary>Stops and closes the port and frees its pool. Throws nothing; the first error, if any, is kept in
+    /// <see cref="CloseError"/>.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        foreach (DpdkDevice d in _devices) d.Detach();
+
+        int netnsFd = -1;
+        if (NetworkNamespace != null)
+        {
+            string path = NetworkNamespace.StartsWith('/') ? NetworkNamespace : "/run/netns/" + NetworkNamespace;
+            byte* p = DpdkNative.Utf8(path);
+            netnsFd = DpdkNative.NetnsEnter(p);
+            NativeMemory.Free(p);
+        }
+        int rc = DpdkNative.PortClose(PortId);
+        if (netnsFd >= 0) DpdkNative.NetnsLeave(netnsFd);
+        if (rc < 0) CloseError = $"closing port {PortId} ('{DeviceArgs}'): {DpdkNative.Describe(rc)}";
+        DpdkNative.PoolFree(_pool);
+        _pool = 0;
+    }
+
+    public string? CloseError { get; private set; }
+}

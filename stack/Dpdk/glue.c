@@ -1,0 +1,444 @@
+// libusertcp-dpdk.so: the small C layer between the managed DpdkDevice and DPDK 22.11.
+//
+// Why it exists: the DPDK fast path (rte_eth_rx_burst, rte_eth_tx_burst, rte_pktmbuf_alloc_bulk, ...) is made of
+// static inline functions, so managed code cannot call it directly; rte_errno is a thread-local macro. Everything
+// else here is setup code kept in C because it touches DPDK structs whose layout we do not want to mirror in C#
+// (rte_eth_conf, rte_eth_dev_info). The managed side mirrors exactly one DPDK struct, rte_mbuf, and
+// utd_mbuf_layout() reports the offsets it relies on so a test can compare them.
+//
+// Conventions: every function is prefixed utd_; functions that can fail return >= 0 on success and a negative
+// errno value on failure (rte_errno when DPDK set one). No function here aborts the process.
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_bus.h>
+#include <rte_dev.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#define UTD_EXPORT __attribute__((visibility("default")))
+
+// Bumped whenever a signature or struct below changes; DpdkNative checks it at load time.
+#define UTD_ABI_VERSION 1
+
+// The managed mirror (stack/Dpdk/MbufLayout.cs) hard-codes these; fail the build if DPDK ever moves them.
+_Static_assert(sizeof(struct rte_mbuf) == 128, "rte_mbuf size");
+_Static_assert(offsetof(struct rte_mbuf, buf_addr) == 0, "buf_addr");
+_Static_assert(offsetof(struct rte_mbuf, data_off) == 16, "data_off");
+_Static_assert(offsetof(struct rte_mbuf, refcnt) == 18, "refcnt");
+_Static_assert(offsetof(struct rte_mbuf, nb_segs) == 20, "nb_segs");
+_Static_assert(offsetof(struct rte_mbuf, port) == 22, "port");
+_Static_assert(offsetof(struct rte_mbuf, ol_flags) == 24, "ol_flags");
+_Static_assert(offsetof(struct rte_mbuf, packet_type) == 32, "packet_type");
+_Static_assert(offsetof(struct rte_mbuf, pkt_len) == 36, "pkt_len");
+_Static_assert(offsetof(struct rte_mbuf, data_len) == 40, "data_len");
+_Static_assert(offsetof(struct rte_mbuf, vlan_tci) == 42, "vlan_tci");
+_Static_assert(offsetof(struct rte_mbuf, buf_len) == 54, "buf_len");
+_Static_assert(offsetof(struct rte_mbuf, pool) == 56, "pool");
+_Static_assert(offsetof(struct rte_mbuf, next) == 64, "next");
+_Static_assert(offsetof(struct rte_mbuf, tx_offload) == 72, "tx_offload");
+
+UTD_EXPORT int utd_abi_version(void) { return UTD_ABI_VERSION; }
+
+// Layout facts the managed mirror depends on, in a fixed order (see MbufLayout.Expected in C#).
+// Returns how many values exist; writes at most n of them.
+UTD_EXPORT int utd_mbuf_layout(int64_t *out, int n)
+{
+	const int64_t v[] = {
+		sizeof(struct rte_mbuf),
+		offsetof(struct rte_mbuf, buf_addr),
+		offsetof(struct rte_mbuf, data_off),
+		offsetof(struct rte_mbuf, refcnt),
+		offsetof(struct rte_mbuf, nb_segs),
+		offsetof(struct rte_mbuf, port),
+		offsetof(struct rte_mbuf, ol_flags),
+		offsetof(struct rte_mbuf, packet_type),
+		offsetof(struct rte_mbuf, pkt_len),
+		offsetof(struct rte_mbuf, data_len),
+		offsetof(struct rte_mbuf, vlan_tci),
+		offsetof(struct rte_mbuf, buf_len),
+		offsetof(struct rte_mbuf, pool),
+		offsetof(struct rte_mbuf, next),
+		offsetof(struct rte_mbuf, tx_offload),
+		RTE_PKTMBUF_HEADROOM,
+		(int64_t)RTE_MBUF_F_RX_IP_CKSUM_MASK,
+		(int64_t)RTE_MBUF_F_RX_IP_CKSUM_GOOD,
+		(int64_t)RTE_MBUF_F_RX_L4_CKSUM_MASK,
+		(int64_t)RTE_MBUF_F_RX_L4_CKSUM_GOOD,
+		(int64_t)RTE_MBUF_F_TX_IPV4,
+		(int64_t)RTE_MBUF_F_TX_IP_CKSUM,
+		(int64_t)RTE_MBUF_F_TX_TCP_CKSUM,
+	};
+	int count = (int)(sizeof(v) / sizeof(v[0]));
+	for (int i = 0; i < n && i < count; i++)
+		out[i] = v[i];
+	return count;
+}
+
+UTD_EXPORT int utd_errno(void) { return rte_errno; }
+
+UTD_EXPORT const char *utd_strerror(int err) { return rte_strerror(err < 0 ? -err : err); }
+
+static int neg_rte_errno(int fallback)
+{
+	int e = rte_errno;
+	return -(e > 0 ? e : fallback);
+}
+
+// rte_eal_init with the side effects an embedding library cannot accept undone:
+// - EAL pins the calling thread to the main lcore's CPU set; we restore the caller's affinity afterwards so an
+//   application thread that happened to initialise the device is not confined to one CPU (threads it creates
+//   later would inherit that).
+// - EAL parses argv with getopt_long and leaves optind/opterr changed; the application may use getopt itself.
+// - rte_eal_init permutes argv; the caller passes a scratch copy.
+UTD_EXPORT int utd_eal_init(int argc, char **argv)
+{
+	cpu_set_t saved;
+	int have_saved = pthread_getaffinity_np(pthread_self(), sizeof(saved), &saved) == 0;
+	int saved_opterr = opterr;
+
+	int rc = rte_eal_init(argc, argv);
+	int err = rc < 0 ? rte_errno : 0;
+
+	optind = 0; // 0 (not 1) makes glibc re-initialise its getopt state, including the "nextchar" pointer
+	opterr = saved_opterr;
+	if (have_saved)
+		pthread_setaffinity_np(pthread_self(), sizeof(saved), &saved);
+
+	if (rc < 0)
+		return -(err > 0 ? err : EINVAL);
+	return rc;
+}
+
+// Gives the calling (non-EAL) thread an lcore id so mempool per-lcore caches serve its allocations and frees.
+// Returns the lcore id or a negative errno.
+UTD_EXPORT int utd_thread_register(void)
+{
+	if (rte_lcore_id() != LCORE_ID_ANY)
+		return (int)rte_lcore_id();
+	if (rte_thread_register() != 0)
+		return neg_rte_errno(ENOSPC);
+	return (int)rte_lcore_id();
+}
+
+UTD_EXPORT void utd_thread_unregister(void) { rte_thread_unregister(); }
+
+UTD_EXPORT int utd_eal_cleanup(void)
+{
+	int rc = rte_eal_cleanup();
+	return rc < 0 ? neg_rte_errno(EINVAL) : 0;
+}
+
+// Moves the calling thread into the network namespace at `path` (e.g. /run/netns/ut-srv) and returns a file
+// descriptor for the namespace it was in, to pass to utd_netns_leave. The af_packet PMD opens its socket and
+// issues its interface ioctls (MTU, flags) in the namespace of the thread that probes and configures the port, so
+// the managed side wraps port open/setup/close in enter/leave. setns(CLONE_NEWNET) applies to this thread only.
+UTD_EXPORT int utd_netns_enter(const char *path)
+{
+	int old = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (old < 0)
+		return -errno;
+	int target = open(path, O_RDONLY | O_CLOEXEC);
+	if (target < 0) {
+		int e = errno;
+		close(old);
+		return -e;
+	}
+	if (setns(target, CLONE_NEWNET) < 0) {
+		int e = errno;
+		close(target);
+		close(old);
+		return -e;
+	}
+	close(target);
+	return old;
+}
+
+UTD_EXPORT int utd_netns_leave(int old)
+{
+	int rc = setns(old, CLONE_NEWNET) < 0 ? -errno : 0;
+	close(old);
+	return rc;
+}
+
+// Finds the ethdev port for a device name, probing the device first if it is not there yet. `devargs` is
+// "name[,key=value...]" as for --vdev (net_af_packet0,iface=ut-srv0) or a PCI address. Devices named on the
+// EAL command line already exist; later ones are hot-plugged so a process can open ports after rte_eal_init.
+UTD_EXPORT int utd_port_open(const char *devargs, uint16_t *port_out)
+{
+	char name[RTE_DEV_NAME_MAX_LEN];
+	size_t len = strcspn(devargs, ",");
+	if (len == 0 || len >= sizeof(name))
+		return -EINVAL;
+	memcpy(name, devargs, len);
+	name[len] = '\0';
+
+	uint16_t port;
+	if (rte_eth_dev_get_port_by_name(name, &port) != 0) {
+		// af_packet and af_xdp take iface=NAME; check it here (in the caller's network namespace) so a missing
+		// interface is reported as ENODEV instead of a generic probe failure.
+		const char *iface = strstr(devargs, "iface=");
+		if (iface != NULL && (iface == devargs || iface[-1] == ',')) {
+			char ifname[IF_NAMESIZE + 1];
+			iface += 6;
+			size_t ilen = strcspn(iface, ",");
+			if (ilen == 0 || ilen >= sizeof(ifname))
+				return -EINVAL;
+			memcpy(ifname, iface, ilen);
+			ifname[ilen] = '\0';
+			if (if_nametoindex(ifname) == 0)
+				return -ENODEV;
+		}
+		int rc = rte_dev_probe(devargs);
+		if (rc < 0)
+			return rc;
+		if (rte_eth_dev_get_port_by_name(name, &port) != 0)
+			return -ENODEV;
+	}
+	*port_out = port;
+	return 0;
+}
+
+// Mirrored in C# (DpdkNative.PortConfig); keep field order and sizes in sync.
+struct utd_port_conf {
+	uint16_t nb_rxq;
+	uint16_t nb_txq;
+	uint16_t nb_rxd;
+	uint16_t nb_txd;
+	uint16_t mtu;        // 0: leave the device's MTU
+	uint8_t promiscuous;
+	uint8_t offloads;    // UTD_OFF_* the caller wants when the device has them
+};
+
+#define UTD_OFF_RX_IPV4 1
+#define UTD_OFF_RX_TCP 2
+#define UTD_OFF_TX_IPV4 4
+#define UTD_OFF_TX_TCP 8
+
+// Mirrored in C# (DpdkNative.PortInfo).
+struct utd_port_info {
+	uint8_t mac[6];
+	uint16_t mtu;
+	uint8_t offloads;    // UTD_OFF_* actually enabled
+	uint8_t rss;         // 1 when RSS spreads receive over the queues
+	uint16_t max_rxq;
+	uint16_t max_txq;
+	uint16_t nb_rxd;     // descriptor counts after the driver adjusted them
+	uint16_t nb_txd;
+	int32_t socket;
+	char driver[32];
+};
+
+UTD_EXPORT int utd_port_setup(uint16_t port, const struct utd_port_conf *conf, struct rte_mempool **rx_pools,
+			      struct utd_port_info *info)
+{
+	struct rte_eth_dev_info dev;
+	int rc = rte_eth_dev_info_get(port, &dev);
+	if (rc != 0)
+		return rc;
+	if (conf->nb_rxq == 0 || conf->nb_txq == 0 || conf->nb_rxq > dev.max_rx_queues ||
+	    conf->nb_txq > dev.max_tx_queues)
+		return -EINVAL;
+
+	struct rte_eth_conf ec;
+	memset(&ec, 0, sizeof(ec));
+	memset(info, 0, sizeof(*info));
+	uint8_t off = 0;
+	if ((conf->offloads & UTD_OFF_RX_IPV4) && (dev.rx_offload_capa & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM)) {
+		ec.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
+		off |= UTD_OFF_RX_IPV4;
+	}
+	if ((conf->offloads & UTD_OFF_RX_TCP) && (dev.rx_offload_capa & RTE_ETH_RX_OFFLOAD_TCP_CKSUM)) {
+		ec.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TCP_CKSUM;
+		off |= UTD_OFF_RX_TCP;
+	}
+	if ((conf->offloads & UTD_OFF_TX_IPV4) && (dev.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM)) {
+		ec.txmode.offloads |= RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
+		off |= UTD_OFF_TX_IPV4;
+	}
+	if ((conf->offloads & UTD_OFF_TX_TCP) && (dev.tx_offload_capa & RTE_ETH_TX_OFFLOAD_TCP_CKSUM)) {
+		ec.txmode.offloads |= RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
+		off |= UTD_OFF_TX_TCP;
+	}
+	// Several receive queues are only useful if the NIC spreads flows over them. Hash on the IPv4/TCP 4-tuple
+	// with the driver's default key; the stack instance per queue then sees whole connections.
+	if (conf->nb_rxq > 1 && dev.flow_type_rss_offloads != 0) {
+		ec.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		ec.rx_adv_conf.rss_conf.rss_key = NULL;
+		ec.rx_adv_conf.rss_conf.rss_hf =
+			dev.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP);
+		info->rss = ec.rx_adv_conf.rss_conf.rss_hf != 0;
+		if (!info->rss)
+			ec.rxmode.mq_mode = RTE_ETH_MQ_RX_NONE;
+	}
+
+	rc = rte_eth_dev_configure(port, conf->nb_rxq, conf->nb_txq, &ec);
+	if (rc != 0)
+		return rc;
+
+	uint16_t nb_rxd = conf->nb_rxd, nb_txd = conf->nb_txd;
+	rc = rte_eth_dev_adjust_nb_rx_tx_desc(port, &nb_rxd, &nb_txd);
+	if (rc != 0)
+		return rc;
+
+	if (conf->mtu != 0) {
+		rc = rte_eth_dev_set_mtu(port, conf->mtu);
+		if (rc != 0 && rc != -ENOTSUP)
+			return rc;
+	}
+
+	int socket = rte_eth_dev_socket_id(port);
+	for (uint16_t q = 0; q < conf->nb_rxq; q++) {
+		struct rte_eth_rxconf rxc = dev.default_rxconf;
+		rxc.offloads = ec.rxmode.offloads;
+		rc = rte_eth_rx_queue_setup(port, q, nb_rxd, socket, &rxc, rx_pools[q]);
+		if (rc != 0)
+			return rc;
+	}
+	for (uint16_t q = 0; q < conf->nb_txq; q++) {
+		struct rte_eth_txconf txc = dev.default_txconf;
+		txc.offloads = ec.txmode.offloads;
+		rc = rte_eth_tx_queue_setup(port, q, nb_txd, socket, &txc);
+		if (rc != 0)
+			return rc;
+	}
+
+	rc = rte_eth_dev_start(port);
+	if (rc != 0)
+		return rc;
+	if (conf->promiscuous) {
+		rc = rte_eth_promiscuous_enable(port);
+		if (rc != 0 && rc != -ENOTSUP) {
+			rte_eth_dev_stop(port);
+			return rc;
+		}
+	}
+
+	struct rte_ether_addr mac;
+	if (rte_eth_macaddr_get(port, &mac) == 0)
+		memcpy(info->mac, mac.addr_bytes, 6);
+	uint16_t mtu = 0;
+	if (rte_eth_dev_get_mtu(port, &mtu) != 0)
+		mtu = RTE_ETHER_MTU;
+	info->mtu = mtu;
+	info->offloads = off;
+	info->max_rxq = dev.max_rx_queues;
+	info->max_txq = dev.max_tx_queues;
+	info->nb_rxd = nb_rxd;
+	info->nb_txd = nb_txd;
+	info->socket = socket;
+	snprintf(info->driver, sizeof(info->driver), "%s", dev.driver_name ? dev.driver_name : "");
+	return 0;
+}
+
+// Stops and closes the port; then detaches the underlying device so the same name can be probed again
+// (a closed virtual device otherwise stays on the vdev bus and a second probe of the name fails).
+UTD_EXPORT int utd_port_close(uint16_t port)
+{
+	char name[RTE_ETH_NAME_MAX_LEN];
+	if (rte_eth_dev_get_name_by_port(port, name) != 0)
+		return -ENODEV;
+	struct rte_eth_dev_info dev;
+	int is_vdev = rte_eth_dev_info_get(port, &dev) == 0 && dev.device != NULL &&
+		      strcmp(rte_bus_name(rte_dev_bus(dev.device)), "vdev") == 0;
+	int rc = rte_eth_dev_stop(port);
+	// A virtual device's remove callback closes and releases its ethdev; removing it through the bus also
+	// takes the name off the vdev bus. Other devices (PCI) are closed and stay probed.
+	int rc2 = is_vdev ? rte_eal_hotplug_remove("vdev", name) : rte_eth_dev_close(port);
+	if (rc == 0)
+		rc = rc2;
+	return rc;
+}
+
+// Mirrored in C# (DpdkNative.PortStats).
+struct utd_port_stats {
+	uint64_t ipackets, opackets, ibytes, obytes, imissed, ierrors, oerrors, rx_nombuf;
+};
+
+UTD_EXPORT int utd_port_stats(uint16_t port, struct utd_port_stats *out)
+{
+	struct rte_eth_stats s;
+	int rc = rte_eth_stats_get(port, &s);
+	if (rc != 0)
+		return rc;
+	out->ipackets = s.ipackets;
+	out->opackets = s.opackets;
+	out->ibytes = s.ibytes;
+	out->obytes = s.obytes;
+	out->imissed = s.imissed;
+	out->ierrors = s.ierrors;
+	out->oerrors = s.oerrors;
+	out->rx_nombuf = s.rx_nombuf;
+	return 0;
+}
+
+// 1 when the link is up, 0 when down, negative errno on failure; speed in Mbit/s.
+UTD_EXPORT int utd_port_link(uint16_t port, uint32_t *speed)
+{
+	struct rte_eth_link link;
+	int rc = rte_eth_link_get_nowait(port, &link);
+	if (rc != 0)
+		return rc;
+	*speed = link.link_speed;
+	return link.link_status ? 1 : 0;
+}
+
+UTD_EXPORT struct rte_mempool *utd_pool_create(const char *name, uint32_t n, uint32_t cache, uint16_t data_room,
+					       int32_t socket)
+{
+	return rte_pktmbuf_pool_create(name, n, cache, 0, data_room, socket < 0 ? (int)rte_socket_id() : socket);
+}
+
+UTD_EXPORT void utd_pool_free(struct rte_mempool *mp) { rte_mempool_free(mp); }
+
+// Free mbufs in the pool, including those parked in per-lcore caches.
+UTD_EXPORT uint32_t utd_pool_avail(struct rte_mempool *mp) { return rte_mempool_avail_count(mp); }
+
+UTD_EXPORT uint32_t utd_pool_in_use(struct rte_mempool *mp) { return rte_mempool_in_use_count(mp); }
+
+// ---- fast path: called through unmanaged function pointers with SuppressGCTransition, so these must never block
+// or call back into managed code.
+
+UTD_EXPORT uint16_t utd_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)
+{
+	return rte_eth_rx_burst(port, queue, pkts, n);
+}
+
+UTD_EXPORT uint16_t utd_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)
+{
+	return rte_eth_tx_burst(port, queue, pkts, n);
+}
+
+// Allocates up to n reset mbufs; returns how many. The bulk call is all-or-nothing, so when the pool is nearly
+// empty fall back to single allocations to hand out what is left.
+UTD_EXPORT uint32_t utd_alloc(struct rte_mempool *mp, struct rte_mbuf **pkts, uint32_t n)
+{
+	if (rte_pktmbuf_alloc_bulk(mp, pkts, n) == 0)
+		return n;
+	uint32_t i = 0;
+	for (; i < n; i++) {
+		pkts[i] = rte_pktmbuf_alloc(mp);
+		if (pkts[i] == NULL)
+			break;
+	}
+	return i;
+}
+
+UTD_EXPORT void utd_free_bulk(struct rte_mbuf **pkts, uint32_t n) { rte_pktmbuf_free_bulk(pkts, n); }
+
+UTD_EXPORT void utd_free(struct rte_mbuf *m) { rte_pktmbuf_free(m); }

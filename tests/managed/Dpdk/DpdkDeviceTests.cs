@@ -1,0 +1,460 @@
+using System;
+using System.Buffers.Binary;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Linq;
+using System.Threading;
+using UserTcp.Stack.Dpdk;
+using UserTcp.Stack.Phy;
+using UserTcp.Stack.Wire;
+using Xunit;
+
+namespace UserTcp.Tests.Dpdk;
+
+[Collection("Dpdk")]
+public sealed unsafe class DpdkDeviceTests
+{
+    private const ushort TestEtherType = 0x88B5; // IEEE 802 local experimental
+
+    [DpdkFact]
+    public void MbufLayoutMirror_MatchesGlueOffsetof()
+    {
+        Assert.True(DpdkNativeAccess.Load(DpdkTestEnv.Eal.GluePath, out string error), error);
+        long[] native = RteMbuf.NativeLayout();
+        long[] managed = RteMbuf.Layout();
+        Assert.Equal(native.Length, managed.Length);
+        for (int i = 0; i < native.Length; i++)
+            Assert.True(native[i] == managed[i], $"layout value {i}: glue says {native[i]}, the C# mirror {managed[i]}");
+    }
+
+    [DpdkFact]
+    public void MemifPair_Burst32_FramesArriveIntact_BothWays_NoMbufLeak()
+    {
+        (DpdkPort a, DpdkPort b) = OpenMemifPair();
+        try
+        {
+            DpdkDevice da = a.Devices[0], db = b.Devices[0];
+            Assert.Equal(32, da.Capabilities.MaxBurst);
+            Assert.Equal(RteMbuf.Headroom, da.Capabilities.Headroom);
+            Assert.Equal(1500, da.Capabilities.Mtu);
+            Assert.NotEqual(da.Capabilities.MacAddress, db.Capabilities.MacAddress);
+            int availA = a.PoolAvailable, availB = b.PoolAvailable;
+
+            var rng = new Random(1234);
+            for (int round = 0; round < 20; round++)
+            {
+                bool forward = round % 2 == 0;
+                SendAndCheckBurst(forward ? da : db, forward ? db : da, 32, rng);
+            }
+
+            Assert.Equal(availA, a.PoolAvailable);
+            Assert.Equal(availB, b.PoolAvailable);
+            DpdkPortStats sa = a.GetStats(), sb = b.GetStats();
+            Assert.Equal(10UL * 32, sa.TxPackets);
+            Assert.Equal(10UL * 32, sb.RxPackets);
+            Assert.Equal(10UL * 32, sb.TxPackets);
+            Assert.Equal(10UL * 32, sa.RxPackets);
+        }
+        finally
+        {
+            ClosePair(a, b);
+        }
+        Assert.Null(a.CloseError);
+        Assert.Null(b.CloseError);
+        // After close the devices refuse work instead of touching a stopped port.
+        Span<PacketBuf> bufs = stackalloc PacketBuf[4];
+        Assert.Equal(0, a.Devices[0].Receive(bufs));
+        Assert.Equal(0, a.Devices[0].Allocate(bufs));
+    }
+
+    [DpdkFact]
+    public void Allocate_GivesEmptyBuffersWithHeadroom_AndFreeReturnsThem()
+    {
+        (DpdkPort a, DpdkPort b) = OpenMemifPair();
+        try
+        {
+            DpdkDevice d = a.Devices[0];
+            int before = a.PoolAvailable;
+            Span<PacketBuf> bufs = stackalloc PacketBuf[64];
+            int n = d.Allocate(bufs);
+            Assert.Equal(32, n); // capped at MaxBurst
+            for (int i = 0; i < n; i++)
+            {
+                Assert.Equal(128, bufs[i].Offset);
+                Assert.Equal(0, bufs[i].Length);
+                Assert.True(bufs[i].Capacity >= 128 + 1514);
+                Assert.NotEqual(0, bufs[i].Handle);
+                Assert.True(bufs[i].Buffer != null);
+            }
+            Assert.Equal(before - 32, a.PoolAvailable);
+            for (int i = 0; i < 16; i++) d.Free(ref bufs[i]);
+            Assert.Equal(0, bufs[0].Handle);
+            d.FreeBurst(bufs.Slice(16, 16));
+            Assert.Equal(before, a.PoolAvailable);
+        }
+        finally
+        {
+            ClosePair(a, b);
+        }
+    }
+
+    [DpdkFact]
+    public void Transmit_ChecksumRequestOnPortWithoutOffload_IsComputedInSoftware()
+    {
+        (DpdkPort a, DpdkPort b) = OpenMemifPair();
+        try
+        {
+            DpdkDevice da = a.Devices[0], db = b.Devices[0];
+            Assert.False(da.Capabilities.TxTcpChecksum); // memif offloads nothing
+            Span<PacketBuf> tx = stackalloc PacketBuf[1];
+            Assert.Equal(1, da.Allocate(tx));
+            byte[] payload = "hello, checksum"u8.ToArray();
+            int len = 14 + 20 + 20 + payload.Length;
+            tx[0].SetLength(len);
+            Span<byte> f = tx[0].Data;
+            f.Clear();
+            BinaryPrimitives.WriteUInt16BigEndian(f[12..], 0x0800);
+            Span<byte> ip = f[14..];
+            ip[0] = 0x45; BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)(20 + 20 + payload.Length));
+            ip[8] = 64; ip[9] = 6;
+            byte[] src = [198, 18, 0, 2], dst = [198, 18, 0, 1];
+            src.CopyTo(ip[12..]); dst.CopyTo(ip[16..]);
+            Span<byte> tcp = ip[20..];
+            BinaryPrimitives.WriteUInt16BigEndian(tcp, 5555);
+            BinaryPrimitives.WriteUInt16BigEndian(tcp[2..], 80);
+            tcp[12] = 5 << 4; tcp[13] = 0x18;
+            payload.CopyTo(tcp[20..]);
+            // The stack's contract: the TCP checksum field holds the pseudo-header sum when it asks for offload.
+            ushort pseudo = OnesSum([.. src, .. dst, 0, 6, 0, (byte)(20 + payload.Length)]);
+            BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], pseudo);
+            tx[0].Offloads = PacketOffloads.TxIpv4Checksum | PacketOffloads.TxTcpChecksum;
+            byte[] got = TransmitAndReceive(da, tx[..1], db, null).Single();
+            Assert.True(da.TxSoftwareChecksums >= 1); // once per Transmit attempt (memif may refuse the first)
+            Assert.Equal(len, got.Length);
+            Assert.Equal(0xFFFF, OnesSum(got.AsSpan(14, 20)));                           // IPv4 header sums to ~0
+            byte[] pseudoAndSegment = [.. src, .. dst, 0, 6, 0, (byte)(20 + payload.Length), .. got.AsSpan(34)];
+            Assert.Equal(0xFFFF, OnesSum(pseudoAndSegment));                              // so does the TCP segment
+        }
+        finally
+        {
+            ClosePair(a, b);
+        }
+    }
+
+    [DpdkFact]
+    public void Open_UnknownDriver_ThrowsDpdkException()
+    {
+        var e = Assert.Throws<DpdkException>(() => DpdkPort.Open(DpdkTestEnv.Eal, new DpdkPortConfig { Device = "net_nosuchdriver0" }));
+        Assert.Contains("net_nosuchdriver0", e.Message);
+    }
+
+    [DpdkFact]
+    public void Open_AfPacketOnMissingInterface_SaysTheInterfaceDoesNotExist()
+    {
+        var e = Assert.Throws<DpdkException>(() => DpdkPort.Open(DpdkTestEnv.Eal,
+            new DpdkPortConfig { Device = "net_af_packet9,iface=ut-nosuch0" }));
+        Assert.Contains("does not exist", e.Message);
+        Assert.Equal(19, e.Errno); // ENODEV
+    }
+
+    [DpdkFact]
+    public void Open_MissingNetworkNamespace_Throws()
+    {
+        var e = Assert.Throws<DpdkException>(() => DpdkPort.Open(DpdkTestEnv.Eal,
+            new DpdkPortConfig { Device = "net_af_packet9,iface=lo", NetworkNamespace = "ut-no-such-namespace" }));
+        Assert.Contains("network namespace", e.Message);
+    }
+
+    [DpdkFact]
+    public void AfPacket_VethPairInPrivateNamespace_FramesArriveIntact_NoMbufLeak()
+    {
+        string ns = DpdkTestEnv.Unique("utdpdk");
+        Assert.Equal(0, DpdkTestEnv.Run("ip", "netns", "add", ns).Code);
+        try
+        {
+            var (code, output) = DpdkTestEnv.Run("ip", "-n", ns, "link", "add", "va", "type", "veth", "peer", "name", "vb");
+            Assert.True(code == 0, output);
+            Assert.Equal(0, DpdkTestEnv.Run("ip", "-n", ns, "link", "set", "va", "up").Code);
+            Assert.Equal(0, DpdkTestEnv.Run("ip", "-n", ns, "link", "set", "vb", "up").Code);
+            DpdkPort a = DpdkPort.Open(DpdkTestEnv.Eal, new DpdkPortConfig
+            { Device = $"net_af_packet{ns},iface=va", NetworkNamespace = ns, RxDescriptors = 256, TxDescriptors = 256 });
+            DpdkPort b;
+            try
+            {
+                b = DpdkPort.Open(DpdkTestEnv.Eal, new DpdkPortConfig
+                { Device = $"net_af_packet{ns}b,iface=vb", NetworkNamespace = ns, RxDescriptors = 256, TxDescriptors = 256 });
+            }
+            catch
+            {
+                a.Dispose();
+                throw;
+            }
+            try
+            {
+                Assert.Equal("net_af_packet", a.Driver);
+                int availA = a.PoolAvailable, availB = b.PoolAvailable;
+                var rng = new Random(99);
+                for (int round = 0; round < 6; round++)
+                    SendAndCheckBurst(round % 2 == 0 ? a.Devices[0] : b.Devices[0], round % 2 == 0 ? b.Devices[0] : a.Devices[0], 32, rng);
+                Assert.Equal(availA, a.PoolAvailable);
+                Assert.Equal(availB, b.PoolAvailable);
+            }
+            finally
+            {
+                a.Dispose();
+                b.Dispose();
+            }
+            Assert.Null(a.CloseError);
+        }
+        finally
+        {
+            DpdkTestEnv.Run("ip", "netns", "del", ns);
+        }
+    }
+
+    [DpdkFact]
+    public void ArpAndIcmpEchoResponder_OnAfPacketInNamespace_AnswersKernelPing()
+    {
+        string suffix = DpdkTestEnv.Unique("p");
+        string script = System.IO.Path.Combine(DpdkTestEnv.RepoRoot, "scripts", "testnet.sh");
+        var up = DpdkTestEnv.Run("bash", script, "up", "--suffix", suffix);
+        Assert.True(up.Code == 0, up.Output);
+        try
+        {
+            using DpdkDevice dev = DpdkDevice.Open(DpdkTestEnv.Eal, new DpdkPortConfig
+            { Device = $"net_af_packet{suffix},iface=ut-srv0", NetworkNamespace = "ut-srv" + suffix, RxDescriptors = 256, TxDescriptors = 256 });
+            int avail = dev.Port.PoolAvailable;
+            var responder = new EchoResponder(dev, new Ipv4Address(198, 18, 0, 2));
+            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            var thread = new Thread(() => responder.Run(stop.Token)) { IsBackground = true, Name = "dpdk-responder" };
+            thread.Start();
+            (int code, string output) ping;
+            try
+            {
+                ping = DpdkTestEnv.Run("ip", "netns", "exec", "ut-cli" + suffix, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.18.0.2");
+            }
+            finally
+            {
+                stop.Cancel();
+                thread.Join();
+            }
+            Assert.True(ping.code == 0, $"ping failed: {ping.output}; responder saw {responder.Arp} ARP, {responder.Echo} echo requests");
+            Assert.Contains("3 received", ping.output);
+            Assert.True(responder.Arp >= 1);
+            Assert.Equal(3, responder.Echo);
+            Assert.Equal(avail, dev.Port.PoolAvailable);
+        }
+        finally
+        {
+            DpdkTestEnv.Run("bash", script, "down", "--suffix", suffix);
+        }
+    }
+
+    [Fact]
+    public void EalArguments_AreCompleteAndUniquePerProcess()
+    {
+        var cfg = new DpdkEalConfig { Hugepages = DpdkHugepages.Never, Cpus = "0-1", Vdevs = ["net_null0"], ExtraArgs = ["--huge-unlink"] };
+        List<string> args = DpdkEal.BuildArguments(cfg, out bool noHuge);
+        Assert.True(noHuge);
+        Assert.Contains("--lcores=0@(0-1)", args);
+        Assert.Contains("--no-huge", args);
+        Assert.Contains("--no-shconf", args);
+        Assert.DoesNotContain("--in-memory", args); // rejected by the EAL together with --no-huge
+        Assert.Contains("--no-pci", args);
+        Assert.Contains("--no-telemetry", args);
+        Assert.Contains($"--file-prefix=usertcp{Environment.ProcessId}", args);
+        Assert.Contains("--vdev=net_null0", args);
+        Assert.Equal("--huge-unlink", args[^1]);
+
+        args = DpdkEal.BuildArguments(cfg with { Hugepages = DpdkHugepages.Auto, PciDevices = ["0000:00:05.0"], Warn = _ => { } }, out noHuge);
+        Assert.Equal(noHuge, args.Contains("--no-huge"));
+        Assert.Equal(!noHuge, args.Contains("--in-memory"));
+        Assert.DoesNotContain("--no-pci", args);
+        Assert.Contains("0000:00:05.0", args);
+    }
+
+    // ---- helpers
+
+    private static (DpdkPort, DpdkPort) OpenMemifPair()
+    {
+        // Abstract socket, unique per test: a memif socket name cannot be reused within a process in DPDK 22.11.
+        string sock = "/" + DpdkTestEnv.Unique("usertcp-memif") + ".sock";
+        string id = DpdkTestEnv.Unique("");
+        DpdkPort server = DpdkPort.Open(DpdkTestEnv.Eal, new DpdkPortConfig { Device = $"net_memif{id}s,role=server,socket={sock},mac=02:00:c6:12:01:01" });
+        DpdkPort client;
+        try
+        {
+            client = DpdkPort.Open(DpdkTestEnv.Eal, new DpdkPortConfig { Device = $"net_memif{id}c,role=client,socket={sock},mac=02:00:c6:12:01:02" });
+        }
+        catch
+        {
+            server.Dispose();
+            throw;
+        }
+        var sw = Stopwatch.StartNew();
+        while (!(server.LinkUp && client.LinkUp))
+        {
+            if (sw.Elapsed > TimeSpan.FromSeconds(10))
+            {
+                server.Dispose();
+                client.Dispose();
+                Assert.Fail("memif pair did not connect within 10 s");
+            }
+            Thread.Sleep(10);
+        }
+        return (server, client);
+    }
+
+    /// <summary>
+    /// Closes a connected pair one end at a time. DPDK 22.11's memif is not safe against closing an interface while
+    /// the EAL interrupt thread handles its peer's disconnect message (both free the shared regions; seen as a
+    /// segfault in eal-intr-thread), so after closing the first end wait until the second has seen the link go down.
+    /// </summary>
+    private static void ClosePair(DpdkPort first, DpdkPort second)
+    {
+        first.Dispose();
+        var sw = Stopwatch.StartNew();
+        while (second.LinkUp && sw.Elapsed < TimeSpan.FromSeconds(2)) Thread.Sleep(5);
+        Thread.Sleep(20); // margin: the link state may change before the handler has finished its teardown
+        second.Dispose();
+    }
+
+    /// <summary>Sends <paramref name="count"/> frames of varied length and content from one device and checks the
+    /// other receives exactly them, in order.</summary>
+    private static void SendAndCheckBurst(DpdkDevice from, DpdkDevice to, int count, Random rng)
+    {
+        var sent = new List<byte[]>();
+        Span<PacketBuf> tx = stackalloc PacketBuf[count];
+        Assert.Equal(count, from.Allocate(tx));
+        for (int i = 0; i < count; i++)
+        {
+            int len = 60 + rng.Next(1514 - 60 + 1);
+            tx[i].SetLength(len);
+            Span<byte> f = tx[i].Data;
+            rng.NextBytes(f);
+            to.Capabilities.MacAddress.Write(f);
+            from.Capabilities.MacAddress.Write(f[6..]);
+            BinaryPrimitives.WriteUInt16BigEndian(f[12..], TestEtherType);
+            sent.Add(f.ToArray());
+        }
+        List<byte[]> got = TransmitAndReceive(from, tx, to, from.Capabilities.MacAddress);
+        Assert.Equal(count, got.Count);
+        for (int i = 0; i < count; i++) Assert.True(sent[i].AsSpan().SequenceEqual(got[i]), $"frame {i} differs");
+    }
+
+    /// <summary>Transmits every buffer of <paramref name="tx"/> on <paramref name="from"/> while receiving on
+    /// <paramref name="to"/> (a memif sender needs the receiver to post buffers), until as many frames from
+    /// <paramref name="source"/> (any IPv4 frame when null) arrived or 5 s passed. Other frames (the kernel's, our
+    /// own transmissions seen by af_packet) are freed and ignored.</summary>
+    private static List<byte[]> TransmitAndReceive(DpdkDevice from, Span<PacketBuf> tx, DpdkDevice to, MacAddress? source)
+    {
+        var got = new List<byte[]>();
+        Span<PacketBuf> rx = stackalloc PacketBuf[32];
+        int sent = 0;
+        var sw = Stopwatch.StartNew();
+        while ((sent < tx.Length || got.Count < tx.Length) && sw.Elapsed < TimeSpan.FromSeconds(5))
+        {
+            if (sent < tx.Length) sent += from.Transmit(tx[sent..]);
+            int n = to.Receive(rx);
+            for (int i = 0; i < n; i++)
+            {
+                Span<byte> f = rx[i].Data;
+                if (f.Length < 14) continue;
+                bool ours = source != null
+                    ? MacAddress.Read(f[6..]) == source.Value && MacAddress.Read(f) == to.Capabilities.MacAddress
+                    : BinaryPrimitives.ReadUInt16BigEndian(f[12..]) == 0x0800;
+                if (ours) got.Add(f.ToArray());
+            }
+            to.FreeBurst(rx[..n]);
+            if (n == 0) Thread.Yield();
+        }
+        Assert.True(sent == tx.Length, $"only {sent} of {tx.Length} frames were accepted for transmission");
+        return got;
+    }
+
+    internal static ushort OnesSum(ReadOnlySpan<byte> data)
+    {
+        ulong sum = 0;
+        int i = 0;
+        for (; i + 1 < data.Length; i += 2) sum += BinaryPrimitives.ReadUInt16BigEndian(data[i..]);
+        if (i < data.Length) sum += (ulong)data[i] << 8;
+        while (sum >> 16 != 0) sum = (sum & 0xFFFF) + (sum >> 16);
+        return (ushort)sum;
+    }
+
+    /// <summary>A deliberately tiny ARP + ICMP echo responder (the real one is stack/Iface): answers in the received
+    /// mbuf, which also exercises transmitting a received buffer.</summary>
+    private sealed class EchoResponder(DpdkDevice dev, Ipv4Address ip)
+    {
+        public int Arp, Echo;
+        private readonly MacAddress _mac = dev.Capabilities.MacAddress;
+
+        public void Run(CancellationToken stop)
+        {
+            Span<PacketBuf> rx = stackalloc PacketBuf[32];
+            Span<PacketBuf> tx = stackalloc PacketBuf[32];
+            while (!stop.IsCancellationRequested)
+            {
+                int n = dev.Receive(rx);
+                int t = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    if (TryAnswer(rx[i].Data)) { tx[t++] = rx[i]; rx[i] = default; }
+                }
+                dev.FreeBurst(rx[..n]);
+                int sent = t > 0 ? dev.Transmit(tx[..t]) : 0;
+                dev.FreeBurst(tx[sent..t]);
+                if (n == 0) Thread.Sleep(1);
+            }
+        }
+
+        private bool TryAnswer(Span<byte> f)
+        {
+            if (f.Length < 42) return false;
+            MacAddress peer = MacAddress.Read(f[6..]);
+            ushort type = BinaryPrimitives.ReadUInt16BigEndian(f[12..]);
+            if (type == 0x0806)
+            {
+                Span<byte> arp = f[14..];
+                // Ethernet/IPv4 request for our address (RFC 826): reply with our MAC, targets swapped.
+                if (BinaryPrimitives.ReadUInt16BigEndian(arp) != 1 || BinaryPrimitives.ReadUInt16BigEndian(arp[2..]) != 0x0800
+                    || BinaryPrimitives.ReadUInt16BigEndian(arp[6..]) != 1 || Ipv4Address.Read(arp[24..]) != ip) return false;
+                Span<byte> senderHw = stackalloc byte[10];
+                arp.Slice(8, 10).CopyTo(senderHw);
+                BinaryPrimitives.WriteUInt16BigEndian(arp[6..], 2);
+                _mac.Write(arp[8..]);
+                ip.Write(arp[14..]);
+                senderHw.CopyTo(arp[18..]);
+                peer.Write(f);
+                _mac.Write(f[6..]);
+                Arp++;
+                return true;
+            }
+            if (type != 0x0800) return false;
+            Span<byte> ipv4 = f[14..];
+            int ihl = (ipv4[0] & 0xF) * 4;
+            int total = BinaryPrimitives.ReadUInt16BigEndian(ipv4[2..]);
+            if (ipv4[0] >> 4 != 4 || ihl < 20 || total > ipv4.Length || total < ihl + 8 || ipv4[9] != 1
+                || Ipv4Address.Read(ipv4[16..]) != ip || ipv4[ihl] != 8) return false;
+            // Echo reply (RFC 792): swap addresses (the IPv4 checksum is unchanged by a swap), type 0, new checksum.
+            Span<byte> srcAddr = stackalloc byte[4];
+            ipv4.Slice(12, 4).CopyTo(srcAddr);
+            ipv4.Slice(16, 4).CopyTo(ipv4[12..]);
+            srcAddr.CopyTo(ipv4[16..]);
+            Span<byte> icmp = ipv4[ihl..total];
+            icmp[0] = 0;
+            icmp[2] = 0; icmp[3] = 0;
+            BinaryPrimitives.WriteUInt16BigEndian(icmp[2..], (ushort)~OnesSum(icmp));
+            peer.Write(f);
+            _mac.Write(f[6..]);
+            Echo++;
+            return true;
+        }
+    }
+}
+
+/// <summary>Test access to the internal glue loader.</summary>
+internal static class DpdkNativeAccess
+{
+    public static bool Load(string? path, out string error) => DpdkNative.TryLoad(path, out error);
+}
