@@ -120,6 +120,15 @@ public sealed partial class TcpConnection
             return;
         }
 
+        if (State == TcpState.SynReceived && !Has(ConnFlags.Passive) && seg.Has(TcpFlags.Syn) && seg.Has(TcpFlags.Ack)
+            && !rst && seg.Seq + 1 == _rcvNxt && seg.Ack == _sndNxt)
+        {
+            // Simultaneous open: the peer's SYN-ACK repeats its SYN and acknowledges ours. Take it as the ACK that
+            // completes the handshake (Linux does the same instead of a challenge ACK).
+            seg.Seq += 1;
+            seg.Flags &= ~TcpFlags.Syn;
+        }
+
         // First: is the segment in the window? (RFC 9293 §3.10.7.4, the four-case table)
         int segLen = seg.Length;
         int rcvWnd = Math.Max(0, _rcvAdvEdge - _rcvNxt);
@@ -476,21 +485,22 @@ public sealed partial class TcpConnection
         _ooo ??= _layer.RentAssembler();
         if (_ooo == null) { _layer.Counters.Drop(DropReason.TcpReceiveBufferFull); Set(ConnFlags.AckNow); return; }
         int stored = _rcv.WriteAt(offset, data);
-        if (stored == 0 || !_ooo.Add(offset, stored))
+        bool added = stored > 0 && _ooo.Add(offset, stored);
+        if (added)
         {
-            _layer.Counters.Drop(DropReason.TcpReceiveBufferFull);
-            Set(ConnFlags.AckNow);
-            if (_ooo.IsEmpty) ReleaseBuffersIfIdle();
-            return;
+            int ready = _ooo.PopContiguous();
+            if (ready > 0)
+            {
+                _rcv.Advance(ready);
+                _rcvNxt += ready;
+            }
         }
-        int ready = _ooo.PopContiguous();
-        if (ready > 0)
-        {
-            _rcv.Advance(ready);
-            _rcvNxt += ready;
-        }
+        else _layer.Counters.Drop(DropReason.TcpReceiveBufferFull);
+        // Bytes the assembler does not track (refused, or an interval it evicted for a nearer one) are forgotten so
+        // the ring's extent always matches the intervals and the block can go back to the pool when drained.
+        _rcv.ForgetOutOfOrderFrom(_ooo.HighestEnd);
         Set(ConnFlags.AckNow);
-        if (_ooo.IsEmpty) { _layer.ReturnAssembler(_ooo); _ooo = null; }
+        if (_ooo.IsEmpty) { _layer.ReturnAssembler(_ooo); _ooo = null; ReleaseBuffersIfIdle(); }
     }
 
     /// <summary>Consumes the peer's FIN once every byte before it has arrived (RFC 9293 §3.10.7.4 eighth step).</summary>

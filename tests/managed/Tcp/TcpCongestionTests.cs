@@ -70,3 +70,30 @@ public class TcpCongestionTests
         Assert.True(net.RunUntil(() => { got += Math.Max(0, s.Receive(buf, false, net.NowUs, out _)); return got == 50_000; }, 60_000_000));
     }
 }
+
+public class TcpSackRecoveryTests
+{
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void SeveralLossesInOneWindowRecoverWithoutTimeout(bool sack)
+    {
+        var cfg = new TcpConfig { Seed = 8, Sack = sack, CongestionControl = CongestionAlgorithm.NewReno, SendBufferSize = 1 << 20, ReceiveBufferSize = 1 << 20 };
+        using var net = new TcpTestNet(8, cfg, cfg);
+        net.DelayUs = 5_000; // 10 ms RTT so RTO (>= 200 ms) is far from the recovery time
+        var (c, s) = TcpLayerTransferTests.Connect(net);
+        int dataSegments = 0;
+        net.DropFilter = (from, p) =>
+        {
+            if (from != net.A || p.Length < 1000) return false;
+            dataSegments++;
+            return dataSegments is 200 or 205 or 211; // three holes in one window
+        };
+        var data = new byte[2 << 20];
+        new Random(2).NextBytes(data);
+        Assert.Equal(data, TcpLayerTransferTests.Transfer(net, c, s, data, 60_000_000, closeAfter: false));
+        Assert.Equal(0, net.A.Counters.TcpTimeouts);
+        Assert.Equal(1, net.A.Counters.TcpFastRetransmits); // one recovery episode for all three
+        Assert.Equal(3, net.A.Counters.TcpRetransmits);
+    }
+}

@@ -112,6 +112,7 @@ internal sealed unsafe class TcpScript : ITcpTransmit, IDisposable
         Sent synAck = Expect(TcpFlags.Syn | TcpFlags.Ack);
         Assert.Equal(PeerIss + 1, synAck.Ack);
         iss = synAck.Seq;
+        if (synOptions.HasTimestamps) TsVal = synOptions.TsVal;
         Inject(TcpFlags.Ack, PeerIss + 1, iss + 1, window, opt: AckOptions(synOptions));
         TcpConnection c = l.Accept()!;
         Assert.NotNull(c);

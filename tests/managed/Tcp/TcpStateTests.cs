@@ -144,11 +144,12 @@ public class TcpStateTests
         Assert.Equal(P + 1, sa.Ack);
         Assert.Equal(TcpState.SynReceived, c.State);
         t.Inject(TcpFlags.Syn | TcpFlags.Ack, P, iss + 1, dstPort: c.LocalPort);
-        // RFC 5961 §4: a SYN in a synchronized state draws a challenge ACK; the ACK part completes the handshake first
-        // in some stacks, here the SYN-ACK (our SYN acknowledged) finishes it via the ACK path on the next segment.
-        t.Out.Clear();
-        t.Inject(TcpFlags.Ack, P + 1, iss + 1, dstPort: c.LocalPort);
+        // The peer's SYN-ACK acknowledges our SYN: established without a challenge ACK.
         Assert.Equal(TcpState.Established, c.State);
+        t.ExpectNothing();
+        // A later SYN-ACK (duplicate) is a SYN in a synchronized state: challenge ACK.
+        t.Inject(TcpFlags.Syn | TcpFlags.Ack, P, iss + 1, dstPort: c.LocalPort);
+        t.Expect(TcpFlags.Ack);
     }
 
     [Fact]
@@ -322,6 +323,31 @@ public class TcpStateTests
         Assert.All(buf[..100], x => Assert.Equal(1, x));
         Assert.All(buf[100..200], x => Assert.Equal(2, x));
         Assert.False(c.HoldsBuffers);
+    }
+
+    [Fact]
+    public void ManyHolesBeyondAssemblerCapacityStillReassembleAndRelease()
+    {
+        using var t = new TcpScript();
+        var syn = new TcpOptions { HasMss = true, Mss = 1460, SackPermitted = true };
+        TcpConnection c = t.Established(out uint iss, syn);
+        var all = new byte[800];
+        new Random(4).NextBytes(all);
+        // Every other 10-byte piece, from the far end inwards: 40 disjoint intervals for a 16-entry assembler.
+        for (int i = 79; i >= 1; i -= 2)
+            t.Inject(TcpFlags.Ack, P + 1 + (uint)(i * 10), iss + 1, payload: all[(i * 10)..(i * 10 + 10)]);
+        t.Out.Clear();
+        Assert.Equal(0, c.BytesReadable);
+        // Now everything in order (retransmissions): the stream must come out exact.
+        for (int i = 0; i < 80; i++)
+            t.Inject(TcpFlags.Ack, P + 1 + (uint)(i * 10), iss + 1, payload: all[(i * 10)..(i * 10 + 10)]);
+        Assert.Equal(800, c.BytesReadable);
+        var buf = new byte[1000];
+        Assert.Equal(800, c.Receive(buf, false, t.NowUs, out _));
+        Assert.Equal(all, buf[..800]);
+        Assert.False(c.HoldsBuffers);
+        Assert.Equal(0, t.Layer.AssemblersInUse);
+        Assert.Equal(0, t.Buffers.OutstandingBlocks);
     }
 
     // ---- closing ----
