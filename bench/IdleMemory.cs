@@ -87,6 +87,7 @@ internal static class IdleMemory
             $"{net.A.Layer.PollAt() == long.MaxValue && net.B.Layer.PollAt() == long.MaxValue} no timer armed");
 
         string tablesA = Tables(net.A.Layer), tablesB = Tables(net.B.Layer);
+        string breakdown = Breakdown(clients[0]); // before the measurement: a live connection keeps its whole side alive
         foreach (DropReason r in Enum.GetValues<DropReason>())
             if (r != DropReason.Count && net.A.Counters.Drops(r) + net.B.Counters.Drops(r) != 0)
                 Console.WriteLine($"  drops {r}: A {net.A.Counters.Drops(r)}, B {net.B.Counters.Drops(r)}");
@@ -121,7 +122,7 @@ internal static class IdleMemory
         Console.WriteLine($"  B: {poolB:N0} B in use ({per(poolB):F1} per connection), {cachedB:N0} B cached for reuse");
         Console.WriteLine($"  packet pools: 2 x {net.A.Pool.Count} x 2 KiB slots, fixed, {net.A.Pool.Outstanding + net.B.Pool.Outstanding} outstanding");
         Console.WriteLine();
-        Breakdown(n);
+        Console.Write(breakdown);
         GC.KeepAlive(net);
         return holding == 0 && notEstablished == 0 && drops == 0 ? 0 : 1;
     }
@@ -165,17 +166,28 @@ internal static class IdleMemory
 
     /// <summary>Where an idle connection's bytes go: object sizes as the runtime laid them out (MethodTable base
     /// size), the table entry, and TcpConnection's fields by size.</summary>
-    private static void Breakdown(int n)
+    private static string Breakdown(TcpConnection sample)
     {
-        int conn = BaseSize(typeof(TcpConnection)), ring = BaseSize(typeof(ByteRing));
+        var Console = new System.IO.StringWriter();
+        int conn = BaseSize(typeof(TcpConnection));
         int tuple = SizeOf(typeof(TcpTuple));
         // Dictionary<TcpTuple, TcpConnection>: Entry { uint hashCode; int next; TKey key; TValue value } + one int bucket.
-        int entry = Align(4 + 4 + tuple, 8) + 8;
-        Console.WriteLine("per-connection objects (one end):");
-        Console.WriteLine($"  TcpConnection object          {conn,5} B");
-        Console.WriteLine($"  2 x ByteRing (send, receive)  {2 * ring,5} B");
-        Console.WriteLine($"  4-tuple table entry + bucket  {entry + 4,5} B  (Dictionary<TcpTuple, TcpConnection>, before load-factor slack)");
-        Console.WriteLine($"  sum                           {conn + 2 * ring + entry + 4,5} B  (+ timer-heap slot 8 B and port-table entries where used)");
+        int entry = Align(4 + 4 + tuple, 8) + 8 + 4;
+        Console.WriteLine("per-connection objects (one end; sizes are the runtime's base instance sizes):");
+        Console.WriteLine($"  {conn,5} B  TcpConnection");
+        int total = conn;
+        // Objects a connection owns alone: every non-null reference field except links to shared objects.
+        var shared = new HashSet<string> { "_layer", "Listener", "NextInQueue", "_ooo" };
+        foreach (FieldInfo f in typeof(TcpConnection).GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic))
+        {
+            if (f.FieldType.IsValueType || shared.Contains(f.Name) || f.GetValue(sample) is not { } o) continue;
+            int size = o is Array a ? 24 + a.Length * (o.GetType().GetElementType()!.IsValueType ? SizeOf(o.GetType().GetElementType()!) : 8) : BaseSize(o.GetType());
+            Console.WriteLine($"  {size,5} B  {o.GetType().Name} ({f.Name})");
+            total += size;
+        }
+        Console.WriteLine($"  {entry,5} B  4-tuple table entry + bucket (Dictionary<TcpTuple, TcpConnection>, before resize slack)");
+        total += entry;
+        Console.WriteLine($"  {total,5} B  sum (+ resize slack of the tables, port-table entries on the active side, timer-heap slots)");
         Console.WriteLine();
         Console.WriteLine($"TcpConnection fields ({conn - 16} B of fields after the 16-byte object header), largest first:");
         var fields = typeof(TcpConnection).GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic)
@@ -194,7 +206,7 @@ internal static class IdleMemory
         Console.WriteLine("  by field type: " + string.Join(", ", groups.OrderByDescending(g => g.Value.Bytes)
             .Select(g => $"{g.Key} {g.Value.Count}x = {g.Value.Bytes} B")));
         Console.WriteLine($"  sum of field sizes {fields.Sum(f => f.Size)} B; the rest of {conn - 16} B is alignment padding");
-        _ = n;
+        return Console.ToString();
     }
 
     private static int Align(int x, int a) => (x + a - 1) / a * a;
