@@ -10,7 +10,7 @@ using UserTcp.Stack.Tcp;
 namespace UserTcp.Bench;
 
 /// <summary>
-/// <c>idle-memory N [--no-data]</c>: opens N connections between two in-memory <see cref="TcpLayer"/>s, exchanges
+/// <c>idle-memory N [--no-data] [--newreno] [--a-first]</c> (env IDLE_DEBUG=1 lists connections still holding buffers): opens N connections between two in-memory <see cref="TcpLayer"/>s, exchanges
 /// 100 bytes each way on each (so every ring block is rented once and given back), lets delayed ACKs drain, and
 /// measures what the idle connections keep: managed heap growth (GC.GetTotalMemory(true) and
 /// GC.GetGCMemoryInfo().HeapSizeBytes after full blocking collections) and unmanaged ring-pool bytes, per
@@ -23,11 +23,12 @@ internal static class IdleMemory
     {
         int n = args.Length > 0 && int.TryParse(args[0], out int v) ? v : 10_000;
         bool data = !args.Contains("--no-data");
+        CongestionAlgorithm cc = args.Contains("--newreno") ? CongestionAlgorithm.NewReno : CongestionAlgorithm.Cubic;
         const int chunk = 512;
         const int portsPerListener = 60_000;
         int listeners = (n + portsPerListener - 1) / portsPerListener;
 
-        Console.WriteLine($"idle-memory: {n} connections, data exchange {(data ? "on" : "off")}, {Environment.ProcessorCount} CPUs, " +
+        Console.WriteLine($"idle-memory: {n} connections, data exchange {(data ? "on" : "off")}, {cc}, {Environment.ProcessorCount} CPUs, " +
             $"{System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, Server GC {System.Runtime.GCSettings.IsServerGC}");
 
         // The application's own references (a socket table would hold these): allocated before the baseline.
@@ -38,7 +39,7 @@ internal static class IdleMemory
         var buf = new byte[4096];
 
         long m0 = Collect(out long h0);
-        var net = new LayerPair(new TcpConfig { Seed = 1 }, new TcpConfig { Seed = 2 });
+        var net = new LayerPair(new TcpConfig { Seed = 1, CongestionControl = cc }, new TcpConfig { Seed = 2, CongestionControl = cc });
         for (int i = 0; i < listeners; i++) ls[i] = net.B.Layer.Listen((ushort)(80 + i), 2 * chunk, out _)!;
         long m1 = Collect(out long h1);
 
@@ -188,6 +189,9 @@ internal static class IdleMemory
         Console.WriteLine($"  {entry,5} B  4-tuple table entry + bucket (Dictionary<TcpTuple, TcpConnection>, before resize slack)");
         total += entry;
         Console.WriteLine($"  {total,5} B  sum (+ resize slack of the tables, port-table entries on the active side, timer-heap slots)");
+        Type? socket = typeof(NetStack).GetNestedType("Socket", BindingFlags.NonPublic);
+        if (socket != null)
+            Console.WriteLine($"  through NetStack (not measured above): + {BaseSize(socket)} B socket-handle object + 8 B handle-list slot per accepted or connected socket");
         Console.WriteLine();
         Console.WriteLine($"TcpConnection fields ({conn - 16} B of fields after the 16-byte object header), largest first:");
         var fields = typeof(TcpConnection).GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic)
