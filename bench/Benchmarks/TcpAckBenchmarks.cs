@@ -1,6 +1,5 @@
 using System;
 using BenchmarkDotNet.Attributes;
-using BenchmarkDotNet.Engines;
 using UserTcp.Bench.Harness;
 using UserTcp.Stack;
 using UserTcp.Stack.Tcp;
@@ -16,8 +15,7 @@ namespace UserTcp.Bench.Benchmarks;
 /// 128 MiB peer window and a cwnd grown beforehand), and the iteration then consumes it one ACK at a time. The last
 /// ACK of an iteration empties the send ring, which goes back to the pool.
 /// </summary>
-[MemoryDiagnoser, MedianColumn, OperationsPerSecond]
-[SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 3, iterationCount: 30, invocationCount: AcksPerIteration)]
+[Config(typeof(AckBenchConfig))]
 public class TcpAckBenchmarks
 {
     private const int Mss = 1448;
