@@ -19,7 +19,7 @@ MANAGED_SRC := $(shell find stack interpose aot -name '*.cs' -not -path '*/obj/*
 AOT_NATIVE := aot/obj/Release/net9.0/linux-x64/native
 
 .PHONY: all setup test test-c test-managed demo bench clean
-all: $(BUILD)/libusertcp.so
+all: $(BUILD)/libusertcp.so $(BUILD)/libusertcp-dpdk.so
 
 $(BUILD)/cshim/%.o: cshim/%.c $(CSHIM_HDR) | $(BUILD)/cshim
 	$(CC) $(CFLAGS) -c $< -o $@
@@ -43,6 +43,7 @@ $(BUILD)/libusertcp.so: $(BUILD)/libcshim.a $(BUILD)/usertcp.map $(MANAGED_SRC)
 setup:
 	scripts/setup.sh
 
+include stack/Dpdk/dpdk.mk
 include tests/c/tests.mk
 
 test: all $(C_TEST_BINS)

@@ -1,9 +1,18 @@
 using System;
-using System.Runtime.InteropServices;
 using UserTcp.Interpose;
 using UserTcp.Interpose.Native;
+using System.Runtime.InteropServices;
 
 namespace UserTcp.Aot;
+
+/// <summary>struct mmsghdr.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct MMsgHdr
+{
+    public MsgHdr Header;
+    public uint Length;
+}
+
 
 /// <summary>
 /// The managed entry points the C shim calls (cshim/managed.h). Each one marshals nothing it does not have to, calls
@@ -25,7 +34,10 @@ internal static unsafe class Exports
     }
 
     [UnmanagedCallersOnly(EntryPoint = "ut_m_exit")]
-    internal static void Exit() { }
+    internal static void Exit()
+    {
+        try { Engine.Shutdown(); } catch (Exception e) { Fail(e, "exit"); }
+    }
 
     [UnmanagedCallersOnly(EntryPoint = "ut_m_socket")]
     internal static nint Socket(int domain, int type, int protocol)
@@ -36,79 +48,100 @@ internal static unsafe class Exports
     [UnmanagedCallersOnly(EntryPoint = "ut_m_read")]
     internal static nint Read(int fd, byte* buf, nuint n)
     {
-        try { return (nint)SocketCalls.Receive(fd, 0); } catch (Exception e) { return (nint)Fail(e, "read"); }
+        try { return (nint)SocketCalls.Receive1(fd, buf, n, 0); } catch (Exception e) { return (nint)Fail(e, "read"); }
     }
 
     [UnmanagedCallersOnly(EntryPoint = "ut_m_write")]
     internal static nint Write(int fd, byte* buf, nuint n)
     {
-        try { return (nint)SocketCalls.Send(fd, 0); } catch (Exception e) { return (nint)Fail(e, "write"); }
+        try { return (nint)SocketCalls.Send1(fd, buf, n, 0); } catch (Exception e) { return (nint)Fail(e, "write"); }
     }
 
     [UnmanagedCallersOnly(EntryPoint = "ut_m_readv")]
-    internal static nint Readv(int fd, void* iov, int count)
+    internal static nint Readv(int fd, IoVec* iov, int count)
     {
-        try
-        {
-            long r = SocketCalls.CheckIov(iov, count);
-            return (nint)(r < 0 ? r : SocketCalls.Receive(fd, 0));
-        }
-        catch (Exception e) { return (nint)Fail(e, "readv"); }
+        try { return (nint)SocketCalls.Receive(fd, iov, count, 0); } catch (Exception e) { return (nint)Fail(e, "readv"); }
     }
 
     [UnmanagedCallersOnly(EntryPoint = "ut_m_writev")]
-    internal static nint Writev(int fd, void* iov, int count)
+    internal static nint Writev(int fd, IoVec* iov, int count)
     {
-        try
-        {
-            long r = SocketCalls.CheckIov(iov, count);
-            return (nint)(r < 0 ? r : SocketCalls.Send(fd, 0));
-        }
-        catch (Exception e) { return (nint)Fail(e, "writev"); }
+        try { return (nint)SocketCalls.Send(fd, iov, count, 0); } catch (Exception e) { return (nint)Fail(e, "writev"); }
     }
 
     [UnmanagedCallersOnly(EntryPoint = "ut_m_recvfrom")]
     internal static nint RecvFrom(int fd, byte* buf, nuint n, int flags, SockAddrIn* addr, uint* len)
     {
-        try { return (nint)SocketCalls.Receive(fd, flags); } catch (Exception e) { return (nint)Fail(e, "recvfrom"); }
+        try
+        {
+            long r = SocketCalls.Receive1(fd, buf, n, flags);
+            if (r >= 0 && addr != null && len != null) *len = 0; // TCP reports no source address per read (Linux)
+            return (nint)r;
+        }
+        catch (Exception e) { return (nint)Fail(e, "recvfrom"); }
     }
 
     [UnmanagedCallersOnly(EntryPoint = "ut_m_sendto")]
     internal static nint SendTo(int fd, byte* buf, nuint n, int flags, SockAddrIn* addr, uint len)
     {
-        try { return (nint)SocketCalls.Send(fd, flags); } catch (Exception e) { return (nint)Fail(e, "sendto"); }
+        try { return (nint)SocketCalls.Send1(fd, buf, n, flags); } catch (Exception e) { return (nint)Fail(e, "sendto"); }
     }
 
     [UnmanagedCallersOnly(EntryPoint = "ut_m_recvmsg")]
-    internal static nint RecvMsg(int fd, void* msg, int flags)
+    internal static nint RecvMsg(int fd, MsgHdr* msg, int flags)
     {
-        try { return (nint)(msg == null ? -Errno.EFAULT : SocketCalls.Receive(fd, flags)); }
-        catch (Exception e) { return (nint)Fail(e, "recvmsg"); }
+        try { return (nint)SocketCalls.ReceiveMsg(fd, msg, flags); } catch (Exception e) { return (nint)Fail(e, "recvmsg"); }
     }
 
     [UnmanagedCallersOnly(EntryPoint = "ut_m_sendmsg")]
-    internal static nint SendMsg(int fd, void* msg, int flags)
+    internal static nint SendMsg(int fd, MsgHdr* msg, int flags)
     {
-        try { return (nint)(msg == null ? -Errno.EFAULT : SocketCalls.Send(fd, flags)); }
-        catch (Exception e) { return (nint)Fail(e, "sendmsg"); }
+        try { return (nint)SocketCalls.SendMsg(fd, msg, flags); } catch (Exception e) { return (nint)Fail(e, "sendmsg"); }
     }
 
     [UnmanagedCallersOnly(EntryPoint = "ut_m_recvmmsg")]
-    internal static nint RecvMMsg(int fd, void* vec, uint vlen, int flags, void* timeout)
+    internal static nint RecvMMsg(int fd, MMsgHdr* vec, uint vlen, int flags, void* timeout)
     {
-        try { return (nint)SocketCalls.Receive(fd, flags); } catch (Exception e) { return (nint)Fail(e, "recvmmsg"); }
+        try
+        {
+            if (vec == null && vlen > 0) return -Errno.EFAULT;
+            int done = 0;
+            for (uint i = 0; i < vlen; i++)
+            {
+                long r = SocketCalls.ReceiveMsg(fd, &vec[i].Header, done > 0 ? flags | SocketCalls.MSG_DONTWAIT : flags);
+                if (r < 0) return done > 0 ? done : (nint)r;
+                vec[i].Length = (uint)r;
+                done++;
+                if (r == 0) break;
+            }
+            return done;
+        }
+        catch (Exception e) { return (nint)Fail(e, "recvmmsg"); }
     }
 
     [UnmanagedCallersOnly(EntryPoint = "ut_m_sendmmsg")]
-    internal static nint SendMMsg(int fd, void* vec, uint vlen, int flags)
+    internal static nint SendMMsg(int fd, MMsgHdr* vec, uint vlen, int flags)
     {
-        try { return (nint)SocketCalls.Send(fd, flags); } catch (Exception e) { return (nint)Fail(e, "sendmmsg"); }
+        try
+        {
+            if (vec == null && vlen > 0) return -Errno.EFAULT;
+            int done = 0;
+            for (uint i = 0; i < vlen; i++)
+            {
+                long r = SocketCalls.SendMsg(fd, &vec[i].Header, flags);
+                if (r < 0) return done > 0 ? done : (nint)r;
+                vec[i].Length = (uint)r;
+                done++;
+            }
+            return done;
+        }
+        catch (Exception e) { return (nint)Fail(e, "sendmmsg"); }
     }
 
     [UnmanagedCallersOnly(EntryPoint = "ut_m_sendfile")]
     internal static nint SendFile(int outFd, int inFd, long* offset, nuint count)
     {
-        try { return (nint)SocketCalls.Send(outFd, 0); } catch (Exception e) { return (nint)Fail(e, "sendfile"); }
+        try { return (nint)SocketCalls.SendFile(outFd, inFd, offset, count); } catch (Exception e) { return (nint)Fail(e, "sendfile"); }
     }
 
     [UnmanagedCallersOnly(EntryPoint = "ut_m_accept4")]
@@ -198,7 +231,7 @@ internal static unsafe class Exports
     [UnmanagedCallersOnly(EntryPoint = "ut_m_poll")]
     internal static nint Poll(PollFd* fds, nuint n, int timeoutMs, void* sigmask)
     {
-        try { return (nint)Readiness.Poll(fds, n, timeoutMs, sigmask); } catch (Exception e) { return (nint)Fail(e, "poll"); }
+        try { return (nint)Multiplex.Poll(fds, n, timeoutMs, sigmask); } catch (Exception e) { return (nint)Fail(e, "poll"); }
     }
 
     [UnmanagedCallersOnly(EntryPoint = "ut_m_epoll_ctl")]
@@ -215,7 +248,7 @@ internal static unsafe class Exports
     [UnmanagedCallersOnly(EntryPoint = "ut_m_epoll_wait")]
     internal static nint EpollWait(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask)
     {
-        try { return (nint)Readiness.EpollWait(epfd, events, max, timeoutMs, sigmask); } catch (Exception e) { return (nint)Fail(e, "epoll_wait"); }
+        try { return (nint)Multiplex.EpollWait(epfd, events, max, timeoutMs, sigmask); } catch (Exception e) { return (nint)Fail(e, "epoll_wait"); }
     }
 
     [UnmanagedCallersOnly(EntryPoint = "ut_m_epoll_close")]

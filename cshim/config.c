@@ -8,7 +8,7 @@
 #include <string.h>
 
 struct ut_config ut_cfg = {
-    .fd_base = 1024,
+    .fd_base = 0,
     .max_fds = 1 << 20,
     .log_level = UT_LOG_WARN,
     .children = UT_CHILDREN_INHERIT,
@@ -76,7 +76,7 @@ static void apply(const char *key, const char *v)
         const char *end;
         if (parse_ipv4(v, &ut_cfg.gateway, &end) || *end) bad("USERTCP_GATEWAY", v, "an IPv4 address");
     } else if (!strcmp(key, "FD_BASE")) {
-        if (parse_int(v, 3, 1 << 24, &n)) bad("USERTCP_FD_BASE", v, "an integer from 3 to 16777216");
+        if (parse_int(v, 0, 1 << 24, &n)) bad("USERTCP_FD_BASE", v, "an integer from 0 to 16777216");
         else ut_cfg.fd_base = (int32_t)n;
     } else if (!strcmp(key, "MAX_SOCKETS")) {
         if (parse_int(v, 1, 1 << 26, &n)) bad("USERTCP_MAX_SOCKETS", v, "an integer from 1 to 67108864");

@@ -16,6 +16,7 @@ struct ut_handover {
     int32_t nfds;
     int32_t nepregs;
     const struct ut_epreg *epregs;
+    void *group;              /* memory shared with forked relatives (group.c), or NULL */
 };
 
 int ut_m_init(const struct ut_handover *h);

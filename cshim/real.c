@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <time.h>
+#include <pthread.h>
 
 #define UT_SYSCALL_ARGS(...) __VA_OPT__(, ) __VA_ARGS__
 
@@ -78,4 +79,36 @@ long k_ppoll(struct pollfd *fds, unsigned long n, int timeout_ms, const sigset_t
 long k_epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout_ms, const sigset_t *mask)
 {
     return neg_errno(ut_real.epoll_pwait(epfd, ev, max, timeout_ms, mask));
+}
+long k_sleep_us(long us)
+{
+    struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
+    /* ppoll with no fds: sleeps, and returns EINTR when a signal handler ran (what blocking socket calls report). */
+    return neg_errno(ut_real.ppoll(NULL, 0, &ts, NULL));
+}
+long k_pread(int fd, void *buf, size_t n, long off) { return neg_errno(ut_real.pread64(fd, buf, n, off)); }
+long k_lseek(int fd, long off, int whence) { return neg_errno(lseek(fd, off, whence)); }
+long k_block_signals(void)
+{
+    sigset_t all;
+    sigfillset(&all);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGTRAP);
+    return -pthread_sigmask(SIG_BLOCK, &all, NULL);
+}
+long k_ppoll_us(struct pollfd *fds, unsigned long n, long us, const sigset_t *mask)
+{
+    struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
+    return neg_errno(ut_real.ppoll(fds, n, us < 0 ? NULL : &ts, mask));
+}
+long k_epoll_wait_us(int epfd, struct epoll_event *ev, int max, long us, const sigset_t *mask)
+{
+    struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
+    int r = ut_real.epoll_pwait2(epfd, ev, max, us < 0 ? NULL : &ts, mask);
+    if (r < 0 && errno == ENOSYS) /* an older kernel: millisecond resolution, rounded up */
+        r = ut_real.epoll_pwait(epfd, ev, max, us < 0 ? -1 : (int)((us + 999) / 1000), mask);
+    return neg_errno(r);
 }

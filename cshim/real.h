@@ -32,6 +32,12 @@ long k_eventfd(unsigned int initval, int flags);
 long k_kill_self_sigpipe(void);
 long k_gettid(void);
 long k_fcntl(int fd, int cmd, long arg);
+long k_sleep_us(long us);
+long k_pread(int fd, void *buf, size_t n, long off);
+long k_lseek(int fd, long off, int whence);
+long k_block_signals(void);
+long k_ppoll_us(struct pollfd *fds, unsigned long n, long us, const sigset_t *mask);
+long k_epoll_wait_us(int epfd, struct epoll_event *ev, int max, long us, const sigset_t *mask);
 long k_ppoll(struct pollfd *fds, unsigned long n, int timeout_ms, const sigset_t *mask);
 long k_epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout_ms, const sigset_t *mask);
 

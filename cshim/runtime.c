@@ -20,6 +20,7 @@
 #include "log.h"
 #include "managed.h"
 #include "real.h"
+#include "group.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -65,6 +66,7 @@ int ut_runtime_start_slow(void)
     } else {
         struct ut_handover h = {
             .config = &ut_cfg, .fds = fds, .nfds = nfds, .nepregs = ut_nepregs, .epregs = ut_epregs,
+            .group = ut_group,
         };
         r = ut_m_init(&h);
         free(fds);
@@ -141,6 +143,7 @@ __attribute__((constructor(101))) static void usertcp_init(void)
     if (ut_cfg.offload) {
         int r = ut_fdtab_init();
         if (r) ut_die("cannot set up the fd table: %s", strerror(-r));
+        ut_group_init();
     }
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     atexit(at_exit);

@@ -22,7 +22,16 @@ internal static unsafe class Descriptors
         bool last;
         lock (s.Gate) last = --s.Refs == 0;
         // epoll(7): a registration goes away when the last fd referring to the open file description is closed.
-        if (last) EpollSets.ForgetSocket(s);
+        if (last)
+        {
+            EpollSets.ForgetSocket(s);
+            lock (Engine.Gate)
+            {
+                if (s.Options.LingerOn && s.Options.LingerSeconds == 0 && s.Handle >= 0)
+                    Engine.Stack.SetOption(s.Handle, UserTcp.Stack.SocketOption.LingerUs, 0);
+                ListenerGroups.Release(s);
+            }
+        }
         return s;
     }
 
@@ -80,7 +89,13 @@ internal static unsafe class Descriptors
             case FIONREAD: case SIOCOUTQ:
                 if (s.State == SocketState.Listening) return -Errno.EINVAL;
                 if (arg == null) return -Errno.EFAULT;
-                *(int*)arg = 0; // not connected: nothing queued
+                lock (Engine.Gate)
+                {
+                    Engine.PollLocked();
+                    *(int*)arg = s.State == SocketState.Connected
+                        ? (request == FIONREAD ? Engine.Stack.BytesReadable(s.Handle) : Engine.Stack.BytesUnsent(s.Handle))
+                        : 0;
+                }
                 return 0;
             case SIOCATMARK:
                 if (arg == null) return -Errno.EFAULT;

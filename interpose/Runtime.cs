@@ -11,6 +11,8 @@ internal static unsafe class Runtime
     {
         ShimConfig* cfg = h->Config;
         SocketCalls.LocalInterfaceAddress = cfg->Ip;
+        long started = Engine.Start(cfg, h->Group);
+        if (started < 0) return started;
 
         var sockets = new Dictionary<nint, UserSocket>();
         for (int i = 0; i < h->FdCount; i++)
@@ -24,6 +26,14 @@ internal static unsafe class Runtime
             s.Refs++;
             FdTable.Set(rec.Fd, s);
         }
+        // Listeners reach the stack once every recorded socket is in the table (SO_REUSEPORT groups form here).
+        foreach (UserSocket s in sockets.Values)
+        {
+            if (s.State != SocketState.Listening) continue;
+            s.State = SocketState.Unconnected;
+            long r = SocketCalls.ListenLocked(s, s.Backlog);
+            if (r < 0) Kernel.Log(0, $"a listening socket recorded before start could not listen on port {s.LocalPort}: errno {-r}");
+        }
         for (int i = 0; i < h->EpollRegistrationCount; i++)
         {
             RecordedEpollRegistration r = h->EpollRegistrations[i];
@@ -36,6 +46,8 @@ internal static unsafe class Runtime
     private static UserSocket Import(RecordedSocket* rs, int fd)
     {
         var s = new UserSocket { NonBlocking = rs->NonBlock != 0 };
+        long opened = SocketCalls.OpenHandle(s);
+        if (opened < 0) Kernel.Log(0, $"fd {fd}: the stack has no room for a socket recorded before start: errno {-opened}");
         RecordedOption* opts = &rs->Options0;
         for (int i = 0; i < rs->OptionCount; i++)
         {

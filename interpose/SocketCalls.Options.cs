@@ -1,6 +1,7 @@
 using System;
 using System.Text;
 using UserTcp.Interpose.Native;
+using UserTcp.Stack;
 
 namespace UserTcp.Interpose;
 
@@ -111,7 +112,35 @@ internal static unsafe partial class SocketCalls
             case (IPPROTO_IP, IP_RECVERR): o.RecvErr = v != 0; break;
             default: return -Errno.ENOPROTOOPT;
         }
-        return 0;
+        return s.Handle >= 0 ? ApplyToStack(s, level, name) : 0;
+    }
+
+    /// <summary>Hands an option the stack acts on to it (the socket's value lives here; the stack gets units it uses).</summary>
+    internal static long ApplyToStack(UserSocket s, int level, int name)
+    {
+        SocketOptions o = s.Options;
+        (SocketOption opt, long value) = (level, name) switch
+        {
+            (IPPROTO_TCP, TCP_NODELAY) => (SocketOption.NoDelay, o.NoDelay ? 1L : 0L),
+            (IPPROTO_TCP, TCP_CORK) => (SocketOption.Cork, o.Cork ? 1L : 0L),
+            (SOL_SOCKET, SO_KEEPALIVE) => (SocketOption.KeepAlive, o.KeepAlive ? 1L : 0L),
+            (IPPROTO_TCP, TCP_KEEPIDLE) => (SocketOption.KeepIdleUs, o.KeepIdle * 1_000_000L),
+            (IPPROTO_TCP, TCP_KEEPINTVL) => (SocketOption.KeepIntervalUs, o.KeepInterval * 1_000_000L),
+            (IPPROTO_TCP, TCP_KEEPCNT) => (SocketOption.KeepCount, (long)o.KeepCount),
+            (IPPROTO_TCP, TCP_USER_TIMEOUT) => (SocketOption.UserTimeoutUs, o.UserTimeout * 1000L),
+            (SOL_SOCKET, SO_LINGER) => (SocketOption.LingerUs, o.LingerOn ? o.LingerSeconds * 1_000_000L : -1L),
+            (SOL_SOCKET, SO_SNDBUF) or (SOL_SOCKET, SO_SNDBUFFORCE) => (SocketOption.SendBufferSize, (long)o.SendBuffer),
+            (SOL_SOCKET, SO_RCVBUF) or (SOL_SOCKET, SO_RCVBUFFORCE) => (SocketOption.ReceiveBufferSize, (long)o.ReceiveBuffer),
+            _ => ((SocketOption)(-1), 0L),
+        };
+        if ((int)opt < 0) return 0;
+        lock (Engine.Gate)
+        {
+            SocketError e = Engine.Stack.SetOption(s.Handle, opt, value);
+            // Buffer sizes the stack cannot honour on a live connection keep the old size, as Linux does silently.
+            return e is SocketError.Success or SocketError.NotSupported or SocketError.InvalidArgument
+                && opt is SocketOption.SendBufferSize or SocketOption.ReceiveBufferSize ? 0 : -ErrnoMap.From(e);
+        }
     }
 
     internal static long GetSockOpt(int fd, int level, int name, byte* val, uint* len)
@@ -140,7 +169,14 @@ internal static unsafe partial class SocketCalls
                 case (SOL_SOCKET, SO_RCVBUF): iv = o.ReceiveBuffer; break;
                 case (SOL_SOCKET, SO_SNDBUF): iv = o.SendBuffer; break;
                 case (SOL_SOCKET, SO_RCVLOWAT): iv = o.ReceiveLowWater; break;
-                case (SOL_SOCKET, SO_ERROR): iv = 0; break;
+                case (SOL_SOCKET, SO_ERROR):
+                    if (s.Handle >= 0)
+                        lock (Engine.Gate)
+                        {
+                            Engine.Stack.GetError(s.Handle, out SocketError err);
+                            iv = ErrnoMap.From(err);
+                        }
+                    break;
                 case (SOL_SOCKET, SO_TYPE): iv = SOCK_STREAM; break;
                 case (SOL_SOCKET, SO_DOMAIN): iv = AF_INET; break;
                 case (SOL_SOCKET, SO_PROTOCOL): iv = IPPROTO_TCP; break;
@@ -166,13 +202,18 @@ internal static unsafe partial class SocketCalls
                 case (IPPROTO_TCP, TCP_KEEPCNT): iv = o.KeepCount; break;
                 case (IPPROTO_TCP, TCP_USER_TIMEOUT): iv = o.UserTimeout; break;
                 case (IPPROTO_TCP, TCP_DEFER_ACCEPT): iv = o.DeferAccept; break;
-                case (IPPROTO_TCP, TCP_MAXSEG): iv = o.MaxSegment; break;
+                case (IPPROTO_TCP, TCP_MAXSEG):
+                    iv = o.MaxSegment;
+                    if (s.State == SocketState.Connected)
+                        lock (Engine.Gate)
+                            if (Engine.Stack.GetConnection(s.Handle) is { } c) iv = c.SendMss;
+                    break;
                 case (IPPROTO_TCP, TCP_SYNCNT): iv = o.SynCount; break;
                 case (IPPROTO_TCP, TCP_LINGER2): iv = o.Linger2; break;
                 case (IPPROTO_TCP, TCP_WINDOW_CLAMP): iv = o.WindowClamp; break;
                 case (IPPROTO_TCP, TCP_INFO):
                     size = TcpInfoSize;
-                    out8[0] = TcpStateClose; // tcpi_state: not connected
+                    lock (Engine.Gate) TcpInfo.Fill(s, out8);
                     break;
                 case (IPPROTO_TCP, TCP_CONGESTION):
                     size = 16;

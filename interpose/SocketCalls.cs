@@ -1,27 +1,28 @@
 using System;
 using System.Buffers.Binary;
-using System.Runtime.InteropServices;
 using UserTcp.Interpose.Native;
+using UserTcp.Stack;
+using UserTcp.Stack.Wire;
 
 namespace UserTcp.Interpose;
 
 /// <summary>
-/// POSIX socket calls on user-stack fds. Every method returns &gt;= 0 or -errno (see <see cref="Errno"/>); the C
-/// shim sets errno. Pointers come straight from the application and are checked here (EFAULT), never trusted.
+/// POSIX socket calls on user-stack fds, over this process's <see cref="NetStack"/> (<see cref="Engine"/>). Every
+/// method returns &gt;= 0 or -errno (see <see cref="Errno"/>); the C shim sets errno. Pointers come straight from
+/// the application and are checked here (EFAULT), never trusted.
 ///
-/// Scope today: the socket's life cycle and options, with the kernel's semantics for a socket that is not connected.
-/// Connections need the user-level stack attached to a device (stack/, DPDK); until then connect() reports
-/// ENETUNREACH and says why in the log.
+/// Binding is checked here first (so SO_REUSEPORT groups and the ports recorded before the runtime started keep the
+/// kernel's rules) and reaches the stack when the socket listens or connects.
 /// </summary>
 internal static unsafe partial class SocketCalls
 {
     internal const int AF_INET = 2, AF_UNSPEC = 0, SOCK_STREAM = 1, IPPROTO_TCP = 6;
     internal const int SOCK_NONBLOCK = 0x800, SOCK_CLOEXEC = 0x80000, O_NONBLOCK = 0x800, O_RDWR = 2, O_CLOEXEC = 0x80000;
-    internal const int MSG_PEEK = 0x2, MSG_DONTWAIT = 0x40, MSG_WAITALL = 0x100, MSG_NOSIGNAL = 0x4000;
+    internal const int MSG_OOB = 0x1, MSG_PEEK = 0x2, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, MSG_WAITALL = 0x100,
+        MSG_NOSIGNAL = 0x4000, MSG_MORE = 0x8000;
 
     /// <summary>This process's interface address (host order), from the configuration.</summary>
     internal static uint LocalInterfaceAddress;
-    private static int s_warnedNoDevice;
 
     internal static long Socket(int domain, int type, int protocol)
     {
@@ -29,11 +30,30 @@ internal static unsafe partial class SocketCalls
         if ((type & ~(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC)) != 0) return -Errno.EINVAL;
         if ((type & 0xf) != SOCK_STREAM || (protocol != 0 && protocol != IPPROTO_TCP)) return -Errno.EPROTONOSUPPORT;
         var s = new UserSocket { Refs = 1, NonBlocking = (type & SOCK_NONBLOCK) != 0 };
+        long r = OpenHandle(s);
+        if (r < 0) return r;
         long fd = Kernel.FdAlloc(0, (type & SOCK_CLOEXEC) != 0 ? 1 : 0);
-        if (fd < 0) return fd;
+        if (fd < 0)
+        {
+            lock (Engine.Gate) Engine.Stack.Close(s.Handle);
+            return fd;
+        }
         FdTable.Set((int)fd, s);
         return fd;
     }
+
+    internal static long OpenHandle(UserSocket s)
+    {
+        lock (Engine.Gate)
+        {
+            SocketError e = Engine.Stack.Open(out int h);
+            if (e != SocketError.Success) return -ErrnoMap.From(e);
+            s.Handle = h;
+        }
+        return 0;
+    }
+
+    // ---- binding -------------------------------------------------------------------------------------------------
 
     internal static long Bind(int fd, SockAddrIn* addr, uint len)
     {
@@ -45,7 +65,7 @@ internal static unsafe partial class SocketCalls
         ushort port = BinaryPrimitives.ReverseEndianness(addr->PortBE);
         lock (s.Gate)
         {
-            if (s.Bound) return -Errno.EINVAL;
+            if (s.Bound || s.State != SocketState.Unconnected) return -Errno.EINVAL;
             if (ip != 0 && ip != LocalInterfaceAddress) return -Errno.EADDRNOTAVAIL;
             return port == 0 ? AutoBind(s, ip) : BindTo(s, ip, port);
         }
@@ -68,7 +88,9 @@ internal static unsafe partial class SocketCalls
         for (int tries = 0; tries <= EphemeralHigh - EphemeralLow; tries++)
         {
             ushort port = (ushort)(EphemeralLow + (s_nextEphemeral++ % (EphemeralHigh - EphemeralLow + 1)));
-            if (BindTo(s, ip, port) == 0) return 0;
+            bool busy;
+            lock (Engine.Gate) busy = Engine.Stack.Tcp.PortInUse(port);
+            if (!busy && BindTo(s, ip, port) == 0) return 0;
         }
         return -Errno.EADDRINUSE;
     }
@@ -86,22 +108,69 @@ internal static unsafe partial class SocketCalls
         return false;
     }
 
+    /// <summary>The stack-side bind for a socket bound here. Caller holds Engine.Gate.</summary>
+    private static long StackBind(UserSocket s)
+    {
+        if (!s.Bound) return 0;
+        Engine.Stack.SetOption(s.Handle, SocketOption.ReuseAddress, 1);
+        SocketError e = Engine.Stack.Bind(s.Handle, new Ipv4Address(s.LocalAddress), s.LocalPort);
+        return e == SocketError.Success ? 0 : -ErrnoMap.From(e);
+    }
+
+    // ---- listening and accepting ----------------------------------------------------------------------------------
+
     internal static long Listen(int fd, int backlog)
     {
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
-        lock (s.Gate)
+        lock (s.Gate) return ListenLocked(s, backlog);
+    }
+
+    /// <summary>listen(2) on a socket whose lock the caller holds.</summary>
+    internal static long ListenLocked(UserSocket s, int backlog)
+    {
+        if (s.State == SocketState.Connected) return -Errno.EINVAL;
+        if (!s.Bound)
         {
-            if (!s.Bound)
-            {
-                long r = AutoBind(s, 0);
-                if (r < 0) return r;
-            }
-            if ((uint)backlog > 4096) backlog = 4096; // net.core.somaxconn
-            s.Backlog = backlog;
-            s.State = SocketState.Listening;
-            s.Changed();
+            long r = AutoBind(s, 0);
+            if (r < 0) return r;
         }
+        if ((uint)backlog > 4096) backlog = 4096; // net.core.somaxconn
+        lock (Engine.Gate)
+        {
+            if (s.State == SocketState.Listening)
+            {
+                s.Backlog = backlog;
+                return -ErrnoMap.From(Engine.Stack.Listen(s.Group?.Handle ?? s.Handle, backlog));
+            }
+            // SO_REUSEPORT: a second listener on the same port shares the first one's accept queue.
+            if (!(s.Options.ReusePort && ListenerGroups.TryJoin(s)))
+            {
+                long b = StackBind(s);
+                if (b < 0) return b;
+                SocketError e = Engine.Stack.Listen(s.Handle, backlog);
+                if (e != SocketError.Success) return -ErrnoMap.From(e);
+                if (s.Options.ReusePort) ListenerGroups.Create(s);
+                Engine.Group?.ListenerAdded(s.LocalPort);
+            }
+        }
+        s.Backlog = backlog;
+        s.State = SocketState.Listening;
+        s.Changed();
         return 0;
+    }
+
+    private struct AcceptAttempt : IAttempt
+    {
+        public int Handle;
+        public int NewHandle;
+        public Ipv4Address Peer;
+        public ushort PeerPort;
+
+        public long Try()
+        {
+            SocketError e = Engine.Stack.Accept(Handle, out NewHandle, out Peer, out PeerPort);
+            return e == SocketError.Success ? 0 : -ErrnoMap.From(e);
+        }
     }
 
     internal static long Accept(int fd, SockAddrIn* addr, uint* len, int flags)
@@ -109,11 +178,48 @@ internal static unsafe partial class SocketCalls
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
         if ((flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) != 0) return -Errno.EINVAL;
         if (s.State != SocketState.Listening) return -Errno.EINVAL;
-        // No connection can arrive until the stack is attached to a device: behave as a kernel listener nobody
-        // connects to. Blocking callers sleep until a signal interrupts them.
-        if (s.NonBlocking) return -Errno.EAGAIN;
-        long r = Kernel.PPoll(null, 0, -1, null);
-        return r < 0 ? r : -Errno.EINTR;
+        if (addr != null && len == null) return -Errno.EFAULT;
+        var a = new AcceptAttempt { Handle = s.Group?.Handle ?? s.Handle };
+        long r = Blocking.Run(ref a, s.NonBlocking, s.Options.ReceiveTimeoutUs);
+        if (r < 0) return r;
+        var c = new UserSocket
+        {
+            Refs = 1,
+            Handle = a.NewHandle,
+            NonBlocking = (flags & SOCK_NONBLOCK) != 0,
+            State = SocketState.Connected,
+            Bound = true,
+            LocalAddress = LocalInterfaceAddress,
+            LocalPort = s.LocalPort,
+        };
+        c.Options.InheritFrom(s.Options);
+        long nfd = Kernel.FdAlloc(0, (flags & SOCK_CLOEXEC) != 0 ? 1 : 0);
+        if (nfd < 0)
+        {
+            lock (Engine.Gate) Engine.Stack.Close(a.NewHandle);
+            return nfd == -Errno.EMFILE ? -Errno.EMFILE : nfd;
+        }
+        FdTable.Set((int)nfd, c);
+        if (addr != null) CopyAddress(a.Peer.Value, a.PeerPort, addr, len);
+        return nfd;
+    }
+
+    // ---- connecting ------------------------------------------------------------------------------------------------
+
+    private struct ConnectAttempt : IAttempt
+    {
+        public int Handle;
+
+        public long Try()
+        {
+            // Done when the handshake finished (writable) or failed (error pending).
+            Stack.Tcp.Readiness r = Engine.Stack.GetReadiness(Handle);
+            Engine.Stack.GetError(Handle, out SocketError err);
+            if (err != SocketError.Success) return -ErrnoMap.From(err);
+            Stack.Tcp.TcpState st = Engine.Stack.GetState(Handle);
+            if (st is Stack.Tcp.TcpState.SynSent or Stack.Tcp.TcpState.SynReceived) return -Errno.EAGAIN;
+            return (r & Stack.Tcp.Readiness.Out) != 0 || st != Stack.Tcp.TcpState.Closed ? 0 : -Errno.ECONNREFUSED;
+        }
     }
 
     internal static long Connect(int fd, SockAddrIn* addr, uint len)
@@ -121,14 +227,39 @@ internal static unsafe partial class SocketCalls
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
         if (addr == null) return -Errno.EFAULT;
         if (len < sizeof(ushort)) return -Errno.EINVAL;
-        if (addr->Family == AF_UNSPEC) return 0;
+        if (addr->Family == AF_UNSPEC) return s.State == SocketState.Connected ? -Errno.EOPNOTSUPP : 0;
         if (len < (uint)sizeof(SockAddrIn)) return -Errno.EINVAL;
         if (addr->Family != AF_INET) return -Errno.EAFNOSUPPORT;
         if (s.State == SocketState.Listening) return -Errno.EISCONN;
-        if (System.Threading.Interlocked.Exchange(ref s_warnedNoDevice, 1) == 0)
-            Kernel.Log(1, "connect: the user-level stack has no network device attached in this build; " +
-                          "reporting ENETUNREACH (see docs/architecture.md)");
-        return -Errno.ENETUNREACH;
+        var ip = new Ipv4Address(BinaryPrimitives.ReverseEndianness(addr->AddrBE));
+        ushort port = BinaryPrimitives.ReverseEndianness(addr->PortBE);
+        SocketError e;
+        lock (s.Gate)
+        lock (Engine.Gate)
+        {
+            Engine.PollLocked();
+            if (s.State != SocketState.Connected)
+            {
+                long b = StackBind(s);
+                if (b < 0) return b;
+            }
+            e = Engine.Stack.Connect(s.Handle, ip, port);
+            if (e is SocketError.Success or SocketError.InProgress)
+            {
+                s.State = SocketState.Connected;
+                Engine.Stack.GetLocalEndpoint(s.Handle, out Ipv4Address la, out ushort lp);
+                s.Bound = true;
+                s.LocalAddress = la.IsAny ? LocalInterfaceAddress : la.Value;
+                s.LocalPort = lp;
+                s.Changed();
+            }
+        }
+        if (e == SocketError.Success) return 0;
+        if (e != SocketError.InProgress) return -ErrnoMap.From(e);
+        if (s.NonBlocking) return -Errno.EINPROGRESS;
+        var a = new ConnectAttempt { Handle = s.Handle };
+        long r = Blocking.Run(ref a, false, s.Options.SendTimeoutUs);
+        return r == -Errno.EAGAIN ? -Errno.EINPROGRESS : r;
     }
 
     internal static long Shutdown(int fd, int how)
@@ -139,13 +270,26 @@ internal static unsafe partial class SocketCalls
         {
             if (s.State == SocketState.Listening)
             {
-                if (how != 1) { s.State = SocketState.Unconnected; s.Changed(); }
+                if (how != 1)
+                {
+                    lock (Engine.Gate)
+                    {
+                        ListenerGroups.Release(s);
+                        Engine.Stack.Open(out s.Handle);
+                    }
+                    s.State = SocketState.Unconnected;
+                    s.Changed();
+                }
                 return 0;
             }
-            // Linux records the shutdown even on a socket that is not connected, then reports ENOTCONN.
-            s.ShutdownBits |= how + 1;
-            s.Changed();
-            return -Errno.ENOTCONN;
+            if (s.State == SocketState.Unconnected)
+            {
+                // Linux records the shutdown even on a socket that is not connected, then reports ENOTCONN.
+                s.ShutdownBits |= how + 1;
+                s.Changed();
+                return -Errno.ENOTCONN;
+            }
+            lock (Engine.Gate) return -ErrnoMap.From(Engine.Stack.Shutdown(s.Handle, (ShutdownHow)how));
         }
     }
 
@@ -157,8 +301,17 @@ internal static unsafe partial class SocketCalls
 
     internal static long GetPeerName(int fd, SockAddrIn* addr, uint* len)
     {
-        if (FdTable.Get(fd) is null) return -Errno.EBADF;
-        return -Errno.ENOTCONN;
+        if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
+        if (s.State != SocketState.Connected) return -Errno.ENOTCONN;
+        SocketError e;
+        Ipv4Address ip;
+        ushort port;
+        lock (Engine.Gate)
+        {
+            if (Engine.Stack.GetState(s.Handle) is Stack.Tcp.TcpState.SynSent) return -Errno.ENOTCONN;
+            e = Engine.Stack.GetRemoteEndpoint(s.Handle, out ip, out port);
+        }
+        return e != SocketError.Success ? -ErrnoMap.From(e) : CopyAddress(ip.Value, port, addr, len);
     }
 
     internal static long CopyAddress(uint ip, ushort port, SockAddrIn* addr, uint* len)
@@ -174,30 +327,6 @@ internal static unsafe partial class SocketCalls
         uint n = Math.Min(*len, (uint)sizeof(SockAddrIn));
         Buffer.MemoryCopy(&a, addr, n, n);
         *len = (uint)sizeof(SockAddrIn);
-        return 0;
-    }
-
-    // ---- data ----------------------------------------------------------------------------------------------------
-
-    internal static long Receive(int fd, int flags)
-    {
-        if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
-        if (s.State == SocketState.Listening) return -Errno.ENOTCONN;
-        return (s.ShutdownBits & 1) != 0 ? 0 : -Errno.ENOTCONN;
-    }
-
-    internal static long Send(int fd, int flags)
-    {
-        if (FdTable.Get(fd) is null) return -Errno.EBADF;
-        // Linux: sending on a TCP socket that is not connected fails with EPIPE and raises SIGPIPE.
-        if ((flags & MSG_NOSIGNAL) == 0) Kernel.RaiseSigpipe();
-        return -Errno.EPIPE;
-    }
-
-    internal static long CheckIov(void* iov, int count)
-    {
-        if (count < 0 || count > 1024) return -Errno.EINVAL;
-        if (count > 0 && iov == null) return -Errno.EFAULT;
         return 0;
     }
 }

@@ -4,7 +4,7 @@ using System.Threading;
 namespace UserTcp.Interpose;
 
 /// <summary>Socket-level state of one user-stack socket (the open file description that dup'd fds share).</summary>
-internal enum SocketState { Unconnected, Listening }
+internal enum SocketState { Unconnected, Listening, Connected }
 
 /// <summary>
 /// One user-stack TCP socket: the state POSIX calls see (options, local address, mode). Shared by every fd that
@@ -15,6 +15,10 @@ internal sealed class UserSocket
 {
     internal readonly object Gate = new();
     internal int Refs;
+    /// <summary>The stack's handle for this socket (see <see cref="UserTcp.Stack.NetStack"/>); -1 once closed.</summary>
+    internal int Handle = -1;
+    /// <summary>For a listener that joined an SO_REUSEPORT group: the group (whose handle accepts for everyone).</summary>
+    internal ListenerGroups.Group? Group;
     internal bool NonBlocking;
     internal SocketState State;
     internal int Backlog;
@@ -27,14 +31,25 @@ internal sealed class UserSocket
     /// <summary>Bumped whenever readiness may have changed (edge-triggered epoll reports once per change).</summary>
     internal int ReadinessVersion;
 
-    /// <summary>Readiness bits as poll(2) reports them (POLLIN=1, POLLOUT=4, POLLERR=8, POLLHUP=0x10).</summary>
+    /// <summary>Readiness bits as poll(2) reports them (POLLIN=1, POLLOUT=4, POLLERR=8, POLLHUP=0x10, with the
+    /// RDNORM/WRNORM companions Linux sets). Caller holds Engine.Gate.</summary>
     internal short PollMask()
     {
-        // A socket that is neither connected nor listening is "closed" for TCP: Linux reports it writable and hung up.
-        if (State == SocketState.Listening) return 0;
-        short mask = Poll.Out | Poll.WrNorm | Poll.Hup;
-        if ((ShutdownBits & 1) != 0) mask |= Poll.In | Poll.RdNorm | Poll.RdHup;
-        return mask;
+        uint r;
+        if (State == SocketState.Unconnected)
+        {
+            // Neither connected nor listening is "closed" for TCP: Linux reports it writable and hung up.
+            r = (uint)(Poll.Out | Poll.Hup);
+            if ((ShutdownBits & 1) != 0) r |= (uint)(Poll.In | Poll.RdHup);
+        }
+        else
+        {
+            int h = Group?.Handle ?? Handle;
+            r = h < 0 ? (uint)Poll.Nval : (uint)Engine.Stack.GetReadiness(h);
+        }
+        if ((r & (uint)Poll.In) != 0) r |= (uint)Poll.RdNorm;
+        if ((r & (uint)Poll.Out) != 0) r |= (uint)Poll.WrNorm;
+        return (short)(ushort)r;
     }
 
     internal void Changed() => Interlocked.Increment(ref ReadinessVersion);
@@ -60,4 +75,14 @@ internal sealed class SocketOptions
     public int LingerSeconds;
     public long ReceiveTimeoutUs, SendTimeoutUs;
     public string Congestion = "cubic";
+
+    /// <summary>What an accepted socket inherits from its listener (as Linux copies the listener's options).</summary>
+    public void InheritFrom(SocketOptions l)
+    {
+        KeepAlive = l.KeepAlive; NoDelay = l.NoDelay; Cork = l.Cork; OobInline = l.OobInline;
+        ReceiveBuffer = l.ReceiveBuffer; SendBuffer = l.SendBuffer; KeepIdle = l.KeepIdle; KeepInterval = l.KeepInterval;
+        KeepCount = l.KeepCount; UserTimeout = l.UserTimeout; LingerOn = l.LingerOn; LingerSeconds = l.LingerSeconds;
+        ReceiveTimeoutUs = l.ReceiveTimeoutUs; SendTimeoutUs = l.SendTimeoutUs; Congestion = l.Congestion; Tos = l.Tos;
+        Ttl = l.Ttl; Priority = l.Priority;
+    }
 }

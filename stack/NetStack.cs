@@ -296,7 +296,10 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
 
     /// <summary>close(2): frees the handle. A connection finishes its close in the background (or resets at once
     /// with linger 0 or unread data).</summary>
-    public SocketError Close(int handle)
+    public SocketError Close(int handle) => Close(handle, abort: false);
+
+    /// <summary>close(2) with an explicit abort (RST now, as SO_LINGER 0) or the socket's linger setting.</summary>
+    public SocketError Close(int handle, bool abort)
     {
         Socket? s = Get(handle);
         if (s == null) return SocketError.BadHandle;
@@ -306,7 +309,7 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
                 _tcp.CloseListener(s.Listener!, _nowUs);
                 break;
             case Kind.Connection:
-                s.Conn!.Close(abort: s.LingerUs == 0, _nowUs);
+                s.Conn!.Close(abort: abort || s.LingerUs == 0, _nowUs);
                 break;
         }
         if (s.BoundPort != 0) _tcp.ReleasePort(s.BoundPort);
@@ -359,6 +362,15 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
         else { error = s.Error; s.Error = SocketError.Success; }
         return SocketError.Success;
     }
+
+    /// <summary>The connection behind a handle, for read-only inspection (TCP_INFO); null when not a connection.</summary>
+    public TcpConnection? GetConnection(int handle) => Get(handle) is { Kind: Kind.Connection } s ? s.Conn : null;
+
+    /// <summary>FIONREAD: bytes ready to read (0 when not a connection).</summary>
+    public int BytesReadable(int handle) => Get(handle) is { Kind: Kind.Connection } s ? s.Conn!.BytesReadable : 0;
+
+    /// <summary>SIOCOUTQ: bytes queued to send and not yet acknowledged (0 when not a connection).</summary>
+    public int BytesUnsent(int handle) => Get(handle) is { Kind: Kind.Connection } s ? s.Conn!.BytesQueuedToSend : 0;
 
     public TcpState GetState(int handle)
     {

@@ -47,6 +47,8 @@ public enum DropReason
     TcpBadSynCookie,
     TcpChallengeAckRateLimited,
     TcpReceiveBufferFull,
+    /// <summary>A segment of a flow another process of the group owns (shared device).</summary>
+    TcpOtherProcess,
     // Devices
     TxRingFull,
     TxNoBuffer,

@@ -137,7 +137,15 @@ int main(int argc, char **argv)
 	uint64_t rx = 0, tx = 0, rx_last = 0, tx_last = 0;
 	double sum = 0, cpu_sum = 0, cpu_last = thread_cpu_seconds();
 	int intervals = 0;
+	uint64_t iter = 0;
 	while (!stop) {
+		// Stop polling as soon as the peer is gone: memif 22.11 can crash when the interrupt thread tears a
+		// disconnected interface down while this thread is still in rx/tx on it.
+		if (!loop && (++iter & 1023) == 0) {
+			rte_eth_link_get_nowait(port, &link);
+			if (!link.link_status)
+				break;
+		}
 		if (loop) {
 			if (rte_pktmbuf_alloc_bulk(mp, pkts, BURST) == 0) {
 				for (int i = 0; i < BURST; i++) {

@@ -77,4 +77,5 @@ internal unsafe struct Handover
     public int FdCount;
     public int EpollRegistrationCount;
     public RecordedEpollRegistration* EpollRegistrations;
+    public byte* Group;
 }

@@ -41,6 +41,20 @@ internal static unsafe partial class Kernel
     internal static partial nint PPoll(PollFd* fds, nuint n, int timeoutMs, void* sigmask);
     [LibraryImport(Lib, EntryPoint = "k_epoll_pwait")]
     internal static partial nint EpollPWait(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask);
+    [LibraryImport(Lib, EntryPoint = "k_sleep_us")]
+    internal static partial nint SleepUs(nint us);
+    [LibraryImport(Lib, EntryPoint = "k_pread")]
+    internal static partial nint PRead(int fd, byte* buf, nuint n, nint offset);
+    [LibraryImport(Lib, EntryPoint = "k_lseek")]
+    internal static partial nint LSeek(int fd, nint offset, int whence);
+    [LibraryImport(Lib, EntryPoint = "k_block_signals")]
+    internal static partial nint BlockSignals();
+    [LibraryImport(Lib, EntryPoint = "k_ppoll_us")]
+    internal static partial nint PPollUs(PollFd* fds, nuint n, nint us, void* sigmask);
+    [LibraryImport(Lib, EntryPoint = "k_epoll_wait_us")]
+    internal static partial nint EpollWaitUs(int epfd, EpollEvent* events, int max, nint us, void* sigmask);
+    [LibraryImport(Lib, EntryPoint = "k_pid_alive")]
+    internal static partial nint PidAlive(int pid);
     [LibraryImport(Lib, EntryPoint = "k_log", StringMarshalling = StringMarshalling.Utf8)]
     internal static partial void Log(int level, string message);
 }

@@ -151,12 +151,19 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
             m->DataOff = (ushort)p.Offset;
             m->DataLen = (ushort)p.Length;
             m->PktLen = (uint)p.Length;
-            ulong flags = 0;
-            ulong txOffload = 0;
             if ((p.Offloads & (PacketOffloads.TxIpv4Checksum | PacketOffloads.TxTcpChecksum)) != 0)
-                PrepareChecksums(m, p.Offloads, out flags, out txOffload);
-            m->OlFlags = flags;
-            m->TxOffload = txOffload;
+            {
+                PrepareChecksums(m, p.Offloads, out ulong flags, out ulong txOffload);
+                m->OlFlags = (m->OlFlags & ~RteMbuf.TxFlagsMask) | flags;
+                m->TxOffload = txOffload; // second cache line of the mbuf: only touched when offloading
+            }
+            else if ((m->OlFlags & RteMbuf.TxFlagsMask) != 0)
+            {
+                // Drivers act only on TX_* bits (receive bits left by the driver are ignored) and read
+                // tx_offload only when one is set; a reset mbuf has none, so this is only a frame retried
+                // after it was once prepared for offload.
+                m->OlFlags &= ~RteMbuf.TxFlagsMask;
+            }
             mbufs[i] = (nint)m;
         }
         return DpdkNative.TxBurst(_port, _queue, mbufs, (ushort)n);
@@ -172,25 +179,25 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
         packet = default;
     }
 
-    /// <summary>Frees a whole burst with one call (what a forwarding loop or the stack's receive path wants).</summary>
+    /// <summary>Frees a whole burst with one call (what a forwarding loop or the stack's receive path wants). Each
+    /// buffer's Handle and Length are zeroed (so a second free is a no-op); the other fields are left as they were.</summary>
     public void FreeBurst(Span<PacketBuf> packets)
     {
         if (packets.IsEmpty) return;
-        if (!_detached)
+        nint* mbufs = _burst;
+        bool live = !_detached;
+        int n = 0;
+        foreach (ref PacketBuf p in packets)
         {
-            nint* mbufs = _burst;
-            int n = 0;
-            foreach (ref PacketBuf p in packets)
+            if (p.Handle != 0 && live)
             {
-                if (p.Handle != 0)
-                {
-                    mbufs[n++] = p.Handle;
-                    if (n == _maxBurst) { DpdkNative.FreeBulk(mbufs, (uint)n); n = 0; }
-                }
+                mbufs[n++] = p.Handle;
+                if (n == _maxBurst) { DpdkNative.FreeBulk(mbufs, (uint)n); n = 0; }
             }
-            if (n > 0) DpdkNative.FreeBulk(mbufs, (uint)n);
+            p.Handle = 0;
+            p.Length = 0;
         }
-        packets.Clear();
+        if (n > 0) DpdkNative.FreeBulk(mbufs, (uint)n);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

@@ -36,6 +36,9 @@ internal unsafe struct RteMbuf
     public const ulong TxIpv4 = 1UL << 55;
     public const ulong TxIpCksum = 1UL << 54;
     public const ulong TxTcpCksum = 1UL << 52;
+    /// <summary>RTE_MBUF_F_TX_OFFLOAD_MASK: every transmit request flag (bits 41..60; 61/62 are EXTERNAL/INDIRECT,
+    /// buffer bookkeeping that must never be cleared).</summary>
+    public const ulong TxFlagsMask = 0x1FFF_FE00_0000_0000UL;
 
     /// <summary>What this mirror assumes, in utd_mbuf_layout() order: size, offsets of buf_addr, data_off, refcnt,
     /// nb_segs, port, ol_flags, packet_type, pkt_len, data_len, vlan_tci, buf_len, pool, next, tx_offload, the
@@ -63,7 +66,7 @@ internal unsafe struct RteMbuf
         Off(b, &b->TxOffload),
         Headroom,
         (long)RxIpCksumMask, (long)RxIpCksumGood, (long)RxL4CksumMask, (long)RxL4CksumGood,
-        (long)TxIpv4, (long)TxIpCksum, (long)TxTcpCksum,
+        (long)TxIpv4, (long)TxIpCksum, (long)TxTcpCksum, (long)TxFlagsMask,
     ];
     }
 

@@ -83,6 +83,7 @@ UTD_EXPORT int utd_mbuf_layout(int64_t *out, int n)
 		(int64_t)RTE_MBUF_F_TX_IPV4,
 		(int64_t)RTE_MBUF_F_TX_IP_CKSUM,
 		(int64_t)RTE_MBUF_F_TX_TCP_CKSUM,
+		(int64_t)RTE_MBUF_F_TX_OFFLOAD_MASK,
 	};
 	int count = (int)(sizeof(v) / sizeof(v[0]));
 	for (int i = 0; i < n && i < count; i++)

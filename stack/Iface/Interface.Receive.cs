@@ -101,7 +101,7 @@ public sealed partial class Interface
         }
         if (icmp.Type == IcmpType.EchoRequest && icmp.Code == 0)
         {
-            ReplyToEcho(ip, icmp, nowUs);
+            if (AnswerEcho) ReplyToEcho(ip, icmp, nowUs);
             return;
         }
         if (!icmp.TryGetError(out IcmpErrorKind kind, out reason))

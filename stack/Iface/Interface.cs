@@ -18,6 +18,9 @@ namespace UserTcp.Stack.Iface;
 /// </remarks>
 public sealed partial class Interface : IArpOwner, IDisposable
 {
+    /// <summary>Answer ICMP echo requests. Off in all but one process of a group sharing a device (one reply, not N).</summary>
+    public bool AnswerEcho { get; set; } = true;
+
     private const int MaxBurst = 64;
     /// <summary>Room in front of a transport segment: Ethernet + IPv4 without options.</summary>
     public const int HeaderRoom = EthernetFrameView.HeaderLength + Ipv4HeaderView.MinHeaderLength;

@@ -55,6 +55,8 @@ public sealed partial class TcpConnection
         }
         _irs = seg.Seq;
         _rcvNxt = seg.Seq + 1;
+        // The window our SYN offered (unscaled) now has a left edge.
+        _rcvAdvEdge = _rcvNxt + (int)Math.Min(_rcv.Free, 65535);
         ApplySynOptions(seg.Options, weOffered: true);
         _lastRecvUs = nowUs;
         if (seg.Options.HasTimestamps && Has(ConnFlags.Timestamps)) { _tsRecent = seg.Options.TsVal; _tsRecentUs = nowUs; }
@@ -280,6 +282,15 @@ public sealed partial class TcpConnection
         }
 
         // Seventh: segment text (URG is not supported: urgent bytes are delivered inline).
+        if (!seg.Payload.IsEmpty && IsOrphan && State is TcpState.FinWait1 or TcpState.FinWait2
+            && seg.Seq + seg.Payload.Length > _rcvNxt)
+        {
+            // Nobody will ever read this: the application closed the socket. Abort and tell the peer, as Linux does
+            // (RFC 9293 §3.10.4 leaves it open; RFC 2525 §2.17 recommends the reset).
+            SendRst(seg.Ack, default, withAck: false, nowUs);
+            Terminate(SocketError.ConnectionAborted, nowUs);
+            return;
+        }
         if (!seg.Payload.IsEmpty)
         {
             if (State is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2)

@@ -33,13 +33,23 @@ public sealed partial class TcpConnection
         sent |= SendNewData(nowUs, force: false);
         if (!sent && (Has(ConnFlags.AckNow) || (_delAckAt != 0 && nowUs >= _delAckAt))) SendAck(nowUs);
 
-        // Persist (RFC 9293 §3.8.6.1): data waits, nothing is in flight to bring an ACK, so probe the window.
-        if (_rtoAt == 0 && _sndUna == _sndMax && DataEndSeq() > _sndNxt)
+        // Never leave data without a timer. Bytes in flight: the retransmission timer. Data waiting (or a rewound
+        // SND.NXT) with nothing in flight to bring an ACK: the persist timer probes the window (RFC 9293 §3.8.6.1)
+        // and, when it fires with room in the window, forces out what Nagle, SWS avoidance or cork held back.
+        if (_rtoAt == 0 && State != TcpState.TimeWait)
         {
-            Set(ConnFlags.Persist);
-            if (_firstLossUs == 0) _firstLossUs = nowUs;
-            _rtoAt = nowUs + _rtoUs;
-            ScheduleTimer();
+            if (_sndNxt > _sndUna)
+            {
+                _rtoAt = nowUs + _rtoUs;
+                ScheduleTimer();
+            }
+            else if (DataEndSeq() > _sndNxt || _sndMax > _sndUna)
+            {
+                Set(ConnFlags.Persist);
+                if (_firstLossUs == 0) _firstLossUs = nowUs;
+                _rtoAt = nowUs + _rtoUs;
+                ScheduleTimer();
+            }
         }
     }
 
@@ -200,8 +210,9 @@ public sealed partial class TcpConnection
         if (syn)
         {
             long w = Math.Min(free, 65535);
-            SeqNumber e = _rcvNxt + (int)w;
-            if (e > _rcvAdvEdge || _rcvAdvEdge == default) _rcvAdvEdge = e;
+            // In SYN-SENT RCV.NXT is not known yet: the edge is set when the SYN-ACK arrives (InputSynSent). A
+            // SYN-ACK is the first advertisement on its side, so it defines the edge.
+            if (State != TcpState.SynSent) _rcvAdvEdge = _rcvNxt + (int)w;
             return (ushort)w;
         }
         long cur = Math.Max(0, _rcvAdvEdge - _rcvNxt);

@@ -2,9 +2,9 @@ using System;
 
 namespace UserTcp.Stack.Tcp;
 
-// Timers. One entry per connection in the layer's timer heap, due at the earliest of its deadlines; deadlines that
-// move later (the RTO on every ACK, keepalive on every segment) do not touch the heap: when the entry fires early,
-// OnTimer finds nothing due and re-registers at the true deadline.
+// Timers. The connection is one node (it derives from TimerNode) in the layer's TimerWheel, due at the earliest of
+// its deadlines; deadlines that move later (the RTO on every ACK, keepalive on every segment) do not touch the
+// wheel: when the node fires early, OnTimer finds nothing due and re-registers at the true deadline.
 public sealed partial class TcpConnection
 {
     internal long NextDeadline()
@@ -22,7 +22,7 @@ public sealed partial class TcpConnection
     {
         long d = NextDeadline();
         if (d == long.MaxValue) return;
-        if (TimerIndex < 0 || d < TimerDue) _layer.ScheduleTimer(this, d);
+        if (!IsScheduled || d < DueUs) _layer.ScheduleTimer(this, d);
     }
 
     private void ArmWait(long dueUs)
@@ -136,7 +136,7 @@ public sealed partial class TcpConnection
             Terminate(SocketError.TimedOut, nowUs);
             return;
         }
-        if (DataEndSeq() <= _sndNxt) return; // nothing waiting any more
+        if (DataEndSeq() <= _sndNxt && _sndMax <= _sndUna) return; // nothing waiting any more
         bool sent = false;
         if (_sndWnd > (uint)(_sndNxt - _sndUna)) sent = SendNewData(nowUs, force: true);
         if (!sent)

@@ -18,7 +18,7 @@ namespace UserTcp.Stack.Tcp;
 /// ring offset is its sequence number minus the first data sequence still held.
 /// Buffers are rented lazily: an idle connection with nothing queued holds no ring block and no assembler.
 /// </summary>
-public sealed partial class TcpConnection
+public sealed partial class TcpConnection : TimerNode
 {
     private readonly TcpLayer _layer;
     internal TcpTuple Tuple;
@@ -73,8 +73,7 @@ public sealed partial class TcpConnection
     private long _lastRecvUs;
     private int _keepProbes;
     private int _unackedBytes;      // bytes received since our last ACK
-    internal long TimerDue;         // min of the above, as registered with the layer
-    internal int TimerIndex = -1;   // slot in the layer's timer heap
+    // The connection is its own node in the layer's TimerWheel (TimerNode base), due at the earliest deadline.
 
     // --- buffers ---
     private readonly ByteRing _snd;
@@ -198,6 +197,7 @@ public sealed partial class TcpConnection
         _irs = peerIsn;
         _rcvNxt = peerIsn + 1;
         ApplySynOptions(opt, weOffered: false);
+        _tsRecentUs = nowUs;
         _sndWnd = rawWindow; // never scaled in a SYN (RFC 7323 §2.2)
         _maxSndWnd = _sndWnd;
         _sndWl1 = peerIsn;
@@ -313,11 +313,11 @@ public sealed partial class TcpConnection
             case TcpState.CloseWait:
                 if (Has(ConnFlags.FinQueued)) { error = SocketError.BrokenPipe; return 0; }
                 break;
-            case TcpState.Closed:
             case TcpState.Listen:
                 error = SocketError.NotConnected;
                 return 0;
             default:
+                // CLOSED after a reset or timeout (error already reported), or our FIN sent: EPIPE, as Linux.
                 error = SocketError.BrokenPipe;
                 return 0;
         }
@@ -383,9 +383,7 @@ public sealed partial class TcpConnection
     /// of stream and arriving bytes are discarded (still acknowledged).</summary>
     public SocketError Shutdown(bool read, bool write, long nowUs)
     {
-        if (State is TcpState.Closed or TcpState.Listen or TcpState.SynSent && !write && !read)
-            return SocketError.NotConnected;
-        if (State == TcpState.Closed) return SocketError.NotConnected;
+        if (State is TcpState.Closed or TcpState.Listen) return SocketError.NotConnected;
         if (read)
         {
             Set(ConnFlags.ReadShutdown);
@@ -430,6 +428,7 @@ public sealed partial class TcpConnection
         UserHandle = -1;
         if (State is TcpState.Closed)
         {
+            _rcv.Clear();
             _layer.Release(this);
             return;
         }
@@ -481,37 +480,36 @@ public sealed partial class TcpConnection
     /// bytes queued).</summary>
     private bool Writable => _snd.Free > 0 && _snd.Free >= _snd.Count / 2;
 
+    /// <summary>epoll bits, following Linux's tcp_poll: HUP when both directions are shut (or closed), IN|RDHUP once
+    /// the receive side is shut (FIN or SHUT_RD), OUT when writable or once the send side is shut (a write then fails
+    /// at once instead of blocking), nothing for reading or writing while the handshake is in progress.</summary>
     public Readiness GetReadiness()
     {
         Readiness r = Readiness.None;
-        switch (State)
+        bool closed = State == TcpState.Closed;
+        bool rcvShut = closed || Has(ConnFlags.FinReceived) || Has(ConnFlags.ReadShutdown);
+        bool sndShut = closed || Has(ConnFlags.FinQueued);
+        if (rcvShut && sndShut) r |= Readiness.Hup;
+        if (rcvShut) r |= Readiness.In | Readiness.RdHup;
+        if (State is not (TcpState.SynSent or TcpState.SynReceived))
         {
-            case TcpState.SynSent:
-            case TcpState.SynReceived:
-                break;
-            case TcpState.Established:
-            case TcpState.CloseWait:
-                if (!Has(ConnFlags.FinQueued) && Writable) r |= Readiness.Out;
-                break;
-            case TcpState.Closed:
-                r |= Readiness.Hup | Readiness.Out;
-                break;
+            if (_rcv.Count > 0) r |= Readiness.In;
+            if (sndShut || Writable) r |= Readiness.Out;
         }
-        if (_rcv.Count > 0 || Has(ConnFlags.FinReceived) || Has(ConnFlags.ReadShutdown)) r |= Readiness.In;
-        if (Has(ConnFlags.FinReceived)) r |= Readiness.RdHup;
-        if (Has(ConnFlags.FinReceived) && Has(ConnFlags.FinQueued)) r |= Readiness.Hup;
         if (PendingError != SocketError.Success) r |= Readiness.Err;
-        if (State == TcpState.Closed) r |= Readiness.In | Readiness.RdHup;
         return r;
     }
 
     /// <summary>Tells the façade when readiness changed since the last report (edge detection, no allocation).</summary>
     internal void UpdateReadiness()
     {
+        // Without a handle (in the accept queue, or orphaned) nothing is reported or remembered, so the first
+        // report after accept() carries everything that happened before it.
+        if (UserHandle < 0) return;
         Readiness r = GetReadiness();
         if (r == _lastReadiness) return;
         _lastReadiness = r;
-        if (UserHandle >= 0) _layer.Events?.OnReadinessChanged(this, r);
+        _layer.Events?.OnReadinessChanged(this, r);
     }
 
     private SeqNumber DataStartSeq() => _sndUna == _iss ? _iss + 1 : _sndUna;
@@ -536,7 +534,10 @@ public sealed partial class TcpConnection
         State = TcpState.Closed;
         _snd.Clear();
         if (_ooo != null) { _ooo.Clear(); _layer.ReturnAssembler(_ooo); _ooo = null; }
-        _rcv.Clear();
+        // Bytes already received stay readable after a reset or timeout (Linux purges only the write queue): the
+        // application reads them, then sees the error, then end of stream. Out-of-order bytes are dropped.
+        if (IsOrphan) _rcv.Clear();
+        else { _rcv.ForgetOutOfOrderFrom(0); _rcv.ReleaseIfEmpty(); }
         _rtoAt = _delAckAt = _keepAt = _waitAt = 0;
         _scoreboard.Clear();
         _layer.Unlink(this);
@@ -584,4 +585,8 @@ public sealed partial class TcpConnection
     }
 
     public override string ToString() => $"{Tuple} {State}";
+
+    /// <summary>Diagnostics: the main sequence variables.</summary>
+    public string Describe() =>
+        $"{Tuple} {State} iss={_iss} una={_sndUna} nxt={_sndNxt} max={_sndMax} wnd={_sndWnd} cwnd={_cc?.Cwnd} irs={_irs} rcvNxt={_rcvNxt} edge={_rcvAdvEdge} queued={_snd.Count} readable={_rcv.Count} rto={_rtoAt} flags={_flags} backoff={_backoff}";
 }

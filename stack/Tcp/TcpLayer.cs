@@ -48,14 +48,13 @@ public enum TcpIcmpError
 /// The TCP layer of one stack: demultiplexing by 4-tuple, listeners, ports, ISNs and SYN cookies, stateless replies
 /// (RST, cookie SYN-ACK), and the timer heap. One thread drives it.
 /// </summary>
-public sealed class TcpLayer
+public sealed class TcpLayer : ITimerHandler
 {
     private readonly Dictionary<TcpTuple, TcpConnection> _table;
     private readonly Dictionary<ushort, TcpListener> _listeners = new();
     private readonly Dictionary<ushort, int> _portUsers = new();
     private readonly Stack<Assembler> _assemblers = new();
-    private TcpConnection?[] _heap;
-    private int _heapCount;
+    private readonly TimerWheel _wheel;
     private int _nextEphemeral;
     private long _challengeSecond = -1;
     private int _challengeCount;
@@ -63,6 +62,8 @@ public sealed class TcpLayer
 
     internal readonly IsnGenerator Isn;
     public TcpConfig Config { get; }
+    /// <summary>Set when several processes share the device: flows are claimed through it (null: all are ours).</summary>
+    public IFlowOwnership? Flows { get; set; }
     public StackCounters Counters { get; }
     public BufferPool Buffers { get; }
     public ITcpEvents? Events { get; set; }
@@ -79,7 +80,7 @@ public sealed class TcpLayer
         Buffers = buffers;
         Isn = new IsnGenerator(config.Seed);
         _table = new Dictionary<TcpTuple, TcpConnection>(config.ExpectedConnections);
-        _heap = new TcpConnection?[Math.Max(16, config.ExpectedConnections)];
+        _wheel = new TimerWheel(tickUs: 1000);
         _nextEphemeral = config.EphemeralPortFirst + (int)(config.Seed % (ulong)(config.EphemeralPortLast - config.EphemeralPortFirst + 1));
     }
 
@@ -140,6 +141,17 @@ public sealed class TcpLayer
             acquired = true;
         }
         var tuple = new TcpTuple(_tx.LocalAddress, localPort, remote, remotePort);
+        // Sharing the device with other processes: the tuple must be ours alone, or their stacks would take our
+        // SYN-ACK for a stray. An ephemeral port someone else holds with this peer: try the next one.
+        for (int tries = 0; Flows is { } flows && flows.Claim(tuple) != FlowOwner.Mine; tries++)
+        {
+            if (!acquired || tries > 64) { if (acquired) ReleasePort(localPort); error = SocketError.AddressInUse; return null; }
+            ReleasePort(localPort);
+            localPort = AllocateEphemeralPort();
+            if (localPort == 0) { error = SocketError.AddressNotAvailable; return null; }
+            AcquirePort(localPort);
+            tuple = new TcpTuple(_tx.LocalAddress, localPort, remote, remotePort);
+        }
         if (_table.TryGetValue(tuple, out TcpConnection? existing))
         {
             if (existing.State != TcpState.TimeWait)
@@ -193,8 +205,9 @@ public sealed class TcpLayer
         {
             if (_table.TryGetValue(c.Tuple, out TcpConnection? cur) && cur == c) _table.Remove(c.Tuple);
             c.InTable = false;
+            Flows?.Release(c.Tuple);
         }
-        if (c.TimerIndex >= 0) HeapRemove(c.TimerIndex);
+        _wheel.Cancel(c);
         if (c.OwnsPort)
         {
             c.OwnsPort = false;
@@ -295,10 +308,24 @@ public sealed class TcpLayer
                 return;
             }
         }
-        if (_listeners.TryGetValue(tuple.LocalPort, out TcpListener? l) && !l.Closed
-            && (l.Address.IsAny || l.Address == destination))
+        bool listening = _listeners.TryGetValue(tuple.LocalPort, out TcpListener? l) && !l.Closed
+            && (l.Address.IsAny || l.Address == destination);
+        if (Flows is { } flows)
         {
-            OnListenSegment(l, tuple, ref seg, nowUs);
+            // Several processes see this segment: a SYN to our listener claims the flow; anything else belongs to
+            // whoever claimed it, and a segment nobody owns is answered by the group's leader alone.
+            bool syn = seg.Has(TcpFlags.Syn) && !seg.Has(TcpFlags.Ack);
+            FlowOwner owner = syn && listening ? flows.Claim(tuple) : flows.Lookup(tuple);
+            if (owner == FlowOwner.Other || (owner == FlowOwner.Nobody && (!flows.IsLeader
+                || (syn && flows.GroupListens(tuple.LocalPort)))))
+            {
+                Counters.Drop(DropReason.TcpOtherProcess);
+                return;
+            }
+        }
+        if (listening)
+        {
+            OnListenSegment(l!, tuple, ref seg, nowUs);
             return;
         }
         Counters.Drop(DropReason.TcpNoSocket);
@@ -439,91 +466,35 @@ public sealed class TcpLayer
     }
 
     // --------------------------------------------------------------------------------------------------------
-    // Timers: a binary min-heap of connections keyed by TimerDue (index kept in the connection: no allocation).
+    // Timers: one TimerWheel node per connection (the connection itself), due at its earliest deadline.
     // --------------------------------------------------------------------------------------------------------
 
-    /// <summary>Earliest time any connection needs its timer run (<see cref="long.MaxValue"/> when none).</summary>
-    public long PollAt() => _heapCount == 0 ? long.MaxValue : _heap[0]!.TimerDue;
+    /// <summary>Earliest time any connection needs its timer run (<see cref="long.MaxValue"/> when none). May be up
+    /// to one wheel tick (1 ms) after the exact deadline, never before it.</summary>
+    public long PollAt() => _wheel.Count == 0 ? long.MaxValue : _wheel.NextDue();
 
     public void PollTimers(long nowUs)
     {
         NowUs = nowUs;
-        while (_heapCount > 0 && _heap[0]!.TimerDue <= nowUs)
+        _wheel.Advance(nowUs, this);
+    }
+
+    void ITimerHandler.OnTimer(TimerNode node, long nowUs)
+    {
+        var c = (TcpConnection)node;
+        c.OnTimer(nowUs);
+        // OnTimer re-registers itself when deadlines remain; catch a case it did not.
+        if (!c.IsScheduled && c.InTable)
         {
-            TcpConnection c = _heap[0]!;
-            HeapRemove(0);
-            c.OnTimer(nowUs);
-            // OnTimer re-registers itself when deadlines remain; catch a case it did not.
-            if (c.TimerIndex < 0 && c.InTable)
-            {
-                long d = c.NextDeadline();
-                if (d != long.MaxValue) ScheduleTimer(c, Math.Max(d, nowUs + 1));
-            }
+            long d = c.NextDeadline();
+            if (d != long.MaxValue) ScheduleTimer(c, Math.Max(d, nowUs + 1));
         }
     }
 
     internal void ScheduleTimer(TcpConnection c, long dueUs)
     {
         if (!c.InTable) return;
-        if (c.TimerIndex >= 0)
-        {
-            long old = c.TimerDue;
-            c.TimerDue = dueUs;
-            if (dueUs < old) SiftUp(c.TimerIndex); else SiftDown(c.TimerIndex);
-            return;
-        }
-        if (_heapCount == _heap.Length) Array.Resize(ref _heap, _heap.Length * 2); // grows with the connection count only
-        c.TimerDue = dueUs;
-        c.TimerIndex = _heapCount;
-        _heap[_heapCount++] = c;
-        SiftUp(c.TimerIndex);
-    }
-
-    private void HeapRemove(int i)
-    {
-        TcpConnection c = _heap[i]!;
-        c.TimerIndex = -1;
-        int last = --_heapCount;
-        if (i != last)
-        {
-            _heap[i] = _heap[last];
-            _heap[i]!.TimerIndex = i;
-            _heap[last] = null;
-            SiftDown(i);
-            SiftUp(i);
-        }
-        else _heap[last] = null;
-    }
-
-    private void SiftUp(int i)
-    {
-        while (i > 0)
-        {
-            int parent = (i - 1) / 2;
-            if (_heap[parent]!.TimerDue <= _heap[i]!.TimerDue) break;
-            Swap(i, parent);
-            i = parent;
-        }
-    }
-
-    private void SiftDown(int i)
-    {
-        while (true)
-        {
-            int l = 2 * i + 1, r = l + 1, m = i;
-            if (l < _heapCount && _heap[l]!.TimerDue < _heap[m]!.TimerDue) m = l;
-            if (r < _heapCount && _heap[r]!.TimerDue < _heap[m]!.TimerDue) m = r;
-            if (m == i) return;
-            Swap(i, m);
-            i = m;
-        }
-    }
-
-    private void Swap(int a, int b)
-    {
-        (_heap[a], _heap[b]) = (_heap[b], _heap[a]);
-        _heap[a]!.TimerIndex = a;
-        _heap[b]!.TimerIndex = b;
+        _wheel.Schedule(c, dueUs);
     }
 
     /// <summary>Looks a connection up by its tuple (tests, diagnostics).</summary>

@@ -64,8 +64,12 @@ internal sealed class IsnGenerator
     private static ulong Word0(in TcpTuple t) => (ulong)t.LocalAddress.Value << 32 | t.RemoteAddress.Value;
     private static ulong Word1(in TcpTuple t) => (ulong)t.LocalPort << 16 | t.RemotePort;
 
-    public SeqNumber Isn(in TcpTuple t, long nowUs) =>
-        new(unchecked((uint)_isnKey.Hash(Word0(t), Word1(t)) + (uint)(nowUs / 4)));
+    /// <summary>Tests only: a fixed ISN (e.g. just below 2^32 to exercise sequence wrap-around).</summary>
+    internal uint? FixedIsnForTests;
+
+    public SeqNumber Isn(in TcpTuple t, long nowUs) => FixedIsnForTests is uint fixedIsn
+        ? new SeqNumber(fixedIsn)
+        : new(unchecked((uint)_isnKey.Hash(Word0(t), Word1(t)) + (uint)(nowUs / 4)));
 
     /// <summary>Per-connection timestamp offset (Linux randomises TSval per connection the same way), so TSval
     /// leaks neither uptime nor the other connections' clocks.</summary>

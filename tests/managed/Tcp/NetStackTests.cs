@@ -106,6 +106,38 @@ public class NetStackTests
     }
 
     [Fact]
+    public void AcceptedSocketReportsDataThatArrivedBeforeAccept()
+    {
+        using var p = new StackPair();
+        var rec = new Recorder();
+        p.B.ReadinessListener = rec;
+        p.B.Open(out int l);
+        p.B.Bind(l, Ipv4Address.Any, 8080);
+        p.B.Listen(l, 4);
+        p.A.Open(out int c);
+        p.A.Connect(c, StackPair.AddrB, 8080);
+        Assert.True(p.RunUntil(() => p.B.GetReadiness(l) == Readiness.In, 1_000_000));
+        Assert.Contains(rec.Events, e => e.Item1 == l && e.Item2 == Readiness.In);
+        p.A.Send(c, new byte[] { 1, 2, 3 }, out _);
+        p.RunUntil(() => false, 100_000);
+        rec.Events.Clear();
+        Assert.Equal(SocketError.Success, p.B.Accept(l, out int s, out _, out _));
+        Assert.Contains(rec.Events, e => e.Item1 == s && (e.Item2 & Readiness.In) != 0);
+        Assert.Equal(SocketError.Success, p.A.Close(c, abort: true));
+        Assert.True(p.RunUntil(() => (p.B.GetReadiness(s) & Readiness.Err) != 0, 1_000_000));
+        // Linux order after a reset: bytes already received first, then the error, then end of stream.
+        Assert.Equal(3, p.B.Receive(s, new byte[10], false, out _));
+        Assert.Equal(0, p.B.Receive(s, new byte[10], false, out SocketError e1));
+        Assert.Equal(SocketError.ConnectionReset, e1);
+        Assert.Equal(0, p.B.Receive(s, new byte[10], false, out e1));
+        Assert.Equal(SocketError.Success, e1);
+        p.B.Close(s);
+        p.B.Close(l);
+        p.A.Close(c);
+        Assert.Equal(0, p.B.Buffers.OutstandingBlocks);
+    }
+
+    [Fact]
     public void ConnectToClosedPortIsRefused()
     {
         using var p = new StackPair();
@@ -116,6 +148,10 @@ public class NetStackTests
         Assert.Equal(SocketError.ConnectionRefused, err);
         p.A.GetError(c, out err);
         Assert.Equal(SocketError.Success, err); // cleared by reading
+        Assert.Equal(0, p.A.Send(c, new byte[1], out err));
+        Assert.Equal(SocketError.BrokenPipe, err);
+        Assert.Equal(0, p.A.Receive(c, new byte[1], false, out err));
+        Assert.Equal(SocketError.Success, err); // end of stream
         p.A.Close(c);
     }
 

@@ -62,3 +62,25 @@ public class TcpFaultMatrixTests
         if (corrupt > 0) Assert.True(net.A.Counters.Drops(DropReason.TcpBadChecksum) + net.B.Counters.Drops(DropReason.TcpBadChecksum) > 0);
     }
 }
+
+public class TcpSequenceWrapTests
+{
+    [Theory]
+    [InlineData(0xFFFF_F000u, true)]
+    [InlineData(0x7FFF_FF00u, false)]
+    public void TransferAcrossSequenceWrap(uint isn, bool sack)
+    {
+        var ca = new TcpConfig { Seed = 1, Sack = sack };
+        var cb = new TcpConfig { Seed = 2, Sack = sack };
+        using var net = new TcpTestNet(12, ca, cb);
+        net.A.Layer.Isn.FixedIsnForTests = isn;
+        net.B.Layer.Isn.FixedIsnForTests = isn - 100_000;
+        var (c, s) = TcpLayerTransferTests.Connect(net);
+        net.LossPercent = 3;
+        net.ReorderPercent = 3;
+        var data = new byte[1 << 20];
+        new Random(12).NextBytes(data);
+        Assert.Equal(data, TcpLayerTransferTests.Transfer(net, c, s, data, 600_000_000, closeAfter: false));
+        Assert.Equal(data, TcpLayerTransferTests.Transfer(net, s, c, data, 600_000_000));
+    }
+}

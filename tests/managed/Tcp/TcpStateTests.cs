@@ -119,6 +119,24 @@ public class TcpStateTests
     }
 
     [Fact]
+    public void ActiveOpenWindowStartsAtPeerIsn()
+    {
+        // Regression: the receive window's right edge must be anchored at RCV.NXT once the SYN-ACK arrives.
+        using var t = new TcpScript();
+        TcpConnection c = t.SynSent(out uint iss);
+        uint peer = 0x8000_0100; // far (in sequence space) from anything the SYN could have implied
+        t.Inject(TcpFlags.Syn | TcpFlags.Ack, peer, iss + 1, dstPort: c.LocalPort);
+        t.Expect(TcpFlags.Ack);
+        // Beyond the 64 KiB the SYN offered (no window scaling negotiated): not acceptable, answered with an ACK.
+        t.Inject(TcpFlags.Ack, peer + 1 + 70_000, iss + 1, dstPort: c.LocalPort, payload: new byte[10]);
+        Assert.Equal(peer + 1, t.Expect(TcpFlags.Ack).Ack);
+        Assert.Equal(0, c.BytesReadable);
+        // In order: accepted.
+        t.Inject(TcpFlags.Ack, peer + 1, iss + 1, dstPort: c.LocalPort, payload: new byte[10]);
+        Assert.Equal(10, c.BytesReadable);
+    }
+
+    [Fact]
     public void SynSentRstWithAcceptableAckRefuses_WithoutAckIgnored_BadAckGetsRst()
     {
         using var t = new TcpScript();
@@ -455,6 +473,19 @@ public class TcpStateTests
     }
 
     [Fact]
+    public void DataAfterCloseResetsConnection()
+    {
+        using var t = new TcpScript();
+        TcpConnection c = t.Established(out uint iss);
+        c.Close(false, t.NowUs);
+        t.Expect(TcpFlags.Fin | TcpFlags.Ack);
+        Assert.Equal(TcpState.FinWait1, c.State);
+        t.Inject(TcpFlags.Ack | TcpFlags.Psh, P + 1, iss + 2, payload: new byte[] { 1, 2 });
+        Assert.Equal(iss + 2, t.Expect(TcpFlags.Rst).Seq);
+        Assert.Equal(0, t.Layer.ConnectionCount);
+    }
+
+    [Fact]
     public void LingerZeroAborts()
     {
         using var t = new TcpScript();
@@ -603,5 +634,94 @@ public class TcpStateTests
         Assert.True(c.SlowStartThreshold <= before / 2 + 1000, $"ssthresh {c.SlowStartThreshold} cwnd before {before}");
         t.Inject(TcpFlags.Ack, P + 1, iss + 1 + 10_000);
         Assert.Equal(c.SlowStartThreshold, c.CongestionWindow);
+    }
+}
+
+public class TcpMoreStateTests
+{
+    private const uint P = TcpScript.PeerIss;
+
+    [Fact]
+    public void ReadinessFollowsLinuxPollRules()
+    {
+        using var t = new TcpScript();
+        TcpConnection c = t.SynSent(out uint iss);
+        Assert.Equal(Readiness.None, c.GetReadiness());
+        t.Inject(TcpFlags.Syn | TcpFlags.Ack, P, iss + 1, dstPort: c.LocalPort);
+        Assert.Equal(Readiness.Out, c.GetReadiness());
+        t.Inject(TcpFlags.Ack, P + 1, iss + 1, dstPort: c.LocalPort, payload: new byte[] { 1 });
+        Assert.Equal(Readiness.Out | Readiness.In, c.GetReadiness());
+        c.Shutdown(false, true, t.NowUs); // write side shut: OUT stays (writes fail at once)
+        Assert.Equal(Readiness.Out | Readiness.In, c.GetReadiness());
+        t.Inject(TcpFlags.Fin | TcpFlags.Ack, P + 2, iss + 2, dstPort: c.LocalPort);
+        Assert.Equal(Readiness.Out | Readiness.In | Readiness.RdHup | Readiness.Hup, c.GetReadiness());
+        t.Inject(TcpFlags.Rst, P + 3, 0, dstPort: c.LocalPort);
+    }
+
+    [Fact]
+    public void FragmentationNeededLowersMssAndResends()
+    {
+        using var t = new TcpScript();
+        TcpConnection c = t.Established(out uint iss, new TcpOptions { HasMss = true, Mss = 1460 });
+        c.Send(new byte[3000], t.NowUs, out _);
+        Sent first = t.Expect(TcpFlags.Ack);
+        Assert.Equal(1460, first.Payload.Length);
+        t.Out.Clear();
+        var quote = new byte[28];
+        quote[0] = 0x45; quote[9] = 6;
+        TcpScript.Us.Write(quote.AsSpan(12)); TcpScript.Peer.Write(quote.AsSpan(16));
+        quote[20] = 0; quote[21] = 80;
+        quote[22] = (byte)(t.PeerPort >> 8); quote[23] = (byte)t.PeerPort;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(quote.AsSpan(24), iss + 1);
+        t.Layer.ReceiveIcmpError(TcpIcmpError.FragmentationNeeded, quote, 1000, t.NowUs);
+        Assert.Equal(960, c.SendMss);
+        Sent again = t.Out.Dequeue();
+        Assert.Equal(iss + 1, again.Seq);
+        Assert.Equal(960, again.Payload.Length);
+    }
+
+    [Fact]
+    public void CorkHoldsPartialSegmentsUntilUncorked()
+    {
+        using var t = new TcpScript();
+        TcpConnection c = t.Established(out uint iss, new TcpOptions { HasMss = true, Mss = 1000 });
+        c.Cork = true;
+        c.Send(new byte[500], t.NowUs, out _);
+        t.ExpectNothing();
+        c.Send(new byte[700], t.NowUs, out _);
+        Assert.Equal(1000, t.Expect(TcpFlags.Ack).Payload.Length); // a full segment goes
+        t.ExpectNothing();                                          // the 200-byte tail waits
+        c.Cork = false;
+        c.Flush(t.NowUs);
+        t.ExpectNothing(); // uncorked, but Nagle still holds a small segment while data is unacknowledged (as Linux)
+        t.Inject(TcpFlags.Ack, P + 1, iss + 1 + 1000);
+        Assert.Equal(200, t.Expect(TcpFlags.Ack | TcpFlags.Psh).Payload.Length);
+    }
+}
+
+public class TcpWindowShrinkTests
+{
+    private const uint P = TcpScript.PeerIss;
+
+    [Fact]
+    public void WindowClosedWithDataInFlightIsProbedNotAbandoned()
+    {
+        using var t = new TcpScript();
+        TcpConnection c = t.Established(out uint iss, new TcpOptions { HasMss = true, Mss = 1000 });
+        c.Send(new byte[2000], t.NowUs, out _);
+        t.Expect(TcpFlags.Ack);
+        t.Expect(TcpFlags.Ack | TcpFlags.Psh);
+        // The peer acknowledges nothing new and closes its window (it shrank its buffer).
+        t.Inject(TcpFlags.Ack, P + 1, iss + 1, window: 0);
+        t.Out.Clear();
+        t.Advance(30_000_000);
+        Assert.True(t.Out.Count >= 3, "timeout then zero-window probes must keep coming");
+        Assert.All(t.Out, s => Assert.True(s.Payload.Length == 0, $"no data into a zero window: {s}"));
+        t.Out.Clear();
+        Assert.Equal(TcpState.Established, c.State);
+        t.Inject(TcpFlags.Ack, P + 1, iss + 1, window: 5000);
+        Sent d = t.Expect(TcpFlags.Ack);
+        Assert.Equal(iss + 1, d.Seq);
+        Assert.Equal(1000, d.Payload.Length);
     }
 }

@@ -1,0 +1,280 @@
+using System;
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using System.Threading;
+using UserTcp.Interpose.Native;
+using UserTcp.Stack;
+using UserTcp.Stack.Dpdk;
+using UserTcp.Stack.Phy;
+using UserTcp.Stack.Wire;
+
+namespace UserTcp.Interpose;
+
+/// <summary>
+/// This process's user-level stack and what drives it.
+///
+/// One <see cref="NetStack"/> per process over one device (DPDK from USERTCP_DEV, or a <see cref="DiscardDevice"/>
+/// when none is configured). The stack is single-threaded; <see cref="Gate"/> serialises every call into it.
+///
+/// Progress: the application's own calls drive the stack (each call polls it first), so a busy server makes no
+/// extra system calls. Blocking calls and epoll/poll waits keep polling while they wait, sleeping in steps that grow
+/// from nothing (right after traffic) to <see cref="IdlePollUs"/> (idle). A background thread does the same for the
+/// times no application thread is in a call, so ACKs, retransmissions and timers happen on time; it steps back while
+/// application threads are waiting.
+/// </summary>
+internal static unsafe class Engine
+{
+    internal static readonly object Gate = new();
+    internal static NetStack Stack = null!;
+    private static IDevice? s_device;
+    private static Thread? s_progress;
+    private static int s_waiters;
+    private static long s_lastActivityUs;
+    private static long s_lastRx, s_lastTx;
+    private static volatile bool s_stopping;
+
+    /// <summary>Longest sleep between polls while idle (µs).</summary>
+    internal static long IdlePollUs = 1000;
+    /// <summary>After this long without a packet (µs), the longest sleep grows to <see cref="DeepIdlePollUs"/>.</summary>
+    internal static long DeepIdleAfterUs = 200_000;
+    internal static long DeepIdlePollUs = 5_000;
+    /// <summary>After traffic, poll without sleeping for this long (µs): the next packet usually follows soon.</summary>
+    internal static long SpinUs = 50;
+
+    internal static bool HasDevice { get; private set; }
+    internal static string DeviceDescription { get; private set; } = "none";
+
+    private static readonly long s_ticksPerUs = Stopwatch.Frequency / 1_000_000;
+    internal static long NowUs => Stopwatch.GetTimestamp() / s_ticksPerUs;
+
+    /// <summary>This process's share of a device it runs on together with forked relatives (null: no sharing).</summary>
+    internal static FlowGroup? Group;
+
+    internal static long Start(ShimConfig* cfg, byte* groupArea)
+    {
+        var ip = new Ipv4Address(cfg->Ip);
+        MacAddress mac = MacAddress.Zero;
+        string macText = Utf8(cfg->Mac, 32);
+        if (macText.Length > 0 && !MacAddress.TryParse(macText, out mac))
+        {
+            Kernel.Log(0, $"USERTCP_MAC='{macText}' is not a MAC address");
+            return -Errno.EINVAL;
+        }
+        string dev = Utf8(cfg->Dev, 512);
+        string dpdkArgs = Utf8(cfg->DpdkArgs, 1024);
+        if (dev.Length == 0)
+        {
+            // A locally administered address derived from ours: unique enough on a wire nobody listens to.
+            if (macText.Length == 0) mac = new MacAddress(0x02_00_00_00_00_00UL | cfg->Ip);
+            s_device = new DiscardDevice(mac);
+            DeviceDescription = "none (USERTCP_DEV is not set: packets are discarded)";
+            Kernel.Log(2, "no USERTCP_DEV configured: user-stack sockets work locally but no packet leaves this process");
+        }
+        else
+        {
+            Group = FlowGroup.Join(groupArea);
+            long locked = LockDevice(dev);
+            if (locked < 0)
+            {
+                Group?.Leave();
+                Group = null;
+                return locked;
+            }
+            try
+            {
+                var eal = new DpdkEalConfig
+                {
+                    ExtraArgs = dpdkArgs.Length == 0 ? [] : dpdkArgs.Split(' ', StringSplitOptions.RemoveEmptyEntries),
+                    Warn = msg => Kernel.Log(1, msg),
+                };
+                s_device = DpdkDevice.Open(eal, new DpdkPortConfig { Device = dev });
+                HasDevice = true;
+                DeviceDescription = dev;
+            }
+            catch (Exception e) when (e is DpdkException or DllNotFoundException or InvalidOperationException)
+            {
+                Kernel.Log(0, $"cannot open USERTCP_DEV='{dev}': {e.Message}");
+                Group?.Leave();
+                Group = null;
+                return -Errno.ENODEV;
+            }
+        }
+        if (macText.Length > 0 && s_device.Capabilities.MacAddress != mac)
+            Kernel.Log(1, $"USERTCP_MAC={mac} differs from the device's {s_device.Capabilities.MacAddress}; using the device's");
+
+        Span<byte> seed = stackalloc byte[8];
+        RandomNumberGenerator.Fill(seed);
+        var config = new StackConfig
+        {
+            Interface = new Stack.Iface.InterfaceConfig
+            {
+                Address = ip,
+                PrefixLength = cfg->PrefixLength,
+                Gateway = new Ipv4Address(cfg->Gateway),
+            },
+            // SYN cookies complete a handshake without state, past the flow claims of a shared device: off there.
+            Tcp = new Stack.Tcp.TcpConfig { Seed = BitConverter.ToUInt64(seed), SynCookies = Group is null },
+        };
+        Stack = new NetStack(s_device, config) { ReadinessListener = Edges.Instance };
+        if (Group is not null)
+        {
+            Stack.Tcp.Flows = Group;
+            Stack.Interface.AnswerEcho = Group.IsLeader;
+        }
+        lock (Gate) Stack.Poll(NowUs);
+        s_progress = new Thread(ProgressLoop) { IsBackground = true, Name = "usertcp-progress" };
+        s_progress.Start();
+        Kernel.Log(2, $"user-level stack up: {ip}/{cfg->PrefixLength}, device {DeviceDescription}");
+        return 0;
+    }
+
+    private static System.IO.FileStream? s_deviceLock;
+
+    /// <summary>
+    /// One process per device. With af_packet every process on an interface receives a copy of every frame, so two
+    /// stacks on one device would both answer the same SYN. Until flows are shared out between processes, a second
+    /// process is refused with a message instead of corrupting connections. (nginx: worker_processes 1.)
+    /// </summary>
+    private static long LockDevice(string dev)
+    {
+        var key = new StringBuilder();
+        foreach (char ch in dev) key.Append(char.IsAsciiLetterOrDigit(ch) ? ch : '_');
+        string dir = System.IO.Directory.Exists("/run") ? "/run/usertcp" : "/tmp/usertcp";
+        string path = $"{dir}/{key}.lock", ownerPath = $"{dir}/{key}.owner";
+        try
+        {
+            System.IO.Directory.CreateDirectory(dir);
+            s_deviceLock = new System.IO.FileStream(path, System.IO.FileMode.OpenOrCreate, System.IO.FileAccess.ReadWrite,
+                System.IO.FileShare.None);
+            // Who holds it, and the family token its relatives may share it with (read without the lock).
+            System.IO.File.WriteAllText(ownerPath, $"{Environment.ProcessId}\n{Group?.Token.ToString("x") ?? "-"}\n");
+            return 0;
+        }
+        catch (System.IO.IOException)
+        {
+            string owner = "another process";
+            try
+            {
+                string[] text = System.IO.File.ReadAllText(ownerPath).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+                // Held by a relative (same family token, e.g. another nginx worker): share the device.
+                if (Group is not null && text.Length >= 2 && text[1] == Group.Token.ToString("x")) return 0;
+                if (text.Length >= 1) owner = "pid " + text[0];
+            }
+            catch (Exception) { }
+            Kernel.Log(0, $"USERTCP_DEV='{dev}' is already used by {owner}; a device is shared only by " +
+                          "processes forked from one parent (like nginx's workers). This process's user-stack sockets will fail with EBUSY.");
+            return -16; // EBUSY
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException)
+        {
+            Kernel.Log(0, $"cannot create the device lock {path}: {e.Message}");
+            return -Errno.EPERM;
+        }
+    }
+
+    private static string Utf8(byte* text, int max)
+    {
+        int n = 0;
+        while (n < max && text[n] != 0) n++;
+        return Encoding.UTF8.GetString(text, n);
+    }
+
+    /// <summary>
+    /// Counts readiness changes per stack handle, for edge-triggered epoll: a registration reports again when the
+    /// count moved since it last reported (new data after a drain, a new connection, the peer's FIN, ...).
+    /// </summary>
+    internal sealed class Edges : IReadinessListener
+    {
+        internal static readonly Edges Instance = new();
+        private int[] _counts = new int[1024];
+
+        public void OnReadinessChanged(int handle, Stack.Tcp.Readiness readiness)
+        {
+            if ((uint)handle >= (uint)_counts.Length) Array.Resize(ref _counts, Math.Max(handle + 1, _counts.Length * 2));
+            _counts[handle]++;
+        }
+
+        /// <summary>Caller holds Engine.Gate.</summary>
+        internal int Count(int handle) => (uint)handle < (uint)_counts.Length ? _counts[handle] : 0;
+    }
+
+    /// <summary>Polls the stack. Caller holds <see cref="Gate"/>.</summary>
+    internal static void PollLocked()
+    {
+        long now = NowUs;
+        Stack.Poll(now);
+        StackCounters c = Stack.Counters;
+        if (c.RxPackets != s_lastRx || c.TxPackets != s_lastTx)
+        {
+            s_lastRx = c.RxPackets;
+            s_lastTx = c.TxPackets;
+            s_lastActivityUs = now;
+        }
+    }
+
+    /// <summary>How long a waiter should sleep before polling again (µs), given when it must be back at the latest.</summary>
+    internal static long NextSleepUs(ref long backoffUs, long deadlineUs)
+    {
+        long now = NowUs;
+        long quietUs = now - Volatile.Read(ref s_lastActivityUs);
+        // Long quiet spells (no packet for DeepIdleAfterUs) poll less often: an idle server should cost ~nothing.
+        long cap = quietUs > DeepIdleAfterUs ? DeepIdlePollUs : IdlePollUs;
+        if (quietUs < SpinUs) backoffUs = 0;
+        else backoffUs = backoffUs == 0 ? 10 : Math.Min(backoffUs * 2, cap);
+        long sleep = backoffUs;
+        long pollAt;
+        lock (Gate) pollAt = Stack.PollAt();
+        if (pollAt != long.MaxValue) sleep = Math.Min(sleep, Math.Max(0, pollAt - now));
+        if (deadlineUs != long.MaxValue) sleep = Math.Min(sleep, Math.Max(0, deadlineUs - now));
+        return sleep;
+    }
+
+    /// <summary>A thread starts/ends waiting inside a blocking call (the progress thread steps back meanwhile).</summary>
+    internal static void EnterWait() => Interlocked.Increment(ref s_waiters);
+    internal static void ExitWait() => Interlocked.Decrement(ref s_waiters);
+
+    private static void ProgressLoop()
+    {
+        Kernel.BlockSignals(); // the application's signals are for the application's threads
+        long backoff = 0;
+        while (!s_stopping)
+        {
+            long sleep = NextSleepUs(ref backoff, long.MaxValue);
+            if (Volatile.Read(ref s_waiters) > 0) sleep = Math.Max(sleep, 10 * IdlePollUs);
+            if (sleep > 0) Kernel.SleepUs((nint)sleep);
+            else Thread.Yield();
+            lock (Gate)
+            {
+                PollLocked();
+                if (Group is not null) Stack.Interface.AnswerEcho = Group.IsLeader; // the leader may have changed
+            }
+        }
+    }
+
+    /// <summary>Process exit: every connection is closed (peers see FIN, or RST where data was left unread) and the
+    /// last segments are flushed before the device goes away.</summary>
+    internal static void Shutdown()
+    {
+        if (Stack is null) return;
+        s_stopping = true;
+        lock (Gate)
+        {
+            foreach ((int fd, UserSocket s) in FdTable.Snapshot())
+            {
+                if (s.Handle >= 0)
+                {
+                    Stack.Close(s.Handle);
+                    s.Handle = -1;
+                }
+            }
+            long end = NowUs + 50_000;
+            while (NowUs < end && Stack.PollAt() != long.MaxValue && HasDevice)
+            {
+                PollLocked();
+                Kernel.SleepUs(1000);
+            }
+            PollLocked();
+        }
+    }
+}

@@ -1,0 +1,131 @@
+using System.Collections.Generic;
+using UserTcp.Interpose.Native;
+
+namespace UserTcp.Interpose;
+
+/// <summary>
+/// poll and epoll_wait over a mix of kernel fds and user-stack fds. Each round polls the stack, answers the user fds
+/// from socket state, and asks the kernel about its fds with a timeout that is zero when something is already ready,
+/// else the next step of the waiting schedule (<see cref="Engine.NextSleepUs"/>) — so the process sleeps in the kernel
+/// while idle and still notices packets and timers.
+/// </summary>
+internal static unsafe class Multiplex
+{
+    internal static long Poll(PollFd* fds, nuint n, int timeoutMs, void* sigmask)
+    {
+        if (n > 1_048_576) return -Errno.EINVAL;
+        if (n > 0 && fds == null) return -Errno.EFAULT;
+        int count = (int)n;
+        bool[]? heap = count > 512 ? new bool[count] : null;
+        System.Span<bool> isUser = heap ?? stackalloc bool[count];
+        short[]? heapMasks = count > 512 ? new short[count] : null;
+        System.Span<short> userMask = heapMasks ?? stackalloc short[count];
+        for (int i = 0; i < count; i++) isUser[i] = FdTable.Get(fds[i].Fd) is not null;
+        long deadline = timeoutMs < 0 ? long.MaxValue : Engine.NowUs + timeoutMs * 1000L;
+        long backoff = 0;
+        bool waiting = false;
+        try
+        {
+            while (true)
+            {
+                int userReady = 0;
+                lock (Engine.Gate)
+                {
+                    Engine.PollLocked();
+                    for (int i = 0; i < count; i++)
+                    {
+                        if (!isUser[i]) continue;
+                        short mask = FdTable.Get(fds[i].Fd) is { } s
+                            ? (short)(s.PollMask() & (fds[i].Events | Interpose.Poll.Err | Interpose.Poll.Hup))
+                            : Interpose.Poll.Nval;
+                        userMask[i] = mask;
+                        if (mask != 0) userReady++;
+                    }
+                }
+                long sleep = userReady > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline);
+                // Hide user fds from the kernel (it would poll the placeholder): a negative fd is skipped.
+                for (int i = 0; i < count; i++) if (isUser[i]) fds[i].Fd = ~fds[i].Fd;
+                long r = Kernel.PPollUs(fds, n, (nint)sleep, sigmask);
+                int kernelReady = 0;
+                for (int i = 0; i < count; i++)
+                {
+                    if (isUser[i])
+                    {
+                        fds[i].Fd = ~fds[i].Fd;
+                        fds[i].Revents = userMask[i]; // the kernel zeroed the hidden entry
+                    }
+                    else if (fds[i].Revents != 0) kernelReady++;
+                }
+                if (r < 0 && r != -Errno.EINTR) return r;
+                if (userReady > 0) return userReady + kernelReady;
+                if (r == -Errno.EINTR) return r;
+                if (kernelReady > 0 || Engine.NowUs >= deadline)
+                {
+                    return kernelReady;
+                }
+                if (!waiting) { Engine.EnterWait(); waiting = true; }
+            }
+        }
+        finally
+        {
+            if (waiting) Engine.ExitWait();
+        }
+    }
+
+    internal static long EpollWait(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask)
+    {
+        if (max <= 0 || max > int.MaxValue / sizeof(EpollEvent)) return -Errno.EINVAL;
+        if (events == null) return -Errno.EFAULT;
+        long deadline = timeoutMs < 0 ? long.MaxValue : Engine.NowUs + timeoutMs * 1000L;
+        long backoff = 0;
+        bool waiting = false;
+        try
+        {
+            while (true)
+            {
+                int n = CollectUserEvents(epfd, events, max);
+                if (n == max) return n;
+                long sleep = n > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline);
+                long r = Kernel.EpollWaitUs(epfd, events + n, max - n, (nint)sleep, sigmask);
+                if (r < 0) return n > 0 ? n : r;
+                if (n + r > 0 || Engine.NowUs >= deadline) return n + r;
+                if (!waiting) { Engine.EnterWait(); waiting = true; }
+            }
+        }
+        finally
+        {
+            if (waiting) Engine.ExitWait();
+        }
+    }
+
+    private static int CollectUserEvents(int epfd, EpollEvent* events, int max)
+    {
+        int n = 0;
+        lock (EpollSets.Gate)
+        lock (Engine.Gate)
+        {
+            Engine.PollLocked();
+            List<EpollSets.Registration>? set = EpollSets.Get(epfd);
+            if (set is null) return 0;
+            foreach (EpollSets.Registration reg in set)
+            {
+                if (n == max) break;
+                if (reg.Disarmed) continue;
+                uint mask = (uint)(ushort)reg.Socket.PollMask() & (reg.Events | (uint)Interpose.Poll.Err | (uint)Interpose.Poll.Hup);
+                if (mask == 0) continue;
+                // Edge-triggered: report once per change of the socket's readiness (stack edges + our own changes).
+                if ((reg.Events & Interpose.Poll.EpollEt) != 0)
+                {
+                    UserSocket s = reg.Socket;
+                    int h = s.Group?.Handle ?? s.Handle;
+                    int key = reg.Socket.ReadinessVersion * 7919 + (h >= 0 ? Engine.Edges.Instance.Count(h) : 0);
+                    if (reg.ReportedVersion == key) continue;
+                    reg.ReportedVersion = key;
+                }
+                if ((reg.Events & Interpose.Poll.EpollOneShot) != 0) reg.Disarmed = true;
+                events[n++] = new EpollEvent { Events = mask, Data = reg.Data };
+            }
+        }
+        return n;
+    }
+}

@@ -1,0 +1,246 @@
+using System;
+using System.Runtime.InteropServices;
+using UserTcp.Interpose.Native;
+using UserTcp.Stack;
+
+namespace UserTcp.Interpose;
+
+/// <summary>struct iovec.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct IoVec
+{
+    public byte* Base;
+    public nuint Length;
+}
+
+/// <summary>struct msghdr (x86-64).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct MsgHdr
+{
+    public void* Name;
+    public uint NameLength;
+    public IoVec* Iov;
+    public nuint IovLength;
+    public void* Control;
+    public nuint ControlLength;
+    public int Flags;
+}
+
+/// <summary>read/recv/write/send and their vector forms, sendfile.</summary>
+internal static unsafe partial class SocketCalls
+{
+    private const int MaxIov = 1024;
+
+    private struct ReceiveAttempt : IAttempt
+    {
+        public int Handle;
+        public IoVec* Iov;
+        public int Count;
+        public bool Peek;
+
+        public long Try()
+        {
+            long total = 0;
+            for (int i = 0; i < Count; i++)
+            {
+                if (Iov[i].Length == 0) continue;
+                int want = (int)Math.Min(Iov[i].Length, int.MaxValue);
+                int n = Engine.Stack.Receive(Handle, new Span<byte>(Iov[i].Base, want), Peek, out SocketError e);
+                if (e != SocketError.Success)
+                {
+                    if (total > 0) return total;
+                    return e == SocketError.WouldBlock ? -Errno.EAGAIN : -ErrnoMap.From(e);
+                }
+                total += n;
+                if (n < want || Peek) break; // drained (or end of stream); a peek looks at the first buffer only
+            }
+            return total;
+        }
+    }
+
+    internal static long Receive(int fd, IoVec* iov, int count, int flags)
+    {
+        if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
+        if (count < 0 || count > MaxIov) return -Errno.EINVAL;
+        if (count > 0 && iov == null) return -Errno.EFAULT;
+        if ((flags & MSG_OOB) != 0) return -Errno.EINVAL; // no urgent data is ever kept out of band
+        if (s.State != SocketState.Connected)
+            return s.State == SocketState.Unconnected && (s.ShutdownBits & 1) != 0 ? 0 : -Errno.ENOTCONN;
+        long want = 0;
+        for (int i = 0; i < count; i++) want += (long)iov[i].Length;
+        if (want == 0) return 0;
+        bool nonBlocking = s.NonBlocking || (flags & MSG_DONTWAIT) != 0;
+        var a = new ReceiveAttempt { Handle = s.Handle, Iov = iov, Count = count, Peek = (flags & MSG_PEEK) != 0 };
+        long r = Blocking.Run(ref a, nonBlocking, s.Options.ReceiveTimeoutUs);
+        if (r <= 0 || (flags & MSG_WAITALL) == 0 || a.Peek || nonBlocking || r >= want) return r;
+        // MSG_WAITALL: keep reading until the request is full, the stream ends, an error, a timeout or a signal.
+        long got = r;
+        IoVec* rest = stackalloc IoVec[count];
+        while (got < want)
+        {
+            int k = Remaining(iov, count, got, rest);
+            a.Iov = rest;
+            a.Count = k;
+            long more = Blocking.Run(ref a, false, s.Options.ReceiveTimeoutUs);
+            if (more <= 0) break;
+            got += more;
+        }
+        return got;
+    }
+
+    /// <summary>The part of an iovec array after the first <paramref name="skip"/> bytes.</summary>
+    private static int Remaining(IoVec* iov, int count, long skip, IoVec* into)
+    {
+        int k = 0;
+        for (int i = 0; i < count; i++)
+        {
+            if (skip >= (long)iov[i].Length) { skip -= (long)iov[i].Length; continue; }
+            into[k].Base = iov[i].Base + skip;
+            into[k].Length = iov[i].Length - (nuint)skip;
+            skip = 0;
+            k++;
+        }
+        return k;
+    }
+
+    private struct SendAttempt : IAttempt
+    {
+        public int Handle;
+        public IoVec* Iov;
+        public int Count;
+
+        public long Try()
+        {
+            long total = 0;
+            for (int i = 0; i < Count; i++)
+            {
+                if (Iov[i].Length == 0) continue;
+                int want = (int)Math.Min(Iov[i].Length, int.MaxValue);
+                int n = Engine.Stack.Send(Handle, new ReadOnlySpan<byte>(Iov[i].Base, want), out SocketError e);
+                if (e != SocketError.Success && n == 0)
+                {
+                    if (total > 0) return total;
+                    return e == SocketError.WouldBlock ? -Errno.EAGAIN : -ErrnoMap.From(e);
+                }
+                total += n;
+                if (n < want) break;
+            }
+            return total;
+        }
+    }
+
+    internal static long Send(int fd, IoVec* iov, int count, int flags)
+    {
+        if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
+        if (count < 0 || count > MaxIov) return -Errno.EINVAL;
+        if (count > 0 && iov == null) return -Errno.EFAULT;
+        if ((flags & MSG_OOB) != 0) return -Errno.EOPNOTSUPP;
+        long r;
+        if (s.State != SocketState.Connected)
+        {
+            r = -Errno.EPIPE; // Linux: sending on a TCP socket that is not connected is EPIPE (and SIGPIPE)
+        }
+        else
+        {
+            long want = 0;
+            for (int i = 0; i < count; i++) want += (long)iov[i].Length;
+            if (want == 0) return 0;
+            bool nonBlocking = s.NonBlocking || (flags & MSG_DONTWAIT) != 0;
+            var a = new SendAttempt { Handle = s.Handle, Iov = iov, Count = count };
+            r = Blocking.Run(ref a, nonBlocking, s.Options.SendTimeoutUs);
+            if (r > 0 && r < want && !nonBlocking)
+            {
+                // A blocking send on a stream socket sends everything unless a signal or timeout cuts it short.
+                long sent = r;
+                IoVec* rest = stackalloc IoVec[count];
+                while (sent < want)
+                {
+                    a.Count = Remaining(iov, count, sent, rest);
+                    a.Iov = rest;
+                    long more = Blocking.Run(ref a, false, s.Options.SendTimeoutUs);
+                    if (more <= 0) break;
+                    sent += more;
+                }
+                r = sent;
+            }
+        }
+        if (r == -Errno.EPIPE && (flags & MSG_NOSIGNAL) == 0) Kernel.RaiseSigpipe();
+        return r;
+    }
+
+    internal static long Receive1(int fd, byte* buf, nuint n, int flags)
+    {
+        IoVec v = new() { Base = buf, Length = n };
+        if (n > 0 && buf == null) return -Errno.EFAULT;
+        return Receive(fd, &v, 1, flags);
+    }
+
+    internal static long Send1(int fd, byte* buf, nuint n, int flags)
+    {
+        IoVec v = new() { Base = buf, Length = n };
+        if (n > 0 && buf == null) return -Errno.EFAULT;
+        return Send(fd, &v, 1, flags);
+    }
+
+    internal static long ReceiveMsg(int fd, MsgHdr* msg, int flags)
+    {
+        if (msg == null) return -Errno.EFAULT;
+        if (msg->IovLength > MaxIov) return -Errno.EMSGSIZE;
+        long r = Receive(fd, msg->Iov, (int)msg->IovLength, flags);
+        if (r >= 0)
+        {
+            msg->NameLength = 0;     // TCP does not report a source address per read
+            msg->ControlLength = 0;  // no ancillary data
+            msg->Flags = 0;
+        }
+        return r;
+    }
+
+    internal static long SendMsg(int fd, MsgHdr* msg, int flags)
+    {
+        if (msg == null) return -Errno.EFAULT;
+        if (msg->IovLength > MaxIov) return -Errno.EMSGSIZE;
+        return Send(fd, msg->Iov, (int)msg->IovLength, flags);
+    }
+
+    [ThreadStatic] private static byte[]? t_fileChunk;
+
+    /// <summary>sendfile(2) from a kernel file to a user socket: the file is read with pread at the given (or current)
+    /// offset and handed to the stack; the offset advances by what the socket took.</summary>
+    internal static long SendFile(int outFd, int inFd, long* offset, nuint count)
+    {
+        if (FdTable.Get(outFd) is not { } s) return -Errno.EBADF;
+        long pos = offset != null ? *offset : Kernel.LSeek(inFd, 0, 1 /* SEEK_CUR */);
+        if (pos < 0) return pos == -Errno.ESPIPE ? -Errno.EINVAL : pos;
+        if (count == 0) return 0;
+        byte[] chunk = t_fileChunk ??= new byte[64 * 1024];
+        long sent = 0;
+        fixed (byte* buf = chunk)
+        {
+            while ((nuint)sent < count)
+            {
+                int want = (int)Math.Min((long)(count - (nuint)sent), chunk.Length);
+                long got = Kernel.PRead(inFd, buf, (nuint)want, (nint)(pos + sent));
+                if (got < 0) { if (sent == 0) return got; break; }
+                if (got == 0) break; // end of file
+                // After the first chunk only take what fits without waiting, like the kernel's sendfile on a
+                // non-blocking socket; a blocking socket waits for room for the first chunk.
+                int flags = sent > 0 ? MSG_DONTWAIT | MSG_NOSIGNAL : 0;
+                long n = Send1(outFd, buf, (nuint)got, flags);
+                if (n < 0) { if (sent == 0) return n; break; }
+                sent += n;
+                if (n < got) break;
+            }
+        }
+        if (offset != null) *offset = pos + sent;
+        else Kernel.LSeek(inFd, (nint)(pos + sent), 0 /* SEEK_SET */);
+        return sent;
+    }
+
+    internal static long CheckIov(void* iov, int count)
+    {
+        if (count < 0 || count > MaxIov) return -Errno.EINVAL;
+        if (count > 0 && iov == null) return -Errno.EFAULT;
+        return 0;
+    }
+}

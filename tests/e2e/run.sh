@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# End-to-end: unmodified programs on usertcp over the test network (DPDK net_af_packet on a veth), against kernel
+# programs on the other side. Each case prints "ok NAME" or "FAIL NAME: why"; the last line counts them.
+# Needs root, DPDK, nginx, curl, wrk, python3 (make setup). Creates and always removes its own namespaces.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+lib=$(pwd)/build/libusertcp.so
+suffix=e$$
+cli=ut-cli$suffix srv=ut-srv$suffix
+work=$(mktemp -d /tmp/usertcp-e2e-XXXXXX)
+chmod 755 "$work"
+passed=0 failed=0
+cleanup() {
+  for p in "$work"/*/nginx.pid; do [ -s "$p" ] && kill "$(cat "$p")" 2>/dev/null; done
+  pkill -f "$work" 2>/dev/null
+  scripts/testnet.sh down --suffix "$suffix" >/dev/null 2>&1
+  rm -rf "$work"
+}
+trap cleanup EXIT
+ok() { echo "ok $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+on_user() { ip netns exec "$srv" env LD_PRELOAD="$lib" USERTCP_IP=198.18.0.2/24 USERTCP_DEV=net_af_packet0,iface=ut-srv0 \
+  USERTCP_DPDK_ARGS="--log-level=*:error" "$@"; }
+on_kernel_cli() { ip netns exec "$cli" "$@"; }
+
+scripts/testnet.sh up --suffix "$suffix" >/dev/null || { echo "FAIL testnet: cannot create namespaces"; echo "e2e: 0 passed, 1 failed"; exit 1; }
+mkdir -p "$work/www"
+for size in 64 4096 1048576 10485760; do head -c $size /dev/urandom > "$work/www/f$size.bin"; done
+echo "hello" > "$work/www/index.html"
+
+nginx_conf() { # dir listen
+  mkdir -p "$1/tmp"
+  cat > "$1/nginx.conf" <<CONF
+user root;
+worker_processes 1;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off; sendfile on; tcp_nopush on; keepalive_timeout 30;
+  client_body_temp_path $1/tmp; proxy_temp_path $1/tmp; fastcgi_temp_path $1/tmp; uwsgi_temp_path $1/tmp; scgi_temp_path $1/tmp;
+  server { listen $2; root $work/www; }
+}
+CONF
+}
+wait_http() { for _ in $(seq 100); do "$@" && return 0; sleep 0.1; done; return 1; }
+
+# 1. nginx on usertcp, curl on the kernel: files from 64 B to 10 MB intact, keep-alive, HEAD, 404.
+nginx_conf "$work/ngx" 80
+on_user /usr/sbin/nginx -p "$work/ngx" -c "$work/ngx/nginx.conf"
+if wait_http on_kernel_cli curl -s -m 1 -o /dev/null http://198.18.0.2/index.html; then
+  all=1
+  for size in 64 4096 1048576 10485760; do
+    on_kernel_cli curl -sS -m 30 "http://198.18.0.2/f$size.bin" -o "$work/got$size" 2>"$work/curl.err"
+    cmp -s "$work/got$size" "$work/www/f$size.bin" || { all=0; fail "nginx-usertcp-file-$size" "$(cat "$work/curl.err") $(cmp "$work/got$size" "$work/www/f$size.bin" 2>&1)"; }
+  done
+  [ $all = 1 ] && ok "nginx-on-usertcp: files 64 B..10 MB fetched intact by curl on the kernel"
+  n=$(on_kernel_cli curl -sS -m 10 -w '%{num_connects}\n' -o /dev/null -o /dev/null "http://198.18.0.2/index.html" "http://198.18.0.2/f4096.bin" | awk '{s+=$1} END {print s}')
+  [ "$n" = 1 ] && ok "nginx-on-usertcp: keep-alive (two requests, one connection)" || fail "nginx-keepalive" "connections opened: $n"
+  code=$(on_kernel_cli curl -s -m 5 -o /dev/null -w '%{http_code}' http://198.18.0.2/missing)
+  [ "$code" = 404 ] && ok "nginx-on-usertcp: 404 for a missing file" || fail "nginx-404" "got $code"
+  out=$(on_kernel_cli wrk -t1 -c20 -d2s http://198.18.0.2/f4096.bin 2>&1)
+  rps=$(echo "$out" | awk '/^Requests\/sec/{print int($2)}')
+  if [ "${rps:-0}" -gt 1000 ] && ! echo "$out" | grep -q "Socket errors\|Non-2xx"; then ok "nginx-on-usertcp: wrk 20 connections, $rps req/s, no errors"
+  else fail "nginx-wrk" "$(echo "$out" | tail -4 | tr '\n' ' ')"; fi
+  w=$(pgrep -P "$(cat "$work/ngx/nginx.pid")" | head -1)
+  m=$(cat "$work/ngx/nginx.pid")
+  [ "$(awk '/^Threads:/{print $2}' /proc/$m/status)" = 1 ] && ok "nginx master never started the runtime (1 thread)" || fail "nginx-master-threads" "master has $(awk '/^Threads:/{print $2}' /proc/$m/status) threads"
+  kill -QUIT "$m"
+  for _ in $(seq 50); do [ -e "$work/ngx/nginx.pid" ] || break; sleep 0.1; done
+  [ -e "$work/ngx/nginx.pid" ] && fail "nginx-quit" "graceful quit did not finish" || ok "nginx on usertcp: graceful quit"
+else
+  fail "nginx-on-usertcp" "no answer: $(cat "$work/ngx/error.log" 2>/dev/null | tail -3)"
+fi
+
+# 2. usertcp as the client: curl and wrk under LD_PRELOAD against a kernel nginx.
+nginx_conf "$work/kngx" 198.18.0.1:8080
+on_kernel_cli /usr/sbin/nginx -p "$work/kngx" -c "$work/kngx/nginx.conf"
+sleep 0.3
+on_user curl -sS -m 30 http://198.18.0.1:8080/f10485760.bin -o "$work/client10m" 2>"$work/curl.err"
+cmp -s "$work/client10m" "$work/www/f10485760.bin" && ok "curl on usertcp: 10 MB from a kernel nginx intact" || fail "curl-client" "$(cat "$work/curl.err")"
+out=$(on_user wrk -t1 -c10 -d2s http://198.18.0.1:8080/index.html 2>&1)
+rps=$(echo "$out" | awk '/^Requests\/sec/{print int($2)}')
+if [ "${rps:-0}" -gt 1000 ] && ! echo "$out" | grep -q "Socket errors\|Non-2xx"; then ok "wrk on usertcp: $rps req/s against a kernel nginx, no errors"
+else fail "wrk-client" "$(echo "$out" | tail -4 | tr '\n' ' ')"; fi
+kill "$(cat "$work/kngx/nginx.pid")" 2>/dev/null
+
+# 3. python3's http.server on usertcp.
+( cd "$work/www" && on_user timeout 30 python3 -m http.server 8000 >"$work/py.log" 2>&1 ) &
+if wait_http on_kernel_cli curl -s -m 1 -o /dev/null http://198.18.0.2:8000/index.html; then
+  on_kernel_cli curl -sS -m 20 http://198.18.0.2:8000/f1048576.bin -o "$work/py1m"
+  cmp -s "$work/py1m" "$work/www/f1048576.bin" && ok "python3 http.server on usertcp: 1 MB intact" || fail "python-http" "content differs"
+else
+  fail "python-http" "no answer: $(tail -3 "$work/py.log")"
+fi
+pkill -f "http.server 8000" 2>/dev/null
+
+# 4. A closed port answers RST: the kernel's connect fails at once with ECONNREFUSED (needs a running stack: nginx).
+nginx_conf "$work/ngx2" 80
+on_user /usr/sbin/nginx -p "$work/ngx2" -c "$work/ngx2/nginx.conf"
+wait_http on_kernel_cli curl -s -m 1 -o /dev/null http://198.18.0.2/index.html
+res=$(on_kernel_cli python3 -c "
+import socket
+s=socket.socket(); s.settimeout(3)
+try: s.connect(('198.18.0.2', 9)); print('connected')
+except ConnectionRefusedError: print('refused')
+except Exception as e: print(type(e).__name__)")
+[ "$res" = refused ] && ok "closed port on usertcp: connection refused (RST)" || fail "closed-port" "$res"
+kill "$(cat "$work/ngx2/nginx.pid")" 2>/dev/null
+
+echo "e2e: $passed passed, $failed failed"
+[ $failed = 0 ]
