@@ -178,7 +178,7 @@ internal static class IdleMemory
         Console.WriteLine($"  {conn,5} B  TcpConnection");
         int total = conn;
         // Objects a connection owns alone: every non-null reference field except links to shared objects.
-        var shared = new HashSet<string> { "_layer", "Listener", "NextInQueue", "_ooo" };
+        var shared = new HashSet<string> { "_layer", "Listener", "NextInQueue", "_ooo", "Wheel", "Owner", "Next", "Prev" };
         foreach (FieldInfo f in typeof(TcpConnection).GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic))
         {
             if (f.FieldType.IsValueType || shared.Contains(f.Name) || f.GetValue(sample) is not { } o) continue;
