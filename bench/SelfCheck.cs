@@ -46,6 +46,12 @@ internal static class SelfCheck
             failures += Measure($"open+close ({m})", 2_000, 1, b.OpenClose, mustNotAllocate: false);
             b.Cleanup();
         }
+        {
+            var b = new NetStackConnectBenchmarks();
+            b.Setup();
+            failures += Measure("netstack open+close", 2_000, 1, b.OpenClose, mustNotAllocate: false);
+            b.Cleanup();
+        }
         Console.WriteLine(failures == 0 ? "selfcheck: ok" : $"selfcheck: {failures} failure(s)");
         return failures == 0 ? 0 : 1;
     }
