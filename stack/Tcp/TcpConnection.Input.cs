@@ -76,6 +76,7 @@ public sealed partial class TcpConnection
             _cc.Mss = _mss;
             State = TcpState.Established;
             Set(ConnFlags.AckNow);
+            EnterQuickAck();
             ArmKeepalive(nowUs);
             if (!seg.Payload.IsEmpty || seg.Has(TcpFlags.Fin))
             {
@@ -220,6 +221,7 @@ public sealed partial class TcpConnection
             _sndWl2 = seg.Ack;
             _waitAt = 0;
             layer.Counters.TcpPassiveOpens++;
+            EnterQuickAck();
             ArmKeepalive(nowUs);
             if (Has(ConnFlags.FinQueued)) State = TcpState.FinWait1;
             Listener?.OnChildEstablished(this);
@@ -487,7 +489,9 @@ public sealed partial class TcpConnection
             _rcvNxt += n;
             _unackedBytes += n;
             // Delayed ACK: at least every second full-sized segment (RFC 5681 §4.2); otherwise within the timer.
-            if (_unackedBytes >= 2 * _peerMss) Set(ConnFlags.AckNow);
+            // In quick-ACK mode (start of the connection) every segment is acknowledged at once.
+            if (_quickAcks > 0) { _quickAcks--; Set(ConnFlags.AckNow); }
+            else if (_unackedBytes >= 2 * _peerMss) Set(ConnFlags.AckNow);
             else if (_delAckAt == 0) { _delAckAt = nowUs + _layer.Config.DelayedAckUs; ScheduleTimer(); }
             return;
         }

@@ -73,6 +73,7 @@ public sealed partial class TcpConnection : TimerNode
     private long _lastRecvUs;
     private int _keepProbes;
     private int _unackedBytes;      // bytes received since our last ACK
+    private byte _quickAcks;        // in-order segments still to be acknowledged at once (Linux quick-ACK mode)
     // The connection is its own node in the layer's TimerWheel (TimerNode base), due at the earliest deadline.
 
     // --- buffers ---
@@ -234,8 +235,14 @@ public sealed partial class TcpConnection : TimerNode
         State = TcpState.Established;
         _lastRecvUs = nowUs;
         _layer.Counters.TcpPassiveOpens++;
+        EnterQuickAck();
         ArmKeepalive(nowUs);
     }
+
+    /// <summary>Linux starts a connection in quick-ACK mode: the first in-order segments (up to 16, or half the
+    /// receive window in segments) are acknowledged at once so the peer's slow start and Nagle are not held back by
+    /// the delayed-ACK timer.</summary>
+    private void EnterQuickAck() => _quickAcks = (byte)Math.Clamp(_rcv.Capacity / (2 * Math.Max(_peerMss, 1)), 2, 16);
 
     private void InheritOptions(TcpListener l)
     {

@@ -180,23 +180,27 @@ public class NetStackTests
         Assert.Equal(SocketError.BadHandle, p.B.Close(e));
     }
 
-    public static TheoryData<string, double, double, double, double, int> FaultCases => new()
+    public static TheoryData<string, double, double, double, double, int, int> FaultCases => new()
     {
-        { "clean", 0, 0, 0, 0, 1 },
-        { "loss1", 1, 0, 0, 0, 2 },
-        { "loss5", 5, 0, 0, 0, 3 },
-        { "loss10", 10, 0, 0, 0, 4 },
-        { "reorder", 0, 5, 0, 0, 5 },
-        { "duplicate", 0, 0, 5, 0, 6 },
-        { "corrupt", 0, 0, 0, 2, 7 },
+        // name, loss %, reorder %, duplicate %, corrupt %, socket buffer size, seed
+        { "clean", 0, 0, 0, 0, 256 * 1024, 1 },
+        { "loss1", 1, 0, 0, 0, 256 * 1024, 2 },
+        { "loss5", 5, 0, 0, 0, 256 * 1024, 3 },
+        { "loss10", 10, 0, 0, 0, 256 * 1024, 4 },
+        { "reorder", 0, 5, 0, 0, 256 * 1024, 5 },
+        { "duplicate", 0, 0, 5, 0, 256 * 1024, 6 },
+        { "corrupt", 0, 0, 0, 2, 256 * 1024, 7 },
+        { "smallwindow-loss2", 2, 2, 0, 0, 4096, 8 },
+        { "largewindow-loss1", 1, 1, 1, 0, 1 << 20, 9 },
     };
 
     [Theory]
     [MemberData(nameof(FaultCases))]
-    public void OneMegabyteBothWaysOverMemoryLink(string name, double loss, double reorder, double dup, double corrupt, int seed)
+    public void OneMegabyteBothWaysOverMemoryLink(string name, double loss, double reorder, double dup, double corrupt, int buffer, int seed)
     {
         var faults = new FaultConfig { DelayUs = 100, LossPercent = loss, ReorderPercent = reorder, DuplicatePercent = dup, CorruptPercent = corrupt };
-        using var p = new StackPair(faults, seed);
+        TcpConfig Cfg(ulong s) => new() { Seed = s, SendBufferSize = buffer, ReceiveBufferSize = buffer };
+        using var p = new StackPair(faults, seed, Cfg(1), Cfg(2));
         var (l, c, s) = Connect(p);
         var data = new byte[1 << 20];
         new Random(seed).NextBytes(data);

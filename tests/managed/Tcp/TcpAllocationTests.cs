@@ -58,8 +58,11 @@ public class TcpAllocationTests
         pump.Target += 16 << 20;
         long segBefore = p.A.Counters.TcpSegmentsOut + p.B.Counters.TcpSegmentsOut;
         long before = GC.GetAllocatedBytesForCurrentThread();
+        long ticks = System.Diagnostics.Stopwatch.GetTimestamp();
         bool done = p.RunUntil(step, 1_000_000_000);
+        double seconds = System.Diagnostics.Stopwatch.GetElapsedTime(ticks).TotalSeconds;
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        _out.WriteLine($"16 MiB through both stacks (one thread, both ends, link copies) in {seconds * 1000:F0} ms wall");
         long segments = p.A.Counters.TcpSegmentsOut + p.B.Counters.TcpSegmentsOut - segBefore;
         Assert.True(done);
         _out.WriteLine($"{segments} segments, {allocated} bytes allocated");

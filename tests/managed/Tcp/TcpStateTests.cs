@@ -305,16 +305,27 @@ public class TcpStateTests
     {
         using var t = new TcpScript();
         TcpConnection c = t.Established(out uint iss, new TcpOptions { HasMss = true, Mss = 1460 });
-        t.Inject(TcpFlags.Ack, P + 1, iss + 1, payload: new byte[100]);
+        // Quick-ACK mode at the start (as Linux): the first 16 segments are acknowledged at once.
+        uint seq = P + 1;
+        for (int i = 0; i < 16; i++)
+        {
+            t.Inject(TcpFlags.Ack, seq, iss + 1, payload: new byte[10]);
+            seq += 10;
+            Assert.Equal(seq, t.Expect(TcpFlags.Ack).Ack);
+        }
+        Assert.Equal(160, c.Receive(new byte[200], false, t.NowUs, out _));
+        t.Out.Clear();
+        const uint Q = 160;
+        t.Inject(TcpFlags.Ack, P + 1 + Q, iss + 1, payload: new byte[100]);
         t.ExpectNothing();
         t.Advance(39_000);
         t.ExpectNothing();
         t.Advance(2_000);
-        Assert.Equal(P + 101, t.Expect(TcpFlags.Ack).Ack);
-        t.Inject(TcpFlags.Ack, P + 101, iss + 1, payload: new byte[1460]);
+        Assert.Equal(P + Q + 101, t.Expect(TcpFlags.Ack).Ack);
+        t.Inject(TcpFlags.Ack, P + Q + 101, iss + 1, payload: new byte[1460]);
         t.ExpectNothing();
-        t.Inject(TcpFlags.Ack, P + 1561, iss + 1, payload: new byte[1460]);
-        Assert.Equal(P + 3021, t.Expect(TcpFlags.Ack).Ack);
+        t.Inject(TcpFlags.Ack, P + Q + 1561, iss + 1, payload: new byte[1460]);
+        Assert.Equal(P + Q + 3021, t.Expect(TcpFlags.Ack).Ack);
         Assert.Equal(3020, c.BytesReadable);
     }
 
@@ -466,6 +477,7 @@ public class TcpStateTests
         using var t = new TcpScript();
         TcpConnection c = t.Established(out uint iss);
         t.Inject(TcpFlags.Ack, P + 1, iss + 1, payload: new byte[10]);
+        t.Expect(TcpFlags.Ack); // quick ACK
         c.Close(false, t.NowUs);
         Sent r = t.Expect(TcpFlags.Rst);
         Assert.Equal(iss + 1, r.Seq);
