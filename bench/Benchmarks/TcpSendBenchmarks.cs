@@ -39,7 +39,7 @@ public class TcpSendBenchmarks
         int acks = SendBatch();
         segs = _rig.Net.A.Sent - segs;
         if (segs != Batch || acks != Batch / 2 || _rig.Net.A.Counters.TotalDrops != 0 || _rig.Client.BytesQueuedToSend != 0)
-            throw new InvalidOperationException($"send path not exercised as intended: {segs} segments, {acks} ACKs, drops {_rig.Net.A.Counters.TotalDrops}");
+            throw new InvalidOperationException($"send path not exercised as intended: {segs} segments, {acks} ACKs, drops {LayerPair.Drops(_rig.Net.A.Counters)}, queued {_rig.Client.BytesQueuedToSend}");
         Console.WriteLine($"// send: {segs} segments and {acks} ACKs per batch, cwnd {_rig.Client.CongestionWindow}");
     }
 

@@ -30,6 +30,8 @@ internal sealed unsafe class LayerPair : IDisposable
         /// <summary>When set, the next transmitted segment is copied into <see cref="Captured"/> (then cleared).</summary>
         public bool CaptureNext;
         public byte[] Captured = Array.Empty<byte>();
+        /// <summary>When set, every transmitted segment is copied into <see cref="Captured"/> (setup only: allocates).</summary>
+        public bool CaptureAll;
         public long Sent;
         public long SentBytes;
         /// <summary>TCP payload bytes transmitted (headers excluded).</summary>
@@ -54,7 +56,7 @@ internal sealed unsafe class LayerPair : IDisposable
             Sent++;
             SentBytes += packet.Length;
             SentPayload += packet.Length - (packet.Data[12] >> 4) * 4;
-            if (CaptureNext)
+            if (CaptureNext || CaptureAll)
             {
                 CaptureNext = false;
                 Captured = packet.Data.ToArray();
@@ -146,6 +148,15 @@ internal sealed unsafe class LayerPair : IDisposable
         if (c.State != TcpState.Established || s.State != TcpState.Established)
             throw new InvalidOperationException($"handshake did not complete: {c.State}/{s.State}");
         return (c, s);
+    }
+
+    /// <summary>Non-zero drop counters, for error messages.</summary>
+    public static string Drops(StackCounters c)
+    {
+        var parts = new System.Collections.Generic.List<string>();
+        foreach (DropReason r in Enum.GetValues<DropReason>())
+            if (r != DropReason.Count && c.Drops(r) != 0) parts.Add($"{r} {c.Drops(r)}");
+        return string.Join(", ", parts);
     }
 
     public void Dispose()

@@ -27,18 +27,22 @@ internal sealed class SenderRig : IDisposable
         TcpListener l = Net.B.Layer.Listen(80, 16, out _)!;
         (Client, TcpConnection server) = Net.Connect(l);
         Mss = Client.SendMss;
-        // Two full segments make the receiver acknowledge at once (RFC 5681 §4.2 / RFC 9293 §3.8.6.3): capture it.
+        // Two full segments; the receiver's last ACK (at once or after its delayed-ACK timer, depending on quick-ACK
+        // mode) covers both: capture it.
         var two = new byte[2 * Mss];
-        Net.B.CaptureNext = true;
+        Net.B.CaptureAll = true;
         Client.Send(two, Net.NowUs, out _);
-        Net.Pump();
+        var sink = new byte[4096];
+        while (server.Receive(sink, false, Net.NowUs, out _) > 0) { }
+        Net.Settle();
+        // The last segment the receiver sent (an ACK or the window update after the read) carries the newest
+        // timestamp: replaying anything older would fail PAWS (RFC 7323 §5).
+        Net.B.CaptureAll = false;
         AckSegment = new SegmentTemplate(Net.B.Captured);
         if (AckSegment.PayloadLength != 0) throw new InvalidOperationException("captured segment is not a pure ACK");
         if (rawWindow != 0) AckSegment.SetWindow(rawWindow);
         _ack = AckSegment.Ack;
-        var sink = new byte[4096];
-        while (server.Receive(sink, false, Net.NowUs, out _) > 0) { }
-        Net.Settle();
+
         if (Client.BytesQueuedToSend != 0) throw new InvalidOperationException("setup data not acknowledged");
         Net.A.Discard = Net.B.Discard = true;
         _seenPayload = Net.A.SentPayload;
