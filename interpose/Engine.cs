@@ -138,8 +138,11 @@ internal static unsafe class Engine
     /// </summary>
     private static long LockDevice(string dev)
     {
+        // The same interface name can exist in several network namespaces: the namespace is part of the key.
+        string netns = "";
+        try { netns = System.IO.File.ResolveLinkTarget("/proc/self/ns/net", false)?.ToString() ?? ""; } catch (Exception) { }
         var key = new StringBuilder();
-        foreach (char ch in dev) key.Append(char.IsAsciiLetterOrDigit(ch) ? ch : '_');
+        foreach (char ch in netns + "-" + dev) key.Append(char.IsAsciiLetterOrDigit(ch) ? ch : '_');
         string dir = System.IO.Directory.Exists("/run") ? "/run/usertcp" : "/tmp/usertcp";
         string path = $"{dir}/{key}.lock", ownerPath = $"{dir}/{key}.owner";
         try
@@ -154,14 +157,23 @@ internal static unsafe class Engine
         catch (System.IO.IOException)
         {
             string owner = "another process";
-            try
+            // Held by a relative (same family token, e.g. another nginx worker started at the same moment): share the
+            // device. The holder writes the owner file just after locking, so give it a moment.
+            for (int attempt = 0; attempt < 50; attempt++)
             {
-                string[] text = System.IO.File.ReadAllText(ownerPath).Split('\n', StringSplitOptions.RemoveEmptyEntries);
-                // Held by a relative (same family token, e.g. another nginx worker): share the device.
-                if (Group is not null && text.Length >= 2 && text[1] == Group.Token.ToString("x")) return 0;
-                if (text.Length >= 1) owner = "pid " + text[0];
+                try
+                {
+                    string[] text = System.IO.File.ReadAllText(ownerPath).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+                    if (Group is not null && text.Length >= 2 && text[1] == Group.Token.ToString("x")) return 0;
+                    if (text.Length >= 2 && int.TryParse(text[0], out int holder) && Kernel.PidAlive(holder) != 0)
+                    {
+                        owner = "pid " + text[0];
+                        break;
+                    }
+                }
+                catch (Exception) { }
+                Thread.Sleep(20);
             }
-            catch (Exception) { }
             Kernel.Log(0, $"USERTCP_DEV='{dev}' is already used by {owner}; a device is shared only by " +
                           "processes forked from one parent (like nginx's workers). This process's user-stack sockets will fail with EBUSY.");
             return -16; // EBUSY

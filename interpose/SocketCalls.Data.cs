@@ -148,6 +148,9 @@ internal static unsafe partial class SocketCalls
             bool nonBlocking = s.NonBlocking || (flags & MSG_DONTWAIT) != 0;
             var a = new SendAttempt { Handle = s.Handle, Iov = iov, Count = count };
             r = Blocking.Run(ref a, nonBlocking, s.Options.SendTimeoutUs);
+            // The stack says "not connected" for a connection that has ended (closed, reset already reported, or
+            // TIME_WAIT); to the application the socket was connected, and Linux answers EPIPE (sk_stream_wait_connect).
+            if (r == -Errno.ENOTCONN) r = -Errno.EPIPE;
             if (r > 0 && r < want && !nonBlocking)
             {
                 // A blocking send on a stream socket sends everything unless a signal or timeout cuts it short.
@@ -170,9 +173,37 @@ internal static unsafe partial class SocketCalls
 
     internal static long Receive1(int fd, byte* buf, nuint n, int flags)
     {
+        if ((flags & MSG_TRUNC) != 0) return ReceiveDiscarding(fd, n, flags & ~MSG_TRUNC);
         IoVec v = new() { Base = buf, Length = n };
         if (n > 0 && buf == null) return -Errno.EFAULT;
         return Receive(fd, &v, 1, flags);
+    }
+
+    [ThreadStatic] private static byte[]? t_discard;
+
+    /// <summary>recv(MSG_TRUNC) on TCP (Linux tcp(7)): the bytes are taken from the stream (or only counted, with
+    /// MSG_PEEK) but not copied; the caller's buffer is never touched and may be NULL. Blocks like recv for the first
+    /// bytes, then takes what is there up to the length (everything, with MSG_WAITALL).</summary>
+    private static long ReceiveDiscarding(int fd, nuint n, int flags)
+    {
+        if (FdTable.Get(fd) is null) return -Errno.EBADF;
+        byte[] chunk = t_discard ??= new byte[64 * 1024];
+        bool peek = (flags & MSG_PEEK) != 0, waitAll = (flags & MSG_WAITALL) != 0;
+        long total = 0;
+        fixed (byte* b = chunk)
+        {
+            do
+            {
+                nuint want = Math.Min(n - (nuint)total, (nuint)chunk.Length);
+                IoVec v = new() { Base = b, Length = want };
+                long r = Receive(fd, &v, 1, total == 0 || waitAll ? flags : flags | MSG_DONTWAIT);
+                if (r < 0) return total > 0 ? total : r;
+                if (r == 0) break;
+                total += r;
+                if (peek) break; // a peek sees the first buffer's worth only
+            } while ((nuint)total < n);
+        }
+        return total;
     }
 
     internal static long Send1(int fd, byte* buf, nuint n, int flags)

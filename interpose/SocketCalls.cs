@@ -231,6 +231,11 @@ internal static unsafe partial class SocketCalls
         if (len < (uint)sizeof(SockAddrIn)) return -Errno.EINVAL;
         if (addr->Family != AF_INET) return -Errno.EAFNOSUPPORT;
         if (s.State == SocketState.Listening) return -Errno.EISCONN;
+        if (s.State == SocketState.Connected && s.ConnectPending)
+        {
+            long p = ConnectAgain(s);
+            if (p != long.MinValue) return p;
+        }
         var ip = new Ipv4Address(BinaryPrimitives.ReverseEndianness(addr->AddrBE));
         ushort port = BinaryPrimitives.ReverseEndianness(addr->PortBE);
         SocketError e;
@@ -256,10 +261,39 @@ internal static unsafe partial class SocketCalls
         }
         if (e == SocketError.Success) return 0;
         if (e != SocketError.InProgress) return -ErrnoMap.From(e);
+        s.ConnectPending = true;
         if (s.NonBlocking) return -Errno.EINPROGRESS;
         var a = new ConnectAttempt { Handle = s.Handle };
         long r = Blocking.Run(ref a, false, s.Options.SendTimeoutUs);
+        if (r != -Errno.EAGAIN && r != -Errno.EINTR) s.ConnectPending = false; // the outcome has been reported
         return r == -Errno.EAGAIN ? -Errno.EINPROGRESS : r;
+    }
+
+    /// <summary>connect(2) again while an earlier one is in progress or finished unreported (Linux
+    /// __inet_stream_connect, SS_CONNECTING): EALREADY while the handshake runs (a blocking call waits for it), 0
+    /// once it has completed, and the connection's error once it failed. long.MinValue: not handled here.</summary>
+    private static long ConnectAgain(UserSocket s)
+    {
+        Stack.Tcp.TcpState st;
+        lock (Engine.Gate)
+        {
+            Engine.PollLocked();
+            st = Engine.Stack.GetState(s.Handle);
+        }
+        if (st is Stack.Tcp.TcpState.SynSent or Stack.Tcp.TcpState.SynReceived)
+        {
+            if (s.NonBlocking) return -Errno.EALREADY;
+            var a = new ConnectAttempt { Handle = s.Handle };
+            long r = Blocking.Run(ref a, false, s.Options.SendTimeoutUs);
+            if (r == -Errno.EAGAIN || r == -Errno.EINTR) return r == -Errno.EAGAIN ? -Errno.EALREADY : r;
+            s.ConnectPending = false;
+            return r;
+        }
+        s.ConnectPending = false;
+        if (st != Stack.Tcp.TcpState.Closed) return 0;
+        SocketError err;
+        lock (Engine.Gate) Engine.Stack.GetError(s.Handle, out err);
+        return err != SocketError.Success ? -ErrnoMap.From(err) : -Errno.ECONNABORTED;
     }
 
     internal static long Shutdown(int fd, int how)
@@ -289,7 +323,14 @@ internal static unsafe partial class SocketCalls
                 s.Changed();
                 return -Errno.ENOTCONN;
             }
-            lock (Engine.Gate) return -ErrnoMap.From(Engine.Stack.Shutdown(s.Handle, (ShutdownHow)how));
+            lock (Engine.Gate)
+            {
+                // Linux: a connection that has already ended (TIME_WAIT is handed to a mini-socket there, so the
+                // socket itself is closed) records the shutdown and reports ENOTCONN.
+                bool ended = Engine.Stack.GetState(s.Handle) is Stack.Tcp.TcpState.Closed or Stack.Tcp.TcpState.TimeWait;
+                long r = -ErrnoMap.From(Engine.Stack.Shutdown(s.Handle, (ShutdownHow)how));
+                return ended ? -Errno.ENOTCONN : r;
+            }
         }
     }
 

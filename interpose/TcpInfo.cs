@@ -20,7 +20,9 @@ internal static class TcpInfo
         info[State] = (byte)(c.State switch
         {
             TcpState.Established => 1, TcpState.SynSent => 2, TcpState.SynReceived => 3, TcpState.FinWait1 => 4,
-            TcpState.FinWait2 => 5, TcpState.TimeWait => 6, TcpState.Closed => 7, TcpState.CloseWait => 8,
+            TcpState.FinWait2 => 5,
+            // Linux moves TIME_WAIT to a separate mini-socket; the application's socket itself reads TCP_CLOSE.
+            TcpState.TimeWait => 7, TcpState.Closed => 7, TcpState.CloseWait => 8,
             TcpState.LastAck => 9, TcpState.Listen => 10, TcpState.Closing => 11, _ => 7,
         });
         byte opts = 0;

@@ -28,6 +28,9 @@ internal sealed class UserSocket
     internal readonly SocketOptions Options = new();
     /// <summary>shutdown(2) bits: 1 = no more receives, 2 = no more sends.</summary>
     internal int ShutdownBits;
+    /// <summary>connect(2) returned EINPROGRESS (or was interrupted) and no later connect has reported the outcome
+    /// yet: Linux's SS_CONNECTING. The next connect reports success once, then EISCONN.</summary>
+    internal bool ConnectPending;
     /// <summary>Bumped whenever readiness may have changed (edge-triggered epoll reports once per change).</summary>
     internal int ReadinessVersion;
 

@@ -38,10 +38,11 @@ mkdir -p "$work/www" "$work/tmp"
 head -c 64 /dev/urandom > "$work/www/64.bin"
 head -c 4096 /dev/urandom > "$work/www/4k.bin"
 echo "hello from nginx" > "$work/www/index.html"
+write_conf() { # workers
 cat > "$work/nginx.conf" <<CONF
 # Stock nginx settings; 'user root' because opening a DPDK device needs CAP_NET_RAW in the worker.
 user root;
-worker_processes 1;
+worker_processes $1;
 pid $work/nginx.pid;
 error_log $work/error.log warn;
 events { worker_connections 4096; }
@@ -55,6 +56,8 @@ http {
   server { listen 80; root $work/www; }
 }
 CONF
+}
+write_conf 1
 
 start_nginx() { # kernel|usertcp
   if [ "$1" = kernel ]; then
@@ -93,7 +96,17 @@ for r in $(seq "$rounds"); do
   done
 done
 
-python3 - "$results" "$hz" "$secs" "$file" "$conns" <<'PY'
+# nginx's default configuration (worker_processes auto: one worker per core), one round each.
+write_conf auto
+for side in kernel usertcp; do
+  start_nginx $side
+  echo "demo: default configuration (worker_processes auto), $side"
+  out=$(ip netns exec "$cli" wrk -t2 -c"$conns" -d"${secs}s" "http://198.18.0.2/$file")
+  stop_nginx
+  echo "auto-$side,$(echo "$out" | awk '/^Requests\/sec/{print $2}')" >> "$work/auto.csv"
+done
+
+python3 - "$results" "$hz" "$secs" "$file" "$conns" "$work/auto.csv" <<'PY'
 import csv, statistics, sys, re
 rows = list(csv.reader(open(sys.argv[1]))); hz = int(sys.argv[2]); secs = float(sys.argv[3])
 def us(v):
@@ -114,6 +127,9 @@ print(f"{'  spread (max-min)':30} {k['spread']:12.0f} {u['spread']:12.0f}")
 print(f"{'latency p50 (us)':30} {k['p50']:12.0f} {u['p50']:12.0f} {u['p50']/k['p50']:15.2f}")
 print(f"{'latency p99 (us)':30} {k['p99']:12.0f} {u['p99']:12.0f} {u['p99']/k['p99']:15.2f}")
 print(f"{'server CPU (% of one core)':30} {k['cpu']:12.1f} {u['cpu']:12.1f}")
+auto = dict(r.strip().split(",") for r in open(sys.argv[6]))
+ak, au = float(auto["auto-kernel"]), float(auto["auto-usertcp"])
+print(f"{'default config (auto workers)':30} {ak:12.0f} {au:12.0f} {au/ak:15.2f}   requests/s, one round, wrk -t2")
 ratio = u['rps'] / k['rps']
 word = "faster than" if ratio > 1.05 else ("on par with" if ratio > 0.95 else "slower than")
 print()

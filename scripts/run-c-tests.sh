@@ -3,6 +3,8 @@
 #   forwarding_test:    kernel | LD_PRELOAD without offload | LD_PRELOAD with offload (kernel fds only)
 #   socket_parity_test: kernel (the oracle) | LD_PRELOAD with offload (user-stack sockets)
 #   shim_test:          runs its own programs with and without LD_PRELOAD
+#   conn_parity_test:   connected sockets over the test network against a kernel peer (tests/c/run-conn-parity.sh):
+#                       kernel with 198.18.0.2 configured (the oracle) | LD_PRELOAD with the user stack owning it
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=$(pwd)/build
@@ -34,6 +36,8 @@ suite "forwarding (usertcp, offload on)" env LD_PRELOAD="$lib" "${offload[@]}" "
 suite "socket parity (kernel)" "$B/tests/socket_parity_test"
 suite "socket parity (usertcp)" env LD_PRELOAD="$lib" "${offload[@]}" "$B/tests/socket_parity_test"
 suite "shim" "$B/tests/shim_test"
+suite "conn parity (kernel)" tests/c/run-conn-parity.sh kernel
+suite "conn parity (usertcp)" tests/c/run-conn-parity.sh usertcp
 
 echo "C tests: $passed passed, $failed failed"
 if ((${#failures[@]})); then echo "failing suites: ${failures[*]}"; exit 1; fi

@@ -46,6 +46,9 @@ public readonly record struct DpdkPortStats(ulong RxPackets, ulong TxPackets, ul
 public sealed unsafe class DpdkPort : IDisposable
 {
     private static int s_poolCounter;
+    // Probing, configuring and closing ports touch DPDK's device lists, which are not meant for concurrent
+    // control-path calls; ports are opened and closed rarely, so one lock serialises all of it.
+    private static readonly object s_controlLock = new();
     private readonly DpdkDevice[] _devices;
     private nint _pool;
     private bool _disposed;
@@ -106,7 +109,7 @@ public sealed unsafe class DpdkPort : IDisposable
         }
         try
         {
-            return OpenInCurrentNamespace(cfg);
+            lock (s_controlLock) return OpenInCurrentNamespace(cfg);
         }
         finally
         {
@@ -226,11 +229,15 @@ public sealed unsafe class DpdkPort : IDisposable
             netnsFd = DpdkNative.NetnsEnter(p);
             NativeMemory.Free(p);
         }
-        int rc = DpdkNative.PortClose(PortId);
+        int rc;
+        lock (s_controlLock)
+        {
+            rc = DpdkNative.PortClose(PortId);
+            DpdkNative.PoolFree(_pool);
+            _pool = 0;
+        }
         if (netnsFd >= 0) DpdkNative.NetnsLeave(netnsFd);
         if (rc < 0) CloseError = $"closing port {PortId} ('{DeviceArgs}'): {DpdkNative.Describe(rc)}";
-        DpdkNative.PoolFree(_pool);
-        _pool = 0;
     }
 
     public string? CloseError { get; private set; }

@@ -191,10 +191,12 @@ UTD_EXPORT int utd_port_open(const char *devargs, uint16_t *port_out)
 
 	uint16_t port;
 	if (rte_eth_dev_get_port_by_name(name, &port) != 0) {
-		// af_packet and af_xdp take iface=NAME; check it here (in the caller's network namespace) so a missing
-		// interface is reported as ENODEV instead of a generic probe failure.
-		const char *iface = strstr(devargs, "iface=");
-		if (iface != NULL && (iface == devargs || iface[-1] == ',')) {
+		// af_packet and af_xdp attach to an existing interface given as iface=NAME; check it here (in the
+		// caller's network namespace) so a missing interface is reported as ENODEV instead of a generic probe
+		// failure. (tap's iface= names an interface it creates, so only these two drivers are checked.)
+		const char *iface = strstr(devargs, ",iface=");
+		if (iface != NULL && (strncmp(name, "net_af_packet", 13) == 0 || strncmp(name, "net_af_xdp", 10) == 0)) {
+			iface++;
 			char ifname[IF_NAMESIZE + 1];
 			iface += 6;
 			size_t ilen = strcspn(iface, ",");
@@ -415,13 +417,31 @@ UTD_EXPORT uint32_t utd_pool_in_use(struct rte_mempool *mp) { return rte_mempool
 // ---- fast path: called through unmanaged function pointers with SuppressGCTransition, so these must never block
 // or call back into managed code.
 
+static int utd_has_avx;
+__attribute__((constructor)) static void utd_detect_avx(void)
+{
+	__builtin_cpu_init(); // constructors may run before libgcc has filled in the CPU model
+	utd_has_avx = __builtin_cpu_supports("avx");
+}
+
+// The managed caller may leave the upper halves of the vector registers dirty (the JIT uses 256/512-bit moves);
+// DPDK is built for SSE (-march=corei7), and legacy-SSE instructions running with dirty upper state pay a
+// transition penalty on every instruction. vzeroupper clears that state.
+static inline void utd_clean_upper(void)
+{
+	if (utd_has_avx)
+		__asm__ volatile("vzeroupper" ::: "memory");
+}
+
 UTD_EXPORT uint16_t utd_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)
 {
+	utd_clean_upper();
 	return rte_eth_rx_burst(port, queue, pkts, n);
 }
 
 UTD_EXPORT uint16_t utd_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)
 {
+	utd_clean_upper();
 	return rte_eth_tx_burst(port, queue, pkts, n);
 }
 
@@ -429,6 +449,7 @@ UTD_EXPORT uint16_t utd_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf 
 // empty fall back to single allocations to hand out what is left.
 UTD_EXPORT uint32_t utd_alloc(struct rte_mempool *mp, struct rte_mbuf **pkts, uint32_t n)
 {
+	utd_clean_upper();
 	if (rte_pktmbuf_alloc_bulk(mp, pkts, n) == 0)
 		return n;
 	uint32_t i = 0;
@@ -440,6 +461,14 @@ UTD_EXPORT uint32_t utd_alloc(struct rte_mempool *mp, struct rte_mbuf **pkts, ui
 	return i;
 }
 
-UTD_EXPORT void utd_free_bulk(struct rte_mbuf **pkts, uint32_t n) { rte_pktmbuf_free_bulk(pkts, n); }
+UTD_EXPORT void utd_free_bulk(struct rte_mbuf **pkts, uint32_t n)
+{
+	utd_clean_upper();
+	rte_pktmbuf_free_bulk(pkts, n);
+}
 
-UTD_EXPORT void utd_free(struct rte_mbuf *m) { rte_pktmbuf_free(m); }
+UTD_EXPORT void utd_free(struct rte_mbuf *m)
+{
+	utd_clean_upper();
+	rte_pktmbuf_free(m);
+}

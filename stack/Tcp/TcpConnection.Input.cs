@@ -173,6 +173,10 @@ public sealed partial class TcpConnection
                 case TcpState.TimeWait:
                     Terminate(SocketError.Success, nowUs);
                     return;
+                case TcpState.CloseWait:
+                    // The peer had already closed its side: Linux reports this reset as EPIPE, not ECONNRESET.
+                    Terminate(SocketError.BrokenPipe, nowUs);
+                    return;
                 default:
                     Terminate(SocketError.ConnectionReset, nowUs);
                     return;

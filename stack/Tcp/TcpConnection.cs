@@ -358,12 +358,14 @@ public sealed partial class TcpConnection : TimerNode
             UpdateReadiness();
             return n;
         }
+        // The end of the stream comes before a pending error: once the peer's FIN was read, read keeps returning 0
+        // and a later reset waits in SO_ERROR (as on Linux, where the FIN marks the socket done first).
+        if (Has(ConnFlags.FinReceived) || Has(ConnFlags.ReadShutdown)) return 0;
         if (PendingError != SocketError.Success)
         {
             error = TakeError();
             return 0;
         }
-        if (Has(ConnFlags.FinReceived) || Has(ConnFlags.ReadShutdown)) return 0;
         switch (State)
         {
             case TcpState.Closed:

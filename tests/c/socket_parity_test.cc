@@ -1,6 +1,7 @@
 // POSIX parity for TCP sockets: the same expectations on the kernel and on usertcp (tests.mk runs this binary both
 // ways). Today this covers what needs no peer: creation, options, binding, listening, modes, readiness and the
-// errors of a socket that is not connected. Connected behaviour joins when the stack is attached to a device.
+// errors of a socket that is not connected. Connected sockets are covered by conn_parity_test.cc, which needs the test
+// network and a kernel peer (tests/c/run-conn-parity.sh).
 #include "helpers.h"
 
 #include <arpa/inet.h>

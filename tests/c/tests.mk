@@ -3,7 +3,9 @@ TEST_BUILD := $(BUILD)/tests
 CXXFLAGS_T := -std=gnu++17 -O1 -g -Wall -Wextra -pthread
 GTEST_LIBS := -lgtest -lgtest_main -pthread -ldl
 PROBES     := probe_deferred probe_fork probe_calls
-C_SUITES   := forwarding_test socket_parity_test shim_test
+C_SUITES   := forwarding_test socket_parity_test shim_test conn_parity_test
+# Helper programs that are not probes (no probe_common.h): the kernel peer of conn_parity_test.
+C_PROGS    := peer
 
 $(TEST_BUILD) $(TEST_BUILD)/progs:
 	mkdir -p $@
@@ -21,7 +23,10 @@ $(TEST_BUILD)/progs/%: tests/c/progs/%.c tests/c/progs/probe_common.h | $(TEST_B
 $(TEST_BUILD)/progs/probe_fortify: tests/c/progs/probe_fortify.c tests/c/progs/probe_common.h | $(TEST_BUILD)/progs
 	$(CC) -std=gnu17 -O2 -D_FORTIFY_SOURCE=2 -Wall $< -o $@ -ldl
 
-C_TEST_BINS := $(addprefix $(TEST_BUILD)/,$(C_SUITES)) $(addprefix $(TEST_BUILD)/progs/,$(PROBES) probe_fortify)
+$(TEST_BUILD)/progs/peer: tests/c/progs/peer.c | $(TEST_BUILD)/progs
+	$(CC) -std=gnu17 -O1 -g -Wall $< -o $@
+
+C_TEST_BINS := $(addprefix $(TEST_BUILD)/,$(C_SUITES)) $(addprefix $(TEST_BUILD)/progs/,$(PROBES) probe_fortify $(C_PROGS))
 
 $(TEST_BUILD)/shim_bench: bench/shim/shim_bench.cc | $(TEST_BUILD)
 	$(CXX) -std=gnu++17 -O2 -g $< -o $@ -lbenchmark -pthread

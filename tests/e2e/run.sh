@@ -28,13 +28,13 @@ mkdir -p "$work/www"
 for size in 64 4096 1048576 10485760; do head -c $size /dev/urandom > "$work/www/f$size.bin"; done
 echo "hello" > "$work/www/index.html"
 
-nginx_conf() { # dir listen
+nginx_conf() { # dir listen [workers]
   mkdir -p "$1/tmp"
   cat > "$1/nginx.conf" <<CONF
 user root;
-worker_processes 1;
+worker_processes ${3:-1};
 pid $1/nginx.pid;
-error_log $1/error.log warn;
+error_log $1/error.log info;
 events { worker_connections 1024; }
 http {
   access_log off; sendfile on; tcp_nopush on; keepalive_timeout 30;
@@ -95,7 +95,56 @@ else
 fi
 pkill -f "http.server 8000" 2>/dev/null
 
-# 4. A closed port answers RST: the kernel's connect fails at once with ECONNREFUSED (needs a running stack: nginx).
+# 4. nginx with two workers (both forked from the master) sharing one device: every worker serves, ping answered once.
+nginx_conf "$work/ngx3" 80 2
+on_user /usr/sbin/nginx -p "$work/ngx3" -c "$work/ngx3/nginx.conf"
+if wait_http on_kernel_cli curl -s -m 1 -o /dev/null http://198.18.0.2/index.html; then
+  out=$(on_kernel_cli wrk -t2 -c40 -d2s http://198.18.0.2/f4096.bin 2>&1)
+  if echo "$out" | grep -q "Socket errors\|Non-2xx"; then fail "nginx-2-workers-wrk" "$(echo "$out" | tail -4 | tr '\n' ' ')"; fi
+  on_kernel_cli curl -sS -m 30 http://198.18.0.2/f10485760.bin -o "$work/w2" && cmp -s "$work/w2" "$work/www/f10485760.bin" \
+    || fail "nginx-2-workers-file" "10 MB differs"
+  # Which workers closed keep-alive connections (info lines carry the worker pid).
+  served=$(grep -o '^[0-9/: ]*\[info\] [0-9]*#' "$work/ngx3/error.log" | awk '{print $NF}' | sort -u | wc -l)
+  [ "$served" -ge 2 ] && ok "nginx with 2 workers on one device: both workers served connections" \
+    || fail "nginx-2-workers" "only $served worker(s) served; $(grep -v '\[info\]' "$work/ngx3/error.log" | tail -2)"
+  pings=$(on_kernel_cli ping -c 3 -i 0.2 -W 1 198.18.0.2 2>&1 | grep -o '[0-9]* received\|+[0-9]* duplicates' | tr '\n' ' ')
+  [ "$pings" = "3 received " ] && ok "ping to a 2-worker group: answered once each" || fail "ping-group" "$pings"
+  kill -QUIT "$(cat "$work/ngx3/nginx.pid")"
+  for _ in $(seq 50); do [ -e "$work/ngx3/nginx.pid" ] || break; sleep 0.1; done
+else
+  fail "nginx-2-workers" "no answer: $(tail -3 "$work/ngx3/error.log")"
+fi
+
+# 5. redis on usertcp with redis-benchmark on the kernel, and the other way round.
+wait_port() { for _ in $(seq 100); do on_kernel_cli bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+( on_user timeout 60 redis-server --port 6379 --save "" --appendonly no --protected-mode no >"$work/redis.log" 2>&1 ) &
+if wait_port 198.18.0.2 6379; then
+  out=$(on_kernel_cli timeout 60 redis-benchmark -h 198.18.0.2 -p 6379 -c 50 -n 20000 -t get,set -q 2>&1 | tr '\r' '\n' | grep -E '^(SET|GET): [0-9.]+ requests per second')
+  [ "$(echo "$out" | wc -l)" = 2 ] && ok "redis-server on usertcp: redis-benchmark GET/SET, 50 clients ($(echo "$out" | awk '{printf "%s %s ", $1, int($2)}')req/s)" \
+    || fail "redis-on-usertcp" "$(tail -3 "$work/redis.log")"
+else
+  fail "redis-on-usertcp" "no answer: $(tail -3 "$work/redis.log")"
+fi
+pkill -f "redis-server \*:6379" 2>/dev/null; pkill -f "redis-server.*6379" 2>/dev/null
+( on_kernel_cli timeout 60 redis-server --bind 198.18.0.1 --port 6380 --save "" --appendonly no --protected-mode no >"$work/kredis.log" 2>&1 ) &
+sleep 0.5
+out=$(on_user timeout 60 redis-benchmark -h 198.18.0.1 -p 6380 -c 50 -n 20000 -t get,set -q 2>&1 | tr '\r' '\n' | grep -E '^(SET|GET): [0-9.]+ requests per second')
+[ "$(echo "$out" | wc -l)" = 2 ] && ok "redis-benchmark on usertcp against a kernel redis ($(echo "$out" | awk '{printf "%s %s ", $1, int($2)}')req/s)" \
+  || fail "redis-benchmark-client" "$out"
+pkill -f "redis-server.*6380" 2>/dev/null
+
+# 6. iperf3 (IPv4: an IPv6 socket stays on the kernel) in both directions.
+for dir in "" -R; do
+  ( on_user timeout 30 iperf3 -4 -s -1 -p 5201 >"$work/iperf-s.log" 2>&1 ) &
+  # Ready when the stack answers ping (a test connection would use up iperf3's one client).
+  for _ in $(seq 50); do on_kernel_cli ping -c 1 -W 1 198.18.0.2 >/dev/null 2>&1 && break; sleep 0.1; done
+  out=$(on_kernel_cli timeout 20 iperf3 -c 198.18.0.2 -p 5201 -t 2 $dir 2>&1)
+  rate=$(echo "$out" | awk '/receiver$/{print $7, $8}')
+  [ -n "$rate" ] && ok "iperf3 ${dir:-(kernel sends)}${dir:+(usertcp sends)} to/from usertcp: $rate" || fail "iperf3$dir" "$(echo "$out" | tail -2 | tr '\n' ' ')"
+  wait
+done
+
+# 7. A closed port answers RST: the kernel's connect fails at once with ECONNREFUSED (needs a running stack: nginx).
 nginx_conf "$work/ngx2" 80
 on_user /usr/sbin/nginx -p "$work/ngx2" -c "$work/ngx2/nginx.conf"
 wait_http on_kernel_cli curl -s -m 1 -o /dev/null http://198.18.0.2/index.html
