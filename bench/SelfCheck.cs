@@ -67,7 +67,7 @@ internal static class SelfCheck
         long alloc = GC.GetAllocatedBytesForCurrentThread() - alloc0;
         long ops = (long)calls * opsPerCall;
         bool bad = mustNotAllocate && alloc != 0;
-        Console.WriteLine($"{name,-28} {sw.Elapsed.TotalMilliseconds * 1e6 / ops,8:F0} ns/op  {(double)alloc / ops,8:F1} B/op ({alloc} B in total){(bad ? "  <-- allocates" : "")}");
+        Console.WriteLine($"{name,-28} {sw.Elapsed.TotalMilliseconds * 1e6 / ops,8:F0} ns/op (rough, wall clock)  {(double)alloc / ops,8:F1} B/op ({alloc} B in total){(bad ? "  <-- allocates" : "")}");
         return bad ? 1 : 0;
     }
 }
