@@ -71,7 +71,10 @@ public sealed partial class TcpConnection
             int avail = dataEnd - _sndNxt;
             long inflight = _sndNxt - _sndUna;
             if (Has(ConnFlags.InRecovery) && Has(ConnFlags.Sack)) inflight = Pipe();
-            long usable = Math.Min((long)_sndWnd, _cc.Cwnd + _inflation) - inflight;
+            // RFC 3042 Limited Transmit: the first two duplicate ACKs each let one new segment out beyond cwnd, so a
+            // small window still produces the third duplicate ACK that fast retransmit needs (instead of a timeout).
+            long limited = !Has(ConnFlags.InRecovery) && _dupAcks is 1 or 2 && _sndNxt == _sndMax ? (long)_dupAcks * _mss : 0;
+            long usable = Math.Min((long)_sndWnd, _cc.Cwnd + _inflation + limited) - inflight;
             if (!force && Has(ConnFlags.InRecovery) && Has(ConnFlags.Sack))
                 usable = Math.Min(usable, (long)_sndWnd - (_sndNxt - _sndUna));
             if (force) usable = Math.Max(usable, Math.Min((long)_sndWnd - (_sndNxt - _sndUna), _mss));
