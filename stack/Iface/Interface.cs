@@ -32,6 +32,7 @@ public sealed partial class Interface : IArpOwner, IDisposable
     private readonly PacketBuf[] _txBatch;
     private readonly PacketBuf[] _spare;   // buffers allocated from the device in bulk, handed out one by one
     private int _txCount;
+    private bool _txRefused; // the last flush left frames the device refused
     private int _spareCount;
     private ushort _nextId;
     private TokenBucket _icmpErrors;
@@ -169,25 +170,25 @@ public sealed partial class Interface : IArpOwner, IDisposable
     {
         if (_txCount == 0) return;
         int taken = _device.Transmit(_txBatch.AsSpan(0, _txCount));
-        for (int i = 0; i < _txCount; i++)
+        for (int i = 0; i < taken; i++)
         {
-            if (i < taken)
-            {
-                _counters.TxPackets++;
-                _counters.TxBytes += _txBatch[i].Length;
-            }
-            else
-            {
-                _counters.Drop(DropReason.TxRingFull);
-                _device.Free(ref _txBatch[i]);
-            }
+            _counters.TxPackets++;
+            _counters.TxBytes += _txBatch[i].Length;
             _txBatch[i] = default;
         }
-        _txCount = 0;
+        // Frames the device refused (a full ring) stay queued, in order, for the next flush: dropping them would turn
+        // a moment of back-pressure into retransmission timeouts. Only a frame that finds the queue still full is
+        // dropped (Append).
+        int left = _txCount - taken;
+        if (taken > 0 && left > 0) Array.Copy(_txBatch, taken, _txBatch, 0, left);
+        for (int i = left; i < _txCount; i++) _txBatch[i] = default;
+        _txCount = left;
+        _txRefused = left > 0;
     }
 
-    /// <summary>When <see cref="PollTimers"/> next has work (ARP retries); long.MaxValue if none.</summary>
-    public long PollAt() => _arp.NextTimerUs;
+    /// <summary>When <see cref="PollTimers"/> next has work (ARP retries, frames the device refused); long.MaxValue if
+    /// none.</summary>
+    public long PollAt() => _txRefused ? 0 : _arp.NextTimerUs; // frames the device refused: retry at once
 
     /// <summary>Runs due ARP retries and failures, then flushes.</summary>
     public void PollTimers(long nowUs)
@@ -211,6 +212,12 @@ public sealed partial class Interface : IArpOwner, IDisposable
     private void Append(ref PacketBuf frame)
     {
         if (_txCount == _txBatch.Length) Flush();
+        if (_txCount == _txBatch.Length)
+        {
+            _counters.Drop(DropReason.TxRingFull);
+            _device.Free(ref frame);
+            return;
+        }
         _txBatch[_txCount++] = frame;
         frame = default;
     }

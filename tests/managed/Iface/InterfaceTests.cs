@@ -293,19 +293,33 @@ public class InterfaceTests
     }
 
     [Fact]
-    public void RefusedFramesAreCountedAsTxRingFull()
+    public void RefusedFramesWaitForTheNextFlushAndOverflowIsCounted()
     {
         using MemoryLink link = NewIfaceLink(queue: 2);
         var c = new StackCounters();
         var a = NewInterface(link.A, IpA, c, gratuitous: false);
         Send(link.B, ArpFrame(ArpOperation.Reply, MacA, MacB, IpB, MacA, IpA));
         a.PollReceive(0);
-        for (int i = 0; i < 5; i++) SendPayload(a, IpB, IpProtocol.Tcp, "z"u8, 0);
+        for (int i = 0; i < 5; i++) SendPayload(a, IpB, IpProtocol.Tcp, new[] { (byte)('a' + i) }, 0);
         a.Flush();
-        Assert.Equal(3, c.Drops(DropReason.TxRingFull));
+        // The link took two; the other three wait (nothing dropped) and the interface wants to run again at once.
         Assert.Equal(2, c.TxPackets);
-        Assert.Equal(2, Drain(link.B).Count);
+        Assert.Equal(0, c.Drops(DropReason.TxRingFull));
+        Assert.Equal(0, a.PollAt());
+        var got = new System.Collections.Generic.List<byte>();
+        for (int round = 0; round < 3; round++)
+        {
+            foreach (byte[] f in Drain(link.B)) got.Add(f[^1]);
+            a.Flush();
+        }
+        Assert.Equal(5, c.TxPackets);
+        Assert.Equal("abcde", System.Text.Encoding.ASCII.GetString(got.ToArray())); // in order
+        Assert.Equal(long.MaxValue, a.PollAt());
+        // A frame that finds the queue full while the device keeps refusing is dropped and counted.
+        for (int i = 0; i < 40; i++) SendPayload(a, IpB, IpProtocol.Tcp, "z"u8, 0);
+        Assert.True(c.Drops(DropReason.TxRingFull) > 0);
         a.Dispose();
+        Drain(link.B);
         Assert.Equal(0, link.A.Pool.Outstanding);
     }
 }
