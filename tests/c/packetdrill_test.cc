@@ -327,6 +327,29 @@ TEST_F(Packetdrill, PassiveOpenDataAndClose)
     EXPECT_EQ(0, g_ifc.close(g_ifc.userdata, lfd));
 }
 
+// Timers run on the real clock while netdev_receive waits: an unanswered SYN-ACK is sent again after the initial RTO
+// (RFC 6298 §2.1: 1 s), and the send times say so.
+TEST_F(Packetdrill, SynAckRetransmittedOnTheRealClock)
+{
+    const uint16_t port = 8081, peerPort = 40003;
+    int lfd = Listener(port);
+    ASSERT_GE(lfd, 0);
+    Inject(Tcp(peerPort, port, 2000, 0, SYN, {2, 4, 0x05, 0xb4}));
+    Segment first, again;
+    ASSERT_TRUE(Next(first, false));
+    ASSERT_EQ(first.flags, SYN | ACK);
+    ASSERT_TRUE(Next(again, false, 5000)) << "the SYN-ACK was not retransmitted";
+    EXPECT_EQ(again.flags, SYN | ACK);
+    EXPECT_EQ(again.seq, first.seq);
+    EXPECT_EQ(again.ack, 2001u);
+    long long gap = again.timeUs - first.timeUs;
+    EXPECT_GE(gap, 900000) << "retransmitted too early";
+    EXPECT_LE(gap, 3100000) << "retransmitted too late";
+    // Leave nothing behind: the peer resets the embryonic connection.
+    Inject(Tcp(peerPort, port, 2001, 0, RST));
+    EXPECT_EQ(0, g_ifc.close(g_ifc.userdata, lfd));
+}
+
 // A SYN to a port nobody listens on is answered with RST-ACK (RFC 9293 §3.10.7.1).
 TEST_F(Packetdrill, RstToClosedPort)
 {
