@@ -67,6 +67,9 @@ constexpr uint32_t kRemote = 0xC0000202; // 192.0.2.2
 
 packetdrill_interface g_ifc;
 bool g_ready;
+// A fresh remote port per connection, so that repeated runs (--gtest_repeat) never meet their own TIME-WAIT.
+uint16_t g_nextPeerPort = 40000;
+uint16_t PeerPort() { return g_nextPeerPort++; }
 
 constexpr uint8_t FIN = 1, SYN = 2, RST = 4, PSH = 8, ACK = 16;
 
@@ -246,7 +249,7 @@ TEST_F(Packetdrill, InterfaceIsComplete)
 // The whole life of a passive connection, checked packet by packet.
 TEST_F(Packetdrill, PassiveOpenDataAndClose)
 {
-    const uint16_t port = 8080, peerPort = 40001;
+    const uint16_t port = 8080, peerPort = PeerPort();
     int lfd = Listener(port);
     ASSERT_GE(lfd, 0);
 
@@ -331,7 +334,7 @@ TEST_F(Packetdrill, PassiveOpenDataAndClose)
 // (RFC 6298 §2.1: 1 s), and the send times say so.
 TEST_F(Packetdrill, SynAckRetransmittedOnTheRealClock)
 {
-    const uint16_t port = 8081, peerPort = 40003;
+    const uint16_t port = 8081, peerPort = PeerPort();
     int lfd = Listener(port);
     ASSERT_GE(lfd, 0);
     Inject(Tcp(peerPort, port, 2000, 0, SYN, {2, 4, 0x05, 0xb4}));
@@ -353,13 +356,14 @@ TEST_F(Packetdrill, SynAckRetransmittedOnTheRealClock)
 // A SYN to a port nobody listens on is answered with RST-ACK (RFC 9293 §3.10.7.1).
 TEST_F(Packetdrill, RstToClosedPort)
 {
-    Inject(Tcp(40002, 9, 5000, 0, SYN));
+    const uint16_t peerPort = PeerPort();
+    Inject(Tcp(peerPort, 9, 5000, 0, SYN));
     Segment s;
     ASSERT_TRUE(Next(s, false));
     EXPECT_TRUE(s.ipChecksumOk);
     EXPECT_TRUE(s.tcpChecksumOk);
     EXPECT_EQ(s.sport, 9);
-    EXPECT_EQ(s.dport, 40002);
+    EXPECT_EQ(s.dport, peerPort);
     EXPECT_EQ(s.flags, RST | ACK);
     EXPECT_EQ(s.seq, 0u);
     EXPECT_EQ(s.ack, 5001u);
