@@ -94,7 +94,10 @@ static void parse_flags(const char *flags, struct pd_options *o)
         char *eq = strchr(tok, '=');
         if (!eq) continue;
         *eq = 0;
-        const char *val = eq + 1;
+        char *val = eq + 1;
+        /* packetdrill writes its remote address as a prefix (192.0.2.1/24); the address is what we need. */
+        char *slash = strchr(val, '/');
+        if (slash && (!strcmp(tok, "local_ip") || !strcmp(tok, "remote_ip"))) *slash = 0;
         struct in_addr a;
         if (!strcmp(tok, "local_ip") && inet_pton(AF_INET, val, &a) == 1) o->local_ip = ntohl(a.s_addr);
         else if (!strcmp(tok, "remote_ip") && inet_pton(AF_INET, val, &a) == 1) o->remote_ip = ntohl(a.s_addr);

@@ -215,7 +215,7 @@ protected:
         ASSERT_NE(h, nullptr) << dlerror();
         auto init = reinterpret_cast<init_fn>(dlsym(h, "packetdrill_interface_init"));
         ASSERT_NE(init, nullptr) << "packetdrill_interface_init is not exported";
-        ASSERT_EQ(0, init("--local_ip=10.0.0.1 --unknown_flag=3 --remote_ip=192.0.2.2 --bogus", &g_ifc));
+        ASSERT_EQ(0, init("--local_ip=10.0.0.1 --unknown_flag=3 --remote_ip=192.0.2.2/24 --bogus", &g_ifc));
         g_ready = true;
         // One stack per process: a second start is refused, and leaves the first one alone.
         packetdrill_interface again;
