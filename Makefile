@@ -18,7 +18,7 @@ MANAGED_SRC := $(shell find stack interpose aot -name '*.cs' -not -path '*/obj/*
                $(wildcard stack/*.csproj interpose/*.csproj aot/*.csproj) Directory.Build.props
 AOT_NATIVE := aot/obj/Release/net9.0/linux-x64/native
 
-.PHONY: all setup test test-c test-managed demo bench clean
+.PHONY: all setup test test-c test-managed demo bench bench-stack clean
 all: $(BUILD)/libusertcp.so $(BUILD)/libusertcp-dpdk.so
 
 $(BUILD)/cshim/%.o: cshim/%.c $(CSHIM_HDR) | $(BUILD)/cshim
@@ -57,6 +57,11 @@ demo: all
 
 bench: all $(BUILD)/tests/shim_bench $(BUILD)/tests/shim_loop
 	scripts/bench-shim.sh
+
+# Stack microbenchmarks (BenchmarkDotNet; several minutes) and bytes per idle connection. See docs/benchmarks.md.
+bench-stack:
+	$(DOTNET) run -c Release --project bench -- --filter '*'
+	$(DOTNET) run -c Release --project bench -- idle-memory 100000
 
 clean:
 	rm -rf $(BUILD) */obj */bin tests/managed/obj tests/managed/bin bench/*/obj bench/*/bin

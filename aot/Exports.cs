@@ -74,7 +74,7 @@ internal static unsafe class Exports
     {
         try
         {
-            long r = SocketCalls.Receive1(fd, buf, n, flags);
+            long r = SocketCalls.Receive1(fd, buf, n, flags, zeroLengthWaits: true);
             if (r >= 0 && addr != null && len != null) *len = 0; // TCP reports no source address per read (Linux)
             return (nint)r;
         }

@@ -58,7 +58,19 @@ internal static unsafe partial class SocketCalls
         }
     }
 
-    internal static long Receive(int fd, IoVec* iov, int count, int flags)
+    /// <summary>A wait for readability (data, end of stream or an error) that takes nothing.</summary>
+    private struct ReadableAttempt : IAttempt
+    {
+        public int Handle;
+
+        public long Try() =>
+            (Engine.Stack.GetReadiness(Handle) & (Stack.Tcp.Readiness.In | Stack.Tcp.Readiness.Err | Stack.Tcp.Readiness.Hup)) != 0
+                ? 0 : -Errno.EAGAIN;
+    }
+
+    /// <param name="zeroLengthWaits">recv/recvmsg of zero bytes wait for the socket to become readable, as Linux's
+    /// socket layer does; read/readv of zero bytes return at once.</param>
+    internal static long Receive(int fd, IoVec* iov, int count, int flags, bool zeroLengthWaits = false)
     {
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
         if (count < 0 || count > MaxIov) return -Errno.EINVAL;
@@ -68,8 +80,13 @@ internal static unsafe partial class SocketCalls
             return s.State == SocketState.Unconnected && (s.ShutdownBits & 1) != 0 ? 0 : -Errno.ENOTCONN;
         long want = 0;
         for (int i = 0; i < count; i++) want += (long)iov[i].Length;
-        if (want == 0) return 0;
         bool nonBlocking = s.NonBlocking || (flags & MSG_DONTWAIT) != 0;
+        if (want == 0)
+        {
+            if (!zeroLengthWaits) return 0;
+            var w = new ReadableAttempt { Handle = s.Handle };
+            return Blocking.Run(ref w, nonBlocking, s.Options.ReceiveTimeoutUs);
+        }
         var a = new ReceiveAttempt { Handle = s.Handle, Iov = iov, Count = count, Peek = (flags & MSG_PEEK) != 0 };
         long r = Blocking.Run(ref a, nonBlocking, s.Options.ReceiveTimeoutUs);
         if (r <= 0 || (flags & MSG_WAITALL) == 0 || a.Peek || nonBlocking || r >= want) return r;
@@ -171,12 +188,12 @@ internal static unsafe partial class SocketCalls
         return r;
     }
 
-    internal static long Receive1(int fd, byte* buf, nuint n, int flags)
+    internal static long Receive1(int fd, byte* buf, nuint n, int flags, bool zeroLengthWaits = false)
     {
         if ((flags & MSG_TRUNC) != 0) return ReceiveDiscarding(fd, n, flags & ~MSG_TRUNC);
         IoVec v = new() { Base = buf, Length = n };
         if (n > 0 && buf == null) return -Errno.EFAULT;
-        return Receive(fd, &v, 1, flags);
+        return Receive(fd, &v, 1, flags, zeroLengthWaits);
     }
 
     [ThreadStatic] private static byte[]? t_discard;
@@ -217,7 +234,7 @@ internal static unsafe partial class SocketCalls
     {
         if (msg == null) return -Errno.EFAULT;
         if (msg->IovLength > MaxIov) return -Errno.EMSGSIZE;
-        long r = Receive(fd, msg->Iov, (int)msg->IovLength, flags);
+        long r = Receive(fd, msg->Iov, (int)msg->IovLength, flags, zeroLengthWaits: true);
         if (r >= 0)
         {
             msg->NameLength = 0;     // TCP does not report a source address per read

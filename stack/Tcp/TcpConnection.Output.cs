@@ -71,15 +71,19 @@ public sealed partial class TcpConnection
             int avail = dataEnd - _sndNxt;
             long inflight = _sndNxt - _sndUna;
             if (Has(ConnFlags.InRecovery) && Has(ConnFlags.Sack)) inflight = Pipe();
-            long usable = Math.Min((long)_sndWnd, _cc.Cwnd + _inflation) - inflight;
+            // RFC 3042 Limited Transmit: the first two duplicate ACKs each let one new segment out beyond cwnd, so a
+            // small window still produces the third duplicate ACK that fast retransmit needs (instead of a timeout).
+            long limited = !Has(ConnFlags.InRecovery) && _dupAcks is 1 or 2 && _sndNxt == _sndMax ? (long)_dupAcks * _mss : 0;
+            long usable = Math.Min((long)_sndWnd, _cc.Cwnd + _inflation + limited) - inflight;
             if (!force && Has(ConnFlags.InRecovery) && Has(ConnFlags.Sack))
                 usable = Math.Min(usable, (long)_sndWnd - (_sndNxt - _sndUna));
             if (force) usable = Math.Max(usable, Math.Min((long)_sndWnd - (_sndNxt - _sndUna), _mss));
-            int len = (int)Math.Min(Math.Min(avail, _mss), Math.Max(0, usable));
+            int mss = CurrentMss();
+            int len = (int)Math.Min(Math.Min(avail, mss), Math.Max(0, usable));
             bool fin = finQueued && len == avail && _sndNxt + len == _finSeq;
             if (len == 0 && !fin) break;
             bool retransmit = _sndNxt < _sndMax;
-            if (len > 0 && len < _mss && !fin && !retransmit && !force)
+            if (len > 0 && len < mss && !fin && !retransmit && !force)
             {
                 if (len < avail)
                 {
@@ -140,7 +144,7 @@ public sealed partial class TcpConnection
         {
             SeqNumber from = SeqNumber.Max(_highRxt, _sndUna);
             if (!_scoreboard.NextHole(from, out SeqNumber start, out int holeLen)) break;
-            int len = Math.Min(holeLen, _mss);
+            int len = Math.Min(holeLen, CurrentMss());
             SeqNumber dataEnd = DataEndSeq();
             if (start >= dataEnd) break;
             len = Math.Min(len, dataEnd - start);
@@ -156,7 +160,7 @@ public sealed partial class TcpConnection
     private void RetransmitHead(long nowUs)
     {
         SeqNumber dataEnd = DataEndSeq();
-        int len = Math.Min(_mss, Math.Max(0, dataEnd - _sndUna));
+        int len = Math.Min(CurrentMss(), Math.Max(0, dataEnd - _sndUna));
         bool fin = Has(ConnFlags.FinQueued) && _sndUna + len == _finSeq && _sndMax > _finSeq;
         if (len == 0 && !fin) return;
         if (TransmitSegment(_sndUna, len, fin ? TcpFlags.Fin : TcpFlags.None, nowUs))
@@ -240,6 +244,19 @@ public sealed partial class TcpConnection
         }
     }
 
+    /// <summary>Data bytes the next segment may carry. <c>_mss</c> already leaves room for the timestamp option;
+    /// while we hold out-of-order data every segment also carries SACK blocks (RFC 2018 §4), up to 4 + 8·n more
+    /// option bytes, and those must come out of the data too or the segment exceeds the MTU (RFC 9293 §3.7.1: the
+    /// MSS counts data only, options are extra; Linux's tcp_current_mss does the same).</summary>
+    private int CurrentMss()
+    {
+        if (!Has(ConnFlags.Sack) || _ooo == null || _ooo.IsEmpty) return _mss;
+        bool ts = Has(ConnFlags.Timestamps);
+        int blocks = Math.Min(_ooo.Count, ts ? TcpOptions.MaxSackBlocksWithTimestamps : TcpOptions.MaxSackBlocks);
+        int room = _layer.MssForRoute() - (ts ? 12 : 0) - (2 + 2 + 8 * blocks); // NOP NOP kind len, 8 per block
+        return Math.Max(Math.Min(_mss, room), 64);
+    }
+
     /// <summary>Builds one segment at <paramref name="seq"/> with <paramref name="len"/> payload bytes from the send
     /// ring and hands it to IP. Every segment but the first SYN carries ACK.</summary>
     private unsafe bool TransmitSegment(SeqNumber seq, int len, TcpFlags extra, long nowUs)
@@ -281,6 +298,9 @@ public sealed partial class TcpConnection
             }
         }
 
+        // The segment must fit the route MTU: callers size data by CurrentMss(), which leaves room for these SACK
+        // blocks; should it not, the oldest blocks go rather than the whole segment (IP would drop it as too big).
+        while (opt.SackCount > 0 && opt.Length + len > _layer.MssForRoute()) opt.SackCount--;
         if (!_layer.TryAllocate(out PacketBuf p)) return false;
         int hl = TcpHeaderView.MinLength + opt.Length;
         var room = new Span<byte>(p.Buffer + p.Offset, p.Capacity - p.Offset);

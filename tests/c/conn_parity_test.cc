@@ -1048,8 +1048,7 @@ TEST_F(ConnParity, EdgeCasesOfTheDataCalls)
     EXPECT_EQ(send(c.fd, buf, 0, 0), 0);
     EXPECT_EQ(read(c.fd, buf, 0), 0);
     // recv (unlike read) with length 0 goes into TCP: with nothing queued it would block, so MSG_DONTWAIT says EAGAIN.
-    if (!UsertcpMode()) // Known difference (docs/compatibility.md, "zero-length recv"): usertcp returns 0 at once.
-        EXPECT_FAILS_WITH(recv(c.fd, buf, 0, MSG_DONTWAIT), EAGAIN);
+    EXPECT_FAILS_WITH(recv(c.fd, buf, 0, MSG_DONTWAIT), EAGAIN);
     EXPECT_EQ(writev(c.fd, nullptr, 0), 0);
     iovec big[1025];
     for (auto &v : big) v = { buf, 1 };

@@ -266,6 +266,14 @@ public sealed unsafe class DpdkDeviceTests
                 b.Dispose();
             }
             Assert.Null(a.CloseError);
+            Assert.Null(b.CloseError);
+
+            // Closing detached the virtual device, so the same name can be opened again.
+            using (DpdkPort again = DpdkPort.Open(DpdkTestEnv.Eal, new DpdkPortConfig
+                   { Device = $"net_af_packet{ns},iface=va", NetworkNamespace = ns, RxDescriptors = 256, TxDescriptors = 256 }))
+            {
+                Assert.Equal("net_af_packet", again.Driver);
+            }
         }
         finally
         {

@@ -647,6 +647,33 @@ public class TcpStateTests
         t.Inject(TcpFlags.Ack, P + 1, iss + 1 + 10_000);
         Assert.Equal(c.SlowStartThreshold, c.CongestionWindow);
     }
+
+    [Fact]
+    public void LimitedTransmitSendsNewDataOnTheFirstTwoDupAcks()
+    {
+        // RFC 3042: each of the first two duplicate ACKs lets one new segment out past cwnd, so that a small window
+        // still produces the third duplicate ACK (fast retransmit) instead of waiting for a timeout.
+        using var t = new TcpScript(new TcpConfig { Seed = 3, CongestionControl = CongestionAlgorithm.NewReno });
+        TcpConnection c = t.Established(out uint iss, new TcpOptions { HasMss = true, Mss = 1000 });
+        c.NoDelay = true;
+        Assert.Equal(20_000, c.Send(new byte[20_000], t.NowUs, out _));
+        for (int i = 0; i < 10; i++) t.Expect(TcpFlags.Ack);          // the initial window: 10 segments
+        Assert.Empty(t.Out);
+        t.Inject(TcpFlags.Ack, P + 1, iss + 1 + 1000);               // first segment acknowledged: slow start
+        while (t.Out.Count > 0) t.Out.Dequeue();
+        uint next = (uint)(iss + 1 + 1000 + c.CongestionWindow);
+        t.Inject(TcpFlags.Ack, P + 1, iss + 1 + 1000);               // duplicate #1
+        Sent a = t.Expect(TcpFlags.Ack);
+        Assert.Equal(next, a.Seq);
+        t.Inject(TcpFlags.Ack, P + 1, iss + 1 + 1000);               // duplicate #2
+        Sent b = t.Expect(TcpFlags.Ack);
+        Assert.Equal(next + 1000, b.Seq);
+        Assert.Equal(0, t.Counters.TcpFastRetransmits);
+        t.Inject(TcpFlags.Ack, P + 1, iss + 1 + 1000);               // duplicate #3: fast retransmit of the hole
+        Sent rtx = t.Expect(TcpFlags.Ack);
+        Assert.Equal(iss + 1 + 1000, rtx.Seq);
+        Assert.Equal(1, t.Counters.TcpFastRetransmits);
+    }
 }
 
 public class TcpMoreStateTests
