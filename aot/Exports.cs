@@ -256,4 +256,24 @@ internal static unsafe class Exports
     {
         try { EpollSets.ForgetEpoll(epfd); return 0; } catch (Exception e) { return (nint)Fail(e, "epoll close"); }
     }
+
+    // ---- packetdrill (cshim/packetdrill.c) -------------------------------------------------------------------------
+
+    [UnmanagedCallersOnly(EntryPoint = "ut_m_pd_start")]
+    internal static int PdStart(uint localIp, uint remoteIp, int mtu)
+    {
+        try { return (int)Packetdrill.Start(localIp, remoteIp, mtu); } catch (Exception e) { return (int)Fail(e, "packetdrill start"); }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "ut_m_pd_send")]
+    internal static nint PdSend(byte* buf, nuint count)
+    {
+        try { return (nint)Packetdrill.Send(buf, count); } catch (Exception e) { return (nint)Fail(e, "netdev_send"); }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "ut_m_pd_receive")]
+    internal static nint PdReceive(byte* buf, nuint size, long* timeUs, long waitUs)
+    {
+        try { return (nint)Packetdrill.Receive(buf, size, timeUs, waitUs); } catch (Exception e) { return (nint)Fail(e, "netdev_receive"); }
+    }
 }

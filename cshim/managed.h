@@ -55,4 +55,11 @@ long ut_m_epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout_ms, 
 /* A kernel epoll fd that had user fds registered is being closed. */
 long ut_m_epoll_close(int epfd);
 
+/* packetdrill (packetdrill.c): start the stack over the packetdrill device (addresses in host byte order); inject one
+ * IPv4 packet; take the next packet the stack sent (its length; *time_us = send time, gettimeofday's clock), waiting
+ * at most wait_us (-EAGAIN when none came). */
+int ut_m_pd_start(uint32_t local_ip, uint32_t remote_ip, int32_t mtu);
+long ut_m_pd_send(const void *buf, size_t count);
+long ut_m_pd_receive(void *buf, size_t size, long long *time_us, long long wait_us);
+
 #endif

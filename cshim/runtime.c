@@ -31,6 +31,63 @@ static pid_t started_pid;
 
 int usertcp_runtime_state(void) { return __atomic_load_n(&ut_rt_state, __ATOMIC_ACQUIRE); }
 
+/* Steps 2 and 4 of the start: the runtime's threads inherit a mask that keeps the application's signals away from
+ * them, and the application keeps its own SIGPIPE disposition. */
+struct start_guard {
+    struct sigaction old_pipe;
+    sigset_t old_mask;
+};
+
+static void guard_enter(struct start_guard *g)
+{
+    sigaction(SIGPIPE, NULL, &g->old_pipe);
+    sigset_t all;
+    sigfillset(&all);
+    /* Synchronous faults must still reach the runtime's handlers. */
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGTRAP);
+    pthread_sigmask(SIG_BLOCK, &all, &g->old_mask);
+}
+
+static void guard_leave(struct start_guard *g)
+{
+    pthread_sigmask(SIG_SETMASK, &g->old_mask, NULL);
+    sigaction(SIGPIPE, &g->old_pipe, NULL);
+}
+
+int ut_runtime_start_custom(int (*start)(void *arg), void *arg)
+{
+    if (ut_fd_limit == 0) {
+        /* Offload is not configured (no USERTCP_IP): the fd table exists only for this caller's sockets. */
+        pthread_mutex_lock(&ut_lock);
+        int r = ut_fd_limit == 0 ? ut_fdtab_init() : 0;
+        pthread_mutex_unlock(&ut_lock);
+        if (r) return r;
+    }
+    pthread_mutex_lock(&ut_lock);
+    int nfds = 0;
+    struct ut_fdrec *fds = ut_rec_list(&nfds);
+    free(fds);
+    if (ut_rt_state != UT_RT_NOT_STARTED || nfds > 0 || ut_nepregs > 0) {
+        /* Started already, or user-stack sockets exist that expect the configured device. */
+        pthread_mutex_unlock(&ut_lock);
+        return -EBUSY;
+    }
+    struct start_guard g;
+    guard_enter(&g);
+    int r = start(arg);
+    guard_leave(&g);
+    if (r == 0) {
+        started_pid = getpid();
+        __atomic_store_n(&ut_rt_state, UT_RT_STARTED, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&ut_lock);
+    return r;
+}
+
 int ut_runtime_start_slow(void)
 {
     int state = __atomic_load_n(&ut_rt_state, __ATOMIC_ACQUIRE);
@@ -46,17 +103,8 @@ int ut_runtime_start_slow(void)
         return 0;
     }
 
-    struct sigaction old_pipe;
-    sigaction(SIGPIPE, NULL, &old_pipe);
-    sigset_t all, old_mask;
-    sigfillset(&all);
-    /* Synchronous faults must still reach the runtime's handlers. */
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    sigdelset(&all, SIGTRAP);
-    pthread_sigmask(SIG_BLOCK, &all, &old_mask);
+    struct start_guard g;
+    guard_enter(&g);
 
     int nfds = 0;
     struct ut_fdrec *fds = ut_rec_list(&nfds);
@@ -72,8 +120,7 @@ int ut_runtime_start_slow(void)
         free(fds);
     }
 
-    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-    sigaction(SIGPIPE, &old_pipe, NULL);
+    guard_leave(&g);
 
     if (r == 0) {
         ut_rec_free_all();

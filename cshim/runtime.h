@@ -18,6 +18,11 @@ extern int ut_rt_state UT_HIDDEN;
  * message in a forked copy of a started process. */
 int ut_runtime_start_slow(void) UT_HIDDEN;
 
+/* Starts the runtime with start() instead of the configured device (the packetdrill entry point), under the same
+ * rules: ut_lock held, the application's signals blocked for the runtime's threads, SIGPIPE kept. Sets up the fd
+ * table if offload is not configured. -EBUSY if the runtime already started or user-stack sockets were created. */
+int ut_runtime_start_custom(int (*start)(void *arg), void *arg) UT_HIDDEN;
+
 static inline int ut_runtime_ensure(void)
 {
     if (UT_LIKELY(__atomic_load_n(&ut_rt_state, __ATOMIC_ACQUIRE) == UT_RT_STARTED)) return 0;

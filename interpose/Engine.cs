@@ -102,7 +102,26 @@ internal static unsafe class Engine
         }
         if (macText.Length > 0 && s_device.Capabilities.MacAddress != mac)
             Kernel.Log(1, $"USERTCP_MAC={mac} differs from the device's {s_device.Capabilities.MacAddress}; using the device's");
+        return StartStack(ip, cfg->PrefixLength, new Ipv4Address(cfg->Gateway));
+    }
 
+    /// <summary>
+    /// Starts the engine on a device the caller built (the packetdrill entry point, <see cref="PacketdrillDevice"/>),
+    /// instead of one from the configuration. Same stack, same progress thread; no device lock and no flow group.
+    /// </summary>
+    internal static long StartWithDevice(IDevice device, string description, Ipv4Address ip, int prefixLength,
+        Ipv4Address gateway)
+    {
+        if (Stack is not null) return -16; // EBUSY: one stack per process
+        s_device = device;
+        HasDevice = true;
+        DeviceDescription = description;
+        return StartStack(ip, prefixLength, gateway);
+    }
+
+    private static long StartStack(Ipv4Address ip, int prefixLength, Ipv4Address gateway)
+    {
+        IDevice device = s_device!;
         Span<byte> seed = stackalloc byte[8];
         RandomNumberGenerator.Fill(seed);
         var config = new StackConfig
@@ -110,13 +129,13 @@ internal static unsafe class Engine
             Interface = new Stack.Iface.InterfaceConfig
             {
                 Address = ip,
-                PrefixLength = cfg->PrefixLength,
-                Gateway = new Ipv4Address(cfg->Gateway),
+                PrefixLength = prefixLength,
+                Gateway = gateway,
             },
             // SYN cookies complete a handshake without state, past the flow claims of a shared device: off there.
             Tcp = new Stack.Tcp.TcpConfig { Seed = BitConverter.ToUInt64(seed), SynCookies = Group is null },
         };
-        Stack = new NetStack(s_device, config) { ReadinessListener = Edges.Instance };
+        Stack = new NetStack(device, config) { ReadinessListener = Edges.Instance };
         if (Group is not null)
         {
             Stack.Tcp.Flows = Group;
@@ -125,7 +144,7 @@ internal static unsafe class Engine
         lock (Gate) Stack.Poll(NowUs);
         s_progress = new Thread(ProgressLoop) { IsBackground = true, Name = "usertcp-progress" };
         s_progress.Start();
-        Kernel.Log(2, $"user-level stack up: {ip}/{cfg->PrefixLength}, device {DeviceDescription}");
+        Kernel.Log(2, $"user-level stack up: {ip}/{prefixLength}, device {DeviceDescription}");
         return 0;
     }
 
