@@ -67,6 +67,9 @@ int ut_fd_reserve(int minfd, int at, int cloexec)
         /* An unbound, never-connected TCP socket: fstat() on a user fd says "socket", as programs expect. */
         placeholder = (int)syscall(SYS_socket, AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (placeholder < 0) return -errno;
+        /* A mark a program exec'd from this one can recognise (see ut_check_inherited_fds). */
+        int mark = UT_PLACEHOLDER_SNDBUF;
+        (void)syscall(SYS_setsockopt, placeholder, SOL_SOCKET, SO_SNDBUF, &mark, sizeof mark);
     }
     int fd;
     if (at >= 0) {
@@ -222,4 +225,37 @@ long k_epfd_mark(int epfd, int on)
     if ((uint32_t)epfd >= ut_fd_limit) return -EBADF;
     ut_bit_set(ut_epfd_bits, epfd, on);
     return 0;
+}
+
+/*
+ * exec keeps fds without close-on-exec, and a user-stack socket cannot cross it: the new program's stack (if any)
+ * knows nothing of the connection, and the fd is only our placeholder. A process with offload configured leaves
+ * _USERTCP_EXEC_CHECK in the environment; a program started from it looks for inherited placeholders (an unbound TCP
+ * socket carrying our send-buffer mark) and says loudly which fds they are. They stay open (closing fds behind a
+ * program's back is worse) and fail every call: reads ENOTCONN, writes EPIPE.
+ */
+void ut_check_inherited_fds(void)
+{
+    if (!getenv("_USERTCP_EXEC_CHECK")) return;
+    int dir = (int)syscall(SYS_open, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return;
+    char buf[4096];
+    long n;
+    while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+        for (long off = 0; off < n;) {
+            struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d = (void *)(buf + off);
+            off += d->reclen;
+            if (d->name[0] < '0' || d->name[0] > '9') continue;
+            int fd = atoi(d->name);
+            if (fd == dir) continue;
+            int v = 0, type = 0;
+            socklen_t len = sizeof v;
+            if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_SNDBUF, &v, &len) != 0 || v != 2 * UT_PLACEHOLDER_SNDBUF) continue;
+            len = sizeof type;
+            if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) continue;
+            ut_log(UT_LOG_ERROR, "fd %d was a user-stack socket of the program that exec'd this one; user-stack sockets "
+                                 "cannot cross exec (set SOCK_CLOEXEC/FD_CLOEXEC on them): every call on it will fail", fd);
+        }
+    }
+    ut_real.close(dir);
 }

@@ -69,6 +69,11 @@ struct ut_fdrec {
     struct ut_sock *sock;
 };
 
+/* SO_SNDBUF set on the placeholder socket, so that an exec'd program can recognise inherited user-stack fds (the
+ * kernel doubles it: 2 * this value reads back). An odd size no program asks for. */
+#define UT_PLACEHOLDER_SNDBUF 4099
+void ut_check_inherited_fds(void) UT_HIDDEN;
+
 /* Sets up the tables (constructor, when offload is configured). */
 int ut_fdtab_init(void) UT_HIDDEN;
 

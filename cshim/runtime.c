@@ -192,6 +192,8 @@ __attribute__((constructor(101))) static void usertcp_init(void)
         if (r) ut_die("cannot set up the fd table: %s", strerror(-r));
         ut_group_init();
     }
+    ut_check_inherited_fds();
+    if (ut_cfg.offload) setenv("_USERTCP_EXEC_CHECK", "1", 1); /* for programs this one execs */
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     atexit(at_exit);
     if (ut_cfg.children == UT_CHILDREN_KERNEL) strip_environment();

@@ -167,3 +167,14 @@ TEST(RealPrograms, NginxAndCurlBehaveTheSameWithoutOffload)
     EXPECT_TRUE(r.Exited(0)) << r.out << r.err;
     EXPECT_TRUE(Contains(r.out, "identical")) << r.out;
 }
+
+TEST(Children, UserSocketsLeftOpenAcrossExecAreReportedLoudly)
+{
+    auto r = ut::Run({ Prog("probe_exec") }, { Preload(), kOffload });
+    ASSERT_TRUE(r.Exited(0)) << r.out << r.err;
+    EXPECT_TRUE(Contains(r.err, "was a user-stack socket of the program that exec'd this one")) << r.err;
+    EXPECT_TRUE(Contains(r.out, "child read=-1")) << r.out;
+    // Without offload nothing is a user-stack socket, and nothing is said.
+    auto plain = ut::Run({ Prog("probe_exec") }, { Preload() });
+    EXPECT_FALSE(Contains(plain.err, "user-stack socket")) << plain.err;
+}
