@@ -5,8 +5,11 @@ namespace UserTcp.Stack.Tcp;
 
 /// <summary>
 /// A ring of bytes over a block rented from a <see cref="BufferPool"/>, used for the send and receive buffers of a
-/// connection. The ring holds no block while it is empty (an idle connection costs only this object): the block is
-/// taken on the first write (<see cref="EnsureBlock"/>) and returned by <see cref="ReleaseIfEmpty"/>.
+/// connection. The ring holds no block while it is empty (an idle connection costs only this object): a block is
+/// taken on the first write and returned by <see cref="ReleaseIfEmpty"/>. The block starts small (the pool's
+/// smallest class that fits, at least <see cref="MinBlockBytes"/>) and grows by size class as bytes accumulate, up to
+/// <see cref="Capacity"/>: a connection with a few hundred bytes in flight holds 4 KiB, not its whole socket buffer,
+/// which is what lets many thousands of connections each have a little data outstanding.
 ///
 /// Layout, as offsets from the read position (the oldest byte):
 /// <code>
@@ -27,6 +30,9 @@ public sealed unsafe class ByteRing
     private int _head;      // block index of offset 0
     private int _count;     // contiguous bytes
     private int _extent;    // bytes from the head that were ever written (>= _count): covers out-of-order data
+
+    /// <summary>The first block a ring takes.</summary>
+    public const int MinBlockBytes = 4096;
 
     /// <param name="pool">Where the block comes from.</param>
     /// <param name="capacity">Logical capacity in bytes (at most the pool's largest block).</param>
@@ -55,16 +61,32 @@ public sealed unsafe class ByteRing
     public bool TrySetCapacity(int capacity)
     {
         if (capacity <= 0 || capacity < _extent || _pool.BlockSizeFor(capacity) < 0) return false;
-        if (HasBlock && capacity > _block.Length) return false;
-        Capacity = capacity;
+        Capacity = capacity; // the block grows to it when bytes need the room
         return true;
     }
 
     /// <summary>Takes a block from the pool if the ring has none. False when the pool is exhausted.</summary>
-    public bool EnsureBlock()
+    public bool EnsureBlock() => EnsureRoom(1);
+
+    /// <summary>
+    /// Makes the block cover <paramref name="bytes"/> from the read position: rents the smallest fitting block, or
+    /// moves the held bytes into a bigger one (one copy per size class crossed). False when the pool cannot supply it;
+    /// the ring is then unchanged.
+    /// </summary>
+    private bool EnsureRoom(int bytes)
     {
-        if (HasBlock) return true;
-        if (!_pool.TryRent(Capacity, out _block)) return false;
+        if (HasBlock && bytes <= _block.Length) return true;
+        int want = Math.Min(Math.Max(bytes, MinBlockBytes), Math.Max(Capacity, bytes));
+        if (!_pool.TryRent(want, out PoolBlock bigger)) return false;
+        if (HasBlock)
+        {
+            // Linearise what is held (contiguous and out-of-order bytes alike) at the start of the new block.
+            int start = _head, firstLen = Math.Min(_extent, _block.Length - start);
+            new ReadOnlySpan<byte>(_block.Pointer + start, firstLen).CopyTo(new Span<byte>(bigger.Pointer, firstLen));
+            new ReadOnlySpan<byte>(_block.Pointer, _extent - firstLen).CopyTo(new Span<byte>(bigger.Pointer + firstLen, _extent - firstLen));
+            _pool.Return(_block);
+        }
+        _block = bigger;
         _mask = _block.Length - 1;
         _head = 0;
         return true;
@@ -98,7 +120,14 @@ public sealed unsafe class ByteRing
     public int Write(ReadOnlySpan<byte> data)
     {
         int n = Math.Min(data.Length, Free);
-        if (n == 0 || !EnsureBlock()) return 0;
+        if (n == 0) return 0;
+        if (!EnsureRoom(Math.Max(_extent, _count + n)))
+        {
+            // The pool could not grow the block: take what fits in the one held.
+            if (!HasBlock) return 0;
+            n = Math.Min(n, _block.Length - Math.Max(_extent, _count));
+            if (n <= 0) return 0;
+        }
         CopyIn(_count, data.Slice(0, n));
         _count += n;
         if (_extent < _count) _extent = _count;
@@ -115,7 +144,11 @@ public sealed unsafe class ByteRing
         long start = (long)_count + offset;
         if (start >= Capacity || data.IsEmpty) return 0;
         int n = (int)Math.Min(data.Length, Capacity - start);
-        if (!EnsureBlock()) return 0;
+        if (!EnsureRoom(Math.Max(_extent, (int)start + n)))
+        {
+            if (!HasBlock || start >= _block.Length) return 0;
+            n = (int)Math.Min(n, _block.Length - start);
+        }
         CopyIn((int)start, data.Slice(0, n));
         if (_extent < start + n) _extent = (int)start + n;
         return n;
@@ -166,7 +199,7 @@ public sealed unsafe class ByteRing
     /// <summary>
     /// Zero-copy view of up to <paramref name="length"/> contiguous bytes at <paramref name="offset"/>: the bytes are
     /// <paramref name="first"/> followed by <paramref name="second"/> (empty unless the range wraps). Returns the total.
-    /// The spans are valid until the next Consume/ReleaseIfEmpty/Clear.
+    /// The spans are valid until the next Write/WriteAt (the block may grow), Consume, ReleaseIfEmpty or Clear.
     /// </summary>
     public int GetReadSpans(int offset, int length, out ReadOnlySpan<byte> first, out ReadOnlySpan<byte> second)
     {
