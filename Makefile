@@ -46,13 +46,18 @@ setup:
 include stack/Dpdk/dpdk.mk
 include tests/c/tests.mk
 
-test: all $(C_TEST_BINS)
+# The README's two commands set up a fresh machine themselves (setup is idempotent and quick once done).
+test:
+	$(MAKE) --no-print-directory setup
+	$(MAKE) --no-print-directory all $(C_TEST_BINS)
 	scripts/test-all.sh
 
 test-managed:
 	$(DOTNET) test tests/managed/UserTcp.Tests.csproj -c Release --nologo
 
-demo: all
+demo:
+	$(MAKE) --no-print-directory setup
+	$(MAKE) --no-print-directory all
 	scripts/demo.sh
 
 bench: all $(BUILD)/tests/shim_bench $(BUILD)/tests/shim_loop
