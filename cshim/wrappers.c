@@ -141,33 +141,17 @@ UT_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 }
 
 /* Positioned I/O is not defined on sockets: the kernel answers ESPIPE, and so do we. */
-UT_EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t off)
-{
-    if (UT_LIKELY(!ut_owned(fd))) return ut_real.pread(fd, buf, n, off);
-    errno = ESPIPE;
-    return -1;
-}
-
-UT_EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
-{
-    if (UT_LIKELY(!ut_owned(fd))) return ut_real.pwrite(fd, buf, n, off);
-    errno = ESPIPE;
-    return -1;
-}
-
-UT_EXPORT ssize_t pread64(int fd, void *buf, size_t n, off64_t off)
-{
-    if (UT_LIKELY(!ut_owned(fd))) return ut_real.pread64(fd, buf, n, off);
-    errno = ESPIPE;
-    return -1;
-}
-
-UT_EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
-{
-    if (UT_LIKELY(!ut_owned(fd))) return ut_real.pwrite64(fd, buf, n, off);
-    errno = ESPIPE;
-    return -1;
-}
+#define UT_POSITIONED(name, buftype, offtype)                                                                          \
+    UT_EXPORT ssize_t name(int fd, buftype buf, size_t n, offtype off)                                                \
+    {                                                                                                                  \
+        if (UT_LIKELY(!ut_owned(fd))) return ut_real.name(fd, buf, n, off);                                            \
+        errno = ESPIPE;                                                                                                \
+        return -1;                                                                                                     \
+    }
+UT_POSITIONED(pread, void *, off_t)
+UT_POSITIONED(pwrite, const void *, off_t)
+UT_POSITIONED(pread64, void *, off64_t)
+UT_POSITIONED(pwrite64, const void *, off64_t)
 
 UT_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
