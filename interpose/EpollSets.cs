@@ -1,4 +1,5 @@
 using System.Collections.Generic;
+using System.Threading;
 using UserTcp.Interpose.Native;
 
 namespace UserTcp.Interpose;
@@ -22,6 +23,20 @@ internal static class EpollSets
 
     private static readonly object s_gate = new();
     private static readonly Dictionary<int, List<Registration>> s_sets = new();
+    private static readonly Dictionary<int, ScanState> s_scans = new();
+
+    /// <summary>What the last scan of an epoll set saw (caller holds Gate).</summary>
+    internal sealed class ScanState
+    {
+        public int Epoch = -1;
+        public bool HadReady;
+    }
+
+    internal static ScanState Scan(int epfd)
+    {
+        if (!s_scans.TryGetValue(epfd, out ScanState? st)) s_scans[epfd] = st = new ScanState();
+        return st;
+    }
 
     internal static object Gate => s_gate;
 
@@ -33,6 +48,7 @@ internal static class EpollSets
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
         if (Kernel.Fcntl(epfd, 1 /* F_GETFD */, 0) < 0) return -Errno.EBADF;
         if (epfd == fd) return -Errno.EINVAL;
+        Interlocked.Increment(ref Engine.ReadinessEpoch);
         lock (s_gate)
         {
             List<Registration>? set = Get(epfd);
@@ -79,6 +95,9 @@ internal static class EpollSets
     internal static void ForgetEpoll(int epfd)
     {
         lock (s_gate)
+        {
+            s_scans.Remove(epfd);
             if (s_sets.Remove(epfd)) Kernel.EpfdMark(epfd, 0);
+        }
     }
 }

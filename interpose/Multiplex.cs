@@ -1,4 +1,5 @@
 using System.Collections.Generic;
+using System.Threading;
 using UserTcp.Interpose.Native;
 
 namespace UserTcp.Interpose;
@@ -107,6 +108,11 @@ internal static unsafe class Multiplex
             Engine.PollLocked();
             List<EpollSets.Registration>? set = EpollSets.Get(epfd);
             if (set is null) return 0;
+            // Nothing moved since a scan that found nothing ready: skip the O(registrations) scan.
+            EpollSets.ScanState scan = EpollSets.Scan(epfd);
+            int epoch = Volatile.Read(ref Engine.ReadinessEpoch);
+            if (scan.Epoch == epoch && !scan.HadReady) return 0;
+            scan.Epoch = epoch;
             foreach (EpollSets.Registration reg in set)
             {
                 if (n == max) break;
@@ -125,6 +131,8 @@ internal static unsafe class Multiplex
                 if ((reg.Events & Interpose.Poll.EpollOneShot) != 0) reg.Disarmed = true;
                 events[n++] = new EpollEvent { Events = mask, Data = reg.Data };
             }
+            // Level-triggered registrations that were ready are reported again next time: scan again then.
+            scan.HadReady = n > 0;
         }
         return n;
     }

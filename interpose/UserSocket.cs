@@ -55,7 +55,11 @@ internal sealed class UserSocket
         return (short)(ushort)r;
     }
 
-    internal void Changed() => Interlocked.Increment(ref ReadinessVersion);
+    internal void Changed()
+    {
+        Interlocked.Increment(ref ReadinessVersion);
+        Interlocked.Increment(ref Engine.ReadinessEpoch);
+    }
 }
 
 /// <summary>poll(2)/epoll(7) bits (the values are the same for both).</summary>
