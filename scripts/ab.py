@@ -66,7 +66,8 @@ class Harness:
 
     # ---------------------------------------------------------------- network and processes
     def up(self):
-        run([os.path.join(ROOT, "scripts", "testnet.sh"), "up", "--suffix", self.suffix])
+        extra = ["--hugepages", str(self.a.hugepages)] if self.a.hugepages else []
+        run([os.path.join(ROOT, "scripts", "testnet.sh"), "up", "--suffix", self.suffix] + extra)
         # Client: many short connections end in TIME_WAIT on whichever side closes first; allow reuse and a wide
         # port range so W1 and the churn phase never run out of ports. Server (kernel runs): deep accept queues.
         run(["ip", "netns", "exec", self.cli, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1",
@@ -94,7 +95,7 @@ class Harness:
         if side == "kernel":
             return ["ip", "netns", "exec", self.srv] + cmd
         return ["ip", "netns", "exec", self.srv, "env", f"LD_PRELOAD={LIB}", f"USERTCP_IP={SRV_IP}/24",
-                "USERTCP_DEV=net_af_packet0,iface=ut-srv0", "USERTCP_DPDK_ARGS=--log-level=*:error"] + cmd
+                f"USERTCP_DEV={self.a.usertcp_dev}", "USERTCP_DPDK_ARGS=--log-level=*:error"] + cmd
 
     def set_side(self, side):
         run(["ip", "-n", self.srv, "addr", "flush", "dev", "ut-srv0"])
@@ -472,6 +473,9 @@ def machine_facts():
         f"- memory: {int(Harness.meminfo_kb('MemTotal') / 1024 / 1024 + 0.5)} GiB; kernel {platform.release()}; "
         f"{sh('. /etc/os-release && echo $PRETTY_NAME')}",
         f"- nginx {nginx_v}, {wrk_v}, {iperf_v}",
+        f"- hugepages (2 MiB) at the end of the run: {Harness.meminfo_kb('HugePages_Total')} reserved, "
+        f"{Harness.meminfo_kb('HugePages_Free')} free (usertcp's EAL uses them when enough are free, otherwise "
+        "runs with --no-huge; the W5 table shows the server's HugetlbPages)",
         f"- usertcp commit {sh(f'git -C {ROOT} rev-parse --short HEAD')}"
         f"{' (with uncommitted changes)' if sh(f'git -C {ROOT} status --porcelain -- stack interpose cshim aot') else ''}",
     ]
@@ -499,7 +503,7 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
         "Topology (b): the client is on the kernel in namespace ut-cli (wrk, iperf3, bench/rpc/rpc_client), the "
         "server in namespace ut-srv, joined by a veth pair with offloads off. Kernel run: the server on the kernel "
         "with 198.18.0.2 on the veth. usertcp run: the same binary and configuration under "
-        "`LD_PRELOAD=build/libusertcp.so USERTCP_DEV=net_af_packet0,iface=ut-srv0` (DPDK af_packet PMD), no kernel "
+        f"`LD_PRELOAD=build/libusertcp.so USERTCP_DEV={a.usertcp_dev}` (DPDK af_packet PMD), no kernel "
         "address. Every measurement starts a fresh server; each round runs kernel then usertcp. "
         f"{a.rounds} rounds of {a.seconds} s; median, spread = max - min over the rounds, ratio = usertcp median / "
         "kernel median. Server CPU = utime + stime of the server process (nginx: its workers, all threads) over the "
@@ -617,6 +621,9 @@ def main():
     ap.add_argument("--idle-seconds", type=float, default=5)
     ap.add_argument("--churn-seconds", type=float, default=2)
     ap.add_argument("--workloads", default="W2,W1,W4,W3,W6", help="any of W2,W1,W4,W3,W6 (W6 also gives W5)")
+    ap.add_argument("--usertcp-dev", default="net_af_packet0,iface=ut-srv0", help="USERTCP_DEV of the usertcp runs")
+    ap.add_argument("--hugepages", type=int, default=0,
+                    help="reserve at least this many 2 MiB hugepages first (system-wide, kept); 0: leave as is")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks"))
     a = ap.parse_args()
     a.rpc_conns = [int(x) for x in a.rpc_conns.split(",") if x]
