@@ -342,6 +342,73 @@ http {{
                                 errors=kv.get("errors", "?"), cpu_pct=100.0 * (c1 - c0) / HZ / (t1 - t0))
                     log(f"{name} round {r} {side}: {out.strip()}")
 
+    # ---------------------------------------------------------------- topology (a)
+    def a_client_cmd(self, side, cmd):
+        """Topology (a): the client runs in the server namespace. kernel: over loopback. usertcp: under LD_PRELOAD
+        with its own address and the client end of the memif link (a distinct device name: an unrelated process)."""
+        if side == "kernel":
+            return ["ip", "netns", "exec", self.srv] + cmd
+        return ["ip", "netns", "exec", self.srv, "env", f"LD_PRELOAD={LIB}", "USERTCP_IP=198.18.0.1/24",
+                f"USERTCP_DEV=net_memif1,role=client,socket={self.memif_sock}",
+                "USERTCP_DPDK_ARGS=--log-level=*:error"] + cmd
+
+    def a_start_nginx(self, side):
+        """nginx for topology (a): kernel, listening on loopback; usertcp, the server end of a fresh memif link."""
+        self.memif_sock = f"/tmp/usertcp-ab-{os.getpid()}-{time.monotonic_ns()}.sock"
+        self.nginx_conf("1")
+        run(["ip", "-n", self.srv, "addr", "flush", "dev", "ut-srv0"])
+        pidf = f"{self.work}/nginx.pid"
+        if side == "kernel":
+            cmd = ["ip", "netns", "exec", self.srv]
+        else:
+            cmd = ["ip", "netns", "exec", self.srv, "env", f"LD_PRELOAD={LIB}", f"USERTCP_IP={SRV_IP}/24",
+                   f"USERTCP_DEV=net_memif0,role=server,socket={self.memif_sock}",
+                   "USERTCP_DPDK_ARGS=--log-level=*:error"]
+        run(cmd + ["/usr/sbin/nginx", "-p", self.work, "-c", f"{self.work}/nginx.conf"])
+        for _ in range(50):
+            if os.path.exists(pidf) and open(pidf).read().strip():
+                break
+            time.sleep(0.1)
+        master = int(open(pidf).read())
+        self.nginx_pids.append(master)
+        url = "http://127.0.0.1" if side == "kernel" else f"http://{SRV_IP}"
+        # Readiness: one curl (on the same stack as the client will be). On usertcp every client process is a new
+        # memif connection, so give the server's worker time to set its link up first.
+        for _ in range(30):
+            r = subprocess.run(self.a_client_cmd(side, ["curl", "-s", "-m", "2", "-o", "/dev/null", f"{url}/64.bin"]),
+                               capture_output=True)
+            if r.returncode == 0:
+                break
+            time.sleep(0.3)
+        else:
+            raise RuntimeError(f"topology (a) nginx on {side} did not answer: {self.tail_logs()}")
+        time.sleep(0.5)  # let the server see the curl's memif link go down before the next client connects
+        return master, [int(x) for x in run(["pgrep", "-P", str(master)], check=False).stdout.split()], url
+
+    def a_wrk(self, name, fname, extra):
+        a = self.a
+        for r in range(1, a.rounds + 1):
+            for side in SIDES:
+                master, workers, url = self.a_start_nginx(side)
+                c0 = self.ticks(workers)
+                cmd = ["wrk", "-t1", f"-c{a.conns}", f"-d{a.seconds}s", "--latency"] + extra + [f"{url}/{fname}"]
+                res = run(self.a_client_cmd(side, cmd), check=False, timeout=a.seconds + 30)
+                c1 = self.ticks(workers)
+                self.stop_nginx(master)
+                w = self.wrk_parse(res.stdout)
+                if w["rps"] is None:
+                    w["errors"] = (w["errors"] + " " + (res.stdout + res.stderr)[-300:]).strip()
+                w["cpu_pct"] = 100.0 * (c1 - c0) / HZ / a.seconds
+                self.record(name, side, r, **w)
+                log(f"{name} round {r} {side}: {w}")
+
+    def a2(self):
+        self.a_wrk("(a) W2 64 B", "64.bin", [])
+        self.a_wrk("(a) W2 4 KB", "4k.bin", [])
+
+    def a1(self):
+        self.a_wrk("(a) W1 64 B, Connection: close", "64.bin", ["-H", "Connection: close"])
+
     def w6(self):
         """W6 idle CPU and W5 memory/accept rate, on the same runs: rpc_server, N idle connections held by
         rpc_client in the client namespace."""
@@ -509,9 +576,10 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
         "kernel median. Server CPU = utime + stime of the server process (nginx: its workers, all threads) over the "
         "run, in % of one core (100 % = one core busy). Raw per-round values: results.json.",
         "",
-        "Topology (a) (both ends on usertcp over net_memif vs both on the kernel over loopback): not measured yet.",
-        "",
     ]
+    if not any(k.startswith("(a)") for k in res):
+        L += ["Topology (a) (both ends on usertcp over net_memif vs both on the kernel over loopback): not measured "
+              "in this run.", ""]
 
     def section(title, names, metrics, plots, note=None):
         L.append(f"## {title}")
@@ -600,6 +668,18 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
                 f"utime + stime over {a.idle_seconds} s while the N sit idle. Then {a.churn_seconds} s of new "
                 "connections (connect, close; 64 in flight) while the N stay open: the accept rate under load of "
                 "held connections. Finally one byte is echoed on each held connection ('still echoing').")
+    a_names = [n for n in res if n.startswith("(a)")]
+    if a_names:
+        section("Topology (a): both ends on usertcp over memif vs both on the kernel over loopback", a_names,
+                wrk_metrics,
+                [("a_rps", "Topology (a), nginx + wrk: requests/s", "requests/s", "rps",
+                  [(n, n[4:]) for n in a_names])],
+                "Client and server in one namespace. kernel: nginx and wrk over 127.0.0.1. usertcp: nginx under "
+                "LD_PRELOAD with USERTCP_IP=198.18.0.2, `USERTCP_DEV=net_memif0,role=server,socket=S`; wrk under "
+                "LD_PRELOAD with USERTCP_IP=198.18.0.1, `USERTCP_DEV=net_memif1,role=client,socket=S` (two unrelated "
+                f"processes, each its own device). nginx one worker, `wrk -t1 -c{a.conns} -d{a.seconds}s`; W1 adds "
+                "`-H 'Connection: close'`. Both usertcp processes poll, so on 2 vCPUs they take both cores; server "
+                "CPU counts only nginx's worker.")
     failed = [(n, r["errors"]) for n, rows in res.items() if n.endswith("FAILED") for r in rows]
     if failed:
         L.append("## Workloads that failed in this run")
@@ -620,7 +700,7 @@ def main():
     ap.add_argument("--idle-conns", default="1000,10000", help="W6/W5 idle connection counts, comma-separated")
     ap.add_argument("--idle-seconds", type=float, default=5)
     ap.add_argument("--churn-seconds", type=float, default=2)
-    ap.add_argument("--workloads", default="W2,W1,W4,W3,W6", help="any of W2,W1,W4,W3,W6 (W6 also gives W5)")
+    ap.add_argument("--workloads", default="W2,W1,W4,W3,W6", help="any of W2,W1,W4,W3,W6 (W6 also gives W5) in topology (b); A2,A1 = W2,W1 in topology (a)")
     ap.add_argument("--usertcp-dev", default="net_af_packet0,iface=ut-srv0", help="USERTCP_DEV of the usertcp runs")
     ap.add_argument("--hugepages", type=int, default=0,
                     help="reserve at least this many 2 MiB hugepages first (system-wide, kept); 0: leave as is")
@@ -651,7 +731,7 @@ def main():
     h = Harness(a)
     try:
         h.up()
-        steps = {"W2": h.w2, "W1": h.w1, "W4": h.w4, "W3": h.w3, "W6": h.w6}
+        steps = {"W2": h.w2, "W1": h.w1, "W4": h.w4, "W3": h.w3, "W6": h.w6, "A2": h.a2, "A1": h.a1}
         for w in a.workloads.split(","):
             try:
                 steps[w.strip()]()
