@@ -659,7 +659,7 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
                  ("w5_churn", "W5 connection rate while holding N", "connections/s", "churn_rate",
                   [(n, n.split()[1]) for n in w6])],
                 f"`build/bench/rpc_server 7000` on each stack; `build/bench/rpc_client hold 198.18.0.2 7000 N` opens "
-                "N connections (512 connects in flight) and leaves them idle. Method: server VmRSS (and HugetlbPages) "
+                "N connections (512 connects in flight; any not established within 20 s counts as failed) and leaves them idle. Method: server VmRSS (and HugetlbPages) "
                 "from /proc/PID/status and the system-wide `Slab` of /proc/meminfo, read 0.5 s after the server "
                 "started and again 0.5 s after the N were open; delta / N. The kernel's socket memory is slab, not "
                 "RSS: in the kernel run the Slab delta covers both ends (the client is on the kernel too, in both "
