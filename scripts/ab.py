@@ -761,4 +761,8 @@ def resource_nofile():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt as e:
+        print(f"ab: interrupted ({e}); namespaces and servers cleaned up, no report written", file=sys.stderr)
+        sys.exit(130)
