@@ -1,0 +1,768 @@
+#!/usr/bin/env python3
+"""A/B benchmark harness: the same unmodified server on the Linux kernel and on usertcp, alternately.
+
+Topology (b) of the issue "A/B against the kernel" (scripts/testnet.sh): a client namespace (kernel TCP; wrk,
+iperf3, bench/rpc/rpc_client) and a server namespace joined by a veth pair.
+  kernel run:  the server in the server namespace on the kernel stack (198.18.0.2 configured on the veth)
+  usertcp run: the same binary under LD_PRELOAD=build/libusertcp.so, USERTCP_DEV=net_af_packet0,iface=ut-srv0,
+               no kernel address on the veth
+Each measurement starts a fresh server, runs the client, stops the server; within a round kernel then usertcp
+(A B A B ...). Reported: median over the rounds, spread (max - min), ratio usertcp/kernel of the medians.
+
+Workloads (see docs/benchmarks.md, section "A/B against the kernel"):
+  W2  nginx keep-alive, 64 B and 4 KB files, wrk: requests/s, latency p50/p99, server CPU; plus one round of the
+      default configuration (worker_processes auto, wrk -t2)
+  W1  nginx, a new connection per request (wrk -H "Connection: close"), 64 B: connections/s
+  W4  iperf3 -4 single flow, both directions: Gbit/s
+  W3  bench/rpc echo, 64 B request/response, closed loop over many connections: requests/s, p50/p99
+  W6  bench/rpc server holding N idle connections: server CPU over --idle-seconds
+  W5  (same runs as W6) server memory per idle connection and the connection rate while holding them
+
+Not part of `make test`. Needs root, make setup (nginx, wrk, iperf3, gnuplot) and make (build/libusertcp.so).
+Usage: scripts/ab.py [--rounds 3] [--seconds 3] [--workloads W2,W1,W4,W3,W6] ...   (see --help)
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LIB = os.path.join(ROOT, "build", "libusertcp.so")
+BENCH = os.path.join(ROOT, "build", "bench")
+SRV_IP = "198.18.0.2"
+HZ = os.sysconf("SC_CLK_TCK")
+SIDES = ("kernel", "usertcp")
+
+
+def log(msg):
+    print(f"ab: {msg}", flush=True)
+
+
+def run(cmd, check=True, timeout=None, **kw):
+    return subprocess.run(cmd, check=check, timeout=timeout, text=True, capture_output=True, **kw)
+
+
+class Harness:
+    def __init__(self, args):
+        self.a = args
+        self.suffix = f"a{os.getpid()}"
+        self.cli = f"ut-cli{self.suffix}"
+        self.srv = f"ut-srv{self.suffix}"
+        self.work = tempfile.mkdtemp(prefix="usertcp-ab-")
+        os.chmod(self.work, 0o755)
+        self.procs = []      # Popen objects of servers still running
+        self.nginx_pids = []  # nginx master pids still running
+        self.results = {}    # name -> list of per-round dicts
+
+    # ---------------------------------------------------------------- network and processes
+    def up(self):
+        extra = ["--hugepages", str(self.a.hugepages)] if self.a.hugepages else []
+        run([os.path.join(ROOT, "scripts", "testnet.sh"), "up", "--suffix", self.suffix] + extra)
+        # Client: many short connections end in TIME_WAIT on whichever side closes first; allow reuse and a wide
+        # port range so W1 and the churn phase never run out of ports. Server (kernel runs): deep accept queues.
+        run(["ip", "netns", "exec", self.cli, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1",
+             "net.ipv4.ip_local_port_range=1024 65535"])
+        run(["ip", "netns", "exec", self.srv, "sysctl", "-qw", "net.core.somaxconn=65535",
+             "net.ipv4.tcp_max_syn_backlog=65535"])
+
+    def down(self):
+        for p in self.procs:
+            self._kill(p)
+        self.procs = []
+        for pid in self.nginx_pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        subprocess.run([os.path.join(ROOT, "scripts", "testnet.sh"), "down", "--suffix", self.suffix],
+                       capture_output=True)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def cli_cmd(self, cmd):
+        return ["ip", "netns", "exec", self.cli] + cmd
+
+    def srv_cmd(self, side, cmd):
+        if side == "kernel":
+            return ["ip", "netns", "exec", self.srv] + cmd
+        return ["ip", "netns", "exec", self.srv, "env", f"LD_PRELOAD={LIB}", f"USERTCP_IP={SRV_IP}/24",
+                f"USERTCP_DEV={self.a.usertcp_dev}", "USERTCP_DPDK_ARGS=--log-level=*:error"] + cmd
+
+    def set_side(self, side):
+        run(["ip", "-n", self.srv, "addr", "flush", "dev", "ut-srv0"])
+        if side == "kernel":
+            run(["ip", "-n", self.srv, "addr", "add", f"{SRV_IP}/24", "dev", "ut-srv0"])
+        # The client caches the server's MAC (the same on both sides); nothing else to reset.
+
+    def _kill(self, p):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def start_proc(self, side, cmd, port):
+        """Start a server (ip netns exec and env exec it, so the Popen pid is the server's pid); wait until the
+        client can connect to port."""
+        self.set_side(side)
+        logf = open(os.path.join(self.work, f"server-{side}.log"), "a")
+        p = subprocess.Popen(self.srv_cmd(side, cmd), stdout=logf, stderr=subprocess.STDOUT)
+        self.procs.append(p)
+        self.wait_port(port, p)
+        return p
+
+    def stop_proc(self, p):
+        self._kill(p)
+        self.procs.remove(p)
+
+    def wait_port(self, port, p=None, tries=150):
+        for _ in range(tries):
+            if p is not None and p.poll() is not None:
+                raise RuntimeError(f"server exited with {p.returncode}: {self.tail_logs()}")
+            r = subprocess.run(self.cli_cmd(["timeout", "1", "bash", "-c", f"exec 3<>/dev/tcp/{SRV_IP}/{port}"]),
+                               capture_output=True)
+            if r.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"server on port {port} did not answer: {self.tail_logs()}")
+
+    def tail_logs(self):
+        out = []
+        for f in sorted(os.listdir(self.work)):
+            if f.endswith(".log"):
+                with open(os.path.join(self.work, f), errors="replace") as fh:
+                    out.append(f + ": " + " | ".join(fh.read().splitlines()[-3:]))
+        return "; ".join(out)
+
+    # nginx ----------------------------------------------------------------------------------------
+    def nginx_conf(self, workers):
+        d = self.work
+        os.makedirs(f"{d}/www", exist_ok=True)
+        os.makedirs(f"{d}/tmp", exist_ok=True)
+        for name, size in (("64.bin", 64), ("4k.bin", 4096)):
+            with open(f"{d}/www/{name}", "wb") as f:
+                f.write(os.urandom(size))
+        conf = f"""# Stock nginx settings; 'user root' because opening a DPDK device needs CAP_NET_RAW in the worker.
+user root;
+worker_processes {workers};
+worker_rlimit_nofile 65536;
+pid {d}/nginx.pid;
+error_log {d}/nginx-error.log warn;
+events {{ worker_connections 16384; }}
+http {{
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_timeout 65;
+  keepalive_requests 100000;
+  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
+  server {{ listen 80; root {d}/www; }}
+}}
+"""
+        with open(f"{d}/nginx.conf", "w") as f:
+            f.write(conf)
+
+    def start_nginx(self, side, workers="1"):
+        self.nginx_conf(workers)
+        self.set_side(side)
+        pidf = f"{self.work}/nginx.pid"
+        run(self.srv_cmd(side, ["/usr/sbin/nginx", "-p", self.work, "-c", f"{self.work}/nginx.conf"]))
+        for _ in range(50):
+            if os.path.exists(pidf) and open(pidf).read().strip():
+                break
+            time.sleep(0.1)
+        master = int(open(pidf).read())
+        self.nginx_pids.append(master)
+        self.wait_port(80)
+        workers_pids = [int(x) for x in run(["pgrep", "-P", str(master)], check=False).stdout.split()]
+        return master, workers_pids
+
+    def stop_nginx(self, master):
+        try:
+            os.kill(master, signal.SIGQUIT)
+        except ProcessLookupError:
+            pass
+        for _ in range(50):
+            if not os.path.exists(f"/proc/{master}"):
+                break
+            time.sleep(0.1)
+        else:
+            subprocess.run(["pkill", "-KILL", "-P", str(master)])
+            try:
+                os.kill(master, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            time.sleep(0.3)
+        self.nginx_pids.remove(master)
+
+    # measurements ---------------------------------------------------------------------------------
+    @staticmethod
+    def ticks(pids):
+        t = 0
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                t += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat(5))
+            except FileNotFoundError:
+                pass
+        return t
+
+    @staticmethod
+    def status_kb(pid, key):
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+        return 0
+
+    @staticmethod
+    def meminfo_kb(key):
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+        return 0
+
+    def record(self, name, side, rnd, **values):
+        self.results.setdefault(name, []).append(dict(side=side, round=rnd, **values))
+
+    @staticmethod
+    def wrk_parse(out):
+        def us(v):
+            m = re.match(r"([\d.]+)(us|ms|s)$", v)
+            return float(m.group(1)) * {"us": 1, "ms": 1000, "s": 1e6}[m.group(2)] if m else None
+        rps = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
+        p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
+        p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+        errs = re.search(r"Socket errors: (.*)", out)
+        non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        return dict(rps=float(rps.group(1)) if rps else None, p50_us=us(p50.group(1)) if p50 else None,
+                    p99_us=us(p99.group(1)) if p99 else None,
+                    errors=(errs.group(1).strip() if errs else "") + (f" non-2xx {non2xx.group(1)}" if non2xx else ""))
+
+    # ---------------------------------------------------------------- workloads
+    def w2(self):
+        a = self.a
+        for fname in ("64.bin", "4k.bin"):
+            name = f"W2 {'64 B' if fname == '64.bin' else '4 KB'}"
+            for r in range(1, a.rounds + 1):
+                for side in SIDES:
+                    master, workers = self.start_nginx(side)
+                    c0 = self.ticks(workers)
+                    cmd = ["wrk", "-t1", f"-c{a.conns}", f"-d{a.seconds}s", "--latency", f"http://{SRV_IP}/{fname}"]
+                    out = run(self.cli_cmd(cmd), timeout=a.seconds + 30).stdout
+                    c1 = self.ticks(workers)
+                    self.stop_nginx(master)
+                    w = self.wrk_parse(out)
+                    w["cpu_pct"] = 100.0 * (c1 - c0) / HZ / a.seconds
+                    self.record(name, side, r, **w)
+                    log(f"{name} round {r} {side}: {w}")
+        # nginx's default configuration: worker_processes auto (one worker per core), wrk with two threads.
+        for side in SIDES:
+            master, workers = self.start_nginx(side, "auto")
+            c0 = self.ticks(workers)
+            cmd = ["wrk", "-t2", f"-c{a.conns}", f"-d{a.seconds}s", "--latency", f"http://{SRV_IP}/4k.bin"]
+            out = run(self.cli_cmd(cmd), timeout=a.seconds + 30).stdout
+            c1 = self.ticks(workers)
+            self.stop_nginx(master)
+            w = self.wrk_parse(out)
+            w["cpu_pct"] = 100.0 * (c1 - c0) / HZ / a.seconds
+            w["workers"] = len(workers)
+            self.record("W2 4 KB, worker_processes auto", side, 1, **w)
+            log(f"W2 auto {side}: {w}")
+
+    def w1(self):
+        a = self.a
+        for r in range(1, a.rounds + 1):
+            for side in SIDES:
+                master, workers = self.start_nginx(side)
+                c0 = self.ticks(workers)
+                cmd = ["wrk", "-t1", f"-c{a.conns}", f"-d{a.seconds}s", "--latency", "-H", "Connection: close",
+                       f"http://{SRV_IP}/64.bin"]
+                out = run(self.cli_cmd(cmd), timeout=a.seconds + 30).stdout
+                c1 = self.ticks(workers)
+                self.stop_nginx(master)
+                w = self.wrk_parse(out)
+                w["cpu_pct"] = 100.0 * (c1 - c0) / HZ / a.seconds
+                self.record("W1 64 B, Connection: close", side, r, **w)
+                log(f"W1 round {r} {side}: {w}")
+
+    def w4(self):
+        a = self.a
+        for direction, flag in (("client to server", []), ("server to client", ["-R"])):
+            name = f"W4 iperf3, {direction}"
+            for r in range(1, a.rounds + 1):
+                for side in SIDES:
+                    p = self.start_proc(side, ["iperf3", "-4", "-s", "-p", "5201"], 5201)
+                    time.sleep(0.2)  # let iperf3 finish with the readiness probe's connection
+                    c0 = self.ticks([p.pid])
+                    cmd = ["iperf3", "-4", "-c", SRV_IP, "-p", "5201", "-t", str(a.seconds), "-J"] + flag
+                    res = run(self.cli_cmd(cmd), check=False, timeout=a.seconds + 30)
+                    c1 = self.ticks([p.pid])
+                    self.stop_proc(p)
+                    try:
+                        j = json.loads(res.stdout)
+                        gbps = j["end"]["sum_received"]["bits_per_second"] / 1e9
+                        retr = j["end"].get("sum_sent", {}).get("retransmits")
+                        err = j.get("error", "")
+                    except (ValueError, KeyError) as e:
+                        gbps, retr, err = None, None, f"{e}: {res.stdout[-200:]} {res.stderr[-200:]}"
+                    self.record(name, side, r, gbps=gbps, retransmits=retr, errors=err,
+                                cpu_pct=100.0 * (c1 - c0) / HZ / a.seconds)
+                    log(f"{name} round {r} {side}: {gbps} Gbit/s {err}")
+
+    def w3(self):
+        a = self.a
+        for conns in a.rpc_conns:
+            name = f"W3 RPC echo 64 B, {conns} connections"
+            for r in range(1, a.rounds + 1):
+                for side in SIDES:
+                    p = self.start_proc(side, [f"{BENCH}/rpc_server", "7000"], 7000)
+                    c0 = self.ticks([p.pid])
+                    t0 = time.time()
+                    out = run(self.cli_cmd([f"{BENCH}/rpc_client", "echo", SRV_IP, "7000", str(conns),
+                                            str(a.seconds)]), check=False, timeout=a.seconds + 90).stdout
+                    c1, t1 = self.ticks([p.pid]), time.time()
+                    self.stop_proc(p)
+                    kv = dict(x.split("=") for x in out.split())
+                    self.record(name, side, r, rps=float(kv.get("rps", 0)), p50_us=float(kv.get("p50_us", -1)),
+                                p99_us=float(kv.get("p99_us", -1)), open=int(kv.get("open", 0)),
+                                errors=kv.get("errors", "?"), cpu_pct=100.0 * (c1 - c0) / HZ / (t1 - t0))
+                    log(f"{name} round {r} {side}: {out.strip()}")
+
+    # ---------------------------------------------------------------- topology (a)
+    def a_client_cmd(self, side, cmd):
+        """Topology (a): the client runs in the server namespace. kernel: over loopback. usertcp: under LD_PRELOAD
+        with its own address and the client end of the memif link (a distinct device name: an unrelated process)."""
+        if side == "kernel":
+            return ["ip", "netns", "exec", self.srv] + cmd
+        return ["ip", "netns", "exec", self.srv, "env", f"LD_PRELOAD={LIB}", "USERTCP_IP=198.18.0.1/24",
+                f"USERTCP_DEV=net_memif1,role=client,socket={self.memif_sock}",
+                "USERTCP_DPDK_ARGS=--log-level=*:error"] + cmd
+
+    def a_start_nginx(self, side):
+        """nginx for topology (a): kernel, listening on loopback; usertcp, the server end of a fresh memif link."""
+        self.memif_sock = f"/tmp/usertcp-ab-{os.getpid()}-{time.monotonic_ns()}.sock"
+        self.nginx_conf("1")
+        run(["ip", "-n", self.srv, "addr", "flush", "dev", "ut-srv0"])
+        pidf = f"{self.work}/nginx.pid"
+        if side == "kernel":
+            cmd = ["ip", "netns", "exec", self.srv]
+        else:
+            cmd = ["ip", "netns", "exec", self.srv, "env", f"LD_PRELOAD={LIB}", f"USERTCP_IP={SRV_IP}/24",
+                   f"USERTCP_DEV=net_memif0,role=server,socket={self.memif_sock}",
+                   "USERTCP_DPDK_ARGS=--log-level=*:error"]
+        run(cmd + ["/usr/sbin/nginx", "-p", self.work, "-c", f"{self.work}/nginx.conf"])
+        for _ in range(50):
+            if os.path.exists(pidf) and open(pidf).read().strip():
+                break
+            time.sleep(0.1)
+        master = int(open(pidf).read())
+        self.nginx_pids.append(master)
+        url = "http://127.0.0.1" if side == "kernel" else f"http://{SRV_IP}"
+        # Readiness: one curl (on the same stack as the client will be). On usertcp every client process is a new
+        # memif connection, so give the server's worker time to set its link up first.
+        for _ in range(30):
+            r = subprocess.run(self.a_client_cmd(side, ["curl", "-s", "-m", "2", "-o", "/dev/null", f"{url}/64.bin"]),
+                               capture_output=True)
+            if r.returncode == 0:
+                break
+            time.sleep(0.3)
+        else:
+            raise RuntimeError(f"topology (a) nginx on {side} did not answer: {self.tail_logs()}")
+        time.sleep(0.5)  # let the server see the curl's memif link go down before the next client connects
+        return master, [int(x) for x in run(["pgrep", "-P", str(master)], check=False).stdout.split()], url
+
+    def a_wrk(self, name, fname, extra):
+        a = self.a
+        for r in range(1, a.rounds + 1):
+            for side in SIDES:
+                master, workers, url = self.a_start_nginx(side)
+                c0 = self.ticks(workers)
+                cmd = ["wrk", "-t1", f"-c{a.conns}", f"-d{a.seconds}s", "--latency"] + extra + [f"{url}/{fname}"]
+                res = run(self.a_client_cmd(side, cmd), check=False, timeout=a.seconds + 30)
+                c1 = self.ticks(workers)
+                self.stop_nginx(master)
+                w = self.wrk_parse(res.stdout)
+                if w["rps"] is None:
+                    w["errors"] = (w["errors"] + " " + (res.stdout + res.stderr)[-300:]).strip()
+                w["cpu_pct"] = 100.0 * (c1 - c0) / HZ / a.seconds
+                self.record(name, side, r, **w)
+                log(f"{name} round {r} {side}: {w}")
+
+    def a2(self):
+        self.a_wrk("(a) W2 64 B", "64.bin", [])
+        self.a_wrk("(a) W2 4 KB", "4k.bin", [])
+
+    def a1(self):
+        self.a_wrk("(a) W1 64 B, Connection: close", "64.bin", ["-H", "Connection: close"])
+
+    def w6(self):
+        """W6 idle CPU and W5 memory/accept rate, on the same runs: rpc_server, N idle connections held by
+        rpc_client in the client namespace."""
+        a = self.a
+        for n in a.idle_conns:
+            for r in range(1, a.rounds + 1):
+                for side in SIDES:
+                    p = self.start_proc(side, [f"{BENCH}/rpc_server", "7000"], 7000)
+                    time.sleep(0.5)
+                    rss0, huge0 = self.status_kb(p.pid, "VmRSS"), self.status_kb(p.pid, "HugetlbPages")
+                    slab0 = self.meminfo_kb("Slab")
+                    h = subprocess.Popen(self.cli_cmd([f"{BENCH}/rpc_client", "hold", SRV_IP, "7000", str(n)]),
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                    self.procs.append(h)
+                    opened = dict(x.split("=") for x in h.stdout.readline().split())
+                    time.sleep(0.5)
+                    rss1, huge1 = self.status_kb(p.pid, "VmRSS"), self.status_kb(p.pid, "HugetlbPages")
+                    slab1 = self.meminfo_kb("Slab")
+                    c0, t0 = self.ticks([p.pid]), time.time()
+                    time.sleep(a.idle_seconds)
+                    c1, t1 = self.ticks([p.pid]), time.time()
+                    h.stdin.write(f"churn {a.churn_seconds}\n")
+                    h.stdin.flush()
+                    churn = dict(x.split("=") for x in h.stdout.readline().split())
+                    h.stdin.write("check\n")
+                    h.stdin.flush()
+                    alive = dict(x.split("=") for x in h.stdout.readline().split())
+                    h.stdin.write("quit\n")
+                    h.stdin.flush()
+                    h.wait(30)
+                    self.procs.remove(h)
+                    self.stop_proc(p)
+                    ok = int(opened.get("opened", 0)) or 1
+                    vals = dict(n=n, opened=int(opened.get("opened", 0)), open_rate=float(opened.get("rate", 0)),
+                                idle_cpu_pct=100.0 * (c1 - c0) / HZ / (t1 - t0),
+                                rss_b_per_conn=(rss1 - rss0) * 1024 / ok, huge_b_per_conn=(huge1 - huge0) * 1024 / ok,
+                                slab_b_per_conn=(slab1 - slab0) * 1024 / ok, rss_kb=rss1, huge_kb=huge1,
+                                churn_rate=float(churn.get("churn_rate", 0)), churn_failed=int(churn.get("failed", 0)),
+                                alive=int(alive.get("alive", 0)))
+                    self.record(f"W6/W5 {n} idle connections", side, r, **vals)
+                    log(f"W6/W5 n={n} round {r} {side}: {vals}")
+
+
+# -------------------------------------------------------------------- report
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def spread(xs):
+    xs = [x for x in xs if x is not None]
+    return max(xs) - min(xs) if xs else None
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "n/a"
+    if digits == 0:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}"
+
+
+def ratio(u, k):
+    return f"{u / k:.2f}" if u is not None and k not in (None, 0) else "n/a"
+
+
+def side_vals(rows, side, key):
+    return [r.get(key) for r in rows if r["side"] == side]
+
+
+def table(rows, metrics):
+    """metrics: list of (key, label, digits). One line per metric: kernel median (spread), usertcp, ratio,
+    and the per-round values."""
+    out = ["| metric | kernel median | kernel spread | usertcp median | usertcp spread | usertcp/kernel | rounds (kernel; usertcp) |",
+           "|---|---|---|---|---|---|---|"]
+    for key, label, d in metrics:
+        k, u = side_vals(rows, "kernel", key), side_vals(rows, "usertcp", key)
+        rounds = ", ".join(fmt(x, d) for x in k) + "; " + ", ".join(fmt(x, d) for x in u)
+        out.append(f"| {label} | {fmt(med(k), d)} | {fmt(spread(k), d)} | {fmt(med(u), d)} | {fmt(spread(u), d)} "
+                   f"| {ratio(med(u), med(k))} | {rounds} |")
+    errs = [f"{r['side']} round {r['round']}: {r['errors']}" for r in rows if r.get("errors") not in (None, "", "0")]
+    if errs:
+        out.append("")
+        out.append("Errors reported by the client: " + "; ".join(errs))
+    return "\n".join(out)
+
+
+def plot(outdir, fname, title, ylabel, groups):
+    """groups: list of (label, kernel values, usertcp values): clustered bars at the median, error bars min..max."""
+    if not shutil.which("gnuplot"):
+        return None
+    dat = os.path.join(outdir, fname + ".dat")
+    with open(dat, "w") as f:
+        f.write("# label kernel_median kernel_min kernel_max usertcp_median usertcp_min usertcp_max\n")
+        for label, k, u in groups:
+            k = [x for x in k if x is not None] or [0]
+            u = [x for x in u if x is not None] or [0]
+            f.write(f'"{label}" {med(k)} {min(k)} {max(k)} {med(u)} {min(u)} {max(u)}\n')
+    png = os.path.join(outdir, fname + ".png")
+    script = f"""set terminal pngcairo size 800,450 noenhanced
+set output '{png}'
+set title '{title}'
+set ylabel '{ylabel}'
+set style data histogram
+set style histogram errorbars gap 1 lw 1
+set style fill solid 0.7 border -1
+set yrange [0:*]
+set key top right
+set grid ytics
+plot '{dat}' using 2:3:4:xtic(1) title 'kernel' lc rgb '#4477aa', '' using 5:6:7 title 'usertcp' lc rgb '#ee6677'
+"""
+    r = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+    if r.returncode != 0:
+        # pngcairo may be missing from gnuplot-nox; the plain png terminal is always there.
+        r = subprocess.run(["gnuplot"], input=script.replace("pngcairo", "png"), text=True, capture_output=True)
+    os.remove(dat)
+    return os.path.basename(png) if r.returncode == 0 else None
+
+
+def machine_facts():
+    def sh(c):
+        return subprocess.run(c, shell=True, text=True, capture_output=True).stdout.strip()
+    cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+    nginx_v = sh("/usr/sbin/nginx -v 2>&1 | cut -d/ -f2")
+    wrk_v = sh("wrk -v 2>&1 | head -1 | cut -d' ' -f1-2")
+    iperf_v = sh("iperf3 -v | head -1 | cut -d' ' -f1-2")
+    return [
+        f"- CPU: {os.cpu_count()} vCPUs, {cpu}",
+        f"- memory: {int(Harness.meminfo_kb('MemTotal') / 1024 / 1024 + 0.5)} GiB; kernel {platform.release()}; "
+        f"{sh('. /etc/os-release && echo $PRETTY_NAME')}",
+        f"- nginx {nginx_v}, {wrk_v}, {iperf_v}",
+        f"- hugepages (2 MiB) at the end of the run: {Harness.meminfo_kb('HugePages_Total')} reserved, "
+        f"{Harness.meminfo_kb('HugePages_Free')} free (usertcp's EAL uses them when enough are free, otherwise "
+        "runs with --no-huge; the W5 table shows the server's HugetlbPages)",
+        f"- usertcp commit {sh(f'git -C {ROOT} rev-parse --short HEAD')}"
+        f"{' (with uncommitted changes)' if sh(f'git -C {ROOT} status --porcelain -- stack interpose cshim aot') else ''}",
+    ]
+
+
+def write_report(h, started, load0, load1, cmdline, elapsed):
+    a, res = h.a, h.results
+    outdir = a.out
+    os.makedirs(outdir, exist_ok=True)
+    with open(os.path.join(outdir, "results.json"), "w") as f:
+        json.dump(dict(command=cmdline, date=started, results=res), f, indent=1)
+    L = [
+        "# A/B against the kernel: measured report",
+        "",
+        "Generated by the harness; do not edit by hand. Command (run as root from the repository root):",
+        "",
+        "    " + cmdline,
+        "",
+        f"Date: {started} (took {elapsed:.0f} s). Machine:",
+        "",
+        *machine_facts(),
+        f"- load average before / after: {load0} / {load1} (the VM is shared with other work; wall-clock rates "
+        "move with it)",
+        "",
+        "Topology (b): the client is on the kernel in namespace ut-cli (wrk, iperf3, bench/rpc/rpc_client), the "
+        "server in namespace ut-srv, joined by a veth pair with offloads off. Kernel run: the server on the kernel "
+        "with 198.18.0.2 on the veth. usertcp run: the same binary and configuration under "
+        f"`LD_PRELOAD=build/libusertcp.so USERTCP_DEV={a.usertcp_dev}` (DPDK af_packet PMD), no kernel "
+        "address. Every measurement starts a fresh server; each round runs kernel then usertcp. "
+        f"{a.rounds} rounds of {a.seconds} s; median, spread = max - min over the rounds, ratio = usertcp median / "
+        "kernel median. Server CPU = utime + stime of the server process (nginx: its workers, all threads) over the "
+        "run, in % of one core (100 % = one core busy). Raw per-round values: results.json.",
+        "",
+    ]
+    if not any(k.startswith("(a)") for k in res):
+        L += ["Topology (a) (both ends on usertcp over net_memif vs both on the kernel over loopback): not measured "
+              "in this run.", ""]
+
+    def section(title, names, metrics, plots, note=None):
+        L.append(f"## {title}")
+        L.append("")
+        if note:
+            L.append(note)
+            L.append("")
+        for n in names:
+            if n not in res:
+                continue
+            L.append(f"### {n}")
+            L.append("")
+            L.append(table(res[n], metrics))
+            L.append("")
+        for fname, ptitle, ylabel, key, labels in plots:
+            groups = [(lab, side_vals(res[n], "kernel", key), side_vals(res[n], "usertcp", key))
+                      for n, lab in labels if n in res]
+            if groups:
+                png = plot(outdir, fname, ptitle, ylabel, groups)
+                if png:
+                    L.append(f"![{ptitle}]({png})")
+                    L.append("")
+
+    wrk_metrics = [("rps", "requests/s", 0), ("p50_us", "latency p50 (us)", 0), ("p99_us", "latency p99 (us)", 0),
+                   ("cpu_pct", "server CPU (% of a core)", 1)]
+    if any(k.startswith("W2") for k in res):
+        section("W2 keep-alive: nginx, wrk",
+                ["W2 64 B", "W2 4 KB", "W2 4 KB, worker_processes auto"], wrk_metrics,
+                [("w2_rps", "W2 nginx keep-alive: requests/s", "requests/s", "rps",
+                  [("W2 64 B", "64 B"), ("W2 4 KB", "4 KB"), ("W2 4 KB, worker_processes auto", "4 KB, auto")]),
+                 ("w2_p99", "W2 nginx keep-alive: latency p99", "us", "p99_us",
+                  [("W2 64 B", "64 B"), ("W2 4 KB", "4 KB")])],
+                f"nginx with one worker (`worker_processes 1`), `wrk -t1 -c{a.conns} -d{a.seconds}s --latency`; the "
+                "default configuration (`worker_processes auto`: one worker per core, wrk -t2) one round only. "
+                "Configuration: sendfile on, tcp_nopush on, access_log off, keepalive_requests 100000.")
+    if any(k.startswith("W1") for k in res):
+        section("W1 short connections: nginx, `Connection: close`", ["W1 64 B, Connection: close"],
+                [("rps", "connections/s (= requests/s)", 0), ("p50_us", "latency p50 (us)", 0),
+                 ("p99_us", "latency p99 (us)", 0), ("cpu_pct", "server CPU (% of a core)", 1)],
+                [("w1_cps", "W1 new connection per request: connections/s", "connections/s", "rps",
+                  [("W1 64 B, Connection: close", "64 B, Connection: close")])],
+                f"`wrk -t1 -c{a.conns} -d{a.seconds}s -H 'Connection: close'`, 64 B file: nginx closes after each "
+                "response, wrk reconnects; one request per connection.")
+    w4 = [n for n in res if n.startswith("W4")]
+    if w4:
+        section("W4 bulk: iperf3, one flow", w4,
+                [("gbps", "Gbit/s", 2), ("cpu_pct", "server CPU (% of a core)", 1), ("retransmits", "sender retransmits", 0)],
+                [("w4_gbps", "W4 iperf3 single flow: Gbit/s", "Gbit/s", "gbps",
+                  [(n, n.split(", ")[1]) for n in w4])],
+                f"`iperf3 -4 -s` in the server namespace, `iperf3 -4 -c 198.18.0.2 -t {a.seconds}` (and `-R`) in the "
+                "client namespace; Gbit/s received.")
+    w3 = [n for n in res if n.startswith("W3")]
+    if w3:
+        section("W3 RPC echo over many connections (bench/rpc)", w3,
+                [("rps", "requests/s", 0), ("p50_us", "latency p50 (us)", 0), ("p99_us", "latency p99 (us)", 0),
+                 ("open", "connections established", 0), ("cpu_pct", "server CPU (% of a core)", 1)],
+                [("w3_rps", "W3 RPC echo 64 B: requests/s", "requests/s", "rps",
+                  [(n, n.split(", ")[1]) for n in w3]),
+                 ("w3_p99", "W3 RPC echo 64 B: latency p99", "us", "p99_us", [(n, n.split(", ")[1]) for n in w3])],
+                "`build/bench/rpc_server 7000` (one thread, epoll, echoes what it reads) on each stack; "
+                f"`build/bench/rpc_client echo 198.18.0.2 7000 N {a.seconds}` on the kernel: opens N connections, "
+                "then keeps one 64 B request outstanding on each (closed loop). One client thread, so with many "
+                "connections the client's own kernel stack is part of what is measured.")
+    w6 = [n for n in res if n.startswith("W6")]
+    if w6:
+        section("W6 idle CPU and W5 memory per idle connection (bench/rpc server)", w6,
+                [("idle_cpu_pct", "idle server CPU (% of a core)", 2), ("rss_b_per_conn", "server RSS delta / N (B)", 0),
+                 ("huge_b_per_conn", "server hugepage delta / N (B)", 0),
+                 ("slab_b_per_conn", "system Slab delta / N (B)", 0),
+                 ("open_rate", "connections/s while opening the N", 0),
+                 ("churn_rate", "new connections/s while holding the N", 0),
+                 ("opened", "connections opened", 0), ("alive", "still echoing at the end", 0)],
+                [("w6_idle_cpu", "W6 idle server CPU holding N idle connections", "% of one core", "idle_cpu_pct",
+                  [(n, n.split()[1]) for n in w6]),
+                 ("w5_mem", "W5 server RSS per idle connection", "bytes", "rss_b_per_conn",
+                  [(n, n.split()[1]) for n in w6]),
+                 ("w5_churn", "W5 connection rate while holding N", "connections/s", "churn_rate",
+                  [(n, n.split()[1]) for n in w6])],
+                f"`build/bench/rpc_server 7000` on each stack; `build/bench/rpc_client hold 198.18.0.2 7000 N` opens "
+                "N connections (512 connects in flight; any not established within 20 s counts as failed) and leaves them idle. Method: server VmRSS (and HugetlbPages) "
+                "from /proc/PID/status and the system-wide `Slab` of /proc/meminfo, read 0.5 s after the server "
+                "started and again 0.5 s after the N were open; delta / N. The kernel's socket memory is slab, not "
+                "RSS: in the kernel run the Slab delta covers both ends (the client is on the kernel too, in both "
+                "runs), so the kernel server's own cost per connection is about (Slab delta kernel run - Slab delta "
+                "usertcp run) / N; Slab is system-wide and the VM is shared, so it is noisy. Idle CPU: server "
+                f"utime + stime over {a.idle_seconds} s while the N sit idle. Then {a.churn_seconds} s of new "
+                "connections (connect, close; 64 in flight) while the N stay open: the accept rate under load of "
+                "held connections. Finally one byte is echoed on each held connection ('still echoing').")
+    a_names = [n for n in res if n.startswith("(a)")]
+    if a_names:
+        section("Topology (a): both ends on usertcp over memif vs both on the kernel over loopback", a_names,
+                wrk_metrics,
+                [("a_rps", "Topology (a), nginx + wrk: requests/s", "requests/s", "rps",
+                  [(n, n[4:]) for n in a_names])],
+                "Client and server in one namespace. kernel: nginx and wrk over 127.0.0.1. usertcp: nginx under "
+                "LD_PRELOAD with USERTCP_IP=198.18.0.2, `USERTCP_DEV=net_memif0,role=server,socket=S`; wrk under "
+                "LD_PRELOAD with USERTCP_IP=198.18.0.1, `USERTCP_DEV=net_memif1,role=client,socket=S` (two unrelated "
+                f"processes, each its own device). nginx one worker, `wrk -t1 -c{a.conns} -d{a.seconds}s`; W1 adds "
+                "`-H 'Connection: close'`. Both usertcp processes poll, so on 2 vCPUs they take both cores; server "
+                "CPU counts only nginx's worker.")
+    failed = [(n, r["errors"]) for n, rows in res.items() if n.endswith("FAILED") for r in rows]
+    if failed:
+        L.append("## Workloads that failed in this run")
+        L.append("")
+        L.extend(f"- {n}: {e}" for n, e in failed)
+        L.append("")
+    with open(os.path.join(outdir, "REPORT.md"), "w") as f:
+        f.write("\n".join(L).rstrip() + "\n")
+    log(f"report written: {os.path.join(outdir, 'REPORT.md')}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=3, help="duration of each wrk/iperf3/echo run")
+    ap.add_argument("--conns", type=int, default=50, help="wrk connections (W1, W2)")
+    ap.add_argument("--rpc-conns", default="1000,10000", help="W3 connection counts, comma-separated")
+    ap.add_argument("--idle-conns", default="1000,10000", help="W6/W5 idle connection counts, comma-separated")
+    ap.add_argument("--idle-seconds", type=float, default=5)
+    ap.add_argument("--churn-seconds", type=float, default=2)
+    ap.add_argument("--workloads", default="W2,W1,W4,W3,W6", help="any of W2,W1,W4,W3,W6 (W6 also gives W5) in topology (b); A2,A1 = W2,W1 in topology (a)")
+    ap.add_argument("--usertcp-dev", default="net_af_packet0,iface=ut-srv0", help="USERTCP_DEV of the usertcp runs")
+    ap.add_argument("--hugepages", type=int, default=0,
+                    help="reserve at least this many 2 MiB hugepages first (system-wide, kept); 0: leave as is")
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks"))
+    a = ap.parse_args()
+    a.rpc_conns = [int(x) for x in a.rpc_conns.split(",") if x]
+    a.idle_conns = [int(x) for x in a.idle_conns.split(",") if x]
+    if os.geteuid() != 0:
+        sys.exit("ab: needs root (network namespaces)")
+    for tool in ("wrk", "iperf3", "ip"):
+        if not shutil.which(tool):
+            sys.exit(f"ab: {tool} missing: run make setup")
+    if not os.path.exists(LIB):
+        sys.exit("ab: build/libusertcp.so missing: run make")
+    run(["make", "-s", "-C", os.path.join(ROOT, "bench", "rpc")])
+
+    # Cleanup on every exit path: SIGTERM/SIGINT become exceptions so the finally below runs.
+    def on_signal(sig, _frame):
+        raise KeyboardInterrupt(f"signal {sig}")
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    resource_nofile()
+
+    cmdline = "scripts/ab.py " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    load0 = " ".join(open("/proc/loadavg").read().split()[:3])
+    t0 = time.time()
+    h = Harness(a)
+    try:
+        h.up()
+        steps = {"W2": h.w2, "W1": h.w1, "W4": h.w4, "W3": h.w3, "W6": h.w6, "A2": h.a2, "A1": h.a1}
+        for w in a.workloads.split(","):
+            try:
+                steps[w.strip()]()
+            except (RuntimeError, subprocess.SubprocessError, ValueError, OSError) as e:
+                # One workload failing (a server that does not come up, a client that times out) is reported and
+                # the harness moves on to the next one.
+                log(f"{w} failed: {e}")
+                h.results.setdefault(f"{w} FAILED", []).append(dict(side="-", round=0, errors=str(e)[:500]))
+                for p in list(h.procs):
+                    h._kill(p)
+                    h.procs.remove(p)
+                for m in list(h.nginx_pids):
+                    h.stop_nginx(m)
+    finally:
+        h.down()
+    load1 = " ".join(open("/proc/loadavg").read().split()[:3])
+    write_report(h, started, load0, load1, cmdline, time.time() - t0)
+
+
+def resource_nofile():
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except ValueError:
+        pass
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt as e:
+        print(f"ab: interrupted ({e}); namespaces and servers cleaned up, no report written", file=sys.stderr)
+        sys.exit(130)
