@@ -215,10 +215,6 @@ long k_fd_release(int fd)
     return 0;
 }
 
-long k_fd_set_cloexec(int fd, int cloexec)
-{
-    return ut_real.fcntl(fd, F_SETFD, cloexec ? FD_CLOEXEC : 0) < 0 ? -errno : 0;
-}
 
 long k_epfd_mark(int epfd, int on)
 {

@@ -107,7 +107,6 @@ void ut_rec_free_all(void) UT_HIDDEN;
 long k_fd_alloc(int minfd, int cloexec);
 long k_fd_alloc_at(int fd, int cloexec);
 long k_fd_release(int fd);
-long k_fd_set_cloexec(int fd, int cloexec);
 long k_epfd_mark(int epfd, int on);
 
 #endif

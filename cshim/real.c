@@ -4,7 +4,6 @@
 
 #include <dlfcn.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <pthread.h>
 
@@ -57,29 +56,8 @@ void ut_real_resolve(void)
 
 static inline long neg_errno(long r) { return r < 0 ? -errno : r; }
 
-long k_read(int fd, void *buf, size_t n) { return neg_errno(ut_real.read(fd, buf, n)); }
-long k_write(int fd, const void *buf, size_t n) { return neg_errno(ut_real.write(fd, buf, n)); }
-long k_close(int fd) { return neg_errno(ut_real.close(fd)); }
-long k_poll(struct pollfd *fds, unsigned long n, int timeout_ms) { return neg_errno(ut_real.poll(fds, n, timeout_ms)); }
-long k_epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout_ms)
-{
-    return neg_errno(ut_real.epoll_wait(epfd, ev, max, timeout_ms));
-}
-long k_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) { return neg_errno(ut_real.epoll_ctl(epfd, op, fd, ev)); }
-long k_eventfd(unsigned int initval, int flags) { return neg_errno(eventfd(initval, flags)); }
 long k_kill_self_sigpipe(void) { return neg_errno(kill(getpid(), SIGPIPE)); }
-long k_gettid(void) { return gettid(); }
 long k_fcntl(int fd, int cmd, long arg) { return neg_errno(ut_real.fcntl(fd, cmd, arg)); }
-long k_ppoll(struct pollfd *fds, unsigned long n, int timeout_ms, const sigset_t *mask)
-{
-    if (!mask) return neg_errno(ut_real.poll(fds, n, timeout_ms));
-    struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L };
-    return neg_errno(ut_real.ppoll(fds, n, timeout_ms < 0 ? NULL : &ts, mask));
-}
-long k_epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout_ms, const sigset_t *mask)
-{
-    return neg_errno(ut_real.epoll_pwait(epfd, ev, max, timeout_ms, mask));
-}
 long k_sleep_us(long us)
 {
     struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };

@@ -22,15 +22,7 @@ extern struct ut_real_table ut_real UT_HIDDEN;
 void ut_real_resolve(void) UT_HIDDEN;
 
 /* Helpers for managed code (reached through DirectPInvoke, not exported from the shared object). */
-long k_read(int fd, void *buf, size_t n);
-long k_write(int fd, const void *buf, size_t n);
-long k_close(int fd);
-long k_poll(struct pollfd *fds, unsigned long n, int timeout_ms);
-long k_epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout_ms);
-long k_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
-long k_eventfd(unsigned int initval, int flags);
 long k_kill_self_sigpipe(void);
-long k_gettid(void);
 long k_fcntl(int fd, int cmd, long arg);
 long k_sleep_us(long us);
 long k_pread(int fd, void *buf, size_t n, long off);
@@ -38,7 +30,5 @@ long k_lseek(int fd, long off, int whence);
 long k_block_signals(void);
 long k_ppoll_us(struct pollfd *fds, unsigned long n, long us, const sigset_t *mask);
 long k_epoll_wait_us(int epfd, struct epoll_event *ev, int max, long us, const sigset_t *mask);
-long k_ppoll(struct pollfd *fds, unsigned long n, int timeout_ms, const sigset_t *mask);
-long k_epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout_ms, const sigset_t *mask);
 
 #endif

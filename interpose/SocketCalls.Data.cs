@@ -284,11 +284,4 @@ internal static unsafe partial class SocketCalls
         else Kernel.LSeek(inFd, (nint)(pos + sent), 0 /* SEEK_SET */);
         return sent;
     }
-
-    internal static long CheckIov(void* iov, int count)
-    {
-        if (count < 0 || count > MaxIov) return -Errno.EINVAL;
-        if (count > 0 && iov == null) return -Errno.EFAULT;
-        return 0;
-    }
 }

@@ -11,16 +11,6 @@ internal static unsafe partial class Kernel
 {
     private const string Lib = "cshim";
 
-    [LibraryImport(Lib, EntryPoint = "k_read"), SuppressGCTransition]
-    internal static partial nint Read(int fd, byte* buf, nuint n);
-    [LibraryImport(Lib, EntryPoint = "k_write")]
-    internal static partial nint Write(int fd, byte* buf, nuint n);
-    [LibraryImport(Lib, EntryPoint = "k_close")]
-    internal static partial nint Close(int fd);
-    [LibraryImport(Lib, EntryPoint = "k_poll")]
-    internal static partial nint Poll(PollFd* fds, nuint n, int timeoutMs);
-    [LibraryImport(Lib, EntryPoint = "k_epoll_wait")]
-    internal static partial nint EpollWait(int epfd, EpollEvent* events, int max, int timeoutMs);
     [LibraryImport(Lib, EntryPoint = "k_kill_self_sigpipe")]
     internal static partial nint RaiseSigpipe();
     [LibraryImport(Lib, EntryPoint = "k_fd_alloc")]
@@ -29,18 +19,12 @@ internal static unsafe partial class Kernel
     internal static partial nint FdAllocAt(int fd, int cloexec);
     [LibraryImport(Lib, EntryPoint = "k_fd_release")]
     internal static partial nint FdRelease(int fd);
-    [LibraryImport(Lib, EntryPoint = "k_fd_set_cloexec")]
-    internal static partial nint FdSetCloexec(int fd, int cloexec);
     [LibraryImport(Lib, EntryPoint = "k_epfd_mark")]
     internal static partial nint EpfdMark(int epfd, int on);
     [LibraryImport(Lib, EntryPoint = "k_sockopt_minlen"), SuppressGCTransition]
     internal static partial nint SockoptMinLen(int level, int name);
     [LibraryImport(Lib, EntryPoint = "k_fcntl")]
     internal static partial nint Fcntl(int fd, int cmd, nint arg);
-    [LibraryImport(Lib, EntryPoint = "k_ppoll")]
-    internal static partial nint PPoll(PollFd* fds, nuint n, int timeoutMs, void* sigmask);
-    [LibraryImport(Lib, EntryPoint = "k_epoll_pwait")]
-    internal static partial nint EpollPWait(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask);
     [LibraryImport(Lib, EntryPoint = "k_sleep_us")]
     internal static partial nint SleepUs(nint us);
     [LibraryImport(Lib, EntryPoint = "k_pread")]
