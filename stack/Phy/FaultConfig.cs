@@ -1,6 +1,6 @@
 namespace UserTcp.Stack.Phy;
 
-/// <summary>What a <see cref="FaultInjectingDevice"/> does to received frames. Percentages are 0..100.</summary>
+/// <summary>What a <see cref="FaultInjectingDevice"/> does to frames. Percentages are 0..100.</summary>
 public sealed class FaultConfig
 {
     /// <summary>Chance a frame is dropped.</summary>
@@ -22,4 +22,8 @@ public sealed class FaultConfig
     public long JitterUs { get; init; }
     /// <summary>Frames held at most; when full, no more are taken from the inner device until some are delivered.</summary>
     public int MaxHeld { get; init; } = 1024;
+    /// <summary>Transmitted frames suffer the same faults (independent choices from the same generator).</summary>
+    public bool Transmit { get; init; }
+    /// <summary>Only IPv4 frames suffer; ARP and the rest pass untouched (keeps a test's address resolution quick).</summary>
+    public bool Ipv4Only { get; init; }
 }

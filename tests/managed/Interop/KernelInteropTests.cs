@@ -188,14 +188,14 @@ public sealed class KernelInteropTests
     /// <summary>
     /// A lossy, reordering link between the kernel and the stack: netem through scripts/testnet.sh (--loss, --delay 1
     /// --reorder, on both veth ends; the PMD's qdisc bypass is turned off so the stack's frames meet netem too) when the
-    /// kernel has sch_netem; otherwise the same faults injected by <see cref="LossyDevice"/> under the stack, in both
+    /// kernel has sch_netem; otherwise the same faults injected by a <see cref="FaultInjectingDevice"/> under the stack, in both
     /// directions (this VM's kernel is built without netem).
     /// </summary>
     private sealed class Lossy : IDisposable
     {
         public InteropNet Net = null!;
         public StackDriver Stack = null!;
-        public LossyDevice? Device;
+        public FaultInjectingDevice? Device;
         private string _what = "";
 
         public static Lossy Up(int lossPercent, int reorderPercent, int seed)
@@ -212,13 +212,19 @@ public sealed class KernelInteropTests
             catch (InvalidOperationException e) when (e.Message.Contains("sch_netem", StringComparison.Ordinal))
             {
                 l.Net = InteropNet.Up(Root);
-                l._what = $"no sch_netem; LossyDevice loss {lossPercent}% reorder {reorderPercent}%";
+                l._what = $"no sch_netem; FaultInjectingDevice loss {lossPercent}% reorder {reorderPercent}% both directions";
             }
             try
             {
                 bool injected = !l._what.StartsWith("netem", StringComparison.Ordinal);
                 l.Stack = l.Net.StartStack(DpdkTestEnv.Eal, qdiscBypass: injected,
-                    wrap: injected ? d => l.Device = new LossyDevice(d, lossPercent, reorderPercent, seed) : null);
+                    wrap: injected
+                        ? d => l.Device = new FaultInjectingDevice(d, new FaultConfig
+                        {
+                            LossPercent = lossPercent, ReorderPercent = reorderPercent, ReorderDepth = 3,
+                            ReorderTimeoutUs = 2_000, Transmit = true, Ipv4Only = true,
+                        }, seed) { Clock = () => StackDriver.NowUs }
+                        : null);
             }
             catch
             {

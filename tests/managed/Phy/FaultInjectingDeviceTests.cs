@@ -135,4 +135,69 @@ public class FaultInjectingDeviceTests
         dev.Dispose();
         Assert.Equal(0, link.B.Pool.Outstanding);
     }
+
+    private static byte[] Ipv4Frame(int n)
+    {
+        byte[] f = NumberedFrame(n);
+        f[12] = 0x08; f[13] = 0x00;
+        return f;
+    }
+
+    [Fact]
+    public void TransmitFaultsDropAndReorderSentFramesWithoutLosingTheRest()
+    {
+        using MemoryLink link = NewLink(pool: 2048, queue: 1024);
+        var dev = new FaultInjectingDevice(link.A, new FaultConfig
+        {
+            LossPercent = 10, ReorderPercent = 10, ReorderDepth = 2, Transmit = true,
+        }, 9);
+        for (int i = 0; i < 500; i++)
+        {
+            dev.NowUs = i * 10;
+            Assert.True(Send(dev, Ipv4Frame(i)));
+        }
+        dev.NowUs = long.MaxValue / 2;
+        Drain(dev); // a Receive call also flushes held transmit frames
+        int[] got = Drain(link.B).Select(Number).ToArray();
+        Assert.InRange(dev.TxLost, 25, 80);
+        Assert.Equal(dev.TxLost, dev.Lost);
+        Assert.True(dev.TxReordered > 20);
+        Assert.Equal(500 - dev.TxLost, got.Length);
+        Assert.Equal(got.Length, got.Distinct().Count());
+        Assert.NotEqual(got.OrderBy(x => x), got);
+        Assert.Equal(0, dev.HeldCount);
+        Assert.Equal(0, link.A.Pool.Outstanding);
+    }
+
+    [Fact]
+    public void TransmitRefusedByTheInnerDeviceIsHeldAndRetried()
+    {
+        using MemoryLink link = NewLink(queue: 4, pool: 64);
+        var dev = new FaultInjectingDevice(link.A, new FaultConfig { Transmit = true, MaxHeld = 8 }, 1);
+        int sent = 0;
+        for (int i = 0; i < 20; i++)
+            if (Send(dev, Ipv4Frame(i))) sent++;
+        // The peer's queue holds 4 and the lane 8 (room for a duplicate each): the rest was refused, not dropped.
+        Assert.InRange(sent, 4, 12);
+        var got = new List<int>();
+        for (int round = 0; round < 10 && got.Count < sent; round++)
+        {
+            got.AddRange(Drain(link.B).Select(Number));
+            Drain(dev);
+        }
+        Assert.Equal(Enumerable.Range(0, sent), got);
+        Assert.Equal(0, dev.Lost);
+    }
+
+    [Fact]
+    public void Ipv4OnlyLetsOtherFramesThrough()
+    {
+        List<byte[]> got = Run(new FaultConfig { LossPercent = 100, Ipv4Only = true }, 1, 50, out MemoryLink link, out FaultInjectingDevice dev);
+        Assert.Equal(50, got.Count); // experimental EtherType: untouched
+        Assert.Equal(0, dev.Lost);
+        Assert.True(Send(link.A, Ipv4Frame(7)));
+        Assert.Empty(Drain(dev));
+        Assert.Equal(1, dev.Lost);
+        link.Dispose();
+    }
 }
