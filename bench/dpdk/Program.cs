@@ -5,7 +5,7 @@
 // Rates per wall-clock second and per CPU second of the polling thread. See docs/benchmarks.md.
 //
 // Run: dotnet run -c Release --project bench/dpdk -- fwd|loop|rawloop [--socket /name.sock] [--seconds N] [--cpu N]
-//      [--no-huge] [--glue build/libusertcp-dpdk.so]
+//      [--no-huge] [--glue build/libusertcp-dpdk.so] [--dev DEVARGS]
 using System;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
@@ -16,14 +16,14 @@ using UserTcp.Stack.Phy;
 
 if (args.Length < 1 || args[0] is not ("fwd" or "loop" or "rawloop"))
 {
-    Console.Error.WriteLine("usage: DpdkBench fwd|loop|rawloop [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge] [--glue PATH]");
+    Console.Error.WriteLine("usage: DpdkBench fwd|loop|rawloop [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge] [--glue PATH] [--dev DEVARGS]");
     return 2;
 }
 string mode = args[0];
 string sock = "/usertcp-bench.sock";
 int seconds = 10, cpu = 0;
 bool noHuge = false;
-string? glue = null;
+string? glue = null, devArgs = null;
 for (int i = 1; i < args.Length; i++)
 {
     switch (args[i])
@@ -33,6 +33,7 @@ for (int i = 1; i < args.Length; i++)
         case "--cpu": cpu = int.Parse(args[++i]); break;
         case "--no-huge": noHuge = true; break;
         case "--glue": glue = args[++i]; break;
+        case "--dev": devArgs = args[++i]; break;
         default: Console.Error.WriteLine($"unknown option {args[i]}"); return 2;
     }
 }
@@ -46,7 +47,7 @@ var eal = new DpdkEalConfig
 };
 using DpdkDevice dev = DpdkDevice.Open(eal, new DpdkPortConfig
 {
-    Device = mode == "fwd" ? $"net_memif0,role=client,socket={sock}" : "net_ring0",
+    Device = devArgs ?? (mode == "fwd" ? $"net_memif0,role=client,socket={sock}" : "net_ring0"),
     PoolSize = 8191,
 });
 bool stop = false;
@@ -147,7 +148,9 @@ unsafe sealed class Loops
         _txBurst = (delegate* unmanaged[Cdecl, SuppressGCTransition]<ushort, ushort, nint*, ushort, ushort>)NativeLibrary.GetExport(lib, "utd_tx_burst");
         _alloc = (delegate* unmanaged[Cdecl, SuppressGCTransition]<nint, nint*, uint, uint>)NativeLibrary.GetExport(lib, "utd_alloc");
         _freeBulk = (delegate* unmanaged[Cdecl, SuppressGCTransition]<nint*, uint, void>)NativeLibrary.GetExport(lib, "utd_free_bulk");
-        _pool = (nint)typeof(DpdkPort).GetProperty("Pool", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(dev.Port)!;
+        // (Reflection: under NativeAOT the property may be trimmed away; rawloop then refuses to run.)
+        try { _pool = (nint)typeof(DpdkPort).GetProperty("Pool", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(dev.Port)!; }
+        catch (Exception) { _pool = 0; }
         _port = dev.Port.PortId;
     }
 
@@ -213,6 +216,7 @@ unsafe sealed class Loops
     /// at their offsets like the C loop does.</summary>
     public long RawLoop(int iterations)
     {
+        if (_pool == 0) throw new InvalidOperationException("rawloop: the port's pool is not reachable in this build");
         nint* m = _m;
         byte* frame = _frame;
         ushort port = _port;

@@ -15,7 +15,7 @@
 // same C peer, so the two forwarding rates compare the managed path with plain C. See docs/benchmarks.md.
 //
 // Build: make -f bench/dpdk/bench.mk   (gcc -O2 ... $(pkg-config --cflags --libs libdpdk))
-// Run:   dpdk-bench peer|fwd [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge]
+// Run:   dpdk-bench peer|fwd|loop [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge] [--dev DEVARGS]
 
 #include <getopt.h>
 #include <signal.h>
@@ -85,16 +85,18 @@ static void die(const char *what, int rc)
 int main(int argc, char **argv)
 {
 	if (argc < 2 || (strcmp(argv[1], "peer") != 0 && strcmp(argv[1], "fwd") != 0 && strcmp(argv[1], "loop") != 0)) {
-		fprintf(stderr, "usage: %s peer|fwd|loop [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge]\n", argv[0]);
+		fprintf(stderr, "usage: %s peer|fwd|loop [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge] [--dev DEVARGS]\n", argv[0]);
 		return 2;
 	}
 	int peer = strcmp(argv[1], "peer") == 0;
 	int loop = strcmp(argv[1], "loop") == 0;
 	const char *sock = "/usertcp-bench.sock";
+	const char *dev = NULL; // --dev overrides the device (e.g. net_af_packet0,iface=X for either role)
 	int seconds = 10, cpu = peer ? 1 : 0, nohuge = 0;
 	static const struct option opts[] = {
 		{"socket", required_argument, 0, 's'}, {"seconds", required_argument, 0, 't'},
-		{"cpu", required_argument, 0, 'c'}, {"no-huge", no_argument, 0, 'n'}, {0, 0, 0, 0}};
+		{"cpu", required_argument, 0, 'c'}, {"no-huge", no_argument, 0, 'n'}, {"dev", required_argument, 0, 'd'},
+		{0, 0, 0, 0}};
 	int o;
 	optind = 2;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -103,6 +105,7 @@ int main(int argc, char **argv)
 		case 't': seconds = atoi(optarg); break;
 		case 'c': cpu = atoi(optarg); break;
 		case 'n': nohuge = 1; break;
+		case 'd': dev = optarg; break;
 		default: return 2;
 		}
 	}
@@ -111,7 +114,9 @@ int main(int argc, char **argv)
 	char lcores[64], prefix[64], vdev[256];
 	snprintf(lcores, sizeof(lcores), "--lcores=0@%d", cpu);
 	snprintf(prefix, sizeof(prefix), "--file-prefix=bench%d", (int)getpid());
-	if (loop)
+	if (dev)
+		snprintf(vdev, sizeof(vdev), "--vdev=%s", dev);
+	else if (loop)
 		snprintf(vdev, sizeof(vdev), "--vdev=net_ring0");
 	else
 		snprintf(vdev, sizeof(vdev), "--vdev=net_memif0,role=%s,socket=%s", peer ? "server" : "client", sock);

@@ -78,6 +78,7 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
     // loop body, even a rare one, made it spill every local to the stack and poll for GC each iteration). The rare
     // cases (multi-segment frames, checksum offload, freeing more than a burst) run in passes of their own.
 
+    [MethodImpl(MethodImplOptions.NoInlining)] // a burst call is cheap; inlined into a caller its loop spills
     public int Receive(Span<PacketBuf> burst)
     {
         if (_detached || !_canRx) return 0;
@@ -85,19 +86,21 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
         if (want == 0) return 0;
         nint* mbufs = _burst;
         int n = DpdkNative.RxBurst(_port, _queue, mbufs, (ushort)want);
-        ref PacketBuf dst = ref MemoryMarshal.GetReference(burst); // n <= want <= burst.Length
         int segments = 0;
-        for (int i = 0; i < n; i++)
+        fixed (PacketBuf* dst = burst) // n <= want <= burst.Length
         {
-            RteMbuf* m = (RteMbuf*)mbufs[i];
-            ref PacketBuf p = ref Unsafe.Add(ref dst, i);
-            p.Buffer = m->BufAddr;
-            p.Offset = m->DataOff;
-            p.Length = m->DataLen;
-            p.Capacity = m->BufLen;
-            p.Offloads = PacketOffloads.None;
-            p.Handle = (nint)m;
-            segments |= m->NbSegs; // 1 for every single-segment frame
+            for (int i = 0; i < n; i++)
+            {
+                RteMbuf* m = (RteMbuf*)mbufs[i];
+                PacketBuf* p = dst + i;
+                p->Buffer = m->BufAddr;
+                p->Offset = m->DataOff;
+                p->Length = m->DataLen;
+                p->Capacity = m->BufLen;
+                p->Offloads = PacketOffloads.None;
+                p->Handle = (nint)m;
+                segments |= m->NbSegs; // 1 for every single-segment frame
+            }
         }
         if (segments > 1) n = DropMultiSegment(burst, n);
         if (_hwRxIp | _hwRxTcp) ReadRxOffloads(burst, n);
@@ -139,6 +142,7 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
         }
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)] // a burst call is cheap; inlined into a caller its loop spills
     public int Allocate(Span<PacketBuf> burst)
     {
         if (_detached) return 0;
@@ -146,46 +150,55 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
         if (want == 0) return 0;
         nint* mbufs = _burst;
         int n = (int)DpdkNative.Alloc(_pool, mbufs, (uint)want);
-        ref PacketBuf dst = ref MemoryMarshal.GetReference(burst); // n <= want <= burst.Length
-        for (int i = 0; i < n; i++)
+        fixed (PacketBuf* dst = burst) // n <= want <= burst.Length
         {
-            RteMbuf* m = (RteMbuf*)mbufs[i];
-            ref PacketBuf p = ref Unsafe.Add(ref dst, i);
-            p.Buffer = m->BufAddr;
-            p.Offset = m->DataOff; // rte_pktmbuf_reset: RTE_PKTMBUF_HEADROOM
-            p.Length = 0;
-            p.Capacity = m->BufLen;
-            p.Offloads = PacketOffloads.None;
-            p.Handle = (nint)m;
+            for (int i = 0; i < n; i++)
+            {
+                RteMbuf* m = (RteMbuf*)mbufs[i];
+                PacketBuf* p = dst + i;
+                p->Buffer = m->BufAddr;
+                p->Offset = m->DataOff; // rte_pktmbuf_reset: RTE_PKTMBUF_HEADROOM
+                p->Length = 0;
+                p->Capacity = m->BufLen;
+                p->Offloads = PacketOffloads.None;
+                p->Handle = (nint)m;
+            }
         }
         return n;
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)] // a burst call is cheap; inlined into a caller its loop spills
     public int Transmit(ReadOnlySpan<PacketBuf> burst)
     {
         if (_detached || !_canTx) return 0;
         int n = Math.Min(burst.Length, _maxBurst);
         if (n == 0) return 0;
         nint* mbufs = _burst;
-        ref PacketBuf src = ref MemoryMarshal.GetReference(burst); // n <= burst.Length
         ulong offload = 0;
-        for (int i = 0; i < n; i++)
+        int i = 0;
+        fixed (PacketBuf* src = burst) // n <= burst.Length
         {
-            ref PacketBuf p = ref Unsafe.Add(ref src, i);
-            RteMbuf* m = (RteMbuf*)p.Handle;
-            if (m == null || p.Buffer != m->BufAddr || (uint)p.Offset + (uint)p.Length > m->BufLen || p.Length < 0)
-                ThrowForeignBuffer(i);
-            // Write back where the stack put the frame; the mbuf may have come from Allocate or from Receive
-            // (a frame sent back out), so every field the driver reads is set here.
-            m->DataOff = (ushort)p.Offset;
-            m->DataLen = (ushort)p.Length;
-            m->PktLen = (uint)p.Length;
-            // Anything to do for checksums: the stack asked for offload, or transmit bits are left from an earlier
-            // attempt (drivers act only on TX_* bits and read tx_offload only when one is set; a reset or received
-            // mbuf has none).
-            offload |= (ulong)(p.Offloads & (PacketOffloads.TxIpv4Checksum | PacketOffloads.TxTcpChecksum)) | (m->OlFlags & RteMbuf.TxFlagsMask);
-            mbufs[i] = (nint)m;
+            for (; i < n; i++)
+            {
+                PacketBuf* p = src + i;
+                RteMbuf* m = (RteMbuf*)p->Handle;
+                int offset = p->Offset, length = p->Length;
+                if (m == null || p->Buffer != m->BufAddr || (uint)offset + (uint)length > m->BufLen || length < 0)
+                    break; // thrown below: a call here, even one that only throws, would make the loop spill
+                // Write back where the stack put the frame; the mbuf may have come from Allocate or from Receive
+                // (a frame sent back out), so every field the driver reads is set here.
+                m->DataOff = (ushort)offset;
+                m->DataLen = (ushort)length;
+                m->PktLen = (uint)length;
+                // Anything to do for checksums: the stack asked for offload, or transmit bits are left from an
+                // earlier attempt (drivers act only on TX_* bits and read tx_offload only when one is set; a reset
+                // or received mbuf has none).
+                offload |= (ulong)(p->Offloads & (PacketOffloads.TxIpv4Checksum | PacketOffloads.TxTcpChecksum))
+                         | (m->OlFlags & RteMbuf.TxFlagsMask);
+                mbufs[i] = (nint)m;
+            }
         }
+        if (i < n) ThrowForeignBuffer(i);
         if (offload != 0) ApplyTxOffloads(burst, n);
         return DpdkNative.TxBurst(_port, _queue, mbufs, (ushort)n);
     }
@@ -223,6 +236,7 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
 
     /// <summary>Frees a whole burst with one call (what a forwarding loop or the stack's receive path wants). Each
     /// buffer's Handle and Length are zeroed (so a second free is a no-op); the other fields are left as they were.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)] // a burst call is cheap; inlined into a caller its loop spills
     public void FreeBurst(Span<PacketBuf> packets)
     {
         if (_detached)
@@ -232,22 +246,24 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
             return;
         }
         nint* mbufs = _burst;
-        while (!packets.IsEmpty)
+        int total = packets.Length, burst = _maxBurst;
+        fixed (PacketBuf* first = packets)
         {
-            int chunk = Math.Min(packets.Length, _maxBurst);
-            ref PacketBuf p0 = ref MemoryMarshal.GetReference(packets);
-            int n = 0;
-            for (int i = 0; i < chunk; i++)
+            for (int start = 0; start < total; start += burst)
             {
-                ref PacketBuf p = ref Unsafe.Add(ref p0, i);
-                nint h = p.Handle;
-                mbufs[n] = h;
-                n += h != 0 ? 1 : 0;
-                p.Handle = 0;
-                p.Length = 0;
+                PacketBuf* p = first + start;
+                int chunk = Math.Min(total - start, burst);
+                int n = 0;
+                for (int i = 0; i < chunk; i++, p++)
+                {
+                    nint h = p->Handle;
+                    mbufs[n] = h;
+                    n += h != 0 ? 1 : 0;
+                    p->Handle = 0;
+                    p->Length = 0;
+                }
+                if (n > 0) DpdkNative.FreeBulk(mbufs, (uint)n);
             }
-            if (n > 0) DpdkNative.FreeBulk(mbufs, (uint)n);
-            packets = packets.Slice(chunk);
         }
     }
 
