@@ -5,7 +5,7 @@
 // Rates per wall-clock second and per CPU second of the polling thread. See docs/benchmarks.md.
 //
 // Run: dotnet run -c Release --project bench/dpdk -- fwd|loop|rawloop [--socket /name.sock] [--seconds N] [--cpu N]
-//      [--no-huge] [--glue build/libusertcp-dpdk.so]
+//      [--no-huge] [--glue build/libusertcp-dpdk.so] [--dev DEVARGS]
 using System;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
@@ -16,14 +16,14 @@ using UserTcp.Stack.Phy;
 
 if (args.Length < 1 || args[0] is not ("fwd" or "loop" or "rawloop"))
 {
-    Console.Error.WriteLine("usage: DpdkBench fwd|loop|rawloop [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge] [--glue PATH]");
+    Console.Error.WriteLine("usage: DpdkBench fwd|loop|rawloop [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge] [--glue PATH] [--dev DEVARGS]");
     return 2;
 }
 string mode = args[0];
 string sock = "/usertcp-bench.sock";
 int seconds = 10, cpu = 0;
 bool noHuge = false;
-string? glue = null;
+string? glue = null, devArgs = null;
 for (int i = 1; i < args.Length; i++)
 {
     switch (args[i])
@@ -33,6 +33,7 @@ for (int i = 1; i < args.Length; i++)
         case "--cpu": cpu = int.Parse(args[++i]); break;
         case "--no-huge": noHuge = true; break;
         case "--glue": glue = args[++i]; break;
+        case "--dev": devArgs = args[++i]; break;
         default: Console.Error.WriteLine($"unknown option {args[i]}"); return 2;
     }
 }
@@ -46,7 +47,7 @@ var eal = new DpdkEalConfig
 };
 using DpdkDevice dev = DpdkDevice.Open(eal, new DpdkPortConfig
 {
-    Device = mode == "fwd" ? $"net_memif0,role=client,socket={sock}" : "net_ring0",
+    Device = devArgs ?? (mode == "fwd" ? $"net_memif0,role=client,socket={sock}" : "net_ring0"),
     PoolSize = 8191,
 });
 bool stop = false;
@@ -85,6 +86,7 @@ while (!Volatile.Read(ref stop))
 }
 if (intervals > 1)
     Console.WriteLine($"{role}: average {sum / (intervals - 1):F2} Mpps, {cpuSum / (intervals - 1):F2} Mpps per CPU second, over {intervals - 1} s");
+loops.PrintBlocks(role);
 return 0;
 
 /// <summary>The measured loops, each in its own small method so the JIT keeps its state in registers (one large
@@ -102,6 +104,37 @@ unsafe sealed class Loops
     private readonly delegate* unmanaged[Cdecl, SuppressGCTransition]<nint, nint*, uint, uint> _alloc;
     private readonly delegate* unmanaged[Cdecl, SuppressGCTransition]<nint*, uint, void> _freeBulk;
 
+    // Block timing, as in bench.c: blocks of Block iterations; a block in which every iteration moved a full burst
+    // both ways is timed (Stopwatch: CLOCK_MONOTONIC, ns) and its ns per packet kept. The low percentiles of many
+    // short blocks measure the code rather than the scheduler.
+    private const int Block = 8, Burst = 32, MaxSamples = 1 << 20;
+    private readonly float[] _samples = new float[MaxSamples];
+    private int _nsamples, _blockIter;
+    private bool _blockFull = true;
+    private long _blockStart = Stopwatch.GetTimestamp();
+    private readonly double _nsPerTick = 1e9 / Stopwatch.Frequency;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void EndIteration(bool full)
+    {
+        _blockFull &= full;
+        if (++_blockIter < Block) return;
+        long t = Stopwatch.GetTimestamp();
+        if (_blockFull && _nsamples < MaxSamples)
+            _samples[_nsamples++] = (float)((t - _blockStart) * _nsPerTick / (Block * Burst));
+        _blockStart = t;
+        _blockIter = 0;
+        _blockFull = true;
+    }
+
+    public void PrintBlocks(string role)
+    {
+        if (_nsamples == 0) { Console.WriteLine($"{role}: blocks 0"); return; }
+        Array.Sort(_samples, 0, _nsamples);
+        Console.WriteLine(FormattableString.Invariant(
+            $"{role}: blocks {_nsamples}, ns per packet min {_samples[0]:F3} p10 {_samples[_nsamples / 10]:F3} p50 {_samples[_nsamples / 2]:F3}"));
+    }
+
     public Loops(DpdkDevice dev, string? glue)
     {
         _dev = dev;
@@ -115,7 +148,9 @@ unsafe sealed class Loops
         _txBurst = (delegate* unmanaged[Cdecl, SuppressGCTransition]<ushort, ushort, nint*, ushort, ushort>)NativeLibrary.GetExport(lib, "utd_tx_burst");
         _alloc = (delegate* unmanaged[Cdecl, SuppressGCTransition]<nint, nint*, uint, uint>)NativeLibrary.GetExport(lib, "utd_alloc");
         _freeBulk = (delegate* unmanaged[Cdecl, SuppressGCTransition]<nint*, uint, void>)NativeLibrary.GetExport(lib, "utd_free_bulk");
-        _pool = (nint)typeof(DpdkPort).GetProperty("Pool", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(dev.Port)!;
+        // (Reflection: under NativeAOT the property may be trimmed away; rawloop then refuses to run.)
+        try { _pool = (nint)typeof(DpdkPort).GetProperty("Pool", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(dev.Port)!; }
+        catch (Exception) { _pool = 0; }
         _port = dev.Port.PortId;
     }
 
@@ -150,6 +185,7 @@ unsafe sealed class Loops
             for (int i = 0; i < r; i++) SwapMacs(rx[i].Buffer + rx[i].Offset);
             count += r;
             dev.FreeBurst(rx[..r]);
+            EndIteration(a == Burst && sent == Burst && r == Burst);
         }
         return count;
     }
@@ -163,11 +199,15 @@ unsafe sealed class Loops
         for (int it = 0; it < iterations; it++)
         {
             int r = dev.Receive(rx);
-            if (r == 0) continue;
-            for (int i = 0; i < r; i++) SwapMacs(rx[i].Buffer + rx[i].Offset);
-            int s = dev.Transmit(rx[..r]);
-            count += s;
-            if (s < r) dev.FreeBurst(rx[s..r]);
+            int s = 0;
+            if (r > 0)
+            {
+                for (int i = 0; i < r; i++) SwapMacs(rx[i].Buffer + rx[i].Offset);
+                s = dev.Transmit(rx[..r]);
+                count += s;
+                if (s < r) dev.FreeBurst(rx[s..r]);
+            }
+            EndIteration(r == Burst && s == Burst);
         }
         return count;
     }
@@ -176,6 +216,7 @@ unsafe sealed class Loops
     /// at their offsets like the C loop does.</summary>
     public long RawLoop(int iterations)
     {
+        if (_pool == 0) throw new InvalidOperationException("rawloop: the port's pool is not reachable in this build");
         nint* m = _m;
         byte* frame = _frame;
         ushort port = _port;
@@ -200,6 +241,7 @@ unsafe sealed class Loops
             }
             count += r;
             _freeBulk(m, r);
+            EndIteration(n == Burst && s == Burst && r == Burst);
         }
         return count;
     }

@@ -15,7 +15,7 @@
 // same C peer, so the two forwarding rates compare the managed path with plain C. See docs/benchmarks.md.
 //
 // Build: make -f bench/dpdk/bench.mk   (gcc -O2 ... $(pkg-config --cflags --libs libdpdk))
-// Run:   dpdk-bench peer|fwd [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge]
+// Run:   dpdk-bench peer|fwd|loop [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge] [--dev DEVARGS]
 
 #include <getopt.h>
 #include <signal.h>
@@ -43,6 +43,39 @@ static double thread_cpu_seconds(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
+}
+
+// Block timing (the stable number on a shared machine): the loop runs in blocks of BLOCK iterations; a block in which
+// every iteration moved a full burst both ways is timed and its ns per packet kept. Preemption only ever makes a
+// block slower, so the low percentiles of many short blocks measure the code, not the scheduler. The managed
+// benchmark (Program.cs) does exactly the same.
+#define BLOCK 8
+#define MAX_SAMPLES (1 << 20)
+static float samples[MAX_SAMPLES];
+static int nsamples;
+
+static int cmp_float(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void print_blocks(const char *role)
+{
+	if (nsamples == 0) {
+		printf("%s: blocks 0\n", role);
+		return;
+	}
+	qsort(samples, nsamples, sizeof(samples[0]), cmp_float);
+	printf("%s: blocks %d, ns per packet min %.3f p10 %.3f p50 %.3f\n", role, nsamples, samples[0],
+	       samples[nsamples / 10], samples[nsamples / 2]);
+}
+
 static void die(const char *what, int rc)
 {
 	fprintf(stderr, "dpdk-bench: %s: %s\n", what, rte_strerror(rc < 0 ? -rc : rc));
@@ -52,16 +85,18 @@ static void die(const char *what, int rc)
 int main(int argc, char **argv)
 {
 	if (argc < 2 || (strcmp(argv[1], "peer") != 0 && strcmp(argv[1], "fwd") != 0 && strcmp(argv[1], "loop") != 0)) {
-		fprintf(stderr, "usage: %s peer|fwd|loop [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge]\n", argv[0]);
+		fprintf(stderr, "usage: %s peer|fwd|loop [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge] [--dev DEVARGS]\n", argv[0]);
 		return 2;
 	}
 	int peer = strcmp(argv[1], "peer") == 0;
 	int loop = strcmp(argv[1], "loop") == 0;
 	const char *sock = "/usertcp-bench.sock";
+	const char *dev = NULL; // --dev overrides the device (e.g. net_af_packet0,iface=X for either role)
 	int seconds = 10, cpu = peer ? 1 : 0, nohuge = 0;
 	static const struct option opts[] = {
 		{"socket", required_argument, 0, 's'}, {"seconds", required_argument, 0, 't'},
-		{"cpu", required_argument, 0, 'c'}, {"no-huge", no_argument, 0, 'n'}, {0, 0, 0, 0}};
+		{"cpu", required_argument, 0, 'c'}, {"no-huge", no_argument, 0, 'n'}, {"dev", required_argument, 0, 'd'},
+		{0, 0, 0, 0}};
 	int o;
 	optind = 2;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -70,6 +105,7 @@ int main(int argc, char **argv)
 		case 't': seconds = atoi(optarg); break;
 		case 'c': cpu = atoi(optarg); break;
 		case 'n': nohuge = 1; break;
+		case 'd': dev = optarg; break;
 		default: return 2;
 		}
 	}
@@ -78,7 +114,9 @@ int main(int argc, char **argv)
 	char lcores[64], prefix[64], vdev[256];
 	snprintf(lcores, sizeof(lcores), "--lcores=0@%d", cpu);
 	snprintf(prefix, sizeof(prefix), "--file-prefix=bench%d", (int)getpid());
-	if (loop)
+	if (dev)
+		snprintf(vdev, sizeof(vdev), "--vdev=%s", dev);
+	else if (loop)
 		snprintf(vdev, sizeof(vdev), "--vdev=net_ring0");
 	else
 		snprintf(vdev, sizeof(vdev), "--vdev=net_memif0,role=%s,socket=%s", peer ? "server" : "client", sock);
@@ -138,6 +176,8 @@ int main(int argc, char **argv)
 	double sum = 0, cpu_sum = 0, cpu_last = thread_cpu_seconds();
 	int intervals = 0;
 	uint64_t iter = 0;
+	uint64_t block_start = mono_ns();
+	int block_iter = 0, block_full = 1;
 	while (!stop) {
 		// Stop polling as soon as the peer is gone: memif 22.11 can crash when the interrupt thread tears a
 		// disconnected interface down while this thread is still in rx/tx on it.
@@ -154,9 +194,12 @@ int main(int argc, char **argv)
 				}
 				uint16_t s = rte_eth_tx_burst(port, 0, pkts, BURST);
 				tx += s;
-				if (s < BURST) rte_pktmbuf_free_bulk(pkts + s, BURST - s);
+				if (s < BURST) { rte_pktmbuf_free_bulk(pkts + s, BURST - s); block_full = 0; }
+			} else {
+				block_full = 0;
 			}
 			uint16_t r = rte_eth_rx_burst(port, 0, pkts, BURST);
+			if (r < BURST) block_full = 0;
 			for (uint16_t i = 0; i < r; i++) {
 				struct rte_ether_hdr *eh = rte_pktmbuf_mtod(pkts[i], struct rte_ether_hdr *);
 				struct rte_ether_addr t = eh->dst_addr;
@@ -190,6 +233,15 @@ int main(int argc, char **argv)
 			uint16_t s = r ? rte_eth_tx_burst(port, 0, pkts, r) : 0;
 			tx += s;
 			if (s < r) rte_pktmbuf_free_bulk(pkts + s, r - s);
+			if (r < BURST || s < r) block_full = 0;
+		}
+		if (!peer && ++block_iter == BLOCK) {
+			uint64_t t = mono_ns();
+			if (block_full && nsamples < MAX_SAMPLES)
+				samples[nsamples++] = (float)(t - block_start) / (BLOCK * BURST);
+			block_start = t;
+			block_iter = 0;
+			block_full = 1;
 		}
 		uint64_t now = rte_get_tsc_cycles();
 		if (now - last >= hz) {
@@ -211,6 +263,8 @@ int main(int argc, char **argv)
 	if (intervals > 1)
 		printf("%s: average %.2f Mpps, %.2f Mpps per CPU second, over %d s\n", argv[1], sum / (intervals - 1),
 		       cpu_sum / (intervals - 1), intervals - 1);
+	if (!peer)
+		print_blocks(argv[1]);
 	rte_eth_dev_stop(port);
 	rte_eth_dev_close(port);
 	rte_eal_cleanup();

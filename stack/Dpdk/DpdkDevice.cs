@@ -74,6 +74,11 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
         return DpdkPort.Open(eal, port).Devices[0];
     }
 
+    // The per-packet loops below contain no calls: the JIT then keeps the loop state in registers (a call in the
+    // loop body, even a rare one, made it spill every local to the stack and poll for GC each iteration). The rare
+    // cases (multi-segment frames, checksum offload, freeing more than a burst) run in passes of their own.
+
+    [MethodImpl(MethodImplOptions.NoInlining)] // a burst call is cheap; inlined into a caller its loop spills
     public int Receive(Span<PacketBuf> burst)
     {
         if (_detached || !_canRx) return 0;
@@ -81,36 +86,63 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
         if (want == 0) return 0;
         nint* mbufs = _burst;
         int n = DpdkNative.RxBurst(_port, _queue, mbufs, (ushort)want);
-        ref PacketBuf dst = ref MemoryMarshal.GetReference(burst); // n <= want <= burst.Length
-        bool rxIp = _hwRxIp, rxTcp = _hwRxTcp;
+        int segments = 0;
+        fixed (PacketBuf* dst = burst) // n <= want <= burst.Length
+        {
+            for (int i = 0; i < n; i++)
+            {
+                RteMbuf* m = (RteMbuf*)mbufs[i];
+                PacketBuf* p = dst + i;
+                p->Buffer = m->BufAddr;
+                p->Offset = m->DataOff;
+                p->Length = m->DataLen;
+                p->Capacity = m->BufLen;
+                p->Offloads = PacketOffloads.None;
+                p->Handle = (nint)m;
+                segments |= m->NbSegs; // 1 for every single-segment frame
+            }
+        }
+        if (segments > 1) n = DropMultiSegment(burst, n);
+        if (_hwRxIp | _hwRxTcp) ReadRxOffloads(burst, n);
+        return n;
+    }
+
+    /// <summary>Frees the multi-segment frames of a received burst and closes the gaps; returns what is left.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int DropMultiSegment(Span<PacketBuf> burst, int n)
+    {
         int k = 0;
         for (int i = 0; i < n; i++)
         {
-            RteMbuf* m = (RteMbuf*)mbufs[i];
+            RteMbuf* m = (RteMbuf*)burst[i].Handle;
             if (m->NbSegs != 1)
             {
                 DpdkNative.Free((nint)m);
                 RxMultiSegmentDrops++;
                 continue;
             }
-            ref PacketBuf p = ref Unsafe.Add(ref dst, k++);
-            p.Buffer = m->BufAddr;
-            p.Offset = m->DataOff;
-            p.Length = m->DataLen;
-            p.Capacity = m->BufLen;
-            p.Handle = (nint)m;
-            PacketOffloads o = PacketOffloads.None;
-            if (rxIp | rxTcp)
-            {
-                ulong f = m->OlFlags;
-                if (rxIp && (f & RteMbuf.RxIpCksumMask) == RteMbuf.RxIpCksumGood) o |= PacketOffloads.RxIpv4ChecksumGood;
-                if (rxTcp && (f & RteMbuf.RxL4CksumMask) == RteMbuf.RxL4CksumGood) o |= PacketOffloads.RxTcpChecksumGood;
-            }
-            p.Offloads = o;
+            burst[k++] = burst[i];
         }
+        for (int i = k; i < n; i++) burst[i] = default;
         return k;
     }
 
+    /// <summary>The driver's checksum verdicts, as <see cref="PacketOffloads"/>.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ReadRxOffloads(Span<PacketBuf> burst, int n)
+    {
+        bool rxIp = _hwRxIp, rxTcp = _hwRxTcp;
+        for (int i = 0; i < n; i++)
+        {
+            ulong f = ((RteMbuf*)burst[i].Handle)->OlFlags;
+            PacketOffloads o = PacketOffloads.None;
+            if (rxIp && (f & RteMbuf.RxIpCksumMask) == RteMbuf.RxIpCksumGood) o |= PacketOffloads.RxIpv4ChecksumGood;
+            if (rxTcp && (f & RteMbuf.RxL4CksumMask) == RteMbuf.RxL4CksumGood) o |= PacketOffloads.RxTcpChecksumGood;
+            burst[i].Offloads = o;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)] // a burst call is cheap; inlined into a caller its loop spills
     public int Allocate(Span<PacketBuf> burst)
     {
         if (_detached) return 0;
@@ -118,55 +150,78 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
         if (want == 0) return 0;
         nint* mbufs = _burst;
         int n = (int)DpdkNative.Alloc(_pool, mbufs, (uint)want);
-        ref PacketBuf dst = ref MemoryMarshal.GetReference(burst); // n <= want <= burst.Length
-        for (int i = 0; i < n; i++)
+        fixed (PacketBuf* dst = burst) // n <= want <= burst.Length
         {
-            RteMbuf* m = (RteMbuf*)mbufs[i];
-            ref PacketBuf p = ref Unsafe.Add(ref dst, i);
-            p.Buffer = m->BufAddr;
-            p.Offset = m->DataOff; // rte_pktmbuf_reset: RTE_PKTMBUF_HEADROOM
-            p.Length = 0;
-            p.Capacity = m->BufLen;
-            p.Handle = (nint)m;
-            p.Offloads = PacketOffloads.None;
+            for (int i = 0; i < n; i++)
+            {
+                RteMbuf* m = (RteMbuf*)mbufs[i];
+                PacketBuf* p = dst + i;
+                p->Buffer = m->BufAddr;
+                p->Offset = m->DataOff; // rte_pktmbuf_reset: RTE_PKTMBUF_HEADROOM
+                p->Length = 0;
+                p->Capacity = m->BufLen;
+                p->Offloads = PacketOffloads.None;
+                p->Handle = (nint)m;
+            }
         }
         return n;
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)] // a burst call is cheap; inlined into a caller its loop spills
     public int Transmit(ReadOnlySpan<PacketBuf> burst)
     {
         if (_detached || !_canTx) return 0;
         int n = Math.Min(burst.Length, _maxBurst);
         if (n == 0) return 0;
         nint* mbufs = _burst;
-        ref PacketBuf src = ref MemoryMarshal.GetReference(burst); // n <= burst.Length
+        ulong offload = 0;
+        int i = 0;
+        fixed (PacketBuf* src = burst) // n <= burst.Length
+        {
+            for (; i < n; i++)
+            {
+                PacketBuf* p = src + i;
+                RteMbuf* m = (RteMbuf*)p->Handle;
+                int offset = p->Offset, length = p->Length;
+                if (m == null || p->Buffer != m->BufAddr || (uint)offset + (uint)length > m->BufLen || length < 0)
+                    break; // thrown below: a call here, even one that only throws, would make the loop spill
+                // Write back where the stack put the frame; the mbuf may have come from Allocate or from Receive
+                // (a frame sent back out), so every field the driver reads is set here.
+                m->DataOff = (ushort)offset;
+                m->DataLen = (ushort)length;
+                m->PktLen = (uint)length;
+                // Anything to do for checksums: the stack asked for offload, or transmit bits are left from an
+                // earlier attempt (drivers act only on TX_* bits and read tx_offload only when one is set; a reset
+                // or received mbuf has none).
+                offload |= (ulong)(p->Offloads & (PacketOffloads.TxIpv4Checksum | PacketOffloads.TxTcpChecksum))
+                         | (m->OlFlags & RteMbuf.TxFlagsMask);
+                mbufs[i] = (nint)m;
+            }
+        }
+        if (i < n) ThrowForeignBuffer(i);
+        if (offload != 0) ApplyTxOffloads(burst, n);
+        return DpdkNative.TxBurst(_port, _queue, mbufs, (ushort)n);
+    }
+
+    /// <summary>Sets or clears the transmit checksum requests of a burst (see <see cref="PrepareChecksums"/>).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ApplyTxOffloads(ReadOnlySpan<PacketBuf> burst, int n)
+    {
         for (int i = 0; i < n; i++)
         {
-            ref PacketBuf p = ref Unsafe.Add(ref src, i);
-            RteMbuf* m = (RteMbuf*)p.Handle;
-            if (m == null || p.Buffer != m->BufAddr || (uint)p.Offset + (uint)p.Length > m->BufLen || p.Length < 0)
-                ThrowForeignBuffer(i);
-            // Write back where the stack put the frame; the mbuf may have come from Allocate or from Receive
-            // (a frame sent back out), so every field the driver reads is set here.
-            m->DataOff = (ushort)p.Offset;
-            m->DataLen = (ushort)p.Length;
-            m->PktLen = (uint)p.Length;
-            if ((p.Offloads & (PacketOffloads.TxIpv4Checksum | PacketOffloads.TxTcpChecksum)) != 0)
+            PacketOffloads want = burst[i].Offloads;
+            RteMbuf* m = (RteMbuf*)burst[i].Handle;
+            if ((want & (PacketOffloads.TxIpv4Checksum | PacketOffloads.TxTcpChecksum)) != 0)
             {
-                PrepareChecksums(m, p.Offloads, out ulong flags, out ulong txOffload);
+                PrepareChecksums(m, want, out ulong flags, out ulong txOffload);
                 m->OlFlags = (m->OlFlags & ~RteMbuf.TxFlagsMask) | flags;
                 m->TxOffload = txOffload; // second cache line of the mbuf: only touched when offloading
             }
-            else if ((m->OlFlags & RteMbuf.TxFlagsMask) != 0)
+            else
             {
-                // Drivers act only on TX_* bits (receive bits left by the driver are ignored) and read
-                // tx_offload only when one is set; a reset mbuf has none, so this is only a frame retried
-                // after it was once prepared for offload.
                 m->OlFlags &= ~RteMbuf.TxFlagsMask;
             }
-            mbufs[i] = (nint)m;
         }
-        return DpdkNative.TxBurst(_port, _queue, mbufs, (ushort)n);
     }
 
     public void Free(ref PacketBuf packet)
@@ -181,23 +236,35 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
 
     /// <summary>Frees a whole burst with one call (what a forwarding loop or the stack's receive path wants). Each
     /// buffer's Handle and Length are zeroed (so a second free is a no-op); the other fields are left as they were.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)] // a burst call is cheap; inlined into a caller its loop spills
     public void FreeBurst(Span<PacketBuf> packets)
     {
-        if (packets.IsEmpty) return;
-        nint* mbufs = _burst;
-        bool live = !_detached;
-        int n = 0;
-        foreach (ref PacketBuf p in packets)
+        if (_detached)
         {
-            if (p.Handle != 0 && live)
-            {
-                mbufs[n++] = p.Handle;
-                if (n == _maxBurst) { DpdkNative.FreeBulk(mbufs, (uint)n); n = 0; }
-            }
-            p.Handle = 0;
-            p.Length = 0;
+            // The pool is gone with the port: nothing to return the mbufs to.
+            foreach (ref PacketBuf p in packets) { p.Handle = 0; p.Length = 0; }
+            return;
         }
-        if (n > 0) DpdkNative.FreeBulk(mbufs, (uint)n);
+        nint* mbufs = _burst;
+        int total = packets.Length, burst = _maxBurst;
+        fixed (PacketBuf* first = packets)
+        {
+            for (int start = 0; start < total; start += burst)
+            {
+                PacketBuf* p = first + start;
+                int chunk = Math.Min(total - start, burst);
+                int n = 0;
+                for (int i = 0; i < chunk; i++, p++)
+                {
+                    nint h = p->Handle;
+                    mbufs[n] = h;
+                    n += h != 0 ? 1 : 0;
+                    p->Handle = 0;
+                    p->Length = 0;
+                }
+                if (n > 0) DpdkNative.FreeBulk(mbufs, (uint)n);
+            }
+        }
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

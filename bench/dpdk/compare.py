@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""C vs managed DPDK packet path, same work, same run, several rounds (docs/benchmarks.md, DPDK section).
+
+  compare.py memif [--rounds N] [--seconds S]     C peer (memif server, cpu 1) + forwarder (memif client, cpu 0):
+                                                  the forwarder is build/dpdk-bench fwd (C) or DpdkBench fwd (managed)
+  compare.py ring  [--rounds N] [--seconds S]     single process, net_ring0 looped onto itself: dpdk-bench loop vs
+                                                  DpdkBench loop (and rawloop with --raw)
+  compare.py afpacket [--rounds N] [--seconds S]  like memif over a veth pair (created and removed here): C peer on
+                                                  one end, forwarder on the other
+
+Each round runs C and managed back to back (the order alternates between rounds). Both print the ns per packet of
+timed blocks of 8 full bursts (see bench.c); a round's figure is the median block (p50) and the 10th percentile
+(p10). Rates are 1/ns; the ratio is the managed rate over the C rate (1.00 = C speed). Needs root, hugepages
+(e.g. echo 512 > /proc/sys/vm/nr_hugepages), `make -f bench/dpdk/bench.mk` and
+`dotnet build -c Release bench/dpdk/DpdkBench.csproj` (or --managed PATH, e.g. a NativeAOT publish).
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+C_BIN = os.path.join(ROOT, "build", "dpdk-bench")
+GLUE = os.path.join(ROOT, "build", "libusertcp-dpdk.so")
+MANAGED = os.path.join(ROOT, "bench", "dpdk", "bin", "Release", "net10.0", "DpdkBench")
+BLOCKS = re.compile(r"blocks (\d+), ns per packet min ([\d.]+) p10 ([\d.]+) p50 ([\d.]+)")
+
+
+def parse(out, what):
+    m = BLOCKS.search(out)
+    if not m or int(m.group(1)) == 0:
+        raise RuntimeError(f"{what}: no timed blocks in output:\n{out}")
+    return {"blocks": int(m.group(1)), "min": float(m.group(2)), "p10": float(m.group(3)), "p50": float(m.group(4))}
+
+
+def run(cmd, timeout):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}:\n{p.stdout}")
+    return p.stdout
+
+
+def forwarder(kind, mode, args, extra):
+    if kind == "C":
+        return [C_BIN, mode, "--seconds", str(args.seconds), "--cpu", "0"] + extra
+    return [args.managed, mode, "--seconds", str(args.seconds), "--cpu", "0", "--glue", GLUE] + extra
+
+
+def with_peer(kind, args, tag, peer_extra, fwd_extra):
+    """Starts the C peer, then the forwarder; returns the forwarder's parsed blocks."""
+    peer = subprocess.Popen([C_BIN, "peer", "--seconds", str(args.seconds + 6), "--cpu", "1"] + peer_extra,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(0.5)
+        out = run(forwarder(kind, "fwd", args, fwd_extra), args.seconds + 30)
+    finally:
+        try:
+            peer.wait(timeout=args.seconds + 10)
+        except subprocess.TimeoutExpired:
+            peer.terminate()  # our own child, by pid
+            peer.wait()
+    return parse(out, f"{kind} fwd {tag}")
+
+
+def one(kind, args, rnd):
+    tag = f"{os.getpid()}-{rnd}-{kind}"
+    if args.path == "ring":
+        mode = "loop" if kind != "raw" else "rawloop"
+        return parse(run(forwarder("C" if kind == "C" else "M", mode, args, []), args.seconds + 30), f"{kind} loop")
+    if args.path == "memif":
+        sock = f"/utcmp{tag}.sock"
+        return with_peer(kind, args, tag, ["--socket", sock], ["--socket", sock])
+    # afpacket: peer on one veth end, forwarder on the other
+    return with_peer(kind, args, tag, ["--dev", f"net_af_packet0,iface={args.veth}a"],
+                     ["--dev", f"net_af_packet0,iface={args.veth}b"])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("path", choices=["memif", "ring", "afpacket"])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--raw", action="store_true", help="ring: also the managed loop calling the glue directly")
+    ap.add_argument("--managed", default=MANAGED, help="the managed benchmark executable")
+    ap.add_argument("--veth", default=f"utcmp{os.getpid() % 10000}", help="afpacket: veth pair name prefix")
+    args = ap.parse_args()
+    kinds = ["C", "managed"] + (["raw"] if args.raw and args.path == "ring" else [])
+    if args.path == "afpacket":
+        subprocess.run(["ip", "link", "add", args.veth + "a", "type", "veth", "peer", "name", args.veth + "b"], check=True)
+        for end in "ab":
+            subprocess.run(["ip", "link", "set", args.veth + end, "up"], check=True)
+    results = {k: [] for k in kinds}
+    print(f"# {args.path}, {args.rounds} rounds x {args.seconds} s, load average at start: {os.getloadavg()[0]:.1f}")
+    try:
+        for rnd in range(args.rounds):
+            order = kinds if rnd % 2 == 0 else list(reversed(kinds))
+            row = {}
+            for k in order:
+                row[k] = one(k, args, rnd)
+                results[k].append(row[k])
+            line = "  ".join(f"{k} p10 {row[k]['p10']:.2f} p50 {row[k]['p50']:.2f} ns ({row[k]['blocks']} blocks)"
+                             for k in kinds)
+            ratio = row["C"]["p50"] / row["managed"]["p50"]
+            print(f"round {rnd + 1}: {line}  managed/C rate (p50) {ratio:.3f}", flush=True)
+    finally:
+        if args.path == "afpacket":
+            subprocess.run(["ip", "link", "del", args.veth + "a"])
+    print(f"# load average at end: {os.getloadavg()[0]:.1f}")
+    for stat in ("p10", "p50"):
+        med = {k: statistics.median(r[stat] for r in results[k]) for k in kinds}
+        ratios = [c[stat] / m[stat] for c, m in zip(results["C"], results["managed"])]
+        summary = ", ".join(f"{k} {med[k]:.2f} ns ({1e3 / med[k]:.1f} Mpps)" for k in kinds)
+        print(f"median of round {stat}: {summary}; managed/C rate {med['C'] / med['managed']:.3f}; "
+              f"per-round ratios {min(ratios):.3f}..{max(ratios):.3f} (median {statistics.median(ratios):.3f})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
