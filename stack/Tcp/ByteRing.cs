@@ -5,7 +5,7 @@ namespace UserTcp.Stack.Tcp;
 
 /// <summary>
 /// A ring of bytes over a block rented from a <see cref="BufferPool"/>, used for the send and receive buffers of a
-/// connection. The ring holds no block while it is empty (an idle connection costs only this object): a block is
+/// connection. The ring holds no block while it is empty (an idle connection costs only this struct): a block is
 /// taken on the first write and returned by <see cref="ReleaseIfEmpty"/>. The block starts small (the pool's
 /// smallest class that fits, at least <see cref="MinBlockBytes"/>) and grows by size class as bytes accumulate, up to
 /// <see cref="Capacity"/>: a connection with a few hundred bytes in flight holds 4 KiB, not its whole socket buffer,
@@ -21,12 +21,14 @@ namespace UserTcp.Stack.Tcp;
 /// Receive side: offsets given to <see cref="WriteAt"/> are relative to the end of the contiguous data (= RCV.NXT),
 /// the same offsets <see cref="Assembler"/> uses; <see cref="Advance"/> makes bytes contiguous once the assembler
 /// says they are. No operation allocates.
+///
+/// A mutable struct (40 bytes) so a connection holds its two rings inline, without two object headers and
+/// references: keep it in a field or local and never copy it (a copy would share the block).
 /// </summary>
-public sealed unsafe class ByteRing
+public unsafe struct ByteRing
 {
     private readonly BufferPool _pool;
     private PoolBlock _block;
-    private int _mask;      // block length - 1 (block lengths are powers of two)
     private int _head;      // block index of offset 0
     private int _count;     // contiguous bytes
     private int _extent;    // bytes from the head that were ever written (>= _count): covers out-of-order data
@@ -87,7 +89,6 @@ public sealed unsafe class ByteRing
             _pool.Return(_block);
         }
         _block = bigger;
-        _mask = _block.Length - 1;
         _head = 0;
         return true;
     }
@@ -112,7 +113,6 @@ public sealed unsafe class ByteRing
     {
         _pool.Return(_block);
         _block = default;
-        _mask = 0;
         _head = 0;
     }
 
@@ -193,7 +193,7 @@ public sealed unsafe class ByteRing
         _count -= count;
         _extent -= count;
         // Restart at the block's start when empty so later writes are more often one contiguous span.
-        _head = _extent == 0 ? 0 : (_head + count) & _mask;
+        _head = _extent == 0 ? 0 : (_head + count) & (_block.Length - 1); // lengths are powers of two
     }
 
     /// <summary>
@@ -218,7 +218,7 @@ public sealed unsafe class ByteRing
             second = default;
             return;
         }
-        int start = (_head + offset) & _mask;
+        int start = (_head + offset) & (_block.Length - 1);
         int firstLen = Math.Min(n, _block.Length - start);
         first = new ReadOnlySpan<byte>(_block.Pointer + start, firstLen);
         second = new ReadOnlySpan<byte>(_block.Pointer, n - firstLen);
@@ -226,7 +226,7 @@ public sealed unsafe class ByteRing
 
     private void CopyIn(int offset, ReadOnlySpan<byte> data)
     {
-        int start = (_head + offset) & _mask;
+        int start = (_head + offset) & (_block.Length - 1);
         int firstLen = Math.Min(data.Length, _block.Length - start);
         data.Slice(0, firstLen).CopyTo(new Span<byte>(_block.Pointer + start, firstLen));
         data.Slice(firstLen).CopyTo(new Span<byte>(_block.Pointer, data.Length - firstLen));

@@ -1,36 +1,20 @@
-using System;
-
 namespace UserTcp.Stack.Tcp;
 
-/// <summary>
-/// Reno/NewReno window management (RFC 5681, RFC 6582 for the recovery episode boundaries the connection tracks):
-/// slow start and congestion avoidance with appropriate byte counting (RFC 3465): cwnd grows by one SMSS each time
-/// a full cwnd of bytes has been acknowledged. On loss ssthresh = max(FlightSize / 2, 2*SMSS) (RFC 5681 eq. 4).
-/// </summary>
-public sealed class NewReno : CongestionControlBase
+/// <summary>Reno/NewReno window management (RFC 5681, RFC 3465) as an <see cref="ICongestionControl"/> object; the
+/// algorithm is <see cref="CongestionState"/>, which connections hold inline.</summary>
+public sealed class NewReno : ICongestionControl
 {
-    private long _bytesAcked; // RFC 3465 §2.1 bytes_acked counter for congestion avoidance
+    private CongestionState _s;
 
-    public NewReno(int mss) : base(mss)
-    {
-    }
+    public NewReno(int mss) => _s = new CongestionState(CongestionAlgorithm.NewReno, mss);
 
-    protected override void CongestionAvoidance(long bytesAcked, long rttUs, long nowUs)
-    {
-        _bytesAcked += bytesAcked;
-        long cwnd = (long)_cwnd;
-        if (_bytesAcked >= cwnd)
-        {
-            _bytesAcked -= cwnd;
-            _cwnd += Mss;
-        }
-    }
-
-    protected override long ReduceOnLoss(long nowUs, long inFlight, bool timeout)
-    {
-        _bytesAcked = 0;
-        return Math.Max(inFlight / 2, 2L * Mss);
-    }
-
-    protected override void StartNewAvoidancePhase(long nowUs, bool afterTimeout) => _bytesAcked = 0;
+    public int Mss { get => _s.Mss; set => _s.Mss = value; }
+    public long Cwnd => _s.Cwnd;
+    public long Ssthresh => _s.Ssthresh;
+    public bool InRecovery => _s.InRecovery;
+    public void OnAck(long bytesAcked, long rttUs, long nowUs, long inFlight) => _s.OnAck(bytesAcked, rttUs, nowUs, inFlight);
+    public void OnEnterRecovery(long nowUs, long inFlight) => _s.OnEnterRecovery(nowUs, inFlight);
+    public void OnExitRecovery(long nowUs) => _s.OnExitRecovery(nowUs);
+    public void OnRetransmitTimeout(long nowUs, long inFlight) => _s.OnRetransmitTimeout(nowUs, inFlight);
+    public void OnIdleRestart(long nowUs) => _s.OnIdleRestart(nowUs);
 }

@@ -5,11 +5,12 @@ namespace UserTcp.Stack.Tcp;
 
 /// <summary>
 /// The sender's record of what the peer reported with SACK (RFC 6675 §3 "scoreboard"): up to
-/// <see cref="Capacity"/> disjoint, sorted ranges above SND.UNA. Inline in the connection (no allocation); when a
-/// report does not fit, the lowest ranges are kept (they matter for the next retransmission) and the rest dropped,
-/// which only makes the sender more conservative.
+/// <see cref="Capacity"/> disjoint, sorted ranges above SND.UNA. A connection holds one only while the peer reports
+/// SACKed data (taken from the layer's pool, returned when SND.UNA passes everything reported), so an idle
+/// connection does not carry its 68 bytes. When a report does not fit, the lowest ranges are kept (they matter for
+/// the next retransmission) and the rest dropped, which only makes the sender more conservative.
 /// </summary>
-internal struct SackScoreboard
+internal sealed class SackScoreboard
 {
     public const int Capacity = 8;
 
@@ -22,12 +23,12 @@ internal struct SackScoreboard
     private Ends _end;
     private int _count;
 
-    public readonly int Count => _count;
-    public readonly bool IsEmpty => _count == 0;
-    public readonly SeqNumber Start(int i) => _start[i];
-    public readonly SeqNumber End(int i) => _end[i];
+    public int Count => _count;
+    public bool IsEmpty => _count == 0;
+    public SeqNumber Start(int i) => _start[i];
+    public SeqNumber End(int i) => _end[i];
     /// <summary>Right edge of the highest SACKed range (RFC 6675 HighACK's counterpart), valid when not empty.</summary>
-    public readonly SeqNumber HighestEnd => _end[_count - 1];
+    public SeqNumber HighestEnd => _end[_count - 1];
 
     public void Clear() => _count = 0;
 
@@ -78,7 +79,7 @@ internal struct SackScoreboard
     }
 
     /// <summary>Bytes SACKed in [from, to).</summary>
-    public readonly int SackedBetween(SeqNumber from, SeqNumber to)
+    public int SackedBetween(SeqNumber from, SeqNumber to)
     {
         int n = 0;
         for (int i = 0; i < _count; i++)
@@ -89,7 +90,7 @@ internal struct SackScoreboard
         return n;
     }
 
-    public readonly bool IsSacked(SeqNumber seq)
+    public bool IsSacked(SeqNumber seq)
     {
         for (int i = 0; i < _count; i++)
             if (seq.InRange(_start[i], _end[i])) return true;
@@ -98,7 +99,7 @@ internal struct SackScoreboard
 
     /// <summary>First un-SACKed byte at or after <paramref name="from"/> and the length of the hole there (bounded by
     /// the next SACKed range). Returns false when no hole lies below the highest SACKed byte.</summary>
-    public readonly bool NextHole(SeqNumber from, out SeqNumber start, out int length)
+    public bool NextHole(SeqNumber from, out SeqNumber start, out int length)
     {
         start = from;
         length = 0;

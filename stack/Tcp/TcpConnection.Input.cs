@@ -58,12 +58,12 @@ public sealed partial class TcpConnection
         // The window our SYN offered (unscaled) now has a left edge.
         _rcvAdvEdge = _rcvNxt + (int)Math.Min(_rcv.Free, 65535);
         ApplySynOptions(seg.Options, weOffered: true);
-        _lastRecvUs = nowUs;
-        if (seg.Options.HasTimestamps && Has(ConnFlags.Timestamps)) { _tsRecent = seg.Options.TsVal; _tsRecentUs = nowUs; }
+        _lastRecvMs = (uint)(nowUs / 1000);
+        if (seg.Options.HasTimestamps && Has(ConnFlags.Timestamps)) { _tsRecent = seg.Options.TsVal; _tsRecentSec = (uint)(nowUs / 1_000_000); }
         if (ack)
         {
             // Our SYN is acknowledged: ESTABLISHED.
-            if (Has(ConnFlags.RttTiming) && !Has(ConnFlags.Retransmitting)) RttSample(nowUs - _rttStartUs);
+            if (Has(ConnFlags.RttTiming) && !Has(ConnFlags.Retransmitting)) RttSample((uint)nowUs - _rttStartUs);
             Clear(ConnFlags.RttTiming | ConnFlags.Retransmitting);
             _sndUna = seg.Ack;
             if (_sndNxt < _sndUna) _sndNxt = _sndUna;
@@ -71,7 +71,7 @@ public sealed partial class TcpConnection
             _maxSndWnd = _sndWnd;
             _sndWl1 = seg.Seq;
             _sndWl2 = seg.Ack;
-            _backoff = 0;
+            _rtt.ResetBackoff();
             _rtoAt = 0;
             _cc.Mss = _mss;
             State = TcpState.Established;
@@ -108,7 +108,7 @@ public sealed partial class TcpConnection
         // RFC 7323 §5.3 PAWS: a segment whose timestamp is older than TS.Recent is a duplicate from an earlier
         // wrap of the sequence space (or forged). TS.Recent older than 24 days is invalid (§5.5).
         if (Has(ConnFlags.Timestamps) && seg.Options.HasTimestamps && !rst
-            && unchecked((int)(seg.Options.TsVal - _tsRecent)) < 0 && nowUs - _tsRecentUs < 24L * 86400 * 1_000_000)
+            && unchecked((int)(seg.Options.TsVal - _tsRecent)) < 0 && (uint)(nowUs / 1_000_000) - _tsRecentSec < 24u * 86400)
         {
             layer.Counters.Drop(DropReason.TcpPaws);
             Set(ConnFlags.AckNow);
@@ -246,7 +246,7 @@ public sealed partial class TcpConnection
             return;
         }
 
-        _lastRecvUs = nowUs;
+        _lastRecvMs = (uint)(nowUs / 1000);
         _keepProbes = 0;
         if (KeepAlive) ArmKeepalive(nowUs);
 
@@ -254,7 +254,7 @@ public sealed partial class TcpConnection
         if (Has(ConnFlags.Timestamps) && seg.Options.HasTimestamps && seg.Seq <= _rcvNxt)
         {
             _tsRecent = seg.Options.TsVal;
-            _tsRecentUs = nowUs;
+            _tsRecentSec = (uint)(nowUs / 1_000_000);
         }
 
         ProcessAck(ref seg, nowUs);
@@ -316,12 +316,16 @@ public sealed partial class TcpConnection
         uint wnd = (uint)seg.Window << _sndScale;
         TcpLayer layer = _layer;
 
-        if (Has(ConnFlags.Sack) && seg.Options.SackCount > 0)
+        if (Has(ConnFlags.Sack) && seg.Options.SackCount > 0 && _sndMax > _sndUna)
+        {
+            SackScoreboard sb = _sack ??= layer.RentScoreboard();
             for (int i = 0; i < seg.Options.SackCount; i++)
             {
                 SackBlock b = seg.Options.GetSack(i);
-                _scoreboard.Add(new SeqNumber(b.Start), new SeqNumber(b.End), SeqNumber.Max(ack, _sndUna), _sndMax);
+                sb.Add(new SeqNumber(b.Start), new SeqNumber(b.End), SeqNumber.Max(ack, _sndUna), _sndMax);
             }
+            if (sb.IsEmpty) DropScoreboard();
+        }
 
         // RFC 5681 §2 duplicate ACK: no data, no SYN/FIN, same ACK and window, data outstanding.
         bool duplicate = ack == _sndUna && seg.Payload.IsEmpty && !seg.Has(TcpFlags.Syn | TcpFlags.Fin)
@@ -340,7 +344,7 @@ public sealed partial class TcpConnection
                 // The window opened: stop probing and send at once.
                 Clear(ConnFlags.Persist);
                 _rtoAt = 0;
-                _backoff = 0;
+                _rtt.ResetBackoff();
                 if (_sndNxt > _sndUna) { _sndNxt = _sndUna; Set(ConnFlags.Retransmitting); }
             }
         }
@@ -354,7 +358,7 @@ public sealed partial class TcpConnection
             if (Has(ConnFlags.RttTiming) && ack > _rttSeq)
             {
                 Clear(ConnFlags.RttTiming);
-                RttSample(nowUs - _rttStartUs);
+                RttSample((uint)nowUs - _rttStartUs);
             }
             else if (Has(ConnFlags.Timestamps) && seg.Options.HasTimestamps && seg.Options.TsEcr != 0 && !Has(ConnFlags.RttTiming))
             {
@@ -369,16 +373,19 @@ public sealed partial class TcpConnection
             _sndUna = ack;
             if (_sndNxt < _sndUna) _sndNxt = _sndUna;
             if (_sndNxt >= _sndMax) Clear(ConnFlags.Retransmitting);
-            _scoreboard.Advance(ack);
-            _backoff = 0;
-            _firstLossUs = 0;
-            ComputeRto();
+            if (_sack != null)
+            {
+                _sack.Advance(ack);
+                if (_sack.IsEmpty) DropScoreboard();
+            }
+            _rtt.ResetBackoff();
+            _firstLossMs = 0;
 
             OnNewAck(ack, acked, flightBefore, nowUs);
 
             // RFC 6298 §5.2/5.3: stop the timer when everything is acknowledged, else restart it.
             if (_sndUna == _sndMax) { if (!Has(ConnFlags.Persist)) _rtoAt = 0; }
-            else { Clear(ConnFlags.Persist); _rtoAt = nowUs + _rtoUs; }
+            else { Clear(ConnFlags.Persist); _rtoAt = DeadlineMs(nowUs + _rtoUs); }
             ScheduleTimer();
             ReleaseBuffersIfIdle();
         }
@@ -403,7 +410,7 @@ public sealed partial class TcpConnection
                 _inflation = 0;
                 _dupAcks = 0;
             }
-            else if (!Has(ConnFlags.Sack) || _scoreboard.IsEmpty)
+            else if (!Has(ConnFlags.Sack) || _sack == null)
             {
                 // Partial acknowledgment (NewReno): retransmit the next hole at once and deflate the window by the
                 // amount acknowledged, adding back one MSS (RFC 6582 §3.2 step 3).
@@ -414,7 +421,7 @@ public sealed partial class TcpConnection
             return;
         }
         _dupAcks = 0;
-        _cc.OnAck(acked, _srttUs, nowUs, flightBefore);
+        _cc.OnAck(acked, _rtt.SrttUs, nowUs, flightBefore);
     }
 
     /// <summary>Third duplicate ACK (or SACKed data three segments past a hole) starts fast retransmit and recovery
@@ -427,7 +434,7 @@ public sealed partial class TcpConnection
             if (!Has(ConnFlags.Sack)) _inflation += _mss; // NewReno inflation: one more segment left the network
             return;
         }
-        bool sackLoss = Has(ConnFlags.Sack) && _scoreboard.SackedBetween(_sndUna, _sndMax) >= 3 * _mss;
+        bool sackLoss = _sack != null && _sack.SackedBetween(_sndUna, _sndMax) >= 3 * _mss;
         if (_dupAcks < 3 && !sackLoss) return;
         // RFC 6582 §3.2 step 2: only start a new recovery when this loss lies past the previous recovery point.
         if (_sndUna < _recover) return;
@@ -444,7 +451,7 @@ public sealed partial class TcpConnection
             _inflation = 0;
             _highRxt = _sndUna + Math.Min(_mss, Math.Max(1, DataEndSeq() - _sndUna));
         }
-        else _inflation = 3L * _mss; // the three segments the duplicate ACKs report as delivered
+        else _inflation = 3 * _mss; // the three segments the duplicate ACKs report as delivered
     }
 
     /// <summary>Stores segment text: in order into the ring, out of order into the ring plus the assembler.
@@ -496,7 +503,7 @@ public sealed partial class TcpConnection
             // In quick-ACK mode (start of the connection) every segment is acknowledged at once.
             if (_quickAcks > 0) { _quickAcks--; Set(ConnFlags.AckNow); }
             else if (_unackedBytes >= 2 * _peerMss) Set(ConnFlags.AckNow);
-            else if (_delAckAt == 0) { _delAckAt = nowUs + _layer.Config.DelayedAckUs; ScheduleTimer(); }
+            else if (_delAckAt == 0) { _delAckAt = DeadlineMs(nowUs + _layer.Config.DelayedAckUs); ScheduleTimer(); }
             return;
         }
 
@@ -597,30 +604,6 @@ public sealed partial class TcpConnection
         SendAck(nowUs);
     }
 
-    /// <summary>Updates SRTT/RTTVAR/RTO from one measurement (RFC 6298 §2).</summary>
-    private void RttSample(long rttUs)
-    {
-        if (rttUs <= 0) rttUs = 1;
-        if (_srttUs == 0)
-        {
-            _srttUs = rttUs;
-            _rttvarUs = rttUs / 2;
-        }
-        else
-        {
-            long delta = Math.Abs(_srttUs - rttUs);
-            _rttvarUs = (3 * _rttvarUs + delta) / 4;   // beta = 1/4
-            _srttUs = (7 * _srttUs + rttUs) / 8;       // alpha = 1/8
-        }
-        ComputeRto();
-    }
-
-    private void ComputeRto()
-    {
-        TcpConfig c = _layer.Config;
-        long rto = _srttUs == 0 ? c.InitialRtoUs : _srttUs + Math.Max(1000, 4 * _rttvarUs); // G = 1 ms clock
-        rto = Math.Clamp(rto, c.MinRtoUs, c.MaxRtoUs);
-        for (int i = 0; i < _backoff && rto < c.MaxRtoUs; i++) rto *= 2;
-        _rtoUs = Math.Min(rto, c.MaxRtoUs);
-    }
+    /// <summary>Updates SRTT/RTTVAR/RTO from one measurement (RFC 6298 §2; also clears the backoff).</summary>
+    private void RttSample(long rttUs) => _rtt.AddSample(Math.Max(rttUs, 1), _layer.Rto);
 }

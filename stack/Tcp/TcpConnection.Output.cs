@@ -31,7 +31,7 @@ public sealed partial class TcpConnection
         bool sent = false;
         if (Has(ConnFlags.InRecovery) && Has(ConnFlags.Sack)) sent = SendRecovery(nowUs);
         sent |= SendNewData(nowUs, force: false);
-        if (!sent && (Has(ConnFlags.AckNow) || (_delAckAt != 0 && nowUs >= _delAckAt))) SendAck(nowUs);
+        if (!sent && (Has(ConnFlags.AckNow) || Reached(nowUs, _delAckAt))) SendAck(nowUs);
 
         // Never leave data without a timer. Bytes in flight: the retransmission timer. Data waiting (or a rewound
         // SND.NXT) with nothing in flight to bring an ACK: the persist timer probes the window (RFC 9293 §3.8.6.1)
@@ -40,14 +40,14 @@ public sealed partial class TcpConnection
         {
             if (_sndNxt > _sndUna)
             {
-                _rtoAt = nowUs + _rtoUs;
+                _rtoAt = DeadlineMs(nowUs + _rtoUs);
                 ScheduleTimer();
             }
             else if (DataEndSeq() > _sndNxt || _sndMax > _sndUna)
             {
                 Set(ConnFlags.Persist);
-                if (_firstLossUs == 0) _firstLossUs = nowUs;
-                _rtoAt = nowUs + _rtoUs;
+                if (_firstLossMs == 0) _firstLossMs = StampMs(nowUs);
+                _rtoAt = DeadlineMs(nowUs + _rtoUs);
                 ScheduleTimer();
             }
         }
@@ -64,7 +64,7 @@ public sealed partial class TcpConnection
         SeqNumber dataEnd = DataEndSeq();
         bool finQueued = Has(ConnFlags.FinQueued);
         // RFC 5681 §4.1: after an idle period longer than the RTO, restart from at most the initial window.
-        if (_sndUna == _sndMax && _lastSendUs != 0 && nowUs - _lastSendUs > _rtoUs && _sndNxt < dataEnd) _cc.OnIdleRestart(nowUs);
+        if (_sndUna == _sndMax && _lastSendMs != 0 && ElapsedUs(nowUs, _lastSendMs) > _rtoUs && _sndNxt < dataEnd) _cc.OnIdleRestart(nowUs);
         while (true)
         {
             if (_sndNxt > dataEnd) break;                          // FIN already sent
@@ -99,12 +99,12 @@ public sealed partial class TcpConnection
                 }
             }
             if (!TransmitSegment(_sndNxt, len, fin ? TcpFlags.Fin : TcpFlags.None, nowUs)) break;
-            _lastSendUs = nowUs;
+            _lastSendMs = StampMs(nowUs);
             if (retransmit) _layer.Counters.TcpRetransmits++;
             else if (!Has(ConnFlags.RttTiming) && len > 0)
             {
                 _rttSeq = _sndNxt;
-                _rttStartUs = nowUs;
+                _rttStartUs = (uint)nowUs;
                 Set(ConnFlags.RttTiming);
             }
             _sndNxt += len + (fin ? 1 : 0);
@@ -113,7 +113,7 @@ public sealed partial class TcpConnection
             if (_rtoAt == 0 || Has(ConnFlags.Persist))
             {
                 Clear(ConnFlags.Persist);
-                _rtoAt = nowUs + _rtoUs;
+                _rtoAt = DeadlineMs(nowUs + _rtoUs);
                 ScheduleTimer();
             }
             sent = true;
@@ -126,12 +126,12 @@ public sealed partial class TcpConnection
     /// lost unless retransmitted (below HighRxt); bytes above it are in flight.</summary>
     private long Pipe()
     {
-        if (_scoreboard.IsEmpty) return _sndNxt - _sndUna;
-        SeqNumber high = _scoreboard.HighestEnd;
+        if (_sack == null) return _sndNxt - _sndUna;
+        SeqNumber high = _sack.HighestEnd;
         long pipe = Math.Max(0, _sndMax - high);
         // Retransmitted hole bytes: un-SACKed bytes in [SND.UNA, HighRxt).
         SeqNumber rxtEnd = SeqNumber.Min(_highRxt, high);
-        if (rxtEnd > _sndUna) pipe += (rxtEnd - _sndUna) - _scoreboard.SackedBetween(_sndUna, rxtEnd);
+        if (rxtEnd > _sndUna) pipe += (rxtEnd - _sndUna) - _sack.SackedBetween(_sndUna, rxtEnd);
         return pipe;
     }
 
@@ -143,7 +143,7 @@ public sealed partial class TcpConnection
         while (Pipe() + _mss <= _cc.Cwnd)
         {
             SeqNumber from = SeqNumber.Max(_highRxt, _sndUna);
-            if (!_scoreboard.NextHole(from, out SeqNumber start, out int holeLen)) break;
+            if (_sack == null || !_sack.NextHole(from, out SeqNumber start, out int holeLen)) break;
             int len = Math.Min(holeLen, CurrentMss());
             SeqNumber dataEnd = DataEndSeq();
             if (start >= dataEnd) break;
@@ -166,7 +166,7 @@ public sealed partial class TcpConnection
         if (TransmitSegment(_sndUna, len, fin ? TcpFlags.Fin : TcpFlags.None, nowUs))
         {
             _layer.Counters.TcpRetransmits++;
-            _rtoAt = nowUs + _rtoUs;
+            _rtoAt = DeadlineMs(nowUs + _rtoUs);
             ScheduleTimer();
         }
     }
@@ -174,16 +174,16 @@ public sealed partial class TcpConnection
     private void SendSyn(bool withAck, long nowUs)
     {
         if (!TransmitSegment(_iss, 0, withAck ? TcpFlags.Syn | TcpFlags.Ack : TcpFlags.Syn, nowUs)) return;
-        if (_backoff == 0 && !Has(ConnFlags.Retransmitting))
+        if (_rtt.Backoff == 0 && !Has(ConnFlags.Retransmitting))
         {
             _rttSeq = _iss;
-            _rttStartUs = nowUs;
+            _rttStartUs = (uint)nowUs;
             Set(ConnFlags.RttTiming);
         }
         else _layer.Counters.TcpRetransmits++;
         _sndNxt = _iss + 1;
         if (_sndMax < _sndNxt) _sndMax = _sndNxt;
-        _rtoAt = nowUs + _rtoUs;
+        _rtoAt = DeadlineMs(nowUs + _rtoUs);
         ScheduleTimer();
     }
 

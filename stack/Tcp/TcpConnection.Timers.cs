@@ -5,15 +5,51 @@ namespace UserTcp.Stack.Tcp;
 // Timers. The connection is one node (it derives from TimerNode) in the layer's TimerWheel, due at the earliest of
 // its deadlines; deadlines that move later (the RTO on every ACK, keepalive on every segment) do not touch the
 // wheel: when the node fires early, OnTimer finds nothing due and re-registers at the true deadline.
+//
+// Deadlines and time stamps are kept as 32-bit milliseconds (the low 32 bits of now / 1000), 4 bytes each instead
+// of 8: the wheel's tick is 1 ms, and a deadline d µs fires in tick ceil(d / 1000) either way, so rounding a
+// deadline up to the millisecond changes no firing time. Comparisons are modulo 2^32 (like sequence numbers), valid
+// while every deadline and stamp lies within 24 days of now: the longest timer is the keepalive idle time and
+// TCP_USER_TIMEOUT, both capped there. 0 means "not armed" (a deadline that lands on 0 is moved 1 ms later).
 public sealed partial class TcpConnection
 {
+    /// <summary>The horizon of the 32-bit millisecond clock: 24 days.</summary>
+    internal const int MaxSpanMs = 24 * 86400 * 1000;
+
+    /// <summary>The 32-bit deadline for time <paramref name="us"/>, rounded up to the millisecond; never 0.</summary>
+    private static uint DeadlineMs(long us)
+    {
+        uint ms = (uint)((Math.Max(us, 0) + 999) / 1000);
+        return ms == 0 ? 1 : ms;
+    }
+
+    /// <summary>A 32-bit stamp of time <paramref name="us"/> (rounded down); never 0.</summary>
+    private static uint StampMs(long us)
+    {
+        uint ms = (uint)(us / 1000);
+        return ms == 0 ? 1 : ms;
+    }
+
+    /// <summary>Whether the armed deadline <paramref name="atMs"/> has come at <paramref name="nowUs"/>.</summary>
+    private static bool Reached(long nowUs, uint atMs) => atMs != 0 && (int)((uint)(nowUs / 1000) - atMs) >= 0;
+
+    /// <summary>Time since the stamp <paramref name="stampMs"/>, in µs (millisecond resolution).</summary>
+    private static long ElapsedUs(long nowUs, uint stampMs) => (long)(int)((uint)(nowUs / 1000) - stampMs) * 1000;
+
+    /// <summary>The full time in µs of a 32-bit deadline, relative to the layer's clock.</summary>
+    private long ExpandUs(uint ms)
+    {
+        long nowMs = _layer.NowUs / 1000;
+        return (nowMs + (int)(ms - (uint)nowMs)) * 1000;
+    }
+
     internal long NextDeadline()
     {
         long d = long.MaxValue;
-        if (_rtoAt != 0) d = Math.Min(d, _rtoAt);
-        if (_delAckAt != 0) d = Math.Min(d, _delAckAt);
-        if (_keepAt != 0) d = Math.Min(d, _keepAt);
-        if (_waitAt != 0) d = Math.Min(d, _waitAt);
+        if (_rtoAt != 0) d = Math.Min(d, ExpandUs(_rtoAt));
+        if (_delAckAt != 0) d = Math.Min(d, ExpandUs(_delAckAt));
+        if (_keepAt != 0) d = Math.Min(d, ExpandUs(_keepAt));
+        if (_waitAt != 0) d = Math.Min(d, ExpandUs(_waitAt));
         return d;
     }
 
@@ -27,14 +63,14 @@ public sealed partial class TcpConnection
 
     private void ArmWait(long dueUs)
     {
-        _waitAt = dueUs;
-        _layer.ScheduleTimer(this, Math.Min(NextDeadline(), dueUs));
+        _waitAt = DeadlineMs(dueUs);
+        _layer.ScheduleTimer(this, NextDeadline());
     }
 
     private void ArmKeepalive(long nowUs)
     {
         if (!KeepAlive || _keepAt != 0) return;
-        _keepAt = nowUs + KeepIdleUs;
+        _keepAt = DeadlineMs(nowUs + KeepIdleUs);
         ScheduleTimer();
     }
 
@@ -50,7 +86,7 @@ public sealed partial class TcpConnection
     /// <summary>Called by the layer when the registered deadline has passed.</summary>
     internal void OnTimer(long nowUs)
     {
-        if (_waitAt != 0 && nowUs >= _waitAt)
+        if (Reached(nowUs, _waitAt))
         {
             _waitAt = 0;
             if (State is TcpState.TimeWait or TcpState.FinWait2)
@@ -60,19 +96,19 @@ public sealed partial class TcpConnection
                 return;
             }
         }
-        if (_rtoAt != 0 && nowUs >= _rtoAt)
+        if (Reached(nowUs, _rtoAt))
         {
             _rtoAt = 0;
             if (Has(ConnFlags.Persist)) OnPersist(nowUs);
             else OnRetransmitTimeout(nowUs);
             if (State == TcpState.Closed) return;
         }
-        if (_delAckAt != 0 && nowUs >= _delAckAt)
+        if (Reached(nowUs, _delAckAt))
         {
             _delAckAt = 0;
             if (_unackedBytes > 0) Set(ConnFlags.AckNow);
         }
-        if (_keepAt != 0 && nowUs >= _keepAt)
+        if (Reached(nowUs, _keepAt))
         {
             _keepAt = 0;
             OnKeepalive(nowUs);
@@ -88,9 +124,9 @@ public sealed partial class TcpConnection
     private void OnRetransmitTimeout(long nowUs)
     {
         TcpConfig c = _layer.Config;
-        if (_firstLossUs == 0) _firstLossUs = nowUs - _rtoUs;
+        if (_firstLossMs == 0) _firstLossMs = StampMs(nowUs - _rtoUs);
         // TCP_USER_TIMEOUT: how long transmitted data may stay unacknowledged before the connection is dropped.
-        if (UserTimeoutUs > 0 && nowUs - _firstLossUs >= UserTimeoutUs)
+        if (UserTimeoutUs > 0 && ElapsedUs(nowUs, _firstLossMs) >= UserTimeoutUs)
         {
             Terminate(SocketError.TimedOut, nowUs);
             return;
@@ -101,15 +137,14 @@ public sealed partial class TcpConnection
             TcpState.SynReceived => c.SynAckRetries,
             _ => c.MaxRetries,
         };
-        if (_backoff >= limit && UserTimeoutUs == 0)
+        if (_rtt.Backoff >= limit && UserTimeoutUs == 0)
         {
             // Like Linux, a pending soft error (ICMP) is reported instead of a bare ETIMEDOUT.
             Terminate(SoftError != SocketError.Success ? SoftError : SocketError.TimedOut, nowUs);
             return;
         }
         _layer.Counters.TcpTimeouts++;
-        _backoff++;
-        ComputeRto();
+        _rtt.OnTimeout();
         Clear(ConnFlags.RttTiming); // Karn: no sample from a retransmitted segment
         Set(ConnFlags.Retransmitting);
         if (State is TcpState.SynSent or TcpState.SynReceived)
@@ -122,7 +157,7 @@ public sealed partial class TcpConnection
         _dupAcks = 0;
         Clear(ConnFlags.InRecovery);
         _recover = _sndMax;
-        _scoreboard.Clear();
+        DropScoreboard();
         _sndNxt = _sndUna; // go back N: resend from the first unacknowledged byte
     }
 
@@ -131,7 +166,7 @@ public sealed partial class TcpConnection
     private void OnPersist(long nowUs)
     {
         Clear(ConnFlags.Persist);
-        if (UserTimeoutUs > 0 && _firstLossUs != 0 && nowUs - _firstLossUs >= UserTimeoutUs)
+        if (UserTimeoutUs > 0 && _firstLossMs != 0 && ElapsedUs(nowUs, _firstLossMs) >= UserTimeoutUs)
         {
             Terminate(SocketError.TimedOut, nowUs);
             return;
@@ -142,10 +177,9 @@ public sealed partial class TcpConnection
         if (!sent)
         {
             SendProbe(nowUs);
-            _backoff++;
-            ComputeRto();
+            _rtt.OnTimeout();
             Set(ConnFlags.Persist);
-            _rtoAt = nowUs + _rtoUs;
+            _rtoAt = DeadlineMs(nowUs + _rtoUs);
         }
     }
 
@@ -155,17 +189,17 @@ public sealed partial class TcpConnection
     {
         if (!KeepAlive || State is not (TcpState.Established or TcpState.CloseWait or TcpState.FinWait1 or TcpState.FinWait2))
             return;
-        long idle = nowUs - _lastRecvUs;
+        long idle = ElapsedUs(nowUs, _lastRecvMs);
         if (_keepProbes == 0 && idle < KeepIdleUs)
         {
-            _keepAt = _lastRecvUs + KeepIdleUs;
+            _keepAt = DeadlineMs(nowUs - idle + KeepIdleUs);
             ScheduleTimer();
             return;
         }
         if (_sndMax != _sndUna || DataEndSeq() > _sndNxt)
         {
             // Data is outstanding: the retransmission timer watches the peer instead (as Linux does).
-            _keepAt = nowUs + KeepIntervalUs;
+            _keepAt = DeadlineMs(nowUs + KeepIntervalUs);
             return;
         }
         if (_keepProbes >= KeepCount || (UserTimeoutUs > 0 && _keepProbes > 0 && idle >= UserTimeoutUs))
@@ -175,6 +209,6 @@ public sealed partial class TcpConnection
         }
         SendProbe(nowUs);
         _keepProbes++;
-        _keepAt = nowUs + KeepIntervalUs;
+        _keepAt = DeadlineMs(nowUs + KeepIntervalUs);
     }
 }

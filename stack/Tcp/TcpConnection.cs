@@ -46,46 +46,47 @@ public sealed partial class TcpConnection : TimerNode
     // --- option state ---
     private ConnFlags _flags;
     private uint _tsRecent;         // RFC 7323 §4.3 TS.Recent
-    private long _tsRecentUs;       // when TS.Recent was set (PAWS 24-day rule)
+    private uint _tsRecentSec;      // when TS.Recent was set, in seconds (PAWS 24-day rule)
     private uint _tsOffset;
 
     // --- RTT and retransmission (RFC 6298) ---
-    private long _srttUs, _rttvarUs, _rtoUs;
+    private RttEstimator _rtt;      // SRTT, RTTVAR, RTO and the backoff (consecutive timeouts without progress)
     private SeqNumber _rttSeq;      // Karn: the one timed segment per RTT
-    private long _rttStartUs;
-    private int _backoff;           // consecutive timeouts without progress
-    private long _firstLossUs;      // when the current run of timeouts started (user timeout)
+    private uint _rttStartUs;       // low 32 bits of the time the timed segment left (RTTs up to 71 minutes)
+    private uint _firstLossMs;      // when the current run of timeouts started (user timeout); 0 = none
 
     // --- congestion control (RFC 5681, RFC 6582 NewReno) ---
-    private ICongestionControl _cc = null!; // owns cwnd and ssthresh (NewReno or CUBIC, per TcpConfig)
-    private long _inflation;        // NewReno without SACK: RFC 5681 window inflation during fast recovery
-    private long _lastSendUs;       // restart after idle (RFC 5681 §4.1)
+    private CongestionState _cc;    // owns cwnd and ssthresh (NewReno or CUBIC, per TcpConfig), inline
+    private int _inflation;         // NewReno without SACK: RFC 5681 window inflation during fast recovery
+    private uint _lastSendMs;       // restart after idle (RFC 5681 §4.1); 0 = never sent
     private int _dupAcks;
     private SeqNumber _recover;
     private SeqNumber _highRxt;     // RFC 6675 HighRxt: highest retransmitted in SACK recovery
-    private SackScoreboard _scoreboard;
+    private SackScoreboard? _sack;  // from the layer's pool while the peer reports SACKed data; null = nothing SACKed
 
-    // --- timers (absolute microseconds; 0 = not armed) ---
-    private long _rtoAt;            // retransmission or persist (see ConnFlags.Persist)
-    private long _delAckAt;
-    private long _keepAt;
-    private long _waitAt;           // TIME_WAIT, FIN_WAIT_2 or SYN_RECEIVED expiry
-    private long _lastRecvUs;
-    private int _keepProbes;
+    // --- timers: 32-bit milliseconds (see TcpConnection.Timers.cs; 0 = not armed) ---
+    private uint _rtoAt;            // retransmission or persist (see ConnFlags.Persist)
+    private uint _delAckAt;
+    private uint _keepAt;
+    private uint _waitAt;           // TIME_WAIT, FIN_WAIT_2 or SYN_RECEIVED expiry
+    private uint _lastRecvMs;
+    private byte _keepProbes;
     private int _unackedBytes;      // bytes received since our last ACK
     private byte _quickAcks;        // in-order segments still to be acknowledged at once (Linux quick-ACK mode)
     // The connection is its own node in the layer's TimerWheel (TimerNode base), due at the earliest deadline.
 
     // --- buffers ---
-    private readonly ByteRing _snd;
-    private readonly ByteRing _rcv;
+    private ByteRing _snd;          // inline mutable structs: never copy them
+    private ByteRing _rcv;
     private Assembler? _ooo;        // taken from the layer's pool only while out-of-order data is held
 
     // --- the socket above ---
     internal TcpListener? Listener;         // passive open until accepted
     internal TcpConnection? NextInQueue;    // listener accept queue link
-    internal SocketError PendingError;
-    internal SocketError SoftError;         // ICMP soft errors, reported if the connection later times out
+    private byte _pendingError, _softError;
+    internal SocketError PendingError { get => (SocketError)_pendingError; set => _pendingError = (byte)value; }
+    /// <summary>ICMP soft errors, reported if the connection later times out.</summary>
+    internal SocketError SoftError { get => (SocketError)_softError; set => _softError = (byte)value; }
     public int UserHandle = -1;             // the façade's handle; -1 when orphaned
     internal bool OwnsPort;                 // holds a reference on its local port in the layer's port table
     private Readiness _lastReadiness;
@@ -94,9 +95,15 @@ public sealed partial class TcpConnection : TimerNode
     public bool NoDelay;
     public bool Cork;
     public bool KeepAlive;
-    public long KeepIdleUs, KeepIntervalUs;
-    public int KeepCount;
-    public long UserTimeoutUs;
+    private byte _keepCount;
+    private int _keepIdleMs, _keepIntervalMs, _userTimeoutMs; // kept in ms (as Linux keeps them), 4 bytes each
+    public long KeepIdleUs { get => _keepIdleMs * 1000L; set => _keepIdleMs = OptionMs(value); }
+    public long KeepIntervalUs { get => _keepIntervalMs * 1000L; set => _keepIntervalMs = OptionMs(value); }
+    /// <summary>TCP_USER_TIMEOUT (0 = off), at most 24 days.</summary>
+    public long UserTimeoutUs { get => _userTimeoutMs * 1000L; set => _userTimeoutMs = OptionMs(value); }
+    public int KeepCount { get => _keepCount; set => _keepCount = (byte)Math.Clamp(value, 0, 255); }
+    /// <summary>Microseconds to whole milliseconds, rounded up, at most 24 days (the 32-bit clock's horizon).</summary>
+    private static int OptionMs(long us) => (int)Math.Clamp((us + 999) / 1000, 0, MaxSpanMs);
 
     [Flags]
     private enum ConnFlags : ushort
@@ -127,7 +134,7 @@ public sealed partial class TcpConnection : TimerNode
         TcpConfig c = layer.Config;
         _snd = new ByteRing(layer.Buffers, c.SendBufferSize);
         _rcv = new ByteRing(layer.Buffers, c.ReceiveBufferSize);
-        _rtoUs = c.InitialRtoUs;
+        _rtt = new RttEstimator(layer.Rto);
         KeepIdleUs = c.KeepAliveIdleUs;
         KeepIntervalUs = c.KeepAliveIntervalUs;
         KeepCount = c.KeepAliveCount;
@@ -143,9 +150,10 @@ public sealed partial class TcpConnection : TimerNode
     public int SendMss => _mss;
     public long CongestionWindow => _cc.Cwnd;
     public long SlowStartThreshold => _cc.Ssthresh;
-    public ICongestionControl CongestionControl => _cc;
-    public long SmoothedRttUs => _srttUs;
-    public long RtoUs => _rtoUs;
+    public CongestionAlgorithm CongestionAlgorithm => _cc.Algorithm;
+    public long SmoothedRttUs => _rtt.SrttUs;
+    public long RtoUs => _rtt.RtoUs(_layer.Rto);
+    private long _rtoUs => _rtt.RtoUs(_layer.Rto);
     public bool TimestampsEnabled => Has(ConnFlags.Timestamps);
     public bool SackEnabled => Has(ConnFlags.Sack);
     public int SendWindowScale => _sndScale;
@@ -181,7 +189,7 @@ public sealed partial class TcpConnection : TimerNode
         _mss = _layer.MssForRoute();
         InitCongestion();
         State = TcpState.SynSent;
-        _lastRecvUs = nowUs;
+        _lastRecvMs = (uint)(nowUs / 1000);
         _layer.Counters.TcpActiveOpens++;
         Output(nowUs);
     }
@@ -198,7 +206,7 @@ public sealed partial class TcpConnection : TimerNode
         _irs = peerIsn;
         _rcvNxt = peerIsn + 1;
         ApplySynOptions(opt, weOffered: false);
-        _tsRecentUs = nowUs;
+        _tsRecentSec = (uint)(nowUs / 1_000_000);
         _sndWnd = rawWindow; // never scaled in a SYN (RFC 7323 §2.2)
         _maxSndWnd = _sndWnd;
         _sndWl1 = peerIsn;
@@ -206,7 +214,7 @@ public sealed partial class TcpConnection : TimerNode
         InitCongestion();
         InheritOptions(listener);
         State = TcpState.SynReceived;
-        _lastRecvUs = nowUs;
+        _lastRecvMs = (uint)(nowUs / 1000);
         // A half-open connection that never completes is dropped after the SYN-ACK retries run out (RTO path).
         Output(nowUs);
     }
@@ -233,7 +241,7 @@ public sealed partial class TcpConnection : TimerNode
         InitCongestion();
         InheritOptions(listener);
         State = TcpState.Established;
-        _lastRecvUs = nowUs;
+        _lastRecvMs = (uint)(nowUs / 1000);
         _layer.Counters.TcpPassiveOpens++;
         EnterQuickAck();
         ArmKeepalive(nowUs);
@@ -260,7 +268,7 @@ public sealed partial class TcpConnection : TimerNode
     {
         // RFC 6928 initial window; ssthresh starts "arbitrarily high" (RFC 5681 §3.1). The MSS may still change
         // when the SYN-ACK arrives; the controller recomputes its initial window then.
-        _cc = _layer.Config.CongestionControl == CongestionAlgorithm.Cubic ? new Cubic(_mss) : new NewReno(_mss);
+        _cc = new CongestionState(_layer.Config.CongestionControl, _mss);
         _inflation = 0;
     }
 
@@ -535,6 +543,13 @@ public sealed partial class TcpConnection : TimerNode
         _rcv.ReleaseIfEmpty();
     }
 
+    private void DropScoreboard()
+    {
+        if (_sack == null) return;
+        _layer.ReturnScoreboard(_sack);
+        _sack = null;
+    }
+
     /// <summary>Moves to CLOSED: drops buffers and timers, leaves the table, records the error for the socket.</summary>
     internal void Terminate(SocketError error, long nowUs)
     {
@@ -548,7 +563,7 @@ public sealed partial class TcpConnection : TimerNode
         if (IsOrphan) _rcv.Clear();
         else { _rcv.ForgetOutOfOrderFrom(0); _rcv.ReleaseIfEmpty(); }
         _rtoAt = _delAckAt = _keepAt = _waitAt = 0;
-        _scoreboard.Clear();
+        DropScoreboard();
         _layer.Unlink(this);
         if (Listener != null) Listener.OnChildClosed(this);
         UpdateReadiness();
@@ -597,5 +612,5 @@ public sealed partial class TcpConnection : TimerNode
 
     /// <summary>Diagnostics: the main sequence variables.</summary>
     public string Describe() =>
-        $"{Tuple} {State} iss={_iss} una={_sndUna} nxt={_sndNxt} max={_sndMax} wnd={_sndWnd} cwnd={_cc?.Cwnd} irs={_irs} rcvNxt={_rcvNxt} edge={_rcvAdvEdge} queued={_snd.Count} readable={_rcv.Count} rto={_rtoAt} flags={_flags} backoff={_backoff}";
+        $"{Tuple} {State} iss={_iss} una={_sndUna} nxt={_sndNxt} max={_sndMax} wnd={_sndWnd} cwnd={_cc.Cwnd} irs={_irs} rcvNxt={_rcvNxt} edge={_rcvAdvEdge} queued={_snd.Count} readable={_rcv.Count} rto={_rtoAt} flags={_flags} backoff={_rtt.Backoff}";
 }

@@ -54,6 +54,7 @@ public sealed class TcpLayer : ITimerHandler
     private readonly Dictionary<ushort, TcpListener> _listeners = new();
     private readonly Dictionary<ushort, int> _portUsers = new();
     private readonly Stack<Assembler> _assemblers = new();
+    private readonly Stack<SackScoreboard> _scoreboards = new();
     private readonly TimerWheel _wheel;
     private int _nextEphemeral;
     private long _challengeSecond = -1;
@@ -66,6 +67,8 @@ public sealed class TcpLayer : ITimerHandler
     public IFlowOwnership? Flows { get; set; }
     public StackCounters Counters { get; }
     public BufferPool Buffers { get; }
+    /// <summary>RTO limits from <see cref="Config"/>, shared by the connections' <see cref="RttEstimator"/>s.</summary>
+    public RtoPolicy Rto { get; }
     public ITcpEvents? Events { get; set; }
     /// <summary>The time of the latest call that passed one in: used by application calls that carry no clock.</summary>
     public long NowUs { get; private set; }
@@ -75,6 +78,7 @@ public sealed class TcpLayer : ITimerHandler
     public TcpLayer(TcpConfig config, ITcpTransmit tx, StackCounters counters, BufferPool buffers)
     {
         Config = config;
+        Rto = RtoPolicy.From(config);
         _tx = tx;
         Counters = counters;
         Buffers = buffers;
@@ -233,6 +237,22 @@ public sealed class TcpLayer : ITimerHandler
         a.Clear();
         AssemblersInUse--;
         _assemblers.Push(a);
+    }
+
+    /// <summary>SACK scoreboards in use (held by connections whose peer reported SACKed data).</summary>
+    public int ScoreboardsInUse { get; private set; }
+
+    internal SackScoreboard RentScoreboard()
+    {
+        ScoreboardsInUse++;
+        return _scoreboards.Count > 0 ? _scoreboards.Pop() : new SackScoreboard();
+    }
+
+    internal void ReturnScoreboard(SackScoreboard s)
+    {
+        s.Clear();
+        ScoreboardsInUse--;
+        _scoreboards.Push(s);
     }
 
     /// <summary>RFC 5961 §7: at most <see cref="TcpConfig.ChallengeAckLimit"/> challenge ACKs per second.</summary>

@@ -12,31 +12,15 @@ public interface ITimerHandler
 
 /// <summary>
 /// An entry of a <see cref="TimerWheel"/>: the links live in the node, so scheduling and cancelling allocate nothing.
-/// Create one per timer when the owner (a connection) is created. Subclass it, or use <see cref="Owner"/> and
-/// <see cref="Kind"/> to find out in <see cref="ITimerHandler.OnTimer"/> whose timer fired.
+/// Subclass it (a connection is its own node) and find out in <see cref="ITimerHandler.OnTimer"/> whose timer fired
+/// from the node's type. A node belongs to one wheel at a time (it does not record which one, to stay small: it
+/// is part of every connection). 28 bytes of fields: two links, the due time and the slot.
 /// </summary>
 public class TimerNode
 {
     internal TimerNode? Next;
     internal TimerNode? Prev;
-    internal TimerWheel? Wheel;
-    internal long DueTick;
     internal int Slot = -1;
-
-    public TimerNode()
-    {
-    }
-
-    public TimerNode(object? owner, int kind)
-    {
-        Owner = owner;
-        Kind = kind;
-    }
-
-    /// <summary>Free for the user: typically the connection.</summary>
-    public object? Owner;
-    /// <summary>Free for the user: which of the owner's timers this is.</summary>
-    public int Kind;
 
     /// <summary>The due time given to the last <see cref="TimerWheel.Schedule"/>.</summary>
     public long DueUs { get; internal set; }

@@ -47,20 +47,18 @@ public sealed class TimerWheel
     /// <summary>Timers currently scheduled.</summary>
     public int Count { get; private set; }
 
-    public bool IsScheduled(TimerNode node) => node.Slot >= 0 && node.Wheel == this;
+    /// <summary>Whether the node is scheduled (on this wheel: a node is only ever used with one).</summary>
+    public bool IsScheduled(TimerNode node) => node.Slot >= 0;
 
     /// <summary>Schedules (or moves) <paramref name="node"/> to fire at <paramref name="dueUs"/>.</summary>
     public void Schedule(TimerNode node, long dueUs)
     {
         if (node.Slot >= 0)
         {
-            if (node.Wheel != this) throw new InvalidOperationException("timer is scheduled on another wheel");
             Unlink(node);
             Count--;
         }
-        node.Wheel = this;
         node.DueUs = dueUs;
-        node.DueTick = CeilDiv(dueUs, TickUs);
         File(node);
         Count++;
     }
@@ -68,7 +66,7 @@ public sealed class TimerWheel
     /// <summary>Unschedules <paramref name="node"/>. Returns false if it was not scheduled.</summary>
     public bool Cancel(TimerNode node)
     {
-        if (node.Slot < 0 || node.Wheel != this) return false;
+        if (node.Slot < 0) return false;
         Unlink(node);
         node.Slot = -1;
         Count--;
@@ -152,7 +150,7 @@ public sealed class TimerWheel
 
     private void File(TimerNode node)
     {
-        long d = node.DueTick;
+        long d = CeilDiv(node.DueUs, TickUs);
         int slot;
         if (d <= _now)
         {

@@ -10,6 +10,12 @@ namespace UserTcp.Tests.Tcp.Blocks;
 
 public class TimerWheelTests
 {
+    /// <summary>A node that knows which one it is (nodes carry no owner field of their own).</summary>
+    private sealed class Tagged(int kind) : TimerNode
+    {
+        public readonly int Kind = kind;
+    }
+
     private sealed class Recorder : ITimerHandler
     {
         public readonly List<(TimerNode Node, long Now)> Fired = new();
@@ -43,7 +49,7 @@ public class TimerWheelTests
         var nodes = new TimerNode[5000];
         for (int i = 0; i < nodes.Length; i++)
         {
-            nodes[i] = new TimerNode(null, i);
+            nodes[i] = new Tagged(i);
             // Spread over every level up to ~3 hours, with many in the first second.
             long due = rng.Next(4) switch
             {
@@ -225,7 +231,7 @@ public class TimerWheelTests
         var rng = new Random(3);
         for (int i = 0; i < N; i++)
         {
-            nodes[i] = new TimerNode(null, i);
+            nodes[i] = new Tagged(i);
             wheel.Schedule(nodes[i], rng.NextInt64(200_000, 3_000_000));
         }
         // Like RTO timers: most are pushed back (rescheduled) or cancelled before they fire.
@@ -239,7 +245,7 @@ public class TimerWheelTests
         int fired = 0;
         for (long t = 0; t <= 4_000_000; t += 1000) fired += wheel.Advance(t, rec);
         Assert.Equal(N - N / 3, fired);
-        Assert.All(rec.Fired, f => Assert.True(f.Now >= f.Node.DueUs && f.Node.Kind % 3 != 0));
+        Assert.All(rec.Fired, f => Assert.True(f.Now >= f.Node.DueUs && ((Tagged)f.Node).Kind % 3 != 0));
     }
 
     private sealed class Counter : ITimerHandler
@@ -285,7 +291,7 @@ public class TimerWheelTests
     private static bool RunModel((int, (int, int))[] ops, long tickUs)
     {
         var wheel = new TimerWheel(tickUs);
-        var nodes = Enumerable.Range(0, 16).Select(i => new TimerNode(null, i)).ToArray();
+        var nodes = Enumerable.Range(0, 16).Select(i => new Tagged(i)).ToArray();
         var due = new long?[16];
         var rec = new Recorder();
         long now = 0;
@@ -316,7 +322,7 @@ public class TimerWheelTests
                 var expect = new HashSet<int>();
                 for (int i = 0; i < 16; i++)
                     if (due[i] is long d && (d + tickUs - 1) / tickUs <= nowTick) expect.Add(i);
-                var got = rec.Fired.Select(f => f.Node.Kind).ToHashSet();
+                var got = rec.Fired.Select(f => ((Tagged)f.Node).Kind).ToHashSet();
                 if (!got.SetEquals(expect) || rec.Fired.Count != expect.Count) return false;
                 foreach (int i in expect) due[i] = null;
             }
