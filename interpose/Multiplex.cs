@@ -46,6 +46,7 @@ internal static unsafe class Multiplex
                 long sleep = userReady > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline);
                 // Hide user fds from the kernel (it would poll the placeholder): a negative fd is skipped.
                 for (int i = 0; i < count; i++) if (isUser[i]) fds[i].Fd = ~fds[i].Fd;
+                if (sleep > 0) Engine.CountSleep(sleep);
                 long r = Kernel.PPollUs(fds, n, (nint)sleep, sigmask);
                 int kernelReady = 0;
                 for (int i = 0; i < count; i++)
@@ -87,6 +88,7 @@ internal static unsafe class Multiplex
                 int n = CollectUserEvents(epfd, events, max);
                 if (n == max) return n;
                 long sleep = n > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline);
+                if (sleep > 0) Engine.CountSleep(sleep);
                 long r = Kernel.EpollWaitUs(epfd, events + n, max - n, (nint)sleep, sigmask);
                 if (r < 0) return n > 0 ? n : r;
                 if (n + r > 0 || Engine.NowUs >= deadline) return n + r;
