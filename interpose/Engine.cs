@@ -330,6 +330,16 @@ internal static unsafe class Engine
         for (var r = DropReason.None + 1; r < DropReason.Count; r++)
             if (c.Drops(r) != 0) drops.Append(' ').Append(r).Append(' ').Append(c.Drops(r));
         Kernel.Stats("drops" + (drops.Length == 0 ? " none" : drops.ToString()));
+        if (s_device is DpdkDevice dpdk)
+        {
+            try
+            {
+                DpdkPortStats d = dpdk.Port.GetStats();
+                Kernel.Stats($"device {DeviceDescription}: rx {d.RxPackets} tx {d.TxPackets} rx missed {d.RxMissed} " +
+                             $"rx errors {d.RxErrors} tx errors {d.TxErrors} rx no mbuf {d.RxNoMbuf}");
+            }
+            catch (DpdkException e) { Kernel.Stats($"device statistics unavailable: {e.Message}"); }
+        }
         Kernel.Stats($"waits: stack polls {PollCount} (progress thread {ProgressPolls}); sleeps {SleepCount}, " +
                      $"slept {SleptUs / 1000} ms in total");
     }

@@ -115,9 +115,12 @@ internal static unsafe class Multiplex
             int epoch = Volatile.Read(ref Engine.ReadinessEpoch);
             if (scan.Epoch == epoch && !scan.HadReady) return 0;
             scan.Epoch = epoch;
-            foreach (EpollSets.Registration reg in set)
+            int count = set.Count, start = scan.Next < count ? scan.Next : 0;
+            for (int k = 0; k < count; k++)
             {
                 if (n == max) break;
+                int at = start + k < count ? start + k : start + k - count;
+                EpollSets.Registration reg = set[at];
                 if (reg.Disarmed) continue;
                 uint mask = (uint)(ushort)reg.Socket.PollMask() & (reg.Events | (uint)Interpose.Poll.Err | (uint)Interpose.Poll.Hup);
                 if (mask == 0) continue;
@@ -132,6 +135,7 @@ internal static unsafe class Multiplex
                 }
                 if ((reg.Events & Interpose.Poll.EpollOneShot) != 0) reg.Disarmed = true;
                 events[n++] = new EpollEvent { Events = mask, Data = reg.Data };
+                scan.Next = at + 1;
             }
             // Level-triggered registrations that were ready are reported again next time: scan again then.
             scan.HadReady = n > 0;
