@@ -92,6 +92,9 @@ static void apply(const char *key, const char *v)
         if (!strcmp(v, "inherit")) ut_cfg.children = UT_CHILDREN_INHERIT;
         else if (!strcmp(v, "kernel")) ut_cfg.children = UT_CHILDREN_KERNEL;
         else bad("USERTCP_CHILDREN", v, "inherit or kernel");
+    } else if (!strcmp(key, "STATS")) {
+        if (parse_int(v, 0, 1, &n)) bad("USERTCP_STATS", v, "0 or 1");
+        else ut_cfg.stats = (int32_t)n;
     } else if (!strcmp(key, "DEV")) {
         copy_str(ut_cfg.dev, sizeof ut_cfg.dev, "USERTCP_DEV", v);
     } else if (!strcmp(key, "DPDK_ARGS")) {

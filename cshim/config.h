@@ -22,6 +22,7 @@ struct ut_config {
     int32_t max_fds;          /* USERTCP_MAX_SOCKETS: user-stack fds available above fd_base */
     int32_t log_level;        /* USERTCP_LOG: error|warn|info|debug */
     int32_t children;         /* USERTCP_CHILDREN: inherit|kernel (what exec'd children get) */
+    int32_t stats;            /* USERTCP_STATS=1: print GC collections and stack counters to stderr at exit */
     char dev[512];            /* USERTCP_DEV: DPDK device (vdev string or PCI address) */
     char dpdk_args[1024];     /* USERTCP_DPDK_ARGS: extra EAL arguments */
     char mac[32];             /* USERTCP_MAC: override the device's MAC address */

@@ -48,3 +48,17 @@ void k_log(int level, const char *msg)
     if (level > UT_LOG_DEBUG) level = UT_LOG_DEBUG;
     ut_log(level, "%s", msg);
 }
+
+void k_stats(const char *msg)
+{
+    char line[1024];
+    int n = snprintf(line, sizeof line, "usertcp[%d]: stats: %s\n", (int)getpid(), msg);
+    if (n <= 0) return;
+    if ((size_t)n >= sizeof line) {
+        n = sizeof line;
+        line[n - 1] = '\n';
+    }
+    int saved = errno;
+    (void)!ut_real.write(ut_log_fd, line, (size_t)n);
+    errno = saved;
+}

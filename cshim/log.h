@@ -15,5 +15,7 @@ void ut_die(const char *fmt, ...) UT_HIDDEN __attribute__((format(printf, 1, 2),
 
 /* For managed code: one already-formatted UTF-8 line. */
 void k_log(int level, const char *msg);
+/* For managed code: one line of USERTCP_STATS output, written whatever the log level. */
+void k_stats(const char *msg);
 
 #endif

@@ -36,7 +36,7 @@ internal static class Blocking
                 long sleep = Engine.NextSleepUs(ref backoff, deadline);
                 if (sleep > 0)
                 {
-                    if (Kernel.SleepUs((nint)sleep) == -Errno.EINTR) return -Errno.EINTR;
+                    if (Engine.Sleep(sleep) == -Errno.EINTR) return -Errno.EINTR;
                 }
                 else
                 {

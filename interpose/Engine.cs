@@ -36,6 +36,11 @@ internal static unsafe class Engine
     private static long s_lastActivityUs;
     private static long s_lastRx, s_lastTx;
     private static volatile bool s_stopping;
+    private static bool s_stats;
+    private static long s_startUs;
+
+    /// <summary>How the waits went (USERTCP_STATS): polls of the stack, sleeps and the time slept, per process.</summary>
+    internal static long PollCount, SleepCount, SleptUs, ProgressPolls;
 
     /// <summary>Longest sleep between polls while there was traffic in the last <see cref="DeepIdleAfterUs"/> (µs).
     /// Short, because a new connection's SYN waits for the next poll: with 1 ms here a connect took ~3 ms; with 100 µs
@@ -58,6 +63,8 @@ internal static unsafe class Engine
 
     internal static long Start(ShimConfig* cfg, byte* groupArea)
     {
+        s_stats = cfg->Stats != 0;
+        s_startUs = NowUs;
         var ip = new Ipv4Address(cfg->Ip);
         MacAddress mac = MacAddress.Zero;
         string macText = Utf8(cfg->Mac, 32);
@@ -241,6 +248,7 @@ internal static unsafe class Engine
     {
         long now = NowUs;
         Stack.Poll(now);
+        PollCount++;
         StackCounters c = Stack.Counters;
         if (c.RxPackets != s_lastRx || c.TxPackets != s_lastTx)
         {
@@ -283,10 +291,57 @@ internal static unsafe class Engine
             else Thread.Yield();
             lock (Gate)
             {
+                ProgressPolls++;
                 PollLocked();
                 if (Group is not null) Stack.Interface.AnswerEcho = Group.IsLeader; // the leader may have changed
             }
         }
+    }
+
+    /// <summary>Sleeps of a waiting thread, counted for USERTCP_STATS.</summary>
+    internal static long Sleep(long us)
+    {
+        CountSleep(us);
+        return Kernel.SleepUs((nint)us);
+    }
+
+    internal static void CountSleep(long us)
+    {
+        Interlocked.Increment(ref SleepCount);
+        Interlocked.Add(ref SleptUs, us);
+    }
+
+    /// <summary>USERTCP_STATS=1: one summary at exit through the C floor (never Console): the GC's collections and
+    /// allocations, the stack's packet counters and every non-zero drop reason, and how the waits went.</summary>
+    private static void PrintStats()
+    {
+        long runUs = NowUs - s_startUs;
+        Kernel.Stats($"run {runUs / 1000} ms; gc collections gen0 {GC.CollectionCount(0)} gen1 {GC.CollectionCount(1)} " +
+                     $"gen2 {GC.CollectionCount(2)}; allocated {GC.GetTotalAllocatedBytes(false)} B; " +
+                     $"gc pause {GC.GetTotalPauseDuration().TotalMilliseconds:F1} ms");
+        StackCounters c;
+        lock (Gate) c = Stack.Counters;
+        Kernel.Stats($"packets rx {c.RxPackets} tx {c.TxPackets}; tcp in {c.TcpSegmentsIn} out {c.TcpSegmentsOut} " +
+                     $"retransmits {c.TcpRetransmits} (fast {c.TcpFastRetransmits}, timeouts {c.TcpTimeouts}) " +
+                     $"rst sent {c.TcpRstSent} received {c.TcpRstReceived} challenge acks {c.TcpChallengeAcks}; " +
+                     $"active opens {c.TcpActiveOpens} passive opens {c.TcpPassiveOpens}; syn cookies sent " +
+                     $"{c.TcpSynCookiesSent} accepted {c.TcpSynCookiesAccepted}");
+        var drops = new StringBuilder();
+        for (var r = DropReason.None + 1; r < DropReason.Count; r++)
+            if (c.Drops(r) != 0) drops.Append(' ').Append(r).Append(' ').Append(c.Drops(r));
+        Kernel.Stats("drops" + (drops.Length == 0 ? " none" : drops.ToString()));
+        if (s_device is DpdkDevice dpdk)
+        {
+            try
+            {
+                DpdkPortStats d = dpdk.Port.GetStats();
+                Kernel.Stats($"device {DeviceDescription}: rx {d.RxPackets} tx {d.TxPackets} rx missed {d.RxMissed} " +
+                             $"rx errors {d.RxErrors} tx errors {d.TxErrors} rx no mbuf {d.RxNoMbuf}");
+            }
+            catch (DpdkException e) { Kernel.Stats($"device statistics unavailable: {e.Message}"); }
+        }
+        Kernel.Stats($"waits: stack polls {PollCount} (progress thread {ProgressPolls}); sleeps {SleepCount}, " +
+                     $"slept {SleptUs / 1000} ms in total");
     }
 
     /// <summary>Process exit: every connection is closed (peers see FIN, or RST where data was left unread) and the
@@ -295,6 +350,7 @@ internal static unsafe class Engine
     {
         if (Stack is null) return;
         s_stopping = true;
+        if (s_stats) PrintStats();
         lock (Gate)
         {
             foreach ((int fd, UserSocket s) in FdTable.Snapshot())

@@ -30,6 +30,9 @@ internal static class EpollSets
     {
         public int Epoch = -1;
         public bool HadReady;
+        /// <summary>Where the next scan starts: after the last registration reported, so that with more ready
+        /// sockets than the caller's maxevents every one is reported in turn (Linux's ready list is FIFO).</summary>
+        public int Next;
     }
 
     internal static ScanState Scan(int epfd)

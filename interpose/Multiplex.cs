@@ -46,6 +46,7 @@ internal static unsafe class Multiplex
                 long sleep = userReady > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline);
                 // Hide user fds from the kernel (it would poll the placeholder): a negative fd is skipped.
                 for (int i = 0; i < count; i++) if (isUser[i]) fds[i].Fd = ~fds[i].Fd;
+                if (sleep > 0) Engine.CountSleep(sleep);
                 long r = Kernel.PPollUs(fds, n, (nint)sleep, sigmask);
                 int kernelReady = 0;
                 for (int i = 0; i < count; i++)
@@ -87,6 +88,7 @@ internal static unsafe class Multiplex
                 int n = CollectUserEvents(epfd, events, max);
                 if (n == max) return n;
                 long sleep = n > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline);
+                if (sleep > 0) Engine.CountSleep(sleep);
                 long r = Kernel.EpollWaitUs(epfd, events + n, max - n, (nint)sleep, sigmask);
                 if (r < 0) return n > 0 ? n : r;
                 if (n + r > 0 || Engine.NowUs >= deadline) return n + r;
@@ -113,9 +115,12 @@ internal static unsafe class Multiplex
             int epoch = Volatile.Read(ref Engine.ReadinessEpoch);
             if (scan.Epoch == epoch && !scan.HadReady) return 0;
             scan.Epoch = epoch;
-            foreach (EpollSets.Registration reg in set)
+            int count = set.Count, start = scan.Next < count ? scan.Next : 0;
+            for (int k = 0; k < count; k++)
             {
                 if (n == max) break;
+                int at = start + k < count ? start + k : start + k - count;
+                EpollSets.Registration reg = set[at];
                 if (reg.Disarmed) continue;
                 uint mask = (uint)(ushort)reg.Socket.PollMask() & (reg.Events | (uint)Interpose.Poll.Err | (uint)Interpose.Poll.Hup);
                 if (mask == 0) continue;
@@ -130,6 +135,7 @@ internal static unsafe class Multiplex
                 }
                 if ((reg.Events & Interpose.Poll.EpollOneShot) != 0) reg.Disarmed = true;
                 events[n++] = new EpollEvent { Events = mask, Data = reg.Data };
+                scan.Next = at + 1;
             }
             // Level-triggered registrations that were ready are reported again next time: scan again then.
             scan.HadReady = n > 0;

@@ -16,6 +16,7 @@ internal unsafe struct ShimConfig
     public int MaxFds;
     public int LogLevel;
     public int Children;
+    public int Stats;
     public fixed byte Dev[512];
     public fixed byte DpdkArgs[1024];
     public fixed byte Mac[32];

@@ -41,6 +41,8 @@ internal static unsafe partial class Kernel
     internal static partial nint PidAlive(int pid);
     [LibraryImport(Lib, EntryPoint = "k_log", StringMarshalling = StringMarshalling.Utf8)]
     internal static partial void Log(int level, string message);
+    [LibraryImport(Lib, EntryPoint = "k_stats", StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial void Stats(string message);
 }
 
 [StructLayout(LayoutKind.Sequential)]

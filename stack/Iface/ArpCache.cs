@@ -37,6 +37,7 @@ internal sealed class ArpCache
     private readonly int _maxTries;
     private readonly StackCounters _counters;
     private int _last; // index of the last lookup hit
+    private bool _resolving; // an entry may be Incomplete (false only after a scan found none)
 
     public ArpCache(int capacity, int queuePerEntry, long lifetimeUs, long retryIntervalUs, int maxTries, StackCounters counters)
     {
@@ -94,6 +95,7 @@ internal sealed class ArpCache
             if (i < 0) i = Allocate(nowUs, owner);
             ref Entry e = ref _entries[i];
             e = new Entry { Ip = ip, State = State.Incomplete, Tries = 1, NextRetryUs = nowUs + _retryUs };
+            _resolving = true;
             owner.SendArpRequest(ip, nowUs);
         }
         ref Entry entry = ref _entries[i];
@@ -151,6 +153,7 @@ internal sealed class ArpCache
     /// <summary>Retries requests that are due and fails resolutions that ran out of tries.</summary>
     public void PollTimers(long nowUs, IArpOwner owner)
     {
+        if (!_resolving) return;
         for (int i = 0; i < _entries.Length; i++)
         {
             ref Entry e = ref _entries[i];
@@ -172,9 +175,12 @@ internal sealed class ArpCache
     {
         get
         {
+            // Polled before every wait: with nothing resolving (the steady state) no scan of the entries.
+            if (!_resolving) return long.MaxValue;
             long next = long.MaxValue;
             foreach (ref readonly Entry e in _entries.AsSpan())
                 if (e.State == State.Incomplete && e.NextRetryUs < next) next = e.NextRetryUs;
+            if (next == long.MaxValue) _resolving = false;
             return next;
         }
     }

@@ -13,8 +13,11 @@ public sealed class InterfaceConfig
 
     /// <summary>ARP entries held at most (neighbours plus gateway).</summary>
     public int ArpCacheCapacity { get; init; } = 64;
-    /// <summary>Packets that may wait for one address to resolve; more are dropped (<see cref="DropReason.ArpQueueFull"/>).</summary>
-    public int ArpQueuePerEntry { get; init; } = 4;
+    /// <summary>Packets that may wait for one address to resolve; more are dropped (<see cref="DropReason.ArpQueueFull"/>).
+    /// A server that has not yet resolved a busy client answers a burst of SYNs at once (1,000 connections opened
+    /// together lost all but 4 SYN-ACKs to a queue of 4 and waited a second for the retransmitted SYNs); Linux
+    /// queues 101 packets (unres_qlen).</summary>
+    public int ArpQueuePerEntry { get; init; } = 64;
     /// <summary>How long a learned address is trusted before it is resolved again.</summary>
     public long ArpEntryLifetimeUs { get; init; } = 60_000_000;
     /// <summary>Time between ARP requests for an unresolved address (RFC 1122 §2.3.2.1: at most one per second).</summary>

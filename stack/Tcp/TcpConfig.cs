@@ -30,6 +30,10 @@ public sealed class TcpConfig
     public long DelayedAckUs { get; init; } = 40_000;     // Linux TCP_DELACK_MIN
     /// <summary>Maximum segment lifetime; TIME_WAIT lasts 2*MSL (Linux: 60 s in total).</summary>
     public long MslUs { get; init; } = 30_000_000;
+    /// <summary>Most connections kept in TIME_WAIT at once (net.ipv4.tcp_max_tw_buckets). Past it a connection that
+    /// would enter TIME_WAIT closes at once, as Linux does on overflow: a server closing 20k connections a second
+    /// would otherwise hold 1.2M of them for the 60 s.</summary>
+    public int MaxTimeWait { get; init; } = 32768;
     /// <summary>How long an orphaned connection may sit in FIN_WAIT_2 (net.ipv4.tcp_fin_timeout).</summary>
     public long FinWait2TimeoutUs { get; init; } = 60_000_000;
 

@@ -571,6 +571,13 @@ public sealed partial class TcpConnection
 
     private void EnterTimeWait(long nowUs)
     {
+        // TIME_WAIT full: this one lasts only until the timer sweep, after the ACK owed now (Linux's overflow).
+        bool overflow = _layer.TimeWaitCount >= _layer.Config.MaxTimeWait;
+        _layer.TimeWaitCount++;
+        // The flow claim of a shared device is released now: with claims held for 2*MSL a busy server fills the
+        // group's claim table and new SYNs hashing into a full bucket go unanswered. This process still answers the
+        // tuple from its own table; a SYN another process claims meanwhile ends this TIME_WAIT (TcpLayer.OnSegment).
+        _layer.Flows?.Release(Tuple);
         State = TcpState.TimeWait;
         _rtoAt = 0;
         _keepAt = 0;
@@ -579,7 +586,7 @@ public sealed partial class TcpConnection
         _snd.Clear();
         if (_ooo != null) { _ooo.Clear(); _layer.ReturnAssembler(_ooo); _ooo = null; }
         if (_rcv.Count == 0) _rcv.Clear();
-        ArmWait(nowUs + 2 * _layer.Config.MslUs);
+        ArmWait(overflow ? nowUs : nowUs + 2 * _layer.Config.MslUs);
     }
 
     /// <summary>Decides whether a SYN may reopen this TIME-WAIT tuple (RFC 6191, and RFC 9293 §3.10.7.4 note):

@@ -555,6 +555,7 @@ public sealed partial class TcpConnection : TimerNode
     {
         if (State == TcpState.Closed && !InTable) return;
         if (error != SocketError.Success && PendingError == SocketError.Success) PendingError = error;
+        if (State == TcpState.TimeWait) _layer.TimeWaitCount--;
         State = TcpState.Closed;
         _snd.Clear();
         if (_ooo != null) { _ooo.Clear(); _layer.ReturnAssembler(_ooo); _ooo = null; }

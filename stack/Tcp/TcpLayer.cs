@@ -73,6 +73,8 @@ public sealed class TcpLayer : ITimerHandler
     /// <summary>The time of the latest call that passed one in: used by application calls that carry no clock.</summary>
     public long NowUs { get; private set; }
     public int ConnectionCount => _table.Count;
+    /// <summary>Connections in TIME_WAIT now (bounded by <see cref="TcpConfig.MaxTimeWait"/>).</summary>
+    public int TimeWaitCount { get; internal set; }
     public int AssemblersInUse { get; private set; }
 
     public TcpLayer(TcpConfig config, ITcpTransmit tx, StackCounters counters, BufferPool buffers)
@@ -316,6 +318,14 @@ public sealed class TcpLayer : ITimerHandler
         var tuple = new TcpTuple(destination, h.DestinationPort, source, h.SourcePort);
         if (_table.TryGetValue(tuple, out TcpConnection? c))
         {
+            if (c.State == TcpState.TimeWait && seg.Has(TcpFlags.Syn) && !seg.Has(TcpFlags.Ack)
+                && Flows is { } group && group.Lookup(tuple) == FlowOwner.Other)
+            {
+                // TIME_WAIT gave up its flow claim; another process of the group took this SYN: the tuple is theirs.
+                c.Terminate(SocketError.Success, nowUs);
+                Counters.Drop(DropReason.TcpOtherProcess);
+                return;
+            }
             if (c.State == TcpState.TimeWait && seg.Has(TcpFlags.Syn) && !seg.Has(TcpFlags.Ack)
                 && c.TimeWaitAcceptsSyn(ref seg) && _listeners.ContainsKey(tuple.LocalPort))
             {

@@ -426,6 +426,41 @@ public class TcpStateTests
     }
 
     [Fact]
+    public void TimeWaitOverflowClosesAfterTheFinalAck()
+    {
+        using var t = new TcpScript(new TcpConfig { Seed = 5, MaxTimeWait = 0 });
+        TcpConnection c = t.Established(out uint iss);
+        c.Shutdown(false, true, t.NowUs);
+        t.Expect(TcpFlags.Fin | TcpFlags.Ack);
+        t.Inject(TcpFlags.Ack, P + 1, iss + 2);
+        t.Inject(TcpFlags.Fin | TcpFlags.Ack, P + 1, iss + 2);
+        // The peer's FIN is still acknowledged; the connection then goes at the next timer sweep, not after 2 MSL.
+        Assert.Equal(P + 2, t.Expect(TcpFlags.Ack).Ack);
+        Assert.Equal(1, t.Layer.TimeWaitCount);
+        t.Advance(10_000);
+        Assert.Equal(TcpState.Closed, c.State);
+        Assert.Equal(0, t.Layer.TimeWaitCount);
+        Assert.Equal(0, t.Layer.ConnectionCount);
+    }
+
+    [Fact]
+    public void TimeWaitIsCountedUntilItEnds()
+    {
+        using var t = new TcpScript(new TcpConfig { Seed = 5, MslUs = 1_000_000 });
+        TcpConnection c = t.Established(out uint iss);
+        c.Shutdown(false, true, t.NowUs);
+        t.Expect(TcpFlags.Fin | TcpFlags.Ack);
+        t.Inject(TcpFlags.Fin | TcpFlags.Ack, P + 1, iss + 2);
+        t.Expect(TcpFlags.Ack);
+        Assert.Equal(1, t.Layer.TimeWaitCount);
+        t.Advance(1_000_000);
+        Assert.Equal(TcpState.TimeWait, c.State);
+        t.Advance(1_100_000);
+        Assert.Equal(TcpState.Closed, c.State);
+        Assert.Equal(0, t.Layer.TimeWaitCount);
+    }
+
+    [Fact]
     public void SimultaneousClose()
     {
         using var t = new TcpScript();
