@@ -3,7 +3,7 @@
 #include "common.h"
 
 /* Size of the shared area; interpose/FlowGroup.cs lays it out (header, listener counts, flow claims). */
-#define UT_GROUP_BYTES (4096 + 65536 * 4 + 65536 * 8)
+#define UT_GROUP_BYTES (4096 + 65536 * 4 + 65536 * 4 * 8)
 #define UT_GROUP_MAGIC 0x7573657274637031ULL /* "usertcp1" */
 
 extern void *ut_group UT_HIDDEN;

@@ -368,6 +368,7 @@ internal static unsafe class Engine
                 Kernel.SleepUs(1000);
             }
             PollLocked();
+            CounterReport.Log(Stack.Counters, s_device);
         }
     }
 }

@@ -13,40 +13,62 @@ namespace UserTcp.Interpose;
 /// connection ever look at it (a SYN, or a stray), so the data path of established connections never touches it.
 ///
 /// Layout (bytes): [0] magic, [8] family token, [16] member pids (64 x u32);
-/// [4096] listeners per port (65536 x i32); [4096 + 256 KiB] claims: 16384 buckets x 4 ways of u64
+/// [4096] listeners per port (65536 x i32); [4096 + 256 KiB] claims: 65536 buckets x 4 ways of u64
 /// (tag &lt;&lt; 32 | owner pid; 0 = free). A claim whose owner died is free for the taking.
+///
+/// A flow's claim may live in either of two windows of 4 buckets (16 slots, 128 contiguous bytes each) whose homes
+/// come from independent bits of its hash; a new claim goes to the emptier window. So a bucket that happens to draw
+/// more than 4 of the live flows does not turn a SYN away: with claims confined to one 4-way bucket, 10,000
+/// connections in 16,384 buckets left ~6 buckets over-full, and those SYNs (and every retransmission) went unanswered
+/// for as long as the other connections lived. Now the first refusal comes at about 78 % of the 262,144 slots; a claim
+/// that finds no room is refused with <see cref="FlowOwner.NoRoom"/>, a counted drop (the peer retries).
+///
+/// Two processes claiming the same new flow at once normally pick the same first free slot, and the compare-and-swap
+/// picks the winner. If a slot frees between their two scans they can pick different slots; each re-reads the window
+/// after its insert and the claim further along the window gives way to the earlier one (a race of microseconds,
+/// only on a SYN seen by both while a neighbouring flow closes).
 /// </summary>
 internal sealed unsafe class FlowGroup : IFlowOwnership
 {
-    private const int MaxMembers = 64, Buckets = 16384, Ways = 4;
-    private const ulong Magic = 0x7573657274637031UL;
+    private const int MaxMembers = 64, Buckets = 65536, Ways = 4, Window = 4, Slots = 2 * Window * Ways;
+    /// <summary>Bytes of the shared area (cshim/group.h UT_GROUP_BYTES must match).</summary>
+    internal const int AreaBytes = 4096 + 65536 * 4 + Buckets * Ways * 8;
+    internal const ulong Magic = 0x7573657274637031UL;
     private readonly byte* _base;
     private readonly int* _members;
     private readonly int* _listeners;
     private readonly ulong* _claims;
-    private readonly int _pid = Environment.ProcessId;
+    private readonly int _pid;
+    private readonly Func<int, bool> _alive;
     private bool _leader;
     private long _leaderCheckedUs = long.MinValue / 2; // far in the past, without overflowing "now - checked"
 
-    private FlowGroup(byte* area)
+    private FlowGroup(byte* area, int pid, Func<int, bool> alive)
     {
         _base = area;
         _members = (int*)(area + 16);
         _listeners = (int*)(area + 4096);
         _claims = (ulong*)(area + 4096 + 65536 * 4);
+        _pid = pid;
+        _alive = alive;
     }
 
     internal ulong Token => *(ulong*)(_base + 8);
 
     /// <summary>Joins the family's group, or returns null when there is no shared area (or no room).</summary>
-    internal static FlowGroup? Join(byte* area)
+    internal static FlowGroup? Join(byte* area) =>
+        Join(area, Environment.ProcessId, pid => Kernel.PidAlive(pid) != 0);
+
+    /// <summary>Joins as <paramref name="pid"/>, with <paramref name="alive"/> telling whether a member still lives
+    /// (tests run several members in one process).</summary>
+    internal static FlowGroup? Join(byte* area, int pid, Func<int, bool> alive)
     {
         if (area == null || *(ulong*)area != Magic) return null;
-        var g = new FlowGroup(area);
+        var g = new FlowGroup(area, pid, alive);
         for (int i = 0; i < MaxMembers; i++)
         {
             int cur = Volatile.Read(ref g._members[i]);
-            if (cur != 0 && Kernel.PidAlive(cur) != 0) continue;
+            if (cur != 0 && alive(cur)) continue;
             if (Interlocked.CompareExchange(ref g._members[i], g._pid, cur) == cur) return g;
         }
         Kernel.Log(1, "the process group is full (64 members); this process does not share its device");
@@ -71,7 +93,7 @@ internal sealed unsafe class FlowGroup : IFlowOwnership
             for (int i = 0; i < MaxMembers; i++)
             {
                 int pid = Volatile.Read(ref _members[i]);
-                if (pid == 0 || Kernel.PidAlive(pid) == 0) continue;
+                if (pid == 0 || !_alive(pid)) continue;
                 _leader = pid == _pid;
                 break;
             }
@@ -94,54 +116,85 @@ internal sealed unsafe class FlowGroup : IFlowOwnership
         return x ^ (x >> 31);
     }
 
+    /// <summary>The flow's two windows: <see cref="Window"/> buckets from each of two homes taken from independent
+    /// bits of the hash (the tag is a third part). Slot <paramref name="i"/> runs over both, 0 .. Slots - 1.</summary>
+    private ulong* Slot(ulong h, int i)
+    {
+        int home = (int)(i < Window * Ways ? h : h >> 16) & (Buckets - 1);
+        i &= Window * Ways - 1;
+        return _claims + ((home + i / Ways) & (Buckets - 1)) * Ways + (i & (Ways - 1));
+    }
+
     public FlowOwner Claim(in TcpTuple tuple)
     {
         ulong h = Hash(tuple);
-        ulong* bucket = _claims + (int)(h & (Buckets - 1)) * Ways;
         ulong tag = (h >> 32) | 1;
         ulong mine = tag << 32 | (uint)_pid;
         for (int attempt = 0; attempt < 8; attempt++)
         {
-            int free = -1;
-            for (int w = 0; w < Ways; w++)
+            // First free slot and free count of each window; the claim goes to the emptier window.
+            int free0 = -1, free1 = -1, n0 = 0, n1 = 0;
+            for (int i = 0; i < Slots; i++)
             {
-                ulong v = Volatile.Read(ref bucket[w]);
-                if (v == 0) { if (free < 0) free = w; continue; }
+                ulong v = Volatile.Read(ref *Slot(h, i));
+                if (v == 0)
+                {
+                    if (i < Window * Ways) { n0++; if (free0 < 0) free0 = i; }
+                    else { n1++; if (free1 < 0) free1 = i; }
+                    continue;
+                }
                 if (v >> 32 != tag) continue;
                 int owner = (int)(uint)v;
                 if (owner == _pid) return FlowOwner.Mine;
-                if (Kernel.PidAlive(owner) != 0) return FlowOwner.Other;
-                if (Interlocked.CompareExchange(ref bucket[w], mine, v) == v) return FlowOwner.Mine;
+                if (_alive(owner)) return FlowOwner.Other;
+                // The flow's claim outlived its owner: take it over in place.
+                if (Interlocked.CompareExchange(ref *Slot(h, i), mine, v) == v) return Confirm(h, i, tag);
                 goto retry;
             }
+            int free = n1 > n0 ? free1 : free0;
             if (free < 0)
             {
-                // A full bucket: reclaim a slot whose owner died, else give up on this SYN (the peer retries).
-                for (int w = 0; w < Ways; w++)
+                // Both windows full: reclaim one slot whose owner died, else refuse this SYN (the peer retries).
+                bool reclaimed = false;
+                for (int i = 0; i < Slots && !reclaimed; i++)
                 {
-                    ulong v = Volatile.Read(ref bucket[w]);
-                    if (Kernel.PidAlive((int)(uint)v) == 0 && Interlocked.CompareExchange(ref bucket[w], 0, v) == v) goto retry;
+                    ulong v = Volatile.Read(ref *Slot(h, i));
+                    reclaimed = v != 0 && !_alive((int)(uint)v) && Interlocked.CompareExchange(ref *Slot(h, i), 0, v) == v;
                 }
-                return FlowOwner.Nobody;
+                if (!reclaimed) return FlowOwner.NoRoom;
+                goto retry;
             }
-            if (Interlocked.CompareExchange(ref bucket[free], mine, 0) == 0) return FlowOwner.Mine;
+            if (Interlocked.CompareExchange(ref *Slot(h, free), mine, 0) == 0) return Confirm(h, free, tag);
         retry:;
         }
-        return FlowOwner.Nobody;
+        return FlowOwner.NoRoom;
+    }
+
+    /// <summary>After inserting our claim at <paramref name="at"/>: if a live relative holds the same flow at an
+    /// earlier slot (it inserted concurrently where a slot freed meanwhile), it wins and ours is withdrawn.</summary>
+    private FlowOwner Confirm(ulong h, int at, ulong tag)
+    {
+        for (int i = 0; i < at; i++)
+        {
+            ulong v = Volatile.Read(ref *Slot(h, i));
+            if (v == 0 || v >> 32 != tag || (int)(uint)v == _pid || !_alive((int)(uint)v)) continue;
+            Interlocked.CompareExchange(ref *Slot(h, at), 0, tag << 32 | (uint)_pid);
+            return FlowOwner.Other;
+        }
+        return FlowOwner.Mine;
     }
 
     public FlowOwner Lookup(in TcpTuple tuple)
     {
         ulong h = Hash(tuple);
-        ulong* bucket = _claims + (int)(h & (Buckets - 1)) * Ways;
         ulong tag = (h >> 32) | 1;
-        for (int w = 0; w < Ways; w++)
+        for (int i = 0; i < Slots; i++)
         {
-            ulong v = Volatile.Read(ref bucket[w]);
+            ulong v = Volatile.Read(ref *Slot(h, i));
             if (v == 0 || v >> 32 != tag) continue;
             int owner = (int)(uint)v;
             if (owner == _pid) return FlowOwner.Mine;
-            return Kernel.PidAlive(owner) != 0 ? FlowOwner.Other : FlowOwner.Nobody;
+            return _alive(owner) ? FlowOwner.Other : FlowOwner.Nobody;
         }
         return FlowOwner.Nobody;
     }
@@ -149,9 +202,8 @@ internal sealed unsafe class FlowGroup : IFlowOwnership
     public void Release(in TcpTuple tuple)
     {
         ulong h = Hash(tuple);
-        ulong* bucket = _claims + (int)(h & (Buckets - 1)) * Ways;
         ulong mine = ((h >> 32) | 1) << 32 | (uint)_pid;
-        for (int w = 0; w < Ways; w++)
-            if (Interlocked.CompareExchange(ref bucket[w], 0, mine) == mine) return;
+        for (int i = 0; i < Slots; i++)
+            if (Interlocked.CompareExchange(ref *Slot(h, i), 0, mine) == mine) return;
     }
 }

@@ -49,6 +49,8 @@ public enum DropReason
     TcpReceiveBufferFull,
     /// <summary>A segment of a flow another process of the group owns (shared device).</summary>
     TcpOtherProcess,
+    /// <summary>A SYN to our listener whose flow could not be claimed: the shared claim table is full (shared device).</summary>
+    TcpFlowTableFull,
     // Devices
     TxRingFull,
     TxNoBuffer,

@@ -9,6 +9,9 @@ public enum FlowOwner
     Other,
     /// <summary>Nobody: a stray segment. Exactly one process of the group (the leader) answers it as TCP says.</summary>
     Nobody,
+    /// <summary>Returned by <see cref="IFlowOwnership.Claim"/> only: the shared table has no room for another claim.
+    /// The SYN is dropped (counted as <see cref="DropReason.TcpFlowTableFull"/>); the peer retries.</summary>
+    NoRoom,
 }
 
 /// <summary>

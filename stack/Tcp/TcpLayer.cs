@@ -346,6 +346,11 @@ public sealed class TcpLayer : ITimerHandler
             // whoever claimed it, and a segment nobody owns is answered by the group's leader alone.
             bool syn = seg.Has(TcpFlags.Syn) && !seg.Has(TcpFlags.Ack);
             FlowOwner owner = syn && listening ? flows.Claim(tuple) : flows.Lookup(tuple);
+            if (owner == FlowOwner.NoRoom)
+            {
+                Counters.Drop(DropReason.TcpFlowTableFull);
+                return;
+            }
             if (owner == FlowOwner.Other || (owner == FlowOwner.Nobody && (!flows.IsLeader
                 || (syn && flows.GroupListens(tuple.LocalPort)))))
             {
