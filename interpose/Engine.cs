@@ -63,7 +63,7 @@ internal static unsafe class Engine
 
     internal static long Start(ShimConfig* cfg, byte* groupArea)
     {
-        s_stats = cfg->Stats != 0;
+        s_stats = cfg->Stats != 0 || cfg->LogLevel >= 2; // USERTCP_STATS=1, or USERTCP_LOG=info and above
         s_startUs = NowUs;
         var ip = new Ipv4Address(cfg->Ip);
         MacAddress mac = MacAddress.Zero;
@@ -350,7 +350,6 @@ internal static unsafe class Engine
     {
         if (Stack is null) return;
         s_stopping = true;
-        if (s_stats) PrintStats();
         lock (Gate)
         {
             foreach ((int fd, UserSocket s) in FdTable.Snapshot())
@@ -368,7 +367,7 @@ internal static unsafe class Engine
                 Kernel.SleepUs(1000);
             }
             PollLocked();
-            CounterReport.Log(Stack.Counters, s_device);
         }
+        if (s_stats) PrintStats(); // after the last segments: the counters include the closing exchange
     }
 }
