@@ -14,7 +14,7 @@ uint64_t *ut_fd_bits;
 uint64_t *ut_epfd_bits;
 pthread_mutex_t ut_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static int placeholder = -1;      /* the kernel socket every reservation is a dup of */
+int ut_placeholder = -1;          /* the kernel socket every reservation is a dup of (kept above ut_fd_floor()) */
 static struct ut_fdrec *records;  /* indexed by fd; lazily backed pages */
 struct ut_epreg *ut_epregs;
 int ut_nepregs;
@@ -61,16 +61,48 @@ static int ensure_nofile(int fd)
     return setrlimit(RLIMIT_NOFILE, &rl) ? -errno : 0;
 }
 
+int ut_fd_floor(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY) return 256;
+    rlim_t floor = rl.rlim_cur / 4;
+    return floor > 256 ? 256 : (int)floor;
+}
+
+int ut_placeholder_move(void)
+{
+    if (ut_placeholder < 0) return 0;
+    int at = ut_placeholder + 1 < ut_fd_floor() ? ut_fd_floor() : ut_placeholder + 1;
+    int high = ut_real.fcntl(ut_placeholder, F_DUPFD_CLOEXEC, at);
+    if (high < 0) {
+        /* No number left above it: let the next reservation make a new one. */
+        ut_real.close(ut_placeholder);
+        ut_placeholder = -1;
+        return 0;
+    }
+    ut_real.close(ut_placeholder);
+    ut_placeholder = high;
+    return 0;
+}
+
 int ut_fd_reserve(int minfd, int at, int cloexec)
 {
-    if (placeholder < 0) {
+    if (ut_placeholder < 0) {
         /* An unbound, never-connected TCP socket: fstat() on a user fd says "socket", as programs expect. */
-        placeholder = (int)syscall(SYS_socket, AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (placeholder < 0) return -errno;
+        int low = (int)syscall(SYS_socket, AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (low < 0) return -errno;
         /* A mark a program exec'd from this one can recognise (see ut_check_inherited_fds). */
         int mark = UT_PLACEHOLDER_SNDBUF;
-        (void)syscall(SYS_setsockopt, placeholder, SOL_SOCKET, SO_SNDBUF, &mark, sizeof mark);
+        (void)syscall(SYS_setsockopt, low, SOL_SOCKET, SO_SNDBUF, &mark, sizeof mark);
+        /* Out of the application's way: it owns the low numbers (a shell's `exec 3<>...` expects 3 to be its own). */
+        int high = ut_real.fcntl(low, F_DUPFD_CLOEXEC, ut_fd_floor());
+        if (high >= 0) {
+            ut_real.close(low);
+            low = high;
+        }
+        ut_placeholder = low;
     }
+    int placeholder = ut_placeholder;
     int fd;
     if (at >= 0) {
         if ((uint32_t)at >= ut_fd_limit) return -EBADF;

@@ -80,6 +80,13 @@ int ut_fdtab_init(void) UT_HIDDEN;
 /* Reserves a kernel fd number >= minfd (or exactly `at` when at >= 0) and marks it ours. Caller holds ut_lock.
  * Returns the fd or -errno. */
 int ut_fd_reserve(int minfd, int at, int cloexec) UT_HIDDEN;
+/* The placeholder every reservation is a dup of, or -1 until the first one. The library keeps it (and, while the
+ * runtime starts, everything the runtime and DPDK open) at or above ut_fd_floor(), out of the numbers applications
+ * expect to be theirs. An application that closes the placeholder's number gets EBADF (it never opened it); one
+ * that dup2s onto it gets the number and the placeholder moves (ut_placeholder_move). */
+extern int ut_placeholder UT_HIDDEN;
+int ut_fd_floor(void) UT_HIDDEN;
+int ut_placeholder_move(void) UT_HIDDEN;
 /* Clears ownership, then closes the kernel reservation. Caller holds ut_lock. */
 void ut_fd_unreserve(int fd) UT_HIDDEN;
 

@@ -22,7 +22,10 @@
 #include "real.h"
 #include "group.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,7 +39,42 @@ int usertcp_runtime_state(void) { return __atomic_load_n(&ut_rt_state, __ATOMIC_
 struct start_guard {
     struct sigaction old_pipe;
     sigset_t old_mask;
+    int floor_fds[256];       /* /dev/null dups holding the free numbers below ut_fd_floor() while starting */
+    int nfloor;
 };
+
+/* During step 3 the runtime and DPDK open a few dozen fds (EAL, the memif socket, eventfds, the device lock).
+ * With lowest-free numbering they would take numbers the application expects to be free, and a shell's
+ * `exec 5<>file` would then replace DPDK's fd under it. While starting, every free number below ut_fd_floor() is
+ * held by a dup of /dev/null (F_DUPFD: lowest free, so nothing of the application's is ever replaced, and another
+ * thread's open() meanwhile just gets a higher number), so what the start opens lands above the floor. */
+static void floor_hold(struct start_guard *g)
+{
+    g->nfloor = 0;
+    int floor = ut_fd_floor();
+    int null = (int)syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null < 0) return;
+    if (null >= floor) {
+        ut_real.close(null);
+        return;
+    }
+    g->floor_fds[g->nfloor++] = null;
+    while (g->nfloor < (int)(sizeof g->floor_fds / sizeof g->floor_fds[0])) {
+        int fd = ut_real.fcntl(null, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0) break;
+        if (fd >= floor) {
+            ut_real.close(fd);
+            break;
+        }
+        g->floor_fds[g->nfloor++] = fd;
+    }
+}
+
+static void floor_release(struct start_guard *g)
+{
+    for (int i = 0; i < g->nfloor; i++) ut_real.close(g->floor_fds[i]);
+    g->nfloor = 0;
+}
 
 static void guard_enter(struct start_guard *g)
 {
@@ -50,10 +88,12 @@ static void guard_enter(struct start_guard *g)
     sigdelset(&all, SIGILL);
     sigdelset(&all, SIGTRAP);
     pthread_sigmask(SIG_BLOCK, &all, &g->old_mask);
+    floor_hold(g);
 }
 
 static void guard_leave(struct start_guard *g)
 {
+    floor_release(g);
     pthread_sigmask(SIG_SETMASK, &g->old_mask, NULL);
     sigaction(SIGPIPE, &g->old_pipe, NULL);
 }

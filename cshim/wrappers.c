@@ -225,6 +225,10 @@ UT_EXPORT int close(int fd)
 {
     if (UT_LIKELY(!ut_owned(fd))) {
         if (UT_UNLIKELY(ut_epfd_has_user(fd))) ut_cfg_epfd_closed(fd);
+        if (UT_UNLIKELY(fd == ut_placeholder)) { /* not the application's fd (e.g. a loop closing every number) */
+            errno = EBADF;
+            return -1;
+        }
         return ut_real.close(fd);
     }
     return (int)ut_errno_ret(ut_cfg_close(fd));
@@ -240,6 +244,12 @@ UT_EXPORT int dup(int fd)
  * as the kernel closes whatever the target number held. */
 static int dup_common(int fd, int fd2, int flags, int is_dup2)
 {
+    if (UT_UNLIKELY(fd2 == ut_placeholder && fd2 >= 0)) {
+        /* The application wants the placeholder's number: it is the application's to take. */
+        pthread_mutex_lock(&ut_lock);
+        if (fd2 == ut_placeholder) ut_placeholder_move();
+        pthread_mutex_unlock(&ut_lock);
+    }
     if (UT_LIKELY(!ut_owned(fd) && !ut_owned(fd2) && !ut_epfd_has_user(fd2)))
         return is_dup2 ? ut_real.dup2(fd, fd2) : ut_real.dup3(fd, fd2, flags);
     if (ut_owned(fd)) {

@@ -62,6 +62,18 @@ TEST(Runtime, ConfigurationCallsDoNotStartItButTheDataPathDoes)
     EXPECT_TRUE(Contains(r.out, "epoll=0")) << "a listener with no connection is not readable";
 }
 
+TEST(Runtime, ApplicationKeepsItsFdNumbers)
+{
+    // Kernel first: the same facts hold there (no placeholder exists, so those fields read 0 there).
+    auto k = ut::Run({ Prog("probe_fdnumbers") }, {});
+    ASSERT_TRUE(k.Exited(0)) << k.out << k.err;
+    EXPECT_TRUE(Contains(k.out, "socket_is_lowest=1 next_is_lowest=1 ")) << k.out;
+    auto r = ut::Run({ Prog("probe_fdnumbers") }, { Preload(), kOffload });
+    ASSERT_TRUE(r.Exited(0)) << r.out << r.err;
+    EXPECT_EQ(r.out, "state=1 socket_is_lowest=1 next_is_lowest=1 placeholder_high=1 close_placeholder=-1/EBADF "
+                     "dup2_onto_placeholder=1 socket_after=1 placeholder_moved=1\n");
+}
+
 TEST(Runtime, KernelOnlyProgramNeverStartsIt)
 {
     auto r = ut::Run({ Prog("probe_calls") }, { Preload(), kOffload });

@@ -157,5 +157,24 @@ except Exception as e: print(type(e).__name__)")
 [ "$res" = refused ] && ok "closed port on usertcp: connection refused (RST)" || fail "closed-port" "$res"
 kill "$(cat "$work/ngx2/nginx.pid")" 2>/dev/null
 
+# 8. A shell's own fd numbers: bash's /dev/tcp on usertcp takes fd 3 itself and may then reuse 4..9 freely (the
+#    library's placeholder and what the runtime and DPDK opened at start live above the application's numbers; bash's
+#    own pipes and saved fds are not counted).
+on_kernel_cli python3 -c "
+import socket
+l=socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(('198.18.0.1', 7070)); l.listen(1)
+c,_=l.accept(); c.sendall(b'hello from the kernel\\n'); c.recv(100); c.close()" &
+kpy=$!
+sleep 0.5
+res=$(on_user timeout 20 bash -c 'exec 3<>/dev/tcp/198.18.0.1/7070 || exit 1
+lib=""; for n in $(seq 4 199); do t=$(readlink /proc/$$/fd/$n 2>/dev/null) || continue
+  case $t in socket:*|anon_inode:*|/memfd:*|/run/usertcp/*|/dev/urandom|/dev/shm/*|/dev/hugepages/*) lib+="$n:$t ";; esac; done
+for i in 4 5 6 7 8 9; do eval "exec $i>/dev/null"; done
+read -r line <&3; echo "$line"; echo "library fds below 200: ${lib:-none}"' 2>/dev/null)
+kill $kpy 2>/dev/null; wait $kpy 2>/dev/null
+if echo "$res" | head -1 | grep -qx "hello from the kernel" && echo "$res" | grep -qx "library fds below 200: none"; then
+  ok "bash /dev/tcp on usertcp: fd 3 is the socket, fds 4-9 reusable, no library fds among the low numbers"
+else fail "bash-dev-tcp" "$(echo "$res" | tr '\n' ' ' | cut -c1-300)"; fi
+
 echo "e2e: $passed passed, $failed failed"
 [ $failed = 0 ]
