@@ -299,17 +299,25 @@ http {{
                 self.record("W1 64 B, Connection: close", side, r, **w)
                 log(f"W1 round {r} {side}: {w}")
 
-    def w4(self):
+    def server_and_client(self, topo, side, cmd, port):
+        """Starts a server for one run and returns (process, client command maker, server address): topology (b)
+        the server namespace with the client on the kernel across the veth; topology (a) see a_start_proc."""
+        if topo == "a":
+            p, host = self.a_start_proc(side, cmd, port)
+            return p, (lambda c: self.a_client_cmd(side, c)), host
+        return self.start_proc(side, cmd, port), self.cli_cmd, SRV_IP
+
+    def w4(self, topo="b"):
         a = self.a
         for direction, flag in (("client to server", []), ("server to client", ["-R"])):
-            name = f"W4 iperf3, {direction}"
+            name = ("(a) " if topo == "a" else "") + f"W4 iperf3, {direction}"
             for r in range(1, a.rounds + 1):
                 for side in SIDES:
-                    p = self.start_proc(side, ["iperf3", "-4", "-s", "-p", "5201"], 5201)
+                    p, client, host = self.server_and_client(topo, side, ["iperf3", "-4", "-s", "-p", "5201"], 5201)
                     time.sleep(0.2)  # let iperf3 finish with the readiness probe's connection
                     c0 = self.ticks([p.pid])
-                    cmd = ["iperf3", "-4", "-c", SRV_IP, "-p", "5201", "-t", str(a.seconds), "-J"] + flag
-                    res = run(self.cli_cmd(cmd), check=False, timeout=a.seconds + 30)
+                    cmd = ["iperf3", "-4", "-c", host, "-p", "5201", "-t", str(a.seconds), "-J"] + flag
+                    res = run(client(cmd), check=False, timeout=a.seconds + 30)
                     c1 = self.ticks([p.pid])
                     self.stop_proc(p)
                     try:
@@ -323,17 +331,17 @@ http {{
                                 cpu_pct=100.0 * (c1 - c0) / HZ / a.seconds)
                     log(f"{name} round {r} {side}: {gbps} Gbit/s {err}")
 
-    def w3(self):
+    def w3(self, topo="b"):
         a = self.a
         for conns in a.rpc_conns:
-            name = f"W3 RPC echo 64 B, {conns} connections"
+            name = ("(a) " if topo == "a" else "") + f"W3 RPC echo 64 B, {conns} connections"
             for r in range(1, a.rounds + 1):
                 for side in SIDES:
-                    p = self.start_proc(side, [f"{BENCH}/rpc_server", "7000"], 7000)
+                    p, client, host = self.server_and_client(topo, side, [f"{BENCH}/rpc_server", "7000"], 7000)
                     c0 = self.ticks([p.pid])
                     t0 = time.time()
-                    out = run(self.cli_cmd([f"{BENCH}/rpc_client", "echo", SRV_IP, "7000", str(conns),
-                                            str(a.seconds)]), check=False, timeout=a.seconds + 90).stdout
+                    out = run(client([f"{BENCH}/rpc_client", "echo", host, "7000", str(conns),
+                                      str(a.seconds)]), check=False, timeout=a.seconds + 90).stdout
                     c1, t1 = self.ticks([p.pid]), time.time()
                     self.stop_proc(p)
                     kv = dict(x.split("=") for x in out.split())
@@ -385,6 +393,34 @@ http {{
         time.sleep(0.5)  # let the server see the curl's memif link go down before the next client connects
         return master, [int(x) for x in run(["pgrep", "-P", str(master)], check=False).stdout.split()], url
 
+    def a_start_proc(self, side, cmd, port):
+        """A server other than nginx for topology (a) (bench/rpc, iperf3), started like a_start_nginx: kernel, on
+        loopback in the server namespace; usertcp, the server end of a fresh memif link. Returns (process, address
+        the client connects to) once a client on the same stack could connect."""
+        self.memif_sock = f"/tmp/usertcp-ab-{os.getpid()}-{time.monotonic_ns()}.sock"
+        run(["ip", "-n", self.srv, "addr", "flush", "dev", "ut-srv0"])
+        if side == "kernel":
+            full, host = ["ip", "netns", "exec", self.srv] + cmd, "127.0.0.1"
+        else:
+            full = ["ip", "netns", "exec", self.srv, "env", f"LD_PRELOAD={LIB}", f"USERTCP_IP={SRV_IP}/24",
+                    f"USERTCP_DEV=net_memif0,role=server,socket={self.memif_sock}",
+                    "USERTCP_DPDK_ARGS=--log-level=*:error"] + cmd
+            host = SRV_IP
+        logf = open(os.path.join(self.work, f"server-a-{side}.log"), "a")
+        p = subprocess.Popen(full, stdout=logf, stderr=subprocess.STDOUT)
+        self.procs.append(p)
+        probe = ["timeout", "2", "bash", "-c", f"exec 3<>/dev/tcp/{host}/{port}"]
+        for _ in range(30):
+            if p.poll() is not None:
+                raise RuntimeError(f"server exited with {p.returncode}: {self.tail_logs()}")
+            if subprocess.run(self.a_client_cmd(side, probe), capture_output=True).returncode == 0:
+                break
+            time.sleep(0.3)
+        else:
+            raise RuntimeError(f"topology (a) server on {side} did not answer: {self.tail_logs()}")
+        time.sleep(0.5)  # as for nginx: the probe's memif link goes down before the measured client connects
+        return p, host
+
     def a_wrk(self, name, fname, extra):
         a = self.a
         for r in range(1, a.rounds + 1):
@@ -408,6 +444,12 @@ http {{
 
     def a1(self):
         self.a_wrk("(a) W1 64 B, Connection: close", "64.bin", ["-H", "Connection: close"])
+
+    def a3(self):
+        self.w3("a")
+
+    def a4(self):
+        self.w4("a")
 
     def w6(self):
         """W6 idle CPU and W5 memory/accept rate, on the same runs: rpc_server, N idle connections held by
@@ -624,6 +666,8 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
                 f"`wrk -t1 -c{a.conns} -d{a.seconds}s -H 'Connection: close'`, 64 B file: nginx closes after each "
                 "response, wrk reconnects; one request per connection.")
     w4 = [n for n in res if n.startswith("W4")]
+    a3 = [n for n in res if n.startswith("(a) W3")]
+    a4 = [n for n in res if n.startswith("(a) W4")]
     if w4:
         section("W4 bulk: iperf3, one flow", w4,
                 [("gbps", "Gbit/s", 2), ("cpu_pct", "server CPU (% of a core)", 1), ("retransmits", "sender retransmits", 0)],
@@ -668,7 +712,7 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
                 f"utime + stime over {a.idle_seconds} s while the N sit idle. Then {a.churn_seconds} s of new "
                 "connections (connect, close; 64 in flight) while the N stay open: the accept rate under load of "
                 "held connections. Finally one byte is echoed on each held connection ('still echoing').")
-    a_names = [n for n in res if n.startswith("(a)")]
+    a_names = [n for n in res if n.startswith("(a) W1") or n.startswith("(a) W2")]
     if a_names:
         section("Topology (a): both ends on usertcp over memif vs both on the kernel over loopback", a_names,
                 wrk_metrics,
@@ -680,6 +724,22 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
                 f"processes, each its own device). nginx one worker, `wrk -t1 -c{a.conns} -d{a.seconds}s`; W1 adds "
                 "`-H 'Connection: close'`. Both usertcp processes poll, so on 2 vCPUs they take both cores; server "
                 "CPU counts only nginx's worker.")
+    a_note = ("Topology (a): client and server in one namespace; kernel: over 127.0.0.1; usertcp: the server under "
+              "LD_PRELOAD with `USERTCP_DEV=net_memif0,role=server`, the client under LD_PRELOAD with "
+              "`USERTCP_DEV=net_memif1,role=client` (each process its own device, no kernel in the data path). ")
+    if a3:
+        section("Topology (a): W3 RPC echo, both ends on usertcp over memif vs both on the kernel over loopback", a3,
+                [("rps", "requests/s", 0), ("p50_us", "latency p50 (us)", 0), ("p99_us", "latency p99 (us)", 0),
+                 ("open", "connections established", 0), ("cpu_pct", "server CPU (% of a core)", 1)],
+                [("a_w3_rps", "Topology (a), W3 RPC echo 64 B: requests/s", "requests/s", "rps",
+                  [(n, n.split(", ")[1]) for n in a3])],
+                a_note + f"`build/bench/rpc_server 7000` and `build/bench/rpc_client echo ADDR 7000 N {a.seconds}`.")
+    if a4:
+        section("Topology (a): W4 iperf3, both ends on usertcp over memif vs both on the kernel over loopback", a4,
+                [("gbps", "Gbit/s", 2), ("cpu_pct", "server CPU (% of a core)", 1)],
+                [("a_w4_gbps", "Topology (a), W4 iperf3 single flow: Gbit/s", "Gbit/s", "gbps",
+                  [(n, n.split(", ")[1]) for n in a4])],
+                a_note + f"`iperf3 -4 -s` and `iperf3 -4 -c ADDR -t {a.seconds}` (and `-R`).")
     failed = [(n, r["errors"]) for n, rows in res.items() if n.endswith("FAILED") for r in rows]
     if failed:
         L.append("## Workloads that failed in this run")
@@ -700,7 +760,8 @@ def main():
     ap.add_argument("--idle-conns", default="1000,10000", help="W6/W5 idle connection counts, comma-separated")
     ap.add_argument("--idle-seconds", type=float, default=5)
     ap.add_argument("--churn-seconds", type=float, default=2)
-    ap.add_argument("--workloads", default="W2,W1,W4,W3,W6", help="any of W2,W1,W4,W3,W6 (W6 also gives W5) in topology (b); A2,A1 = W2,W1 in topology (a)")
+    ap.add_argument("--workloads", default="W2,W1,W4,W3,W6", help="any of W2,W1,W4,W3,W6 (W6 also gives W5) in topology (b); A2,A1,A3,A4 = W2,W1,W3,W4 in "
+                    "topology (a)")
     ap.add_argument("--usertcp-dev", default="net_af_packet0,iface=ut-srv0", help="USERTCP_DEV of the usertcp runs")
     ap.add_argument("--hugepages", type=int, default=0,
                     help="reserve at least this many 2 MiB hugepages first (system-wide, kept); 0: leave as is")
@@ -731,7 +792,8 @@ def main():
     h = Harness(a)
     try:
         h.up()
-        steps = {"W2": h.w2, "W1": h.w1, "W4": h.w4, "W3": h.w3, "W6": h.w6, "A2": h.a2, "A1": h.a1}
+        steps = {"W2": h.w2, "W1": h.w1, "W4": h.w4, "W3": h.w3, "W6": h.w6, "A2": h.a2, "A1": h.a1, "A3": h.a3,
+                 "A4": h.a4}
         for w in a.workloads.split(","):
             try:
                 steps[w.strip()]()
