@@ -16,6 +16,7 @@ public sealed partial class Interface
     /// </summary>
     public int PollReceive(long nowUs)
     {
+        _lastPollUs = nowUs;
         Start(nowUs);
         Span<PacketBuf> burst = stackalloc PacketBuf[_txBatch.Length];
         int n = _device.Receive(burst);

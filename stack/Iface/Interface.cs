@@ -33,6 +33,13 @@ public sealed partial class Interface : IArpOwner, IDisposable
     private readonly PacketBuf[] _spare;   // buffers allocated from the device in bulk, handed out one by one
     private int _txCount;
     private bool _txRefused; // the last flush left frames the device refused
+    private long _lastPollUs; // the time of the last PollReceive/PollTimers (Flush itself takes no time)
+    private long _txRetryUs;  // back-off between retries of refused frames: 1 µs doubling to MaxTxRetryUs
+    private long _txRetryAt;
+
+    /// <summary>Longest wait between retries of frames the device keeps refusing (a memif link that is down, a ring
+    /// that stays full): the caller's wait sleeps instead of spinning, and a recovered device is used within 1 ms.</summary>
+    public const long MaxTxRetryUs = 1_000;
     private int _spareCount;
     private ushort _nextId;
     private TokenBucket _icmpErrors;
@@ -184,15 +191,22 @@ public sealed partial class Interface : IArpOwner, IDisposable
         for (int i = left; i < _txCount; i++) _txBatch[i] = default;
         _txCount = left;
         _txRefused = left > 0;
+        if (left == 0) _txRetryUs = 0;
+        else
+        {
+            _txRetryUs = taken > 0 || _txRetryUs == 0 ? 1 : Math.Min(_txRetryUs * 2, MaxTxRetryUs);
+            _txRetryAt = _lastPollUs + _txRetryUs;
+        }
     }
 
     /// <summary>When <see cref="PollTimers"/> next has work (ARP retries, frames the device refused); long.MaxValue if
-    /// none.</summary>
-    public long PollAt() => _txRefused ? 0 : _arp.NextTimerUs; // frames the device refused: retry at once
+    /// none. Refused frames are retried at once while the device takes some, then with a doubling back-off.</summary>
+    public long PollAt() => _txRefused ? Math.Min(_txRetryAt, _arp.NextTimerUs) : _arp.NextTimerUs;
 
     /// <summary>Runs due ARP retries and failures, then flushes.</summary>
     public void PollTimers(long nowUs)
     {
+        _lastPollUs = nowUs;
         Start(nowUs);
         _arp.PollTimers(nowUs, this);
         Flush();

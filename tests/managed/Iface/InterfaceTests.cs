@@ -305,7 +305,7 @@ public class InterfaceTests
         // The link took two; the other three wait (nothing dropped) and the interface wants to run again at once.
         Assert.Equal(2, c.TxPackets);
         Assert.Equal(0, c.Drops(DropReason.TxRingFull));
-        Assert.Equal(0, a.PollAt());
+        Assert.Equal(1, a.PollAt());
         var got = new System.Collections.Generic.List<byte>();
         for (int round = 0; round < 3; round++)
         {
@@ -318,6 +318,40 @@ public class InterfaceTests
         // A frame that finds the queue full while the device keeps refusing is dropped and counted.
         for (int i = 0; i < 40; i++) SendPayload(a, IpB, IpProtocol.Tcp, "z"u8, 0);
         Assert.True(c.Drops(DropReason.TxRingFull) > 0);
+        a.Dispose();
+        Drain(link.B);
+        Assert.Equal(0, link.A.Pool.Outstanding);
+    }
+
+    [Fact]
+    public void ADeviceThatKeepsRefusingIsRetriedWithBackOffNotInASpin()
+    {
+        using MemoryLink link = NewIfaceLink(queue: 1);
+        var c = new StackCounters();
+        var a = NewInterface(link.A, IpA, c, gratuitous: false);
+        Send(link.B, ArpFrame(ArpOperation.Reply, MacA, MacB, IpB, MacA, IpA));
+        a.PollTimers(100);
+        a.PollReceive(100);
+        SendPayload(a, IpB, IpProtocol.Tcp, "x"u8, 0);
+        SendPayload(a, IpB, IpProtocol.Tcp, "y"u8, 0);
+        a.Flush(); // the peer's queue takes "x" only
+        // Nobody drains the peer (a link that is down, a ring that stays full): each poll that finds the device
+        // still refusing waits twice as long before the next, up to MaxTxRetryUs, so a waiting caller sleeps.
+        long now = 100;
+        var waits = new System.Collections.Generic.List<long>();
+        for (int i = 0; i < 14; i++)
+        {
+            now = a.PollAt();
+            a.PollTimers(now);
+            waits.Add(a.PollAt() - now);
+        }
+        Assert.Equal(new long[] { 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 1000, 1000, 1000, 1000 }, waits);
+        Assert.Equal(1, c.TxPackets);
+        // The device recovers: the next retry sends and the back-off is forgotten.
+        Drain(link.B);
+        a.PollTimers(a.PollAt());
+        Assert.Equal(2, c.TxPackets);
+        Assert.Equal(long.MaxValue, a.PollAt());
         a.Dispose();
         Drain(link.B);
         Assert.Equal(0, link.A.Pool.Outstanding);
