@@ -3,6 +3,8 @@
 
   compare.py memif [--rounds N] [--seconds S]     C peer (memif server, cpu 1) + forwarder (memif client, cpu 0):
                                                   the forwarder is build/dpdk-bench fwd (C) or DpdkBench fwd (managed)
+  compare.py pair  [--rounds N] [--seconds S]     single process, single thread: both ends of one memif link, the
+                                                  peer untimed, the forwarder's step timed (bench.c run_pair)
   compare.py ring  [--rounds N] [--seconds S]     single process, net_ring0 looped onto itself: dpdk-bench loop vs
                                                   DpdkBench loop (and rawloop with --raw)
   compare.py afpacket [--rounds N] [--seconds S]  like memif over a veth pair (created and removed here): C peer on
@@ -54,8 +56,14 @@ def with_peer(kind, args, tag, peer_extra, fwd_extra):
     peer = subprocess.Popen([C_BIN, "peer", "--seconds", str(args.seconds + 6), "--cpu", "1"] + peer_extra,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        time.sleep(0.5)
-        out = run(forwarder(kind, "fwd", args, fwd_extra), args.seconds + 30)
+        for attempt in range(5):
+            time.sleep(0.5 + attempt)  # the peer's EAL start takes a while on a loaded machine
+            try:
+                out = run(forwarder(kind, "fwd", args, fwd_extra), args.seconds + 30)
+                break
+            except RuntimeError as e:
+                if "Failed to connect socket" not in str(e) or attempt == 4:
+                    raise
     finally:
         try:
             peer.wait(timeout=args.seconds + 10)
@@ -70,6 +78,10 @@ def one(kind, args, rnd):
     if args.path == "ring":
         mode = "loop" if kind != "raw" else "rawloop"
         return parse(run(forwarder("C" if kind == "C" else "M", mode, args, []), args.seconds + 30), f"{kind} loop")
+    if args.path == "pair":
+        sock = f"/utcmp{tag}.sock"
+        return parse(run(forwarder("C" if kind == "C" else "M", "pair", args, ["--socket", sock]), args.seconds + 30),
+                     f"{kind} pair")
     if args.path == "memif":
         sock = f"/utcmp{tag}.sock"
         return with_peer(kind, args, tag, ["--socket", sock], ["--socket", sock])
@@ -80,7 +92,7 @@ def one(kind, args, rnd):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("path", choices=["memif", "ring", "afpacket"])
+    ap.add_argument("path", choices=["memif", "pair", "ring", "afpacket"])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--raw", action="store_true", help="ring: also the managed loop calling the glue directly")
