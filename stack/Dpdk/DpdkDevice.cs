@@ -198,9 +198,12 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
                 mbufs[i] = (nint)m;
             }
         }
-        if (i < n) ThrowForeignBuffer(i);
+        if (i < n) goto foreign; // (not a call here: `offload` would be kept on the stack through the loop)
         if (offload != 0) ApplyTxOffloads(burst, n);
         return DpdkNative.TxBurst(_port, _queue, mbufs, (ushort)n);
+    foreign:
+        ThrowForeignBuffer(i);
+        return 0;
     }
 
     /// <summary>Sets or clears the transmit checksum requests of a burst (see <see cref="PrepareChecksums"/>).</summary>
