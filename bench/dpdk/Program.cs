@@ -14,9 +14,9 @@ using System.Threading;
 using UserTcp.Stack.Dpdk;
 using UserTcp.Stack.Phy;
 
-if (args.Length < 1 || args[0] is not ("fwd" or "loop" or "rawloop" or "pair"))
+if (args.Length < 1 || args[0] is not ("fwd" or "loop" or "rawloop" or "pair" or "rawpair"))
 {
-    Console.Error.WriteLine("usage: DpdkBench fwd|loop|rawloop|pair [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge] [--glue PATH] [--dev DEVARGS]");
+    Console.Error.WriteLine("usage: DpdkBench fwd|loop|rawloop|pair|rawpair [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge] [--glue PATH] [--dev DEVARGS]");
     return 2;
 }
 string mode = args[0];
@@ -46,18 +46,22 @@ var eal = new DpdkEalConfig
     GluePath = glue,
 };
 // pair: the peer (memif server) in this process too, driven by the same thread (see bench.c, run_pair).
-DpdkPort? peerPort = mode == "pair"
+bool pairMode = mode is "pair" or "rawpair";
+DpdkPort? peerPort = pairMode
     ? DpdkPort.Open(eal, new DpdkPortConfig { Device = $"net_memif0,role=server,socket={sock},mac=02:00:c6:12:01:01", PoolSize = 8191 })
     : null;
 DpdkDevice dev = DpdkDevice.Open(eal, new DpdkPortConfig
 {
-    Device = mode == "pair" ? $"net_memif1,role=client,socket={sock},mac=02:00:c6:12:01:02"
+    Device = pairMode ? $"net_memif1,role=client,socket={sock},mac=02:00:c6:12:01:02"
         : devArgs ?? (mode == "fwd" ? $"net_memif0,role=client,socket={sock}" : "net_ring0"),
     PoolSize = 8191,
 });
 bool stop = false;
 Console.CancelKeyPress += (_, e) => { e.Cancel = true; Volatile.Write(ref stop, true); };
 while (!(dev.Port.LinkUp && (peerPort?.LinkUp ?? true)) && !Volatile.Read(ref stop)) Thread.Sleep(10);
+// The C benchmark's thread stays pinned to --cpu by the EAL; DpdkEal restores the thread's affinity after init
+// (docs/dpdk.md), so pin here for the same conditions.
+Loops.PinToCpu(cpu);
 string role = mode + " (managed)";
 Console.Error.WriteLine($"{role}: link up, polling thread is lcore {DpdkEal.RegisterCurrentThread()}");
 
@@ -73,7 +77,8 @@ while (!Volatile.Read(ref stop))
     {
         "loop" => loops.DeviceLoop(1000),
         "rawloop" => loops.RawLoop(1000),
-        "pair" => loops.Pair(1000),
+        "pair" => loops.Pair(1000, raw: false),
+        "rawpair" => loops.Pair(1000, raw: true),
         _ => loops.Forward(1000),
     };
     long now = Stopwatch.GetTimestamp();
@@ -92,8 +97,8 @@ while (!Volatile.Read(ref stop))
 }
 if (intervals > 1)
     Console.WriteLine($"{role}: average {sum / (intervals - 1):F2} Mpps, {cpuSum / (intervals - 1):F2} Mpps per CPU second, over {intervals - 1} s");
-if (mode == "pair")
-    Console.WriteLine(FormattableString.Invariant($"{role}: timer overhead {loops.TimerOverheadNs:F1} ns"));
+if (pairMode)
+    Console.WriteLine(FormattableString.Invariant($"{role}: timer overhead {loops.TimerOverheadNs:F1} ns, {count} packets forwarded"));
 loops.PrintBlocks(role);
 // Client first, then the server once it saw the link go down (memif close race, docs/dpdk.md).
 dev.Dispose();
@@ -250,7 +255,7 @@ unsafe sealed class Loops
 
     /// <summary>pair: the peer (untimed) transmits 32 frames, the device under test receives, swaps and transmits
     /// them back (timed), the peer receives and frees them. Same steps as run_pair in bench.c.</summary>
-    public long Pair(int iterations)
+    public long Pair(int iterations, bool raw)
     {
         DpdkDevice dev = _dev, peer = _peer!;
         var gen = new Span<PacketBuf>(_gen, 32);
@@ -271,14 +276,8 @@ unsafe sealed class Loops
             if (g < a) peer.FreeBurst(gen[g..a]);
 
             long t0 = Stopwatch.GetTimestamp();
-            int r = dev.Receive(rx);
-            int s = 0;
-            if (r > 0)
-            {
-                for (int i = 0; i < r; i++) SwapMacs(rx[i].Buffer + rx[i].Offset);
-                s = dev.Transmit(rx[..r]);
-                if (s < r) dev.FreeBurst(rx[s..r]);
-            }
+            int r;
+            int s = raw ? ForwardStepRaw(out r) : ForwardStep(dev, rx, out r);
             long t1 = Stopwatch.GetTimestamp();
             count += s;
             fwdNs += (t1 - t0) * _nsPerTick;
@@ -298,6 +297,41 @@ unsafe sealed class Loops
         }
         _pairNs = fwdNs;
         return count;
+    }
+
+    /// <summary>The forwarder's step of <see cref="Pair"/>, a method of its own so callgrind can count its
+    /// instructions (--toggle-collect=DpdkBench_Loops__ForwardStep in the NativeAOT build; bench.c: forward_step).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static int ForwardStep(DpdkDevice dev, Span<PacketBuf> rx, out int r)
+    {
+        r = dev.Receive(rx);
+        int s = 0;
+        if (r > 0)
+        {
+            for (int i = 0; i < r; i++) SwapMacs(rx[i].Buffer + rx[i].Offset);
+            s = dev.Transmit(rx[..r]);
+            if (s < r) dev.FreeBurst(rx[s..r]);
+        }
+        return s;
+    }
+
+    /// <summary>rawpair: <see cref="ForwardStep"/> calling the glue directly (no DpdkDevice, no PacketBuf), to
+    /// tell the device layer's cost from the rest.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int ForwardStepRaw(out int r)
+    {
+        nint* m = _m;
+        ushort port = _port;
+        ushort n = _rxBurst(port, 0, m, 32);
+        for (int k = 0; k < n; k++)
+        {
+            byte* mb = (byte*)m[k];
+            SwapMacs(*(byte**)mb + *(ushort*)(mb + 16));
+        }
+        ushort s = n > 0 ? _txBurst(port, 0, m, n) : (ushort)0;
+        if (s < n) _freeBulk(m + s, (uint)(n - s));
+        r = n;
+        return s;
     }
 
     /// <summary>loop calling the glue directly (no DpdkDevice, no PacketBuf), with the mbuf fields read and written
@@ -343,4 +377,16 @@ unsafe sealed class Loops
 
     [DllImport("libc")]
     private static extern int clock_gettime(int clock, long* ts);
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int sched_setaffinity(int pid, nuint size, ulong* mask);
+
+    public static void PinToCpu(int cpu)
+    {
+        ulong* mask = stackalloc ulong[16];
+        new Span<ulong>(mask, 16).Clear();
+        mask[cpu / 64] = 1UL << (cpu % 64);
+        if (sched_setaffinity(0, 16 * sizeof(ulong), mask) != 0)
+            throw new InvalidOperationException($"sched_setaffinity({cpu}) failed: errno {Marshal.GetLastPInvokeError()}");
+    }
 }

@@ -28,6 +28,14 @@ public sealed unsafe class DpdkDeviceTests
     }
 
     [DpdkFact]
+    public void PacketBufMirror_MatchesGlueStruct()
+    {
+        // The glue reads and writes PacketBuf arrays directly (struct utd_packet): a field moved in C# must fail here.
+        Assert.True(DpdkNativeAccess.Load(DpdkTestEnv.Eal.GluePath, out string error), error);
+        Assert.Equal(RteMbuf.NativePacketLayout(), RteMbuf.PacketLayout());
+    }
+
+    [DpdkFact]
     public void MemifPair_Burst32_FramesArriveIntact_BothWays_NoMbufLeak()
     {
         (DpdkPort a, DpdkPort b) = OpenMemifPair();
