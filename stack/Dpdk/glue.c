@@ -551,7 +551,8 @@ UTD_EXPORT uint32_t utd_alloc_packets(struct rte_mempool *mp, struct utd_packet 
 
 // Writes each packet's offset and length back into its mbuf and transmits the burst; returns how many the driver
 // took (the caller still owns the rest). Before sending anything it returns
-//   -(i + 1) when packet i is not an mbuf packet (no handle, buffer != buf_addr, data past buf_len);
+//   -(i + 1) when packet i is not an mbuf packet (no handle or a small integer such as a NativePacketPool slot,
+//   buffer != buf_addr, data past buf_len);
 //   UTD_TX_NEEDS_OFFLOAD when prepared == 0 and a packet asks for checksum offload or carries transmit flags
 //   from an earlier attempt: the caller sets or clears them (scratch is filled) and calls again with prepared = 1.
 UTD_EXPORT int32_t utd_tx_packets(uint16_t port, uint16_t queue, const struct utd_packet *pkts, uint16_t n,
@@ -563,7 +564,7 @@ UTD_EXPORT int32_t utd_tx_packets(uint16_t port, uint16_t queue, const struct ut
 		const struct utd_packet *p = &pkts[i];
 		struct rte_mbuf *m = p->handle;
 		int32_t off = p->offset, len = p->length;
-		if (m == NULL || p->buffer != m->buf_addr || len < 0 || off < 0 || (uint32_t)off + (uint32_t)len > m->buf_len)
+		if ((uintptr_t)m < 4096 || p->buffer != m->buf_addr || len < 0 || off < 0 || (uint32_t)off + (uint32_t)len > m->buf_len)
 			return -(int32_t)i - 1;
 		m->data_off = (uint16_t)off;
 		m->data_len = (uint16_t)len;
