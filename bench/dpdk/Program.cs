@@ -14,9 +14,9 @@ using System.Threading;
 using UserTcp.Stack.Dpdk;
 using UserTcp.Stack.Phy;
 
-if (args.Length < 1 || args[0] is not ("fwd" or "loop" or "rawloop"))
+if (args.Length < 1 || args[0] is not ("fwd" or "loop" or "rawloop" or "pair" or "rawpair"))
 {
-    Console.Error.WriteLine("usage: DpdkBench fwd|loop|rawloop [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge] [--glue PATH] [--dev DEVARGS]");
+    Console.Error.WriteLine("usage: DpdkBench fwd|loop|rawloop|pair|rawpair [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge] [--glue PATH] [--dev DEVARGS]");
     return 2;
 }
 string mode = args[0];
@@ -45,18 +45,27 @@ var eal = new DpdkEalConfig
     Hugepages = noHuge ? DpdkHugepages.Never : DpdkHugepages.Required,
     GluePath = glue,
 };
-using DpdkDevice dev = DpdkDevice.Open(eal, new DpdkPortConfig
+// pair: the peer (memif server) in this process too, driven by the same thread (see bench.c, run_pair).
+bool pairMode = mode is "pair" or "rawpair";
+DpdkPort? peerPort = pairMode
+    ? DpdkPort.Open(eal, new DpdkPortConfig { Device = $"net_memif0,role=server,socket={sock},mac=02:00:c6:12:01:01", PoolSize = 8191 })
+    : null;
+DpdkDevice dev = DpdkDevice.Open(eal, new DpdkPortConfig
 {
-    Device = devArgs ?? (mode == "fwd" ? $"net_memif0,role=client,socket={sock}" : "net_ring0"),
+    Device = pairMode ? $"net_memif1,role=client,socket={sock},mac=02:00:c6:12:01:02"
+        : devArgs ?? (mode == "fwd" ? $"net_memif0,role=client,socket={sock}" : "net_ring0"),
     PoolSize = 8191,
 });
 bool stop = false;
 Console.CancelKeyPress += (_, e) => { e.Cancel = true; Volatile.Write(ref stop, true); };
-while (!dev.Port.LinkUp && !Volatile.Read(ref stop)) Thread.Sleep(10);
+while (!(dev.Port.LinkUp && (peerPort?.LinkUp ?? true)) && !Volatile.Read(ref stop)) Thread.Sleep(10);
+// The C benchmark's thread stays pinned to --cpu by the EAL; DpdkEal restores the thread's affinity after init
+// (docs/dpdk.md), so pin here for the same conditions.
+Loops.PinToCpu(cpu);
 string role = mode + " (managed)";
 Console.Error.WriteLine($"{role}: link up, polling thread is lcore {DpdkEal.RegisterCurrentThread()}");
 
-var loops = new Loops(dev, glue);
+var loops = new Loops(dev, glue, peerPort?.Devices[0]);
 long hz = Stopwatch.Frequency, start = Stopwatch.GetTimestamp(), last = start;
 long count = 0, countLast = 0;
 double sum = 0, cpuSum = 0, cpuLast = Loops.ThreadCpuSeconds();
@@ -68,6 +77,8 @@ while (!Volatile.Read(ref stop))
     {
         "loop" => loops.DeviceLoop(1000),
         "rawloop" => loops.RawLoop(1000),
+        "pair" => loops.Pair(1000, raw: false),
+        "rawpair" => loops.Pair(1000, raw: true),
         _ => loops.Forward(1000),
     };
     long now = Stopwatch.GetTimestamp();
@@ -86,7 +97,17 @@ while (!Volatile.Read(ref stop))
 }
 if (intervals > 1)
     Console.WriteLine($"{role}: average {sum / (intervals - 1):F2} Mpps, {cpuSum / (intervals - 1):F2} Mpps per CPU second, over {intervals - 1} s");
+if (pairMode)
+    Console.WriteLine(FormattableString.Invariant($"{role}: timer overhead {loops.TimerOverheadNs:F1} ns, {count} packets forwarded"));
 loops.PrintBlocks(role);
+// Client first, then the server once it saw the link go down (memif close race, docs/dpdk.md).
+dev.Dispose();
+if (peerPort != null)
+{
+    for (int i = 0; i < 200 && peerPort.LinkUp; i++) Thread.Sleep(10);
+    Thread.Sleep(20);
+    peerPort.Dispose();
+}
 return 0;
 
 /// <summary>The measured loops, each in its own small method so the JIT keeps its state in registers (one large
@@ -135,9 +156,16 @@ unsafe sealed class Loops
             $"{role}: blocks {_nsamples}, ns per packet min {_samples[0]:F3} p10 {_samples[_nsamples / 10]:F3} p50 {_samples[_nsamples / 2]:F3}"));
     }
 
-    public Loops(DpdkDevice dev, string? glue)
+    private readonly DpdkDevice? _peer;
+    private readonly PacketBuf* _gen = (PacketBuf*)NativeMemory.AllocZeroed(32, (nuint)sizeof(PacketBuf));
+    public readonly double TimerOverheadNs;
+    private double _pairNs;
+
+    public Loops(DpdkDevice dev, string? glue, DpdkDevice? peer)
     {
         _dev = dev;
+        _peer = peer;
+        TimerOverheadNs = MeasureTimerOverhead();
         new Span<byte>(_frame, 6).Fill(0x02);
         new Span<byte>(_frame + 6, 6).Fill(0x04);
         _frame[12] = 0x88; _frame[13] = 0xb5;
@@ -212,6 +240,100 @@ unsafe sealed class Loops
         return count;
     }
 
+    /// <summary>Median cost of one Stopwatch.GetTimestamp (subtracted from each timed step in pair mode).</summary>
+    private double MeasureTimerOverhead()
+    {
+        var d = new double[10001];
+        for (int i = 0; i < d.Length; i++)
+        {
+            long a = Stopwatch.GetTimestamp(), b = Stopwatch.GetTimestamp();
+            d[i] = (b - a) * _nsPerTick;
+        }
+        Array.Sort(d);
+        return d[d.Length / 2];
+    }
+
+    /// <summary>pair: the peer (untimed) transmits 32 frames, the device under test receives, swaps and transmits
+    /// them back (timed), the peer receives and frees them. Same steps as run_pair in bench.c.</summary>
+    public long Pair(int iterations, bool raw)
+    {
+        DpdkDevice dev = _dev, peer = _peer!;
+        var gen = new Span<PacketBuf>(_gen, 32);
+        var rx = new Span<PacketBuf>(_rx, 32);
+        byte* frame = _frame;
+        long count = 0;
+        double fwdNs = _pairNs; // a block may span two calls
+        for (int it = 0; it < iterations; it++)
+        {
+            int a = peer.Allocate(gen);
+            for (int i = 0; i < a; i++)
+            {
+                ref PacketBuf b = ref gen[i];
+                Unsafe.CopyBlockUnaligned(b.Buffer + b.Offset, frame, 64);
+                b.Length = 64;
+            }
+            int g = peer.Transmit(gen[..a]);
+            if (g < a) peer.FreeBurst(gen[g..a]);
+
+            long t0 = Stopwatch.GetTimestamp();
+            int r;
+            int s = raw ? ForwardStepRaw(out r) : ForwardStep(dev, rx, out r);
+            long t1 = Stopwatch.GetTimestamp();
+            count += s;
+            fwdNs += (t1 - t0) * _nsPerTick;
+            _blockFull &= r == Burst && s == Burst;
+
+            int back = peer.Receive(gen);
+            peer.FreeBurst(gen[..back]);
+
+            if (++_blockIter == Block)
+            {
+                if (_blockFull && _nsamples < MaxSamples)
+                    _samples[_nsamples++] = (float)((fwdNs - Block * TimerOverheadNs) / (Block * Burst));
+                fwdNs = 0;
+                _blockIter = 0;
+                _blockFull = true;
+            }
+        }
+        _pairNs = fwdNs;
+        return count;
+    }
+
+    /// <summary>The forwarder's step of <see cref="Pair"/>, a method of its own so callgrind can count its
+    /// instructions (--toggle-collect=DpdkBench_Loops__ForwardStep in the NativeAOT build; bench.c: forward_step).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static int ForwardStep(DpdkDevice dev, Span<PacketBuf> rx, out int r)
+    {
+        r = dev.Receive(rx);
+        int s = 0;
+        if (r > 0)
+        {
+            for (int i = 0; i < r; i++) SwapMacs(rx[i].Buffer + rx[i].Offset);
+            s = dev.Transmit(rx[..r]);
+            if (s < r) dev.FreeBurst(rx[s..r]);
+        }
+        return s;
+    }
+
+    /// <summary>rawpair: <see cref="ForwardStep"/> calling the glue directly (no DpdkDevice, no PacketBuf), to
+    /// tell the device layer's cost from the rest.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int ForwardStepRaw(out int r)
+    {
+        nint* m = _m;
+        ushort port = _port;
+        ushort n = _rxBurst(port, 0, m, 32);
+        for (int k = 0; k < n; k++)
+        {
+            byte* mb = (byte*)m[k];
+            SwapMacs(*(byte**)mb + *(ushort*)(mb + 16));
+        }
+        ushort s = n > 0 ? _txBurst(port, 0, m, n) : (ushort)0;
+        if (s < n) _freeBulk(m + s, (uint)(n - s));
+        r = n;
+        return s;
+    }
+
     /// <summary>loop calling the glue directly (no DpdkDevice, no PacketBuf), with the mbuf fields read and written
     /// at their offsets like the C loop does.</summary>
     public long RawLoop(int iterations)
@@ -255,4 +377,16 @@ unsafe sealed class Loops
 
     [DllImport("libc")]
     private static extern int clock_gettime(int clock, long* ts);
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int sched_setaffinity(int pid, nuint size, ulong* mask);
+
+    public static void PinToCpu(int cpu)
+    {
+        ulong* mask = stackalloc ulong[16];
+        new Span<ulong>(mask, 16).Clear();
+        mask[cpu / 64] = 1UL << (cpu % 64);
+        if (sched_setaffinity(0, 16 * sizeof(ulong), mask) != 0)
+            throw new InvalidOperationException($"sched_setaffinity({cpu}) failed: errno {Marshal.GetLastPInvokeError()}");
+    }
 }

@@ -82,14 +82,135 @@ static void die(const char *what, int rc)
 	exit(1);
 }
 
+static void setup_port(uint16_t port, struct rte_mempool *mp)
+{
+	struct rte_eth_conf conf;
+	memset(&conf, 0, sizeof(conf));
+	int rc;
+	if ((rc = rte_eth_dev_configure(port, 1, 1, &conf)) != 0) die("configure", rc);
+	if ((rc = rte_eth_rx_queue_setup(port, 0, 1024, rte_socket_id(), NULL, mp)) != 0) die("rxq", rc);
+	if ((rc = rte_eth_tx_queue_setup(port, 0, 1024, rte_socket_id(), NULL)) != 0) die("txq", rc);
+	if ((rc = rte_eth_dev_start(port)) != 0) die("start", rc);
+}
+
+static int link_up(uint16_t port)
+{
+	struct rte_eth_link link;
+	rte_eth_link_get_nowait(port, &link);
+	return link.link_status;
+}
+
+// Median cost of one mono_ns() call, subtracted from every timed step (pair mode times each step on its own).
+static double timer_overhead_ns(void)
+{
+	static float d[10001];
+	for (int i = 0; i < 10001; i++) {
+		uint64_t a = mono_ns(), b = mono_ns();
+		d[i] = (float)(b - a);
+	}
+	qsort(d, 10001, sizeof(d[0]), cmp_float);
+	return d[5000];
+}
+
+// The forwarder's step, a function of its own so callgrind can count its instructions
+// (--toggle-collect=forward_step; the managed side's is Loops.ForwardStep).
+static __attribute__((noinline)) void forward_step(uint16_t port, struct rte_mbuf **pkts, uint16_t *rx, uint16_t *tx)
+{
+	uint16_t r = rte_eth_rx_burst(port, 0, pkts, BURST);
+	for (uint16_t i = 0; i < r; i++) {
+		struct rte_ether_hdr *eh = rte_pktmbuf_mtod(pkts[i], struct rte_ether_hdr *);
+		struct rte_ether_addr t = eh->dst_addr;
+		eh->dst_addr = eh->src_addr;
+		eh->src_addr = t;
+	}
+	uint16_t s = r ? rte_eth_tx_burst(port, 0, pkts, r) : 0;
+	if (s < r) rte_pktmbuf_free_bulk(pkts + s, r - s);
+	*rx = r;
+	*tx = s;
+}
+
+// pair: both ends of one memif link in this process, driven by one thread, so no second CPU and no scheduler
+// between the two sides. Each iteration: the peer (memif server, port 0) allocates 32 frames and transmits them;
+// the forwarder (memif client, port 1: the device under test) receives, swaps the Ethernet addresses and transmits
+// back; the peer receives and frees. Only the forwarder's step is timed (minus the timer's own cost). The managed
+// `pair` (Program.cs) does the same with the forwarder step through DpdkDevice.
+static int run_pair(int seconds)
+{
+	struct rte_mempool *mp0 = rte_pktmbuf_pool_create("peer", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
+	struct rte_mempool *mp1 = rte_pktmbuf_pool_create("fwd", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
+	if (mp0 == NULL || mp1 == NULL)
+		die("pool", rte_errno);
+	setup_port(0, mp0);
+	setup_port(1, mp1);
+	while (!(link_up(0) && link_up(1)) && !stop)
+		usleep(10000);
+	fprintf(stderr, "pair: link up\n");
+	double overhead = timer_overhead_ns();
+	uint8_t frame[64];
+	memset(frame, 0, sizeof(frame));
+	memset(frame, 0x02, 6);
+	memset(frame + 6, 0x04, 6);
+	frame[12] = 0x88;
+	frame[13] = 0xb5;
+	struct rte_mbuf *gen[BURST], *pkts[BURST];
+	uint64_t start = mono_ns(), fwd_ns = 0, count = 0;
+	int block_iter = 0, block_full = 1;
+	while (!stop) {
+		if (rte_pktmbuf_alloc_bulk(mp0, gen, BURST) == 0) {
+			for (int i = 0; i < BURST; i++) {
+				memcpy(rte_pktmbuf_mtod(gen[i], void *), frame, sizeof(frame));
+				gen[i]->data_len = gen[i]->pkt_len = sizeof(frame);
+			}
+			uint16_t s = rte_eth_tx_burst(0, 0, gen, BURST);
+			if (s < BURST) rte_pktmbuf_free_bulk(gen + s, BURST - s);
+		}
+
+		uint64_t t0 = mono_ns();
+		uint16_t r, s;
+		forward_step(1, pkts, &r, &s);
+		uint64_t t1 = mono_ns();
+		fwd_ns += t1 - t0;
+		count += s;
+		if (r < BURST || s < r) block_full = 0;
+
+		uint16_t back = rte_eth_rx_burst(0, 0, gen, BURST);
+		rte_pktmbuf_free_bulk(gen, back);
+
+		if (++block_iter == BLOCK) {
+			if (block_full && nsamples < MAX_SAMPLES)
+				samples[nsamples++] = (float)((fwd_ns - BLOCK * overhead) / (BLOCK * BURST));
+			fwd_ns = 0;
+			block_iter = 0;
+			block_full = 1;
+			if (t1 - start >= (uint64_t)seconds * 1000000000u)
+				break;
+		}
+	}
+	printf("pair: %.2f Mpps forwarded (wall clock, peer included), timer overhead %.1f ns, %llu packets forwarded\n",
+	       count / ((mono_ns() - start) / 1e9) / 1e6, overhead, (unsigned long long)count);
+	print_blocks("pair");
+	// Close the client first and let the server see the link go down (memif close race, docs/dpdk.md).
+	rte_eth_dev_stop(1);
+	rte_eth_dev_close(1);
+	for (int i = 0; i < 200 && link_up(0); i++)
+		usleep(10000);
+	usleep(20000);
+	rte_eth_dev_stop(0);
+	rte_eth_dev_close(0);
+	rte_eal_cleanup();
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc < 2 || (strcmp(argv[1], "peer") != 0 && strcmp(argv[1], "fwd") != 0 && strcmp(argv[1], "loop") != 0)) {
-		fprintf(stderr, "usage: %s peer|fwd|loop [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge] [--dev DEVARGS]\n", argv[0]);
+	if (argc < 2 || (strcmp(argv[1], "peer") != 0 && strcmp(argv[1], "fwd") != 0 && strcmp(argv[1], "loop") != 0 &&
+			 strcmp(argv[1], "pair") != 0)) {
+		fprintf(stderr, "usage: %s peer|fwd|loop|pair [--socket /name.sock] [--seconds N] [--cpu N] [--no-huge] [--dev DEVARGS]\n", argv[0]);
 		return 2;
 	}
 	int peer = strcmp(argv[1], "peer") == 0;
 	int loop = strcmp(argv[1], "loop") == 0;
+	int pair = strcmp(argv[1], "pair") == 0;
 	const char *sock = "/usertcp-bench.sock";
 	const char *dev = NULL; // --dev overrides the device (e.g. net_af_packet0,iface=X for either role)
 	int seconds = 10, cpu = peer ? 1 : 0, nohuge = 0;
@@ -114,7 +235,11 @@ int main(int argc, char **argv)
 	char lcores[64], prefix[64], vdev[256];
 	snprintf(lcores, sizeof(lcores), "--lcores=0@%d", cpu);
 	snprintf(prefix, sizeof(prefix), "--file-prefix=bench%d", (int)getpid());
-	if (dev)
+	char vdev2[256] = "";
+	if (pair) {
+		snprintf(vdev, sizeof(vdev), "--vdev=net_memif0,role=server,socket=%s,mac=02:00:c6:12:01:01", sock);
+		snprintf(vdev2, sizeof(vdev2), "--vdev=net_memif1,role=client,socket=%s,mac=02:00:c6:12:01:02", sock);
+	} else if (dev)
 		snprintf(vdev, sizeof(vdev), "--vdev=%s", dev);
 	else if (loop)
 		snprintf(vdev, sizeof(vdev), "--vdev=net_ring0");
@@ -138,11 +263,16 @@ int main(int argc, char **argv)
 	}
 	eal[n++] = "--no-pci";
 	eal[n++] = vdev;
+	if (vdev2[0])
+		eal[n++] = vdev2;
 	eal[n] = NULL;
 	if (rte_eal_init(n, eal) < 0)
 		die("rte_eal_init", rte_errno);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+
+	if (pair)
+		return run_pair(seconds);
 
 	struct rte_mempool *mp = rte_pktmbuf_pool_create("bench", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
 	if (mp == NULL)

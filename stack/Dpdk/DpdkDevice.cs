@@ -74,35 +74,23 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
         return DpdkPort.Open(eal, port).Devices[0];
     }
 
-    // The per-packet loops below contain no calls: the JIT then keeps the loop state in registers (a call in the
-    // loop body, even a rare one, made it spill every local to the stack and poll for GC each iteration). The rare
-    // cases (multi-segment frames, checksum offload, freeing more than a burst) run in passes of their own.
+    // Each burst is one call into the glue, which converts between mbufs and PacketBufs in the loop that touches the
+    // mbufs anyway (utd_rx_packets, utd_alloc_packets, utd_tx_packets, utd_free_packets; PacketBuf's layout is
+    // mirrored there as struct utd_packet). The rare cases (multi-segment frames, checksum offload) run in managed
+    // passes of their own over the RteMbuf mirror. The spans are pinned for the call only: a stack's buffers may
+    // live in managed arrays.
 
-    [MethodImpl(MethodImplOptions.NoInlining)] // a burst call is cheap; inlined into a caller its loop spills
+    [MethodImpl(MethodImplOptions.NoInlining)] // a burst call is cheap; inlined into a caller it adds register pressure
     public int Receive(Span<PacketBuf> burst)
     {
         if (_detached || !_canRx) return 0;
         int want = Math.Min(burst.Length, _maxBurst);
         if (want == 0) return 0;
-        nint* mbufs = _burst;
-        int n = DpdkNative.RxBurst(_port, _queue, mbufs, (ushort)want);
-        int segments = 0;
-        fixed (PacketBuf* dst = burst) // n <= want <= burst.Length
-        {
-            for (int i = 0; i < n; i++)
-            {
-                RteMbuf* m = (RteMbuf*)mbufs[i];
-                PacketBuf* p = dst + i;
-                p->Buffer = m->BufAddr;
-                p->Offset = m->DataOff;
-                p->Length = m->DataLen;
-                p->Capacity = m->BufLen;
-                p->Offloads = PacketOffloads.None;
-                p->Handle = (nint)m;
-                segments |= m->NbSegs; // 1 for every single-segment frame
-            }
-        }
-        if (segments > 1) n = DropMultiSegment(burst, n);
+        uint segments;
+        int n;
+        fixed (PacketBuf* dst = burst)
+            n = DpdkNative.RxPackets(_port, _queue, dst, (ushort)want, _burst, &segments);
+        if (segments > 1) n = DropMultiSegment(burst, n); // nb_segs is 1 for every single-segment frame
         if (_hwRxIp | _hwRxTcp) ReadRxOffloads(burst, n);
         return n;
     }
@@ -142,65 +130,39 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
         }
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)] // a burst call is cheap; inlined into a caller its loop spills
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public int Allocate(Span<PacketBuf> burst)
     {
         if (_detached) return 0;
         int want = Math.Min(burst.Length, _maxBurst);
         if (want == 0) return 0;
-        nint* mbufs = _burst;
-        int n = (int)DpdkNative.Alloc(_pool, mbufs, (uint)want);
-        fixed (PacketBuf* dst = burst) // n <= want <= burst.Length
-        {
-            for (int i = 0; i < n; i++)
-            {
-                RteMbuf* m = (RteMbuf*)mbufs[i];
-                PacketBuf* p = dst + i;
-                p->Buffer = m->BufAddr;
-                p->Offset = m->DataOff; // rte_pktmbuf_reset: RTE_PKTMBUF_HEADROOM
-                p->Length = 0;
-                p->Capacity = m->BufLen;
-                p->Offloads = PacketOffloads.None;
-                p->Handle = (nint)m;
-            }
-        }
-        return n;
+        fixed (PacketBuf* dst = burst)
+            return (int)DpdkNative.AllocPackets(_pool, dst, (uint)want, _burst); // Offset = RTE_PKTMBUF_HEADROOM
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)] // a burst call is cheap; inlined into a caller its loop spills
+    /// <summary>
+    /// The glue writes each buffer's Offset and Length back into its mbuf (the mbuf may come from Allocate or from
+    /// Receive: a frame sent back out) and transmits. Checksum requests, or transmit flags left from an earlier
+    /// attempt, make it return first; they are applied here and the burst is submitted again.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public int Transmit(ReadOnlySpan<PacketBuf> burst)
     {
         if (_detached || !_canTx) return 0;
         int n = Math.Min(burst.Length, _maxBurst);
         if (n == 0) return 0;
-        nint* mbufs = _burst;
-        ulong offload = 0;
-        int i = 0;
-        fixed (PacketBuf* src = burst) // n <= burst.Length
+        int rc;
+        fixed (PacketBuf* src = burst)
         {
-            for (; i < n; i++)
+            rc = DpdkNative.TxPackets(_port, _queue, src, (ushort)n, _burst, 0);
+            if (rc == DpdkNative.TxNeedsOffload)
             {
-                PacketBuf* p = src + i;
-                RteMbuf* m = (RteMbuf*)p->Handle;
-                int offset = p->Offset, length = p->Length;
-                if (m == null || p->Buffer != m->BufAddr || (uint)offset + (uint)length > m->BufLen || length < 0)
-                    break; // thrown below: a call here, even one that only throws, would make the loop spill
-                // Write back where the stack put the frame; the mbuf may have come from Allocate or from Receive
-                // (a frame sent back out), so every field the driver reads is set here.
-                m->DataOff = (ushort)offset;
-                m->DataLen = (ushort)length;
-                m->PktLen = (uint)length;
-                // Anything to do for checksums: the stack asked for offload, or transmit bits are left from an
-                // earlier attempt (drivers act only on TX_* bits and read tx_offload only when one is set; a reset
-                // or received mbuf has none).
-                offload |= (ulong)(p->Offloads & (PacketOffloads.TxIpv4Checksum | PacketOffloads.TxTcpChecksum))
-                         | (m->OlFlags & RteMbuf.TxFlagsMask);
-                mbufs[i] = (nint)m;
+                ApplyTxOffloads(burst, n);
+                rc = DpdkNative.TxPackets(_port, _queue, src, (ushort)n, _burst, 1);
             }
         }
-        if (i < n) ThrowForeignBuffer(i);
-        if (offload != 0) ApplyTxOffloads(burst, n);
-        return DpdkNative.TxBurst(_port, _queue, mbufs, (ushort)n);
+        if (rc < 0) ThrowForeignBuffer(-rc - 1);
+        return rc;
     }
 
     /// <summary>Sets or clears the transmit checksum requests of a burst (see <see cref="PrepareChecksums"/>).</summary>
@@ -236,7 +198,7 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
 
     /// <summary>Frees a whole burst with one call (what a forwarding loop or the stack's receive path wants). Each
     /// buffer's Handle and Length are zeroed (so a second free is a no-op); the other fields are left as they were.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)] // a burst call is cheap; inlined into a caller its loop spills
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public void FreeBurst(Span<PacketBuf> packets)
     {
         if (_detached)
@@ -245,25 +207,11 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
             foreach (ref PacketBuf p in packets) { p.Handle = 0; p.Length = 0; }
             return;
         }
-        nint* mbufs = _burst;
         int total = packets.Length, burst = _maxBurst;
         fixed (PacketBuf* first = packets)
         {
             for (int start = 0; start < total; start += burst)
-            {
-                PacketBuf* p = first + start;
-                int chunk = Math.Min(total - start, burst);
-                int n = 0;
-                for (int i = 0; i < chunk; i++, p++)
-                {
-                    nint h = p->Handle;
-                    mbufs[n] = h;
-                    n += h != 0 ? 1 : 0;
-                    p->Handle = 0;
-                    p->Length = 0;
-                }
-                if (n > 0) DpdkNative.FreeBulk(mbufs, (uint)n);
-            }
+                DpdkNative.FreePackets(first + start, (uint)Math.Min(total - start, burst), _burst);
         }
     }
 

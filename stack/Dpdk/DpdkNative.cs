@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Runtime.InteropServices;
+using UserTcp.Stack.Phy;
 
 namespace UserTcp.Stack.Dpdk;
 
@@ -16,7 +17,7 @@ internal static unsafe class DpdkNative
 {
     public const string GlueFileName = "libusertcp-dpdk.so";
     // Must equal UTD_ABI_VERSION in glue.c.
-    public const int AbiVersion = 1;
+    public const int AbiVersion = 2;
 
     // Offload bits shared with glue.c (UTD_OFF_*).
     public const byte OffRxIpv4 = 1, OffRxTcp = 2, OffTxIpv4 = 4, OffTxTcp = 8;
@@ -27,6 +28,7 @@ internal static unsafe class DpdkNative
 
     public static delegate* unmanaged[Cdecl]<int> AbiVersionFn;
     public static delegate* unmanaged[Cdecl]<long*, int, int> MbufLayout;
+    public static delegate* unmanaged[Cdecl]<long*, int, int> PacketLayout;
     public static delegate* unmanaged[Cdecl]<int> Errno;
     public static delegate* unmanaged[Cdecl]<int, byte*> StrError;
     public static delegate* unmanaged[Cdecl]<int, byte**, int> EalInit;
@@ -50,6 +52,13 @@ internal static unsafe class DpdkNative
     public static delegate* unmanaged[Cdecl, SuppressGCTransition]<nint, nint*, uint, uint> Alloc;
     public static delegate* unmanaged[Cdecl, SuppressGCTransition]<nint*, uint, void> FreeBulk;
     public static delegate* unmanaged[Cdecl, SuppressGCTransition]<nint, void> Free;
+    // Hot path, converting between mbufs and PacketBufs in the same C loop (glue.c, "The packet functions").
+    public static delegate* unmanaged[Cdecl, SuppressGCTransition]<ushort, ushort, PacketBuf*, ushort, nint*, uint*, ushort> RxPackets;
+    public static delegate* unmanaged[Cdecl, SuppressGCTransition]<nint, PacketBuf*, uint, nint*, uint> AllocPackets;
+    public static delegate* unmanaged[Cdecl, SuppressGCTransition]<ushort, ushort, PacketBuf*, ushort, nint*, int, int> TxPackets;
+    public static delegate* unmanaged[Cdecl, SuppressGCTransition]<PacketBuf*, uint, nint*, void> FreePackets;
+    /// <summary>utd_tx_packets: a packet needs its transmit checksum flags set or cleared first.</summary>
+    public const int TxNeedsOffload = -1000000;
 
     /// <summary>Mirror of struct utd_port_conf.</summary>
     [StructLayout(LayoutKind.Sequential)]
@@ -171,6 +180,7 @@ internal static unsafe class DpdkNative
         nint E(string name) => NativeLibrary.GetExport(h, name);
         AbiVersionFn = (delegate* unmanaged[Cdecl]<int>)E("utd_abi_version");
         MbufLayout = (delegate* unmanaged[Cdecl]<long*, int, int>)E("utd_mbuf_layout");
+        PacketLayout = (delegate* unmanaged[Cdecl]<long*, int, int>)E("utd_packet_layout");
         Errno = (delegate* unmanaged[Cdecl]<int>)E("utd_errno");
         StrError = (delegate* unmanaged[Cdecl]<int, byte*>)E("utd_strerror");
         EalInit = (delegate* unmanaged[Cdecl]<int, byte**, int>)E("utd_eal_init");
@@ -193,6 +203,10 @@ internal static unsafe class DpdkNative
         Alloc = (delegate* unmanaged[Cdecl, SuppressGCTransition]<nint, nint*, uint, uint>)E("utd_alloc");
         FreeBulk = (delegate* unmanaged[Cdecl, SuppressGCTransition]<nint*, uint, void>)E("utd_free_bulk");
         Free = (delegate* unmanaged[Cdecl, SuppressGCTransition]<nint, void>)E("utd_free");
+        RxPackets = (delegate* unmanaged[Cdecl, SuppressGCTransition]<ushort, ushort, PacketBuf*, ushort, nint*, uint*, ushort>)E("utd_rx_packets");
+        AllocPackets = (delegate* unmanaged[Cdecl, SuppressGCTransition]<nint, PacketBuf*, uint, nint*, uint>)E("utd_alloc_packets");
+        TxPackets = (delegate* unmanaged[Cdecl, SuppressGCTransition]<ushort, ushort, PacketBuf*, ushort, nint*, int, int>)E("utd_tx_packets");
+        FreePackets = (delegate* unmanaged[Cdecl, SuppressGCTransition]<PacketBuf*, uint, nint*, void>)E("utd_free_packets");
     }
 
     /// <summary>Text for a negative errno / rte_errno value.</summary>

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using UserTcp.Stack.Phy;
 
 
 namespace UserTcp.Stack.Dpdk;
@@ -71,6 +72,29 @@ internal unsafe struct RteMbuf
     }
 
     private static long Off(RteMbuf* b, void* field) => (byte*)field - (byte*)b;
+    private static long Off(PacketBuf* b, void* field) => (byte*)field - (byte*)b;
+
+    /// <summary>What glue.c's struct utd_packet assumes of <see cref="PacketBuf"/>, in utd_packet_layout() order:
+    /// size, offsets of Buffer, Offset, Length, Capacity, Offloads, Handle.</summary>
+    public static long[] PacketLayout()
+    {
+        PacketBuf p = default;
+        PacketBuf* b = &p;
+        return
+    [
+        sizeof(PacketBuf),
+        Off(b, &b->Buffer), Off(b, &b->Offset), Off(b, &b->Length), Off(b, &b->Capacity), Off(b, &b->Offloads),
+        Off(b, &b->Handle),
+    ];
+    }
+
+    public static long[] NativePacketLayout()
+    {
+        int n = DpdkNative.PacketLayout(null, 0);
+        long[] v = new long[n];
+        fixed (long* p = v) DpdkNative.PacketLayout(p, n);
+        return v;
+    }
 
     /// <summary>The glue's view of the same facts (requires the glue to be loaded).</summary>
     public static long[] NativeLayout()

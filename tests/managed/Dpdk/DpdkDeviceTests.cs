@@ -28,6 +28,14 @@ public sealed unsafe class DpdkDeviceTests
     }
 
     [DpdkFact]
+    public void PacketBufMirror_MatchesGlueStruct()
+    {
+        // The glue reads and writes PacketBuf arrays directly (struct utd_packet): a field moved in C# must fail here.
+        Assert.True(DpdkNativeAccess.Load(DpdkTestEnv.Eal.GluePath, out string error), error);
+        Assert.Equal(RteMbuf.NativePacketLayout(), RteMbuf.PacketLayout());
+    }
+
+    [DpdkFact]
     public void MemifPair_Burst32_FramesArriveIntact_BothWays_NoMbufLeak()
     {
         (DpdkPort a, DpdkPort b) = OpenMemifPair();
@@ -91,6 +99,70 @@ public sealed unsafe class DpdkDeviceTests
             Assert.Equal(0, bufs[0].Handle);
             d.FreeBurst(bufs.Slice(16, 16));
             Assert.Equal(before, a.PoolAvailable);
+        }
+        finally
+        {
+            ClosePair(a, b);
+        }
+    }
+
+    [DpdkFact]
+    public void Transmit_ForeignOrOverlongBuffer_ThrowsAndSendsNothing()
+    {
+        (DpdkPort a, DpdkPort b) = OpenMemifPair();
+        try
+        {
+            DpdkDevice da = a.Devices[0], db = b.Devices[0];
+            int before = a.PoolAvailable;
+            using var pool = new NativePacketPool(4, 2048);
+            PacketBuf[] tx = new PacketBuf[3];
+            Assert.Equal(2, da.Allocate(tx.AsSpan(0, 2)));
+            tx[0].SetLength(64);
+            tx[1].SetLength(64);
+            Assert.True(pool.TryRent(out tx[2]));
+            Assert.True(pool.TryRent(out tx[2])); // slot 1: a small integer handle, not an mbuf
+            tx[2].SetLength(64);
+            var e = Assert.Throws<ArgumentException>(() => da.Transmit(tx));
+            Assert.Contains("packet 2", e.Message);
+            PacketBuf saved = tx[1];
+            tx[1].Length = tx[1].Capacity; // data past the end of the mbuf
+            e = Assert.Throws<ArgumentException>(() => da.Transmit(tx.AsSpan(0, 2)));
+            Assert.Contains("packet 1", e.Message);
+            tx[1] = saved;
+            Span<PacketBuf> rx = stackalloc PacketBuf[32];
+            Thread.Sleep(20);
+            Assert.Equal(0, db.Receive(rx)); // nothing left
+            da.FreeBurst(tx.AsSpan(0, 2));
+            Assert.Equal(before, a.PoolAvailable);
+            pool.Return(ref tx[2]);
+        }
+        finally
+        {
+            ClosePair(a, b);
+        }
+    }
+
+    [DpdkFact]
+    public void Transmit_StaleTransmitFlags_AreClearedBeforeSending()
+    {
+        // A frame once prepared for offload (then refused and retried, or a received mbuf whose flags were set)
+        // must not reach the driver with checksum requests it no longer makes.
+        (DpdkPort a, DpdkPort b) = OpenMemifPair();
+        try
+        {
+            DpdkDevice da = a.Devices[0], db = b.Devices[0];
+            Span<PacketBuf> tx = stackalloc PacketBuf[1];
+            Assert.Equal(1, da.Allocate(tx));
+            tx[0].SetLength(60);
+            Span<byte> f = tx[0].Data;
+            f.Clear();
+            BinaryPrimitives.WriteUInt16BigEndian(f[12..], 0x0800);
+            RteMbuf* m = (RteMbuf*)tx[0].Handle;
+            m->OlFlags |= RteMbuf.TxIpv4 | RteMbuf.TxIpCksum;
+            byte[] got = TransmitAndReceive(da, tx, db, null).Single();
+            Assert.Equal(60, got.Length);
+            // memif copies the frame and frees the mbuf at once; the pool keeps its header as it was left.
+            Assert.Equal(0UL, m->OlFlags & RteMbuf.TxFlagsMask);
         }
         finally
         {
