@@ -95,9 +95,14 @@ internal static unsafe class Engine
             }
             try
             {
+                string[] extra = dpdkArgs.Length == 0 ? [] : dpdkArgs.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                // --no-huge in USERTCP_DPDK_ARGS: ordinary pages, with the EAL options that go with them (valgrind
+                // cannot map hugepages).
+                bool noHuge = Array.IndexOf(extra, "--no-huge") >= 0;
                 var eal = new DpdkEalConfig
                 {
-                    ExtraArgs = dpdkArgs.Length == 0 ? [] : dpdkArgs.Split(' ', StringSplitOptions.RemoveEmptyEntries),
+                    ExtraArgs = noHuge ? Array.FindAll(extra, a => a != "--no-huge") : extra,
+                    Hugepages = noHuge ? DpdkHugepages.Never : DpdkHugepages.Auto,
                     Warn = msg => Kernel.Log(1, msg),
                 };
                 s_device = DpdkDevice.Open(eal, new DpdkPortConfig { Device = dev });
