@@ -18,7 +18,7 @@ MANAGED_SRC := $(shell find stack interpose aot -name '*.cs' -not -path '*/obj/*
                $(wildcard stack/*.csproj interpose/*.csproj aot/*.csproj) Directory.Build.props
 AOT_NATIVE := aot/obj/Release/net9.0/linux-x64/native
 
-.PHONY: all setup test test-c test-managed demo bench bench-stack clean
+.PHONY: all valgrind setup test test-c test-managed demo bench bench-stack clean
 all: $(BUILD)/libusertcp.so $(BUILD)/libusertcp-dpdk.so
 
 $(BUILD)/cshim/%.o: cshim/%.c $(CSHIM_HDR) | $(BUILD)/cshim
@@ -39,6 +39,19 @@ $(BUILD)/libusertcp.so: $(BUILD)/libcshim.a $(BUILD)/usertcp.map $(MANAGED_SRC)
 	    -p:CShimArchive=$(abspath $(BUILD)/libcshim.a) -p:VersionScript=$(abspath $(BUILD)/usertcp.map) \
 	    -o $(BUILD)/aot
 	cp $(BUILD)/aot/libusertcp.so $@
+
+# The same library with a GC heap valgrind can host (see aot/UserTcp.Aot.csproj); for scripts/callgrind-rpc.py.
+valgrind: $(BUILD)/valgrind/libusertcp.so
+$(BUILD)/valgrind/libusertcp.so: $(BUILD)/libcshim.a $(BUILD)/usertcp.map $(MANAGED_SRC)
+	$(DOTNET) publish aot/UserTcp.Aot.csproj -c Release --nologo -v quiet -p:UserTcpValgrind=true \
+	    -p:IntermediateOutputPath=obj/valgrind/ -p:OutputPath=bin/valgrind/ \
+	    -p:CShimArchive=$(abspath $(BUILD)/libcshim.a) -p:VersionScript=$(abspath $(BUILD)/usertcp.map) \
+	    -o $(BUILD)/valgrind/aot
+	cp $(BUILD)/valgrind/aot/libusertcp.so $@
+	# Symbols without DWARF next to the library: valgrind names the functions and skips the DWARF it cannot read.
+	objcopy --strip-debug $(BUILD)/valgrind/aot/libusertcp.so.dbg $(BUILD)/valgrind/libusertcp.so.dbg
+	rm -f $(BUILD)/valgrind/aot/libusertcp.so.dbg
+	ln -sf ../libusertcp-dpdk.so $(BUILD)/valgrind/libusertcp-dpdk.so
 
 setup:
 	scripts/setup.sh

@@ -46,11 +46,19 @@ void ut_bit_set(uint64_t *bits, int fd, int on)
 }
 
 /* The kernel needs RLIMIT_NOFILE above every number we reserve. Raise the soft limit (never the hard one). */
+static rlim_t nofile_seen; /* a soft limit seen (or set) before: numbers below it need no system call */
+
 static int ensure_nofile(int fd)
 {
+    /* One getrlimit per new socket was a system call per connection. A program that lowers its limit later gets
+       EMFILE from F_DUPFD instead, the same answer. Caller holds ut_lock. */
+    if ((rlim_t)fd < nofile_seen) return 0;
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl)) return -errno;
-    if ((rlim_t)fd < rl.rlim_cur) return 0;
+    if ((rlim_t)fd < rl.rlim_cur) {
+        nofile_seen = rl.rlim_cur;
+        return 0;
+    }
     rlim_t want = (rlim_t)ut_cfg.fd_base + (rlim_t)ut_cfg.max_fds;
     if (want <= (rlim_t)fd) want = (rlim_t)fd + 1;
     if (want > rl.rlim_max) want = rl.rlim_max;
@@ -58,7 +66,9 @@ static int ensure_nofile(int fd)
     ut_log(UT_LOG_INFO, "raising RLIMIT_NOFILE soft limit from %lu to %lu for user-stack fds", (unsigned long)rl.rlim_cur,
            (unsigned long)want);
     rl.rlim_cur = want;
-    return setrlimit(RLIMIT_NOFILE, &rl) ? -errno : 0;
+    if (setrlimit(RLIMIT_NOFILE, &rl)) return -errno;
+    nofile_seen = want;
+    return 0;
 }
 
 int ut_fd_floor(void)

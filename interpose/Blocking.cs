@@ -21,8 +21,14 @@ internal static class Blocking
         long r;
         lock (Engine.Gate)
         {
-            Engine.PollLocked();
+            // Try before polling the device: a read with data waiting or a write with room completes without the
+            // cost of a receive burst (the next call that must wait, epoll_wait or the progress thread polls).
             r = attempt.Try();
+            if (r == -Errno.EAGAIN)
+            {
+                Engine.PollLocked();
+                r = attempt.Try();
+            }
         }
         if (r != -Errno.EAGAIN || nonBlocking) return r;
         long deadline = timeoutUs > 0 ? Engine.NowUs + timeoutUs : long.MaxValue;

@@ -49,7 +49,10 @@ internal static class EpollSets
     {
         const int ADD = 1, DEL = 2, MOD = 3;
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
-        if (Kernel.Fcntl(epfd, 1 /* F_GETFD */, 0) < 0) return -Errno.EBADF;
+        // An epfd with user registrations is known to be open (closing it forgets the set): no system call.
+        bool known;
+        lock (s_gate) known = s_sets.ContainsKey(epfd);
+        if (!known && Kernel.Fcntl(epfd, 1 /* F_GETFD */, 0) < 0) return -Errno.EBADF;
         if (epfd == fd) return -Errno.EINVAL;
         Interlocked.Increment(ref Engine.ReadinessEpoch);
         lock (s_gate)

@@ -107,7 +107,8 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
     public void Poll(long nowUs)
     {
         _nowUs = nowUs;
-        for (int i = 0; i < 64 && _iface.PollReceive(nowUs) > 0; i++) { }
+        // Until a burst comes back short (the device is drained), without a last empty receive call.
+        for (int i = 0; i < 64 && _iface.PollReceive(nowUs) == _iface.ReceiveBurst; i++) { }
         _tcp.PollTimers(nowUs);
         _iface.PollTimers(nowUs);
         _iface.Flush();

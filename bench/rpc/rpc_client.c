@@ -1,8 +1,9 @@
 // Client for the A/B benchmarks (scripts/ab.py); runs on the kernel in the client namespace.
 //
-//   rpc_client echo HOST PORT CONNS SECONDS [SIZE]
+//   rpc_client echo HOST PORT CONNS SECONDS [SIZE [REQUESTS]]
 //       Opens CONNS connections, then keeps one SIZE-byte (default 64) request outstanding on each (closed loop)
-//       for SECONDS. Prints one line: conns=.. requests=.. rps=.. p50_us=.. p99_us=.. errors=..
+//       for SECONDS, or until REQUESTS responses arrived (0: no limit; no new request is sent past the limit).
+//       Prints one line: conns=.. requests=.. rps=.. p50_us=.. p99_us=.. errors=..
 //   rpc_client hold HOST PORT N
 //       Opens N connections (at most 512 connects in flight; any not established within 20 s counts as
 //       failed) and keeps them open and idle. Prints
@@ -78,7 +79,7 @@ static int open_many(int *fds, int n, int window, int *failed) {
     return ok;
 }
 
-static int cmd_echo(int conns, double seconds, int size) {
+static int cmd_echo(int conns, double seconds, int size, long limit) {
     int *fds = calloc((size_t)conns, sizeof *fds);
     uint64_t *sent_at = calloc((size_t)conns, sizeof *sent_at);
     int *got = calloc((size_t)conns, sizeof *got);
@@ -95,15 +96,18 @@ static int cmd_echo(int conns, double seconds, int size) {
         epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev);
     }
     uint64_t start = now_ns(), end = start + (uint64_t)(seconds * 1e9);
+    long sent = 0;
     for (int i = 0; i < conns; i++) {
         if (fds[i] < 0) continue;
+        if (limit > 0 && sent == limit) break;
+        sent++;
         sent_at[i] = now_ns();
         if (write(fds[i], req, (size_t)size) != size) { errors++; close(fds[i]); fds[i] = -1; }
     }
     long done = 0;
     struct epoll_event evs[512];
     uint64_t t;
-    while ((t = now_ns()) < end) {
+    while ((t = now_ns()) < end && (limit <= 0 || done < limit)) {
         int k = epoll_wait(ep, evs, 512, 10);
         for (int i = 0; i < k; i++) {
             int idx = (int)evs[i].data.u32, fd = fds[idx];
@@ -120,6 +124,8 @@ static int cmd_echo(int conns, double seconds, int size) {
             hist[us < BUCKETS ? us : BUCKETS]++;
             done++;
             sent_at[idx] = now;
+            if (limit > 0 && sent >= limit) continue;
+            sent++;
             if (write(fd, req, (size_t)size) != size) { errors++; close(fd); fds[idx] = -1; }
         }
     }
@@ -194,14 +200,15 @@ static int cmd_hold(int n) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 5) { fprintf(stderr, "usage: %s echo HOST PORT CONNS SECONDS [SIZE] | hold HOST PORT N\n", argv[0]); return 2; }
+    if (argc < 5) { fprintf(stderr, "usage: %s echo HOST PORT CONNS SECONDS [SIZE [REQUESTS]] | hold HOST PORT N\n", argv[0]); return 2; }
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) { rl.rlim_cur = rl.rlim_max; setrlimit(RLIMIT_NOFILE, &rl); }
     signal(SIGPIPE, SIG_IGN);
     s_addr.sin_family = AF_INET;
     s_addr.sin_port = htons((unsigned short)atoi(argv[3]));
     if (inet_pton(AF_INET, argv[2], &s_addr.sin_addr) != 1) { fprintf(stderr, "bad address %s\n", argv[2]); return 2; }
-    if (strcmp(argv[1], "echo") == 0) return cmd_echo(atoi(argv[4]), atof(argv[5]), argc > 6 ? atoi(argv[6]) : 64);
+    if (strcmp(argv[1], "echo") == 0)
+        return cmd_echo(atoi(argv[4]), atof(argv[5]), argc > 6 ? atoi(argv[6]) : 64, argc > 7 ? atol(argv[7]) : 0);
     if (strcmp(argv[1], "hold") == 0) return cmd_hold(atoi(argv[4]));
     fprintf(stderr, "unknown mode %s\n", argv[1]);
     return 2;

@@ -14,6 +14,7 @@ public sealed partial class Interface
     /// buffer is freed here; anything dropped is counted. Replies built meanwhile leave in one burst at the end.
     /// Returns the number of frames received.
     /// </summary>
+    [System.Runtime.CompilerServices.SkipLocalsInit] // the burst is not zeroed per call: only [0, n) is read
     public int PollReceive(long nowUs)
     {
         _lastPollUs = nowUs;

@@ -30,6 +30,8 @@ public sealed partial class Interface : IArpOwner, IDisposable
     private readonly StackCounters _counters;
     private readonly ArpCache _arp;
     private readonly PacketBuf[] _txBatch;
+    /// <summary>Frames one <see cref="PollReceive"/> takes at most; fewer means the device had no more.</summary>
+    public int ReceiveBurst => _txBatch.Length;
     private readonly PacketBuf[] _spare;   // buffers allocated from the device in bulk, handed out one by one
     private int _txCount;
     private bool _txRefused; // the last flush left frames the device refused

@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Instructions per 64 B RPC on usertcp, from callgrind (issue "A/B against the kernel", target <= 1,500 in stack + shim).
+
+bench/rpc/rpc_server runs under valgrind --tool=callgrind on usertcp (DPDK af_packet on the veth of a private
+scripts/testnet.sh topology, ordinary pages); bench/rpc/rpc_client on the kernel in the client namespace sends a
+fixed number of 64-byte echo RPCs over a few connections. Two runs with different numbers of RPCs; the difference of
+their instruction counts divided by the difference of RPCs is the cost of one RPC without start-up and exit. The
+counts are split by object: the application (rpc_server itself), the stack + shim (libusertcp.so: interposed calls,
+TCP/IP, waits), the C runtime it calls (libc, ld.so, vdso), and the DPDK device (librte_*, libusertcp-dpdk.so).
+The kernel's instructions (af_packet syscalls) are not visible to callgrind and not counted.
+
+Needs root, `make`, `make valgrind` (build/valgrind/libusertcp.so: the library with a GC heap valgrind can host) and
+`make -C bench/rpc`. Usage: scripts/callgrind-rpc.py [--requests 4000,20000] [--conns 10] [--keep DIR]
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LIB = os.path.join(ROOT, "build", "valgrind", "libusertcp.so")
+BENCH = os.path.join(ROOT, "build", "bench")
+SRV_IP = "198.18.0.2"
+
+
+def self_costs(path):
+    """Callgrind's self cost (Ir) per (object, function) from a callgrind.out file."""
+    names, fnames, costs = {}, {}, {}
+    ob = fn = None
+    skip_next = False
+    with open(path, errors="replace") as f:
+        for line in f:
+            if not line or line[0] == "#":
+                continue
+            c = line[0]
+            if c.isdigit() or c in "+-*":
+                if skip_next:  # the inclusive cost of a call, not self cost
+                    skip_next = False
+                    continue
+                parts = line.split()
+                if len(parts) >= 2 and ob is not None:
+                    costs[(ob, fn)] = costs.get((ob, fn), 0) + int(parts[-1])
+                continue
+            m = re.match(r"(c?ob|c?fn)=\((\d+)\)(?: (.*))?", line.strip())
+            if m:
+                table = names if m.group(1).endswith("ob") else fnames
+                if m.group(3):
+                    table[m.group(2)] = m.group(3)
+                if m.group(1) == "ob":
+                    ob = names.get(m.group(2), m.group(2))
+                elif m.group(1) == "fn":
+                    fn = fnames.get(m.group(2), m.group(2))
+            elif line.startswith("calls="):
+                skip_next = True
+    return costs
+
+
+class Symbols:
+    """Names for the managed code of libusertcp.so. Valgrind cannot place NativeAOT's code section in the object
+    (it reports the object as '???' and the function by address); the symbol table of the .dbg file and the load
+    address (found as the page offset that makes the most '???' entry points symbol addresses) name them."""
+
+    def __init__(self, dbg, addresses):
+        out = subprocess.run(["nm", "-n", dbg], text=True, capture_output=True).stdout
+        self.addr, self.name = [], []
+        for l in out.splitlines():
+            p = l.split(None, 2)
+            if len(p) == 3 and p[1] in "tT":
+                self.addr.append(int(p[0], 16))
+                self.name.append(p[2])
+        known = set(self.addr)
+        self.base, best = 0, -1
+        for base in range(0x4000000, 0x5000000, 0x1000):
+            hit = sum(1 for a in addresses if a - base in known)
+            if hit > best:
+                self.base, best = base, hit
+        self.end = self.base + (self.addr[-1] if self.addr else 0) + 0x10000
+
+    def lookup(self, address):
+        import bisect
+        if not self.base <= address < self.end:
+            return None
+        i = bisect.bisect_right(self.addr, address - self.base) - 1
+        return self.name[i] if i >= 0 else None
+
+
+def group(obj):
+    base = os.path.basename(obj)
+    if base == "rpc_server":
+        return "application (rpc_server)"
+    if base == "libusertcp.so" or obj == "libusertcp.so":
+        return "stack + shim (libusertcp.so)"
+    if base.startswith("librte_") or base == "libusertcp-dpdk.so":
+        return "DPDK device (librte_*, glue)"
+    return "C runtime (libc, ld.so, vdso, other)"
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
+
+
+def run_once(suffix, work, requests, conns):
+    srv, cli = f"ut-srv{suffix}", f"ut-cli{suffix}"
+    out = os.path.join(work, f"callgrind.{requests}")
+    log = open(os.path.join(work, f"server.{requests}.log"), "w")
+    cmd = ["ip", "netns", "exec", srv, "env", f"LD_PRELOAD={LIB}", f"USERTCP_IP={SRV_IP}/24",
+           "USERTCP_DEV=net_af_packet0,iface=ut-srv0", "USERTCP_DPDK_ARGS=--log-level=*:error --no-huge",
+           "USERTCP_STATS=1", "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+           f"{BENCH}/rpc_server", "7000"]
+    p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(240):
+            r = subprocess.run(["ip", "netns", "exec", cli, "timeout", "1", "bash", "-c",
+                                f"exec 3<>/dev/tcp/{SRV_IP}/7000"], capture_output=True)
+            if r.returncode == 0:
+                break
+            if p.poll() is not None:
+                raise RuntimeError(f"server exited: see {log.name}")
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("server did not start listening")
+        res = sh(["ip", "netns", "exec", cli, f"{BENCH}/rpc_client", "echo", SRV_IP, "7000", str(conns), "600", "64",
+                  str(requests)])
+        line = res.stdout.strip()
+        kv = dict(x.split("=") for x in line.split())
+        if int(kv["requests"]) != requests or kv["errors"] != "0":
+            raise RuntimeError(f"client: {line}")
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        log.close()
+    stats = [l.strip() for l in open(log.name, errors="replace") if ": stats: " in l]
+    return self_costs(out), line, stats
+
+
+def resolve(costs, syms):
+    """(object, function) -> cost with the managed code of libusertcp.so named and put in its object."""
+    out = {}
+    for (ob, fn), v in costs.items():
+        if ob == "???" and fn and fn.startswith("0x"):
+            name = syms.lookup(int(fn.split("'")[0], 16))
+            if name:
+                ob, fn = "libusertcp.so", name
+        out[(ob, fn)] = out.get((ob, fn), 0) + v
+    return out
+
+
+def addresses(costs):
+    return {int(fn.split("'")[0], 16) for (ob, fn) in costs if ob == "???" and fn and fn.startswith("0x")}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", default="4000,20000", help="two RPC counts, comma-separated")
+    ap.add_argument("--conns", type=int, default=10)
+    ap.add_argument("--keep", help="directory to keep the callgrind files in")
+    ap.add_argument("--top", type=int, default=30, help="functions listed")
+    ap.add_argument("--files", help="analyse existing callgrind files FILE1,FILE2 (no runs)")
+    a = ap.parse_args()
+    n1, n2 = (int(x) for x in a.requests.split(","))
+    for f in (LIB, f"{BENCH}/rpc_server", f"{BENCH}/rpc_client"):
+        if not os.path.exists(f):
+            sys.exit(f"callgrind-rpc: {f} is missing: run make, make valgrind and make -C bench/rpc")
+    if a.files:
+        f1, f2 = a.files.split(",")
+        report(a, n1, n2, self_costs(f1), self_costs(f2), "", "", [], None)
+        return
+    suffix = f"cg{os.getpid() % 100000}"
+    work = a.keep or tempfile.mkdtemp(prefix="usertcp-cg-")
+    os.makedirs(work, exist_ok=True)
+    sh([os.path.join(ROOT, "scripts", "testnet.sh"), "up", "--suffix", suffix])
+    try:
+        c1, line1, stats1 = run_once(suffix, work, n1, a.conns)
+        c2, line2, stats2 = run_once(suffix, work, n2, a.conns)
+    finally:
+        subprocess.run([os.path.join(ROOT, "scripts", "testnet.sh"), "down", "--suffix", suffix], capture_output=True)
+    report(a, n1, n2, c1, c2, line1, line2, stats2, work)
+
+
+def report(a, n1, n2, c1, c2, line1, line2, stats2, work):
+    syms = Symbols(LIB + ".dbg", addresses(c1) | addresses(c2))
+    c1, c2 = resolve(c1, syms), resolve(c2, syms)
+    groups1, groups2 = {}, {}
+    for c, g in ((c1, groups1), (c2, groups2)):
+        for (obj, _fn), v in c.items():
+            g[group(obj)] = g.get(group(obj), 0) + v
+    per = {k: (groups2.get(k, 0) - groups1.get(k, 0)) / (n2 - n1) for k in set(groups1) | set(groups2)}
+    print(f"callgrind, rpc_server on usertcp (af_packet), {a.conns} connections, 64 B echo RPCs: runs of {n1} and {n2}")
+    print(f"  run 1: {line1}")
+    print(f"  run 2: {line2}")
+    for s in stats2:
+        print(f"  {s}")
+    print(f"{'object group':40} {'Ir run 1':>14} {'Ir run 2':>14} {'Ir per RPC':>11}")
+    for k in sorted(per, key=lambda k: -per[k]):
+        print(f"{k:40} {groups1.get(k, 0):14,} {groups2.get(k, 0):14,} {per[k]:11,.0f}")
+    app = per.get("application (rpc_server)", 0)
+    total = sum(per.values())
+    print(f"{'total':40} {sum(groups1.values()):14,} {sum(groups2.values()):14,} {total:11,.0f}")
+    print(f"instructions per RPC, everything but the application: {total - app:,.0f} (application: {app:,.0f})")
+    top, funcs = {}, {}
+    for c, sign in ((c2, 1), (c1, -1)):
+        for (obj, fn), v in c.items():
+            top[obj] = top.get(obj, 0) + sign * v
+            funcs[(obj, fn)] = funcs.get((obj, fn), 0) + sign * v
+    print("by object, per RPC:")
+    for obj, v in sorted(top.items(), key=lambda kv: -kv[1])[:8]:
+        print(f"  {v / (n2 - n1):9,.0f}  {obj}")
+    print(f"by function, per RPC (top {a.top}):")
+    for (obj, fn), v in sorted(funcs.items(), key=lambda kv: -kv[1])[:a.top]:
+        print(f"  {v / (n2 - n1):9,.1f}  {os.path.basename(obj)}  {fn}")
+    if work and a.keep:
+        print(f"callgrind files: {work}")
+    elif work:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
