@@ -13,8 +13,11 @@ public sealed class InterfaceConfig
 
     /// <summary>ARP entries held at most (neighbours plus gateway).</summary>
     public int ArpCacheCapacity { get; init; } = 64;
-    /// <summary>Packets that may wait for one address to resolve; more are dropped (<see cref="DropReason.ArpQueueFull"/>).</summary>
-    public int ArpQueuePerEntry { get; init; } = 4;
+    /// <summary>Packets that may wait for one address to resolve; more are dropped (<see cref="DropReason.ArpQueueFull"/>).
+    /// A stack that starts under load (a new nginx worker after a reload) answers a burst of SYNs from one client
+    /// before it knows the client's address: with 4 here, 36 of 40 SYN-ACKs were dropped and waited a second for their
+    /// retransmission. Linux keeps about 100 packets per unresolved neighbour (unres_qlen_bytes).</summary>
+    public int ArpQueuePerEntry { get; init; } = 64;
     /// <summary>How long a learned address is trusted before it is resolved again.</summary>
     public long ArpEntryLifetimeUs { get; init; } = 60_000_000;
     /// <summary>Time between ARP requests for an unresolved address (RFC 1122 §2.3.2.1: at most one per second).</summary>

@@ -109,6 +109,23 @@ if wait_http on_kernel_cli curl -s -m 1 -o /dev/null http://198.18.0.2/index.htm
     || fail "nginx-2-workers" "only $served worker(s) served; $(grep -v '\[info\]' "$work/ngx3/error.log" | tail -2)"
   pings=$(on_kernel_cli ping -c 3 -i 0.2 -W 1 198.18.0.2 2>&1 | grep -o '[0-9]* received\|+[0-9]* duplicates' | tr '\n' ' ')
   [ "$pings" = "3 received " ] && ok "ping to a 2-worker group: answered once each" || fail "ping-group" "$pings"
+  # nginx -s reload under load: the old workers finish and exit, the new ones take over. A client must never be
+  # refused meanwhile (the kernel queues SYNs on the listening socket the master keeps; here the master's listener
+  # makes the group drop a SYN for the peer to retry instead of answering RST). wrk counts a refused connection as a
+  # write error; read errors are keep-alive connections the old workers closed, as on the kernel.
+  m=$(cat "$work/ngx3/nginx.pid")
+  old_workers=$(pgrep -P "$m" | sort | tr '\n' ' ')
+  ( sleep 1; kill -HUP "$m" ) &
+  out=$(on_kernel_cli wrk -t2 -c40 -d4s http://198.18.0.2/f4096.bin 2>&1)
+  wait
+  new_workers=$(pgrep -P "$m" | sort | tr '\n' ' ')
+  werr=$(echo "$out" | sed -n 's/.*Socket errors:.*write \([0-9]*\).*/\1/p')
+  rps=$(echo "$out" | awk '/^Requests\/sec/{print int($2)}')
+  if [ "${werr:-0}" = 0 ] && [ "${rps:-0}" -gt 1000 ] && ! echo "$out" | grep -q "Non-2xx" && [ "$old_workers" != "$new_workers" ]; then
+    ok "nginx -s reload under load (2 workers): no refused connections, $rps req/s, workers replaced"
+  else
+    fail "nginx-reload" "write errors ${werr:-?}, workers '$old_workers' -> '$new_workers': $(echo "$out" | tail -4 | tr '\n' ' ')"
+  fi
   kill -QUIT "$(cat "$work/ngx3/nginx.pid")"
   for _ in $(seq 50); do [ -e "$work/ngx3/nginx.pid" ] || break; sleep 0.1; done
 else
