@@ -923,6 +923,28 @@ TEST_F(ConnParity, SaRestartRestartsBlockingAcceptRecvAndSend)
     EXPECT_EQ(a.substr(0, a.find(' ', 3)), "OK " + std::to_string(total));
 }
 
+TEST_F(ConnParity, SaRestartKeepsABlockingConnectWaiting)
+{
+    // A connect whose handshake cannot finish yet (198.18.0.9 does not answer ARP): an SA_RESTART handler at 200 ms
+    // lets it go on waiting; a handler without SA_RESTART at 700 ms ends it with EINTR.
+    SignalScope scope;
+    SignalScope::Install(SIGUSR1, SA_RESTART);
+    SignalScope::Install(SIGUSR2, 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in to = Addr("198.18.0.9", 9);
+    std::thread t1 = SignalMeIn(200, SIGUSR1), t2 = SignalMeIn(700, SIGUSR2);
+    long t0 = NowMs();
+    EXPECT_FAILS_WITH(connect(fd, (sockaddr *)&to, sizeof to), EINTR);
+    long took = NowMs() - t0;
+    t1.join();
+    t2.join();
+    EXPECT_EQ(s_signals, 2);
+    EXPECT_GE(took, 600);
+    EXPECT_LT(took, 2500);
+    close(fd);
+}
+
 TEST_F(ConnParity, SaRestartDoesNotRestartTimeoutsOrPollOrEpoll)
 {
     SignalScope scope;
