@@ -1,5 +1,6 @@
 #include "fdtab.h"
 #include "config.h"
+#include "group.h"
 #include "log.h"
 #include "real.h"
 
@@ -156,7 +157,11 @@ void ut_rec_clear(int fd)
 {
     struct ut_sock *s = records[fd].sock;
     records[fd].sock = NULL;
-    if (s && --s->refs == 0) free(s);
+    if (s && --s->refs == 0) {
+        /* Its listener record goes (closed, or handed to this process's own stack, which counts its listeners). */
+        if (s->listening) ut_group_held_remove(s->local.sin_port);
+        free(s);
+    }
 }
 
 int ut_epreg_find(int epfd, int fd)
@@ -215,6 +220,21 @@ struct ut_fdrec *ut_rec_list(int *n)
     }
     *n = k;
     return list;
+}
+
+/* A forked child holds its parent's listening sockets too (nginx: the daemon child, then each worker): record them
+ * under its own pid, so they count while it lives even after the parent exits. */
+void ut_rec_held_inherit(void)
+{
+    if (!records) return;
+    for (uint32_t word = 0; word < (ut_fd_limit + 63) / 64; word++) {
+        uint64_t w = ut_fd_bits[word];
+        while (w) {
+            int fd = (int)(word * 64 + (uint32_t)__builtin_ctzll(w));
+            w &= w - 1;
+            if (records[fd].sock && records[fd].sock->listening) ut_group_held_add(records[fd].sock->local.sin_port);
+        }
+    }
 }
 
 void ut_rec_free_all(void)

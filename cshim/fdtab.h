@@ -92,6 +92,7 @@ void ut_fd_unreserve(int fd) UT_HIDDEN;
 
 /* Pre-start records. All callers hold ut_lock. */
 struct ut_sock *ut_rec_sock(int fd) UT_HIDDEN;
+void ut_rec_held_inherit(void) UT_HIDDEN;
 int ut_rec_cloexec(int fd) UT_HIDDEN;
 void ut_rec_set(int fd, struct ut_sock *s, int cloexec) UT_HIDDEN;
 void ut_rec_clear(int fd) UT_HIDDEN;

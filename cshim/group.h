@@ -10,4 +10,10 @@ extern void *ut_group UT_HIDDEN;
 void ut_group_init(void) UT_HIDDEN;
 long k_pid_alive(int pid);
 
+/* Listening sockets of processes that have not started a stack (nginx's master holds them while workers restart). */
+#define UT_GROUP_HELD_OFFSET 1024
+#define UT_GROUP_HELD_SLOTS 384
+void ut_group_held_add(uint16_t port_be) UT_HIDDEN;
+void ut_group_held_remove(uint16_t port_be) UT_HIDDEN;
+
 #endif

@@ -1,5 +1,6 @@
 /* Recording configuration-time calls before the runtime starts. See prestart.h. */
 #include "prestart.h"
+#include "group.h"
 #include "config.h"
 #include "fdtab.h"
 #include "log.h"
@@ -198,6 +199,7 @@ static long ps_listen(int fd, int backlog)
     }
     if ((unsigned)backlog > 4096) backlog = 4096; /* net.core.somaxconn */
     s->backlog = backlog;
+    if (!s->listening) ut_group_held_add(s->local.sin_port);
     s->listening = 1;
     return 0;
 }

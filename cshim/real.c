@@ -79,11 +79,13 @@ long k_block_signals(void)
 }
 long k_ppoll_us(struct pollfd *fds, unsigned long n, long us, const sigset_t *mask)
 {
+    if (!mask) mask = ut_wait_mask(); /* inside a wait, signals get in only here */
     struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
     return neg_errno(ut_real.ppoll(fds, n, us < 0 ? NULL : &ts, mask));
 }
 long k_epoll_wait_us(int epfd, struct epoll_event *ev, int max, long us, const sigset_t *mask)
 {
+    if (!mask) mask = ut_wait_mask();
     struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
     int r = ut_real.epoll_pwait2(epfd, ev, max, us < 0 ? NULL : &ts, mask);
     if (r < 0 && errno == ENOSYS) /* an older kernel: millisecond resolution, rounded up */

@@ -25,6 +25,10 @@ void ut_real_resolve(void) UT_HIDDEN;
 long k_kill_self_sigpipe(void);
 long k_fcntl(int fd, int cmd, long arg);
 long k_sleep_us(long us);
+long k_wait_us(long us, int restartable);
+long k_wait_begin(void);                 /* signals.c: a blocking wait starts (asynchronous signals only in its sleeps) */
+long k_wait_end(void);
+const sigset_t *ut_wait_mask(void);      /* the thread's mask outside the current wait, or NULL */ /* signals.c: a blocking call's sleep, with SA_RESTART semantics */
 long k_pread(int fd, void *buf, size_t n, long off);
 long k_lseek(int fd, long off, int whence);
 long k_block_signals(void);

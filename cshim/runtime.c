@@ -180,6 +180,7 @@ static void atfork_parent(void) { pthread_mutex_unlock(&ut_lock); }
 static void atfork_child(void)
 {
     if (ut_rt_state == UT_RT_STARTED) ut_rt_state = UT_RT_FORKED;
+    else ut_rec_held_inherit();
     pthread_mutex_unlock(&ut_lock);
 }
 

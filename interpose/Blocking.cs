@@ -1,4 +1,3 @@
-using System.Threading;
 using UserTcp.Interpose.Native;
 
 namespace UserTcp.Interpose;
@@ -13,10 +12,16 @@ internal interface IAttempt
 /// Blocking built on non-blocking attempts (gVisor's shape): try, and while the answer is "would block", keep the
 /// stack moving and sleep in growing steps until the call can complete, its timeout passes (EAGAIN) or a signal
 /// handler runs (EINTR). Generic over a struct so nothing is allocated per call.
+///
+/// Signals follow signal(7): after a handler installed with SA_RESTART the wait goes on (the kernel restarts the
+/// call), unless a timeout is set on the socket (SO_RCVTIMEO/SO_SNDTIMEO: EINTR) or the caller already has a partial
+/// result it returns instead (`restartable` false: a MSG_WAITALL receive or a long send that made
+/// progress). cshim/signals.c tells which kind of handler ran.
 /// </summary>
 internal static class Blocking
 {
-    internal static long Run<T>(ref T attempt, bool nonBlocking, long timeoutUs) where T : struct, IAttempt
+    internal static long Run<T>(ref T attempt, bool nonBlocking, long timeoutUs, bool restartable = true)
+        where T : struct, IAttempt
     {
         long r;
         lock (Engine.Gate)
@@ -33,21 +38,18 @@ internal static class Blocking
         if (r != -Errno.EAGAIN || nonBlocking) return r;
         long deadline = timeoutUs > 0 ? Engine.NowUs + timeoutUs : long.MaxValue;
         long backoff = 0;
+        int restart = restartable && timeoutUs <= 0 ? 1 : 0;
         Engine.EnterWait();
+        Kernel.WaitBegin();
         try
         {
             while (true)
             {
                 if (Engine.NowUs >= deadline) return -Errno.EAGAIN;
                 long sleep = Engine.NextSleepUs(ref backoff, deadline);
-                if (sleep > 0)
-                {
-                    if (Engine.Sleep(sleep) == -Errno.EINTR) return -Errno.EINTR;
-                }
-                else
-                {
-                    Thread.SpinWait(20);
-                }
+                // Also with nothing to sleep: the zero-length sleep is where a pending signal gets in.
+                if (sleep > 0) Engine.CountSleep(sleep);
+                if (Kernel.WaitUs((nint)sleep, restart) == -Errno.EINTR) return -Errno.EINTR;
                 lock (Engine.Gate)
                 {
                     Engine.PollLocked();
@@ -58,6 +60,7 @@ internal static class Blocking
         }
         finally
         {
+            Kernel.WaitEnd();
             Engine.ExitWait();
         }
     }

@@ -12,7 +12,8 @@ namespace UserTcp.Interpose;
 /// the first fork (cshim/group.c); every change is one compare-and-swap, and only segments that match no local
 /// connection ever look at it (a SYN, or a stray), so the data path of established connections never touches it.
 ///
-/// Layout (bytes): [0] magic, [8] family token, [16] member pids (64 x u32);
+/// Layout (bytes): [0] magic, [8] family token, [16] member pids (64 x u32); [1024] listeners held by processes
+/// without a stack (384 x u64 pid &lt;&lt; 32 | port, written by cshim/group.c: nginx's master);
 /// [4096] listeners per port (65536 x i32); [4096 + 256 KiB] claims: 65536 buckets x 4 ways of u64
 /// (tag &lt;&lt; 32 | owner pid; 0 = free). A claim whose owner died is free for the taking.
 ///
@@ -101,7 +102,21 @@ internal sealed unsafe class FlowGroup : IFlowOwnership
         }
     }
 
-    public bool GroupListens(ushort port) => Volatile.Read(ref _listeners[port]) > 0;
+    /// <summary>Some process of the family listens on <paramref name="port"/>: a started one (its stack counts it), or
+    /// one that holds the listening socket without a stack (nginx's master while its workers restart on a reload: the
+    /// old ones closed their listeners, the new ones have not started yet). A SYN then waits for the peer's retry
+    /// instead of being refused.</summary>
+    public bool GroupListens(ushort port)
+    {
+        if (Volatile.Read(ref _listeners[port]) > 0) return true;
+        ulong* held = (ulong*)(_base + 1024);
+        for (int i = 0; i < 384; i++)
+        {
+            ulong v = Volatile.Read(ref held[i]);
+            if (v != 0 && (ushort)v == port && _alive((int)(v >> 32))) return true;
+        }
+        return false;
+    }
 
     internal void ListenerAdded(ushort port) => Interlocked.Increment(ref _listeners[port]);
     internal void ListenerRemoved(ushort port) => Interlocked.Decrement(ref _listeners[port]);

@@ -65,12 +65,12 @@ internal static unsafe class Multiplex
                 {
                     return kernelReady;
                 }
-                if (!waiting) { Engine.EnterWait(); waiting = true; }
+                if (!waiting) { Engine.EnterWait(); Kernel.WaitBegin(); waiting = true; }
             }
         }
         finally
         {
-            if (waiting) Engine.ExitWait();
+            if (waiting) { Kernel.WaitEnd(); Engine.ExitWait(); }
         }
     }
 
@@ -92,12 +92,12 @@ internal static unsafe class Multiplex
                 long r = Kernel.EpollWaitUs(epfd, events + n, max - n, (nint)sleep, sigmask);
                 if (r < 0) return n > 0 ? n : r;
                 if (n + r > 0 || Engine.NowUs >= deadline) return n + r;
-                if (!waiting) { Engine.EnterWait(); waiting = true; }
+                if (!waiting) { Engine.EnterWait(); Kernel.WaitBegin(); waiting = true; }
             }
         }
         finally
         {
-            if (waiting) Engine.ExitWait();
+            if (waiting) { Kernel.WaitEnd(); Engine.ExitWait(); }
         }
     }
 

@@ -98,7 +98,7 @@ internal static unsafe partial class SocketCalls
             int k = Remaining(iov, count, got, rest);
             a.Iov = rest;
             a.Count = k;
-            long more = Blocking.Run(ref a, false, s.Options.ReceiveTimeoutUs);
+            long more = Blocking.Run(ref a, false, s.Options.ReceiveTimeoutUs, restartable: false);
             if (more <= 0) break;
             got += more;
         }
@@ -177,7 +177,7 @@ internal static unsafe partial class SocketCalls
                 {
                     a.Count = Remaining(iov, count, sent, rest);
                     a.Iov = rest;
-                    long more = Blocking.Run(ref a, false, s.Options.SendTimeoutUs);
+                    long more = Blocking.Run(ref a, false, s.Options.SendTimeoutUs, restartable: false);
                     if (more <= 0) break;
                     sent += more;
                 }

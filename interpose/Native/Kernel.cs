@@ -27,6 +27,16 @@ internal static unsafe partial class Kernel
     internal static partial nint Fcntl(int fd, int cmd, nint arg);
     [LibraryImport(Lib, EntryPoint = "k_sleep_us")]
     internal static partial nint SleepUs(nint us);
+    /// <summary>A blocking call's sleep (cshim/signals.c): 0 to go on waiting (also after a handler that asked for
+    /// SA_RESTART, when <paramref name="restartable"/>), -EINTR when the call must fail.</summary>
+    [LibraryImport(Lib, EntryPoint = "k_wait_us")]
+    internal static partial nint WaitUs(nint us, int restartable);
+    /// <summary>A wait starts/ends: between the two, the thread's asynchronous signals get in only inside the waits'
+    /// sleeps (<see cref="WaitUs"/>, <see cref="PPollUs"/>, <see cref="EpollWaitUs"/>), so none goes unnoticed.</summary>
+    [LibraryImport(Lib, EntryPoint = "k_wait_begin")]
+    internal static partial nint WaitBegin();
+    [LibraryImport(Lib, EntryPoint = "k_wait_end")]
+    internal static partial nint WaitEnd();
     [LibraryImport(Lib, EntryPoint = "k_pread")]
     internal static partial nint PRead(int fd, byte* buf, nuint n, nint offset);
     [LibraryImport(Lib, EntryPoint = "k_lseek")]

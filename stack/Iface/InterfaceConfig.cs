@@ -14,9 +14,9 @@ public sealed class InterfaceConfig
     /// <summary>ARP entries held at most (neighbours plus gateway).</summary>
     public int ArpCacheCapacity { get; init; } = 64;
     /// <summary>Packets that may wait for one address to resolve; more are dropped (<see cref="DropReason.ArpQueueFull"/>).
-    /// A server that has not yet resolved a busy client answers a burst of SYNs at once (1,000 connections opened
-    /// together lost all but 4 SYN-ACKs to a queue of 4 and waited a second for the retransmitted SYNs); Linux
-    /// queues 101 packets (unres_qlen).</summary>
+    /// A stack that does not yet know a busy client's address answers a burst of SYNs at once: with 4 here, 1,000
+    /// connections opened together lost all but 4 SYN-ACKs, and a new nginx worker after a reload 36 of 40; each waited
+    /// a second for the retransmitted SYN. Linux keeps about 100 packets per unresolved neighbour (unres_qlen).</summary>
     public int ArpQueuePerEntry { get; init; } = 64;
     /// <summary>How long a learned address is trusted before it is resolved again.</summary>
     public long ArpEntryLifetimeUs { get; init; } = 60_000_000;

@@ -27,7 +27,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -788,11 +791,6 @@ TEST_F(ConnParity, BlockingReadInterruptedBySignal)
     EXPECT_EQ(c.peer.Cmd("SEND 3"), "OK 3");
     EXPECT_EQ(ReadN(c.fd, 3).size(), 3u);
     sigaction(SIGALRM, &old, nullptr);
-    if (UsertcpMode()) {
-        // Known difference (docs/compatibility.md, "SA_RESTART"): a blocking call on a user socket fails with EINTR
-        // even when the handler was installed with SA_RESTART.
-        return;
-    }
     // With SA_RESTART the read is restarted and returns the data that arrives later.
     sa.sa_flags = SA_RESTART;
     ASSERT_EQ(sigaction(SIGALRM, &sa, nullptr), 0);
@@ -804,6 +802,211 @@ TEST_F(ConnParity, BlockingReadInterruptedBySignal)
     EXPECT_EQ(c.peer.Answer(), "OK");
     EXPECT_EQ(c.peer.Answer(), "OK 4");
     sigaction(SIGALRM, &old, nullptr);
+}
+
+// signal(7), "Interruption of system calls and library functions by signal handlers": with SA_RESTART, blocking
+// accept/recv/send on a socket are restarted, unless a timeout is set on the socket (EINTR); poll and epoll_wait are
+// never restarted; a call that already transferred data returns that count.
+struct SignalScope {
+    struct sigaction old_alrm{}, old_usr1{}, old_usr2{};
+    SignalScope()
+    {
+        sigaction(SIGALRM, nullptr, &old_alrm);
+        sigaction(SIGUSR1, nullptr, &old_usr1);
+        sigaction(SIGUSR2, nullptr, &old_usr2);
+        s_signals = 0;
+    }
+    ~SignalScope()
+    {
+        itimerval off{};
+        setitimer(ITIMER_REAL, &off, nullptr);
+        sigaction(SIGALRM, &old_alrm, nullptr);
+        sigaction(SIGUSR1, &old_usr1, nullptr);
+        sigaction(SIGUSR2, &old_usr2, nullptr);
+    }
+    static void Install(int sig, int flags)
+    {
+        struct sigaction sa{};
+        sa.sa_handler = CountSignal;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = flags;
+        ASSERT_EQ(sigaction(sig, &sa, nullptr), 0);
+    }
+    static void AlarmIn(long ms)
+    {
+        itimerval it{};
+        it.it_value.tv_sec = ms / 1000;
+        it.it_value.tv_usec = (ms % 1000) * 1000;
+        ASSERT_EQ(setitimer(ITIMER_REAL, &it, nullptr), 0);
+    }
+};
+
+// Sends `sig` to the calling thread after `ms` (from another thread: pthread_kill targets exactly this thread).
+std::thread SignalMeIn(long ms, int sig)
+{
+    pthread_t me = pthread_self();
+    return std::thread([me, ms, sig] {
+        usleep(ms * 1000);
+        pthread_kill(me, sig);
+    });
+}
+
+TEST_F(ConnParity, SaRestartRestartsBlockingAcceptRecvAndSend)
+{
+    SignalScope scope;
+    SignalScope::Install(SIGALRM, SA_RESTART);
+    // accept: the peer connects 500 ms in, the signal comes at 200 ms.
+    {
+        int l = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in any = Addr("0.0.0.0", 0);
+        ASSERT_EQ(bind(l, (sockaddr *)&any, sizeof any), 0);
+        ASSERT_EQ(listen(l, 1), 0);
+        uint16_t port = ntohs(Name(l, false).sin_port);
+        Peer p;
+        ASSERT_TRUE(p.Ok());
+        p.Start("SLEEP 500");
+        p.Start(("CONNECT " + std::to_string(port)).c_str());
+        SignalScope::AlarmIn(200);
+        long t0 = NowMs();
+        int s = accept(l, nullptr, nullptr);
+        EXPECT_GE(s, 0) << strerror(errno);
+        EXPECT_GE(NowMs() - t0, 400);
+        EXPECT_EQ(s_signals, 1);
+        EXPECT_EQ(p.Answer(), "OK");
+        EXPECT_EQ(p.Answer().rfind("OK ", 0), 0u);
+        if (s >= 0) close(s);
+        close(l);
+    }
+    Conn c(0, 4096);
+    ASSERT_GE(c.fd, 0);
+    // recv: the data arrives 500 ms in.
+    c.peer.Start("SLEEP 500");
+    c.peer.Start("SEND 3");
+    SignalScope::AlarmIn(200);
+    char buf[8];
+    EXPECT_EQ(recv(c.fd, buf, sizeof buf, 0), 3) << strerror(errno);
+    EXPECT_EQ(s_signals, 2);
+    EXPECT_EQ(c.peer.Answer(), "OK");
+    EXPECT_EQ(c.peer.Answer(), "OK 3");
+    // recv MSG_WAITALL that already has part of its data returns the part (no restart once data moved).
+    c.peer.Start("SENDSLOW 4 2 600");
+    SignalScope::AlarmIn(200);
+    EXPECT_EQ(recv(c.fd, buf, 4, MSG_WAITALL), 2);
+    EXPECT_EQ(s_signals, 3);
+    EXPECT_EQ(c.peer.Answer(), "OK 4");
+    EXPECT_EQ(ReadN(c.fd, 2).size(), 2u);
+    // send: the window is full and the peer starts reading 500 ms in; the send had sent nothing when the signal came.
+    int small = 8192;
+    ASSERT_EQ(setsockopt(c.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    std::vector<unsigned char> chunk(4096, 'b');
+    long total = 0;
+    int again = 0;
+    for (long deadline = NowMs() + 5000; NowMs() < deadline && total < (64L << 20);) {
+        ssize_t w = send(c.fd, chunk.data(), chunk.size(), MSG_DONTWAIT);
+        if (w < 0) {
+            if (errno != EAGAIN || ++again == 3) break;
+            poll(nullptr, 0, 100);
+            continue;
+        }
+        again = 0;
+        total += w;
+    }
+    c.peer.Start("DRAIN 500");
+    SignalScope::AlarmIn(200);
+    long t0 = NowMs();
+    EXPECT_EQ(send(c.fd, chunk.data(), 1000, 0), 1000) << strerror(errno);
+    EXPECT_GE(NowMs() - t0, 400);
+    EXPECT_EQ(s_signals, 4);
+    total += 1000;
+    ASSERT_EQ(shutdown(c.fd, SHUT_WR), 0);
+    std::string a = c.peer.Answer();
+    EXPECT_EQ(a.substr(0, a.find(' ', 3)), "OK " + std::to_string(total));
+}
+
+TEST_F(ConnParity, SaRestartKeepsABlockingConnectWaiting)
+{
+    // A connect whose handshake cannot finish yet (198.18.0.9 does not answer ARP): an SA_RESTART handler at 200 ms
+    // lets it go on waiting; a handler without SA_RESTART at 700 ms ends it with EINTR.
+    SignalScope scope;
+    SignalScope::Install(SIGUSR1, SA_RESTART);
+    SignalScope::Install(SIGUSR2, 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in to = Addr("198.18.0.9", 9);
+    std::thread t1 = SignalMeIn(200, SIGUSR1), t2 = SignalMeIn(700, SIGUSR2);
+    long t0 = NowMs();
+    EXPECT_FAILS_WITH(connect(fd, (sockaddr *)&to, sizeof to), EINTR);
+    long took = NowMs() - t0;
+    t1.join();
+    t2.join();
+    EXPECT_EQ(s_signals, 2);
+    EXPECT_GE(took, 600);
+    EXPECT_LT(took, 2500);
+    close(fd);
+}
+
+TEST_F(ConnParity, SaRestartDoesNotRestartTimeoutsOrPollOrEpoll)
+{
+    SignalScope scope;
+    SignalScope::Install(SIGALRM, SA_RESTART);
+    Conn c;
+    ASSERT_GE(c.fd, 0);
+    char buf[8];
+    // A receive timeout on the socket: EINTR, not a restart.
+    timeval tv = { 2, 0 };
+    ASSERT_EQ(setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+    SignalScope::AlarmIn(200);
+    long t0 = NowMs();
+    EXPECT_FAILS_WITH(read(c.fd, buf, sizeof buf), EINTR);
+    EXPECT_LT(NowMs() - t0, 1500);
+    EXPECT_EQ(s_signals, 1);
+    tv = { 0, 0 };
+    ASSERT_EQ(setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+    // poll and epoll_wait over the socket: EINTR.
+    SignalScope::AlarmIn(200);
+    pollfd pf = { c.fd, POLLIN, 0 };
+    EXPECT_FAILS_WITH(poll(&pf, 1, 3000), EINTR);
+    EXPECT_EQ(s_signals, 2);
+    int ep = epoll_create1(0);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = c.fd;
+    ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev), 0);
+    SignalScope::AlarmIn(200);
+    EXPECT_FAILS_WITH(epoll_wait(ep, &ev, 1, 3000), EINTR);
+    EXPECT_EQ(s_signals, 3);
+    close(ep);
+    // Still connected and quiet.
+    EXPECT_EQ(c.peer.Cmd("SEND 2"), "OK 2");
+    EXPECT_EQ(ReadN(c.fd, 2).size(), 2u);
+}
+
+TEST_F(ConnParity, RestartingAndInterruptingHandlersTogether)
+{
+    // SIGUSR1 asks for restart, SIGUSR2 does not: each handler decides for the call it interrupts.
+    SignalScope scope;
+    SignalScope::Install(SIGUSR1, SA_RESTART);
+    SignalScope::Install(SIGUSR2, 0);
+    Conn c;
+    ASSERT_GE(c.fd, 0);
+    char buf[8];
+    std::thread t1 = SignalMeIn(150, SIGUSR1), t2 = SignalMeIn(400, SIGUSR2);
+    long t0 = NowMs();
+    EXPECT_FAILS_WITH(read(c.fd, buf, sizeof buf), EINTR);
+    long took = NowMs() - t0;
+    t1.join();
+    t2.join();
+    EXPECT_EQ(s_signals, 2);
+    EXPECT_GE(took, 300);
+    EXPECT_LT(took, 2000);
+    c.peer.Start("SLEEP 500");
+    c.peer.Start("SEND 3");
+    std::thread t3 = SignalMeIn(200, SIGUSR1);
+    EXPECT_EQ(read(c.fd, buf, sizeof buf), 3) << strerror(errno);
+    t3.join();
+    EXPECT_EQ(s_signals, 3);
+    EXPECT_EQ(c.peer.Answer(), "OK");
+    EXPECT_EQ(c.peer.Answer(), "OK 3");
 }
 
 TEST_F(ConnParity, SendfileFromFile)
