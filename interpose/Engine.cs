@@ -78,7 +78,11 @@ internal static unsafe class Engine
         }
         else
         {
-            Group = FlowGroup.Join(groupArea);
+            // A memif link delivers its frames to the one process at its end: there are no flows to share out with
+            // forked relatives (each would need a link of its own), so no claims (the claim table also holds at
+            // most 64k flows, far below what one process holds on memif: W5, 1M connections).
+            bool pointToPoint = dev.StartsWith("net_memif", StringComparison.Ordinal);
+            Group = pointToPoint ? null : FlowGroup.Join(groupArea);
             long locked = LockDevice(dev);
             if (locked < 0)
             {
