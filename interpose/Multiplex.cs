@@ -106,33 +106,43 @@ internal static unsafe class Multiplex
         lock (Engine.Gate)
         {
             Engine.PollLocked();
-            List<EpollSets.Registration>? set = EpollSets.Get(epfd);
+            EpollSets.CollectDirty();
+            EpollSets.Set? set = EpollSets.Get(epfd);
             if (set is null) return 0;
-            // Nothing moved since a scan that found nothing ready: skip the O(registrations) scan.
-            EpollSets.ScanState scan = EpollSets.Scan(epfd);
-            int epoch = Volatile.Read(ref Engine.ReadinessEpoch);
-            if (scan.Epoch == epoch && !scan.HadReady) return 0;
-            scan.Epoch = epoch;
-            foreach (EpollSets.Registration reg in set)
+            // Only registrations whose socket moved (or level-triggered ones still ready) are on the ready list.
+            List<EpollSets.Registration> ready = set.Ready;
+            int keep = 0, i = 0;
+            for (; i < ready.Count && n < max; i++)
             {
-                if (n == max) break;
-                if (reg.Disarmed) continue;
-                uint mask = (uint)(ushort)reg.Socket.PollMask() & (reg.Events | (uint)Interpose.Poll.Err | (uint)Interpose.Poll.Hup);
-                if (mask == 0) continue;
-                // Edge-triggered: report once per change of the socket's readiness (stack edges + our own changes).
-                if ((reg.Events & Interpose.Poll.EpollEt) != 0)
+                EpollSets.Registration reg = ready[i];
+                bool stay = false;
+                if (reg.Owner == set && !reg.Disarmed)
                 {
-                    UserSocket s = reg.Socket;
-                    int h = s.Group?.Handle ?? s.Handle;
-                    int key = reg.Socket.ReadinessVersion * 7919 + (h >= 0 ? Engine.Edges.Instance.Count(h) : 0);
-                    if (reg.ReportedVersion == key) continue;
-                    reg.ReportedVersion = key;
+                    uint mask = (uint)(ushort)reg.Socket.PollMask() & (reg.Events | (uint)Interpose.Poll.Err | (uint)Interpose.Poll.Hup);
+                    bool report = mask != 0;
+                    // Edge-triggered: report once per change of the socket's readiness (stack edges + our own changes).
+                    if (report && (reg.Events & Interpose.Poll.EpollEt) != 0)
+                    {
+                        UserSocket s = reg.Socket;
+                        int h = s.Group?.Handle ?? s.Handle;
+                        int key = s.ReadinessVersion * 7919 + (h >= 0 ? Engine.Edges.Instance.Count(h) : 0);
+                        if (reg.ReportedVersion == key) report = false;
+                        else reg.ReportedVersion = key;
+                    }
+                    if (report)
+                    {
+                        if ((reg.Events & Interpose.Poll.EpollOneShot) != 0) reg.Disarmed = true;
+                        events[n++] = new EpollEvent { Events = mask, Data = reg.Data };
+                        // Level-triggered and still ready: reported again on the next wait.
+                        stay = (reg.Events & (Interpose.Poll.EpollEt | Interpose.Poll.EpollOneShot)) == 0;
+                    }
                 }
-                if ((reg.Events & Interpose.Poll.EpollOneShot) != 0) reg.Disarmed = true;
-                events[n++] = new EpollEvent { Events = mask, Data = reg.Data };
+                if (stay) ready[keep++] = reg;
+                else reg.Queued = false;
             }
-            // Level-triggered registrations that were ready are reported again next time: scan again then.
-            scan.HadReady = n > 0;
+            // Entries not looked at (the caller's buffer filled up) stay for the next wait.
+            for (; i < ready.Count; i++) ready[keep++] = ready[i];
+            ready.RemoveRange(keep, ready.Count - keep);
         }
         return n;
     }

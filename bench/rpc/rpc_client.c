@@ -46,7 +46,12 @@ static int start_connect_to(int port) {
     if (fd < 0) return -1;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, (struct sockaddr *)&s_addr, sizeof s_addr) < 0 && errno != EINPROGRESS) { close(fd); return -1; }
+    if (connect(fd, (struct sockaddr *)&s_addr, sizeof s_addr) < 0 && errno != EINPROGRESS) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
     return fd;
 }
 
@@ -67,7 +72,10 @@ static int open_many(int *fds, int n, int window, int *failed) {
         while (next < n && inflight < window) {
             int fd = start_connect_to(s_port + next % s_nports);
             fds[next] = fd;
-            if (fd < 0) { (*failed)++; next++; continue; }
+            if (fd < 0) {
+                if (*failed == 0) fprintf(stderr, "rpc_client: connection %d: %s\n", next, strerror(errno));
+                (*failed)++; next++; continue;
+            }
             struct epoll_event ev = { .events = EPOLLOUT, .data.u32 = (uint32_t)next };
             epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
             next++; inflight++;
