@@ -14,6 +14,8 @@ struct ut_config ut_cfg = {
     .children = UT_CHILDREN_INHERIT,
 };
 
+int ut_virtual_fds;
+
 static int errors;
 
 static void bad(const char *key, const char *value, const char *expected)
@@ -78,6 +80,9 @@ static void apply(const char *key, const char *v)
     } else if (!strcmp(key, "FD_BASE")) {
         if (parse_int(v, 0, 1 << 24, &n)) bad("USERTCP_FD_BASE", v, "an integer from 0 to 16777216");
         else ut_cfg.fd_base = (int32_t)n;
+    } else if (!strcmp(key, "VIRTUAL_FDS")) {
+        if (parse_int(v, 0, 1, &n)) bad("USERTCP_VIRTUAL_FDS", v, "0 or 1");
+        else ut_virtual_fds = (int)n;
     } else if (!strcmp(key, "MAX_SOCKETS")) {
         if (parse_int(v, 1, 1 << 26, &n)) bad("USERTCP_MAX_SOCKETS", v, "an integer from 1 to 67108864");
         else ut_cfg.max_fds = (int32_t)n;

@@ -34,4 +34,8 @@ extern struct ut_config ut_cfg UT_HIDDEN;
 /* Reads the configuration. On an invalid value, prints every problem and returns -1. */
 int ut_config_load(void) UT_HIDDEN;
 
+/* USERTCP_VIRTUAL_FDS=1: user-stack fds are numbers above the kernel's RLIMIT_NOFILE hard limit with no kernel
+ * descriptor behind them (see fdtab.c), so a process holds more sockets than the kernel would give it fds. */
+extern int ut_virtual_fds UT_HIDDEN;
+
 #endif

@@ -27,8 +27,26 @@ static void *map_zeroed(size_t bytes)
     return p == MAP_FAILED ? NULL : p;
 }
 
+/* Virtual fds (USERTCP_VIRTUAL_FDS=1). By default every user-stack fd is a kernel dup of a placeholder socket, so
+ * the kernel never hands its number to anything else and a stray syscall on it sees "a socket"; the price is one
+ * kernel file per socket and RLIMIT_NOFILE as the ceiling (a container without CAP_SYS_RESOURCE cannot raise its
+ * hard limit: 20000 here). In virtual mode fd_base moves to or above the hard limit, numbers are taken from the
+ * bitmap alone (lowest free first, as POSIX wants) and nothing reaches the kernel: the kernel cannot give out a
+ * number that high, so the two never collide. Limits: a syscall the shim does not wrap (fstat, a raw syscall())
+ * fails with EBADF on such an fd, and dup2() onto a number below fd_base is refused. Meant for servers and load
+ * generators that hold very many connections (W5: 1M per process). */
+static uint32_t lo_word;          /* virtual mode: every bitmap word below this one is full */
+
 int ut_fdtab_init(void)
 {
+    if (ut_virtual_fds) {
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && (rlim_t)ut_cfg.fd_base < rl.rlim_max)
+            ut_cfg.fd_base = (int32_t)((rl.rlim_max + 63) & ~(rlim_t)63);
+        else if (ut_cfg.fd_base < (1 << 20))
+            ut_cfg.fd_base = 1 << 20; /* no finite hard limit: above the kernel's fs.nr_open default */
+        lo_word = (uint32_t)ut_cfg.fd_base / 64;
+    }
     uint32_t limit = (uint32_t)ut_cfg.fd_base + (uint32_t)ut_cfg.max_fds;
     size_t words = (limit + 63) / 64;
     ut_fd_bits = map_zeroed(words * 8);
@@ -96,9 +114,36 @@ int ut_placeholder_move(void)
     return 0;
 }
 
+static int virtual_reserve(int minfd, int at)
+{
+    if (at >= 0) {
+        if (at < ut_cfg.fd_base || (uint32_t)at >= ut_fd_limit) return -EBADF;
+        ut_bit_set(ut_fd_bits, at, 1);
+        return at;
+    }
+    uint32_t start = (uint32_t)(minfd < ut_cfg.fd_base ? ut_cfg.fd_base : minfd);
+    uint32_t words = (ut_fd_limit + 63) / 64;
+    uint32_t w = start / 64;
+    if (w < lo_word) { w = lo_word; start = w * 64; }
+    for (; w < words; w++) {
+        uint64_t free_bits = ~ut_fd_bits[w];
+        if (w == start / 64) free_bits &= ~0ULL << (start & 63);
+        if (!free_bits) {
+            if (w == lo_word && start <= w * 64) lo_word = w + 1;
+            continue;
+        }
+        int fd = (int)(w * 64 + (uint32_t)__builtin_ctzll(free_bits));
+        if ((uint32_t)fd >= ut_fd_limit) break;
+        ut_bit_set(ut_fd_bits, fd, 1);
+        return fd;
+    }
+    return -EMFILE;
+}
+
 int ut_fd_reserve(int minfd, int at, int cloexec)
 {
-    if (ut_placeholder < 0) {
+    if (ut_virtual_fds) (void)cloexec;
+    else if (ut_placeholder < 0) {
         /* An unbound, never-connected TCP socket: fstat() on a user fd says "socket", as programs expect. */
         int low = (int)syscall(SYS_socket, AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (low < 0) return -errno;
@@ -113,6 +158,7 @@ int ut_fd_reserve(int minfd, int at, int cloexec)
         }
         ut_placeholder = low;
     }
+    if (ut_virtual_fds) return virtual_reserve(minfd, at);
     int placeholder = ut_placeholder;
     int fd;
     if (at >= 0) {
@@ -140,6 +186,10 @@ void ut_fd_unreserve(int fd)
 {
     /* Ownership first: once the kernel number is closed it may be reused at once by another thread's open(). */
     ut_bit_set(ut_fd_bits, fd, 0);
+    if (ut_virtual_fds) {
+        if ((uint32_t)fd / 64 < lo_word) lo_word = (uint32_t)fd / 64;
+        return;
+    }
     ut_real.close(fd);
 }
 

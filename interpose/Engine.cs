@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
@@ -85,7 +86,11 @@ internal static unsafe class Engine
         }
         else
         {
-            Group = FlowGroup.Join(groupArea);
+            // A memif link delivers its frames to the one process at its end: there are no flows to share out with
+            // forked relatives (each would need a link of its own), so no claims (the claim table also holds at
+            // most 64k flows, far below what one process holds on memif: W5, 1M connections).
+            bool pointToPoint = dev.StartsWith("net_memif", StringComparison.Ordinal);
+            Group = pointToPoint ? null : FlowGroup.Join(groupArea);
             long locked = LockDevice(dev);
             if (locked < 0)
             {
@@ -119,7 +124,7 @@ internal static unsafe class Engine
         }
         if (macText.Length > 0 && s_device.Capabilities.MacAddress != mac)
             Kernel.Log(1, $"USERTCP_MAC={mac} differs from the device's {s_device.Capabilities.MacAddress}; using the device's");
-        return StartStack(ip, cfg->PrefixLength, new Ipv4Address(cfg->Gateway));
+        return StartStack(ip, cfg->PrefixLength, new Ipv4Address(cfg->Gateway), cfg->MaxFds);
     }
 
     /// <summary>
@@ -146,16 +151,18 @@ internal static unsafe class Engine
         s_device = device;
         HasDevice = true;
         DeviceDescription = description;
-        return StartStack(ip, prefixLength, gateway);
+        return StartStack(ip, prefixLength, gateway, 65536);
     }
 
-    private static long StartStack(Ipv4Address ip, int prefixLength, Ipv4Address gateway)
+    /// <param name="maxSockets">USERTCP_MAX_SOCKETS: the stack's socket table holds as many as the fd space.</param>
+    private static long StartStack(Ipv4Address ip, int prefixLength, Ipv4Address gateway, int maxSockets)
     {
         IDevice device = s_device!;
         Span<byte> seed = stackalloc byte[8];
         RandomNumberGenerator.Fill(seed);
         var config = new StackConfig
         {
+            MaxSockets = Math.Max(maxSockets, 1),
             Interface = new Stack.Iface.InterfaceConfig
             {
                 Address = ip,
@@ -249,12 +256,35 @@ internal static unsafe class Engine
     {
         internal static readonly Edges Instance = new();
         private int[] _counts = new int[1024];
+        private bool[] _dirty = new bool[1024];
+        private readonly List<int> _dirtyHandles = new();
 
         public void OnReadinessChanged(int handle, Stack.Tcp.Readiness readiness)
         {
             Interlocked.Increment(ref ReadinessEpoch);
-            if ((uint)handle >= (uint)_counts.Length) Array.Resize(ref _counts, Math.Max(handle + 1, _counts.Length * 2));
+            if ((uint)handle >= (uint)_counts.Length)
+            {
+                Array.Resize(ref _counts, Math.Max(handle + 1, _counts.Length * 2));
+                Array.Resize(ref _dirty, _counts.Length);
+            }
             _counts[handle]++;
+            if (!_dirty[handle])
+            {
+                _dirty[handle] = true;
+                _dirtyHandles.Add(handle);
+            }
+        }
+
+        /// <summary>Hands every handle that moved since the last call to <paramref name="each"/> (epoll's ready
+        /// lists). Caller holds Engine.Gate.</summary>
+        internal void Drain(Action<int> each)
+        {
+            foreach (int h in _dirtyHandles)
+            {
+                _dirty[h] = false;
+                each(h);
+            }
+            _dirtyHandles.Clear();
         }
 
         /// <summary>Caller holds Engine.Gate.</summary>

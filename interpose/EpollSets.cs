@@ -5,9 +5,18 @@ using UserTcp.Interpose.Native;
 namespace UserTcp.Interpose;
 
 /// <summary>
-/// User fds registered with kernel epoll fds. The kernel epoll fd keeps the kernel fds; we keep the user ones, and
-/// epoll_wait merges both (Readiness.EpollWait). Registration is per (epfd, fd) and refers to the socket, as in
-/// epoll(7). Changes take one lock; epoll_wait snapshots nothing and allocates nothing.
+/// epoll registrations of user-stack sockets, per epoll fd (the kernel epoll fd is real; the user sockets in it live
+/// here). Built to hold a million registrations: lookup by fd is a dictionary, and epoll_wait looks only at the
+/// registrations of sockets whose readiness moved (a ready list per set, as the kernel keeps one), never at every
+/// registration.
+///
+/// How a registration reaches the ready list: the stack reports a readiness edge for a handle
+/// (<see cref="Engine.Edges"/>, under Engine.Gate) or the interpose layer changes a socket's state
+/// (<see cref="UserSocket.Changed"/>); both only record what moved. <see cref="CollectDirty"/>, called by epoll_wait
+/// with both gates held, turns those records into ready-list entries through the socket's and the handle's
+/// registration chains. ADD and MOD queue the registration at once. A level-triggered registration stays queued
+/// while it is ready (it is reported on every wait, as Linux does); one that is not ready, or edge-triggered and
+/// already reported, leaves the list until its socket moves again.
 /// </summary>
 internal static class EpollSets
 {
@@ -19,59 +28,61 @@ internal static class EpollSets
         public ulong Data;
         public int ReportedVersion = -1;
         public bool Disarmed; // EPOLLONESHOT fired; re-armed by EPOLL_CTL_MOD
+        public Set? Owner;    // null once removed
+        public bool Queued;   // on Owner.Ready
+        public int Handle = -1;            // the stack handle it is indexed under (the socket's, or its group's)
+        public Registration? NextOfSocket; // the socket's registrations (one per epoll set it is in)
+        public Registration? NextOfHandle; // registrations indexed under the same handle
+    }
+
+    internal sealed class Set
+    {
+        public readonly Dictionary<int, Registration> ByFd = new();
+        public readonly List<Registration> Ready = new();
     }
 
     private static readonly object s_gate = new();
-    private static readonly Dictionary<int, List<Registration>> s_sets = new();
-    private static readonly Dictionary<int, ScanState> s_scans = new();
+    private static readonly Dictionary<int, Set> s_sets = new();
+    private static Registration?[] s_byHandle = new Registration?[1024];
 
-    /// <summary>What the last scan of an epoll set saw (caller holds Gate).</summary>
-    internal sealed class ScanState
-    {
-        public int Epoch = -1;
-        public bool HadReady;
-        /// <summary>Where the next scan starts: after the last registration reported, so that with more ready
-        /// sockets than the caller's maxevents every one is reported in turn (Linux's ready list is FIFO).</summary>
-        public int Next;
-    }
-
-    internal static ScanState Scan(int epfd)
-    {
-        if (!s_scans.TryGetValue(epfd, out ScanState? st)) s_scans[epfd] = st = new ScanState();
-        return st;
-    }
+    // Sockets whose interpose-level state changed (UserSocket.Changed may run under any lock: this one is a leaf).
+    private static readonly object s_dirtyGate = new();
+    private static List<UserSocket> s_dirtySockets = new(), s_draining = new();
 
     internal static object Gate => s_gate;
 
-    internal static List<Registration>? Get(int epfd) => s_sets.TryGetValue(epfd, out var l) ? l : null;
+    internal static Set? Get(int epfd) => s_sets.TryGetValue(epfd, out Set? set) ? set : null;
+
+    private static int HandleOf(UserSocket s) => s.Group?.Handle ?? s.Handle;
 
     internal static long Control(int epfd, int op, int fd, uint events, ulong data)
     {
         const int ADD = 1, DEL = 2, MOD = 3;
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
-        // An epfd with user registrations is known to be open (closing it forgets the set): no system call.
-        bool known;
-        lock (s_gate) known = s_sets.ContainsKey(epfd);
-        if (!known && Kernel.Fcntl(epfd, 1 /* F_GETFD */, 0) < 0) return -Errno.EBADF;
+        if (Kernel.Fcntl(epfd, 1 /* F_GETFD */, 0) < 0) return -Errno.EBADF;
         if (epfd == fd) return -Errno.EINVAL;
         Interlocked.Increment(ref Engine.ReadinessEpoch);
         lock (s_gate)
         {
-            List<Registration>? set = Get(epfd);
+            Set? set = Get(epfd);
             Registration? reg = null;
-            if (set is not null)
-                foreach (Registration r in set)
-                    if (r.Fd == fd && ReferenceEquals(r.Socket, s)) reg = r;
+            if (set is not null && set.ByFd.TryGetValue(fd, out Registration? r) && ReferenceEquals(r.Socket, s)) reg = r;
             switch (op)
             {
                 case ADD:
                     if (reg is not null) return -Errno.EEXIST;
                     if (set is null)
                     {
-                        s_sets[epfd] = set = new List<Registration>();
+                        s_sets[epfd] = set = new Set();
                         Kernel.EpfdMark(epfd, 1);
                     }
-                    set.Add(new Registration { Fd = fd, Socket = s, Events = events, Data = data });
+                    if (set.ByFd.TryGetValue(fd, out Registration? stale)) Remove(stale); // the fd was closed and reused
+                    reg = new Registration { Fd = fd, Socket = s, Events = events, Data = data, Owner = set };
+                    set.ByFd[fd] = reg;
+                    reg.NextOfSocket = s.EpollRegs;
+                    s.EpollRegs = reg;
+                    Index(reg, HandleOf(s));
+                    Enqueue(reg);
                     return 0;
                 case MOD:
                     if (reg is null) return -Errno.ENOENT;
@@ -80,10 +91,11 @@ internal static class EpollSets
                     reg.Data = data;
                     reg.Disarmed = false;
                     reg.ReportedVersion = -1;
+                    Enqueue(reg);
                     return 0;
                 case DEL:
                     if (reg is null) return -Errno.ENOENT;
-                    set!.Remove(reg);
+                    Remove(reg);
                     return 0;
                 default:
                     return -Errno.EINVAL;
@@ -91,19 +103,110 @@ internal static class EpollSets
         }
     }
 
+    private static void Enqueue(Registration reg)
+    {
+        if (reg.Queued || reg.Owner is null) return;
+        reg.Queued = true;
+        reg.Owner.Ready.Add(reg);
+    }
+
+    private static void Index(Registration reg, int handle)
+    {
+        reg.Handle = handle;
+        if (handle < 0) return;
+        if (handle >= s_byHandle.Length)
+        {
+            int size = s_byHandle.Length;
+            while (size <= handle) size *= 2;
+            System.Array.Resize(ref s_byHandle, size);
+        }
+        reg.NextOfHandle = s_byHandle[handle];
+        s_byHandle[handle] = reg;
+    }
+
+    private static void Unindex(Registration reg)
+    {
+        int h = reg.Handle;
+        reg.Handle = -1;
+        if (h < 0 || h >= s_byHandle.Length) return;
+        ref Registration? link = ref s_byHandle[h];
+        while (link is not null)
+        {
+            if (ReferenceEquals(link, reg)) { link = reg.NextOfHandle; break; }
+            link = ref link.NextOfHandle;
+        }
+        reg.NextOfHandle = null;
+    }
+
+    /// <summary>Takes a registration out of its set and both chains (a queued one is dropped by the next wait).</summary>
+    private static void Remove(Registration reg)
+    {
+        if (reg.Owner is { } set && set.ByFd.TryGetValue(reg.Fd, out Registration? cur) && ReferenceEquals(cur, reg))
+            set.ByFd.Remove(reg.Fd);
+        reg.Owner = null;
+        Unindex(reg);
+        ref Registration? link = ref reg.Socket.EpollRegs;
+        while (link is not null)
+        {
+            if (ReferenceEquals(link, reg)) { link = reg.NextOfSocket; break; }
+            link = ref link.NextOfSocket;
+        }
+        reg.NextOfSocket = null;
+    }
+
+    /// <summary>Called by <see cref="UserSocket.Changed"/>: remember the socket for the next wait.</summary>
+    internal static void MarkDirty(UserSocket s)
+    {
+        lock (s_dirtyGate)
+        {
+            if (s.DirtyQueued) return;
+            s.DirtyQueued = true;
+            s_dirtySockets.Add(s);
+        }
+    }
+
+    /// <summary>Moves what changed since the last call onto the ready lists. Caller holds <see cref="Gate"/> and
+    /// Engine.Gate (after polling the stack).</summary>
+    internal static void CollectDirty()
+    {
+        List<UserSocket> sockets;
+        lock (s_dirtyGate)
+        {
+            sockets = s_dirtySockets;
+            s_dirtySockets = s_draining;
+            s_draining = sockets;
+        }
+        foreach (UserSocket s in sockets)
+        {
+            s.DirtyQueued = false;
+            int h = HandleOf(s);
+            for (Registration? r = s.EpollRegs; r is not null; r = r.NextOfSocket)
+            {
+                if (r.Handle != h) { Unindex(r); Index(r, h); } // the socket joined or left a listener group
+                Enqueue(r);
+            }
+        }
+        sockets.Clear();
+        Engine.Edges.Instance.Drain(static h =>
+        {
+            if ((uint)h >= (uint)s_byHandle.Length) return;
+            for (Registration? r = s_byHandle[h]; r is not null; r = r.NextOfHandle) Enqueue(r);
+        });
+    }
+
     internal static void ForgetSocket(UserSocket s)
     {
         lock (s_gate)
-            foreach (List<Registration> set in s_sets.Values)
-                set.RemoveAll(r => ReferenceEquals(r.Socket, s));
+            while (s.EpollRegs is { } r) Remove(r);
     }
 
     internal static void ForgetEpoll(int epfd)
     {
         lock (s_gate)
         {
-            s_scans.Remove(epfd);
-            if (s_sets.Remove(epfd)) Kernel.EpfdMark(epfd, 0);
+            if (!s_sets.Remove(epfd, out Set? set)) return;
+            foreach (Registration r in new List<Registration>(set.ByFd.Values)) Remove(r);
+            Kernel.EpfdMark(epfd, 0);
         }
     }
 }

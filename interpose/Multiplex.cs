@@ -46,7 +46,6 @@ internal static unsafe class Multiplex
                 long sleep = userReady > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline);
                 // Hide user fds from the kernel (it would poll the placeholder): a negative fd is skipped.
                 for (int i = 0; i < count; i++) if (isUser[i]) fds[i].Fd = ~fds[i].Fd;
-                if (sleep > 0) Engine.CountSleep(sleep);
                 long r = Kernel.PPollUs(fds, n, (nint)sleep, sigmask);
                 int kernelReady = 0;
                 for (int i = 0; i < count; i++)
@@ -65,12 +64,12 @@ internal static unsafe class Multiplex
                 {
                     return kernelReady;
                 }
-                if (!waiting) { Engine.EnterWait(); Kernel.WaitBegin(); waiting = true; }
+                if (!waiting) { Engine.EnterWait(); waiting = true; }
             }
         }
         finally
         {
-            if (waiting) { Kernel.WaitEnd(); Engine.ExitWait(); }
+            if (waiting) Engine.ExitWait();
         }
     }
 
@@ -88,16 +87,15 @@ internal static unsafe class Multiplex
                 int n = CollectUserEvents(epfd, events, max);
                 if (n == max) return n;
                 long sleep = n > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline);
-                if (sleep > 0) Engine.CountSleep(sleep);
                 long r = Kernel.EpollWaitUs(epfd, events + n, max - n, (nint)sleep, sigmask);
                 if (r < 0) return n > 0 ? n : r;
                 if (n + r > 0 || Engine.NowUs >= deadline) return n + r;
-                if (!waiting) { Engine.EnterWait(); Kernel.WaitBegin(); waiting = true; }
+                if (!waiting) { Engine.EnterWait(); waiting = true; }
             }
         }
         finally
         {
-            if (waiting) { Kernel.WaitEnd(); Engine.ExitWait(); }
+            if (waiting) Engine.ExitWait();
         }
     }
 
@@ -108,37 +106,52 @@ internal static unsafe class Multiplex
         lock (Engine.Gate)
         {
             Engine.PollLocked();
-            List<EpollSets.Registration>? set = EpollSets.Get(epfd);
+            EpollSets.CollectDirty();
+            EpollSets.Set? set = EpollSets.Get(epfd);
             if (set is null) return 0;
-            // Nothing moved since a scan that found nothing ready: skip the O(registrations) scan.
-            EpollSets.ScanState scan = EpollSets.Scan(epfd);
-            int epoch = Volatile.Read(ref Engine.ReadinessEpoch);
-            if (scan.Epoch == epoch && !scan.HadReady) return 0;
-            scan.Epoch = epoch;
-            int count = set.Count, start = scan.Next < count ? scan.Next : 0;
-            for (int k = 0; k < count; k++)
+            // Only registrations whose socket moved (or level-triggered ones still ready) are on the ready list.
+            List<EpollSets.Registration> ready = set.Ready;
+            int keep = 0, i = 0;
+            for (; i < ready.Count && n < max; i++)
             {
-                if (n == max) break;
-                int at = start + k < count ? start + k : start + k - count;
-                EpollSets.Registration reg = set[at];
-                if (reg.Disarmed) continue;
-                uint mask = (uint)(ushort)reg.Socket.PollMask() & (reg.Events | (uint)Interpose.Poll.Err | (uint)Interpose.Poll.Hup);
-                if (mask == 0) continue;
-                // Edge-triggered: report once per change of the socket's readiness (stack edges + our own changes).
-                if ((reg.Events & Interpose.Poll.EpollEt) != 0)
+                EpollSets.Registration reg = ready[i];
+                bool stay = false;
+                if (reg.Owner == set && !reg.Disarmed)
                 {
-                    UserSocket s = reg.Socket;
-                    int h = s.Group?.Handle ?? s.Handle;
-                    int key = reg.Socket.ReadinessVersion * 7919 + (h >= 0 ? Engine.Edges.Instance.Count(h) : 0);
-                    if (reg.ReportedVersion == key) continue;
-                    reg.ReportedVersion = key;
+                    uint mask = (uint)(ushort)reg.Socket.PollMask() & (reg.Events | (uint)Interpose.Poll.Err | (uint)Interpose.Poll.Hup);
+                    bool report = mask != 0;
+                    // Edge-triggered: report once per change of the socket's readiness (stack edges + our own changes).
+                    if (report && (reg.Events & Interpose.Poll.EpollEt) != 0)
+                    {
+                        UserSocket s = reg.Socket;
+                        int h = s.Group?.Handle ?? s.Handle;
+                        int key = s.ReadinessVersion * 7919 + (h >= 0 ? Engine.Edges.Instance.Count(h) : 0);
+                        if (reg.ReportedVersion == key) report = false;
+                        else reg.ReportedVersion = key;
+                    }
+                    if (report)
+                    {
+                        if ((reg.Events & Interpose.Poll.EpollOneShot) != 0) reg.Disarmed = true;
+                        events[n++] = new EpollEvent { Events = mask, Data = reg.Data };
+                        // Level-triggered and still ready: reported again on the next wait.
+                        stay = (reg.Events & (Interpose.Poll.EpollEt | Interpose.Poll.EpollOneShot)) == 0;
+                    }
                 }
-                if ((reg.Events & Interpose.Poll.EpollOneShot) != 0) reg.Disarmed = true;
-                events[n++] = new EpollEvent { Events = mask, Data = reg.Data };
-                scan.Next = at + 1;
+                if (stay) ready[keep++] = reg;
+                else reg.Queued = false;
             }
-            // Level-triggered registrations that were ready are reported again next time: scan again then.
-            scan.HadReady = n > 0;
+            // Entries not looked at (the caller's buffer filled up) stay for the next wait, ahead of the level-triggered
+            // ones just reported: with more ready than maxevents every registration gets its turn (Linux's ready list
+            // is FIFO too). In place, no allocation: [stayed][unvisited] becomes [unvisited][stayed].
+            int stayed = keep;
+            for (; i < ready.Count; i++) ready[keep++] = ready[i];
+            ready.RemoveRange(keep, ready.Count - keep);
+            if (stayed > 0 && stayed < keep)
+            {
+                ready.Reverse(0, stayed);
+                ready.Reverse(stayed, keep - stayed);
+                ready.Reverse(0, keep);
+            }
         }
         return n;
     }

@@ -37,7 +37,8 @@ internal static unsafe partial class SocketCalls
         if (level == IPPROTO_TCP && name == TCP_INFO) return -Errno.ENOPROTOOPT;
         if ((long)len < min) return -Errno.EINVAL;
         if (len > 0 && val == null) return -Errno.EFAULT;
-        SocketOptions o = s.Options;
+        // Options objects are shared (interned) and never changed in place: work on a copy, then intern it.
+        SocketOptions o = s.Options with { };
         int v = min == sizeof(int) ? *(int*)val : 0;
         switch (level, name)
         {
@@ -112,6 +113,7 @@ internal static unsafe partial class SocketCalls
             case (IPPROTO_IP, IP_RECVERR): o.RecvErr = v != 0; break;
             default: return -Errno.ENOPROTOOPT;
         }
+        s.Options = SocketOptions.Intern(o);
         return s.Handle >= 0 ? ApplyToStack(s, level, name) : 0;
     }
 

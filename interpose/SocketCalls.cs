@@ -192,7 +192,7 @@ internal static unsafe partial class SocketCalls
             LocalAddress = LocalInterfaceAddress,
             LocalPort = s.LocalPort,
         };
-        c.Options.InheritFrom(s.Options);
+        c.Options = SocketOptions.ForChildOf(s.Options);
         long nfd = Kernel.FdAlloc(0, (flags & SOCK_CLOEXEC) != 0 ? 1 : 0);
         if (nfd < 0)
         {

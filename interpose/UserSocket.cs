@@ -13,7 +13,8 @@ internal enum SocketState { Unconnected, Listening, Connected }
 /// </summary>
 internal sealed class UserSocket
 {
-    internal readonly object Gate = new();
+    /// <summary>The socket's own lock (the object itself: no second object per socket).</summary>
+    internal object Gate => this;
     internal int Refs;
     /// <summary>The stack's handle for this socket (see <see cref="UserTcp.Stack.NetStack"/>); -1 once closed.</summary>
     internal int Handle = -1;
@@ -25,7 +26,9 @@ internal sealed class UserSocket
     internal bool Bound;
     internal uint LocalAddress;   // host order
     internal ushort LocalPort;
-    internal readonly SocketOptions Options = new();
+    /// <summary>Shared and immutable once assigned (<see cref="SocketOptions.Intern"/>): a million sockets with the
+    /// same options hold one object. setsockopt replaces it.</summary>
+    internal SocketOptions Options = SocketOptions.Default;
     /// <summary>shutdown(2) bits: 1 = no more receives, 2 = no more sends.</summary>
     internal int ShutdownBits;
     /// <summary>connect(2) returned EINPROGRESS (or was interrupted) and no later connect has reported the outcome
@@ -33,6 +36,8 @@ internal sealed class UserSocket
     internal bool ConnectPending;
     /// <summary>Bumped whenever readiness may have changed (edge-triggered epoll reports once per change).</summary>
     internal int ReadinessVersion;
+    internal EpollSets.Registration? EpollRegs; // one per epoll set the socket is in (EpollSets)
+    internal bool DirtyQueued;                  // waiting in EpollSets' changed-socket list
 
     /// <summary>Readiness bits as poll(2) reports them (POLLIN=1, POLLOUT=4, POLLERR=8, POLLHUP=0x10, with the
     /// RDNORM/WRNORM companions Linux sets). Caller holds Engine.Gate.</summary>
@@ -59,6 +64,7 @@ internal sealed class UserSocket
     {
         Interlocked.Increment(ref ReadinessVersion);
         Interlocked.Increment(ref Engine.ReadinessEpoch);
+        if (EpollRegs is not null) EpollSets.MarkDirty(this);
     }
 }
 
@@ -71,8 +77,44 @@ internal static class Poll
 }
 
 /// <summary>Socket options a program set, with Linux's defaults for the rest.</summary>
-internal sealed class SocketOptions
+/// <summary>
+/// A socket's option values as the application set them. A record (value equality) so that equal sets are shared:
+/// <see cref="Intern"/> maps each distinct set to one instance (at most <see cref="MaxInterned"/> kept), and nobody
+/// changes an instance after it was handed out (setsockopt copies with <c>with { }</c>, changes the copy, interns
+/// it). That keeps the per-socket cost at one reference instead of a ~130-byte object.
+/// </summary>
+internal sealed record class SocketOptions
 {
+    internal static readonly SocketOptions Default = new();
+    private const int MaxInterned = 256;
+    private static readonly System.Collections.Generic.Dictionary<SocketOptions, SocketOptions> s_interned = new() { [Default] = Default };
+    private static readonly System.Collections.Generic.Dictionary<SocketOptions, SocketOptions> s_child = new();
+
+    /// <summary>The shared instance equal to <paramref name="o"/> (o itself when new; not shared once the table is
+    /// full, which only costs memory).</summary>
+    internal static SocketOptions Intern(SocketOptions o)
+    {
+        lock (s_interned)
+        {
+            if (s_interned.TryGetValue(o, out SocketOptions? shared)) return shared;
+            if (s_interned.Count < MaxInterned) s_interned[o] = o;
+            return o;
+        }
+    }
+
+    /// <summary>The options an accepted socket starts with: the defaults plus what it inherits from its listener.</summary>
+    internal static SocketOptions ForChildOf(SocketOptions listener)
+    {
+        lock (s_interned)
+            if (s_child.TryGetValue(listener, out SocketOptions? c)) return c;
+        var child = new SocketOptions();
+        child.InheritFrom(listener);
+        child = Intern(child);
+        lock (s_interned)
+            if (s_child.Count < MaxInterned) s_child[listener] = child;
+        return child;
+    }
+
     public bool ReuseAddress, ReusePort, KeepAlive, OobInline, NoDelay, Cork, QuickAck = true, Broadcast, DontRoute;
     public int ReceiveBuffer = 131072, SendBuffer = 16384, ReceiveLowWater = 1, Priority;
     public int KeepIdle = 7200, KeepInterval = 75, KeepCount = 9, UserTimeout, DeferAccept, MaxSegment = 536,

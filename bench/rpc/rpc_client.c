@@ -4,9 +4,10 @@
 //       Opens CONNS connections, then keeps one SIZE-byte (default 64) request outstanding on each (closed loop)
 //       for SECONDS, or until REQUESTS responses arrived (0: no limit; no new request is sent past the limit).
 //       Prints one line: conns=.. requests=.. rps=.. p50_us=.. p99_us=.. errors=..
-//   rpc_client hold HOST PORT N
-//       Opens N connections (at most 512 connects in flight; any not established within 20 s counts as
-//       failed) and keeps them open and idle. Prints
+//   rpc_client hold HOST PORT N [NPORTS]
+//       Opens N connections (at most 512 connects in flight; any not established within 20 s, or
+//       RPC_CONNECT_SECONDS, counts as failed) and keeps them open and idle; with NPORTS > 1 connection i goes
+//       to port PORT + i % NPORTS (rpc_server PORT NPORTS). Prints
 //       "opened=N failed=F seconds=T rate=R". Then reads commands from stdin, one a line:
 //         churn S   open and close new connections (64 in flight) for S seconds while the N stay open;
 //                   prints "churn_rate=R failed=F"
@@ -29,6 +30,7 @@
 #include <unistd.h>
 
 static struct sockaddr_in s_addr;
+static int s_port, s_nports = 1;
 
 static uint64_t now_ns(void) {
     struct timespec ts;
@@ -36,12 +38,21 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static int start_connect(void) {
+static int start_connect_to(int port);
+static int start_connect(void) { return start_connect_to(s_port); }
+
+static int start_connect_to(int port) {
+    s_addr.sin_port = htons((unsigned short)port);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (fd < 0) return -1;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, (struct sockaddr *)&s_addr, sizeof s_addr) < 0 && errno != EINPROGRESS) { close(fd); return -1; }
+    if (connect(fd, (struct sockaddr *)&s_addr, sizeof s_addr) < 0 && errno != EINPROGRESS) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
     return fd;
 }
 
@@ -56,12 +67,16 @@ static int open_many(int *fds, int n, int window, int *failed) {
     int ep = epoll_create1(0), next = 0, inflight = 0, ok = 0;
     *failed = 0;
     struct epoll_event evs[512];
-    uint64_t deadline = now_ns() + 20ull * 1000000000u;  // connects not done by then count as failed
+    const char *dl = getenv("RPC_CONNECT_SECONDS");
+    uint64_t deadline = now_ns() + (uint64_t)((dl ? atof(dl) : 20.0) * 1e9);  // connects not done by then count as failed
     while ((next < n || inflight > 0) && now_ns() < deadline) {
         while (next < n && inflight < window) {
-            int fd = start_connect();
+            int fd = start_connect_to(s_port + next % s_nports);
             fds[next] = fd;
-            if (fd < 0) { (*failed)++; next++; continue; }
+            if (fd < 0) {
+                if (*failed == 0) fprintf(stderr, "rpc_client: connection %d: %s\n", next, strerror(errno));
+                (*failed)++; next++; continue;
+            }
             struct epoll_event ev = { .events = EPOLLOUT, .data.u32 = (uint32_t)next };
             epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
             next++; inflight++;
@@ -205,11 +220,16 @@ int main(int argc, char **argv) {
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) { rl.rlim_cur = rl.rlim_max; setrlimit(RLIMIT_NOFILE, &rl); }
     signal(SIGPIPE, SIG_IGN);
     s_addr.sin_family = AF_INET;
-    s_addr.sin_port = htons((unsigned short)atoi(argv[3]));
+    s_port = atoi(argv[3]);
+    s_addr.sin_port = htons((unsigned short)s_port);
     if (inet_pton(AF_INET, argv[2], &s_addr.sin_addr) != 1) { fprintf(stderr, "bad address %s\n", argv[2]); return 2; }
     if (strcmp(argv[1], "echo") == 0)
         return cmd_echo(atoi(argv[4]), atof(argv[5]), argc > 6 ? atoi(argv[6]) : 64, argc > 7 ? atol(argv[7]) : 0);
-    if (strcmp(argv[1], "hold") == 0) return cmd_hold(atoi(argv[4]));
+    if (strcmp(argv[1], "hold") == 0) {
+        if (argc > 5) s_nports = atoi(argv[5]);
+        if (s_nports < 1) s_nports = 1;
+        return cmd_hold(atoi(argv[4]));
+    }
     fprintf(stderr, "unknown mode %s\n", argv[1]);
     return 2;
 }

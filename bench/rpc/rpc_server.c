@@ -1,6 +1,8 @@
 // RPC echo server for the A/B benchmarks (scripts/ab.py, workloads W3, W5, W6): one thread, one epoll set,
 // non-blocking sockets; every byte read is written back. The same binary runs on the kernel and, under
-// LD_PRELOAD=build/libusertcp.so, on usertcp. Usage: rpc_server PORT
+// LD_PRELOAD=build/libusertcp.so, on usertcp. Usage: rpc_server PORT [NPORTS]
+// NPORTS > 1 listens on PORT .. PORT+NPORTS-1 (W5 with 1M connections: one client address reaches one server
+// port from at most ~28k-64k ephemeral ports, so many connections need many server ports).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netinet/in.h>
@@ -77,24 +79,32 @@ static void on_readable(int ep, int fd) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) { fprintf(stderr, "usage: %s PORT\n", argv[0]); return 2; }
+    if (argc != 2 && argc != 3) { fprintf(stderr, "usage: %s PORT [NPORTS]\n", argv[0]); return 2; }
+    int nports = argc == 3 ? atoi(argv[2]) : 1;
+    if (nports < 1 || nports > 1024) { fprintf(stderr, "NPORTS must be 1..1024\n"); return 2; }
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) { rl.rlim_cur = rl.rlim_max; setrlimit(RLIMIT_NOFILE, &rl); }
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = { .sa_handler = on_signal };
     sigaction(SIGTERM, &sa, NULL); sigaction(SIGINT, &sa, NULL);
 
-    int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (ls < 0) { perror("socket"); return 1; }
-    int one = 1;
-    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[1])) };
-    if (bind(ls, (struct sockaddr *)&a, sizeof a) < 0) { perror("bind"); return 1; }
-    if (listen(ls, 65535) < 0) { perror("listen"); return 1; }
-    int ep = epoll_create1(0);
-    struct epoll_event ev = { .events = EPOLLIN, .data.fd = ls };
-    epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
-    fprintf(stderr, "rpc_server: listening on port %s\n", argv[1]);
+    int one = 1, ep = epoll_create1(0), max_ls = -1;
+    int *lss = calloc((size_t)nports, sizeof *lss);
+    for (int i = 0; i < nports; i++) {
+        int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (ls < 0) { perror("socket"); return 1; }
+        setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)(atoi(argv[1]) + i)) };
+        if (bind(ls, (struct sockaddr *)&a, sizeof a) < 0) { perror("bind"); return 1; }
+        if (listen(ls, 65535) < 0) { perror("listen"); return 1; }
+        struct epoll_event ev = { .events = EPOLLIN, .data.fd = ls };
+        epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
+        lss[i] = ls;
+        if (ls > max_ls) max_ls = ls;
+    }
+    char *is_listener = calloc((size_t)max_ls + 1, 1);
+    for (int i = 0; i < nports; i++) is_listener[lss[i]] = 1;
+    fprintf(stderr, "rpc_server: listening on port %s (%d ports)\n", argv[1], nports);
 
     struct epoll_event evs[256];
     while (!s_stop) {
@@ -102,7 +112,8 @@ int main(int argc, char **argv) {
         if (n < 0) { if (errno == EINTR) continue; perror("epoll_wait"); return 1; }
         for (int i = 0; i < n; i++) {
             int fd = evs[i].data.fd;
-            if (fd == ls) {
+            if (fd <= max_ls && is_listener[fd]) {
+                int ls = fd;
                 for (;;) {
                     int c = accept4(ls, NULL, NULL, SOCK_NONBLOCK);
                     if (c < 0) break;

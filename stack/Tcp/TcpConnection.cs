@@ -89,6 +89,7 @@ public sealed partial class TcpConnection : TimerNode
     internal SocketError SoftError { get => (SocketError)_softError; set => _softError = (byte)value; }
     public int UserHandle = -1;             // the façade's handle; -1 when orphaned
     internal bool OwnsPort;                 // holds a reference on its local port in the layer's port table
+    internal bool SharedPort;               // that port is an ephemeral one other active opens may share
     private Readiness _lastReadiness;
 
     // --- options set by the socket ---

@@ -57,6 +57,8 @@ public sealed class TcpLayer : ITimerHandler
     private readonly Stack<SackScoreboard> _scoreboards = new();
     private readonly TimerWheel _wheel;
     private int _nextEphemeral;
+    private int _freeEphemeral;     // ephemeral-range ports no socket holds
+    private int[]? _connectUsers;   // per port: active opens holding it as an ephemeral (shareable) port
     private long _challengeSecond = -1;
     private int _challengeCount;
     private readonly ITcpTransmit _tx;
@@ -88,6 +90,7 @@ public sealed class TcpLayer : ITimerHandler
         _table = new Dictionary<TcpTuple, TcpConnection>(config.ExpectedConnections);
         _wheel = new TimerWheel(tickUs: 1000);
         _nextEphemeral = config.EphemeralPortFirst + (int)(config.Seed % (ulong)(config.EphemeralPortLast - config.EphemeralPortFirst + 1));
+        _freeEphemeral = config.EphemeralPortLast - config.EphemeralPortFirst + 1;
     }
 
     public Ipv4Address LocalAddress => _tx.LocalAddress;
@@ -108,17 +111,26 @@ public sealed class TcpLayer : ITimerHandler
     {
         _portUsers.TryGetValue(port, out int n);
         _portUsers[port] = n + 1;
+        if (n == 0 && IsEphemeral(port)) _freeEphemeral--;
     }
 
     internal void ReleasePort(ushort port)
     {
         if (!_portUsers.TryGetValue(port, out int n)) return;
-        if (n <= 1) _portUsers.Remove(port); else _portUsers[port] = n - 1;
+        if (n <= 1)
+        {
+            _portUsers.Remove(port);
+            if (IsEphemeral(port)) _freeEphemeral++;
+        }
+        else _portUsers[port] = n - 1;
     }
+
+    private bool IsEphemeral(ushort port) => port >= Config.EphemeralPortFirst && port <= Config.EphemeralPortLast;
 
     /// <summary>Picks a free ephemeral port (RFC 6056 style sequential scan from a seeded start). 0 when none.</summary>
     public ushort AllocateEphemeralPort()
     {
+        if (_freeEphemeral <= 0) return 0; // every port is held: no scan (it would cost one lookup per port)
         int first = Config.EphemeralPortFirst, last = Config.EphemeralPortLast, span = last - first + 1;
         for (int i = 0; i < span; i++)
         {
@@ -127,6 +139,32 @@ public sealed class TcpLayer : ITimerHandler
             if (!_portUsers.ContainsKey((ushort)p)) return (ushort)p;
         }
         return 0;
+    }
+
+    /// <summary>
+    /// Once no ephemeral port is free, an active open shares one with other active opens, as Linux does for
+    /// connect() without bind(): a port whose holders are all ephemeral connections, with a 4-tuple not in use
+    /// (so one local address reaches each remote address and port from the whole ephemeral range). 0 when none.
+    /// </summary>
+    private ushort ShareEphemeralPort(Ipv4Address remote, ushort remotePort)
+    {
+        int first = Config.EphemeralPortFirst, last = Config.EphemeralPortLast, span = last - first + 1;
+        int[] connectUsers = _connectUsers ??= new int[65536];
+        for (int i = 0; i < span; i++)
+        {
+            int p = _nextEphemeral;
+            _nextEphemeral = p == last ? first : p + 1;
+            if (!_portUsers.TryGetValue((ushort)p, out int users) || users != connectUsers[p]) continue;
+            if (_table.ContainsKey(new TcpTuple(_tx.LocalAddress, (ushort)p, remote, remotePort))) continue;
+            return (ushort)p;
+        }
+        return 0;
+    }
+
+    private ushort EphemeralForConnect(Ipv4Address remote, ushort remotePort)
+    {
+        ushort p = AllocateEphemeralPort();
+        return p != 0 ? p : ShareEphemeralPort(remote, remotePort);
     }
 
     // --------------------------------------------------------------------------------------------------------
@@ -141,7 +179,7 @@ public sealed class TcpLayer : ITimerHandler
         bool acquired = false;
         if (localPort == 0)
         {
-            localPort = AllocateEphemeralPort();
+            localPort = EphemeralForConnect(remote, remotePort);
             if (localPort == 0) { error = SocketError.AddressNotAvailable; return null; }
             AcquirePort(localPort);
             acquired = true;
@@ -153,7 +191,7 @@ public sealed class TcpLayer : ITimerHandler
         {
             if (!acquired || tries > 64) { if (acquired) ReleasePort(localPort); error = SocketError.AddressInUse; return null; }
             ReleasePort(localPort);
-            localPort = AllocateEphemeralPort();
+            localPort = EphemeralForConnect(remote, remotePort);
             if (localPort == 0) { error = SocketError.AddressNotAvailable; return null; }
             AcquirePort(localPort);
             tuple = new TcpTuple(_tx.LocalAddress, localPort, remote, remotePort);
@@ -171,6 +209,12 @@ public sealed class TcpLayer : ITimerHandler
         var c = new TcpConnection(this, tuple);
         if (!acquired) AcquirePort(localPort);
         c.OwnsPort = true;
+        if (acquired)
+        {
+            // An ephemeral port chosen here: other active opens may share it (ShareEphemeralPort).
+            (_connectUsers ??= new int[65536])[localPort]++;
+            c.SharedPort = true;
+        }
         configure?.Invoke(c);
         Link(c);
         c.StartConnect(nowUs);
@@ -218,6 +262,7 @@ public sealed class TcpLayer : ITimerHandler
         {
             c.OwnsPort = false;
             ReleasePort(c.Tuple.LocalPort);
+            if (c.SharedPort) { c.SharedPort = false; _connectUsers![c.Tuple.LocalPort]--; }
         }
     }
 
