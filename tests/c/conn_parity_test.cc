@@ -29,6 +29,8 @@
 
 #include <pthread.h>
 
+#include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -1239,6 +1241,33 @@ TEST_F(ConnParity, OneShotEpollRearms)
     ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev), 0);
     ASSERT_EQ(epoll_wait(ep, &out, 1, 1000), 1); // re-armed: still readable
     EXPECT_EQ(out.events, (uint32_t)EPOLLIN);
+    close(ep);
+}
+
+TEST_F(ConnParity, LevelTriggeredEpollReportsEveryReadySocketInTurn)
+{
+    // More ready sockets than maxevents: the kernel's ready list is FIFO and a level-triggered socket it reported
+    // goes back to the tail, so successive waits cover every socket (none starves behind the first ones).
+    constexpr int kConns = 6;
+    std::vector<std::unique_ptr<Conn>> conns;
+    int ep = epoll_create1(0);
+    for (int i = 0; i < kConns; i++) {
+        conns.push_back(std::make_unique<Conn>(SOCK_NONBLOCK));
+        ASSERT_GE(conns.back()->fd, 0);
+        ASSERT_EQ(conns.back()->peer.Cmd("SEND 4"), "OK 4");
+        ASSERT_EQ(WaitQueued(conns.back()->fd, 4), 4);
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u32 = (uint32_t)i;
+        ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, conns.back()->fd, &ev), 0);
+    }
+    std::set<uint32_t> seen;
+    for (int round = 0; round < kConns / 2; round++) {
+        epoll_event out[2];
+        ASSERT_EQ(epoll_wait(ep, out, 2, 1000), 2);
+        for (const epoll_event &e : out) seen.insert(e.data.u32);
+    }
+    EXPECT_EQ(seen.size(), (size_t)kConns) << "some ready sockets were never reported";
     close(ep);
 }
 
