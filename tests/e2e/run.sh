@@ -209,7 +209,7 @@ wait_memif() { for _ in $(seq 100); do ip netns exec "$srv" ss -xlH | grep -qF "
 
 msock=$work/memif-nginx.sock
 nginx_conf "$work/mngx" 80
-on_memif_srv "$msock" /usr/sbin/nginx -p "$work/mngx" -c "$work/mngx/nginx.conf"
+on_memif_srv "$msock" /usr/sbin/nginx -p "$work/mngx" -c "$work/mngx/nginx.conf" 2>"$work/mngx-start.log" # DPDK notes on stderr
 if wait_memif "$msock" && wait_http on_memif_cli "$msock" curl -s -m 2 -o /dev/null http://198.18.0.2/index.html; then
   sleep 0.5 # the server notices the readiness curl's link go down before the next client connects
   all=1
