@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Threading;
 using UserTcp.Interpose.Native;
 using UserTcp.Stack.Tcp;
@@ -41,11 +42,18 @@ internal sealed unsafe class FlowGroup : IFlowOwnership
     private readonly ulong* _claims;
     private readonly int _pid;
     private readonly Func<int, bool> _alive;
+    private readonly Func<long> _clock;
+    // Claims of connections that ended, kept for ReleaseDelayUs before they are given up (see Release).
+    private readonly Queue<(TcpTuple Tuple, long DueUs)> _releaseQueue = new();
+    private readonly Dictionary<TcpTuple, long> _releasing = new();
+    /// <summary>How long the claim of an ended connection is kept (µs).</summary>
+    internal long ReleaseDelayUs = 1_000_000;
     private bool _leader;
     private long _leaderCheckedUs = long.MinValue / 2; // far in the past, without overflowing "now - checked"
 
-    private FlowGroup(byte* area, int pid, Func<int, bool> alive)
+    private FlowGroup(byte* area, int pid, Func<int, bool> alive, Func<long> clock)
     {
+        _clock = clock;
         _base = area;
         _members = (int*)(area + 16);
         _listeners = (int*)(area + 4096);
@@ -58,14 +66,14 @@ internal sealed unsafe class FlowGroup : IFlowOwnership
 
     /// <summary>Joins the family's group, or returns null when there is no shared area (or no room).</summary>
     internal static FlowGroup? Join(byte* area) =>
-        Join(area, Environment.ProcessId, pid => Kernel.PidAlive(pid) != 0);
+        Join(area, Environment.ProcessId, pid => Kernel.PidAlive(pid) != 0, () => Engine.NowUs);
 
     /// <summary>Joins as <paramref name="pid"/>, with <paramref name="alive"/> telling whether a member still lives
     /// (tests run several members in one process).</summary>
-    internal static FlowGroup? Join(byte* area, int pid, Func<int, bool> alive)
+    internal static FlowGroup? Join(byte* area, int pid, Func<int, bool> alive, Func<long> clock)
     {
         if (area == null || *(ulong*)area != Magic) return null;
-        var g = new FlowGroup(area, pid, alive);
+        var g = new FlowGroup(area, pid, alive, clock);
         for (int i = 0; i < MaxMembers; i++)
         {
             int cur = Volatile.Read(ref g._members[i]);
@@ -87,7 +95,8 @@ internal sealed unsafe class FlowGroup : IFlowOwnership
     {
         get
         {
-            long now = Engine.NowUs;
+            long now = _clock();
+            ReleaseDue(now);
             if (now - _leaderCheckedUs < 1_000_000) return _leader;
             _leaderCheckedUs = now;
             _leader = false;
@@ -142,6 +151,7 @@ internal sealed unsafe class FlowGroup : IFlowOwnership
 
     public FlowOwner Claim(in TcpTuple tuple)
     {
+        if (_releasing.Count > 0 && _releasing.Remove(tuple)) return FlowOwner.Mine; // ours still: a new connection on it
         ulong h = Hash(tuple);
         ulong tag = (h >> 32) | 1;
         ulong mine = tag << 32 | (uint)_pid;
@@ -201,6 +211,7 @@ internal sealed unsafe class FlowGroup : IFlowOwnership
 
     public FlowOwner Lookup(in TcpTuple tuple)
     {
+        if (_releaseQueue.Count > 0) ReleaseDue(_clock());
         ulong h = Hash(tuple);
         ulong tag = (h >> 32) | 1;
         for (int i = 0; i < Slots; i++)
@@ -214,7 +225,41 @@ internal sealed unsafe class FlowGroup : IFlowOwnership
         return FlowOwner.Nobody;
     }
 
+    /// <summary>
+    /// A connection of ours ended. Its claim is kept for <see cref="ReleaseDelayUs"/> before it is given up: every
+    /// process receives every frame, and one that polls late may still hold the flow's SYN; claimed at once by that
+    /// process, the ended flow would be answered again (a second SYN-ACK, then resets against whatever the peer does
+    /// with the tuple next). Seen under load during nginx reloads. Meanwhile a new SYN on the tuple comes back to us.
+    /// </summary>
     public void Release(in TcpTuple tuple)
+    {
+        long now = _clock();
+        ReleaseDue(now);
+        if (ReleaseDelayUs <= 0)
+        {
+            ReleaseNow(tuple);
+            return;
+        }
+        long due = now + ReleaseDelayUs;
+        _releasing[tuple] = due;
+        _releaseQueue.Enqueue((tuple, due));
+    }
+
+    /// <summary>Gives up the claims whose delay has passed (called from the group's frequent entry points).</summary>
+    private void ReleaseDue(long now)
+    {
+        while (_releaseQueue.Count > 0 && _releaseQueue.Peek().DueUs <= now)
+        {
+            (TcpTuple t, long due) = _releaseQueue.Dequeue();
+            if (_releasing.TryGetValue(t, out long d) && d == due)
+            {
+                _releasing.Remove(t);
+                ReleaseNow(t);
+            }
+        }
+    }
+
+    private void ReleaseNow(in TcpTuple tuple)
     {
         ulong h = Hash(tuple);
         ulong mine = ((h >> 32) | 1) << 32 | (uint)_pid;

@@ -27,8 +27,15 @@ public sealed unsafe class FlowGroupTests : IDisposable
 
     public void Dispose() => NativeMemory.Free(_area);
 
-    private FlowGroup Member(int pid) => FlowGroup.Join(_area, pid, p => !_dead.Contains(p))
-        ?? throw new InvalidOperationException("no room in the group");
+    private long _now = 1_000_000;
+
+    private FlowGroup Member(int pid, long releaseDelayUs = 0)
+    {
+        FlowGroup g = FlowGroup.Join(_area, pid, p => !_dead.Contains(p), () => _now)
+            ?? throw new InvalidOperationException("no room in the group");
+        g.ReleaseDelayUs = releaseDelayUs;
+        return g;
+    }
 
     private static TcpTuple FromClient(int port) => new(Server, 7000, Client, (ushort)port);
 
@@ -114,5 +121,36 @@ public sealed unsafe class FlowGroupTests : IDisposable
         Assert.Equal(FlowOwner.Nobody, b.Lookup(FromClient(40001)));
         Assert.Equal(FlowOwner.Mine, b.Claim(FromClient(40001)));
         Assert.Equal(FlowOwner.Other, a.Claim(FromClient(40001)));
+    }
+
+    [Fact]
+    public void AnEndedFlowStaysClaimedForTheReleaseDelay()
+    {
+        // A late process must not answer a stale SYN of a flow that just ended; a new SYN on it comes back to us.
+        FlowGroup a = Member(1001, releaseDelayUs: 1_000_000), b = Member(1002, releaseDelayUs: 1_000_000);
+        Assert.Equal(FlowOwner.Mine, a.Claim(FromClient(40002)));
+        a.Release(FromClient(40002));
+        _now += 500_000;
+        Assert.Equal(FlowOwner.Other, b.Claim(FromClient(40002)));
+        Assert.Equal(FlowOwner.Other, b.Lookup(FromClient(40002)));
+        Assert.Equal(FlowOwner.Mine, a.Lookup(FromClient(40002)));
+        _now += 600_000;
+        Assert.Equal(FlowOwner.Other, b.Lookup(FromClient(40002))); // given up at a's next call into the group
+        _ = a.IsLeader;
+        Assert.Equal(FlowOwner.Nobody, b.Lookup(FromClient(40002)));
+        Assert.Equal(FlowOwner.Mine, b.Claim(FromClient(40002)));
+    }
+
+    [Fact]
+    public void ANewConnectionOnAReleasingFlowKeepsItsClaim()
+    {
+        FlowGroup a = Member(1001, releaseDelayUs: 1_000_000), b = Member(1002);
+        Assert.Equal(FlowOwner.Mine, a.Claim(FromClient(40003)));
+        a.Release(FromClient(40003));
+        _now += 100_000;
+        Assert.Equal(FlowOwner.Mine, a.Claim(FromClient(40003))); // the peer opened the same tuple again
+        _now += 2_000_000;
+        _ = a.IsLeader;
+        Assert.Equal(FlowOwner.Other, b.Claim(FromClient(40003)));
     }
 }
