@@ -69,12 +69,7 @@ long k_lseek(int fd, long off, int whence) { return neg_errno(lseek(fd, off, whe
 long k_block_signals(void)
 {
     sigset_t all;
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    sigdelset(&all, SIGTRAP);
+    ut_sigset_asynchronous(&all);
     return -pthread_sigmask(SIG_BLOCK, &all, NULL);
 }
 long k_ppoll_us(struct pollfd *fds, unsigned long n, long us, const sigset_t *mask)

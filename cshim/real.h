@@ -26,6 +26,9 @@ long k_kill_self_sigpipe(void);
 long k_fcntl(int fd, int cmd, long arg);
 long k_sleep_us(long us);
 long k_wait_us(long us, int restartable);
+/* Every signal except the synchronous faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP): what library threads and
+ * waits block. signals.c. */
+void ut_sigset_asynchronous(sigset_t *set) UT_HIDDEN;
 long k_wait_begin(void);                 /* signals.c: a blocking wait starts (asynchronous signals only in its sleeps) */
 long k_wait_end(void);
 const sigset_t *ut_wait_mask(void);      /* the thread's mask outside the current wait, or NULL */ /* signals.c: a blocking call's sleep, with SA_RESTART semantics */

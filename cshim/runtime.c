@@ -80,13 +80,7 @@ static void guard_enter(struct start_guard *g)
 {
     sigaction(SIGPIPE, NULL, &g->old_pipe);
     sigset_t all;
-    sigfillset(&all);
-    /* Synchronous faults must still reach the runtime's handlers. */
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    sigdelset(&all, SIGTRAP);
+    ut_sigset_asynchronous(&all);
     pthread_sigmask(SIG_BLOCK, &all, &g->old_mask);
     floor_hold(g);
 }

@@ -79,18 +79,23 @@ UT_EXPORT int siginterrupt(int sig, int flag)
 static __thread sigset_t t_saved;
 static __thread int t_wait_depth;
 
+void ut_sigset_asynchronous(sigset_t *set)
+{
+    sigfillset(set);
+    /* Synchronous faults must always reach whoever handles them (the runtime turns them into exceptions). */
+    sigdelset(set, SIGSEGV);
+    sigdelset(set, SIGBUS);
+    sigdelset(set, SIGFPE);
+    sigdelset(set, SIGILL);
+    sigdelset(set, SIGTRAP);
+}
+
 long k_wait_begin(void)
 {
     if (t_wait_depth++ > 0) return 0;
     sigset_t all;
-    sigfillset(&all);
-    /* Faults stay deliverable, and so does the runtime's activation signal (SIGRTMIN, thread suspension for the GC). */
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    sigdelset(&all, SIGTRAP);
-    sigdelset(&all, SIGRTMIN);
+    ut_sigset_asynchronous(&all);
+    sigdelset(&all, SIGRTMIN); /* the runtime's activation signal (thread suspension for the GC) stays deliverable */
     return -pthread_sigmask(SIG_BLOCK, &all, &t_saved);
 }
 
