@@ -1,5 +1,6 @@
 using System;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace UserTcp.Stack.Phy;
 
@@ -23,7 +24,10 @@ public enum PacketOffloads : byte
 /// Ownership: exactly one party owns a buffer at a time. <see cref="IDevice.Receive"/> hands buffers to the stack,
 /// <see cref="IDevice.Transmit"/> takes them back; whoever owns a buffer it no longer needs calls <see cref="IDevice.Free"/>.
 /// Invariant: 0 &lt;= Offset, Offset + Length &lt;= Capacity.
+/// Layout: 32 bytes, fields in this order. The DPDK glue reads and writes arrays of PacketBuf directly
+/// (struct utd_packet in stack/Dpdk/glue.c; a test compares the two): keep them in step.
 /// </summary>
+[StructLayout(LayoutKind.Sequential)]
 public unsafe struct PacketBuf
 {
     /// <summary>Start of the buffer, headroom included.</summary>
@@ -36,7 +40,7 @@ public unsafe struct PacketBuf
     public int Capacity;
     /// <summary>Checksum offload flags (see <see cref="PacketOffloads"/>).</summary>
     public PacketOffloads Offloads;
-    // (Offloads sits in Capacity's padding: the struct is 32 bytes, two per cache line, instead of 40.)
+    // (Offloads sits in Capacity's padding: 32 bytes, two per cache line, instead of 40.)
     /// <summary>The device's own handle (mbuf pointer, pool slot). Opaque to the stack.</summary>
     public nint Handle;
 

@@ -76,6 +76,36 @@ public sealed unsafe class DpdkDeviceTests
     }
 
     [DpdkFact]
+    public void MemifPair_TwoQueuePairs_EachQueueIsItsOwnDevice()
+    {
+        // memif maps transmit queue q of one end to receive queue q of the other: a frame sent on device q must
+        // arrive on the peer's device q and nowhere else, in both directions and for both queues.
+        (DpdkPort a, DpdkPort b) = OpenMemifPair(queues: 2);
+        try
+        {
+            Assert.Equal(2, a.Devices.Length);
+            Assert.Equal(2, b.Devices.Length);
+            Assert.False(a.Rss); // memif has no RSS: the sender picks the queue
+            int availA = a.PoolAvailable, availB = b.PoolAvailable;
+            var rng = new Random(77);
+            Span<PacketBuf> rx = stackalloc PacketBuf[32];
+            for (int q = 0; q < 2; q++)
+            {
+                SendAndCheckBurst(a.Devices[q], b.Devices[q], 16, rng);
+                SendAndCheckBurst(b.Devices[q], a.Devices[q], 16, rng);
+                Assert.Equal(0, b.Devices[1 - q].Receive(rx));
+                Assert.Equal(0, a.Devices[1 - q].Receive(rx));
+            }
+            Assert.Equal(availA, a.PoolAvailable);
+            Assert.Equal(availB, b.PoolAvailable);
+        }
+        finally
+        {
+            ClosePair(a, b);
+        }
+    }
+
+    [DpdkFact]
     public void Allocate_GivesEmptyBuffersWithHeadroom_AndFreeReturnsThem()
     {
         (DpdkPort a, DpdkPort b) = OpenMemifPair();
@@ -468,16 +498,18 @@ public sealed unsafe class DpdkDeviceTests
 
     // ---- helpers
 
-    private static (DpdkPort, DpdkPort) OpenMemifPair()
+    private static (DpdkPort, DpdkPort) OpenMemifPair(int queues = 1)
     {
         // Abstract socket, unique per test: a memif socket name cannot be reused within a process in DPDK 22.11.
         string sock = "/" + DpdkTestEnv.Unique("usertcp-memif") + ".sock";
         string id = DpdkTestEnv.Unique("");
-        DpdkPort server = DpdkPort.Open(DpdkTestEnv.Eal, new DpdkPortConfig { Device = $"net_memif{id}s,role=server,socket={sock},mac=02:00:c6:12:01:01" });
+        DpdkPort server = DpdkPort.Open(DpdkTestEnv.Eal, new DpdkPortConfig
+        { Device = $"net_memif{id}s,role=server,socket={sock},mac=02:00:c6:12:01:01", RxQueues = queues, TxQueues = queues });
         DpdkPort client;
         try
         {
-            client = DpdkPort.Open(DpdkTestEnv.Eal, new DpdkPortConfig { Device = $"net_memif{id}c,role=client,socket={sock},mac=02:00:c6:12:01:02" });
+            client = DpdkPort.Open(DpdkTestEnv.Eal, new DpdkPortConfig
+            { Device = $"net_memif{id}c,role=client,socket={sock},mac=02:00:c6:12:01:02", RxQueues = queues, TxQueues = queues });
         }
         catch
         {
