@@ -18,10 +18,16 @@ internal static class EpollSets
         public uint Events;
         public ulong Data;
         public int ReportedVersion = -1;
+        /// <summary>The socket's readiness key (<see cref="Multiplex"/>) when this registration was last evaluated,
+        /// and whether it was ready then: not ready and unchanged since means not ready now, without asking.</summary>
+        public int SeenKey = int.MinValue;
+        public bool SeenReady;
         public bool Disarmed; // EPOLLONESHOT fired; re-armed by EPOLL_CTL_MOD
     }
 
-    private static readonly object s_gate = new();
+    /// <summary>The stack's own lock: epoll_wait needs both the sets and the stack, and one lock pair per wait is
+    /// cheaper than two (Monitor.Enter/Exit were ~285 instructions per RPC with the two nested).</summary>
+    private static object s_gate => Engine.Gate;
     private static readonly Dictionary<int, List<Registration>> s_sets = new();
     private static readonly Dictionary<int, ScanState> s_scans = new();
 
@@ -80,6 +86,7 @@ internal static class EpollSets
                     reg.Data = data;
                     reg.Disarmed = false;
                     reg.ReportedVersion = -1;
+                    reg.SeenKey = int.MinValue;
                     return 0;
                 case DEL:
                     if (reg is null) return -Errno.ENOENT;

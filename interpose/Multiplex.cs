@@ -104,8 +104,7 @@ internal static unsafe class Multiplex
     private static int CollectUserEvents(int epfd, EpollEvent* events, int max)
     {
         int n = 0;
-        lock (EpollSets.Gate)
-        lock (Engine.Gate)
+        lock (Engine.Gate) // also EpollSets.Gate
         {
             Engine.PollLocked();
             List<EpollSets.Registration>? set = EpollSets.Get(epfd);
@@ -122,17 +121,21 @@ internal static unsafe class Multiplex
                 int at = start + k < count ? start + k : start + k - count;
                 EpollSets.Registration reg = set[at];
                 if (reg.Disarmed) continue;
-                uint mask = (uint)(ushort)reg.Socket.PollMask() & (reg.Events | (uint)Interpose.Poll.Err | (uint)Interpose.Poll.Hup);
+                // The socket's readiness key: both parts only grow, on every stack edge of its handle and every change
+                // of our own socket state (the same events that move ReadinessEpoch), so an unchanged key means
+                // unchanged readiness. With 1,000 registrations most are unchanged and not ready: skipped unasked.
+                UserSocket s = reg.Socket;
+                int h = s.Group?.Handle ?? s.Handle;
+                int key = s.ReadinessVersion * 7919 + (h >= 0 ? Engine.Edges.Instance.Count(h) : 0);
+                bool et = (reg.Events & Interpose.Poll.EpollEt) != 0;
+                if (key == reg.SeenKey && !reg.SeenReady) continue;
+                if (et && reg.ReportedVersion == key) continue; // edge-triggered: already reported this state
+                uint mask = (uint)(ushort)s.PollMask() & (reg.Events | (uint)Interpose.Poll.Err | (uint)Interpose.Poll.Hup);
+                reg.SeenKey = key;
+                reg.SeenReady = mask != 0;
                 if (mask == 0) continue;
                 // Edge-triggered: report once per change of the socket's readiness (stack edges + our own changes).
-                if ((reg.Events & Interpose.Poll.EpollEt) != 0)
-                {
-                    UserSocket s = reg.Socket;
-                    int h = s.Group?.Handle ?? s.Handle;
-                    int key = reg.Socket.ReadinessVersion * 7919 + (h >= 0 ? Engine.Edges.Instance.Count(h) : 0);
-                    if (reg.ReportedVersion == key) continue;
-                    reg.ReportedVersion = key;
-                }
+                if (et) reg.ReportedVersion = key;
                 if ((reg.Events & Interpose.Poll.EpollOneShot) != 0) reg.Disarmed = true;
                 events[n++] = new EpollEvent { Events = mask, Data = reg.Data };
                 scan.Next = at + 1;
