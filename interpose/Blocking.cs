@@ -28,6 +28,7 @@ internal static class Blocking
         {
             // Try before polling the device: a read with data waiting or a write with room completes without the
             // cost of a receive burst (the next call that must wait, epoll_wait or the progress thread polls).
+            Engine.AppCalls++;
             r = attempt.Try();
             if (r == -Errno.EAGAIN)
             {

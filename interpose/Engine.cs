@@ -294,13 +294,15 @@ internal static unsafe class Engine
     /// <summary>While an application thread polled within this long (µs), the progress thread stays out of the way:
     /// it would only contend for <see cref="Gate"/> and, on a small machine, for the CPU the application needs.</summary>
     internal static long AppActiveUs = 1_000;
-    private static long s_lastAppPollUs;
+    /// <summary>Calls of application threads into the stack (under <see cref="Gate"/>): the progress thread compares
+    /// it between its rounds to know whether the application is driving the stack. Costs one increment, no clock.</summary>
+    internal static int AppCalls;
 
     /// <summary>Polls the stack from an application thread. Caller holds <see cref="Gate"/>.</summary>
     internal static void PollLocked()
     {
-        long now = PollCore();
-        s_lastAppPollUs = now;
+        PollCore();
+        AppCalls++;
     }
 
     private static long PollCore()
@@ -343,12 +345,17 @@ internal static unsafe class Engine
     {
         Kernel.BlockSignals(); // the application's signals are for the application's threads
         long backoff = 0;
+        int appCallsSeen = 0;
         while (!s_stopping)
         {
             long sleep = NextSleepUs(ref backoff, long.MaxValue);
             if (Volatile.Read(ref s_waiters) > 0) sleep = Math.Max(sleep, 10_000); // an application thread is polling already
-            long sinceApp = NowUs - Volatile.Read(ref s_lastAppPollUs);
-            if (sinceApp < AppActiveUs) sleep = Math.Max(sleep, AppActiveUs - sinceApp); // the application drives it
+            int appCalls = Volatile.Read(ref AppCalls);
+            if (appCalls != appCallsSeen)
+            {
+                appCallsSeen = appCalls;
+                sleep = Math.Max(sleep, AppActiveUs); // the application called in since the last round: it drives the stack
+            }
             if (sleep > 0) Kernel.SleepUs((nint)sleep);
             else Thread.Yield();
             lock (Gate)

@@ -102,8 +102,7 @@ internal static unsafe class Multiplex
     private static int CollectUserEvents(int epfd, EpollEvent* events, int max)
     {
         int n = 0;
-        lock (EpollSets.Gate)
-        lock (Engine.Gate)
+        lock (Engine.Gate) // also EpollSets.Gate
         {
             Engine.PollLocked();
             EpollSets.CollectDirty();

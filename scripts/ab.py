@@ -95,7 +95,23 @@ class Harness:
         if side == "kernel":
             return ["ip", "netns", "exec", self.srv] + cmd
         return ["ip", "netns", "exec", self.srv, "env", f"LD_PRELOAD={LIB}", f"USERTCP_IP={SRV_IP}/24",
-                f"USERTCP_DEV={self.a.usertcp_dev}", "USERTCP_DPDK_ARGS=--log-level=*:error"] + cmd
+                f"USERTCP_DEV={self.a.usertcp_dev}", "USERTCP_DPDK_ARGS=--log-level=*:error", "USERTCP_STATS=1"] + cmd
+
+    def usertcp_stats(self, side):
+        """The GC line USERTCP_STATS=1 printed at the usertcp server's exit (last one in its log): collections per
+        generation and bytes allocated over the server's life."""
+        if side != "usertcp":
+            return {}
+        path = os.path.join(self.work, f"server-{side}.log")
+        last = None
+        if os.path.exists(path):
+            for line in open(path, errors="replace"):
+                if ": stats: run " in line:
+                    last = line
+        m = last and re.search(r"gen0 (\d+) gen1 (\d+) gen2 (\d+); allocated (\d+) B", last)
+        if not m:
+            return {}
+        return dict(gc0=int(m.group(1)), gc1=int(m.group(2)), gc2=int(m.group(3)), alloc_b=int(m.group(4)))
 
     def set_side(self, side):
         run(["ip", "-n", self.srv, "addr", "flush", "dev", "ut-srv0"])
@@ -345,9 +361,16 @@ http {{
                     c1, t1 = self.ticks([p.pid]), time.time()
                     self.stop_proc(p)
                     kv = dict(x.split("=") for x in out.split())
+                    gc = self.usertcp_stats(side)
+                    reqs = int(kv.get("requests", 0))
+                    if gc and reqs:
+                        # Over the server's whole life (start-up and connection set-up included): an upper bound
+                        # for steady state.
+                        gc["gc_per_1m"] = (gc["gc0"] + gc["gc1"] + gc["gc2"]) * 1e6 / reqs
+                        gc["alloc_b_per_req"] = gc["alloc_b"] / reqs
                     self.record(name, side, r, rps=float(kv.get("rps", 0)), p50_us=float(kv.get("p50_us", -1)),
                                 p99_us=float(kv.get("p99_us", -1)), open=int(kv.get("open", 0)),
-                                errors=kv.get("errors", "?"), cpu_pct=100.0 * (c1 - c0) / HZ / (t1 - t0))
+                                errors=kv.get("errors", "?"), cpu_pct=100.0 * (c1 - c0) / HZ / (t1 - t0), **gc)
                     log(f"{name} round {r} {side}: {out.strip()}")
 
     # ---------------------------------------------------------------- topology (a)
@@ -679,7 +702,9 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
     if w3:
         section("W3 RPC echo over many connections (bench/rpc)", w3,
                 [("rps", "requests/s", 0), ("p50_us", "latency p50 (us)", 0), ("p99_us", "latency p99 (us)", 0),
-                 ("open", "connections established", 0), ("cpu_pct", "server CPU (% of a core)", 1)],
+                 ("open", "connections established", 0), ("cpu_pct", "server CPU (% of a core)", 1),
+                 ("gc_per_1m", "GC collections per 1M requests (usertcp, whole server life)", 2),
+                 ("alloc_b_per_req", "bytes allocated per request (usertcp, whole server life)", 1)],
                 [("w3_rps", "W3 RPC echo 64 B: requests/s", "requests/s", "rps",
                   [(n, n.split(", ")[1]) for n in w3]),
                  ("w3_p99", "W3 RPC echo 64 B: latency p99", "us", "p99_us", [(n, n.split(", ")[1]) for n in w3])],

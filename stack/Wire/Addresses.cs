@@ -56,8 +56,9 @@ public readonly record struct MacAddress(ulong Value)
 
     public void Write(Span<byte> b)
     {
-        b[0] = (byte)(Value >> 40); b[1] = (byte)(Value >> 32); b[2] = (byte)(Value >> 24);
-        b[3] = (byte)(Value >> 16); b[4] = (byte)(Value >> 8); b[5] = (byte)Value;
+        // Two stores instead of six checked byte writes (twice per transmitted frame).
+        BinaryPrimitives.WriteUInt32BigEndian(b, (uint)(Value >> 16));
+        BinaryPrimitives.WriteUInt16BigEndian(b.Slice(4), (ushort)Value);
     }
 
     public bool IsBroadcast => Value == 0xFFFF_FFFF_FFFFUL;
