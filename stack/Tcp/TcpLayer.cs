@@ -50,7 +50,7 @@ public enum TcpIcmpError
 /// </summary>
 public sealed class TcpLayer : ITimerHandler
 {
-    private readonly Dictionary<TcpTuple, TcpConnection> _table;
+    private readonly ConnectionTable _table;
     private readonly Dictionary<ushort, TcpListener> _listeners = new();
     private readonly Dictionary<ushort, int> _portUsers = new();
     private readonly Stack<Assembler> _assemblers = new();
@@ -85,7 +85,7 @@ public sealed class TcpLayer : ITimerHandler
         Counters = counters;
         Buffers = buffers;
         Isn = new IsnGenerator(config.Seed);
-        _table = new Dictionary<TcpTuple, TcpConnection>(config.ExpectedConnections);
+        _table = new ConnectionTable(config.ExpectedConnections);
         _wheel = new TimerWheel(tickUs: 1000);
         _nextEphemeral = config.EphemeralPortFirst + (int)(config.Seed % (ulong)(config.EphemeralPortLast - config.EphemeralPortFirst + 1));
         _freeEphemeral = config.EphemeralPortLast - config.EphemeralPortFirst + 1;
@@ -242,7 +242,8 @@ public sealed class TcpLayer : ITimerHandler
 
     private void Link(TcpConnection c)
     {
-        _table[c.Tuple] = c;
+        if (_table.TryGetValue(c.Tuple, out TcpConnection? old)) { _table.Remove(old!); old!.InTable = false; }
+        _table.Add(c);
         c.InTable = true;
     }
 
@@ -251,7 +252,7 @@ public sealed class TcpLayer : ITimerHandler
     {
         if (c.InTable)
         {
-            if (_table.TryGetValue(c.Tuple, out TcpConnection? cur) && cur == c) _table.Remove(c.Tuple);
+            _table.Remove(c);
             c.InTable = false;
             Flows?.Release(c.Tuple);
         }
