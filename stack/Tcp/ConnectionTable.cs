@@ -1,4 +1,4 @@
-using System;
+using System.Diagnostics.CodeAnalysis;
 
 namespace UserTcp.Stack.Tcp;
 
@@ -27,7 +27,7 @@ internal sealed class ConnectionTable
 
     private static int Index(in TcpTuple t, int length) => t.GetHashCode() & (length - 1);
 
-    public bool TryGetValue(in TcpTuple t, out TcpConnection? c)
+    public bool TryGetValue(in TcpTuple t, [NotNullWhen(true)] out TcpConnection? c)
     {
         for (c = _buckets[Index(t, _buckets.Length)]; c != null; c = c.NextInTable)
             if (c.Tuple.Equals(t)) return true;

@@ -242,7 +242,7 @@ public sealed class TcpLayer : ITimerHandler
 
     private void Link(TcpConnection c)
     {
-        if (_table.TryGetValue(c.Tuple, out TcpConnection? old)) { _table.Remove(old!); old!.InTable = false; }
+        if (_table.TryGetValue(c.Tuple, out TcpConnection? old)) { _table.Remove(old); old.InTable = false; }
         _table.Add(c);
         c.InTable = true;
     }
