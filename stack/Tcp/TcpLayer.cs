@@ -153,7 +153,9 @@ public sealed class TcpLayer : ITimerHandler
             int p = _nextEphemeral;
             _nextEphemeral = p == last ? first : p + 1;
             if (!_portUsers.TryGetValue((ushort)p, out int users) || users != connectUsers[p]) continue;
-            if (_table.ContainsKey(new TcpTuple(_tx.LocalAddress, (ushort)p, remote, remotePort))) continue;
+            // A tuple in TIME-WAIT may be taken over (Connect ends the old one first), as Linux does on loopback.
+            if (_table.TryGetValue(new TcpTuple(_tx.LocalAddress, (ushort)p, remote, remotePort), out TcpConnection? c)
+                && c.State != TcpState.TimeWait) continue;
             return (ushort)p;
         }
         return 0;
