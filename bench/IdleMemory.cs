@@ -137,7 +137,7 @@ internal static class IdleMemory
         {
             if (d == null) return "?";
             int count = (int)d.GetType().GetProperty("Count")!.GetValue(d)!;
-            var entries = F(d, "_entries") as Array;
+            var entries = (F(d, "_entries") ?? F(d, "_buckets")) as Array;
             return $"{count:N0} used of {entries?.Length ?? 0:N0}";
         }
         var heap = F(layer, "_heap") as Array;
@@ -172,8 +172,8 @@ internal static class IdleMemory
         var Console = new System.IO.StringWriter();
         int conn = BaseSize(typeof(TcpConnection));
         int tuple = SizeOf(typeof(TcpTuple));
-        // Dictionary<TcpTuple, TcpConnection>: Entry { uint hashCode; int next; TKey key; TValue value } + one int bucket.
-        int entry = Align(4 + 4 + tuple, 8) + 8 + 4;
+        // ConnectionTable: the chain link is a TcpConnection field; one bucket slot (8 B) per connection at load 1.
+        int entry = 8;
         Console.WriteLine("per-connection objects (one end; sizes are the runtime's base instance sizes):");
         Console.WriteLine($"  {conn,5} B  TcpConnection");
         int total = conn;
@@ -186,7 +186,7 @@ internal static class IdleMemory
             Console.WriteLine($"  {size,5} B  {o.GetType().Name} ({f.Name})");
             total += size;
         }
-        Console.WriteLine($"  {entry,5} B  4-tuple table entry + bucket (Dictionary<TcpTuple, TcpConnection>, before resize slack)");
+        Console.WriteLine($"  {entry,5} B  4-tuple table bucket slot (ConnectionTable, at load 1; up to 16 B just after a doubling)");
         total += entry;
         Console.WriteLine($"  {total,5} B  sum (+ resize slack of the tables, port-table entries on the active side, timer-heap slots)");
         Type? socket = typeof(NetStack).GetNestedType("Socket", BindingFlags.NonPublic);

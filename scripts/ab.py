@@ -17,6 +17,8 @@ Workloads (see docs/benchmarks.md, section "A/B against the kernel"):
   W3  bench/rpc echo, 64 B request/response, closed loop over many connections: requests/s, p50/p99
   W6  bench/rpc server holding N idle connections: server CPU over --idle-seconds
   W5  (same runs as W6) server memory per idle connection and the connection rate while holding them
+  W5a W5 at scale in topology (a): 100k and 1M idle connections (--w5-conns), both ends on one stack: memory of
+      both processes per connection, open time, idle CPU, accept rate while holding them
 
 Not part of `make test`. Needs root, make setup (nginx, wrk, iperf3, gnuplot) and make (build/libusertcp.so).
 Usage: scripts/ab.py [--rounds 3] [--seconds 3] [--workloads W2,W1,W4,W3,W6] ...   (see --help)
@@ -516,6 +518,97 @@ http {{
                     self.record(f"W6/W5 {n} idle connections", side, r, **vals)
                     log(f"W6/W5 n={n} round {r} {side}: {vals}")
 
+    # ---------------------------------------------------------------- W5 in topology (a): 100k .. 1M+ connections
+    def w5a(self):
+        """W5 at scale, topology (a): bench/rpc server and client holding N idle connections, both ends on usertcp
+        over memif (USERTCP_VIRTUAL_FDS=1: the sockets are not kernel fds) vs both on the kernel over loopback.
+        N is spread over ceil(N / 25000) server ports (one client address reaches one server port from at most the
+        ~28k ephemeral ports). Both processes' memory (VmRSS delta / N), open time, idle CPU of both, the accept
+        rate while holding them, and an echo on every connection at the end."""
+        a = self.a
+        import resource
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        for n in a.w5_conns:
+            nports = max(1, -(-n // 25000))
+            for r in range(1, a.w5_rounds + 1):
+                for side in SIDES:
+                    name = f"W5a {n} idle connections"
+                    if side == "kernel" and n + 64 > nofile:
+                        # Every kernel socket is an fd: one process holds at most RLIMIT_NOFILE of them, and the
+                        # hard limit cannot be raised without CAP_SYS_RESOURCE.
+                        self.record(name, side, r, n=n, opened=0,
+                                    errors=f"kernel: not possible in one process (RLIMIT_NOFILE hard limit {nofile})")
+                        log(f"{name} round {r} kernel: skipped, RLIMIT_NOFILE hard limit {nofile}")
+                        continue
+                    sock = f"/tmp/usertcp-w5-{os.getpid()}-{time.monotonic_ns()}.sock"
+                    run(["ip", "-n", self.srv, "addr", "flush", "dev", "ut-srv0"])
+                    ns = ["ip", "netns", "exec", self.srv]
+                    if side == "kernel":
+                        srv = ns + [f"{BENCH}/rpc_server", "7000", str(nports)]
+                        cli = ns + ["env", f"RPC_CONNECT_SECONDS={max(60, n // 2000)}", f"{BENCH}/rpc_client", "hold",
+                                    "127.0.0.1", "7000", str(n), str(nports)]
+                    else:
+                        common = ["USERTCP_VIRTUAL_FDS=1", "USERTCP_DPDK_ARGS=--log-level=*:error", f"LD_PRELOAD={LIB}"]
+                        srv = ns + ["env"] + common + [f"USERTCP_IP={SRV_IP}/24",
+                                                       f"USERTCP_DEV=net_memif0,role=server,socket={sock}",
+                                                       f"{BENCH}/rpc_server", "7000", str(nports)]
+                        cli = ns + ["env"] + common + ["USERTCP_IP=198.18.0.1/24",
+                                                       f"USERTCP_DEV=net_memif1,role=client,socket={sock}",
+                                                       f"RPC_CONNECT_SECONDS={max(60, n // 2000)}",
+                                                       f"{BENCH}/rpc_client", "hold", SRV_IP, "7000", str(n), str(nports)]
+                    logf = open(os.path.join(self.work, f"w5a-{side}.log"), "a")
+                    p = subprocess.Popen(srv, stdout=logf, stderr=subprocess.STDOUT)
+                    self.procs.append(p)
+                    time.sleep(2)
+                    if p.poll() is not None:
+                        raise RuntimeError(f"W5a server exited with {p.returncode}: {self.tail_logs()}")
+                    srss0 = self.status_kb(p.pid, "VmRSS")
+                    slab0 = self.meminfo_kb("Slab")
+                    h = subprocess.Popen(cli, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                    self.procs.append(h)
+                    opened = dict(x.split("=") for x in h.stdout.readline().split())
+                    # The client counts a connection when its SYN-ACK arrives; the server application may still be
+                    # accepting. Wait until the server's CPU use settles (at most 120 s).
+                    t_open = time.time()
+                    last = self.ticks([p.pid])
+                    while time.time() - t_open < 120:
+                        time.sleep(1)
+                        cur = self.ticks([p.pid])
+                        if cur - last <= 2:
+                            break
+                        last = cur
+                    settle = time.time() - t_open
+                    srss1, crss1 = self.status_kb(p.pid, "VmRSS"), self.status_kb(h.pid, "VmRSS")
+                    slab1 = self.meminfo_kb("Slab")
+                    s0, c0, t0 = self.ticks([p.pid]), self.ticks([h.pid]), time.time()
+                    time.sleep(a.idle_seconds)
+                    s1, c1, t1 = self.ticks([p.pid]), self.ticks([h.pid]), time.time()
+                    h.stdin.write(f"churn {a.churn_seconds}\n")
+                    h.stdin.flush()
+                    churn = dict(x.split("=") for x in h.stdout.readline().split())
+                    h.stdin.write("check\n")
+                    h.stdin.flush()
+                    alive = dict(x.split("=") for x in h.stdout.readline().split())
+                    h.stdin.write("quit\n")
+                    h.stdin.flush()
+                    h.wait(120)
+                    self.procs.remove(h)
+                    self.stop_proc(p)
+                    ok = int(opened.get("opened", 0)) or 1
+                    crss0 = int(opened.get("rss0_kb", 0))
+                    vals = dict(n=n, ports=nports, opened=int(opened.get("opened", 0)),
+                                open_s=float(opened.get("seconds", 0)), open_rate=float(opened.get("rate", 0)),
+                                settle_s=settle,
+                                srv_rss_b_per_conn=(srss1 - srss0) * 1024 / ok,
+                                cli_rss_b_per_conn=(crss1 - crss0) * 1024 / ok,
+                                slab_b_per_conn=(slab1 - slab0) * 1024 / ok, srv_rss_kb=srss1, cli_rss_kb=crss1,
+                                srv_idle_cpu_pct=100.0 * (s1 - s0) / HZ / (t1 - t0),
+                                cli_idle_cpu_pct=100.0 * (c1 - c0) / HZ / (t1 - t0),
+                                churn_rate=float(churn.get("churn_rate", 0)), churn_failed=int(churn.get("failed", 0)),
+                                alive=int(alive.get("alive", 0)))
+                    self.record(name, side, r, **vals)
+                    log(f"{name} round {r} {side}: {vals}")
+
 
 # -------------------------------------------------------------------- report
 def med(xs):
@@ -737,6 +830,26 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
                 f"utime + stime over {a.idle_seconds} s while the N sit idle. Then {a.churn_seconds} s of new "
                 "connections (connect, close; 64 in flight) while the N stay open: the accept rate under load of "
                 "held connections. Finally one byte is echoed on each held connection ('still echoing').")
+    w5a = [n for n in res if n.startswith("W5a")]
+    if w5a:
+        section("W5 at scale in topology (a): N idle connections, both ends on one stack", w5a,
+                [("srv_rss_b_per_conn", "server VmRSS delta / N (B)", 0), ("cli_rss_b_per_conn", "client VmRSS delta / N (B)", 0),
+                 ("slab_b_per_conn", "system Slab delta / N (B)", 0),
+                 ("open_s", "time to open the N (s)", 1), ("open_rate", "connections/s while opening", 0),
+                 ("settle_s", "server busy after the client saw the N (s)", 0),
+                 ("srv_idle_cpu_pct", "idle server CPU (% of a core)", 2), ("cli_idle_cpu_pct", "idle client CPU (% of a core)", 2),
+                 ("churn_rate", "new connections/s while holding the N", 0),
+                 ("opened", "connections opened", 0), ("alive", "still echoing at the end", 0)],
+                [("w5a_mem", "W5 (a): server RSS per idle connection", "bytes", "srv_rss_b_per_conn",
+                  [(n, n.split()[1]) for n in w5a])],
+                "`build/bench/rpc_server 7000 P` (P = ceil(N / 25000) ports) and `build/bench/rpc_client hold HOST 7000 N "
+                "P` in one namespace. kernel: over 127.0.0.1. usertcp: both under LD_PRELOAD with "
+                "`USERTCP_VIRTUAL_FDS=1`, server `USERTCP_IP=198.18.0.2/24 USERTCP_DEV=net_memif0,role=server,socket=S`, "
+                "client `USERTCP_IP=198.18.0.1/24 USERTCP_DEV=net_memif1,role=client,socket=S`. Memory: VmRSS from "
+                "/proc (server: 2 s after start vs after the N settled; client: its own VmRSS before and after opening, "
+                "printed by rpc_client); the kernel's socket memory is Slab (both ends in the kernel run). Idle CPU: "
+                f"utime + stime over {a.idle_seconds} s. Then {a.churn_seconds} s of new connections to port 7000 "
+                "(connect, close; 64 in flight) while the N stay open, and one byte echoed on every held connection.")
     a_names = [n for n in res if n.startswith("(a) W1") or n.startswith("(a) W2")]
     if a_names:
         section("Topology (a): both ends on usertcp over memif vs both on the kernel over loopback", a_names,
@@ -783,10 +896,12 @@ def main():
     ap.add_argument("--conns", type=int, default=50, help="wrk connections (W1, W2)")
     ap.add_argument("--rpc-conns", default="1000,10000", help="W3 connection counts, comma-separated")
     ap.add_argument("--idle-conns", default="1000,10000", help="W6/W5 idle connection counts, comma-separated")
+    ap.add_argument("--w5-conns", default="100000,1000000", help="W5a connection counts (topology a), comma-separated")
+    ap.add_argument("--w5-rounds", type=int, default=1, help="W5a rounds (each 1M round takes about a minute per stack)")
     ap.add_argument("--idle-seconds", type=float, default=5)
     ap.add_argument("--churn-seconds", type=float, default=2)
-    ap.add_argument("--workloads", default="W2,W1,W4,W3,W6", help="any of W2,W1,W4,W3,W6 (W6 also gives W5) in topology (b); A2,A1,A3,A4 = W2,W1,W3,W4 in "
-                    "topology (a)")
+    ap.add_argument("--workloads", default="W2,W1,W4,W3,W6", help="any of W2,W1,W4,W3,W6 (W6 also gives W5) in "
+                    "topology (b); A2,A1,A3,A4 = W2,W1,W3,W4 in topology (a); W5a = W5 at scale (100k, 1M) in topology (a)")
     ap.add_argument("--usertcp-dev", default="net_af_packet0,iface=ut-srv0", help="USERTCP_DEV of the usertcp runs")
     ap.add_argument("--hugepages", type=int, default=0,
                     help="reserve at least this many 2 MiB hugepages first (system-wide, kept); 0: leave as is")
@@ -794,6 +909,7 @@ def main():
     a = ap.parse_args()
     a.rpc_conns = [int(x) for x in a.rpc_conns.split(",") if x]
     a.idle_conns = [int(x) for x in a.idle_conns.split(",") if x]
+    a.w5_conns = [int(x) for x in a.w5_conns.split(",") if x]
     if os.geteuid() != 0:
         sys.exit("ab: needs root (network namespaces)")
     for tool in ("wrk", "iperf3", "ip"):
@@ -818,10 +934,10 @@ def main():
     try:
         h.up()
         steps = {"W2": h.w2, "W1": h.w1, "W4": h.w4, "W3": h.w3, "W6": h.w6, "A2": h.a2, "A1": h.a1, "A3": h.a3,
-                 "A4": h.a4}
+                 "A4": h.a4, "W5A": h.w5a}
         for w in a.workloads.split(","):
             try:
-                steps[w.strip()]()
+                steps[w.strip().upper() if w.strip().upper() == "W5A" else w.strip()]()
             except (RuntimeError, subprocess.SubprocessError, ValueError, OSError) as e:
                 # One workload failing (a server that does not come up, a client that times out) is reported and
                 # the harness moves on to the next one.

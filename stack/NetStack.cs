@@ -52,13 +52,22 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
         public ushort BoundPort;        // holds a port reference while bound and not yet connected/listening
         public bool ReuseAddress;
         public bool NoDelay, Cork, KeepAlive;
-        public long KeepIdleUs, KeepIntervalUs;
-        public int KeepCount;
-        public long UserTimeoutUs;
-        public long LingerUs = -1;
+        // Times kept in whole milliseconds (4 bytes each, like the connection's own copies): one of these objects
+        // exists per open socket, so at a million connections each field is a megabyte.
+        private int _keepIdleMs, _keepIntervalMs, _userTimeoutMs, _lingerMs = -1;
+        private byte _keepCount, _error;
+        public long KeepIdleUs { get => _keepIdleMs * 1000L; set => _keepIdleMs = Ms(value); }
+        public long KeepIntervalUs { get => _keepIntervalMs * 1000L; set => _keepIntervalMs = Ms(value); }
+        public long UserTimeoutUs { get => _userTimeoutMs * 1000L; set => _userTimeoutMs = Ms(value); }
+        /// <summary>SO_LINGER: -1 = off.</summary>
+        public long LingerUs { get => _lingerMs < 0 ? -1 : _lingerMs * 1000L; set => _lingerMs = value < 0 ? -1 : Ms(value); }
+        public int KeepCount { get => _keepCount; set => _keepCount = (byte)Math.Clamp(value, 0, 255); }
         public int SendBufferSize, ReceiveBufferSize;
-        public SocketError Error;        // for sockets without a connection (e.g. connect failed at once)
+        /// <summary>For sockets without a connection (e.g. connect failed at once).</summary>
+        public SocketError Error { get => (SocketError)_error; set => _error = (byte)value; }
         public int NextFree = -1;
+
+        private static int Ms(long us) => (int)Math.Clamp((us + 999) / 1000, 0, int.MaxValue);
 
         public void Reset(TcpConfig c)
         {

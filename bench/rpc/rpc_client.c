@@ -8,7 +8,7 @@
 //       Opens N connections (at most 512 connects in flight; any not established within 20 s, or
 //       RPC_CONNECT_SECONDS, counts as failed) and keeps them open and idle; with NPORTS > 1 connection i goes
 //       to port PORT + i % NPORTS (rpc_server PORT NPORTS). Prints
-//       "opened=N failed=F seconds=T rate=R". Then reads commands from stdin, one a line:
+//       "opened=N failed=F seconds=T rate=R rss0_kb=A rss1_kb=B" (this process's VmRSS before and after). Then reads commands from stdin, one a line:
 //         churn S   open and close new connections (64 in flight) for S seconds while the N stay open;
 //                   prints "churn_rate=R failed=F"
 //         check     sends one byte on every held connection and waits for its echo; prints "alive=K"
@@ -156,13 +156,27 @@ static int cmd_echo(int conns, double seconds, int size, long limit) {
     return 0;
 }
 
+// VmRSS of this process in KiB (0 if unknown).
+static long rss_kb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld", &kb) == 1) break;
+    fclose(f);
+    return kb;
+}
+
 static int cmd_hold(int n) {
     int *fds = calloc((size_t)n, sizeof *fds);
+    for (int i = 0; i < n; i++) fds[i] = -1;  // touch the array now: its pages are not the connections' cost
     int failed;
+    long rss0 = rss_kb();
     uint64_t t0 = now_ns();
     int ok = open_many(fds, n, 512, &failed);
     double secs = (double)(now_ns() - t0) / 1e9;
-    printf("opened=%d failed=%d seconds=%.3f rate=%.0f\n", ok, failed, secs, ok / secs);
+    printf("opened=%d failed=%d seconds=%.3f rate=%.0f rss0_kb=%ld rss1_kb=%ld\n", ok, failed, secs, ok / secs, rss0, rss_kb());
     fflush(stdout);
     char line[256];
     while (fgets(line, sizeof line, stdin)) {

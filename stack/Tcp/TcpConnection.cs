@@ -22,6 +22,7 @@ public sealed partial class TcpConnection : TimerNode
 {
     private readonly TcpLayer _layer;
     internal TcpTuple Tuple;
+    internal TcpConnection? NextInTable;    // the layer's ConnectionTable chain
     public TcpState State { get; private set; }
 
     // --- send sequence variables (RFC 9293 §3.3.1) ---

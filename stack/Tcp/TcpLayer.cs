@@ -50,7 +50,7 @@ public enum TcpIcmpError
 /// </summary>
 public sealed class TcpLayer : ITimerHandler
 {
-    private readonly Dictionary<TcpTuple, TcpConnection> _table;
+    private readonly ConnectionTable _table;
     private readonly Dictionary<ushort, TcpListener> _listeners = new();
     private readonly Dictionary<ushort, int> _portUsers = new();
     private readonly Stack<Assembler> _assemblers = new();
@@ -87,7 +87,7 @@ public sealed class TcpLayer : ITimerHandler
         Counters = counters;
         Buffers = buffers;
         Isn = new IsnGenerator(config.Seed);
-        _table = new Dictionary<TcpTuple, TcpConnection>(config.ExpectedConnections);
+        _table = new ConnectionTable(config.ExpectedConnections);
         _wheel = new TimerWheel(tickUs: 1000);
         _nextEphemeral = config.EphemeralPortFirst + (int)(config.Seed % (ulong)(config.EphemeralPortLast - config.EphemeralPortFirst + 1));
         _freeEphemeral = config.EphemeralPortLast - config.EphemeralPortFirst + 1;
@@ -155,7 +155,9 @@ public sealed class TcpLayer : ITimerHandler
             int p = _nextEphemeral;
             _nextEphemeral = p == last ? first : p + 1;
             if (!_portUsers.TryGetValue((ushort)p, out int users) || users != connectUsers[p]) continue;
-            if (_table.ContainsKey(new TcpTuple(_tx.LocalAddress, (ushort)p, remote, remotePort))) continue;
+            // A tuple in TIME-WAIT may be taken over (Connect ends the old one first), as Linux does on loopback.
+            if (_table.TryGetValue(new TcpTuple(_tx.LocalAddress, (ushort)p, remote, remotePort), out TcpConnection? c)
+                && c.State != TcpState.TimeWait) continue;
             return (ushort)p;
         }
         return 0;
@@ -244,7 +246,8 @@ public sealed class TcpLayer : ITimerHandler
 
     private void Link(TcpConnection c)
     {
-        _table[c.Tuple] = c;
+        if (_table.TryGetValue(c.Tuple, out TcpConnection? old)) { _table.Remove(old); old.InTable = false; }
+        _table.Add(c);
         c.InTable = true;
     }
 
@@ -253,7 +256,7 @@ public sealed class TcpLayer : ITimerHandler
     {
         if (c.InTable)
         {
-            if (_table.TryGetValue(c.Tuple, out TcpConnection? cur) && cur == c) _table.Remove(c.Tuple);
+            _table.Remove(c);
             c.InTable = false;
             Flows?.Release(c.Tuple);
         }
