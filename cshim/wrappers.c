@@ -443,30 +443,34 @@ UT_EXPORT FILE *fdopen(int fd, const char *mode)
 /* freopen with a path on a stream whose number is a user socket: libc's freopen keeps the number and moves the new
  * file onto it with its own (unseen) open/dup3/close. Flush through the stream, close the socket through the user
  * path, then let libc reopen: the file lands on the same number, and a cookie stream from fdopen above reaches it
- * through read/write/lseek on that number. Without a path libc reopens /proc/self/fd/N, which fails with ENXIO for
- * a socket, as on the kernel. */
-static void freopen_release(const char *path, FILE *f)
+ * through read/write/lseek on that number. */
+static int freopen_release(const char *path, FILE *f)
 {
-    if (!f || !ut_owned(f->_fileno)) return;
+    if (!f || !ut_owned(f->_fileno)) return 0;
     /* libc's freopen turns any stream into a plain file stream and sets its wide-character vtable on the way, through
        _wide_data, which a fopencookie stream leaves at (void *)-1 (no wide support): it would crash. NULL tells
        freopen there is none. The reopened stream then does byte I/O like any file stream (wide I/O on it is not
        supported: docs/compatibility.md). */
     if (f->_wide_data == (struct _IO_wide_data *)-1L) f->_wide_data = NULL;
-    if (!path) return;
     fflush(f);
     close(f->_fileno);
+    if (path) return 0;
+    /* Without a path libc would open /proc/self/fd/N (ENXIO for a socket), then close N with its internal close,
+       which we would not see. The result the kernel gives: the stream and its socket closed, ENXIO. */
+    f->_fileno = -1; /* closed: a later fclose frees the stream without closing the number again */
+    errno = ENXIO;
+    return -1;
 }
 
 UT_EXPORT FILE *freopen(const char *path, const char *mode, FILE *f)
 {
-    if (UT_UNLIKELY(ut_fd_limit != 0)) freopen_release(path, f);
+    if (UT_UNLIKELY(ut_fd_limit != 0) && freopen_release(path, f)) return NULL;
     return ut_real.freopen(path, mode, f);
 }
 
 UT_EXPORT FILE *freopen64(const char *path, const char *mode, FILE *f)
 {
-    if (UT_UNLIKELY(ut_fd_limit != 0)) freopen_release(path, f);
+    if (UT_UNLIKELY(ut_fd_limit != 0) && freopen_release(path, f)) return NULL;
     return ut_real.freopen64(path, mode, f);
 }
 

@@ -1511,3 +1511,20 @@ TEST_F(ConnParity, ClosefromLeavesTheStackWorking)
         EXPECT_EQ(d.peer.Answer(), "OK 4");
     }
 }
+
+// freopen without a path reopens /proc/self/fd/N, which a socket refuses: ENXIO, and the socket is closed.
+TEST_F(ConnParity, FreopenWithoutAPathFailsOnASocket)
+{
+    Conn c;
+    ASSERT_GE(c.fd, 0);
+    FILE *f = fdopen(c.fd, "r+");
+    ASSERT_NE(f, nullptr);
+    int fd = c.fd;
+    c.fd = -1;
+    EXPECT_GE(fputs("bye", f), 0);
+    errno = 0;
+    EXPECT_EQ(freopen(nullptr, "r", f), nullptr);
+    EXPECT_EQ(errno, ENXIO);
+    EXPECT_FAILS_WITH(fcntl(fd, F_GETFD), EBADF);
+    EXPECT_EQ(c.peer.Cmd("WAITEOF"), "OK 3");
+}
