@@ -193,6 +193,31 @@ void ut_fd_unreserve(int fd)
     ut_real.close(fd);
 }
 
+int ut_lib_fds[UT_MAX_LIB_FDS];
+int ut_nlib_fds;
+
+void ut_lib_fd_add(int fd)
+{
+    if (fd < 0 || ut_lib_fd_is(fd)) return;
+    if (ut_nlib_fds == UT_MAX_LIB_FDS) {
+        ut_log(UT_LOG_WARN, "more than %d library fds; fd %d is not protected from close_range", UT_MAX_LIB_FDS, fd);
+        return;
+    }
+    int i = ut_nlib_fds++;
+    while (i > 0 && ut_lib_fds[i - 1] > fd) {
+        ut_lib_fds[i] = ut_lib_fds[i - 1];
+        i--;
+    }
+    ut_lib_fds[i] = fd;
+}
+
+int ut_lib_fd_is(int fd)
+{
+    for (int i = 0; i < ut_nlib_fds; i++)
+        if (ut_lib_fds[i] == fd) return 1;
+    return 0;
+}
+
 struct ut_sock *ut_rec_sock(int fd) { return records[fd].sock; }
 int ut_rec_cloexec(int fd) { return records[fd].cloexec; }
 

@@ -87,6 +87,13 @@ int ut_fd_reserve(int minfd, int at, int cloexec) UT_HIDDEN;
 extern int ut_placeholder UT_HIDDEN;
 int ut_fd_floor(void) UT_HIDDEN;
 int ut_placeholder_move(void) UT_HIDDEN;
+/* The library's own kernel fds besides the placeholder: what the runtime and DPDK opened while the stack started
+ * (recorded by runtime.c), and the log file. close_range/closefrom skip them (and the placeholder). */
+#define UT_MAX_LIB_FDS 256
+extern int ut_lib_fds[UT_MAX_LIB_FDS] UT_HIDDEN; /* sorted */
+extern int ut_nlib_fds UT_HIDDEN;
+void ut_lib_fd_add(int fd) UT_HIDDEN;
+int ut_lib_fd_is(int fd) UT_HIDDEN;
 /* Clears ownership, then closes the kernel reservation. Caller holds ut_lock. */
 void ut_fd_unreserve(int fd) UT_HIDDEN;
 

@@ -34,7 +34,7 @@ struct ut_real_table ut_real = {
 /* Symbols that may legitimately be absent from an older libc; the fallback stays in place for them. */
 static int optional_symbol(const char *name)
 {
-    static const char *const optional[] = { "epoll_pwait2", "__ppoll_chk", "__poll_chk", NULL };
+    static const char *const optional[] = { "epoll_pwait2", "__ppoll_chk", "__poll_chk", "close_range", NULL };
     for (const char *const *p = optional; *p; p++)
         if (__builtin_strcmp(*p, name) == 0) return 1;
     return 0;

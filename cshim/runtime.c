@@ -70,6 +70,54 @@ static void floor_hold(struct start_guard *g)
     }
 }
 
+/* The fds at or above the floor that are open now (from /proc/self/fd), into a bitmap of `words` words above the
+ * floor. The start compares two of these to learn which fds the runtime and DPDK opened, so that close_range and
+ * closefrom can leave them alone (ut_lib_fd_add). */
+#define SNAP_WORDS 64 /* 4096 numbers above the floor */
+struct fd_snap {
+    int floor, ok;
+    uint64_t bits[SNAP_WORDS];
+};
+
+static void fd_snapshot(struct fd_snap *s)
+{
+    memset(s, 0, sizeof *s);
+    s->floor = ut_fd_floor();
+    int dir = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return;
+    char buf[4096];
+    for (;;) {
+        long n = syscall(SYS_getdents64, dir, buf, sizeof buf);
+        if (n <= 0) break;
+        for (long off = 0; off < n;) {
+            struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d =
+                (void *)(buf + off);
+            off += d->reclen;
+            if (d->name[0] < '0' || d->name[0] > '9') continue;
+            int fd = atoi(d->name);
+            if (fd == dir || fd < s->floor || fd - s->floor >= SNAP_WORDS * 64) continue;
+            s->bits[(fd - s->floor) / 64] |= 1ULL << ((fd - s->floor) % 64);
+        }
+    }
+    ut_real.close(dir);
+    s->ok = 1;
+}
+
+static void record_lib_fds(const struct fd_snap *before)
+{
+    struct fd_snap after;
+    fd_snapshot(&after);
+    if (!before->ok || !after.ok || before->floor != after.floor) return;
+    for (int w = 0; w < SNAP_WORDS; w++) {
+        uint64_t fresh = after.bits[w] & ~before->bits[w];
+        while (fresh) {
+            int fd = after.floor + w * 64 + __builtin_ctzll(fresh);
+            fresh &= fresh - 1;
+            if (!ut_owned(fd)) ut_lib_fd_add(fd);
+        }
+    }
+}
+
 static void floor_release(struct start_guard *g)
 {
     for (int i = 0; i < g->nfloor; i++) ut_real.close(g->floor_fds[i]);
@@ -112,7 +160,10 @@ int ut_runtime_start_custom(int (*start)(void *arg), void *arg)
     }
     struct start_guard g;
     guard_enter(&g);
+    static struct fd_snap before;
+    fd_snapshot(&before);
     int r = start(arg);
+    if (r == 0) record_lib_fds(&before);
     guard_leave(&g);
     if (r == 0) {
         started_pid = getpid();
@@ -150,7 +201,10 @@ int ut_runtime_start_slow(void)
             .config = &ut_cfg, .fds = fds, .nfds = nfds, .nepregs = ut_nepregs, .epregs = ut_epregs,
             .group = ut_group,
         };
+        static struct fd_snap before; /* under ut_lock */
+        fd_snapshot(&before);
         r = ut_m_init(&h);
+        if (r == 0) record_lib_fds(&before);
         free(fds);
     }
 
@@ -228,6 +282,7 @@ __attribute__((constructor(101))) static void usertcp_init(void)
         ut_group_init();
     }
     ut_check_inherited_fds();
+    if (ut_log_fd != 2) ut_lib_fd_add(ut_log_fd); /* USERTCP_LOG_FILE */
     if (ut_cfg.offload) setenv("_USERTCP_EXEC_CHECK", "1", 1); /* for programs this one execs */
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     atexit(at_exit);

@@ -14,7 +14,10 @@
 #include "runtime.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <sys/resource.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <time.h>
@@ -308,6 +311,167 @@ UT_EXPORT int ioctl(int fd, unsigned long req, ...)
     va_end(ap);
     if (UT_LIKELY(!ut_owned(fd))) return ut_real.ioctl(fd, req, arg);
     return (int)ut_errno_ret(ut_cfg_ioctl(fd, req, arg));
+}
+
+/* close_range and closefrom. The kernel would release the numbers of user fds in the range while the stack still
+ * holds their sockets, and close the library's own fds (the placeholder, what the runtime and DPDK opened at start,
+ * the log file). Here: user fds in the range close through the user close path (CLOSE_RANGE_CLOEXEC: they get
+ * close-on-exec through fcntl); epoll fds with user registrations forget them; the kernel closes the rest, in pieces
+ * around the library's fds. CLOSE_RANGE_UNSHARE goes to the kernel unchanged: the caller gets a private copy of the
+ * table (normally just before exec), and only that copy loses the fds; the stack's own table is untouched. */
+static int skip_list(int *out, int cap)
+{
+    int n = 0;
+    pthread_mutex_lock(&ut_lock);
+    int ph = ut_placeholder, placed = ph < 0;
+    for (int i = 0; i < ut_nlib_fds && n < cap - 1; i++) {
+        if (!placed && ph < ut_lib_fds[i]) out[n++] = ph, placed = 1;
+        if (ut_lib_fds[i] != ph) out[n++] = ut_lib_fds[i];
+    }
+    if (!placed) out[n++] = ph;
+    pthread_mutex_unlock(&ut_lock);
+    return n;
+}
+
+UT_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+    if (UT_LIKELY(ut_fd_limit == 0 && ut_placeholder < 0 && ut_nlib_fds == 0) || (flags & CLOSE_RANGE_UNSHARE))
+        return ut_real.close_range(first, last, flags);
+    if (first > last || (flags & ~(CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE))) {
+        errno = EINVAL;
+        return -1;
+    }
+    int cloexec = (flags & CLOSE_RANGE_CLOEXEC) != 0;
+    uint64_t limit = __atomic_load_n(&ut_fd_limit, __ATOMIC_ACQUIRE);
+    for (uint64_t fd = first; fd <= last && fd < limit;) {
+        if (!(ut_fd_bits[fd >> 6] | ut_epfd_bits[fd >> 6])) {
+            fd = (fd | 63) + 1; /* nothing of ours in this word */
+            continue;
+        }
+        if (ut_owned((int)fd)) {
+            if (cloexec) ut_cfg_fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+            else ut_cfg_close((int)fd);
+        } else if (!cloexec && ut_epfd_has_user((int)fd)) {
+            ut_cfg_epfd_closed((int)fd);
+        }
+        fd++;
+    }
+    /* close-on-exec on the library's fds does no harm (an exec'd program could not use them). */
+    if (cloexec) return ut_real.close_range(first, last, flags);
+    int skip[UT_MAX_LIB_FDS + 1];
+    int n = skip_list(skip, UT_MAX_LIB_FDS + 1);
+    uint64_t lo = first;
+    for (int i = 0; i < n; i++) {
+        if ((uint64_t)skip[i] < lo) continue;
+        if ((uint64_t)skip[i] > last) break;
+        if ((uint64_t)skip[i] > lo && ut_real.close_range((unsigned)lo, (unsigned)skip[i] - 1, 0) < 0) return -1;
+        lo = (uint64_t)skip[i] + 1;
+    }
+    if (lo <= last) return ut_real.close_range((unsigned)lo, last, 0);
+    return 0;
+}
+
+UT_EXPORT void closefrom(int lowfd)
+{
+    if (lowfd < 0) lowfd = 0;
+    if (close_range((unsigned)lowfd, ~0U, 0) == 0) return;
+    /* A kernel without close_range: one close per number (close() itself keeps the placeholder). */
+    struct rlimit rl;
+    long max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? (long)rl.rlim_cur : 65536;
+    for (long fd = lowfd; fd < max; fd++)
+        if (!ut_lib_fd_is((int)fd)) close((int)fd);
+}
+
+/* ---- C stdio ---------------------------------------------------------------------------------------------------- */
+
+/* glibc's FILE functions call the kernel's read/write through internal aliases no preloaded library sees, so a
+ * stream libc's fdopen made over a user socket would talk to the placeholder socket. fdopen on a user fd returns a
+ * fopencookie stream instead, whose callbacks call the exported read/write/close on the number (the cookie);
+ * buffering stays libc's. fileno() answers the fd, as on a kernel stream. */
+static ssize_t ck_read(void *c, char *buf, size_t n) { return read((int)(intptr_t)c, buf, n); }
+
+static ssize_t ck_write(void *c, const char *buf, size_t n)
+{
+    /* Like glibc's own file write: go on after a partial count, stop at the first error (errno kept). libc marks
+       the stream in error when the count is short. */
+    int fd = (int)(intptr_t)c;
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = write(fd, buf + done, n - done);
+        if (r <= 0) break;
+        done += (size_t)r;
+    }
+    return (ssize_t)done;
+}
+
+static int ck_seek(void *c, off64_t *off, int whence)
+{
+    int fd = (int)(intptr_t)c;
+    if (ut_owned(fd)) {
+        errno = ESPIPE; /* a socket, as the kernel says */
+        return -1;
+    }
+    off64_t r = lseek64(fd, *off, whence); /* after freopen the number holds a kernel file */
+    if (r < 0) return -1;
+    *off = r;
+    return 0;
+}
+
+static int ck_close(void *c) { return close((int)(intptr_t)c); }
+
+UT_EXPORT FILE *fdopen(int fd, const char *mode)
+{
+    if (UT_LIKELY(!ut_owned(fd))) return ut_real.fdopen(fd, mode);
+    /* The mode as glibc's fdopen reads it: r, w or a, then '+' among the next four characters (others ignored). */
+    char m[3] = { 0 };
+    if (mode[0] != 'r' && mode[0] != 'w' && mode[0] != 'a') {
+        errno = EINVAL;
+        return NULL;
+    }
+    m[0] = mode[0];
+    for (int i = 1; i < 5 && mode[i]; i++)
+        if (mode[i] == '+') {
+            m[1] = '+';
+            break;
+        }
+    cookie_io_functions_t io = { .read = ck_read, .write = ck_write, .seek = ck_seek, .close = ck_close };
+    FILE *f = fopencookie((void *)(intptr_t)fd, m, io);
+    if (f) f->_fileno = fd; /* glibc leaves -2 there (fileno: EBADF); nothing else of a cookie stream reads it */
+    return f;
+}
+
+/* freopen with a path on a stream whose number is a user socket: libc's freopen keeps the number and moves the new
+ * file onto it with its own (unseen) open/dup3/close. Flush through the stream, close the socket through the user
+ * path, then let libc reopen: the file lands on the same number, and a cookie stream from fdopen above reaches it
+ * through read/write/lseek on that number. */
+static int freopen_release(const char *path, FILE *f)
+{
+    if (!f || !ut_owned(f->_fileno)) return 0;
+    /* libc's freopen turns any stream into a plain file stream and sets its wide-character vtable on the way, through
+       _wide_data, which a fopencookie stream leaves at (void *)-1 (no wide support): it would crash. NULL tells
+       freopen there is none. The reopened stream then does byte I/O like any file stream (wide I/O on it is not
+       supported: docs/compatibility.md). */
+    if (f->_wide_data == (struct _IO_wide_data *)-1L) f->_wide_data = NULL;
+    fflush(f);
+    close(f->_fileno);
+    if (path) return 0;
+    /* Without a path libc would open /proc/self/fd/N (ENXIO for a socket), then close N with its internal close,
+       which we would not see. The result the kernel gives: the stream and its socket closed, ENXIO. */
+    f->_fileno = -1; /* closed: a later fclose frees the stream without closing the number again */
+    errno = ENXIO;
+    return -1;
+}
+
+UT_EXPORT FILE *freopen(const char *path, const char *mode, FILE *f)
+{
+    if (UT_UNLIKELY(ut_fd_limit != 0) && freopen_release(path, f)) return NULL;
+    return ut_real.freopen(path, mode, f);
+}
+
+UT_EXPORT FILE *freopen64(const char *path, const char *mode, FILE *f)
+{
+    if (UT_UNLIKELY(ut_fd_limit != 0) && freopen_release(path, f)) return NULL;
+    return ut_real.freopen64(path, mode, f);
 }
 
 /* ---- readiness -------------------------------------------------------------------------------------------------- */

@@ -29,6 +29,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <memory>
 #include <set>
 #include <string>
@@ -1367,4 +1368,163 @@ TEST_F(ConnParity, BlockedReaderThreadAndWriterThread)
     EXPECT_EQ(c.peer.Answer(), "OK 8");
     pthread_join(t, nullptr);
     EXPECT_EQ(std::string(reader.got.begin(), reader.got.end()), "duplex!!");
+}
+
+// C stdio over a connected socket: fdopen, formatted output, line input, block I/O, fclose closing the socket.
+TEST_F(ConnParity, StdioStreamFromFdopen)
+{
+    Conn c;
+    ASSERT_GE(c.fd, 0);
+    errno = 0;
+    EXPECT_EQ(fdopen(c.fd, "x"), nullptr);
+    EXPECT_EQ(errno, EINVAL);
+    FILE *f = fdopen(c.fd, "r+");
+    ASSERT_NE(f, nullptr) << strerror(errno);
+    EXPECT_EQ(fileno(f), c.fd);
+    c.peer.Start("ECHO 12");
+    EXPECT_EQ(fprintf(f, "hello %05d\n", 42), 12);
+    EXPECT_EQ(fflush(f), 0) << strerror(errno);
+    char line[64] = "";
+    ASSERT_NE(fgets(line, sizeof line, f), nullptr) << strerror(errno);
+    EXPECT_STREQ(line, "hello 00042\n");
+    EXPECT_EQ(c.peer.Answer(), "OK 12");
+    // Block input: what the peer sends arrives through fread, across several refills of the stream's buffer.
+    EXPECT_EQ(c.peer.Cmd("SEND 20000"), "OK 20000");
+    std::vector<unsigned char> in(20000);
+    EXPECT_EQ(fread(in.data(), 1, in.size(), f), in.size());
+    EXPECT_TRUE(IsPattern(in));
+    // Block output larger than the buffer, then fclose: flushes, closes the socket (the peer sees EOF).
+    EXPECT_EQ(fflush(f), 0);
+    std::vector<unsigned char> out = Bytes(30000, 3);
+    c.peer.Start("RECV 30000");
+    EXPECT_EQ(fwrite(out.data(), 1, out.size(), f), out.size());
+    EXPECT_EQ(fflush(f), 0) << strerror(errno);
+    EXPECT_EQ(c.peer.Answer(), "OK 30000 " + Hex(Fnv(out.data(), out.size())));
+    EXPECT_GE(fputs("tail", f), 0);
+    int fd = c.fd;
+    c.fd = -1;
+    EXPECT_EQ(fclose(f), 0);
+    EXPECT_FAILS_WITH(fcntl(fd, F_GETFD), EBADF);
+    EXPECT_EQ(c.peer.Cmd("WAITEOF"), "OK 4");
+}
+
+// A write-only stream refuses input; a read-only one refuses output; both close their own descriptor.
+TEST_F(ConnParity, StdioStreamModes)
+{
+    Conn c;
+    ASSERT_GE(c.fd, 0);
+    int rfd = dup(c.fd);
+    ASSERT_GE(rfd, 0);
+    FILE *w = fdopen(c.fd, "w"), *r = fdopen(rfd, "r");
+    ASSERT_NE(w, nullptr);
+    ASSERT_NE(r, nullptr);
+    c.fd = -1;
+    EXPECT_EQ(fgetc(w), EOF);
+    EXPECT_TRUE(ferror(w));
+    clearerr(w);
+    EXPECT_EQ(fputc('x', r), EOF);
+    EXPECT_TRUE(ferror(r));
+    c.peer.Start("ECHO 3");
+    EXPECT_GE(fputs("abc", w), 0);
+    EXPECT_EQ(fclose(w), 0); // the socket stays open through rfd
+    EXPECT_EQ(fgetc(r), 'a');
+    EXPECT_EQ(fgetc(r), 'b');
+    EXPECT_EQ(fgetc(r), 'c');
+    EXPECT_EQ(c.peer.Answer(), "OK 3");
+    EXPECT_EQ(c.peer.Cmd("SHUTWR"), "OK");
+    EXPECT_EQ(fgetc(r), EOF);
+    EXPECT_TRUE(feof(r));
+    EXPECT_EQ(fclose(r), 0);
+    EXPECT_FAILS_WITH(fcntl(rfd, F_GETFD), EBADF);
+}
+
+// freopen with a path on a socket stream: the socket closes and the file takes its number.
+TEST_F(ConnParity, FreopenReplacesTheSocketWithAFile)
+{
+    Conn c;
+    ASSERT_GE(c.fd, 0);
+    FILE *f = fdopen(c.fd, "r+");
+    ASSERT_NE(f, nullptr);
+    int fd = c.fd;
+    c.fd = -1;
+    char path[] = "/tmp/usertcp-freopen-XXXXXX";
+    int t = mkstemp(path);
+    ASSERT_GE(t, 0);
+    close(t);
+    EXPECT_GE(fputs("to the peer", f), 0);
+    ASSERT_EQ(freopen(path, "w+", f), f) << strerror(errno);
+    EXPECT_EQ(fileno(f), fd);
+    EXPECT_EQ(c.peer.Cmd("WAITEOF"), "OK 11"); // flushed, then closed
+    EXPECT_GE(fputs("into the file\n", f), 0);
+    EXPECT_EQ(fseek(f, 0, SEEK_SET), 0);
+    char line[64] = "";
+    ASSERT_NE(fgets(line, sizeof line, f), nullptr);
+    EXPECT_STREQ(line, "into the file\n");
+    EXPECT_EQ(fclose(f), 0);
+    unlink(path);
+}
+
+// close_range over a range holding a socket and files closes them all; the stack goes on serving new connections.
+TEST_F(ConnParity, CloseRangeClosesSocketsAndFiles)
+{
+    Conn c;
+    ASSERT_GE(c.fd, 0);
+    int a = open("/dev/null", O_RDONLY), b = open("/dev/null", O_RDONLY);
+    ASSERT_GE(a, 0);
+    ASSERT_GE(b, 0);
+    int lo = std::min({ c.fd, a, b }), hi = std::max({ c.fd, a, b });
+    // CLOEXEC first: every fd stays open and gets close-on-exec.
+    ASSERT_EQ(close_range(lo, hi, CLOSE_RANGE_CLOEXEC), 0) << strerror(errno);
+    for (int fd : { c.fd, a, b }) EXPECT_EQ(fcntl(fd, F_GETFD), FD_CLOEXEC) << fd;
+    EXPECT_FAILS_WITH(close_range(hi, lo, 0), EINVAL);
+    ASSERT_EQ(close_range(lo, hi, 0), 0) << strerror(errno);
+    for (int fd : { c.fd, a, b }) EXPECT_FAILS_WITH(fcntl(fd, F_GETFD), EBADF);
+    c.fd = -1;
+    EXPECT_EQ(c.peer.Cmd("WAITEOF"), "OK 0");
+    Conn d;
+    ASSERT_GE(d.fd, 0);
+    d.peer.Start("ECHO 4");
+    ASSERT_EQ(write(d.fd, "more", 4), 4);
+    EXPECT_EQ(ReadN(d.fd, 4), std::vector<unsigned char>({ 'm', 'o', 'r', 'e' }));
+    EXPECT_EQ(d.peer.Answer(), "OK 4");
+}
+
+// closefrom over everything from the application's newest fds up: the same, and the stack's own fds survive it.
+TEST_F(ConnParity, ClosefromLeavesTheStackWorking)
+{
+    Conn c;
+    ASSERT_GE(c.fd, 0);
+    int a = open("/dev/null", O_RDONLY);
+    ASSERT_GE(a, 0);
+    int lo = std::min(c.fd, a);
+    closefrom(lo);
+    EXPECT_FAILS_WITH(fcntl(c.fd, F_GETFD), EBADF);
+    EXPECT_FAILS_WITH(fcntl(a, F_GETFD), EBADF);
+    c.fd = -1;
+    EXPECT_EQ(c.peer.Cmd("WAITEOF"), "OK 0");
+    for (int i = 0; i < 2; i++) {
+        Conn d;
+        ASSERT_GE(d.fd, 0);
+        d.peer.Start("ECHO 4");
+        ASSERT_EQ(write(d.fd, "more", 4), 4);
+        EXPECT_EQ(ReadN(d.fd, 4), std::vector<unsigned char>({ 'm', 'o', 'r', 'e' }));
+        EXPECT_EQ(d.peer.Answer(), "OK 4");
+    }
+}
+
+// freopen without a path reopens /proc/self/fd/N, which a socket refuses: ENXIO, and the socket is closed.
+TEST_F(ConnParity, FreopenWithoutAPathFailsOnASocket)
+{
+    Conn c;
+    ASSERT_GE(c.fd, 0);
+    FILE *f = fdopen(c.fd, "r+");
+    ASSERT_NE(f, nullptr);
+    int fd = c.fd;
+    c.fd = -1;
+    EXPECT_GE(fputs("bye", f), 0);
+    errno = 0;
+    EXPECT_EQ(freopen(nullptr, "r", f), nullptr);
+    EXPECT_EQ(errno, ENXIO);
+    EXPECT_FAILS_WITH(fcntl(fd, F_GETFD), EBADF);
+    EXPECT_EQ(c.peer.Cmd("WAITEOF"), "OK 3");
 }
