@@ -244,6 +244,81 @@ public sealed unsafe class DpdkDeviceTests
     }
 
     [DpdkFact]
+    public void TapPort_TwoQueues_KernelFlowsSpreadOverBothAndEachFlowStaysOnOneQueue()
+    {
+        // Multi-queue receive: the kernel sends UDP datagrams of 32 flows out of a two-queue tap interface; each
+        // DpdkDevice polls its own queue. The flows must reach both queues, and every frame of one flow the same one.
+        // (On tap the kernel's tun driver picks the queue by flow hash; the port's RSS setting is what a NIC uses.)
+        string ns = DpdkTestEnv.Unique("utdmq");
+        Assert.Equal(0, DpdkTestEnv.Run("ip", "netns", "add", ns).Code);
+        DpdkPort? tap = null;
+        try
+        {
+            string iface = "utq" + DpdkTestEnv.Unique("");
+            tap = DpdkPort.Open(DpdkTestEnv.Eal, new DpdkPortConfig
+            {
+                Device = $"net_tap{ns},iface={iface}", NetworkNamespace = ns, RxQueues = 2, TxQueues = 2,
+                RxDescriptors = 256, TxDescriptors = 256,
+            });
+            Assert.Equal(2, tap.Devices.Length);
+            Assert.True(tap.Rss, "the tap PMD reports RSS hash types; with two receive queues the port must enable RSS");
+            foreach (string[] cmd in new[]
+            {
+                new[] { "ip", "-n", ns, "link", "set", iface, "up" },
+                new[] { "ip", "-n", ns, "addr", "add", "198.18.7.1/24", "dev", iface },
+                new[] { "ip", "-n", ns, "neigh", "replace", "198.18.7.2", "lladdr", "02:00:c6:12:07:02", "dev", iface },
+            })
+            {
+                var (code, output) = DpdkTestEnv.Run(cmd[0], cmd[1..]);
+                Assert.True(code == 0, string.Join(' ', cmd) + ": " + output);
+            }
+            const int flows = 32, perFlow = 4;
+            string py = "import socket\n" +
+                        "for r in range(" + perFlow + "):\n" +
+                        " for f in range(" + flows + "):\n" +
+                        "  s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n" +
+                        "  s.bind(('198.18.7.1',20000+f)); s.sendto(b'x'*16,('198.18.7.2',30000+f)); s.close()\n";
+            var sent = DpdkTestEnv.Run("ip", "netns", "exec", ns, "python3", "-c", py);
+            Assert.True(sent.Code == 0, sent.Output);
+
+            var queueOfFlow = new Dictionary<int, int>();
+            var perQueue = new int[2];
+            int frames = 0;
+            Span<PacketBuf> rx = stackalloc PacketBuf[32];
+            var sw = Stopwatch.StartNew();
+            while (frames < flows * perFlow && sw.Elapsed < TimeSpan.FromSeconds(5))
+            {
+                for (int q = 0; q < 2; q++)
+                {
+                    int n = tap.Devices[q].Receive(rx);
+                    for (int i = 0; i < n; i++)
+                    {
+                        Span<byte> f = rx[i].Data;
+                        // IPv4 + UDP from our source ports only (the kernel also sends IPv6 router solicitations etc.).
+                        if (f.Length < 42 || BinaryPrimitives.ReadUInt16BigEndian(f[12..]) != 0x0800 || f[23] != 17) continue;
+                        int port = BinaryPrimitives.ReadUInt16BigEndian(f[34..]);
+                        if (port < 20000 || port >= 20000 + flows) continue;
+                        frames++;
+                        perQueue[q]++;
+                        if (queueOfFlow.TryGetValue(port, out int seen))
+                            Assert.True(seen == q, $"flow {port} arrived on queue {seen} and on queue {q}");
+                        else
+                            queueOfFlow[port] = q;
+                    }
+                    tap.Devices[q].FreeBurst(rx[..n]);
+                }
+            }
+            Assert.Equal(flows * perFlow, frames);
+            Assert.True(perQueue[0] > 0 && perQueue[1] > 0, $"frames per queue: {perQueue[0]}, {perQueue[1]}");
+        }
+        finally
+        {
+            tap?.Dispose();
+            DpdkTestEnv.Run("ip", "netns", "del", ns);
+        }
+    }
+
+    [DpdkFact]
     public void Transmit_ChecksumOffload_OnTapPort_SetsFlagsAndTheDriverFillsTheSums()
     {
         // The tap PMD offers IPv4/TCP transmit checksum offload (it computes the sums itself when the mbuf asks),
