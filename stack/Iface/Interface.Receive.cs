@@ -26,8 +26,8 @@ public sealed partial class Interface
             _counters.RxPackets++;
             _counters.RxBytes += burst[i].Length;
             ReceiveFrame(burst[i].Data, burst[i].Offloads, nowUs);
-            _device.Free(ref burst[i]);
         }
+        if (n > 0) _device.FreeBurst(burst[..n]); // nothing keeps a received frame past ReceiveFrame
         Flush();
         return n;
     }

@@ -41,4 +41,11 @@ public interface IDevice
 
     /// <summary>Returns a buffer to the device.</summary>
     void Free(ref PacketBuf packet);
+
+    /// <summary>Returns every buffer of <paramref name="packets"/> to the device; a device that can do it in one call
+    /// (DPDK: one glue call per burst instead of one per frame) overrides this.</summary>
+    void FreeBurst(Span<PacketBuf> packets)
+    {
+        for (int i = 0; i < packets.Length; i++) Free(ref packets[i]);
+    }
 }
