@@ -385,7 +385,7 @@ public sealed partial class TcpConnection
 
             // RFC 6298 §5.2/5.3: stop the timer when everything is acknowledged, else restart it.
             if (_sndUna == _sndMax) { if (!Has(ConnFlags.Persist)) _rtoAt = 0; }
-            else { Clear(ConnFlags.Persist); _rtoAt = DeadlineMs(nowUs + _rtoUs); }
+            else { Clear(ConnFlags.Persist); _rtoAt = DeadlineMs(nowUs + CurrentRtoUs); }
             ScheduleTimer();
             ReleaseBuffersIfIdle();
         }

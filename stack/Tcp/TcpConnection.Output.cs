@@ -40,14 +40,14 @@ public sealed partial class TcpConnection
         {
             if (_sndNxt > _sndUna)
             {
-                _rtoAt = DeadlineMs(nowUs + _rtoUs);
+                _rtoAt = DeadlineMs(nowUs + CurrentRtoUs);
                 ScheduleTimer();
             }
             else if (DataEndSeq() > _sndNxt || _sndMax > _sndUna)
             {
                 Set(ConnFlags.Persist);
                 if (_firstLossMs == 0) _firstLossMs = StampMs(nowUs);
-                _rtoAt = DeadlineMs(nowUs + _rtoUs);
+                _rtoAt = DeadlineMs(nowUs + CurrentRtoUs);
                 ScheduleTimer();
             }
         }
@@ -64,7 +64,7 @@ public sealed partial class TcpConnection
         SeqNumber dataEnd = DataEndSeq();
         bool finQueued = Has(ConnFlags.FinQueued);
         // RFC 5681 §4.1: after an idle period longer than the RTO, restart from at most the initial window.
-        if (_sndUna == _sndMax && _lastSendMs != 0 && ElapsedUs(nowUs, _lastSendMs) > _rtoUs && _sndNxt < dataEnd) _cc.OnIdleRestart(nowUs);
+        if (_sndUna == _sndMax && _lastSendMs != 0 && ElapsedUs(nowUs, _lastSendMs) > CurrentRtoUs && _sndNxt < dataEnd) _cc.OnIdleRestart(nowUs);
         while (true)
         {
             if (_sndNxt > dataEnd) break;                          // FIN already sent
@@ -113,7 +113,7 @@ public sealed partial class TcpConnection
             if (_rtoAt == 0 || Has(ConnFlags.Persist))
             {
                 Clear(ConnFlags.Persist);
-                _rtoAt = DeadlineMs(nowUs + _rtoUs);
+                _rtoAt = DeadlineMs(nowUs + CurrentRtoUs);
                 ScheduleTimer();
             }
             sent = true;
@@ -166,7 +166,7 @@ public sealed partial class TcpConnection
         if (TransmitSegment(_sndUna, len, fin ? TcpFlags.Fin : TcpFlags.None, nowUs))
         {
             _layer.Counters.TcpRetransmits++;
-            _rtoAt = DeadlineMs(nowUs + _rtoUs);
+            _rtoAt = DeadlineMs(nowUs + CurrentRtoUs);
             ScheduleTimer();
         }
     }
@@ -183,7 +183,7 @@ public sealed partial class TcpConnection
         else _layer.Counters.TcpRetransmits++;
         _sndNxt = _iss + 1;
         if (_sndMax < _sndNxt) _sndMax = _sndNxt;
-        _rtoAt = DeadlineMs(nowUs + _rtoUs);
+        _rtoAt = DeadlineMs(nowUs + CurrentRtoUs);
         ScheduleTimer();
     }
 

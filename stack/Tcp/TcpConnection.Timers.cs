@@ -124,7 +124,7 @@ public sealed partial class TcpConnection
     private void OnRetransmitTimeout(long nowUs)
     {
         TcpConfig c = _layer.Config;
-        if (_firstLossMs == 0) _firstLossMs = StampMs(nowUs - _rtoUs);
+        if (_firstLossMs == 0) _firstLossMs = StampMs(nowUs - CurrentRtoUs);
         // TCP_USER_TIMEOUT: how long transmitted data may stay unacknowledged before the connection is dropped.
         if (UserTimeoutUs > 0 && ElapsedUs(nowUs, _firstLossMs) >= UserTimeoutUs)
         {
@@ -179,7 +179,7 @@ public sealed partial class TcpConnection
             SendProbe(nowUs);
             _rtt.OnTimeout();
             Set(ConnFlags.Persist);
-            _rtoAt = DeadlineMs(nowUs + _rtoUs);
+            _rtoAt = DeadlineMs(nowUs + CurrentRtoUs);
         }
     }
 

@@ -155,7 +155,7 @@ public sealed partial class TcpConnection : TimerNode
     public CongestionAlgorithm CongestionAlgorithm => _cc.Algorithm;
     public long SmoothedRttUs => _rtt.SrttUs;
     public long RtoUs => _rtt.RtoUs(_layer.Rto);
-    private long _rtoUs => _rtt.RtoUs(_layer.Rto);
+    private long CurrentRtoUs => _rtt.RtoUs(_layer.Rto);
     public bool TimestampsEnabled => Has(ConnFlags.Timestamps);
     public bool SackEnabled => Has(ConnFlags.Sack);
     public int SendWindowScale => _sndScale;

@@ -37,13 +37,18 @@ public class InterfaceAllocationTests
         var t = new CountingTransport();
         b.Transport = t;
         for (int i = 0; i < 10; i++) RoundTrip(a, b, i); // ARP resolution and JIT warm-up
-
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 1000; i++) RoundTrip(a, b, 100 + i);
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        // A full warm-up pass first (first calls may allocate once: lazy statics, tiering; a loaded machine once saw
+        // it), then the measured pass.
+        long allocated = 0;
+        for (int pass = 0; pass < 2; pass++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 1000; i++) RoundTrip(a, b, 100 + i);
+            allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        }
 
         Assert.Equal(0, allocated);
-        Assert.Equal(1010 * 1000, t.Bytes);
+        Assert.Equal(2010 * 1000, t.Bytes); // 10 warm-up frames and two passes of 1,000, 1,000 B each
         a.Dispose();
         b.Dispose();
         Assert.Equal(0, link.A.Pool.Outstanding + link.B.Pool.Outstanding);
