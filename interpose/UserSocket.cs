@@ -33,6 +33,9 @@ internal sealed class UserSocket
     internal bool ConnectPending;
     /// <summary>Bumped whenever readiness may have changed (edge-triggered epoll reports once per change).</summary>
     internal int ReadinessVersion;
+    /// <summary>This socket's epoll registrations, linked through <see cref="EpollSets.Registration.NextOfSocket"/>
+    /// (guarded by EpollSets.Gate).</summary>
+    internal EpollSets.Registration? EpollRegistrations;
 
     /// <summary>Readiness bits as poll(2) reports them (POLLIN=1, POLLOUT=4, POLLERR=8, POLLHUP=0x10, with the
     /// RDNORM/WRNORM companions Linux sets). Caller holds Engine.Gate.</summary>
