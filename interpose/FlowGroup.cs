@@ -13,7 +13,8 @@ namespace UserTcp.Interpose;
 /// connection ever look at it (a SYN, or a stray), so the data path of established connections never touches it.
 ///
 /// Layout (bytes): [0] magic, [8] family token, [16] member pids (64 x u32);
-/// [4096] listeners per port (65536 x i32); [4096 + 256 KiB] claims: 16384 buckets x 4 ways of u64
+/// [4096] listeners per port (65536 x i32); [4096 + 256 KiB] claims: 16384 buckets x 4 ways of u64, a flow probing
+/// two neighbouring buckets
 /// (tag &lt;&lt; 32 | owner pid; 0 = free). A claim whose owner died is free for the taking.
 /// </summary>
 internal sealed unsafe class FlowGroup : IFlowOwnership
@@ -94,16 +95,21 @@ internal sealed unsafe class FlowGroup : IFlowOwnership
         return x ^ (x >> 31);
     }
 
+    /// <summary>A flow's claim lives in one of two neighbouring buckets (8 ways): with one bucket of 4, about one
+    /// flow in 1,500 found its bucket full at 10,000 flows and its SYNs went unanswered for good.</summary>
+    private ulong* Slots(ulong h) => _claims + (int)(h & (Buckets - 2)) * Ways;
+    private const int Probe = 2 * Ways;
+
     public FlowOwner Claim(in TcpTuple tuple)
     {
         ulong h = Hash(tuple);
-        ulong* bucket = _claims + (int)(h & (Buckets - 1)) * Ways;
+        ulong* bucket = Slots(h);
         ulong tag = (h >> 32) | 1;
         ulong mine = tag << 32 | (uint)_pid;
         for (int attempt = 0; attempt < 8; attempt++)
         {
             int free = -1;
-            for (int w = 0; w < Ways; w++)
+            for (int w = 0; w < Probe; w++)
             {
                 ulong v = Volatile.Read(ref bucket[w]);
                 if (v == 0) { if (free < 0) free = w; continue; }
@@ -117,7 +123,7 @@ internal sealed unsafe class FlowGroup : IFlowOwnership
             if (free < 0)
             {
                 // A full bucket: reclaim a slot whose owner died, else give up on this SYN (the peer retries).
-                for (int w = 0; w < Ways; w++)
+                for (int w = 0; w < Probe; w++)
                 {
                     ulong v = Volatile.Read(ref bucket[w]);
                     if (Kernel.PidAlive((int)(uint)v) == 0 && Interlocked.CompareExchange(ref bucket[w], 0, v) == v) goto retry;
@@ -133,9 +139,9 @@ internal sealed unsafe class FlowGroup : IFlowOwnership
     public FlowOwner Lookup(in TcpTuple tuple)
     {
         ulong h = Hash(tuple);
-        ulong* bucket = _claims + (int)(h & (Buckets - 1)) * Ways;
+        ulong* bucket = Slots(h);
         ulong tag = (h >> 32) | 1;
-        for (int w = 0; w < Ways; w++)
+        for (int w = 0; w < Probe; w++)
         {
             ulong v = Volatile.Read(ref bucket[w]);
             if (v == 0 || v >> 32 != tag) continue;
@@ -149,9 +155,9 @@ internal sealed unsafe class FlowGroup : IFlowOwnership
     public void Release(in TcpTuple tuple)
     {
         ulong h = Hash(tuple);
-        ulong* bucket = _claims + (int)(h & (Buckets - 1)) * Ways;
+        ulong* bucket = Slots(h);
         ulong mine = ((h >> 32) | 1) << 32 | (uint)_pid;
-        for (int w = 0; w < Ways; w++)
+        for (int w = 0; w < Probe; w++)
             if (Interlocked.CompareExchange(ref bucket[w], 0, mine) == mine) return;
     }
 }
