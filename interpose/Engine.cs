@@ -410,7 +410,7 @@ internal static unsafe class Engine
             catch (DpdkException e) { Kernel.Stats($"device statistics unavailable: {e.Message}"); }
         }
         Kernel.Stats($"waits: stack polls {PollCount} (progress thread {ProgressPolls}); sleeps {SleepCount}, " +
-                     $"slept {SleptUs / 1000} ms in total");
+                     $"slept {SleptUs / 1000} ms in total; open sockets {Stack.OpenSockets}");
     }
 
     /// <summary>Process exit: every connection is closed (peers see FIN, or RST where data was left unread) and the
