@@ -9,6 +9,12 @@ namespace UserTcp.Interpose;
 /// from socket state, and asks the kernel about its fds with a timeout that is zero when something is already ready,
 /// else the next step of the waiting schedule (<see cref="Engine.NextSleepUs"/>) — so the process sleeps in the kernel
 /// while idle and still notices packets and timers.
+///
+/// Signals: a call that may wait (nothing ready yet, a timeout other than 0) is a wait in cshim/signals.c's sense
+/// (<see cref="Kernel.WaitBegin"/> before its first sleep): between the sleeps the thread's asynchronous signals are
+/// blocked, so a handler can only run inside a sleep, which then ends with EINTR and the call fails with EINTR like the
+/// kernel's. Without it a handler that ran in the managed code between two sleeps went unseen and the call slept on
+/// to its timeout (forever with -1).
 /// </summary>
 internal static unsafe class Multiplex
 {
@@ -44,6 +50,7 @@ internal static unsafe class Multiplex
                     }
                 }
                 long sleep = userReady > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline);
+                if (!waiting && userReady == 0 && timeoutMs != 0) { Engine.EnterWait(); Kernel.WaitBegin(); waiting = true; }
                 // Hide user fds from the kernel (it would poll the placeholder): a negative fd is skipped.
                 for (int i = 0; i < count; i++) if (isUser[i]) fds[i].Fd = ~fds[i].Fd;
                 long r = Kernel.PPollUs(fds, n, (nint)sleep, sigmask);
@@ -64,12 +71,11 @@ internal static unsafe class Multiplex
                 {
                     return kernelReady;
                 }
-                if (!waiting) { Engine.EnterWait(); waiting = true; }
             }
         }
         finally
         {
-            if (waiting) Engine.ExitWait();
+            if (waiting) { Kernel.WaitEnd(); Engine.ExitWait(); }
         }
     }
 
@@ -87,15 +93,15 @@ internal static unsafe class Multiplex
                 int n = CollectUserEvents(epfd, events, max);
                 if (n == max) return n;
                 long sleep = n > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline);
+                if (!waiting && n == 0 && timeoutMs != 0) { Engine.EnterWait(); Kernel.WaitBegin(); waiting = true; }
                 long r = Kernel.EpollWaitUs(epfd, events + n, max - n, (nint)sleep, sigmask);
                 if (r < 0) return n > 0 ? n : r;
                 if (n + r > 0 || Engine.NowUs >= deadline) return n + r;
-                if (!waiting) { Engine.EnterWait(); waiting = true; }
             }
         }
         finally
         {
-            if (waiting) Engine.ExitWait();
+            if (waiting) { Kernel.WaitEnd(); Engine.ExitWait(); }
         }
     }
 

@@ -25,6 +25,8 @@
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
+#include <dirent.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <pthread.h>
@@ -982,6 +984,59 @@ TEST_F(ConnParity, SaRestartDoesNotRestartTimeoutsOrPollOrEpoll)
     // Still connected and quiet.
     EXPECT_EQ(c.peer.Cmd("SEND 2"), "OK 2");
     EXPECT_EQ(ReadN(c.fd, 2).size(), 2u);
+}
+
+// A process-directed signal (kill, alarm) goes to any thread that does not block it. While the application's thread
+// waits in a blocking call it blocks its signals except inside its sleeps (cshim/signals.c), so if some other thread
+// of the process -- one of the library's, started at load or later -- left them open, the kernel would run the handler
+// there and the call would never see it (no EINTR; an epoll_wait(-1) would sleep on). On the kernel the process has
+// no thread but the test's; under usertcp every library thread must block the application's signals.
+TEST_F(ConnParity, NoOtherThreadTakesTheApplicationsSignals)
+{
+    SignalScope scope;
+    SignalScope::Install(SIGALRM, 0);
+    Conn c;
+    ASSERT_GE(c.fd, 0);
+    // Exercise the calls that wait (a library thread could be started lazily by any of them).
+    char buf[8];
+    SignalScope::AlarmIn(100);
+    EXPECT_FAILS_WITH(read(c.fd, buf, sizeof buf), EINTR);
+    int ep = epoll_create1(0);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = c.fd;
+    ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev), 0);
+    SignalScope::AlarmIn(100);
+    EXPECT_FAILS_WITH(epoll_wait(ep, &ev, 1, 3000), EINTR);
+    close(ep);
+    EXPECT_EQ(c.peer.Cmd("SEND 2"), "OK 2");
+    EXPECT_EQ(ReadN(c.fd, 2).size(), 2u);
+    EXPECT_EQ(s_signals, 2);
+    const int app[] = { SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGCHLD, SIGWINCH };
+    pid_t me = (pid_t)syscall(SYS_gettid);
+    DIR *d = opendir("/proc/self/task");
+    ASSERT_NE(d, nullptr);
+    int others = 0;
+    while (dirent *e = readdir(d)) {
+        if (e->d_name[0] == '.' || atoi(e->d_name) == me) continue;
+        FILE *f = fopen((std::string("/proc/self/task/") + e->d_name + "/status").c_str(), "r");
+        if (!f) continue; /* the thread has just exited */
+        char line[256], name[64] = "?";
+        unsigned long long blocked = 0;
+        bool seen = false;
+        while (fgets(line, sizeof line, f)) {
+            if (sscanf(line, "Name: %63s", name) == 1) continue;
+            if (sscanf(line, "SigBlk: %llx", &blocked) == 1) seen = true;
+        }
+        fclose(f);
+        if (!seen) continue;
+        others++;
+        for (int sig : app)
+            EXPECT_TRUE(blocked >> (sig - 1) & 1) << "thread " << e->d_name << " (" << name << ") leaves " << strsignal(sig)
+                                                 << " open: SigBlk " << std::hex << blocked;
+    }
+    closedir(d);
+    if (!UsertcpMode()) EXPECT_EQ(others, 0);
 }
 
 TEST_F(ConnParity, RestartingAndInterruptingHandlersTogether)
