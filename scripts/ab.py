@@ -476,6 +476,21 @@ http {{
     def a4(self):
         self.w4("a")
 
+    def hold_finish(self, h, churn_seconds, wait_s):
+        """The end of a `rpc_client hold` run: churn new connections while the held ones stay open, check that every
+        held connection still echoes, quit. Returns the two result lines as dicts."""
+        def ask(cmd):
+            h.stdin.write(cmd + "\n")
+            h.stdin.flush()
+            return dict(x.split("=") for x in h.stdout.readline().split())
+        churn = ask(f"churn {churn_seconds}")
+        alive = ask("check")
+        h.stdin.write("quit\n")
+        h.stdin.flush()
+        h.wait(wait_s)
+        self.procs.remove(h)
+        return churn, alive
+
     def w6(self):
         """W6 idle CPU and W5 memory/accept rate, on the same runs: rpc_server, N idle connections held by
         rpc_client in the client namespace."""
@@ -497,16 +512,7 @@ http {{
                     c0, t0 = self.ticks([p.pid]), time.time()
                     time.sleep(a.idle_seconds)
                     c1, t1 = self.ticks([p.pid]), time.time()
-                    h.stdin.write(f"churn {a.churn_seconds}\n")
-                    h.stdin.flush()
-                    churn = dict(x.split("=") for x in h.stdout.readline().split())
-                    h.stdin.write("check\n")
-                    h.stdin.flush()
-                    alive = dict(x.split("=") for x in h.stdout.readline().split())
-                    h.stdin.write("quit\n")
-                    h.stdin.flush()
-                    h.wait(30)
-                    self.procs.remove(h)
+                    churn, alive = self.hold_finish(h, a.churn_seconds, 30)
                     self.stop_proc(p)
                     ok = int(opened.get("opened", 0)) or 1
                     vals = dict(n=n, opened=int(opened.get("opened", 0)), open_rate=float(opened.get("rate", 0)),
@@ -583,16 +589,7 @@ http {{
                     s0, c0, t0 = self.ticks([p.pid]), self.ticks([h.pid]), time.time()
                     time.sleep(a.idle_seconds)
                     s1, c1, t1 = self.ticks([p.pid]), self.ticks([h.pid]), time.time()
-                    h.stdin.write(f"churn {a.churn_seconds}\n")
-                    h.stdin.flush()
-                    churn = dict(x.split("=") for x in h.stdout.readline().split())
-                    h.stdin.write("check\n")
-                    h.stdin.flush()
-                    alive = dict(x.split("=") for x in h.stdout.readline().split())
-                    h.stdin.write("quit\n")
-                    h.stdin.flush()
-                    h.wait(120)
-                    self.procs.remove(h)
+                    churn, alive = self.hold_finish(h, a.churn_seconds, 120)
                     self.stop_proc(p)
                     ok = int(opened.get("opened", 0)) or 1
                     crss0 = int(opened.get("rss0_kb", 0))
