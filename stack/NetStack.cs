@@ -248,11 +248,12 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
             };
         if (s.Kind != Kind.Fresh) return SocketError.InvalidArgument;
         if (port == 0 || address.IsAny || address.IsBroadcast || address.IsMulticast) return SocketError.InvalidArgument;
-        TcpConnection? c = _tcp.Connect(s.BoundPort, address, port, _nowUs, out SocketError err, conn =>
-        {
-            conn.UserHandle = handle;
-            ApplyOptions(s, conn);
-        });
+        TcpConnection? c = _tcp.Connect(s.BoundPort, address, port, _nowUs, out SocketError err, (s, handle),
+            static (conn, st) =>
+            {
+                conn.UserHandle = st.handle;
+                ApplyOptions(st.s, conn);
+            });
         if (c == null) return err;
         if (s.BoundPort != 0) { _tcp.ReleasePort(s.BoundPort); s.BoundPort = 0; } // the connection holds its own
         s.Kind = Kind.Connection;

@@ -132,17 +132,70 @@ public sealed partial class TcpConnection : TimerNode
     internal TcpConnection(TcpLayer layer, in TcpTuple tuple)
     {
         _layer = layer;
+        Reset(tuple);
+    }
+
+    /// <summary>
+    /// Sets every field to the state of a new connection for <paramref name="tuple"/>: the constructor runs it, and
+    /// the layer runs it again when it reuses a released connection from its free list (short connections then
+    /// allocate nothing). Every field of this class and of <see cref="TimerNode"/> is assigned here; a test compares
+    /// a reused connection with a new one field by field (reflection), so a field added without a line here fails.
+    /// </summary>
+    internal void Reset(in TcpTuple tuple)
+    {
+        TcpConfig c = _layer.Config;
+        // TimerNode: the wheel has already cancelled the node (Unlink).
+        Next = null; Prev = null; Slot = -1; DueUs = 0;
         Tuple = tuple;
-        TcpConfig c = layer.Config;
-        _snd = new ByteRing(layer.Buffers, c.SendBufferSize);
-        _rcv = new ByteRing(layer.Buffers, c.ReceiveBufferSize);
-        _rtt = new RttEstimator(layer.Rto);
+        NextInTable = null;
+        State = TcpState.Closed;
+        _iss = _sndUna = _sndNxt = _sndMax = _sndWl1 = _sndWl2 = _finSeq = default;
+        _sndWnd = _maxSndWnd = 0;
+        _mss = c.DefaultMss;
+        _sndScale = _rcvScale = 0;
+        _irs = _rcvNxt = _rcvAdvEdge = _peerFinSeq = default;
+        _peerMss = c.DefaultMss;
+        _flags = ConnFlags.None;
+        _tsRecent = _tsRecentSec = _tsOffset = 0;
+        _rtt = new RttEstimator(_layer.Rto);
+        _rttSeq = default;
+        _rttStartUs = _firstLossMs = 0;
+        _cc = default;
+        _inflation = 0;
+        _lastSendMs = 0;
+        _dupAcks = 0;
+        _recover = _highRxt = default;
+        _sack = null;
+        _rtoAt = _delAckAt = _keepAt = _waitAt = _lastRecvMs = 0;
+        _keepProbes = 0;
+        _unackedBytes = 0;
+        _quickAcks = 0;
+        _snd = new ByteRing(_layer.Buffers, c.SendBufferSize);
+        _rcv = new ByteRing(_layer.Buffers, c.ReceiveBufferSize);
+        _ooo = null;
+        Listener = null;
+        NextInQueue = null;
+        _pendingError = _softError = 0;
+        UserHandle = -1;
+        OwnsPort = SharedPort = false;
+        _lastReadiness = Readiness.None;
+        NoDelay = Cork = KeepAlive = false;
         KeepIdleUs = c.KeepAliveIdleUs;
         KeepIntervalUs = c.KeepAliveIntervalUs;
         KeepCount = c.KeepAliveCount;
-        _mss = c.DefaultMss;
-        _peerMss = c.DefaultMss;
+        _userTimeoutMs = 0;
     }
+
+    /// <summary>Released to the layer (closed, orphaned, out of the table): set once, cleared when reused. A stale
+    /// reference sees it and must not act; <see cref="TcpLayer.Release"/> uses it so a connection is never put on the
+    /// free list twice.</summary>
+    internal bool IsFreed => Has(ConnFlags.Freed);
+    internal void MarkFreed() => Set(ConnFlags.Freed);
+
+    /// <summary>Whether the connection holds nothing a reuse would leak: no ring block, assembler, scoreboard or
+    /// timer, and it is in no table or queue.</summary>
+    internal bool IsClean => !_snd.HasBlock && !_rcv.HasBlock && _ooo == null && _sack == null && !IsScheduled
+        && !InTable && Listener == null && NextInQueue == null && !OwnsPort;
 
     public TcpTuple Endpoints => Tuple;
     public Ipv4Address LocalAddress => Tuple.LocalAddress;

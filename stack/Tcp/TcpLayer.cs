@@ -56,6 +56,8 @@ public sealed class TcpLayer : ITimerHandler
     private readonly Stack<Assembler> _assemblers = new();
     private readonly Stack<SackScoreboard> _scoreboards = new();
     private readonly TimerWheel _wheel;
+    private TcpConnection? _freeHead;   // released connections kept for reuse, linked through NextInTable
+    private int _freeCount;
     private int _nextEphemeral;
     private int _freeEphemeral;     // ephemeral-range ports no socket holds
     private int[]? _connectUsers;   // per port: active opens holding it as an ephemeral (shareable) port
@@ -175,7 +177,13 @@ public sealed class TcpLayer : ITimerHandler
 
     /// <summary>Active open from <paramref name="localPort"/> (already acquired by the caller, or 0 for ephemeral).</summary>
     public TcpConnection? Connect(ushort localPort, Ipv4Address remote, ushort remotePort, long nowUs, out SocketError error,
-        Action<TcpConnection>? configure = null)
+        Action<TcpConnection>? configure = null) =>
+        Connect(localPort, remote, remotePort, nowUs, out error, configure, static (c, f) => f?.Invoke(c));
+
+    /// <summary>Active open; <paramref name="configure"/> runs on the new connection before its SYN leaves, with
+    /// <paramref name="state"/> (a static lambda and a struct state allocate nothing, unlike a capturing closure).</summary>
+    public TcpConnection? Connect<TState>(ushort localPort, Ipv4Address remote, ushort remotePort, long nowUs,
+        out SocketError error, TState state, Action<TcpConnection, TState> configure)
     {
         NowUs = nowUs;
         bool acquired = false;
@@ -208,7 +216,7 @@ public sealed class TcpLayer : ITimerHandler
             }
             existing.Terminate(SocketError.Success, nowUs); // reuse a TIME-WAIT tuple for our own new connection
         }
-        var c = new TcpConnection(this, tuple);
+        var c = NewConnection(tuple);
         if (!acquired) AcquirePort(localPort);
         c.OwnsPort = true;
         if (acquired)
@@ -217,7 +225,7 @@ public sealed class TcpLayer : ITimerHandler
             (_connectUsers ??= new int[65536])[localPort]++;
             c.SharedPort = true;
         }
-        configure?.Invoke(c);
+        configure(c, state);
         Link(c);
         c.StartConnect(nowUs);
         error = c.State == TcpState.Closed ? c.TakeError() : SocketError.InProgress;
@@ -269,11 +277,33 @@ public sealed class TcpLayer : ITimerHandler
         }
     }
 
-    /// <summary>An orphaned connection is done: nothing refers to it any more.</summary>
+    /// <summary>An orphaned connection is done: nothing refers to it any more. It goes on the free list (bounded
+    /// by <see cref="TcpConfig.ConnectionPoolSize"/>) and a later open reuses it, so short connections allocate
+    /// nothing in steady state. Released once only: a second call (e.g. close() after the connection already
+    /// finished on its own) finds it marked freed.</summary>
     internal void Release(TcpConnection c)
     {
-        if (c.InTable) return; // still finishing its close
+        if (c.InTable || c.IsFreed) return; // still finishing its close, or already released
+        c.MarkFreed();
         Events?.OnReleased(c);
+        if (_freeCount >= Config.ConnectionPoolSize || !c.IsClean) return; // the GC takes it
+        c.NextInTable = _freeHead; // the free list reuses the table's chain link (a freed connection is in no table)
+        _freeHead = c;
+        _freeCount++;
+    }
+
+    /// <summary>Connections kept for reuse (bounded by <see cref="TcpConfig.ConnectionPoolSize"/>).</summary>
+    public int PooledConnections => _freeCount;
+
+    /// <summary>A connection object for a new open: a released one, reset, or a new one.</summary>
+    internal TcpConnection NewConnection(in TcpTuple tuple)
+    {
+        TcpConnection? c = _freeHead;
+        if (c == null) return new TcpConnection(this, tuple);
+        _freeHead = c.NextInTable;
+        _freeCount--;
+        c.Reset(tuple);
+        return c;
     }
 
     internal Assembler? RentAssembler()
@@ -439,7 +469,7 @@ public sealed class TcpLayer : ITimerHandler
                     return;
                 }
                 Counters.TcpSynCookiesAccepted++;
-                var c = new TcpConnection(this, tuple);
+                var c = NewConnection(tuple);
                 AcquirePort(tuple.LocalPort);
                 c.OwnsPort = true;
                 Link(c);
@@ -480,7 +510,7 @@ public sealed class TcpLayer : ITimerHandler
             Counters.TcpSynCookiesSent++;
             return;
         }
-        var conn = new TcpConnection(this, tuple);
+        var conn = NewConnection(tuple);
         AcquirePort(tuple.LocalPort);
         conn.OwnsPort = true;
         Link(conn);
