@@ -20,7 +20,8 @@ namespace UserTcp.Interpose;
 ///
 /// Progress: the application's own calls drive the stack (each call polls it first), so a busy server makes no
 /// extra system calls. Blocking calls and epoll/poll waits keep polling while they wait, sleeping in steps that grow
-/// from nothing (right after traffic) to <see cref="IdlePollUs"/> (idle). A background thread does the same for the
+/// from nothing (right after traffic) to <see cref="IdlePollUs"/> (idle); on a device with pollable fds (af_packet)
+/// the sleeps also end when a frame arrives (<see cref="DeviceWaitFor"/>). A background thread does the same for the
 /// times no application thread is in a call, so ACKs, retransmissions and timers happen on time; it steps back while
 /// application threads are waiting.
 /// </summary>

@@ -28,7 +28,8 @@ internal static unsafe partial class Kernel
     [LibraryImport(Lib, EntryPoint = "k_sleep_us")]
     internal static partial nint SleepUs(nint us);
     /// <summary>A blocking call's sleep (cshim/signals.c): 0 to go on waiting (also after a handler that asked for
-    /// SA_RESTART, when <paramref name="restartable"/>), -EINTR when the call must fail.</summary>
+    /// SA_RESTART, when <paramref name="restartable"/>), -EINTR when the call must fail. With <paramref name="device"/>
+    /// the sleep also ends when a frame waits on the device (<see cref="DeviceFdsSet"/>): 1 then.</summary>
     [LibraryImport(Lib, EntryPoint = "k_wait_us")]
     internal static partial nint WaitUs(nint us, int restartable, int device);
     /// <summary>The AF_PACKET sockets open in this process (cshim/real.c), at most <paramref name="max"/>.</summary>
