@@ -2,10 +2,11 @@
 # Idle server CPU and the connect time after quiet spells (docs/benchmarks.md, "Idle server CPU and connection
 # latency"): nginx (one worker) on usertcp over net_af_packet in a test network of its own; one request, 2 s to settle,
 # the worker's utime+stime over WINDOW seconds (USER_HZ ticks), then ROUNDS connects each after 1 s of quiet
-# (curl's time_connect, from the kernel namespace). Usage: scripts/idle-measure.sh [LIB] [SUFFIX] [WINDOW] [ROUNDS]
+# (curl's time_connect, from the kernel namespace). Usage: scripts/idle-measure.sh [LIB|kernel] [SUFFIX] [WINDOW] [ROUNDS]
+# LIB=kernel: the same nginx on the kernel stack (198.18.0.2 on the veth), for the connect time's floor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-lib=$(realpath "${1:-build/libusertcp.so}"); sfx=${2:-idm}; window=${3:-10}; rounds=${4:-10}
+lib=${1:-build/libusertcp.so}; [ "$lib" = kernel ] || lib=$(realpath "$lib"); sfx=${2:-idm}; window=${3:-10}; rounds=${4:-10}
 cli=ut-cli$sfx; srv=ut-srv$sfx
 work=$(mktemp -d /tmp/usertcp-idle.XXXXXX); mkdir -p "$work/www" "$work/tmp"; echo hi > "$work/www/index.html"
 cat > "$work/nginx.conf" <<CONF
@@ -28,8 +29,13 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-ip netns exec "$srv" env LD_PRELOAD="$lib" USERTCP_IP=198.18.0.2/24 USERTCP_DEV=net_af_packet0,iface=ut-srv0 \
-  USERTCP_DPDK_ARGS="--log-level=*:error" /usr/sbin/nginx -p "$work" -c "$work/nginx.conf"
+if [ "$lib" = kernel ]; then
+  ip netns exec "$srv" ip addr add 198.18.0.2/24 dev ut-srv0
+  ip netns exec "$srv" /usr/sbin/nginx -p "$work" -c "$work/nginx.conf"
+else
+  ip netns exec "$srv" env LD_PRELOAD="$lib" USERTCP_IP=198.18.0.2/24 USERTCP_DEV=net_af_packet0,iface=ut-srv0 \
+    USERTCP_DPDK_ARGS="--log-level=*:error" /usr/sbin/nginx -p "$work" -c "$work/nginx.conf"
+fi
 for _ in $(seq 50); do [ -s "$work/nginx.pid" ] && break; sleep 0.1; done
 ok=0
 for _ in $(seq 100); do ip netns exec "$cli" curl -s -m 1 -o /dev/null http://198.18.0.2/ && { ok=1; break; }; sleep 0.1; done
