@@ -87,3 +87,116 @@ long k_epoll_wait_us(int epfd, struct epoll_event *ev, int max, long us, const s
         r = ut_real.epoll_pwait(epfd, ev, max, us < 0 ? -1 : (int)((us + 999) / 1000), mask);
     return neg_errno(r);
 }
+
+/*
+ * The device's pollable fds (DPDK af_packet: one PACKET_RX_RING socket per queue). poll() on such a socket reports
+ * POLLIN while a frame waits in the ring for user space, so the waits below sleep until a packet or their timeout
+ * instead of waking on a schedule. Set once after the port started (k_device_fds_set); none for memif or ring.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <sys/socket.h>
+
+#define UT_MAX_DEVICE_FDS 8
+static int g_device_fds[UT_MAX_DEVICE_FDS];
+static int g_device_nfds;
+
+long k_packet_fds(int *out, int max)
+{
+    int dir = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return -errno;
+    char buf[4096];
+    int n = 0;
+    for (;;) {
+        long got = syscall(SYS_getdents64, dir, buf, sizeof buf);
+        if (got <= 0) break;
+        for (long off = 0; off < got;) {
+            struct dirent64 *d = (struct dirent64 *)(buf + off);
+            off += d->d_reclen;
+            if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
+            int fd = atoi(d->d_name);
+            if (fd == dir) continue;
+            int domain = 0;
+            socklen_t len = sizeof domain;
+            if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_PACKET && n < max)
+                out[n++] = fd;
+        }
+    }
+    syscall(SYS_close, dir);
+    return n;
+}
+
+long k_device_fds_set(const int *fds, int n)
+{
+    if (n > UT_MAX_DEVICE_FDS) n = UT_MAX_DEVICE_FDS;
+    for (int i = 0; i < n; i++) g_device_fds[i] = fds[i];
+    __atomic_store_n(&g_device_nfds, n, __ATOMIC_RELEASE);
+    return n;
+}
+
+/* Appends the device's fds (POLLIN) to set[from..]; returns the new count. */
+static int add_device_fds(struct pollfd *set, int from)
+{
+    int n = __atomic_load_n(&g_device_nfds, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < n; i++) set[from + i] = (struct pollfd){ .fd = g_device_fds[i], .events = POLLIN };
+    return from + n;
+}
+
+static int any_ready(const struct pollfd *set, int from, int to)
+{
+    for (int i = from; i < to; i++)
+        if (set[i].revents) return 1;
+    return 0;
+}
+
+int ut_device_ppoll(const struct timespec *ts, const sigset_t *mask)
+{
+    struct pollfd set[UT_MAX_DEVICE_FDS];
+    int n = add_device_fds(set, 0);
+    int r = ut_real.ppoll(n ? set : NULL, (nfds_t)n, ts, mask);
+    return r > 0 ? 1 : r;
+}
+
+long k_idle_us(long us)
+{
+    struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
+    return neg_errno(ut_device_ppoll(&ts, NULL));
+}
+
+long k_ppoll_dev_us(struct pollfd *fds, unsigned long n, long us, const sigset_t *mask, int *device_ready)
+{
+    *device_ready = 0;
+    struct pollfd set[64 + UT_MAX_DEVICE_FDS];
+    int ndev = __atomic_load_n(&g_device_nfds, __ATOMIC_ACQUIRE);
+    if (n > 64 || ndev == 0) return k_ppoll_us(fds, n, us, mask);
+    if (!mask) mask = ut_wait_mask();
+    for (unsigned long i = 0; i < n; i++) set[i] = fds[i];
+    int total = add_device_fds(set, (int)n);
+    struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
+    int r = ut_real.ppoll(set, (nfds_t)total, us < 0 ? NULL : &ts, mask);
+    if (r < 0) return -errno;
+    int app = 0;
+    for (unsigned long i = 0; i < n; i++) {
+        fds[i].revents = set[i].revents;
+        if (set[i].revents) app++;
+    }
+    *device_ready = any_ready(set, (int)n, total);
+    return app;
+}
+
+long k_epoll_wait_dev_us(int epfd, struct epoll_event *ev, int max, long us, const sigset_t *mask, int *device_ready)
+{
+    *device_ready = 0;
+    if (__atomic_load_n(&g_device_nfds, __ATOMIC_ACQUIRE) == 0) return k_epoll_wait_us(epfd, ev, max, us, mask);
+    if (!mask) mask = ut_wait_mask();
+    struct pollfd set[1 + UT_MAX_DEVICE_FDS];
+    set[0] = (struct pollfd){ .fd = epfd, .events = POLLIN };
+    int total = add_device_fds(set, 1);
+    struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
+    int r = ut_real.ppoll(set, (nfds_t)total, us < 0 ? NULL : &ts, mask);
+    if (r < 0) return -errno;
+    *device_ready = any_ready(set, 1, total);
+    if (!set[0].revents) return 0;
+    return k_epoll_wait_us(epfd, ev, max, 0, mask); /* the app's events, collected without waiting */
+}

@@ -25,7 +25,14 @@ void ut_real_resolve(void) UT_HIDDEN;
 long k_kill_self_sigpipe(void);
 long k_fcntl(int fd, int cmd, long arg);
 long k_sleep_us(long us);
-long k_wait_us(long us, int restartable);
+long k_wait_us(long us, int restartable, int device);
+/* real.c: the device's pollable fds and the waits that also end when a frame waits there (device_ready set). */
+long k_packet_fds(int *out, int max);
+long k_device_fds_set(const int *fds, int n);
+int ut_device_ppoll(const struct timespec *ts, const sigset_t *mask) UT_HIDDEN;
+long k_idle_us(long us);
+long k_ppoll_dev_us(struct pollfd *fds, unsigned long n, long us, const sigset_t *mask, int *device_ready);
+long k_epoll_wait_dev_us(int epfd, struct epoll_event *ev, int max, long us, const sigset_t *mask, int *device_ready);
 /* Every signal except the synchronous faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP): what library threads and
  * waits block. signals.c. */
 void ut_sigset_asynchronous(sigset_t *set) UT_HIDDEN;

@@ -140,13 +140,20 @@ static int any_unblocked(const sigset_t *set, const sigset_t *blocked, sigset_t 
     return !sigisemptyset(out);
 }
 
+static int sleep_on(const struct timespec *ts, const sigset_t *mask, int device)
+{
+    return device ? ut_device_ppoll(ts, mask) : ut_real.ppoll(NULL, 0, ts, mask);
+}
+
 /*
- * Sleeps up to `us` microseconds inside a blocking socket call. Returns 0 when the wait should go on (time passed, or
+ * Sleeps up to `us` microseconds inside a blocking socket call (with `device`, also until a frame waits on the device:
+ * real.c; returns 1 then). Returns 0 when the wait should go on (time passed, or
  * a handler that asks for restart ran) and -EINTR when the call must fail with EINTR. `restartable` is 0 when the
  * kernel would not restart this call (a timeout is set, or the call has already made progress and returns it).
  */
-long k_wait_us(long us, int restartable)
+long k_wait_us(long us, int restartable, int device)
 {
+    int woke = 0;
     struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
     sigset_t blocked;
     if (t_wait_depth > 0) blocked = t_saved;
@@ -156,17 +163,20 @@ long k_wait_us(long us, int restartable)
     int can_restart = restartable && any_unblocked(&t_restart, &blocked, &restart);
     int can_intr = any_unblocked(&t_intr, &blocked, &intr);
     if (!can_restart) {
-        int r = ut_real.ppoll(NULL, 0, &ts, &blocked);
-        return r < 0 && errno == EINTR ? -EINTR : 0;
+        int r = sleep_on(&ts, &blocked, device);
+        return r < 0 && errno == EINTR ? -EINTR : r > 0;
     }
     if (!can_intr) {
-        (void)ut_real.ppoll(NULL, 0, &ts, &blocked); /* a handler ran: every possible one asked for restart */
-        return 0;
+        woke = sleep_on(&ts, &blocked, device) > 0; /* a handler ran: every possible one asked for restart */
+        return woke;
     }
+    /* The SA_RESTART handlers wait for the end of the step: keep it short (a device wait may be long when idle). */
+    if (us > 5000) ts = (struct timespec){ 0, 5000 * 1000 };
     sigset_t during;
     sigorset(&during, &blocked, &restart);
-    int r = ut_real.ppoll(NULL, 0, &ts, &during);
+    int r = sleep_on(&ts, &during, device);
     if (r < 0 && errno == EINTR) return -EINTR; /* only a handler without SA_RESTART could run */
+    woke = r > 0;
     sigset_t pending;
     sigpending(&pending);
     sigandset(&pending, &pending, &restart);
@@ -174,5 +184,5 @@ long k_wait_us(long us, int restartable)
         struct timespec zero = { 0, 0 };
         (void)ut_real.ppoll(NULL, 0, &zero, &blocked); /* let them in: their handlers run now */
     }
-    return 0;
+    return woke;
 }

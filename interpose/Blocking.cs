@@ -50,7 +50,9 @@ internal static class Blocking
                 long sleep = Engine.NextSleepUs(ref backoff, deadline);
                 // Also with nothing to sleep: the zero-length sleep is where a pending signal gets in.
                 if (sleep > 0) Engine.CountSleep(sleep);
-                if (Kernel.WaitUs((nint)sleep, restart) == -Errno.EINTR) return -Errno.EINTR;
+                long woke = Kernel.WaitUs((nint)sleep, restart, Engine.DeviceWaitFor(sleep));
+                if (woke == -Errno.EINTR) return -Errno.EINTR;
+                if (woke > 0) Engine.DeviceWoke();
                 lock (Engine.Gate)
                 {
                     Engine.PollLocked();

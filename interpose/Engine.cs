@@ -20,7 +20,8 @@ namespace UserTcp.Interpose;
 ///
 /// Progress: the application's own calls drive the stack (each call polls it first), so a busy server makes no
 /// extra system calls. Blocking calls and epoll/poll waits keep polling while they wait, sleeping in steps that grow
-/// from nothing (right after traffic) to <see cref="IdlePollUs"/> (idle). A background thread does the same for the
+/// from nothing (right after traffic) to <see cref="IdlePollUs"/> (idle); on a device with pollable fds (af_packet)
+/// the sleeps also end when a frame arrives (<see cref="DeviceWaitFor"/>). A background thread does the same for the
 /// times no application thread is in a call, so ACKs, retransmissions and timers happen on time; it steps back while
 /// application threads are waiting.
 /// </summary>
@@ -50,6 +51,23 @@ internal static unsafe class Engine
     /// <summary>After this long without a packet (µs), the longest sleep grows to <see cref="DeepIdlePollUs"/>.</summary>
     internal static long DeepIdleAfterUs = 200_000;
     internal static long DeepIdlePollUs = 5_000;
+    /// <summary>The deep-idle step when the device has a pollable fd (af_packet): a frame ends the sleep at once, so
+    /// the step only bounds how late a waiter notices what no packet announces (another thread's action on a shared
+    /// socket): 50 ms, ten times fewer wake-ups than <see cref="DeepIdlePollUs"/>.</summary>
+    internal static long DeepIdleDevicePollUs = 50_000;
+    /// <summary>Sleeps at least this long (µs) wait on the device's fds; shorter ones are plain sleeps (a packet
+    /// is about due anyway, and the extra pollfds cost more than they save).</summary>
+    internal static long DeviceWaitMinUs = 20;
+
+    /// <summary>The device has pollable fds (af_packet's PACKET_RX_RING sockets): waits end when a frame arrives.</summary>
+    internal static bool DeviceFds { get; private set; }
+    /// <summary>Device wake-ups since the stack last received a packet. A ring the driver cannot drain (no mbufs)
+    /// would stay readable and turn every wait into a spin: past <see cref="MaxWakeupsWithoutRx"/> the waits fall back
+    /// to the plain schedule until a packet gets through.</summary>
+    private static int s_wakeupsWithoutRx;
+    private const int MaxWakeupsWithoutRx = 64;
+    /// <summary>USERTCP_STATS: waits ended early by a frame on the device.</summary>
+    internal static long DeviceWakeups;
     /// <summary>After traffic, poll without sleeping for this long (µs): the next packet usually follows soon.</summary>
     internal static long SpinUs = 50;
 
@@ -110,7 +128,10 @@ internal static unsafe class Engine
                     Hugepages = noHuge ? DpdkHugepages.Never : DpdkHugepages.Auto,
                     Warn = msg => Kernel.Log(1, msg),
                 };
+                int* before = stackalloc int[64];
+                int nBefore = (int)Kernel.PacketFds(before, 64);
                 s_device = DpdkDevice.Open(eal, new DpdkPortConfig { Device = WithDeviceDefaults(dev) });
+                FindDeviceFds(before, nBefore);
                 HasDevice = true;
                 DeviceDescription = dev;
             }
@@ -125,6 +146,40 @@ internal static unsafe class Engine
         if (macText.Length > 0 && s_device.Capabilities.MacAddress != mac)
             Kernel.Log(1, $"USERTCP_MAC={mac} differs from the device's {s_device.Capabilities.MacAddress}; using the device's");
         return StartStack(ip, cfg->PrefixLength, new Ipv4Address(cfg->Gateway), cfg->MaxFds);
+    }
+
+    /// <summary>
+    /// DPDK's af_packet driver reads one PACKET_RX_RING socket per queue; the kernel's poll() on it reports POLLIN
+    /// while a frame waits in the ring for user space. The sockets are the AF_PACKET ones the port's start opened
+    /// (compared with <paramref name="before"/>). Other devices (memif, ring) have none: their waits keep the schedule.
+    /// </summary>
+    private static void FindDeviceFds(int* before, int nBefore)
+    {
+        int* after = stackalloc int[64];
+        int* mine = stackalloc int[8];
+        int nAfter = (int)Kernel.PacketFds(after, 64), n = 0;
+        for (int i = 0; i < nAfter && n < 8; i++)
+        {
+            bool old = false;
+            for (int j = 0; j < nBefore; j++) old |= before[j] == after[i];
+            if (!old) mine[n++] = after[i];
+        }
+        if (n == 0) return;
+        Kernel.DeviceFdsSet(mine, n);
+        DeviceFds = true;
+        Kernel.Log(2, $"device waits: {n} af_packet socket(s) polled for frames (first fd {mine[0]})");
+    }
+
+    /// <summary>Whether a sleep of <paramref name="sleepUs"/> should also end on a frame (the device flag of the
+    /// k_*_dev waits).</summary>
+    internal static int DeviceWaitFor(long sleepUs) =>
+        DeviceFds && sleepUs >= DeviceWaitMinUs && Volatile.Read(ref s_wakeupsWithoutRx) < MaxWakeupsWithoutRx ? 1 : 0;
+
+    /// <summary>A wait ended because a frame waits on the device.</summary>
+    internal static void DeviceWoke()
+    {
+        Interlocked.Increment(ref s_wakeupsWithoutRx);
+        Interlocked.Increment(ref DeviceWakeups);
     }
 
     /// <summary>
@@ -316,6 +371,7 @@ internal static unsafe class Engine
             s_lastRx = c.RxPackets;
             s_lastTx = c.TxPackets;
             s_lastActivityUs = now;
+            if (s_wakeupsWithoutRx != 0) Volatile.Write(ref s_wakeupsWithoutRx, 0);
         }
         return now;
     }
@@ -326,7 +382,7 @@ internal static unsafe class Engine
         long now = NowUs;
         long quietUs = now - Volatile.Read(ref s_lastActivityUs);
         // Long quiet spells (no packet for DeepIdleAfterUs) poll less often: an idle server should cost ~nothing.
-        long cap = quietUs > DeepIdleAfterUs ? DeepIdlePollUs : IdlePollUs;
+        long cap = quietUs <= DeepIdleAfterUs ? IdlePollUs : DeviceWaitFor(long.MaxValue) != 0 ? DeepIdleDevicePollUs : DeepIdlePollUs;
         if (quietUs < SpinUs) backoffUs = 0;
         else backoffUs = backoffUs == 0 ? 10 : Math.Min(backoffUs * 2, cap);
         long sleep = backoffUs;
@@ -351,12 +407,21 @@ internal static unsafe class Engine
             long sleep = NextSleepUs(ref backoff, long.MaxValue);
             if (Volatile.Read(ref s_waiters) > 0) sleep = Math.Max(sleep, 10_000); // an application thread is polling already
             int appCalls = Volatile.Read(ref AppCalls);
+            bool alone = Volatile.Read(ref s_waiters) == 0 && appCalls == appCallsSeen;
             if (appCalls != appCallsSeen)
             {
                 appCallsSeen = appCalls;
                 sleep = Math.Max(sleep, AppActiveUs); // the application called in since the last round: it drives the stack
             }
-            if (sleep > 0) Kernel.SleepUs((nint)sleep);
+            if (sleep > 0)
+            {
+                // Alone in charge (no application thread waiting or calling): a frame ends the sleep.
+                if (alone && DeviceWaitFor(sleep) != 0)
+                {
+                    if (Kernel.IdleUs((nint)sleep) > 0) DeviceWoke();
+                }
+                else Kernel.SleepUs((nint)sleep);
+            }
             else Thread.Yield();
             lock (Gate)
             {
@@ -410,7 +475,7 @@ internal static unsafe class Engine
             catch (DpdkException e) { Kernel.Stats($"device statistics unavailable: {e.Message}"); }
         }
         Kernel.Stats($"waits: stack polls {PollCount} (progress thread {ProgressPolls}); sleeps {SleepCount}, " +
-                     $"slept {SleptUs / 1000} ms in total; open sockets {Stack.OpenSockets}");
+                     $"slept {SleptUs / 1000} ms in total; device wake-ups {DeviceWakeups}; open sockets {Stack.OpenSockets}");
     }
 
     /// <summary>Process exit: every connection is closed (peers see FIN, or RST where data was left unread) and the

@@ -53,7 +53,12 @@ internal static unsafe class Multiplex
                 if (!waiting && userReady == 0 && timeoutMs != 0) { Engine.EnterWait(); Kernel.WaitBegin(); waiting = true; }
                 // Hide user fds from the kernel (it would poll the placeholder): a negative fd is skipped.
                 for (int i = 0; i < count; i++) if (isUser[i]) fds[i].Fd = ~fds[i].Fd;
-                long r = Kernel.PPollUs(fds, n, (nint)sleep, sigmask);
+                // The device's fds ride along as hidden extra entries: a frame ends the sleep, the app never sees them.
+                int deviceReady = 0;
+                long r = Engine.DeviceWaitFor(sleep) != 0
+                    ? Kernel.PPollDeviceUs(fds, n, (nint)sleep, sigmask, &deviceReady)
+                    : Kernel.PPollUs(fds, n, (nint)sleep, sigmask);
+                if (deviceReady != 0) Engine.DeviceWoke();
                 int kernelReady = 0;
                 for (int i = 0; i < count; i++)
                 {
@@ -94,7 +99,11 @@ internal static unsafe class Multiplex
                 if (n == max) return n;
                 long sleep = n > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline);
                 if (!waiting && n == 0 && timeoutMs != 0) { Engine.EnterWait(); Kernel.WaitBegin(); waiting = true; }
-                long r = Kernel.EpollWaitUs(epfd, events + n, max - n, (nint)sleep, sigmask);
+                int deviceReady = 0;
+                long r = Engine.DeviceWaitFor(sleep) != 0
+                    ? Kernel.EpollWaitDeviceUs(epfd, events + n, max - n, (nint)sleep, sigmask, &deviceReady)
+                    : Kernel.EpollWaitUs(epfd, events + n, max - n, (nint)sleep, sigmask);
+                if (deviceReady != 0) Engine.DeviceWoke();
                 if (r < 0) return n > 0 ? n : r;
                 if (n + r > 0 || Engine.NowUs >= deadline) return n + r;
             }

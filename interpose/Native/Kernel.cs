@@ -28,9 +28,25 @@ internal static unsafe partial class Kernel
     [LibraryImport(Lib, EntryPoint = "k_sleep_us")]
     internal static partial nint SleepUs(nint us);
     /// <summary>A blocking call's sleep (cshim/signals.c): 0 to go on waiting (also after a handler that asked for
-    /// SA_RESTART, when <paramref name="restartable"/>), -EINTR when the call must fail.</summary>
+    /// SA_RESTART, when <paramref name="restartable"/>), -EINTR when the call must fail. With <paramref name="device"/>
+    /// the sleep also ends when a frame waits on the device (<see cref="DeviceFdsSet"/>): 1 then.</summary>
     [LibraryImport(Lib, EntryPoint = "k_wait_us")]
-    internal static partial nint WaitUs(nint us, int restartable);
+    internal static partial nint WaitUs(nint us, int restartable, int device);
+    /// <summary>The AF_PACKET sockets open in this process (cshim/real.c), at most <paramref name="max"/>.</summary>
+    [LibraryImport(Lib, EntryPoint = "k_packet_fds")]
+    internal static partial nint PacketFds(int* fds, int max);
+    /// <summary>The device's pollable fds: the waits that take a <c>device</c> flag also end when a frame waits there.</summary>
+    [LibraryImport(Lib, EntryPoint = "k_device_fds_set")]
+    internal static partial nint DeviceFdsSet(int* fds, int n);
+    /// <summary>The progress thread's sleep: until the timeout or a frame on the device (1).</summary>
+    [LibraryImport(Lib, EntryPoint = "k_idle_us")]
+    internal static partial nint IdleUs(nint us);
+    /// <summary><see cref="PPollUs"/> with the device's fds as hidden extra entries (up to 64 caller entries).</summary>
+    [LibraryImport(Lib, EntryPoint = "k_ppoll_dev_us")]
+    internal static partial nint PPollDeviceUs(PollFd* fds, nuint n, nint us, void* sigmask, int* deviceReady);
+    /// <summary><see cref="EpollWaitUs"/> that also ends when a frame waits on the device (never reported as an event).</summary>
+    [LibraryImport(Lib, EntryPoint = "k_epoll_wait_dev_us")]
+    internal static partial nint EpollWaitDeviceUs(int epfd, EpollEvent* events, int max, nint us, void* sigmask, int* deviceReady);
     /// <summary>A wait starts/ends: between the two, the thread's asynchronous signals get in only inside the waits'
     /// sleeps (<see cref="WaitUs"/>, <see cref="PPollUs"/>, <see cref="EpollWaitUs"/>), so none goes unnoticed.</summary>
     [LibraryImport(Lib, EntryPoint = "k_wait_begin")]

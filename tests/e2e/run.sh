@@ -287,5 +287,28 @@ if echo "$res" | head -1 | grep -qx "hello from the kernel" && echo "$res" | gre
   ok "bash /dev/tcp on usertcp: fd 3 is the socket, fds 4-9 reusable, no library fds among the low numbers"
 else fail "bash-dev-tcp" "$(echo "$res" | tr '\n' ' ' | cut -c1-300)"; fi
 
+# 10. An idle server sleeps until a frame: a blocking accept() on usertcp over af_packet, 3 s without traffic, then
+#     one connection. The waits end on the driver's PACKET_RX_RING socket and the idle step is 50 ms, so the process
+#     wakes a few dozen times a second (the accept and the progress thread) instead of every 5-10 ms (~300/s): counted
+#     as the voluntary context switches of all its threads over the quiet 3 s (a loaded machine only lowers them).
+on_user timeout 20 python3 -c "
+import os, socket
+l=socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(('198.18.0.2', 7171)); l.listen(1)
+open('$work/idle.pid', 'w').write(str(os.getpid()))
+c,_=l.accept(); c.sendall(b'idle-ok'); c.close()" >"$work/idle.log" 2>&1 &
+ipy=$!
+switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ { n += $2 } END { print n + 0 }'; }
+for _ in $(seq 50); do [ -s "$work/idle.pid" ] && break; sleep 0.1; done
+sleep 1 # past the start's busy 200 ms
+pid=$(cat "$work/idle.pid" 2>/dev/null)
+s0=$(switches "$pid"); sleep 3; s1=$(switches "$pid")
+res=$(on_kernel_cli timeout 10 python3 -c "
+import socket; s=socket.create_connection(('198.18.0.2', 7171), timeout=5); print(s.recv(100).decode())" 2>&1)
+wait $ipy
+wakeups=$((s1 - s0))
+if [ "$res" = idle-ok ] && [ -n "$pid" ] && [ "$wakeups" -lt 400 ]; then
+  ok "idle blocking accept on usertcp: $wakeups wake-ups in 3 s of quiet, then the connection served"
+else fail "idle-wakeups" "reply '${res}', $wakeups wake-ups in 3 s (want < 400): $(tail -2 "$work/idle.log" | tr '\n' ' ')"; fi
+
 echo "e2e: $passed passed, $failed failed"
 [ $failed = 0 ]
