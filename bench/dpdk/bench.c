@@ -278,19 +278,9 @@ int main(int argc, char **argv)
 	if (mp == NULL)
 		die("pool", rte_errno);
 	uint16_t port = 0;
-	struct rte_eth_conf conf;
-	memset(&conf, 0, sizeof(conf));
-	int rc;
-	if ((rc = rte_eth_dev_configure(port, 1, 1, &conf)) != 0) die("configure", rc);
-	if ((rc = rte_eth_rx_queue_setup(port, 0, 1024, rte_socket_id(), NULL, mp)) != 0) die("rxq", rc);
-	if ((rc = rte_eth_tx_queue_setup(port, 0, 1024, rte_socket_id(), NULL)) != 0) die("txq", rc);
-	if ((rc = rte_eth_dev_start(port)) != 0) die("start", rc);
-
-	struct rte_eth_link link;
-	do {
-		rte_eth_link_get_nowait(port, &link);
-		if (!link.link_status) usleep(10000);
-	} while (!link.link_status && !stop);
+	setup_port(port, mp);
+	while (!link_up(port) && !stop)
+		usleep(10000);
 	fprintf(stderr, "%s: link up\n", argv[1]);
 
 	uint8_t frame[64];
@@ -311,11 +301,8 @@ int main(int argc, char **argv)
 	while (!stop) {
 		// Stop polling as soon as the peer is gone: memif 22.11 can crash when the interrupt thread tears a
 		// disconnected interface down while this thread is still in rx/tx on it.
-		if (!loop && (++iter & 1023) == 0) {
-			rte_eth_link_get_nowait(port, &link);
-			if (!link.link_status)
-				break;
-		}
+		if (!loop && (++iter & 1023) == 0 && !link_up(port))
+			break;
 		if (loop) {
 			if (rte_pktmbuf_alloc_bulk(mp, pkts, BURST) == 0) {
 				for (int i = 0; i < BURST; i++) {
