@@ -70,9 +70,9 @@ static void floor_hold(struct start_guard *g)
     }
 }
 
-/* The fds at or above the floor that are open now (from /proc/self/fd), into a bitmap of `words` words above the
- * floor. The start compares two of these to learn which fds the runtime and DPDK opened, so that close_range and
- * closefrom can leave them alone (ut_lib_fd_add). */
+/* The fds open now in [floor, floor + 4096) (from /proc/self/fd), as a bitmap. The start compares two of these to
+ * learn which fds the runtime and DPDK opened, so that close_range and closefrom can leave them alone
+ * (ut_lib_fd_add). */
 #define SNAP_WORDS 64 /* 4096 numbers above the floor */
 struct fd_snap {
     int floor, ok;

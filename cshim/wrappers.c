@@ -318,7 +318,8 @@ UT_EXPORT int ioctl(int fd, unsigned long req, ...)
  * the log file). Here: user fds in the range close through the user close path (CLOSE_RANGE_CLOEXEC: they get
  * close-on-exec through fcntl); epoll fds with user registrations forget them; the kernel closes the rest, in pieces
  * around the library's fds. CLOSE_RANGE_UNSHARE goes to the kernel unchanged: the caller gets a private copy of the
- * table (normally just before exec), and only that copy loses the fds; the stack's own table is untouched. */
+ * table (normally just before exec), and only that copy loses the fds; the stack's own table is untouched. In a
+ * forked copy of a started process everything goes to the kernel (below). */
 static int skip_list(int *out, int cap)
 {
     int n = 0;
@@ -343,6 +344,21 @@ UT_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
     }
     int cloexec = (flags & CLOSE_RANGE_CLOEXEC) != 0;
     uint64_t limit = __atomic_load_n(&ut_fd_limit, __ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&ut_rt_state, __ATOMIC_ACQUIRE) == UT_RT_FORKED) {
+        /* A forked copy of a started process, normally on its way to exec (a subprocess closing what it inherited):
+           its user sockets and its copy of the library's fds are of no use here, and closing the copies does not
+           touch the parent's. The kernel closes them all; the numbers stop being ours. */
+        if (!cloexec)
+            for (uint64_t fd = first; fd <= last && fd < limit; fd++) {
+                if (!(ut_fd_bits[fd >> 6] | ut_epfd_bits[fd >> 6])) {
+                    fd |= 63;
+                    continue;
+                }
+                ut_bit_set(ut_fd_bits, (int)fd, 0);
+                ut_bit_set(ut_epfd_bits, (int)fd, 0);
+            }
+        return ut_real.close_range(first, last, flags);
+    }
     for (uint64_t fd = first; fd <= last && fd < limit;) {
         if (!(ut_fd_bits[fd >> 6] | ut_epfd_bits[fd >> 6])) {
             fd = (fd | 63) + 1; /* nothing of ours in this word */

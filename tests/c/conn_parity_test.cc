@@ -24,6 +24,7 @@
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <dirent.h>
 #include <sys/syscall.h>
@@ -1582,4 +1583,29 @@ TEST_F(ConnParity, FreopenWithoutAPathFailsOnASocket)
     EXPECT_EQ(errno, ENXIO);
     EXPECT_FAILS_WITH(fcntl(fd, F_GETFD), EBADF);
     EXPECT_EQ(c.peer.Cmd("WAITEOF"), "OK 3");
+}
+
+// A child forked with a connection open closes everything it inherited (what a subprocess does before exec): its
+// copies close, the parent's connection goes on.
+TEST_F(ConnParity, ClosefromInAForkedChildLeavesTheParentsConnection)
+{
+    Conn c;
+    ASSERT_GE(c.fd, 0);
+    c.peer.Start("ECHO 2");
+    ASSERT_EQ(write(c.fd, "p1", 2), 2);
+    EXPECT_EQ(ReadN(c.fd, 2), std::vector<unsigned char>({ 'p', '1' }));
+    EXPECT_EQ(c.peer.Answer(), "OK 2");
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        closefrom(3);
+        _exit(fcntl(c.fd, F_GETFD) == -1 && errno == EBADF ? 0 : 1);
+    }
+    int status = -1;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    c.peer.Start("ECHO 2");
+    ASSERT_EQ(write(c.fd, "p2", 2), 2);
+    EXPECT_EQ(ReadN(c.fd, 2), std::vector<unsigned char>({ 'p', '2' }));
+    EXPECT_EQ(c.peer.Answer(), "OK 2");
 }
