@@ -101,7 +101,8 @@ int ut_fd_floor(void)
 int ut_placeholder_move(void)
 {
     if (ut_placeholder < 0) return 0;
-    int at = ut_placeholder + 1 < ut_fd_floor() ? ut_fd_floor() : ut_placeholder + 1;
+    int floor = ut_fd_floor();
+    int at = ut_placeholder + 1 < floor ? floor : ut_placeholder + 1;
     int high = ut_real.fcntl(ut_placeholder, F_DUPFD_CLOEXEC, at);
     if (high < 0) {
         /* No number left above it: let the next reservation make a new one. */

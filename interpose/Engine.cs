@@ -28,9 +28,6 @@ namespace UserTcp.Interpose;
 internal static unsafe class Engine
 {
     internal static readonly object Gate = new();
-    /// <summary>Bumped on every readiness change anywhere (stack edges, socket state changes, epoll_ctl): an epoll set
-    /// with nothing ready need not be scanned again until it moves, so idle connections cost nothing per wait.</summary>
-    internal static int ReadinessEpoch;
     internal static NetStack Stack = null!;
     private static IDevice? s_device;
     private static Thread? s_progress;
@@ -316,7 +313,6 @@ internal static unsafe class Engine
 
         public void OnReadinessChanged(int handle, Stack.Tcp.Readiness readiness)
         {
-            Interlocked.Increment(ref ReadinessEpoch);
             if ((uint)handle >= (uint)_counts.Length)
             {
                 Array.Resize(ref _counts, Math.Max(handle + 1, _counts.Length * 2));

@@ -61,12 +61,13 @@ internal static class EpollSets
     {
         const int ADD = 1, DEL = 2, MOD = 3;
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
-        if (Kernel.Fcntl(epfd, 1 /* F_GETFD */, 0) < 0) return -Errno.EBADF;
         if (epfd == fd) return -Errno.EINVAL;
-        Interlocked.Increment(ref Engine.ReadinessEpoch);
         lock (s_gate)
         {
             Set? set = Get(epfd);
+            // A known set's epfd is open (closing or replacing it forgets the set): only a new one is asked of the
+            // kernel, so epoll_ctl on a set in use costs no system call.
+            if (set is null && Kernel.Fcntl(epfd, 1 /* F_GETFD */, 0) < 0) return -Errno.EBADF;
             Registration? reg = null;
             if (set is not null && set.ByFd.TryGetValue(fd, out Registration? r) && ReferenceEquals(r.Socket, s)) reg = r;
             switch (op)

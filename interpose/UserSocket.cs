@@ -63,7 +63,6 @@ internal sealed class UserSocket
     internal void Changed()
     {
         Interlocked.Increment(ref ReadinessVersion);
-        Interlocked.Increment(ref Engine.ReadinessEpoch);
         if (EpollRegs is not null) EpollSets.MarkDirty(this);
     }
 }

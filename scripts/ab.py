@@ -778,23 +778,23 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
                   [("W1 64 B, Connection: close", "64 B, Connection: close")])],
                 f"`wrk -t1 -c{a.conns} -d{a.seconds}s -H 'Connection: close'`, 64 B file: nginx closes after each "
                 "response, wrk reconnects; one request per connection.")
+    # W3 and W4 run in both topologies (w3/w4 with topo "a" are A3/A4): one list of columns for each.
+    w3_metrics = [("rps", "requests/s", 0), ("p50_us", "latency p50 (us)", 0), ("p99_us", "latency p99 (us)", 0),
+                  ("open", "connections established", 0), ("cpu_pct", "server CPU (% of a core)", 1),
+                  ("gc_per_1m", "GC collections per 1M requests (usertcp, whole server life)", 2),
+                  ("alloc_b_per_req", "bytes allocated per request (usertcp, whole server life)", 1)]
+    w4_metrics = [("gbps", "Gbit/s", 2), ("cpu_pct", "server CPU (% of a core)", 1),
+                  ("retransmits", "sender retransmits", 0)]
     w4 = [n for n in res if n.startswith("W4")]
-    a3 = [n for n in res if n.startswith("(a) W3")]
-    a4 = [n for n in res if n.startswith("(a) W4")]
     if w4:
-        section("W4 bulk: iperf3, one flow", w4,
-                [("gbps", "Gbit/s", 2), ("cpu_pct", "server CPU (% of a core)", 1), ("retransmits", "sender retransmits", 0)],
+        section("W4 bulk: iperf3, one flow", w4, w4_metrics,
                 [("w4_gbps", "W4 iperf3 single flow: Gbit/s", "Gbit/s", "gbps",
                   [(n, n.split(", ")[1]) for n in w4])],
                 f"`iperf3 -4 -s` in the server namespace, `iperf3 -4 -c 198.18.0.2 -t {a.seconds}` (and `-R`) in the "
                 "client namespace; Gbit/s received.")
     w3 = [n for n in res if n.startswith("W3")]
     if w3:
-        section("W3 RPC echo over many connections (bench/rpc)", w3,
-                [("rps", "requests/s", 0), ("p50_us", "latency p50 (us)", 0), ("p99_us", "latency p99 (us)", 0),
-                 ("open", "connections established", 0), ("cpu_pct", "server CPU (% of a core)", 1),
-                 ("gc_per_1m", "GC collections per 1M requests (usertcp, whole server life)", 2),
-                 ("alloc_b_per_req", "bytes allocated per request (usertcp, whole server life)", 1)],
+        section("W3 RPC echo over many connections (bench/rpc)", w3, w3_metrics,
                 [("w3_rps", "W3 RPC echo 64 B: requests/s", "requests/s", "rps",
                   [(n, n.split(", ")[1]) for n in w3]),
                  ("w3_p99", "W3 RPC echo 64 B: latency p99", "us", "p99_us", [(n, n.split(", ")[1]) for n in w3])],
@@ -862,16 +862,17 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
     a_note = ("Topology (a): client and server in one namespace; kernel: over 127.0.0.1; usertcp: the server under "
               "LD_PRELOAD with `USERTCP_DEV=net_memif0,role=server`, the client under LD_PRELOAD with "
               "`USERTCP_DEV=net_memif1,role=client` (each process its own device, no kernel in the data path). ")
+    a3 = [n for n in res if n.startswith("(a) W3")]
+    a4 = [n for n in res if n.startswith("(a) W4")]
     if a3:
         section("Topology (a): W3 RPC echo, both ends on usertcp over memif vs both on the kernel over loopback", a3,
-                [("rps", "requests/s", 0), ("p50_us", "latency p50 (us)", 0), ("p99_us", "latency p99 (us)", 0),
-                 ("open", "connections established", 0), ("cpu_pct", "server CPU (% of a core)", 1)],
+                w3_metrics,
                 [("a_w3_rps", "Topology (a), W3 RPC echo 64 B: requests/s", "requests/s", "rps",
                   [(n, n.split(", ")[1]) for n in a3])],
                 a_note + f"`build/bench/rpc_server 7000` and `build/bench/rpc_client echo ADDR 7000 N {a.seconds}`.")
     if a4:
         section("Topology (a): W4 iperf3, both ends on usertcp over memif vs both on the kernel over loopback", a4,
-                [("gbps", "Gbit/s", 2), ("cpu_pct", "server CPU (% of a core)", 1)],
+                w4_metrics,
                 [("a_w4_gbps", "Topology (a), W4 iperf3 single flow: Gbit/s", "Gbit/s", "gbps",
                   [(n, n.split(", ")[1]) for n in a4])],
                 a_note + f"`iperf3 -4 -s` and `iperf3 -4 -c ADDR -t {a.seconds}` (and `-R`).")

@@ -8,7 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 lib=${1:-build/libusertcp.so}; [ "$lib" = kernel ] || lib=$(realpath "$lib"); sfx=${2:-idm}; window=${3:-10}; rounds=${4:-10}
 cli=ut-cli$sfx; srv=ut-srv$sfx
-work=$(mktemp -d /tmp/usertcp-idle.XXXXXX); mkdir -p "$work/www" "$work/tmp"; echo hi > "$work/www/index.html"
+work=$(mktemp -d /tmp/usertcp-idle.XXXXXX); mkdir -p "$work/www" "$work/tmp"
+# The one page served: the readiness check and every timed connect fetch it (its size does not matter here).
+printf 'usertcp idle-measure\n' > "$work/www/index.html"
 cat > "$work/nginx.conf" <<CONF
 user root;
 worker_processes 1;

@@ -313,7 +313,12 @@ TEST(SocketParity, FreshSocketReadiness)
     EXPECT_EQ(epoll_wait(ep, out, 2, 0), 0);
     ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr), 0);
     EXPECT_FAILS_WITH(epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr), ENOENT);
+    ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev), 0);
     close(ep);
+    // An epoll fd that was in use and is closed now, and one that never existed.
+    EXPECT_FAILS_WITH(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev), EBADF);
+    EXPECT_FAILS_WITH(epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev), EBADF);
+    EXPECT_FAILS_WITH(epoll_ctl(-1, EPOLL_CTL_ADD, fd, &ev), EBADF);
     close(fd);
 }
 
