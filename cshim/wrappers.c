@@ -8,6 +8,7 @@
 #include "common.h"
 #include "config.h"
 #include "fdtab.h"
+#include "stdstreams.h"
 #include "managed.h"
 #include "prestart.h"
 #include "real.h"
@@ -253,8 +254,12 @@ static int dup_common(int fd, int fd2, int flags, int is_dup2)
         if (fd2 == ut_placeholder) ut_placeholder_move();
         pthread_mutex_unlock(&ut_lock);
     }
-    if (UT_LIKELY(!ut_owned(fd) && !ut_owned(fd2) && !ut_epfd_has_user(fd2)))
+    if (UT_LIKELY(!ut_owned(fd) && !ut_owned(fd2) && !ut_epfd_has_user(fd2))) {
+        if (UT_UNLIKELY(ut_std_streams_taken != 0) && (unsigned)fd2 <= 2 && fd != fd2 &&
+            ut_real.fcntl(fd, F_GETFD, 0) >= 0)
+            ut_std_stream_detach(fd2); /* a kernel fd back on 0..2 after a user socket: libc's stream again */
         return is_dup2 ? ut_real.dup2(fd, fd2) : ut_real.dup3(fd, fd2, flags);
+    }
     if (ut_owned(fd)) {
         if (fd == fd2) {
             if (!is_dup2) {
@@ -263,10 +268,13 @@ static int dup_common(int fd, int fd2, int flags, int is_dup2)
             }
             return fd2;
         }
-        return (int)ut_errno_ret(ut_cfg_dup3(fd, fd2, flags));
+        int r = (int)ut_errno_ret(ut_cfg_dup3(fd, fd2, flags));
+        if (r >= 0 && (unsigned)fd2 <= 2) ut_std_stream_attach(fd2); /* stdio on 0..2 reaches the socket */
+        return r;
     }
     /* fd is a kernel fd (or invalid) and fd2 is ours or an epoll fd with user registrations. */
     if (ut_real.fcntl(fd, F_GETFD, 0) < 0) return -1; /* EBADF: leave fd2 alone, like the kernel */
+    if ((unsigned)fd2 <= 2) ut_std_stream_detach(fd2); /* flushed to the socket before it closes */
     if (ut_owned(fd2)) {
         /* Keep the number reserved while our socket closes: dup3 below replaces the placeholder atomically. */
         long r = ut_cfg_close(fd2); /* releases ownership and the kernel reservation */

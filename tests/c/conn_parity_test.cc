@@ -1609,3 +1609,65 @@ TEST_F(ConnParity, ClosefromInAForkedChildLeavesTheParentsConnection)
     EXPECT_EQ(ReadN(c.fd, 2), std::vector<unsigned char>({ 'p', '2' }));
     EXPECT_EQ(c.peer.Answer(), "OK 2");
 }
+
+// A socket duplicated onto 0, 1 and 2 (inetd-style servers, bash's `echo >&3`): printf, fputs and fgets on libc's
+// own stdin/stdout/stderr reach the connection, output buffered before the dup2 goes out through it, stderr stays
+// unbuffered, and putting the saved fds back returns the streams to them.
+TEST_F(ConnParity, StandardStreamsOnADuplicatedSocket)
+{
+    Conn c;
+    ASSERT_GE(c.fd, 0);
+    fflush(stdout);
+    fflush(stderr);
+    int out = dup(1), in = dup(0), err = dup(2);
+    ASSERT_GE(out, 0);
+    ASSERT_GE(in, 0);
+    ASSERT_GE(err, 0);
+    bool stdoutLineBuffered = isatty(out);
+    c.peer.Start("ECHO 18");
+    fputs("early ", stdout); // still in stdout's buffer when the number changes hands
+    ASSERT_EQ(dup2(c.fd, 1), 1);
+    ASSERT_EQ(dup2(c.fd, 0), 0);
+    int printed = printf("hello %05d\n", 42);
+    int flushed = fflush(stdout);
+    int fileno1 = fileno(stdout);
+    char line[64] = "";
+    // A stdin that does not reach the socket would block: an alarm ends the read (EINTR) instead of the test run.
+    struct sigaction sa{}, old{};
+    sa.sa_handler = [](int) {};
+    sigaction(SIGALRM, &sa, &old);
+    alarm(5);
+    char *got = fgets(line, sizeof line, stdin);
+    alarm(0);
+    sigaction(SIGALRM, &old, nullptr);
+    // Restore before any assertion can print.
+    dup2(out, 1);
+    dup2(in, 0);
+    EXPECT_EQ(printed, 12);
+    EXPECT_EQ(flushed, 0);
+    EXPECT_EQ(fileno1, 1);
+    ASSERT_NE(got, nullptr);
+    EXPECT_STREQ(line, stdoutLineBuffered ? "hello 00042\n" : "early hello 00042\n");
+    std::string echoed = c.peer.Answer();
+    if (!stdoutLineBuffered) EXPECT_EQ(echoed, "OK 18");
+
+    // stderr: unbuffered, so the bytes leave with the call.
+    c.peer.Start("RECV 5");
+    ASSERT_EQ(dup2(c.fd, 2), 2);
+    int put = fputs("oops!", stderr);
+    dup2(err, 2);
+    EXPECT_GE(put, 0);
+    EXPECT_EQ(c.peer.Answer(), "OK 5 " + Hex(Fnv((const unsigned char *)"oops!", 5)));
+
+    // Back on the saved fds: stdout writes to them again (the peer sees nothing more).
+    EXPECT_EQ(fileno(stdout), 1);
+    EXPECT_GE(fputs("", stdout), 0);
+    EXPECT_EQ(fflush(stdout), 0);
+    close(out);
+    close(in);
+    close(err);
+    int fd = c.fd;
+    c.fd = -1;
+    close(fd);
+    EXPECT_EQ(c.peer.Cmd("WAITEOF"), "OK 0");
+}

@@ -274,18 +274,26 @@ done
 on_kernel_cli python3 -c "
 import socket
 l=socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(('198.18.0.1', 7070)); l.listen(1)
-c,_=l.accept(); c.sendall(b'hello from the kernel\\n'); c.recv(100); c.close()" &
+c,_=l.accept(); c.sendall(b'hello from the kernel\\n'); got=b''
+while not got.endswith(b'bye\\n'):
+    b=c.recv(100)
+    if not b: break
+    got+=b
+open('$work/bash-got','wb').write(got); c.close()" &
 kpy=$!
 sleep 0.5
 res=$(on_user timeout 20 bash -c 'exec 3<>/dev/tcp/198.18.0.1/7070 || exit 1
 lib=""; for n in $(seq 4 199); do t=$(readlink /proc/$$/fd/$n 2>/dev/null) || continue
   case $t in socket:*|anon_inode:*|/memfd:*|/run/usertcp/*|/dev/urandom|/dev/shm/*|/dev/hugepages/*) lib+="$n:$t ";; esac; done
 for i in 4 5 6 7 8 9; do eval "exec $i>/dev/null"; done
-read -r line <&3; echo "$line"; echo "library fds below 200: ${lib:-none}"' 2>/dev/null)
+read -r line <&3; echo "$line"; echo "library fds below 200: ${lib:-none}"
+echo "echo builtin" >&3; printf "%s\\n" "printf builtin" >&3; echo bye >&3' 2>/dev/null)
+for _ in $(seq 50); do kill -0 $kpy 2>/dev/null || break; sleep 0.1; done
 kill $kpy 2>/dev/null; wait $kpy 2>/dev/null
-if echo "$res" | head -1 | grep -qx "hello from the kernel" && echo "$res" | grep -qx "library fds below 200: none"; then
-  ok "bash /dev/tcp on usertcp: fd 3 is the socket, fds 4-9 reusable, no library fds among the low numbers"
-else fail "bash-dev-tcp" "$(echo "$res" | tr '\n' ' ' | cut -c1-300)"; fi
+if echo "$res" | head -1 | grep -qx "hello from the kernel" && echo "$res" | grep -qx "library fds below 200: none" &&
+   [ "$(cat "$work/bash-got" 2>/dev/null)" = "$(printf 'echo builtin\nprintf builtin\nbye')" ]; then
+  ok "bash /dev/tcp on usertcp: fd 3 is the socket (read, and the echo and printf builtins writing through stdout), fds 4-9 reusable, no library fds among the low numbers"
+else fail "bash-dev-tcp" "$(echo "$res" | tr '\n' ' ' | cut -c1-300) peer got: $(cat "$work/bash-got" 2>/dev/null | tr '\n' '|')"; fi
 
 # 10. An idle server sleeps until a frame: a blocking accept() on usertcp over af_packet, 3 s without traffic, then
 #     one connection. The waits end on the driver's PACKET_RX_RING socket and the idle step is 50 ms, so the process
