@@ -45,7 +45,7 @@ internal static unsafe class Runtime
 
     private static UserSocket Import(RecordedSocket* rs, int fd)
     {
-        var s = new UserSocket { NonBlocking = rs->NonBlock != 0 };
+        var s = new UserSocket { NonBlocking = rs->NonBlock != 0, Inet6 = rs->Domain == Inet6.AF_INET6 };
         long opened = SocketCalls.OpenHandle(s);
         if (opened < 0) Kernel.Log(0, $"fd {fd}: the stack has no room for a socket recorded before start: errno {-opened}");
         RecordedOption* opts = &rs->Options0;
@@ -59,6 +59,7 @@ internal static unsafe class Runtime
             s.Bound = true;
             s.LocalAddress = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(rs->Local.AddrBE);
             s.LocalPort = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(rs->Local.PortBE);
+            s.BoundMapped = (rs->Local.Zero & 0xff) != 0; // cshim/inet6.c marks a bind to an IPv4-mapped address
         }
         if (rs->Listening != 0)
         {
