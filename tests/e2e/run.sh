@@ -95,6 +95,33 @@ else
 fi
 pkill -f "http.server 8000" 2>/dev/null
 
+# 3b. IPv6 sockets: http.server bound to :: (a dual-stack socket on usertcp, IPv4 clients seen as ::ffff:a.b.c.d);
+# nginx with the stock `listen 80; listen [::]:80;` (the IPv6-only socket moves to the kernel) and with one dual-stack
+# listener (`listen [::]:80 ipv6only=off`) serving IPv4.
+( cd "$work/www" && on_user timeout 30 python3 -m http.server --bind :: 8001 >"$work/py6.log" 2>&1 ) &
+if wait_http on_kernel_cli curl -s -m 1 -o /dev/null http://198.18.0.2:8001/index.html; then
+  on_kernel_cli curl -sS -m 20 http://198.18.0.2:8001/f1048576.bin -o "$work/py6m"
+  cmp -s "$work/py6m" "$work/www/f1048576.bin" && grep -q '^::ffff:198.18.0.1 ' "$work/py6.log" \
+    && ok "python3 http.server bound to :: on usertcp: 1 MB intact, client seen as ::ffff:198.18.0.1" \
+    || fail "python-http-v6" "content differs or client address not mapped: $(tail -2 "$work/py6.log")"
+else
+  fail "python-http-v6" "no answer: $(tail -3 "$work/py6.log")"
+fi
+pkill -f "http.server --bind :: 8001" 2>/dev/null
+for listen in "80; listen [::]:80" "[::]:80 ipv6only=off"; do
+  nginx_conf "$work/ngx6" "$listen" 2
+  on_user /usr/sbin/nginx -p "$work/ngx6" -c "$work/ngx6/nginx.conf"
+  if wait_http on_kernel_cli curl -s -m 1 -o /dev/null http://198.18.0.2/index.html; then
+    on_kernel_cli curl -sS -m 20 http://198.18.0.2/f1048576.bin -o "$work/ngx6m"
+    cmp -s "$work/ngx6m" "$work/www/f1048576.bin" && ok "nginx with listen $listen on usertcp: 1 MB intact" \
+      || fail "nginx-v6 ($listen)" "content differs"
+  else
+    fail "nginx-v6 ($listen)" "no answer: $(tail -3 "$work/ngx6/error.log")"
+  fi
+  kill "$(cat "$work/ngx6/nginx.pid")" 2>/dev/null
+  for _ in $(seq 50); do [ -s "$work/ngx6/nginx.pid" ] || break; sleep 0.1; done
+done
+
 # 4. nginx with two workers (both forked from the master) sharing one device: every worker serves, ping answered once.
 nginx_conf "$work/ngx3" 80 2
 on_user /usr/sbin/nginx -p "$work/ngx3" -c "$work/ngx3/nginx.conf"
@@ -152,9 +179,9 @@ out=$(on_user timeout 60 redis-benchmark -h 198.18.0.1 -p 6380 -c 50 -n 20000 -t
   || fail "redis-benchmark-client" "$out"
 pkill -f "redis-server.*6380" 2>/dev/null
 
-# 6. iperf3 (IPv4: an IPv6 socket stays on the kernel) in both directions.
+# 6. iperf3 in both directions; the server's default socket is a dual-stack [::] one (no -4).
 for dir in "" -R; do
-  ( on_user timeout 30 iperf3 -4 -s -1 -p 5201 >"$work/iperf-s.log" 2>&1 ) &
+  ( on_user timeout 30 iperf3 -s -1 -p 5201 >"$work/iperf-s.log" 2>&1 ) &
   # Ready when the stack answers ping (a test connection would use up iperf3's one client).
   for _ in $(seq 50); do on_kernel_cli ping -c 1 -W 1 198.18.0.2 >/dev/null 2>&1 && break; sleep 0.1; done
   out=$(on_kernel_cli timeout 20 iperf3 -c 198.18.0.2 -p 5201 -t 2 $dir 2>&1)
