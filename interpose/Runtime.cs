@@ -13,6 +13,7 @@ internal static unsafe class Runtime
         SocketCalls.LocalInterfaceAddress = cfg->Ip;
         long started = Engine.Start(cfg, h->Group);
         if (started < 0) return started;
+        EnableIpv6(cfg);
 
         var sockets = new Dictionary<nint, UserSocket>();
         for (int i = 0; i < h->FdCount; i++)
@@ -41,6 +42,15 @@ internal static unsafe class Runtime
             if (rc < 0) Kernel.Log(1, $"epoll registration of fd {r.Fd} in {r.Epfd} could not be taken over: errno {-rc}");
         }
         return 0;
+    }
+
+    /// <summary>USERTCP_IP6: the interface answers neighbour discovery and ping over IPv6 (no TCP over IPv6 yet).</summary>
+    private static void EnableIpv6(ShimConfig* cfg)
+    {
+        var a = Stack.Wire.Ipv6Address.Read(new ReadOnlySpan<byte>(cfg->Ip6, 16));
+        if (a.IsAny) return;
+        lock (Engine.Gate) Engine.Stack.Interface.EnableIpv6(a, cfg->Prefix6);
+        Kernel.Log(2, $"IPv6 address {a}/{cfg->Prefix6}: neighbour discovery and echo answered; IPv6 sockets stay on the kernel");
     }
 
     private static UserSocket Import(RecordedSocket* rs, int fd)

@@ -1,0 +1,280 @@
+using System;
+using System.Buffers.Binary;
+using UserTcp.Stack;
+using UserTcp.Stack.Iface;
+using UserTcp.Stack.Phy;
+using UserTcp.Stack.Wire;
+using Xunit;
+using static UserTcp.Tests.Iface.IfaceTestUtil;
+using static UserTcp.Tests.Phy.PhyTestUtil;
+
+namespace UserTcp.Tests.Iface;
+
+/// <summary>IPv6 on the interface: addresses, neighbour discovery, echo, and malformed packets as counted drops.</summary>
+public class InterfaceIpv6Tests
+{
+    private static readonly Ipv6Address Ip6A = Ipv6Address.Parse("2001:db8::a");
+    private static readonly Ipv6Address Ip6B = Ipv6Address.Parse("2001:db8::b");
+
+    [Theory]
+    [InlineData("::", "::")]
+    [InlineData("::1", "::1")]
+    [InlineData("2001:db8::2", "2001:db8::2")]
+    [InlineData("2001:0DB8:0000:0000:0000:0000:0000:0002", "2001:db8::2")]
+    [InlineData("fe80::1:0:0:5", "fe80::1:0:0:5")]
+    [InlineData("1:0:0:2:0:0:0:3", "1:0:0:2::3")]
+    [InlineData("::ffff:198.18.0.2", "::ffff:c612:2")]
+    [InlineData("ff02::1:ff00:2", "ff02::1:ff00:2")]
+    [InlineData("1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8")]
+    [InlineData("1::", "1::")]
+    public void AddressesParseAndFormat(string text, string canonical)
+    {
+        Assert.True(Ipv6Address.TryParse(text, out Ipv6Address a), text);
+        Assert.Equal(canonical, a.ToString());
+        Assert.Equal(a, Ipv6Address.Parse(canonical));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData(":")]
+    [InlineData(":::")]
+    [InlineData("1::2::3")]
+    [InlineData("1:2:3:4:5:6:7")]
+    [InlineData("1:2:3:4:5:6:7:8:9")]
+    [InlineData("12345::")]
+    [InlineData("1:")]
+    [InlineData("g::1")]
+    [InlineData("::1.2.3")]
+    [InlineData("1.2.3.4::")]
+    public void BadAddressesAreRefused(string text) => Assert.False(Ipv6Address.TryParse(text, out _), text);
+
+    [Fact]
+    public void DerivedAddresses()
+    {
+        Ipv6Address a = Ipv6Address.Parse("2001:db8::12:3456");
+        Assert.Equal(Ipv6Address.Parse("ff02::1:ff12:3456"), a.SolicitedNode);
+        Assert.Equal(new MacAddress(0x3333_ff12_3456), a.SolicitedNode.MulticastMac);
+        Assert.True(a.InSubnet(Ipv6Address.Parse("2001:db8::"), 64));
+        Assert.False(a.InSubnet(Ipv6Address.Parse("2001:db9::"), 32));
+        Assert.True(Ipv6Address.Parse("::ffff:1.2.3.4").IsV4Mapped);
+    }
+
+    /// <summary>An Ethernet + IPv6 + ICMPv6 frame with a correct checksum (unless <paramref name="fixup"/> breaks it).</summary>
+    private static byte[] Icmp6Frame(MacAddress ethDst, MacAddress ethSrc, Ipv6Address src, Ipv6Address dst, byte[] msg,
+        byte hopLimit = 255, Action<byte[]>? fixup = null)
+    {
+        byte[] f = new byte[14 + 40 + msg.Length];
+        EthernetFrameView.Emit(f, ethDst, ethSrc, Ipv6HeaderView.EtherType);
+        Ipv6HeaderView.Emit(f.AsSpan(14), src, dst, Ipv6NextHeader.Icmpv6, msg.Length, hopLimit);
+        msg.CopyTo(f.AsSpan(54));
+        Icmpv6.FillChecksum(f.AsSpan(54), src, dst);
+        fixup?.Invoke(f);
+        return f;
+    }
+
+    private static byte[] Solicitation(Ipv6Address target, MacAddress? sourceMac)
+    {
+        byte[] m = new byte[24 + (sourceMac is null ? 0 : 8)];
+        m[0] = Icmpv6Type.NeighborSolicitation;
+        target.Write(m.AsSpan(8));
+        if (sourceMac is { } mac)
+        {
+            m[24] = 1;
+            m[25] = 1;
+            mac.Write(m.AsSpan(26));
+        }
+        return m;
+    }
+
+    private static byte[] EchoRequest(ushort id, ushort seq, byte[] data)
+    {
+        byte[] m = new byte[8 + data.Length];
+        m[0] = Icmpv6Type.EchoRequest;
+        BinaryPrimitives.WriteUInt16BigEndian(m.AsSpan(4), id);
+        BinaryPrimitives.WriteUInt16BigEndian(m.AsSpan(6), seq);
+        data.CopyTo(m.AsSpan(8));
+        return m;
+    }
+
+    private static (MemoryLink Link, Interface A, StackCounters Counters) NewIpv6Interface()
+    {
+        MemoryLink link = NewIfaceLink();
+        var c = new StackCounters();
+        Interface a = NewInterface(link.A, IpA, c, gratuitous: false);
+        a.EnableIpv6(Ip6A, 64);
+        return (link, a, c);
+    }
+
+    [Fact]
+    public void SolicitationIsAnsweredWithOurLinkLayerAddress()
+    {
+        (MemoryLink link, Interface a, StackCounters c) = NewIpv6Interface();
+        using MemoryLink owned = link;
+        Send(link.B, Icmp6Frame(Ip6A.SolicitedNode.MulticastMac, MacB, Ip6B, Ip6A.SolicitedNode, Solicitation(Ip6A, MacB)));
+        a.PollReceive(0);
+        byte[] f = Assert.Single(Drain(link.B));
+        var eth = new EthernetFrameView(f);
+        Assert.Equal(MacB, eth.Destination);
+        Assert.Equal(MacA, eth.Source);
+        Assert.Equal(Ipv6HeaderView.EtherType, eth.EtherType);
+        Assert.True(Ipv6HeaderView.TryParse(f.AsSpan(14), out Ipv6HeaderView ip, out _));
+        Assert.Equal(Ip6A, ip.Source);
+        Assert.Equal(Ip6B, ip.Destination);
+        Assert.Equal(255, ip.HopLimit);
+        Assert.Equal(Ipv6NextHeader.Icmpv6, ip.NextHeader);
+        Span<byte> msg = ip.Payload;
+        Assert.Equal(32, msg.Length);
+        Assert.True(Icmpv6.ChecksumValid(msg, Ip6A, Ip6B));
+        Assert.Equal(Icmpv6Type.NeighborAdvertisement, msg[0]);
+        Assert.Equal(0x60, msg[4]); // solicited + override, not a router
+        Assert.Equal(Ip6A, Ipv6Address.Read(msg[8..]));
+        Assert.Equal(2, msg[24]); // target link-layer address option
+        Assert.Equal(MacA, MacAddress.Read(msg[26..]));
+        Assert.Equal(1, c.NeighborAdvertisements);
+        Assert.Equal(0, c.TotalDrops);
+        a.Dispose();
+        Assert.Equal(0, link.A.Pool.Outstanding);
+    }
+
+    [Fact]
+    public void DuplicateAddressProbeIsDefendedToAllNodes()
+    {
+        (MemoryLink link, Interface a, StackCounters c) = NewIpv6Interface();
+        using MemoryLink owned = link;
+        Send(link.B, Icmp6Frame(Ip6A.SolicitedNode.MulticastMac, MacB, Ipv6Address.Any, Ip6A.SolicitedNode, Solicitation(Ip6A, null)));
+        a.PollReceive(0);
+        byte[] f = Assert.Single(Drain(link.B));
+        Assert.Equal(new MacAddress(0x3333_0000_0001), new EthernetFrameView(f).Destination);
+        Assert.True(Ipv6HeaderView.TryParse(f.AsSpan(14), out Ipv6HeaderView ip, out _));
+        Assert.Equal(Ipv6Address.AllNodes, ip.Destination);
+        Assert.Equal(0x20, ip.Payload[4]); // override only: not solicited
+        Assert.Equal(0, c.TotalDrops);
+    }
+
+    [Fact]
+    public void EchoRequestIsAnsweredWithItsData()
+    {
+        (MemoryLink link, Interface a, StackCounters c) = NewIpv6Interface();
+        using MemoryLink owned = link;
+        byte[] data = new byte[56];
+        new Random(7).NextBytes(data);
+        Send(link.B, Icmp6Frame(MacA, MacB, Ip6B, Ip6A, EchoRequest(0x1234, 9, data), hopLimit: 64));
+        a.PollReceive(0);
+        byte[] f = Assert.Single(Drain(link.B));
+        Assert.Equal(MacB, new EthernetFrameView(f).Destination);
+        Assert.True(Ipv6HeaderView.TryParse(f.AsSpan(14), out Ipv6HeaderView ip, out _));
+        Assert.Equal(Ip6B, ip.Destination);
+        Span<byte> msg = ip.Payload;
+        Assert.True(Icmpv6.ChecksumValid(msg, Ip6A, Ip6B));
+        Assert.Equal(Icmpv6Type.EchoReply, msg[0]);
+        Assert.Equal(0x1234, BinaryPrimitives.ReadUInt16BigEndian(msg[4..]));
+        Assert.Equal(9, BinaryPrimitives.ReadUInt16BigEndian(msg[6..]));
+        Assert.Equal(data, msg[8..].ToArray());
+        Assert.Equal(1, c.IcmpEchoReplies);
+        Assert.Equal(0, c.TotalDrops);
+    }
+
+    [Fact]
+    public void WithoutAnAddressIpv6IsDroppedAsBefore()
+    {
+        using MemoryLink link = NewIfaceLink();
+        var c = new StackCounters();
+        Interface a = NewInterface(link.A, IpA, c, gratuitous: false);
+        Send(link.B, Icmp6Frame(MacA, MacB, Ip6B, Ip6A, EchoRequest(1, 1, new byte[4])));
+        Send(link.B, Icmp6Frame(Ip6A.SolicitedNode.MulticastMac, MacB, Ip6B, Ip6A.SolicitedNode, Solicitation(Ip6A, MacB)));
+        a.PollReceive(0);
+        Assert.Empty(Drain(link.B));
+        Assert.Equal(1, c.Drops(DropReason.EthernetUnknownType));
+        Assert.Equal(1, c.Drops(DropReason.EthernetNotForUs));
+        Assert.Throws<ArgumentException>(() => a.EnableIpv6(Ipv6Address.Parse("::ffff:1.2.3.4"), 64));
+        Assert.Throws<ArgumentException>(() => a.EnableIpv6(Ipv6Address.AllNodes, 64));
+    }
+
+    public static TheoryData<string, byte[], DropReason> Malformed()
+    {
+        MacAddress sol = Ip6A.SolicitedNode.MulticastMac;
+        byte[] ns = Solicitation(Ip6A, MacB);
+        byte[] echo = EchoRequest(1, 2, new byte[8]);
+        byte[] Frame(byte[] msg, Action<byte[]>? fix = null, byte hop = 255, Ipv6Address? src = null, Ipv6Address? dst = null, MacAddress? ethDst = null) =>
+            Icmp6Frame(ethDst ?? MacA, MacB, src ?? Ip6B, dst ?? Ip6A, msg, hop, fix);
+        return new()
+        {
+            { "IPv6 header cut short", Frame(echo)[..40], DropReason.Ipv6Truncated },
+            { "version 4 in an IPv6 frame", Frame(echo, f => f[14] = 0x45), DropReason.Ipv6BadVersion },
+            { "payload length past the frame", Frame(echo, f => BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(18), 400)), DropReason.Ipv6BadPayloadLength },
+            { "multicast source", Frame(echo, src: Ipv6Address.AllNodes), DropReason.Ipv6BadSource },
+            { "our own address as source", Frame(echo, src: Ip6A), DropReason.Ipv6BadSource },
+            { "IPv4-mapped source", Frame(echo, src: Ipv6Address.Parse("::ffff:10.0.0.2")), DropReason.Ipv6BadSource },
+            { "another host's address", Frame(echo, dst: Ip6B), DropReason.Ipv6NotForUs },
+            { "another group", Frame(echo, dst: Ipv6Address.Parse("ff02::2"), ethDst: new MacAddress(0x3333_0000_0001)), DropReason.Ipv6NotForUs },
+            { "TCP over IPv6 (not yet)", Frame(new byte[20], f => f[20] = Ipv6NextHeader.Tcp), DropReason.Ipv6UnknownProtocol },
+            { "hop-by-hop extension header", Frame(echo, f => f[20] = 0), DropReason.Ipv6UnknownProtocol },
+            { "ICMPv6 shorter than its header", Frame(new byte[4], f => BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(18), 2)), DropReason.Icmpv6Malformed },
+            { "bad ICMPv6 checksum", Frame(echo, f => f[56] ^= 0xff), DropReason.Icmpv6BadChecksum },
+            { "echo with a code", Frame(EchoRequest(1, 2, new byte[2]).AsSpan().ToArray().Also(m => m[1] = 1)), DropReason.Icmpv6Malformed },
+            { "echo request to all nodes", Frame(echo, dst: Ipv6Address.AllNodes, ethDst: new MacAddress(0x3333_0000_0001)), DropReason.Icmpv6Unsupported },
+            { "router advertisement", Frame(new byte[16].Also(m => m[0] = Icmpv6Type.RouterAdvertisement)), DropReason.Icmpv6Unsupported },
+            { "echo reply we never asked for", Frame(echo.AsSpan().ToArray().Also(m => m[0] = Icmpv6Type.EchoReply)), DropReason.Icmpv6Unsupported },
+            { "solicitation with hop limit 64", Frame(ns, hop: 64, dst: Ip6A.SolicitedNode, ethDst: sol), DropReason.NdMalformed },
+            { "solicitation too short", Frame(ns[..20], dst: Ip6A.SolicitedNode, ethDst: sol), DropReason.NdMalformed },
+            { "solicitation option of length 0", Frame(ns.AsSpan().ToArray().Also(m => m[25] = 0), dst: Ip6A.SolicitedNode, ethDst: sol), DropReason.NdMalformed },
+            { "solicitation option past the end", Frame(ns.AsSpan().ToArray().Also(m => m[25] = 2), dst: Ip6A.SolicitedNode, ethDst: sol), DropReason.NdMalformed },
+            { "DAD probe with a source link-layer option", Frame(ns, src: Ipv6Address.Any, dst: Ip6A.SolicitedNode, ethDst: sol), DropReason.NdMalformed },
+            { "DAD probe sent unicast", Frame(Solicitation(Ip6A, null), src: Ipv6Address.Any), DropReason.NdMalformed },
+            { "solicitation for a multicast target", Frame(Solicitation(Ipv6Address.AllNodes, MacB)), DropReason.NdMalformed },
+            { "solicitation for another address", Frame(Solicitation(Ip6B, MacB), dst: Ip6B.SolicitedNode, ethDst: Ip6B.SolicitedNode.MulticastMac), DropReason.EthernetNotForUs },
+            { "solicitation for another address, unicast", Frame(Solicitation(Ip6B, MacB)), DropReason.NdNotForUs },
+        };
+    }
+
+    [Theory]
+    [MemberData(nameof(Malformed))]
+    public void MalformedPacketsAreCountedDrops(string name, byte[] frame, DropReason reason)
+    {
+        (MemoryLink link, Interface a, StackCounters c) = NewIpv6Interface();
+        using MemoryLink owned = link;
+        Assert.True(Send(link.B, frame), name);
+        a.PollReceive(0);
+        Assert.Empty(Drain(link.B));
+        Assert.Equal(1, c.Drops(reason));
+        Assert.Equal(1, c.TotalDrops);
+        a.Dispose();
+        Assert.Equal(0, link.A.Pool.Outstanding);
+    }
+
+    [Fact]
+    public void RandomIpv6FramesNeverThrowAndAreAllAccountedFor()
+    {
+        (MemoryLink link, Interface a, StackCounters c) = NewIpv6Interface();
+        using MemoryLink owned = link;
+        var rng = new Random(1234);
+        byte[] good = Icmp6Frame(MacA, MacB, Ip6B, Ip6A, EchoRequest(1, 1, new byte[16]));
+        byte[] goodNs = Icmp6Frame(Ip6A.SolicitedNode.MulticastMac, MacB, Ip6B, Ip6A.SolicitedNode, Solicitation(Ip6A, MacB));
+        int frames = 20_000;
+        for (int i = 0; i < frames; i++)
+        {
+            byte[] f = (i % 2 == 0 ? good : goodNs).AsSpan().ToArray();
+            // Flip a few bytes after the Ethernet header (so most frames still reach the IPv6 code), or truncate.
+            int flips = 1 + rng.Next(4);
+            for (int k = 0; k < flips; k++) f[14 + rng.Next(f.Length - 14)] = (byte)rng.Next(256);
+            if (rng.Next(4) == 0) f = f[..(14 + rng.Next(f.Length - 14))];
+            Assert.True(Send(link.B, f));
+            a.PollReceive(0);
+            Drain(link.B);
+        }
+        // Every frame is either answered (a flip that left it valid) or a counted drop.
+        long answered = c.IcmpEchoReplies + c.NeighborAdvertisements;
+        Assert.Equal(frames, answered + c.TotalDrops);
+        a.Dispose();
+        Assert.Equal(0, link.A.Pool.Outstanding);
+    }
+}
+
+internal static class ArrayExtensions
+{
+    public static T[] Also<T>(this T[] a, Action<T[]> change)
+    {
+        change(a);
+        return a;
+    }
+}
