@@ -107,6 +107,7 @@ static long ps_divert(int fd, const char *why, int bound_ok)
         ut_log(UT_LOG_WARN, "fd %d: an IPv6 socket (%s) could not move to the kernel: errno %ld", fd, why, -r);
         return -EAFNOSUPPORT;
     }
+    ut_epreg_drop_fd(fd); /* epoll registrations recorded for the user socket do not carry over (compatibility.md) */
     ut_rec_clear(fd);
     return 0;
 }

@@ -139,8 +139,13 @@ internal static unsafe partial class Inet6
             }
             FdTable.Remove(fd);
             s.Refs = 0;
-            EpollSets.ForgetSocket(s);
-            lock (Engine.Gate) Engine.Stack.Close(s.Handle);
+        }
+        // As close does it (Descriptors.Forget): outside the socket's lock. Its epoll registrations go (the kernel
+        // socket is not in those sets: docs/compatibility.md).
+        EpollSets.ForgetSocket(s);
+        lock (Engine.Gate)
+        {
+            Engine.Stack.Close(s.Handle);
             s.Handle = -1;
         }
         Kernel.Log(3, $"fd {fd}: IPv6 socket handed to the kernel ({why}): usertcp carries IPv4 only");

@@ -98,7 +98,10 @@ pkill -f "http.server 8000" 2>/dev/null
 # 3b. IPv6 sockets: http.server bound to :: (a dual-stack socket on usertcp, IPv4 clients seen as ::ffff:a.b.c.d);
 # nginx with the stock `listen 80; listen [::]:80;` (the IPv6-only socket moves to the kernel) and with one dual-stack
 # listener (`listen [::]:80 ipv6only=off`) serving IPv4.
-( cd "$work/www" && on_user timeout 30 python3 -m http.server --bind :: 8001 >"$work/py6.log" 2>&1 ) &
+# (Started without a subshell so that $! is timeout's pid: killing it stops python, and wait sees it gone.)
+ip netns exec "$srv" env LD_PRELOAD="$lib" USERTCP_IP=198.18.0.2/24 USERTCP_DEV=net_af_packet0,iface=ut-srv0 \
+  USERTCP_DPDK_ARGS="--log-level=*:error" timeout 30 python3 -m http.server --bind :: --directory "$work/www" 8001 >"$work/py6.log" 2>&1 &
+py6=$!
 if wait_http on_kernel_cli curl -s -m 1 -o /dev/null http://198.18.0.2:8001/index.html; then
   on_kernel_cli curl -sS -m 20 http://198.18.0.2:8001/f1048576.bin -o "$work/py6m"
   cmp -s "$work/py6m" "$work/www/f1048576.bin" && grep -q '^::ffff:198.18.0.1 ' "$work/py6.log" \
@@ -107,7 +110,20 @@ if wait_http on_kernel_cli curl -s -m 1 -o /dev/null http://198.18.0.2:8001/inde
 else
   fail "python-http-v6" "no answer: $(tail -3 "$work/py6.log")"
 fi
-pkill -f "http.server --bind :: 8001" 2>/dev/null
+kill $py6 2>/dev/null; wait $py6 2>/dev/null
+# USERTCP_IP6: the stack answers neighbour discovery and ping over IPv6 (the client namespace gets IPv6 on its veth).
+ip netns exec "$cli" sysctl -qw net.ipv6.conf.ut-cli0.disable_ipv6=0 && ip -n "$cli" addr add 2001:db8::1/64 dev ut-cli0 nodad
+ip netns exec "$srv" env LD_PRELOAD="$lib" USERTCP_IP=198.18.0.2/24 USERTCP_IP6=2001:db8::2/64 USERTCP_DEV=net_af_packet0,iface=ut-srv0 \
+  USERTCP_DPDK_ARGS="--log-level=*:error" timeout 20 python3 -m http.server --bind :: --directory "$work/www" 8002 >"$work/py6b.log" 2>&1 &
+py6=$!
+if wait_http on_kernel_cli curl -s -m 1 -o /dev/null http://198.18.0.2:8002/index.html; then
+  out=$(on_kernel_cli ping -6 -c 3 -i 0.2 -W 2 2001:db8::2 2>&1)
+  echo "$out" | grep -q " 0% packet loss" && on_kernel_cli ip -6 neigh show 2001:db8::2 | grep -q "lladdr" \
+    && ok "IPv6 neighbour discovery and ping -6 answered by usertcp (USERTCP_IP6)" || fail "ping6" "$(echo "$out" | tail -2 | tr '\n' ' ')"
+else
+  fail "ping6" "no answer: $(tail -3 "$work/py6b.log")"
+fi
+kill $py6 2>/dev/null; wait $py6 2>/dev/null
 for listen in "80; listen [::]:80" "[::]:80 ipv6only=off"; do
   nginx_conf "$work/ngx6" "$listen" 2
   on_user /usr/sbin/nginx -p "$work/ngx6" -c "$work/ngx6/nginx.conf"
