@@ -124,6 +124,8 @@ else
   fail "ping6" "no answer: $(tail -3 "$work/py6b.log")"
 fi
 kill $py6 2>/dev/null; wait $py6 2>/dev/null
+# IPv6 off again: the client kernel's router solicitations and MLD reports would wake the idle stacks measured later.
+ip netns exec "$cli" sysctl -qw net.ipv6.conf.ut-cli0.disable_ipv6=1
 for listen in "80; listen [::]:80" "[::]:80 ipv6only=off"; do
   nginx_conf "$work/ngx6" "$listen" 2
   on_user /usr/sbin/nginx -p "$work/ngx6" -c "$work/ngx6/nginx.conf"
