@@ -49,6 +49,14 @@ public enum DropReason
     NdMalformed,
     /// <summary>A neighbour solicitation for an address that is not ours.</summary>
     NdNotForUs,
+    /// <summary>Transmit: more packets waiting for one neighbour than the queue holds (as <see cref="ArpQueueFull"/>).</summary>
+    NdQueueFull,
+    /// <summary>Transmit: the neighbour did not answer the last solicitation (as <see cref="ArpResolutionFailed"/>).</summary>
+    NdResolutionFailed,
+    /// <summary>Transmit: an IPv6 destination off our prefix (no routers yet), or a multicast one.</summary>
+    Ipv6NoRoute,
+    /// <summary>Transmit: over the MTU, or a buffer without room for the headers.</summary>
+    Ipv6TooBig,
     // TCP
     TcpTruncated,
     TcpBadHeaderLength,
@@ -96,6 +104,7 @@ public sealed class StackCounters
     public long TcpPassiveOpens;
     public long IcmpEchoReplies;
     public long NeighborAdvertisements;
+    public long NeighborSolicitations;
 
     /// <summary>Counts a drop. Returns false so parse paths can write <c>return counters.Drop(reason);</c>.</summary>
     public bool Drop(DropReason reason)

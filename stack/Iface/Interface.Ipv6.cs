@@ -7,13 +7,17 @@ namespace UserTcp.Stack.Iface;
 /// <summary>
 /// IPv6 on the interface, first part: with an address configured (<see cref="EnableIpv6"/>, USERTCP_IP6) the
 /// interface is reachable over IPv6: it answers neighbour solicitations for its address (RFC 4861 §7.2.4, with
-/// its link-layer address in a target option) and echo requests (RFC 4443 §4.2). Replies go to the Ethernet
-/// source of the request: they are answers on the link the request came from, so no neighbour cache is needed yet
-/// (a transport over IPv6 will need one, with the queue-while-resolving behaviour of ARP). Everything else over
-/// IPv6 is a counted drop. Without an address, IPv6 frames are dropped as before (unknown EtherType).
+/// its link-layer address in a target option, straight to the solicitation's link-layer address) and echo requests
+/// (RFC 4443 §4.2). <see cref="SendIpv6"/> sends through a neighbour cache (<see cref="NeighborCache6"/>: learned
+/// from solicitations that carry the sender's address, resolved by multicast solicitations while packets wait, as
+/// ARP does for IPv4); echo replies use it. No transport over IPv6 yet: everything else is a counted drop. Without an
+/// address, IPv6 frames are dropped as before (unknown EtherType).
 /// </summary>
-public sealed partial class Interface
+public sealed partial class Interface : INeighborOwner6
 {
+    /// <summary>Room in front of an IPv6 transport segment: Ethernet + the IPv6 header.</summary>
+    public const int HeaderRoom6 = EthernetFrameView.HeaderLength + Ipv6HeaderView.HeaderLength;
+    private NeighborCache6? _nd;
     private Ipv6Address _address6;
     private int _prefix6;
     private MacAddress _solicitedMac, _allNodesMac;
@@ -33,6 +37,77 @@ public sealed partial class Interface
         _prefix6 = prefixLength;
         _solicitedMac = address.SolicitedNode.MulticastMac;
         _allNodesMac = Ipv6Address.AllNodes.MulticastMac;
+        _nd ??= new NeighborCache6(_config.ArpCacheCapacity, _config.ArpQueuePerEntry, _config.ArpEntryLifetimeUs,
+            _config.ArpRetryIntervalUs, _config.ArpMaxTries, _counters);
+    }
+
+    /// <summary>Frames waiting for IPv6 neighbour resolution.</summary>
+    public int NeighborQueuedFrames => _nd?.QueuedFrames ?? 0;
+    /// <summary>IPv6 neighbour resolutions that failed after all retries.</summary>
+    public long NeighborFailures => _nd?.Failures ?? 0;
+    private long NdTimerUs => _nd is null ? long.MaxValue : _nd.NextTimerUs;
+
+    /// <summary>
+    /// Sends the upper-layer message in <paramref name="packet"/> (from <see cref="TryAllocate"/>, written at
+    /// <see cref="PacketBuf.Data"/>) to <paramref name="destination"/> on our prefix: prepends IPv6 (hop limit 64) and
+    /// Ethernet, then batches it or queues it behind neighbour resolution. Takes the buffer in every case; failures
+    /// are counted (<see cref="DropReason.Ipv6NoRoute"/>, <see cref="DropReason.Ipv6TooBig"/>,
+    /// <see cref="DropReason.NdQueueFull"/>). The message's checksum is the caller's (it covers our addresses).
+    /// </summary>
+    public void SendIpv6(ref PacketBuf packet, Ipv6Address destination, byte nextHeader, long nowUs)
+    {
+        Start(nowUs);
+        if (_nd is null || destination.IsMulticast || destination.IsAny || destination.IsLoopback || destination == _address6
+            || !destination.InSubnet(_address6, _prefix6))
+        {
+            DropTx(ref packet, DropReason.Ipv6NoRoute);
+            return;
+        }
+        int length = packet.Length;
+        if (length + Ipv6HeaderView.HeaderLength > Mtu || packet.Headroom < HeaderRoom6)
+        {
+            DropTx(ref packet, DropReason.Ipv6TooBig);
+            return;
+        }
+        Ipv6HeaderView.Emit(packet.Prepend(Ipv6HeaderView.HeaderLength), _address6, destination, nextHeader, length, 64);
+        EthernetFrameView.Emit(packet.Prepend(EthernetFrameView.HeaderLength), MacAddress.Zero, MacAddress, Ipv6HeaderView.EtherType);
+        if (_nd.TryLookup(destination, nowUs, out MacAddress mac))
+        {
+            new EthernetFrameView(packet.Data).Destination = mac;
+            Append(ref packet);
+        }
+        else
+        {
+            _nd.Enqueue(destination, ref packet, nowUs, this);
+        }
+    }
+
+    /// <summary>A multicast neighbour solicitation for <paramref name="target"/> (RFC 4861 §7.2.2), with our link-layer
+    /// address in a source option.</summary>
+    void INeighborOwner6.SendSolicitation(Ipv6Address target)
+    {
+        if (!TryAllocate(out PacketBuf p)) return;
+        const int frame = HeaderRoom6 + Icmpv6.NeighborMessageLength + 8;
+        if (frame > p.Tailroom + p.Length)
+        {
+            DropTx(ref p, DropReason.Ipv6TooBig);
+            return;
+        }
+        p.SetLength(frame);
+        Span<byte> f = p.Data;
+        Ipv6Address group = target.SolicitedNode;
+        EthernetFrameView.Emit(f, group.MulticastMac, MacAddress, Ipv6HeaderView.EtherType);
+        Span<byte> ipBytes = f[EthernetFrameView.HeaderLength..];
+        int n = Icmpv6.EmitSolicitation(ipBytes[Ipv6HeaderView.HeaderLength..], _address6, group, target, MacAddress);
+        Ipv6HeaderView.Emit(ipBytes, _address6, group, Ipv6NextHeader.Icmpv6, n, 255);
+        _counters.NeighborSolicitations++;
+        Append(ref p);
+    }
+
+    void INeighborOwner6.SendResolved(ref PacketBuf frame, MacAddress destination)
+    {
+        new EthernetFrameView(frame.Data).Destination = destination;
+        Append(ref frame);
     }
 
     /// <summary>Multicast frames we take: all-nodes and our solicited-node group (only with an IPv6 address).</summary>
@@ -78,8 +153,11 @@ public sealed partial class Interface
             case Icmpv6Type.NeighborSolicitation:
                 ReceiveSolicitation(ip, msg, from, nowUs);
                 break;
+            case Icmpv6Type.NeighborAdvertisement:
+                ReceiveAdvertisement(ip, msg, nowUs);
+                break;
             case Icmpv6Type.EchoRequest when msg[1] == 0 && msg.Length >= Icmpv6.HeaderLength && !multicast:
-                if (AnswerEcho) ReplyToEcho6(src, msg, from);
+                if (AnswerEcho) ReplyToEcho6(src, msg, nowUs);
                 break;
             case Icmpv6Type.EchoRequest:
                 _counters.Drop(multicast ? DropReason.Icmpv6Unsupported : DropReason.Icmpv6Malformed);
@@ -106,6 +184,8 @@ public sealed partial class Interface
             _counters.Drop(DropReason.NdNotForUs);
             return;
         }
+        // §7.2.3: the sender's link-layer address goes into the cache (what waited for it leaves now).
+        if (hasMac) _nd!.Insert(src, srcMac, nowUs, this);
         // §7.2.4: to the solicitation's source, solicited; a DAD probe (someone wants our address) is answered to
         // all nodes, unsolicited, which tells the prober the address is taken.
         bool dad = src.IsAny;
@@ -128,24 +208,37 @@ public sealed partial class Interface
         Append(ref p);
     }
 
-    private void ReplyToEcho6(Ipv6Address to, ReadOnlySpan<byte> request, MacAddress toMac)
+    /// <summary>An advertisement answering our solicitation (§7.2.5, minimal): its target link-layer address
+    /// resolves the entry and sends what waited. One for a neighbour we never asked about is dropped.</summary>
+    private void ReceiveAdvertisement(in Ipv6HeaderView ip, ReadOnlySpan<byte> msg, long nowUs)
     {
-        if (!TryAllocate(out PacketBuf p)) return;
-        int frame = EthernetFrameView.HeaderLength + Ipv6HeaderView.HeaderLength + request.Length;
-        if (frame > p.Tailroom + p.Length || frame - EthernetFrameView.HeaderLength > Mtu)
+        if (ip.HopLimit != 255 ||
+            !Icmpv6.TryParseAdvertisement(msg, ip.Destination.IsMulticast, out Ipv6Address target, out MacAddress mac, out bool hasMac))
         {
-            DropTx(ref p, DropReason.Ipv4TooBig);
+            _counters.Drop(DropReason.NdMalformed);
             return;
         }
-        p.SetLength(frame);
-        Span<byte> f = p.Data;
-        EthernetFrameView.Emit(f, toMac, MacAddress, Ipv6HeaderView.EtherType);
-        Span<byte> ipBytes = f[EthernetFrameView.HeaderLength..];
-        Span<byte> msg = ipBytes[Ipv6HeaderView.HeaderLength..];
+        if (target == _address6)
+        {
+            _counters.Drop(DropReason.Ipv6BadSource); // someone else claims our address; we keep it
+            return;
+        }
+        if (!hasMac || !_nd!.Update(target, mac, nowUs, this)) _counters.Drop(DropReason.Icmpv6Unsupported);
+    }
+
+    private void ReplyToEcho6(Ipv6Address to, ReadOnlySpan<byte> request, long nowUs)
+    {
+        if (!TryAllocate(out PacketBuf p)) return;
+        if (request.Length > p.Tailroom + p.Length)
+        {
+            DropTx(ref p, DropReason.Ipv6TooBig);
+            return;
+        }
+        p.SetLength(request.Length);
+        Span<byte> msg = p.Data;
         request.CopyTo(msg);
         Icmpv6.MakeEchoReply(msg, _address6, to);
-        Ipv6HeaderView.Emit(ipBytes, _address6, to, Ipv6NextHeader.Icmpv6, request.Length, 64);
         _counters.IcmpEchoReplies++;
-        Append(ref p);
+        SendIpv6(ref p, to, Ipv6NextHeader.Icmpv6, nowUs);
     }
 }

@@ -244,6 +244,50 @@ public static class Icmpv6
         return true;
     }
 
+    /// <summary>The checks of RFC 4861 §7.1.2 for a neighbour advertisement (the hop limit is the caller's): length,
+    /// code 0, a non-multicast target, the solicited flag clear when sent to a multicast address, options well formed.
+    /// Returns the target and its link-layer address (when the option is there).</summary>
+    public static bool TryParseAdvertisement(ReadOnlySpan<byte> msg, bool toMulticast, out Ipv6Address target,
+        out MacAddress targetMac, out bool hasTargetMac)
+    {
+        target = default;
+        targetMac = default;
+        hasTargetMac = false;
+        if (msg.Length < NeighborMessageLength || msg[1] != 0) return false;
+        if (toMulticast && (BinaryPrimitives.ReadUInt32BigEndian(msg[4..]) & FlagSolicited) != 0) return false;
+        target = Ipv6Address.Read(msg[8..]);
+        if (target.IsMulticast) return false;
+        ReadOnlySpan<byte> opts = msg[NeighborMessageLength..];
+        while (opts.Length > 0)
+        {
+            if (opts.Length < 2) return false;
+            int len = opts[1] * 8;
+            if (len == 0 || len > opts.Length) return false;
+            if (opts[0] == OptionTargetLinkLayer && len >= 8)
+            {
+                targetMac = MacAddress.Read(opts[2..]);
+                hasTargetMac = true;
+            }
+            opts = opts[len..];
+        }
+        return true;
+    }
+
+    /// <summary>A neighbour solicitation for <paramref name="target"/> with our link-layer address in a source option
+    /// (32 bytes), checksummed for the given addresses.</summary>
+    public static int EmitSolicitation(Span<byte> buf, Ipv6Address source, Ipv6Address destination, Ipv6Address target, MacAddress mac)
+    {
+        const int length = NeighborMessageLength + 8;
+        buf[..length].Clear();
+        buf[0] = Icmpv6Type.NeighborSolicitation;
+        target.Write(buf[8..]);
+        buf[24] = OptionSourceLinkLayer;
+        buf[25] = 1;
+        mac.Write(buf[26..]);
+        FillChecksum(buf[..length], source, destination);
+        return length;
+    }
+
     /// <summary>A neighbour advertisement for <paramref name="target"/> with its target link-layer option (32 bytes),
     /// checksummed for the given addresses.</summary>
     public static int EmitAdvertisement(Span<byte> buf, Ipv6Address source, Ipv6Address destination, Ipv6Address target,

@@ -151,8 +151,20 @@ public class InterfaceIpv6Tests
         Assert.Equal(0, c.TotalDrops);
     }
 
+    private static byte[] Advertisement(Ipv6Address target, MacAddress mac, bool solicited)
+    {
+        byte[] m = new byte[32];
+        m[0] = Icmpv6Type.NeighborAdvertisement;
+        m[4] = (byte)(solicited ? 0x60 : 0x20);
+        target.Write(m.AsSpan(8));
+        m[24] = 2;
+        m[25] = 1;
+        mac.Write(m.AsSpan(26));
+        return m;
+    }
+
     [Fact]
-    public void EchoRequestIsAnsweredWithItsData()
+    public void EchoReplyWaitsForNeighbourResolution()
     {
         (MemoryLink link, Interface a, StackCounters c) = NewIpv6Interface();
         using MemoryLink owned = link;
@@ -160,6 +172,25 @@ public class InterfaceIpv6Tests
         new Random(7).NextBytes(data);
         Send(link.B, Icmp6Frame(MacA, MacB, Ip6B, Ip6A, EchoRequest(0x1234, 9, data), hopLimit: 64));
         a.PollReceive(0);
+        // B is unknown: a multicast solicitation goes out and the reply waits.
+        byte[] ns = Assert.Single(Drain(link.B));
+        Assert.Equal(Ip6B.SolicitedNode.MulticastMac, new EthernetFrameView(ns).Destination);
+        Assert.True(Ipv6HeaderView.TryParse(ns.AsSpan(14), out Ipv6HeaderView nsIp, out _));
+        Assert.Equal(Ip6B.SolicitedNode, nsIp.Destination);
+        Assert.Equal(255, nsIp.HopLimit);
+        Span<byte> nsMsg = nsIp.Payload;
+        Assert.True(Icmpv6.ChecksumValid(nsMsg, Ip6A, Ip6B.SolicitedNode));
+        Assert.Equal(Icmpv6Type.NeighborSolicitation, nsMsg[0]);
+        Assert.Equal(Ip6B, Ipv6Address.Read(nsMsg[8..]));
+        Assert.Equal(1, nsMsg[24]); // source link-layer address option
+        Assert.Equal(MacA, MacAddress.Read(nsMsg[26..]));
+        Assert.Equal(1, a.NeighborQueuedFrames);
+        Assert.Equal(1_000_000, a.PollAt());
+
+        Send(link.B, Icmp6Frame(MacA, MacB, Ip6B, Ip6A, Advertisement(Ip6B, MacB, solicited: true)));
+        a.PollReceive(10);
+        Assert.Equal(0, a.NeighborQueuedFrames);
+        Assert.Equal(long.MaxValue, a.PollAt());
         byte[] f = Assert.Single(Drain(link.B));
         Assert.Equal(MacB, new EthernetFrameView(f).Destination);
         Assert.True(Ipv6HeaderView.TryParse(f.AsSpan(14), out Ipv6HeaderView ip, out _));
@@ -172,6 +203,75 @@ public class InterfaceIpv6Tests
         Assert.Equal(data, msg[8..].ToArray());
         Assert.Equal(1, c.IcmpEchoReplies);
         Assert.Equal(0, c.TotalDrops);
+
+        // Known now: the next reply leaves at once.
+        Send(link.B, Icmp6Frame(MacA, MacB, Ip6B, Ip6A, EchoRequest(0x1234, 10, data), hopLimit: 64));
+        a.PollReceive(20);
+        Assert.Equal(Icmpv6Type.EchoReply, Assert.Single(Drain(link.B))[54]);
+        a.Dispose();
+        Assert.Equal(0, link.A.Pool.Outstanding);
+    }
+
+    [Fact]
+    public void SolicitationTeachesUsTheSender()
+    {
+        (MemoryLink link, Interface a, StackCounters c) = NewIpv6Interface();
+        using MemoryLink owned = link;
+        Send(link.B, Icmp6Frame(Ip6A.SolicitedNode.MulticastMac, MacB, Ip6B, Ip6A.SolicitedNode, Solicitation(Ip6A, MacB)));
+        Send(link.B, Icmp6Frame(MacA, MacB, Ip6B, Ip6A, EchoRequest(1, 1, new byte[8])));
+        a.PollReceive(0);
+        var frames = Drain(link.B);
+        Assert.Equal(2, frames.Count); // the advertisement and the reply, no solicitation of ours
+        Assert.Equal(Icmpv6Type.NeighborAdvertisement, frames[0][54]);
+        Assert.Equal(Icmpv6Type.EchoReply, frames[1][54]);
+        Assert.Equal(MacB, new EthernetFrameView(frames[1]).Destination);
+        Assert.Equal(0, c.NeighborSolicitations);
+        Assert.Equal(0, c.TotalDrops);
+    }
+
+    [Fact]
+    public void ResolutionIsRetriedThenGivenUp()
+    {
+        (MemoryLink link, Interface a, StackCounters c) = NewIpv6Interface();
+        using MemoryLink owned = link;
+        Send(link.B, Icmp6Frame(MacA, MacB, Ip6B, Ip6A, EchoRequest(1, 1, new byte[8])));
+        a.PollReceive(0);
+        Assert.Single(Drain(link.B));
+        a.PollTimers(1_000_000);
+        Assert.Single(Drain(link.B));
+        a.PollTimers(2_000_000);
+        Assert.Single(Drain(link.B));
+        Assert.Equal(3, c.NeighborSolicitations);
+        a.PollTimers(3_000_000);
+        Assert.Empty(Drain(link.B));
+        Assert.Equal(1, c.Drops(DropReason.NdResolutionFailed));
+        Assert.Equal(1, a.NeighborFailures);
+        Assert.Equal(0, a.NeighborQueuedFrames);
+        Assert.Equal(long.MaxValue, a.PollAt());
+        a.Dispose();
+        Assert.Equal(0, link.A.Pool.Outstanding);
+    }
+
+    [Fact]
+    public void SendIpv6RoutesOnlyOnLink()
+    {
+        (MemoryLink link, Interface a, StackCounters c) = NewIpv6Interface();
+        using MemoryLink owned = link;
+        foreach (string dst in new[] { "2001:db9::1", "ff02::1", "::1", "2001:db8::a" })
+        {
+            Assert.True(a.TryAllocate(out PacketBuf p));
+            p.SetLength(8);
+            a.SendIpv6(ref p, Ipv6Address.Parse(dst), Ipv6NextHeader.Icmpv6, 0);
+        }
+        Assert.Equal(4, c.Drops(DropReason.Ipv6NoRoute));
+        Assert.True(a.TryAllocate(out PacketBuf big));
+        big.SetLength(1500 - 40 + 1);
+        a.SendIpv6(ref big, Ip6B, Ipv6NextHeader.Icmpv6, 0);
+        Assert.Equal(1, c.Drops(DropReason.Ipv6TooBig));
+        a.Flush();
+        Assert.Empty(Drain(link.B));
+        a.Dispose();
+        Assert.Equal(0, link.A.Pool.Outstanding);
     }
 
     [Fact]
@@ -224,6 +324,10 @@ public class InterfaceIpv6Tests
             { "solicitation for a multicast target", Frame(Solicitation(Ipv6Address.AllNodes, MacB)), DropReason.NdMalformed },
             { "solicitation for another address", Frame(Solicitation(Ip6B, MacB), dst: Ip6B.SolicitedNode, ethDst: Ip6B.SolicitedNode.MulticastMac), DropReason.EthernetNotForUs },
             { "solicitation for another address, unicast", Frame(Solicitation(Ip6B, MacB)), DropReason.NdNotForUs },
+            { "advertisement with hop limit 64", Frame(Advertisement(Ip6B, MacB, true), hop: 64), DropReason.NdMalformed },
+            { "solicited advertisement to all nodes", Frame(Advertisement(Ip6B, MacB, true), dst: Ipv6Address.AllNodes, ethDst: new MacAddress(0x3333_0000_0001)), DropReason.NdMalformed },
+            { "advertisement too short", Frame(Advertisement(Ip6B, MacB, true)[..20]), DropReason.NdMalformed },
+            { "advertisement about a neighbour we never asked for", Frame(Advertisement(Ip6B, MacB, true)), DropReason.Icmpv6Unsupported },
         };
     }
 
@@ -250,6 +354,10 @@ public class InterfaceIpv6Tests
         var rng = new Random(1234);
         byte[] good = Icmp6Frame(MacA, MacB, Ip6B, Ip6A, EchoRequest(1, 1, new byte[16]));
         byte[] goodNs = Icmp6Frame(Ip6A.SolicitedNode.MulticastMac, MacB, Ip6B, Ip6A.SolicitedNode, Solicitation(Ip6A, MacB));
+        Assert.True(Send(link.B, goodNs)); // B is known from here on: replies do not wait for resolution
+        a.PollReceive(0);
+        Drain(link.B);
+        long seeded = c.NeighborAdvertisements;
         int frames = 20_000;
         for (int i = 0; i < frames; i++)
         {
@@ -263,7 +371,7 @@ public class InterfaceIpv6Tests
             Drain(link.B);
         }
         // Every frame is either answered (a flip that left it valid) or a counted drop.
-        long answered = c.IcmpEchoReplies + c.NeighborAdvertisements;
+        long answered = c.IcmpEchoReplies + c.NeighborAdvertisements - seeded;
         Assert.Equal(frames, answered + c.TotalDrops);
         a.Dispose();
         Assert.Equal(0, link.A.Pool.Outstanding);
