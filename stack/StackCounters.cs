@@ -39,7 +39,7 @@ public enum DropReason
     Ipv6BadPayloadLength,
     Ipv6BadSource,
     Ipv6NotForUs,
-    /// <summary>A next header the stack does not handle over IPv6 (TCP included, for now), or extension headers.</summary>
+    /// <summary>A next header the stack does not handle over IPv6 (UDP, extension headers, ...).</summary>
     Ipv6UnknownProtocol,
     Icmpv6Malformed,
     Icmpv6BadChecksum,

@@ -10,8 +10,9 @@ namespace UserTcp.Stack.Iface;
 /// its link-layer address in a target option, straight to the solicitation's link-layer address) and echo requests
 /// (RFC 4443 §4.2). <see cref="SendIpv6"/> sends through a neighbour cache (<see cref="NeighborCache6"/>: learned
 /// from solicitations that carry the sender's address, resolved by multicast solicitations while packets wait, as
-/// ARP does for IPv4); echo replies use it. No transport over IPv6 yet: everything else is a counted drop. Without an
-/// address, IPv6 frames are dropped as before (unknown EtherType).
+/// ARP does for IPv4); echo replies use it. No transport over IPv6 yet: TCP segments are refused with a reset
+/// (<see cref="RefuseTcp"/>), everything else is a counted drop. Without an address, IPv6 frames are dropped as before
+/// (unknown EtherType).
 /// </summary>
 public sealed partial class Interface : INeighborOwner6
 {
@@ -132,6 +133,11 @@ public sealed partial class Interface : INeighborOwner6
             _counters.Drop(DropReason.Ipv6NotForUs);
             return;
         }
+        if (ip.NextHeader == Ipv6NextHeader.Tcp && !multicast)
+        {
+            RefuseTcp(ip, nowUs);
+            return;
+        }
         if (ip.NextHeader != Ipv6NextHeader.Icmpv6)
         {
             _counters.Drop(DropReason.Ipv6UnknownProtocol);
@@ -224,6 +230,52 @@ public sealed partial class Interface : INeighborOwner6
             return;
         }
         if (!hasMac || !_nd!.Update(target, mac, nowUs, this)) _counters.Drop(DropReason.Icmpv6Unsupported);
+    }
+
+    /// <summary>
+    /// TCP over IPv6 has no sockets here yet (IPv6 sockets are the kernel's): every segment finds none and is answered
+    /// as RFC 793 answers one in the CLOSED state (p. 36, 65), so a client is refused at once instead of waiting out
+    /// its SYN retries. Counted as <see cref="DropReason.TcpNoSocket"/>; a reset is never answered.
+    /// </summary>
+    private void RefuseTcp(in Ipv6HeaderView ip, long nowUs)
+    {
+        Span<byte> segment = ip.Payload;
+        if (!TcpHeaderView.TryParse(segment, out TcpHeaderView tcp, out DropReason reason))
+        {
+            _counters.Drop(reason);
+            return;
+        }
+        Ipv6Address src = ip.Source;
+        if (Ipv6HeaderView.UpperLayerChecksum(src, ip.Destination, Ipv6NextHeader.Tcp, segment) != 0)
+        {
+            _counters.Drop(DropReason.TcpBadChecksum);
+            return;
+        }
+        _counters.Drop(DropReason.TcpNoSocket);
+        TcpFlags flags = tcp.Flags;
+        if ((flags & TcpFlags.Rst) != 0 || src.IsAny) return;
+        uint seq, ack;
+        TcpFlags reply;
+        if ((flags & TcpFlags.Ack) != 0)
+        {
+            seq = tcp.AckNumber;
+            ack = 0;
+            reply = TcpFlags.Rst;
+        }
+        else
+        {
+            int length = segment.Length - tcp.HeaderLength + ((flags & TcpFlags.Syn) != 0 ? 1 : 0) + ((flags & TcpFlags.Fin) != 0 ? 1 : 0);
+            seq = 0;
+            ack = tcp.SequenceNumber + (uint)length;
+            reply = TcpFlags.Rst | TcpFlags.Ack;
+        }
+        if (!TryAllocate(out PacketBuf p)) return;
+        p.SetLength(TcpHeaderView.MinLength);
+        Span<byte> rst = p.Data;
+        TcpHeaderView.Emit(rst, tcp.DestinationPort, tcp.SourcePort, seq, ack, reply, 0, TcpHeaderView.MinLength);
+        new TcpHeaderView(rst).Checksum = Ipv6HeaderView.UpperLayerChecksum(_address6, src, Ipv6NextHeader.Tcp, rst);
+        _counters.TcpRstSent++;
+        SendIpv6(ref p, src, Ipv6NextHeader.Tcp, nowUs);
     }
 
     private void ReplyToEcho6(Ipv6Address to, ReadOnlySpan<byte> request, long nowUs)

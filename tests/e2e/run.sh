@@ -120,6 +120,11 @@ if wait_http on_kernel_cli curl -s -m 1 -o /dev/null http://198.18.0.2:8002/inde
   out=$(on_kernel_cli ping -6 -c 3 -i 0.2 -W 2 2001:db8::2 2>&1)
   echo "$out" | grep -q " 0% packet loss" && on_kernel_cli ip -6 neigh show 2001:db8::2 | grep -q "lladdr" \
     && ok "IPv6 neighbour discovery and ping -6 answered by usertcp (USERTCP_IP6)" || fail "ping6" "$(echo "$out" | tail -2 | tr '\n' ' ')"
+  # No TCP over IPv6 on the stack: a connection is refused at once (RST), not left to time out.
+  t0=$(date +%s%N)
+  on_kernel_cli curl -s -m 5 -o /dev/null "http://[2001:db8::2]:8002/index.html"; rc=$?
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  [ $rc = 7 ] && [ $ms -lt 2000 ] && ok "TCP to USERTCP_IP6 refused at once (curl exit 7 after $ms ms)" || fail "tcp6-refused" "curl exit $rc after $ms ms"
 else
   fail "ping6" "no answer: $(tail -3 "$work/py6b.log")"
 fi

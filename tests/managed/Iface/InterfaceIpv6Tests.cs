@@ -72,6 +72,19 @@ public class InterfaceIpv6Tests
         return f;
     }
 
+    /// <summary>A 20-byte TCP segment from port 40000 to 8000 over IPv6, checksummed.</summary>
+    private static byte[] Tcp6Frame(Ipv6Address src, Ipv6Address dst, TcpFlags flags, uint seq, uint ack, Action<byte[]>? fixup = null, int payload = 0)
+    {
+        byte[] f = new byte[14 + 40 + 20 + payload];
+        EthernetFrameView.Emit(f, MacA, MacB, Ipv6HeaderView.EtherType);
+        Ipv6HeaderView.Emit(f.AsSpan(14), src, dst, Ipv6NextHeader.Tcp, 20 + payload, 64);
+        Span<byte> seg = f.AsSpan(54);
+        TcpHeaderView.Emit(seg, 40000, 8000, seq, ack, flags, 65535, 20);
+        new TcpHeaderView(seg).Checksum = Ipv6HeaderView.UpperLayerChecksum(src, dst, Ipv6NextHeader.Tcp, seg);
+        fixup?.Invoke(f);
+        return f;
+    }
+
     private static byte[] Solicitation(Ipv6Address target, MacAddress? sourceMac)
     {
         byte[] m = new byte[24 + (sourceMac is null ? 0 : 8)];
@@ -253,6 +266,42 @@ public class InterfaceIpv6Tests
     }
 
     [Fact]
+    public void TcpOverIpv6IsRefusedWithAReset()
+    {
+        (MemoryLink link, Interface a, StackCounters c) = NewIpv6Interface();
+        using MemoryLink owned = link;
+        Send(link.B, Icmp6Frame(Ip6A.SolicitedNode.MulticastMac, MacB, Ip6B, Ip6A.SolicitedNode, Solicitation(Ip6A, MacB)));
+        a.PollReceive(0);
+        Drain(link.B);
+        // A SYN: RST|ACK acknowledging it (RFC 793, CLOSED state, no ACK in the segment).
+        Send(link.B, Tcp6Frame(Ip6B, Ip6A, TcpFlags.Syn, 1000, 0));
+        // An ACK with data: RST with the segment's ACK as its sequence number.
+        Send(link.B, Tcp6Frame(Ip6B, Ip6A, TcpFlags.Ack | TcpFlags.Psh, 5000, 777, payload: 10));
+        a.PollReceive(1);
+        var frames = Drain(link.B);
+        Assert.Equal(2, frames.Count);
+        Assert.True(Ipv6HeaderView.TryParse(frames[0].AsSpan(14), out Ipv6HeaderView ip, out _));
+        Assert.Equal(Ip6A, ip.Source);
+        Assert.Equal(Ip6B, ip.Destination);
+        Assert.Equal(Ipv6NextHeader.Tcp, ip.NextHeader);
+        Assert.Equal(0, Ipv6HeaderView.UpperLayerChecksum(Ip6A, Ip6B, Ipv6NextHeader.Tcp, ip.Payload));
+        var rst = new TcpHeaderView(ip.Payload);
+        Assert.Equal(8000, rst.SourcePort);
+        Assert.Equal(40000, rst.DestinationPort);
+        Assert.Equal(TcpFlags.Rst | TcpFlags.Ack, rst.Flags);
+        Assert.Equal(0u, rst.SequenceNumber);
+        Assert.Equal(1001u, rst.AckNumber);
+        Assert.True(Ipv6HeaderView.TryParse(frames[1].AsSpan(14), out Ipv6HeaderView ip2, out _));
+        var rst2 = new TcpHeaderView(ip2.Payload);
+        Assert.Equal(TcpFlags.Rst, rst2.Flags);
+        Assert.Equal(777u, rst2.SequenceNumber);
+        Assert.Equal(2, c.TcpRstSent);
+        Assert.Equal(2, c.Drops(DropReason.TcpNoSocket));
+        a.Dispose();
+        Assert.Equal(0, link.A.Pool.Outstanding);
+    }
+
+    [Fact]
     public void SendIpv6RoutesOnlyOnLink()
     {
         (MemoryLink link, Interface a, StackCounters c) = NewIpv6Interface();
@@ -307,7 +356,11 @@ public class InterfaceIpv6Tests
             { "IPv4-mapped source", Frame(echo, src: Ipv6Address.Parse("::ffff:10.0.0.2")), DropReason.Ipv6BadSource },
             { "another host's address", Frame(echo, dst: Ip6B), DropReason.Ipv6NotForUs },
             { "another group", Frame(echo, dst: Ipv6Address.Parse("ff02::2"), ethDst: new MacAddress(0x3333_0000_0001)), DropReason.Ipv6NotForUs },
-            { "TCP over IPv6 (not yet)", Frame(new byte[20], f => f[20] = Ipv6NextHeader.Tcp), DropReason.Ipv6UnknownProtocol },
+            { "TCP header with data offset 0", Frame(new byte[20], f => f[20] = Ipv6NextHeader.Tcp), DropReason.TcpBadHeaderLength },
+            { "TCP segment cut short", Frame(new byte[12], f => f[20] = Ipv6NextHeader.Tcp), DropReason.TcpTruncated },
+            { "TCP with a bad checksum", Tcp6Frame(Ip6B, Ip6A, TcpFlags.Syn, 1, 0, f => f[70] ^= 1), DropReason.TcpBadChecksum },
+            { "a reset is never answered", Tcp6Frame(Ip6B, Ip6A, TcpFlags.Rst, 1, 0), DropReason.TcpNoSocket },
+            { "UDP over IPv6", Frame(new byte[8], f => f[20] = 17), DropReason.Ipv6UnknownProtocol },
             { "hop-by-hop extension header", Frame(echo, f => f[20] = 0), DropReason.Ipv6UnknownProtocol },
             { "ICMPv6 shorter than its header", Frame(new byte[4], f => BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(18), 2)), DropReason.Icmpv6Malformed },
             { "bad ICMPv6 checksum", Frame(echo, f => f[56] ^= 0xff), DropReason.Icmpv6BadChecksum },
