@@ -156,6 +156,12 @@ internal static unsafe class Exports
         try { return (nint)SocketCalls.Connect(fd, addr, len); } catch (Exception e) { return (nint)Fail(e, "connect"); }
     }
 
+    [UnmanagedCallersOnly(EntryPoint = "ut_m_inet6_divert")]
+    internal static nint Inet6Divert(int fd, byte* why, int boundOk)
+    {
+        try { return (nint)Inet6.Divert(fd, new string((sbyte*)why), boundOk != 0); } catch (Exception e) { return (nint)Fail(e, "inet6 divert"); }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "ut_m_bind")]
     internal static nint Bind(int fd, SockAddrIn* addr, uint len)
     {

@@ -2,7 +2,9 @@
 #include "log.h"
 #include "real.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +76,25 @@ static void apply(const char *key, const char *v)
         ut_cfg.ip = ip;
         ut_cfg.prefix_len = (int32_t)len;
         ut_cfg.offload = 1;
+    } else if (!strcmp(key, "IP6")) {
+        char text[64];
+        const char *slash = strchr(v, '/');
+        size_t alen = slash ? (size_t)(slash - v) : strlen(v);
+        long len = 64;
+        struct in6_addr a;
+        int ok = alen < sizeof text && (!slash || !parse_int(slash + 1, 1, 128, &len));
+        if (ok) {
+            memcpy(text, v, alen);
+            text[alen] = 0;
+            ok = inet_pton(AF_INET6, text, &a) == 1 && !IN6_IS_ADDR_UNSPECIFIED(&a) && !IN6_IS_ADDR_MULTICAST(&a) &&
+                 !IN6_IS_ADDR_LOOPBACK(&a) && !IN6_IS_ADDR_V4MAPPED(&a);
+        }
+        if (!ok) {
+            bad("USERTCP_IP6", v, "a unicast IPv6 address with an optional prefix length, e.g. 2001:db8::2/64");
+            return;
+        }
+        memcpy(ut_cfg.ip6, &a, 16);
+        ut_cfg.prefix6 = (int32_t)len;
     } else if (!strcmp(key, "GATEWAY")) {
         const char *end;
         if (parse_ipv4(v, &ut_cfg.gateway, &end) || *end) bad("USERTCP_GATEWAY", v, "an IPv4 address");

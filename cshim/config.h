@@ -27,6 +27,8 @@ struct ut_config {
     char dpdk_args[1024];     /* USERTCP_DPDK_ARGS: extra EAL arguments */
     char mac[32];             /* USERTCP_MAC: override the device's MAC address */
     char log_file[256];       /* USERTCP_LOG_FILE */
+    uint8_t ip6[16];          /* USERTCP_IP6 address (network order), all zero = none */
+    int32_t prefix6;          /* USERTCP_IP6 prefix length */
 };
 
 extern struct ut_config ut_cfg UT_HIDDEN;

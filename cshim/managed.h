@@ -48,6 +48,7 @@ long ut_m_getsockopt(int fd, int level, int name, void *val, socklen_t *len);
 long ut_m_getsockname(int fd, struct sockaddr *addr, socklen_t *len);
 long ut_m_getpeername(int fd, struct sockaddr *addr, socklen_t *len);
 long ut_m_socket(int domain, int type, int protocol);
+long ut_m_inet6_divert(int fd, const char *why, int bound_ok); /* interpose/Inet6.cs: see inet6.h, ut_inet6_divert */
 /* poll over a mix of kernel and user fds; timeout_ms < 0 waits forever; sigmask may be NULL. */
 long ut_m_poll(struct pollfd *fds, unsigned long n, int timeout_ms, const sigset_t *sigmask);
 long ut_m_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);

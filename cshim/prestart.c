@@ -1,6 +1,7 @@
 /* Recording configuration-time calls before the runtime starts. See prestart.h. */
 #include "prestart.h"
 #include "group.h"
+#include "inet6.h"
 #include "config.h"
 #include "fdtab.h"
 #include "log.h"
@@ -46,6 +47,7 @@ long k_sockopt_minlen(int level, int name)
         default: return -ENOPROTOOPT;
         }
     }
+    if (level == IPPROTO_IPV6) return name == IPV6_V6ONLY || name == IPV6_TCLASS ? (long)sizeof(int) : -ENOPROTOOPT;
     return -ENOPROTOOPT;
 }
 
@@ -93,6 +95,8 @@ long ut_cfg_socket(int domain, int type, int protocol)
 
 static long ps_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
+    long v6 = ut_inet6_ps_setsockopt(ut_rec_sock(fd), level, name, val, len);
+    if (v6) return v6;
     long min = k_sockopt_minlen(level, name);
     if (min < 0) return min;
     if (level == SOL_SOCKET && (name == SO_ERROR || name == SO_TYPE || name == SO_DOMAIN || name == SO_PROTOCOL ||
@@ -116,6 +120,10 @@ static long ps_setsockopt(int fd, int level, int name, const void *val, socklen_
 
 long ut_cfg_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
+    if (UT_UNLIKELY(level == IPPROTO_IPV6 && name == IPV6_V6ONLY && len >= sizeof(int) && val && *(const int *)val)) {
+        long d = ut_inet6_divert(fd, "IPV6_V6ONLY set", 0);
+        if (d <= 0) return d < 0 ? d : (ut_real.setsockopt(fd, level, name, val, len) < 0 ? -errno : 0);
+    }
     UT_ROUTE(ut_m_setsockopt(fd, level, name, val, len), ps_setsockopt(fd, level, name, val, len));
 }
 
@@ -171,22 +179,41 @@ static long ps_bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
     struct ut_sock *s = ut_rec_sock(fd);
     if (!addr) return -EFAULT;
-    if (len < sizeof(struct sockaddr_in)) return -EINVAL;
-    const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
-    if (in->sin_family != AF_INET) return -EAFNOSUPPORT;
+    uint32_t a;
+    uint16_t port;
+    int mapped = 0;
+    if (s->domain == AF_INET6) {
+        long r = ut_inet6_parse_bind(addr, len, &a, &port, &mapped);
+        if (r) return r;
+    } else {
+        if (len < sizeof(struct sockaddr_in)) return -EINVAL;
+        const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+        if (in->sin_family != AF_INET) return -EAFNOSUPPORT;
+        a = in->sin_addr.s_addr;
+        port = in->sin_port;
+    }
     if (s->bound) return -EINVAL;
-    uint32_t a = in->sin_addr.s_addr;
     if (a != INADDR_ANY && ntohl(a) != ut_cfg.ip) return -EADDRNOTAVAIL;
-    if (in->sin_port == 0) return autobind(s, a);
-    if (port_conflicts(s, a, in->sin_port)) return -EADDRINUSE;
-    s->local.sin_addr.s_addr = a;
-    s->local.sin_port = in->sin_port;
-    s->bound = 1;
-    return 0;
+    long r = 0;
+    if (port == 0) r = autobind(s, a);
+    else if (port_conflicts(s, a, port)) r = -EADDRINUSE;
+    else {
+        s->local.sin_addr.s_addr = a;
+        s->local.sin_port = port;
+        s->bound = 1;
+    }
+    /* AF_INET6 bound to an IPv4-mapped address: getsockname says ::ffff:a.b.c.d even for 0.0.0.0 (read by
+       ut_inet6_copy_local and, after start, interpose/Runtime.cs). */
+    if (r == 0) s->local.sin_zero[0] = (unsigned char)mapped;
+    return r;
 }
 
 long ut_cfg_bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
+    if (UT_UNLIKELY(ut_inet6_native(addr, len, 0))) {
+        long d = ut_inet6_divert(fd, "bind to an IPv6 address", 0);
+        if (d <= 0) return d < 0 ? d : (ut_real.bind(fd, addr, len) < 0 ? -errno : 0);
+    }
     UT_ROUTE(ut_m_bind(fd, addr, len), ps_bind(fd, addr, len));
 }
 
@@ -218,7 +245,9 @@ static long copy_sockaddr(const struct sockaddr_in *src, struct sockaddr *addr, 
 
 static long ps_getsockname(int fd, struct sockaddr *addr, socklen_t *len)
 {
-    return copy_sockaddr(&ut_rec_sock(fd)->local, addr, len);
+    const struct ut_sock *s = ut_rec_sock(fd);
+    if (s->domain == AF_INET6) return ut_inet6_copy_local(&s->local, addr, len);
+    return copy_sockaddr(&s->local, addr, len);
 }
 
 long ut_cfg_getsockname(int fd, struct sockaddr *addr, socklen_t *len)

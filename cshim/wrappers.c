@@ -8,6 +8,7 @@
 #include "common.h"
 #include "config.h"
 #include "fdtab.h"
+#include "inet6.h"
 #include "stdstreams.h"
 #include "managed.h"
 #include "prestart.h"
@@ -42,8 +43,8 @@ extern void __chk_fail(void) __attribute__((noreturn));
 
 static int offloadable(int domain, int type, int protocol)
 {
-    return ut_cfg.offload && domain == AF_INET && (type & 0xf) == SOCK_STREAM &&
-           (protocol == 0 || protocol == IPPROTO_TCP);
+    return ut_cfg.offload && (domain == AF_INET || (domain == AF_INET6 && ut_inet6_offloadable())) &&
+           (type & 0xf) == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP);
 }
 
 UT_EXPORT int socket(int domain, int type, int protocol)
@@ -85,6 +86,10 @@ UT_EXPORT int accept(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 UT_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 {
     if (UT_LIKELY(!ut_owned(fd))) return ut_real.connect(fd, addr, len);
+    if (UT_UNLIKELY(ut_inet6_native(SA(addr), len, 1))) { /* an IPv6 peer: the socket moves to the kernel (inet6.c) */
+        long d = ut_inet6_divert(fd, "connect to an IPv6 address", 1);
+        if (d <= 0) return d < 0 ? (int)ut_errno_ret(d) : ut_real.connect(fd, addr, len);
+    }
     UT_DATA(ut_m_connect(fd, SA(addr), len));
 }
 

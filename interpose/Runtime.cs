@@ -13,6 +13,7 @@ internal static unsafe class Runtime
         SocketCalls.LocalInterfaceAddress = cfg->Ip;
         long started = Engine.Start(cfg, h->Group);
         if (started < 0) return started;
+        EnableIpv6(cfg);
 
         var sockets = new Dictionary<nint, UserSocket>();
         for (int i = 0; i < h->FdCount; i++)
@@ -43,9 +44,18 @@ internal static unsafe class Runtime
         return 0;
     }
 
+    /// <summary>USERTCP_IP6: the interface answers neighbour discovery and ping over IPv6 (no TCP over IPv6 yet).</summary>
+    private static void EnableIpv6(ShimConfig* cfg)
+    {
+        var a = Stack.Wire.Ipv6Address.Read(new ReadOnlySpan<byte>(cfg->Ip6, 16));
+        if (a.IsAny) return;
+        lock (Engine.Gate) Engine.Stack.Interface.EnableIpv6(a, cfg->Prefix6);
+        Kernel.Log(2, $"IPv6 address {a}/{cfg->Prefix6}: neighbour discovery and echo answered; IPv6 sockets stay on the kernel");
+    }
+
     private static UserSocket Import(RecordedSocket* rs, int fd)
     {
-        var s = new UserSocket { NonBlocking = rs->NonBlock != 0 };
+        var s = new UserSocket { NonBlocking = rs->NonBlock != 0, Inet6 = rs->Domain == Inet6.AF_INET6 };
         long opened = SocketCalls.OpenHandle(s);
         if (opened < 0) Kernel.Log(0, $"fd {fd}: the stack has no room for a socket recorded before start: errno {-opened}");
         RecordedOption* opts = &rs->Options0;
@@ -59,6 +69,7 @@ internal static unsafe class Runtime
             s.Bound = true;
             s.LocalAddress = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(rs->Local.AddrBE);
             s.LocalPort = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(rs->Local.PortBE);
+            s.BoundMapped = (rs->Local.Zero & 0xff) != 0; // cshim/inet6.c marks a bind to an IPv4-mapped address
         }
         if (rs->Listening != 0)
         {

@@ -30,6 +30,7 @@ internal static unsafe partial class SocketCalls
 
     internal static long SetOption(UserSocket s, int level, int name, byte* val, uint len)
     {
+        if (level == Inet6.IPPROTO_IPV6 && !s.Inet6) return -Errno.ENOPROTOOPT;
         long min = Kernel.SockoptMinLen(level, name);
         if (min < 0) return min;
         if (level == SOL_SOCKET && name is SO_ERROR or SO_TYPE or SO_DOMAIN or SO_PROTOCOL or SO_ACCEPTCONN)
@@ -111,6 +112,15 @@ internal static unsafe partial class SocketCalls
             case (IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT): o.BindAddressNoPort = v != 0; break;
             case (IPPROTO_IP, IP_FREEBIND): o.FreeBind = v != 0; break;
             case (IPPROTO_IP, IP_RECVERR): o.RecvErr = v != 0; break;
+            // Only 0 reaches here: 1 moves the socket to the kernel first (cshim/inet6.c). Fixed once bound.
+            case (Inet6.IPPROTO_IPV6, Inet6.IPV6_V6ONLY):
+                if (s.Bound) return -Errno.EINVAL;
+                if (v != 0) return -Errno.EAFNOSUPPORT;
+                break;
+            case (Inet6.IPPROTO_IPV6, Inet6.IPV6_TCLASS):
+                if (v < -1 || v > 0xff) return -Errno.EINVAL;
+                o.TClass = v == -1 ? 0 : v & 0xFC; // TCP keeps the ECN bits its own (Linux)
+                break;
             default: return -Errno.ENOPROTOOPT;
         }
         s.Options = SocketOptions.Intern(o);
@@ -150,6 +160,7 @@ internal static unsafe partial class SocketCalls
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
         if (len == null) return -Errno.EFAULT;
         if ((int)*len < 0) return -Errno.EINVAL;
+        if (level == Inet6.IPPROTO_IPV6 && !s.Inet6) return -Errno.EOPNOTSUPP; // Linux ip_getsockopt
         long min = Kernel.SockoptMinLen(level, name);
         if (min < 0) return min == -Errno.EOPNOTSUPP ? -Errno.ENOPROTOOPT : min;
         SocketOptions o = s.Options;
@@ -180,7 +191,7 @@ internal static unsafe partial class SocketCalls
                         }
                     break;
                 case (SOL_SOCKET, SO_TYPE): iv = SOCK_STREAM; break;
-                case (SOL_SOCKET, SO_DOMAIN): iv = AF_INET; break;
+                case (SOL_SOCKET, SO_DOMAIN): iv = s.Inet6 ? Inet6.AF_INET6 : AF_INET; break;
                 case (SOL_SOCKET, SO_PROTOCOL): iv = IPPROTO_TCP; break;
                 case (SOL_SOCKET, SO_ACCEPTCONN): iv = s.State == SocketState.Listening ? 1 : 0; break;
                 case (SOL_SOCKET, SO_LINGER):
@@ -226,6 +237,8 @@ internal static unsafe partial class SocketCalls
                 case (IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT): iv = o.BindAddressNoPort ? 1 : 0; break;
                 case (IPPROTO_IP, IP_FREEBIND): iv = o.FreeBind ? 1 : 0; break;
                 case (IPPROTO_IP, IP_RECVERR): iv = o.RecvErr ? 1 : 0; break;
+                case (Inet6.IPPROTO_IPV6, Inet6.IPV6_V6ONLY): iv = 0; break;
+                case (Inet6.IPPROTO_IPV6, Inet6.IPV6_TCLASS): iv = o.TClass; break;
                 default: return -Errno.ENOPROTOOPT;
             }
         }

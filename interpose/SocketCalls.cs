@@ -26,10 +26,10 @@ internal static unsafe partial class SocketCalls
 
     internal static long Socket(int domain, int type, int protocol)
     {
-        if (domain != AF_INET) return -Errno.EAFNOSUPPORT;
+        if (domain != AF_INET && domain != Inet6.AF_INET6) return -Errno.EAFNOSUPPORT;
         if ((type & ~(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC)) != 0) return -Errno.EINVAL;
         if ((type & 0xf) != SOCK_STREAM || (protocol != 0 && protocol != IPPROTO_TCP)) return -Errno.EPROTONOSUPPORT;
-        var s = new UserSocket { Refs = 1, NonBlocking = (type & SOCK_NONBLOCK) != 0 };
+        var s = new UserSocket { Refs = 1, NonBlocking = (type & SOCK_NONBLOCK) != 0, Inet6 = domain == Inet6.AF_INET6 };
         long r = OpenHandle(s);
         if (r < 0) return r;
         long fd = Kernel.FdAlloc(0, (type & SOCK_CLOEXEC) != 0 ? 1 : 0);
@@ -59,15 +59,27 @@ internal static unsafe partial class SocketCalls
     {
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
         if (addr == null) return -Errno.EFAULT;
-        if (len < (uint)sizeof(SockAddrIn)) return -Errno.EINVAL;
-        if (addr->Family != AF_INET) return -Errno.EAFNOSUPPORT;
-        uint ip = BinaryPrimitives.ReverseEndianness(addr->AddrBE);
-        ushort port = BinaryPrimitives.ReverseEndianness(addr->PortBE);
+        uint ip;
+        ushort port;
+        if (s.Inet6)
+        {
+            long p = Inet6.ParseBind(s, addr, len, out ip, out port);
+            if (p < 0) return p;
+        }
+        else
+        {
+            if (len < (uint)sizeof(SockAddrIn)) return -Errno.EINVAL;
+            if (addr->Family != AF_INET) return -Errno.EAFNOSUPPORT;
+            ip = BinaryPrimitives.ReverseEndianness(addr->AddrBE);
+            port = BinaryPrimitives.ReverseEndianness(addr->PortBE);
+        }
         lock (s.Gate)
         {
             if (s.Bound || s.State != SocketState.Unconnected) return -Errno.EINVAL;
             if (ip != 0 && ip != LocalInterfaceAddress) return -Errno.EADDRNOTAVAIL;
-            return port == 0 ? AutoBind(s, ip) : BindTo(s, ip, port);
+            long r = port == 0 ? AutoBind(s, ip) : BindTo(s, ip, port);
+            if (r == 0 && s.Inet6) s.BoundMapped = Inet6.Classify((SockAddrIn6*)addr, out _) == Inet6.Kind.Mapped;
+            return r;
         }
     }
 
@@ -191,6 +203,7 @@ internal static unsafe partial class SocketCalls
             Bound = true,
             LocalAddress = LocalInterfaceAddress,
             LocalPort = s.LocalPort,
+            Inet6 = s.Inet6,
         };
         c.Options = SocketOptions.ForChildOf(s.Options);
         long nfd = Kernel.FdAlloc(0, (flags & SOCK_CLOEXEC) != 0 ? 1 : 0);
@@ -200,7 +213,11 @@ internal static unsafe partial class SocketCalls
             return nfd == -Errno.EMFILE ? -Errno.EMFILE : nfd;
         }
         FdTable.Set((int)nfd, c);
-        if (addr != null) CopyAddress(a.Peer.Value, a.PeerPort, addr, len);
+        if (addr != null)
+        {
+            if (s.Inet6) Inet6.Copy(a.Peer.Value, a.PeerPort, false, addr, len);
+            else CopyAddress(a.Peer.Value, a.PeerPort, addr, len);
+        }
         return nfd;
     }
 
@@ -228,16 +245,27 @@ internal static unsafe partial class SocketCalls
         if (addr == null) return -Errno.EFAULT;
         if (len < sizeof(ushort)) return -Errno.EINVAL;
         if (addr->Family == AF_UNSPEC) return s.State == SocketState.Connected ? -Errno.EOPNOTSUPP : 0;
-        if (len < (uint)sizeof(SockAddrIn)) return -Errno.EINVAL;
-        if (addr->Family != AF_INET) return -Errno.EAFNOSUPPORT;
+        uint peer;
+        ushort port;
+        if (s.Inet6)
+        {
+            long p = Inet6.ParseConnect(addr, len, out peer, out port);
+            if (p < 0) return p;
+        }
+        else
+        {
+            if (len < (uint)sizeof(SockAddrIn)) return -Errno.EINVAL;
+            if (addr->Family != AF_INET) return -Errno.EAFNOSUPPORT;
+            peer = BinaryPrimitives.ReverseEndianness(addr->AddrBE);
+            port = BinaryPrimitives.ReverseEndianness(addr->PortBE);
+        }
         if (s.State == SocketState.Listening) return -Errno.EISCONN;
         if (s.State == SocketState.Connected && s.ConnectPending)
         {
             long p = ConnectAgain(s);
             if (p != long.MinValue) return p;
         }
-        var ip = new Ipv4Address(BinaryPrimitives.ReverseEndianness(addr->AddrBE));
-        ushort port = BinaryPrimitives.ReverseEndianness(addr->PortBE);
+        var ip = new Ipv4Address(peer);
         SocketError e;
         lock (s.Gate)
         lock (Engine.Gate)
@@ -337,7 +365,7 @@ internal static unsafe partial class SocketCalls
     internal static long GetSockName(int fd, SockAddrIn* addr, uint* len)
     {
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
-        return CopyAddress(s.LocalAddress, s.LocalPort, addr, len);
+        return s.Inet6 ? Inet6.CopyLocal(s, addr, len) : CopyAddress(s.LocalAddress, s.LocalPort, addr, len);
     }
 
     internal static long GetPeerName(int fd, SockAddrIn* addr, uint* len)
@@ -352,7 +380,8 @@ internal static unsafe partial class SocketCalls
             if (Engine.Stack.GetState(s.Handle) is Stack.Tcp.TcpState.SynSent) return -Errno.ENOTCONN;
             e = Engine.Stack.GetRemoteEndpoint(s.Handle, out ip, out port);
         }
-        return e != SocketError.Success ? -ErrnoMap.From(e) : CopyAddress(ip.Value, port, addr, len);
+        if (e != SocketError.Success) return -ErrnoMap.From(e);
+        return s.Inet6 ? Inet6.Copy(ip.Value, port, false, addr, len) : CopyAddress(ip.Value, port, addr, len);
     }
 
     internal static long CopyAddress(uint ip, ushort port, SockAddrIn* addr, uint* len)

@@ -26,6 +26,10 @@ internal sealed class UserSocket
     internal bool Bound;
     internal uint LocalAddress;   // host order
     internal ushort LocalPort;
+    /// <summary>An AF_INET6 (dual-stack) socket: addresses are sockaddr_in6, IPv4 ones mapped (Inet6.cs).</summary>
+    internal bool Inet6;
+    /// <summary>AF_INET6 bound to an IPv4-mapped address (::ffff:0.0.0.0 reads back as such, not as ::).</summary>
+    internal bool BoundMapped;
     /// <summary>Shared and immutable once assigned (<see cref="SocketOptions.Intern"/>): a million sockets with the
     /// same options hold one object. setsockopt replaces it.</summary>
     internal SocketOptions Options = SocketOptions.Default;
@@ -117,7 +121,7 @@ internal sealed record class SocketOptions
     public bool ReuseAddress, ReusePort, KeepAlive, OobInline, NoDelay, Cork, QuickAck = true, Broadcast, DontRoute;
     public int ReceiveBuffer = 131072, SendBuffer = 16384, ReceiveLowWater = 1, Priority;
     public int KeepIdle = 7200, KeepInterval = 75, KeepCount = 9, UserTimeout, DeferAccept, MaxSegment = 536,
-        SynCount = 6, Linger2 = 60, WindowClamp, Tos, Ttl = 64;
+        SynCount = 6, Linger2 = 60, WindowClamp, Tos, Ttl = 64, TClass;
     public bool BindAddressNoPort, FreeBind, RecvErr;
     public bool LingerOn;
     public int LingerSeconds;
@@ -131,6 +135,6 @@ internal sealed record class SocketOptions
         ReceiveBuffer = l.ReceiveBuffer; SendBuffer = l.SendBuffer; KeepIdle = l.KeepIdle; KeepInterval = l.KeepInterval;
         KeepCount = l.KeepCount; UserTimeout = l.UserTimeout; LingerOn = l.LingerOn; LingerSeconds = l.LingerSeconds;
         ReceiveTimeoutUs = l.ReceiveTimeoutUs; SendTimeoutUs = l.SendTimeoutUs; Congestion = l.Congestion; Tos = l.Tos;
-        Ttl = l.Ttl; Priority = l.Priority;
+        Ttl = l.Ttl; Priority = l.Priority; TClass = l.TClass;
     }
 }

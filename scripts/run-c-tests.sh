@@ -5,6 +5,7 @@
 #   shim_test:          runs its own programs with and without LD_PRELOAD
 #   conn_parity_test:   connected sockets over the test network against a kernel peer (tests/c/run-conn-parity.sh):
 #                       kernel with 198.18.0.2 configured (the oracle) | LD_PRELOAD with the user stack owning it
+#   inet6_parity_test:  AF_INET6 sockets, both of the above ways (without and with the test network; UT_CONN_BIN)
 #   packetdrill_test:   dlopen()s the library and drives it through packetdrill_interface_init (no LD_PRELOAD)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +40,10 @@ suite "socket parity (usertcp)" env LD_PRELOAD="$lib" "${offload[@]}" "$B/tests/
 suite "shim" "$B/tests/shim_test"
 suite "conn parity (kernel)" tests/c/run-conn-parity.sh kernel
 suite "conn parity (usertcp)" tests/c/run-conn-parity.sh usertcp
+suite "inet6 parity (kernel)" "$B/tests/inet6_parity_test"
+suite "inet6 parity (usertcp)" env LD_PRELOAD="$lib" "${offload[@]}" "$B/tests/inet6_parity_test"
+suite "inet6 conn parity (kernel)" env UT_CONN_BIN="$B/tests/inet6_parity_test" tests/c/run-conn-parity.sh kernel
+suite "inet6 conn parity (usertcp)" env UT_CONN_BIN="$B/tests/inet6_parity_test" tests/c/run-conn-parity.sh usertcp
 suite "packetdrill interface" env -u USERTCP_IP "$B/tests/packetdrill_test"
 
 echo "C tests: $passed passed, $failed failed"

@@ -33,6 +33,30 @@ public enum DropReason
     IcmpMalformed,
     IcmpBadChecksum,
     IcmpUnsupported,
+    // IPv6 and ICMPv6 (Interface.Ipv6.cs: neighbour discovery and echo only; no transport over IPv6 yet)
+    Ipv6Truncated,
+    Ipv6BadVersion,
+    Ipv6BadPayloadLength,
+    Ipv6BadSource,
+    Ipv6NotForUs,
+    /// <summary>A next header the stack does not handle over IPv6 (UDP, extension headers, ...).</summary>
+    Ipv6UnknownProtocol,
+    Icmpv6Malformed,
+    Icmpv6BadChecksum,
+    /// <summary>An ICMPv6 type we do not act on (advertisements, router messages, errors, replies we never asked for).</summary>
+    Icmpv6Unsupported,
+    /// <summary>Neighbour discovery that fails RFC 4861 §7.1.1: hop limit not 255, bad length or options, multicast target.</summary>
+    NdMalformed,
+    /// <summary>A neighbour solicitation for an address that is not ours.</summary>
+    NdNotForUs,
+    /// <summary>Transmit: more packets waiting for one neighbour than the queue holds (as <see cref="ArpQueueFull"/>).</summary>
+    NdQueueFull,
+    /// <summary>Transmit: the neighbour did not answer the last solicitation (as <see cref="ArpResolutionFailed"/>).</summary>
+    NdResolutionFailed,
+    /// <summary>Transmit: an IPv6 destination off our prefix (no routers yet), or a multicast one.</summary>
+    Ipv6NoRoute,
+    /// <summary>Transmit: over the MTU, or a buffer without room for the headers.</summary>
+    Ipv6TooBig,
     // TCP
     TcpTruncated,
     TcpBadHeaderLength,
@@ -79,6 +103,8 @@ public sealed class StackCounters
     public long TcpActiveOpens;
     public long TcpPassiveOpens;
     public long IcmpEchoReplies;
+    public long NeighborAdvertisements;
+    public long NeighborSolicitations;
 
     /// <summary>Counts a drop. Returns false so parse paths can write <c>return counters.Drop(reason);</c>.</summary>
     public bool Drop(DropReason reason)

@@ -21,6 +21,8 @@ internal unsafe struct ShimConfig
     public fixed byte DpdkArgs[1024];
     public fixed byte Mac[32];
     public fixed byte LogFile[256];
+    public fixed byte Ip6[16];
+    public int Prefix6;
 }
 
 [StructLayout(LayoutKind.Sequential)]

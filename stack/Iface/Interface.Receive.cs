@@ -40,7 +40,7 @@ public sealed partial class Interface
             return;
         }
         MacAddress dst = eth.Destination;
-        if (dst != MacAddress && !dst.IsBroadcast)
+        if (dst != MacAddress && !dst.IsBroadcast && !AcceptsMulticast(dst))
         {
             _counters.Drop(DropReason.EthernetNotForUs);
             return;
@@ -49,6 +49,7 @@ public sealed partial class Interface
         {
             case EtherType.Arp: ReceiveArp(eth.Payload, nowUs); break;
             case EtherType.Ipv4: ReceiveIpv4(eth.Payload, flags, dst.IsBroadcast, nowUs); break;
+            case Ipv6HeaderView.EtherType when HasIpv6: ReceiveIpv6(eth.Payload, eth.Source, nowUs); break;
             default: _counters.Drop(DropReason.EthernetUnknownType); break;
         }
     }

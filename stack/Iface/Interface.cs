@@ -203,7 +203,7 @@ public sealed partial class Interface : IArpOwner, IDisposable
 
     /// <summary>When <see cref="PollTimers"/> next has work (ARP retries, frames the device refused); long.MaxValue if
     /// none. Refused frames are retried at once while the device takes some, then with a doubling back-off.</summary>
-    public long PollAt() => _txRefused ? Math.Min(_txRetryAt, _arp.NextTimerUs) : _arp.NextTimerUs;
+    public long PollAt() => Math.Min(_txRefused ? Math.Min(_txRetryAt, _arp.NextTimerUs) : _arp.NextTimerUs, NdTimerUs);
 
     /// <summary>Runs due ARP retries and failures, then flushes.</summary>
     public void PollTimers(long nowUs)
@@ -211,6 +211,7 @@ public sealed partial class Interface : IArpOwner, IDisposable
         _lastPollUs = nowUs;
         Start(nowUs);
         _arp.PollTimers(nowUs, this);
+        _nd?.PollTimers(nowUs, this);
         Flush();
     }
 
@@ -222,6 +223,7 @@ public sealed partial class Interface : IArpOwner, IDisposable
         for (int i = 0; i < _spareCount; i++) _device.Free(ref _spare[i]);
         _spareCount = 0;
         _arp.Clear(this);
+        _nd?.Clear(this);
     }
 
     /// <summary>Adds a finished frame to the transmit batch, flushing first when it is full.</summary>

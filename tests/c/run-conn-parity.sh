@@ -11,7 +11,7 @@ root=$(pwd)
 B=${UT_TEST_BUILD:-$root/build}
 mode=${1:-both}
 [ $# -gt 0 ] && shift
-bin=$B/tests/conn_parity_test
+bin=${UT_CONN_BIN:-$B/tests/conn_parity_test}
 peer=$B/tests/progs/peer
 lib=$B/libusertcp.so
 for f in "$bin" "$peer" "$lib"; do [ -x "$f" ] || [ -f "$f" ] || { echo "run-conn-parity: missing $f (make test-c builds it)"; exit 1; }; done

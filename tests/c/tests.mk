@@ -3,7 +3,7 @@ TEST_BUILD := $(BUILD)/tests
 CXXFLAGS_T := -std=gnu++17 -O1 -g -Wall -Wextra -pthread
 GTEST_LIBS := -lgtest -lgtest_main -pthread -ldl
 PROBES     := probe_deferred probe_fork probe_calls probe_exec probe_fdnumbers
-C_SUITES   := forwarding_test socket_parity_test shim_test conn_parity_test packetdrill_test
+C_SUITES   := forwarding_test socket_parity_test shim_test conn_parity_test packetdrill_test inet6_parity_test
 # Helper programs that are not probes (no probe_common.h): the kernel peer of conn_parity_test.
 C_PROGS    := peer
 

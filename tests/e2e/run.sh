@@ -95,6 +95,56 @@ else
 fi
 pkill -f "http.server 8000" 2>/dev/null
 
+# 3b. IPv6 sockets: http.server bound to :: (a dual-stack socket on usertcp, IPv4 clients seen as ::ffff:a.b.c.d);
+# nginx with the stock `listen 80; listen [::]:80;` (the IPv6-only socket moves to the kernel) and with one dual-stack
+# listener (`listen [::]:80 ipv6only=off`) serving IPv4.
+# (Started without a subshell so that $! is timeout's pid: killing it stops python, and wait sees it gone.)
+ip netns exec "$srv" env LD_PRELOAD="$lib" USERTCP_IP=198.18.0.2/24 USERTCP_DEV=net_af_packet0,iface=ut-srv0 \
+  USERTCP_DPDK_ARGS="--log-level=*:error" timeout 30 python3 -m http.server --bind :: --directory "$work/www" 8001 >"$work/py6.log" 2>&1 &
+py6=$!
+if wait_http on_kernel_cli curl -s -m 1 -o /dev/null http://198.18.0.2:8001/index.html; then
+  on_kernel_cli curl -sS -m 20 http://198.18.0.2:8001/f1048576.bin -o "$work/py6m"
+  cmp -s "$work/py6m" "$work/www/f1048576.bin" && grep -q '^::ffff:198.18.0.1 ' "$work/py6.log" \
+    && ok "python3 http.server bound to :: on usertcp: 1 MB intact, client seen as ::ffff:198.18.0.1" \
+    || fail "python-http-v6" "content differs or client address not mapped: $(tail -2 "$work/py6.log")"
+else
+  fail "python-http-v6" "no answer: $(tail -3 "$work/py6.log")"
+fi
+kill $py6 2>/dev/null; wait $py6 2>/dev/null
+# USERTCP_IP6: the stack answers neighbour discovery and ping over IPv6 (the client namespace gets IPv6 on its veth).
+ip netns exec "$cli" sysctl -qw net.ipv6.conf.ut-cli0.disable_ipv6=0 && ip -n "$cli" addr add 2001:db8::1/64 dev ut-cli0 nodad
+ip netns exec "$srv" env LD_PRELOAD="$lib" USERTCP_IP=198.18.0.2/24 USERTCP_IP6=2001:db8::2/64 USERTCP_DEV=net_af_packet0,iface=ut-srv0 \
+  USERTCP_DPDK_ARGS="--log-level=*:error" timeout 20 python3 -m http.server --bind :: --directory "$work/www" 8002 >"$work/py6b.log" 2>&1 &
+py6=$!
+if wait_http on_kernel_cli curl -s -m 1 -o /dev/null http://198.18.0.2:8002/index.html; then
+  out=$(on_kernel_cli ping -6 -c 3 -i 0.2 -W 2 2001:db8::2 2>&1)
+  echo "$out" | grep -q " 0% packet loss" && on_kernel_cli ip -6 neigh show 2001:db8::2 | grep -q "lladdr" \
+    && ok "IPv6 neighbour discovery and ping -6 answered by usertcp (USERTCP_IP6)" || fail "ping6" "$(echo "$out" | tail -2 | tr '\n' ' ')"
+  # No TCP over IPv6 on the stack: a connection is refused at once (RST), not left to time out.
+  t0=$(date +%s%N)
+  on_kernel_cli curl -s -m 5 -o /dev/null "http://[2001:db8::2]:8002/index.html"; rc=$?
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  [ $rc = 7 ] && [ $ms -lt 2000 ] && ok "TCP to USERTCP_IP6 refused at once (curl exit 7 after $ms ms)" || fail "tcp6-refused" "curl exit $rc after $ms ms"
+else
+  fail "ping6" "no answer: $(tail -3 "$work/py6b.log")"
+fi
+kill $py6 2>/dev/null; wait $py6 2>/dev/null
+# IPv6 off again: the client kernel's router solicitations and MLD reports would wake the idle stacks measured later.
+ip netns exec "$cli" sysctl -qw net.ipv6.conf.ut-cli0.disable_ipv6=1
+for listen in "80; listen [::]:80" "[::]:80 ipv6only=off"; do
+  nginx_conf "$work/ngx6" "$listen" 2
+  on_user /usr/sbin/nginx -p "$work/ngx6" -c "$work/ngx6/nginx.conf"
+  if wait_http on_kernel_cli curl -s -m 1 -o /dev/null http://198.18.0.2/index.html; then
+    on_kernel_cli curl -sS -m 20 http://198.18.0.2/f1048576.bin -o "$work/ngx6m"
+    cmp -s "$work/ngx6m" "$work/www/f1048576.bin" && ok "nginx with listen $listen on usertcp: 1 MB intact" \
+      || fail "nginx-v6 ($listen)" "content differs"
+  else
+    fail "nginx-v6 ($listen)" "no answer: $(tail -3 "$work/ngx6/error.log")"
+  fi
+  kill "$(cat "$work/ngx6/nginx.pid")" 2>/dev/null
+  for _ in $(seq 50); do [ -s "$work/ngx6/nginx.pid" ] || break; sleep 0.1; done
+done
+
 # 4. nginx with two workers (both forked from the master) sharing one device: every worker serves, ping answered once.
 nginx_conf "$work/ngx3" 80 2
 on_user /usr/sbin/nginx -p "$work/ngx3" -c "$work/ngx3/nginx.conf"
@@ -152,9 +202,9 @@ out=$(on_user timeout 60 redis-benchmark -h 198.18.0.1 -p 6380 -c 50 -n 20000 -t
   || fail "redis-benchmark-client" "$out"
 pkill -f "redis-server.*6380" 2>/dev/null
 
-# 6. iperf3 (IPv4: an IPv6 socket stays on the kernel) in both directions.
+# 6. iperf3 in both directions; the server's default socket is a dual-stack [::] one (no -4).
 for dir in "" -R; do
-  ( on_user timeout 30 iperf3 -4 -s -1 -p 5201 >"$work/iperf-s.log" 2>&1 ) &
+  ( on_user timeout 30 iperf3 -s -1 -p 5201 >"$work/iperf-s.log" 2>&1 ) &
   # Ready when the stack answers ping (a test connection would use up iperf3's one client).
   for _ in $(seq 50); do on_kernel_cli ping -c 1 -W 1 198.18.0.2 >/dev/null 2>&1 && break; sleep 0.1; done
   out=$(on_kernel_cli timeout 20 iperf3 -c 198.18.0.2 -p 5201 -t 2 $dir 2>&1)
