@@ -359,6 +359,7 @@ internal static unsafe class Engine
     private static long PollCore()
     {
         long now = NowUs;
+        if (Group is { HandOffPending: true } g) g.Adopt(Stack.Tcp, now); // a closing listener's queue waits for us
         Stack.Poll(now);
         PollCount++;
         StackCounters c = Stack.Counters;
