@@ -483,6 +483,7 @@ internal static unsafe class Engine
         s_stopping = true;
         lock (Gate)
         {
+            Group?.ResetOrphanedExports(Stack.Tcp, NowUs); // the last member: nobody else would reset them
             foreach ((int fd, UserSocket s) in FdTable.Snapshot())
             {
                 if (s.Handle >= 0)

@@ -36,6 +36,9 @@ internal sealed unsafe partial class FlowGroup : ITcpHandOffSink
     private long _lastAdoptUs = long.MinValue / 2;
     /// <summary>How long an exported connection may wait for an adopter at most (µs).</summary>
     internal long HandOffLimitUs = 10_000_000;
+    /// <summary>How long an exported connection waits when only processes without a stack hold its port (µs): then
+    /// the next process to poll resets it.</summary>
+    internal long NoAdopterUs = 2_000_000;
     /// <summary>Connections this process exported, adopted, and gave up (expired or not importable), for the log.</summary>
     internal long HandedOff, Adopted, HandOffsExpired;
     /// <summary>The log (the process's own, Kernel.Log, when joined for real; none in tests).</summary>
@@ -178,15 +181,23 @@ internal sealed unsafe partial class FlowGroup : ITcpHandOffSink
             if (s != Ready) continue;
             ushort port = TransferOf(e).LocalPort;
             bool valid = EntryValid(e, nowUs);
-            if (valid && !layer.IsListening(port)) continue;
+            bool reset = false;
+            if (valid && !layer.IsListening(port))
+            {
+                // Only a process without a stack holds the port (nginx -s quit: the master, which never accepts), and
+                // for long: nobody will accept it; reset the peer as the kernel does when that holder closes.
+                if (Volatile.Read(ref _listeners[port]) > 0 || nowUs - Volatile.Read(ref TimeOf(e)) < NoAdopterUs) continue;
+                reset = true;
+            }
             if (Interlocked.CompareExchange(ref StateOf(e), Taking, Ready) != Ready) continue;
             Volatile.Write(ref PidOf(e), _pid);
             TcpTransferState st = TransferOf(e);
             ulong marker = MarkerOf(e);
             ulong h = Hash(st.Tuple);
             int slot = FindSlot(h, marker);
-            if (!valid)
+            if (!valid || reset)
             {
+                if (reset) layer.ResetExported(st, nowUs);
                 if (slot >= 0) Interlocked.CompareExchange(ref *Slot(h, slot), 0, marker);
                 HandOffsExpired++;
                 FreeEntry(e);
@@ -214,6 +225,35 @@ internal sealed unsafe partial class FlowGroup : ITcpHandOffSink
         Adopted += adopted;
         if (adopted > 0) Log?.Invoke(2, $"adopted {adopted} connections handed off by a closing listener");
         return adopted;
+    }
+
+    /// <summary>Process exit: connections this process exported that no started process listens for are reset now
+    /// if no other member is left to do it later (nginx -s quit: the workers exit, the master only holds the port).
+    /// Caller holds the stack's lock.</summary>
+    internal int ResetOrphanedExports(TcpLayer layer, long nowUs)
+    {
+        if (!HandOffPending) return 0;
+        for (int i = 0; i < MaxMembers; i++)
+        {
+            int pid = Volatile.Read(ref _members[i]);
+            if (pid != 0 && pid != _pid && _alive(pid)) return 0; // a relative lives on: it adopts or resets them
+        }
+        int n = 0, high = Math.Min(Volatile.Read(ref *HighWater), HandOffEntries);
+        for (int i = 0; i < high; i++)
+        {
+            byte* e = Entry(i);
+            if (Volatile.Read(ref StateOf(e)) != Ready || Volatile.Read(ref PidOf(e)) != _pid) continue;
+            if (Interlocked.CompareExchange(ref StateOf(e), Taking, Ready) != Ready) continue;
+            TcpTransferState st = TransferOf(e);
+            layer.ResetExported(st, nowUs);
+            ulong h = Hash(st.Tuple);
+            int slot = FindSlot(h, MarkerOf(e));
+            if (slot >= 0) Interlocked.CompareExchange(ref *Slot(h, slot), 0, MarkerOf(e));
+            FreeEntry(e);
+            n++;
+        }
+        HandOffsExpired += n;
+        return n;
     }
 
     private void FreeEntry(byte* e)

@@ -186,6 +186,15 @@ public sealed partial class TcpLayer
         return true;
     }
 
+    /// <summary>Resets the peer of an exported connection nobody adopted (RFC 9293 §3.10.5 ABORT: &lt;SEQ=SND.NXT&gt;&lt;CTL=RST&gt;),
+    /// as the close of its listener would have done; any process on the same address can send it.</summary>
+    public void ResetExported(in TcpTransferState st, long nowUs)
+    {
+        NowUs = nowUs;
+        SendControl(st.Tuple, new SeqNumber(st.SndMax), default, TcpFlags.Rst, nowUs);
+        Counters.TcpRstSent++;
+    }
+
     /// <summary>Continues a connection another stack exported as a child of this stack's listener on its port.
     /// Null when nothing listens there, the tuple is in use here, or the state is unusable; the caller then gives
     /// up the flow (its peer is reset).</summary>

@@ -162,6 +162,45 @@ public sealed unsafe class HandOffTests : IDisposable
     }
 
     [Fact]
+    public void GracefulQuitResetsWhatOnlyTheMasterHoldsAfterAWhile()
+    {
+        // nginx -s quit: the master (no stack) holds the port, no worker listens any more. As the kernel keeps the
+        // queue until the master closes, the connection waits; nobody will accept it, so after NoAdopterUs the next
+        // member to poll resets the peer.
+        var (lo, ln, c, t) = QueuedConnection("GET / HTTP/1.1\r\n\r\n");
+        *(ulong*)(_area + 1024) = 3000UL << 32 | 80; // the master's held listener
+        _new.CloseListener(ln, _net.NowUs);
+        _newMember.ListenerRemoved(80);
+        Assert.Equal(1, CloseOld(lo));
+        Assert.Equal(FlowOwner.Other, _newMember.Lookup(t));
+        _net.B.Layer = _new;
+        _net.RunFor(1_000_000);
+        Assert.Equal(0, _newMember.Adopt(_new, _net.NowUs));
+        Assert.True(_newMember.HandOffPending);
+        Assert.Equal(TcpState.Established, c.State);
+        _net.NowUs += _newMember.NoAdopterUs;
+        Assert.Equal(0, _newMember.Adopt(_new, _net.NowUs));
+        Assert.False(_newMember.HandOffPending);
+        Assert.True(_net.RunUntil(() => c.State == TcpState.Closed, 1_000_000));
+        Assert.Equal(SocketError.ConnectionReset, c.TakeError());
+    }
+
+    [Fact]
+    public void TheLastMemberToExitResetsItsUnadoptedExports()
+    {
+        var (lo, ln, c, _) = QueuedConnection("");
+        *(ulong*)(_area + 1024) = 3000UL << 32 | 80;
+        _new.CloseListener(ln, _net.NowUs);
+        _newMember.ListenerRemoved(80);
+        Assert.Equal(1, CloseOld(lo));
+        Assert.Equal(0, _oldMember.ResetOrphanedExports(_old, _net.NowUs)); // a relative still lives
+        _dead.Add(2002);
+        Assert.Equal(1, _oldMember.ResetOrphanedExports(_old, _net.NowUs));
+        Assert.False(_oldMember.HandOffPending);
+        Assert.True(_net.RunUntil(() => c.State == TcpState.Closed, 1_000_000));
+    }
+
+    [Fact]
     public void AFullHandOffAreaRefusesAndTheConnectionIsReset()
     {
         var (lo, _, c, _) = QueuedConnection("");
