@@ -483,15 +483,19 @@ internal static unsafe class Engine
         s_stopping = true;
         lock (Gate)
         {
-            Group?.ResetOrphanedExports(Stack.Tcp, NowUs); // the last member: nobody else would reset them
             foreach ((int fd, UserSocket s) in FdTable.Snapshot())
             {
-                if (s.Handle >= 0)
+                if (s.Handle >= 0 && s.State == SocketState.Listening)
+                {
+                    ListenerGroups.Release(s); // counted out of the group; its queue goes to a relative that holds the port
+                }
+                else if (s.Handle >= 0)
                 {
                     Stack.Close(s.Handle);
                     s.Handle = -1;
                 }
             }
+            Group?.ResetOrphanedExports(Stack.Tcp, NowUs); // the last member: nobody else would reset them
             long end = NowUs + 50_000;
             while (NowUs < end && Stack.PollAt() != long.MaxValue && HasDevice)
             {
