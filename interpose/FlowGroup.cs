@@ -16,7 +16,8 @@ namespace UserTcp.Interpose;
 /// Layout (bytes): [0] magic, [8] family token, [16] member pids (64 x u32); [1024] listeners held by processes
 /// without a stack (384 x u64 pid &lt;&lt; 32 | port, written by cshim/group.c: nginx's master);
 /// [4096] listeners per port (65536 x i32); [4096 + 256 KiB] claims: 65536 buckets x 4 ways of u64
-/// (tag &lt;&lt; 32 | owner pid; 0 = free). A claim whose owner died is free for the taking.
+/// (tag &lt;&lt; 32 | owner pid; 0 = free). A claim whose owner died is free for the taking. After the claims: the
+/// hand-off area for connections a closing listener passes on (FlowGroup.HandOff.cs), whose entries can own claims.
 ///
 /// A flow's claim may live in either of two windows of 4 buckets (16 slots, 128 contiguous bytes each) whose homes
 /// come from independent bits of its hash; a new claim goes to the emptier window. So a bucket that happens to draw
