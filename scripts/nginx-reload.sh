@@ -3,15 +3,17 @@
 # kill -HUP to the master 1 s into a 4 s run; optionally two `nice 19` busy loops to load the cores. Prints, per run,
 # wrk's socket errors and the resets the server sent (tcpdump in the client namespace: [R] from 198.18.0.2).
 # --quit: one run with kill -QUIT (graceful quit) instead of reloads. PCAP_FILTER/KEEP_PCAP: capture more, keep it.
-# Usage: scripts/nginx-reload.sh [--runs N] [--busy] [--quit] [--lib PATH] [--suffix S]
+# --hups N: N reloads 0.7 s apart in each run (default 1).
+# Usage: scripts/nginx-reload.sh [--runs N] [--busy] [--quit] [--hups N] [--lib PATH] [--suffix S]
 set -uo pipefail
 cd "$(dirname "$0")/.."
-runs=5 busy=0 sig=HUP lib=$(pwd)/build/libusertcp.so suffix=reload
+runs=5 busy=0 sig=HUP hups=1 lib=$(pwd)/build/libusertcp.so suffix=reload
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) runs=$2; shift 2 ;;
     --busy) busy=1; shift ;;
     --quit) sig=QUIT runs=1; shift ;;
+    --hups) hups=$2; shift 2 ;;
     --lib) lib=$(realpath "$2"); shift 2 ;;
     --suffix) suffix=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
@@ -56,7 +58,7 @@ sleep 0.5
 m=$(cat "$work/nginx.pid")
 for r in $(seq "$runs"); do
   old=$(pgrep -P "$m" | sort | tr '\n' ' ')
-  ( sleep 1; kill -$sig "$m" ) &
+  ( sleep 1; kill -$sig "$m"; for _ in $(seq 2 "$hups"); do sleep 0.7; kill -$sig "$m"; done ) &
   hup=$!
   out=$(ip netns exec "$cli" wrk -t2 -c40 -d4s http://198.18.0.2/f4096.bin 2>&1)
   wait "$hup"
