@@ -359,6 +359,7 @@ internal static unsafe class Engine
     private static long PollCore()
     {
         long now = NowUs;
+        if (Group is { HandOffPending: true } g) g.Adopt(Stack.Tcp, now); // a closing listener's queue waits for us
         Stack.Poll(now);
         PollCount++;
         StackCounters c = Stack.Counters;
@@ -484,12 +485,17 @@ internal static unsafe class Engine
         {
             foreach ((int fd, UserSocket s) in FdTable.Snapshot())
             {
-                if (s.Handle >= 0)
+                if (s.Handle >= 0 && s.State == SocketState.Listening)
+                {
+                    ListenerGroups.Release(s); // counted out of the group; its queue goes to a relative that holds the port
+                }
+                else if (s.Handle >= 0)
                 {
                     Stack.Close(s.Handle);
                     s.Handle = -1;
                 }
             }
+            Group?.ResetOrphanedExports(Stack.Tcp, NowUs); // the last member: nobody else would reset them
             long end = NowUs + 50_000;
             while (NowUs < end && Stack.PollAt() != long.MaxValue && HasDevice)
             {

@@ -16,7 +16,8 @@ namespace UserTcp.Interpose;
 /// Layout (bytes): [0] magic, [8] family token, [16] member pids (64 x u32); [1024] listeners held by processes
 /// without a stack (384 x u64 pid &lt;&lt; 32 | port, written by cshim/group.c: nginx's master);
 /// [4096] listeners per port (65536 x i32); [4096 + 256 KiB] claims: 65536 buckets x 4 ways of u64
-/// (tag &lt;&lt; 32 | owner pid; 0 = free). A claim whose owner died is free for the taking.
+/// (tag &lt;&lt; 32 | owner pid; 0 = free). A claim whose owner died is free for the taking. After the claims: the
+/// hand-off area for connections a closing listener passes on (FlowGroup.HandOff.cs), whose entries can own claims.
 ///
 /// A flow's claim may live in either of two windows of 4 buckets (16 slots, 128 contiguous bytes each) whose homes
 /// come from independent bits of its hash; a new claim goes to the emptier window. So a bucket that happens to draw
@@ -30,11 +31,12 @@ namespace UserTcp.Interpose;
 /// after its insert and the claim further along the window gives way to the earlier one (a race of microseconds,
 /// only on a SYN seen by both while a neighbouring flow closes).
 /// </summary>
-internal sealed unsafe class FlowGroup : IFlowOwnership
+internal sealed unsafe partial class FlowGroup : IFlowOwnership
 {
     private const int MaxMembers = 64, Buckets = 65536, Ways = 4, Window = 4, Slots = 2 * Window * Ways;
     /// <summary>Bytes of the shared area (cshim/group.h UT_GROUP_BYTES must match).</summary>
-    internal const int AreaBytes = 4096 + 65536 * 4 + Buckets * Ways * 8;
+    internal const int AreaBytes = ClaimsEnd + HandOffHeaderBytes + HandOffEntries * HandOffEntryBytes;
+    private const int ClaimsEnd = 4096 + 65536 * 4 + Buckets * Ways * 8;
     internal const ulong Magic = 0x7573657274637031UL;
     private readonly byte* _base;
     private readonly int* _members;
@@ -60,13 +62,18 @@ internal sealed unsafe class FlowGroup : IFlowOwnership
         _claims = (ulong*)(area + 4096 + 65536 * 4);
         _pid = pid;
         _alive = alive;
+        _handOff = area + ClaimsEnd;
     }
 
     internal ulong Token => *(ulong*)(_base + 8);
 
     /// <summary>Joins the family's group, or returns null when there is no shared area (or no room).</summary>
-    internal static FlowGroup? Join(byte* area) =>
-        Join(area, Environment.ProcessId, pid => Kernel.PidAlive(pid) != 0, () => Engine.NowUs);
+    internal static FlowGroup? Join(byte* area)
+    {
+        FlowGroup? g = Join(area, Environment.ProcessId, pid => Kernel.PidAlive(pid) != 0, () => Engine.NowUs);
+        if (g is not null) g.Log = Kernel.Log;
+        return g;
+    }
 
     /// <summary>Joins as <paramref name="pid"/>, with <paramref name="alive"/> telling whether a member still lives
     /// (tests run several members in one process).</summary>
@@ -169,9 +176,9 @@ internal sealed unsafe class FlowGroup : IFlowOwnership
                     continue;
                 }
                 if (v >> 32 != tag) continue;
-                int owner = (int)(uint)v;
-                if (owner == _pid) return FlowOwner.Mine;
-                if (_alive(owner)) return FlowOwner.Other;
+                uint owner = (uint)v;
+                if (owner == (uint)_pid) return FlowOwner.Mine;
+                if (OwnerAlive(owner)) return FlowOwner.Other;
                 // The flow's claim outlived its owner: take it over in place.
                 if (Interlocked.CompareExchange(ref *Slot(h, i), mine, v) == v) return Confirm(h, i, tag);
                 goto retry;
@@ -184,7 +191,7 @@ internal sealed unsafe class FlowGroup : IFlowOwnership
                 for (int i = 0; i < Slots && !reclaimed; i++)
                 {
                     ulong v = Volatile.Read(ref *Slot(h, i));
-                    reclaimed = v != 0 && !_alive((int)(uint)v) && Interlocked.CompareExchange(ref *Slot(h, i), 0, v) == v;
+                    reclaimed = v != 0 && !OwnerAlive((uint)v) && Interlocked.CompareExchange(ref *Slot(h, i), 0, v) == v;
                 }
                 if (!reclaimed) return FlowOwner.NoRoom;
                 goto retry;
@@ -202,7 +209,7 @@ internal sealed unsafe class FlowGroup : IFlowOwnership
         for (int i = 0; i < at; i++)
         {
             ulong v = Volatile.Read(ref *Slot(h, i));
-            if (v == 0 || v >> 32 != tag || (int)(uint)v == _pid || !_alive((int)(uint)v)) continue;
+            if (v == 0 || v >> 32 != tag || (int)(uint)v == _pid || !OwnerAlive((uint)v)) continue;
             Interlocked.CompareExchange(ref *Slot(h, at), 0, tag << 32 | (uint)_pid);
             return FlowOwner.Other;
         }
@@ -218,9 +225,9 @@ internal sealed unsafe class FlowGroup : IFlowOwnership
         {
             ulong v = Volatile.Read(ref *Slot(h, i));
             if (v == 0 || v >> 32 != tag) continue;
-            int owner = (int)(uint)v;
-            if (owner == _pid) return FlowOwner.Mine;
-            return _alive(owner) ? FlowOwner.Other : FlowOwner.Nobody;
+            uint owner = (uint)v;
+            if (owner == (uint)_pid) return FlowOwner.Mine;
+            return OwnerAlive(owner) ? FlowOwner.Other : FlowOwner.Nobody;
         }
         return FlowOwner.Nobody;
     }

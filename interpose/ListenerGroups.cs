@@ -40,7 +40,13 @@ internal static class ListenerGroups
     internal static void Release(UserSocket s)
     {
         Group? g = s.Group;
-        if (s.State == SocketState.Listening && (g is null || g.Members == 1)) Engine.Group?.ListenerRemoved(s.LocalPort);
+        if (s.State == SocketState.Listening && (g is null || g.Members == 1) && Engine.Group is { } group)
+        {
+            // The stack listener closes: while another process of the group still holds the port, its unaccepted
+            // connections go to that process instead of being reset (FlowGroup.HandOff.cs).
+            group.ListenerRemoved(s.LocalPort);
+            group.ExportOnClose(Engine.Stack.Tcp, s.LocalPort, Engine.NowUs);
+        }
         if (g is null)
         {
             if (s.Handle >= 0) Engine.Stack.Close(s.Handle);

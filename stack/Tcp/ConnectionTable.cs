@@ -24,6 +24,8 @@ internal sealed class ConnectionTable
     public int Count => _count;
     /// <summary>Length of the bucket array.</summary>
     public int Buckets => _buckets.Length;
+    /// <summary>First connection of bucket <paramref name="i"/> (a full walk, for rare whole-table work).</summary>
+    public TcpConnection? Head(int i) => _buckets[i];
 
     private static int Index(in TcpTuple t, int length) => t.GetHashCode() & (length - 1);
 

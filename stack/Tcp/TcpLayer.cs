@@ -48,7 +48,7 @@ public enum TcpIcmpError
 /// The TCP layer of one stack: demultiplexing by 4-tuple, listeners, ports, ISNs and SYN cookies, stateless replies
 /// (RST, cookie SYN-ACK), and the timer heap. One thread drives it.
 /// </summary>
-public sealed class TcpLayer : ITimerHandler
+public sealed partial class TcpLayer : ITimerHandler
 {
     private readonly ConnectionTable _table;
     private readonly Dictionary<ushort, TcpListener> _listeners = new();

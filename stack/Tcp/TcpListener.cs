@@ -38,6 +38,7 @@ public sealed class TcpListener
     public long UserTimeoutUs;
     public int SendBufferSize, ReceiveBufferSize;
 
+    internal TcpConnection? QueueHead => _head;
     internal bool CanAcceptMore => PendingAccepts < Backlog;
     internal bool SynQueueFull => HalfOpen >= Backlog;
 

@@ -163,8 +163,9 @@ if wait_http on_kernel_cli curl -s -m 1 -o /dev/null http://198.18.0.2/index.htm
   # refused meanwhile (the kernel queues SYNs on the listening socket the master keeps; here the master's listener
   # makes the group drop a SYN for the peer to retry instead of answering RST). wrk counts a refused connection as a
   # write error; read errors are keep-alive connections the old workers closed, as on the kernel. A handshake that
-  # completes in an old worker in the instant before it closes its listener is still reset (docs/compatibility.md):
-  # a few under load, so the bound is one per wrk connection (before the fix: thousands).
+  # completes in an old worker in the instant before it closes its listener is handed to a process that still holds
+  # the listener (docs/architecture.md), so no write error is allowed (before the hand-off: 0-14 per reload under
+  # CPU load; before the held listeners: thousands).
   m=$(cat "$work/ngx3/nginx.pid")
   old_workers=$(pgrep -P "$m" | sort | tr '\n' ' ')
   ( sleep 1; kill -HUP "$m" ) &
@@ -173,7 +174,7 @@ if wait_http on_kernel_cli curl -s -m 1 -o /dev/null http://198.18.0.2/index.htm
   new_workers=$(pgrep -P "$m" | sort | tr '\n' ' ')
   werr=$(echo "$out" | sed -n 's/.*Socket errors:.*write \([0-9]*\).*/\1/p')
   rps=$(echo "$out" | awk '/^Requests\/sec/{print int($2)}')
-  if [ "${werr:-0}" -lt 40 ] && [ "${rps:-0}" -gt 1000 ] && ! echo "$out" | grep -q "Non-2xx" && [ "$old_workers" != "$new_workers" ]; then
+  if [ "${werr:-0}" -eq 0 ] && [ "${rps:-0}" -gt 1000 ] && ! echo "$out" | grep -q "Non-2xx" && [ "$old_workers" != "$new_workers" ]; then
     ok "nginx -s reload under load (2 workers): ${werr:-0} write errors, $rps req/s, workers replaced"
   else
     fail "nginx-reload" "write errors ${werr:-?}, workers '$old_workers' -> '$new_workers': $(echo "$out" | tail -4 | tr '\n' ' ')"
