@@ -294,6 +294,34 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
         return (ushort)sum;
     }
 
+    /// <summary>The driver can wake a receiver that sleeps (<see cref="ArmRxInterrupt"/>): memif, whose rings have an
+    /// eventfd the peer writes after sending while the receiver asks for it.</summary>
+    public bool HasRxInterrupt => _canRx && _owner.Driver == "net_memif";
+
+    /// <summary>
+    /// Before sleeping: asks the peer to signal the next frame for this queue and returns a file descriptor that
+    /// turns readable (POLLIN) when one arrives (or already waits: then it is readable at once). Negative errno when
+    /// there is nothing to sleep on: ENOTCONN while the link is down, ENOTSUP for drivers without it (or a memif
+    /// PMD laid out differently from DPDK 22.11's), ENODEV after close. The signals cost the peer a system call per
+    /// transmit burst, so call <see cref="DisarmRxInterrupt"/> once frames flow again. Not the data path: once per
+    /// sleep. May be called beside the thread that polls this device (it only flips the ring's flag).
+    /// </summary>
+    public int ArmRxInterrupt()
+    {
+        if (_detached) return -19; // ENODEV
+        if (!HasRxInterrupt) return -95; // ENOTSUP
+        return DpdkNative.MemifRxArm(_port, _queue);
+    }
+
+    /// <summary>Stops the peer's signals (the receiver polls again). With <paramref name="drain"/> also empties the
+    /// eventfd, so the next sleep does not end at once on a signal already consumed. 0 or a negative errno.</summary>
+    public int DisarmRxInterrupt(bool drain)
+    {
+        if (_detached) return -19;
+        if (!HasRxInterrupt) return -95;
+        return DpdkNative.MemifRxDisarm(_port, _queue, drain ? 1 : 0);
+    }
+
     /// <summary>Called by the port when it closes: later calls do nothing instead of touching a stopped port.</summary>
     internal void Detach()
     {

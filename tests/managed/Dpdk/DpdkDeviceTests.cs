@@ -76,6 +76,83 @@ public sealed unsafe class DpdkDeviceTests
     }
 
     [DpdkFact]
+    public void MemifPair_RxInterrupt_ArmedReceiverIsSignalled_DisarmedIsNot()
+    {
+        (DpdkPort a, DpdkPort b) = OpenMemifPair();
+        try
+        {
+            DpdkDevice server = a.Devices[0], client = b.Devices[0];
+            Assert.True(server.HasRxInterrupt && client.HasRxInterrupt);
+            // Both ring directions: the server receives on a client-to-server ring, the client on a server-to-client one.
+            Span<PacketBuf> burst = stackalloc PacketBuf[32];
+            foreach ((DpdkDevice rx, DpdkDevice tx) in new[] { (server, client), (client, server) })
+            {
+                Assert.Equal(0, rx.Receive(burst)); // the client posts its receive buffers in its first rx call
+                int fd = rx.ArmRxInterrupt();
+                Assert.True(fd >= 0, $"arm: errno {-fd}");
+                Assert.False(Readable(fd, 0), "signalled with nothing sent");
+                SendOne(tx, rx);
+                Assert.True(Readable(fd, 2000), "an armed receiver was not signalled");
+                Assert.Equal(1, ReceiveAll(rx));
+                Assert.Equal(0, rx.DisarmRxInterrupt(drain: true));
+                Assert.False(Readable(fd, 0), "the eventfd stayed readable after the drain");
+                // Disarmed: the peer sends without signalling (no system call per burst on a busy link).
+                SendOne(tx, rx);
+                Assert.False(Readable(fd, 100), "a disarmed receiver was signalled");
+                // A frame that arrived before the arm: the arm signals it itself, so the sleep ends at once.
+                Assert.Equal(fd, rx.ArmRxInterrupt());
+                Assert.True(Readable(fd, 0), "a frame waiting at arm time did not make the eventfd readable");
+                Assert.Equal(1, ReceiveAll(rx));
+                Assert.Equal(0, rx.DisarmRxInterrupt(drain: true));
+                Assert.False(Readable(fd, 0));
+            }
+        }
+        finally
+        {
+            ClosePair(a, b);
+        }
+        Assert.True(a.Devices[0].ArmRxInterrupt() < 0); // closed: nothing to sleep on
+    }
+
+    private static void SendOne(DpdkDevice from, DpdkDevice to)
+    {
+        Span<PacketBuf> tx = stackalloc PacketBuf[1];
+        Assert.Equal(1, from.Allocate(tx));
+        tx[0].SetLength(60);
+        Span<byte> f = tx[0].Data;
+        f.Clear();
+        to.Capabilities.MacAddress.Write(f);
+        from.Capabilities.MacAddress.Write(f[6..]);
+        BinaryPrimitives.WriteUInt16BigEndian(f[12..], TestEtherType);
+        Assert.Equal(1, from.Transmit(tx));
+    }
+
+    private static int ReceiveAll(DpdkDevice dev)
+    {
+        Span<PacketBuf> rx = stackalloc PacketBuf[32];
+        int total = 0;
+        var sw = Stopwatch.StartNew();
+        while (sw.ElapsedMilliseconds < 200)
+        {
+            int n = dev.Receive(rx);
+            dev.FreeBurst(rx[..n]);
+            total += n;
+            if (n == 0 && total > 0) break;
+        }
+        return total;
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "poll", SetLastError = true)]
+    private static extern int Poll(long* fds, ulong n, int timeoutMs);
+
+    private static bool Readable(int fd, int timeoutMs)
+    {
+        long pfd = (uint)fd | (1L << 32); // struct pollfd { int fd; short events = POLLIN; short revents; }
+        int r = Poll(&pfd, 1, timeoutMs);
+        return r == 1 && ((pfd >> 48) & 1) != 0;
+    }
+
+    [DpdkFact]
     public void MemifPair_TwoQueuePairs_EachQueueIsItsOwnDevice()
     {
         // memif maps transmit queue q of one end to receive queue q of the other: a frame sent on device q must
