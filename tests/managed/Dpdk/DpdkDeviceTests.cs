@@ -76,6 +76,46 @@ public sealed unsafe class DpdkDeviceTests
     }
 
     [DpdkFact]
+    public void MemifPair_MtuArgument_CarriesJumboFramesInOneSegment()
+    {
+        // mtu= is ours (taken out before the PMD sees the arguments): both ends report it, and a full-size frame
+        // crosses in one buffer each way (a multi-segment arrival would be dropped and counted).
+        (DpdkPort a, DpdkPort b) = OpenMemifPair(mtu: 16000);
+        try
+        {
+            DpdkDevice da = a.Devices[0], db = b.Devices[0];
+            Assert.Equal(16000, da.Capabilities.Mtu);
+            Assert.Equal(16000, db.Capabilities.Mtu);
+            foreach ((DpdkDevice from, DpdkDevice to) in new[] { (da, db), (db, da) })
+            {
+                Span<PacketBuf> tx = stackalloc PacketBuf[4];
+                Assert.Equal(4, from.Allocate(tx));
+                var sent = new List<byte[]>();
+                var rng = new Random(7);
+                for (int i = 0; i < 4; i++)
+                {
+                    Assert.True(tx[i].Capacity - tx[i].Offset >= 16014, $"buffer room {tx[i].Capacity - tx[i].Offset}");
+                    tx[i].SetLength(i == 0 ? 16014 : 9000 + i * 1000);
+                    Span<byte> f = tx[i].Data;
+                    rng.NextBytes(f);
+                    to.Capabilities.MacAddress.Write(f);
+                    from.Capabilities.MacAddress.Write(f[6..]);
+                    BinaryPrimitives.WriteUInt16BigEndian(f[12..], TestEtherType);
+                    sent.Add(f.ToArray());
+                }
+                List<byte[]> got = TransmitAndReceive(from, tx, to, from.Capabilities.MacAddress);
+                Assert.Equal(4, got.Count);
+                for (int i = 0; i < 4; i++) Assert.True(sent[i].AsSpan().SequenceEqual(got[i]), $"frame {i} differs");
+                Assert.Equal(0, to.RxMultiSegmentDrops);
+            }
+        }
+        finally
+        {
+            ClosePair(a, b);
+        }
+    }
+
+    [DpdkFact]
     public void MemifPair_RxInterrupt_ArmedReceiverIsSignalled_DisarmedIsNot()
     {
         (DpdkPort a, DpdkPort b) = OpenMemifPair();
@@ -650,18 +690,19 @@ public sealed unsafe class DpdkDeviceTests
 
     // ---- helpers
 
-    private static (DpdkPort, DpdkPort) OpenMemifPair(int queues = 1)
+    private static (DpdkPort, DpdkPort) OpenMemifPair(int queues = 1, int mtu = 0)
     {
+        string extra = mtu > 0 ? $",mtu={mtu}" : "";
         // Abstract socket, unique per test: a memif socket name cannot be reused within a process in DPDK 22.11.
         string sock = "/" + DpdkTestEnv.Unique("usertcp-memif") + ".sock";
         string id = DpdkTestEnv.Unique("");
         DpdkPort server = DpdkPort.Open(DpdkTestEnv.Eal, new DpdkPortConfig
-        { Device = $"net_memif{id}s,role=server,socket={sock},mac=02:00:c6:12:01:01", RxQueues = queues, TxQueues = queues });
+        { Device = $"net_memif{id}s,role=server,socket={sock},mac=02:00:c6:12:01:01{extra}", RxQueues = queues, TxQueues = queues });
         DpdkPort client;
         try
         {
             client = DpdkPort.Open(DpdkTestEnv.Eal, new DpdkPortConfig
-            { Device = $"net_memif{id}c,role=client,socket={sock},mac=02:00:c6:12:01:02", RxQueues = queues, TxQueues = queues });
+            { Device = $"net_memif{id}c,role=client,socket={sock},mac=02:00:c6:12:01:02{extra}", RxQueues = queues, TxQueues = queues });
         }
         catch
         {
