@@ -377,8 +377,9 @@ http {{
 
     # ---------------------------------------------------------------- topology (a)
     def memif_opts(self):
-        """Device arguments both memif ends get: `mtu=N` (--memif-mtu; stack/Dpdk/DpdkPort.cs) or nothing (1500)."""
-        return f",mtu={self.a.memif_mtu}" if self.a.memif_mtu else ""
+        """Device arguments both memif ends get: `mtu=N` (--memif-mtu; stack/Dpdk/DpdkPort.cs) or nothing (1500), and
+        `trusted=1` with --memif-trusted."""
+        return (f",mtu={self.a.memif_mtu}" if self.a.memif_mtu else "") + (",trusted=1" if self.a.memif_trusted else "")
 
     def a_client_cmd(self, side, cmd):
         """Topology (a): the client runs in the server namespace. kernel: over loopback. usertcp: under LD_PRELOAD
@@ -867,7 +868,9 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
               "LD_PRELOAD with `USERTCP_DEV=net_memif0,role=server`, the client under LD_PRELOAD with "
               "`USERTCP_DEV=net_memif1,role=client` (each process its own device, no kernel in the data path). "
               f"MTU: kernel, loopback's 65536; usertcp, {a.memif_mtu or 1500} on both memif ends"
-              + (f" (`mtu={a.memif_mtu}` appended to both USERTCP_DEV). " if a.memif_mtu else " (the PMD's default). "))
+              + (f" (`mtu={a.memif_mtu}` appended to both USERTCP_DEV). " if a.memif_mtu else " (the PMD's default). ")
+              + ("Checksums: kernel, none on loopback; usertcp, none either (`trusted=1` on both memif ends). "
+                 if a.memif_trusted else "Checksums: kernel, none on loopback; usertcp, computed and verified in software. "))
     a3 = [n for n in res if n.startswith("(a) W3")]
     a4 = [n for n in res if n.startswith("(a) W4")]
     if a3:
@@ -909,6 +912,9 @@ def main():
     ap.add_argument("--memif-mtu", type=int, default=0,
                     help="topology (a): MTU of both memif ends (`mtu=N` in USERTCP_DEV; 0: the PMD's 1500). The kernel "
                          "side runs over loopback (MTU 65536)")
+    ap.add_argument("--memif-trusted", action="store_true",
+                    help="topology (a): `trusted=1` on both memif ends: no checksums computed or verified, as the "
+                         "kernel's loopback")
     ap.add_argument("--usertcp-dev", default="net_af_packet0,iface=ut-srv0", help="USERTCP_DEV of the usertcp runs")
     ap.add_argument("--hugepages", type=int, default=0,
                     help="reserve at least this many 2 MiB hugepages first (system-wide, kept); 0: leave as is")

@@ -61,6 +61,8 @@ public sealed unsafe class DpdkPort : IDisposable
     /// <summary>IP MTU of the port.</summary>
     public int Mtu { get; }
     public bool Rss { get; }
+    /// <summary>memif <c>trusted=1</c>: checksums neither computed nor verified on this link (see MemifArgs).</summary>
+    public bool TrustedLink { get; }
     public int PoolSize { get; }
     public int RxDescriptors { get; }
     public int TxDescriptors { get; }
@@ -70,8 +72,10 @@ public sealed unsafe class DpdkPort : IDisposable
     /// <summary>The devices, one per queue pair (index = queue id).</summary>
     public ReadOnlySpan<DpdkDevice> Devices => _devices;
 
-    private DpdkPort(ushort portId, DpdkPortConfig cfg, nint pool, int poolSize, in DpdkNative.PortInfo info, int mtu)
+    private DpdkPort(ushort portId, DpdkPortConfig cfg, nint pool, int poolSize, in DpdkNative.PortInfo info, int mtu,
+        bool trusted)
     {
+        TrustedLink = trusted;
         PortId = portId;
         DeviceArgs = cfg.Device;
         NetworkNamespace = cfg.NetworkNamespace;
@@ -139,14 +143,19 @@ public sealed unsafe class DpdkPort : IDisposable
     /// port reports MTU N (the stack's MSS follows: N − 40), <c>bsize</c> becomes <see cref="MemifBufferSize"/>
     /// unless given, and the pool's buffers hold a whole frame. Both ends of a link must use the same value (the
     /// client's <c>bsize</c> sizes the shared buffers; a receiver whose mbufs are smaller than the sender's frames
-    /// would split them). Returns the PMD's arguments and the MTU (0: not given).
+    /// would split them).
+    /// <c>trusted=1</c> (also ours): both ends are usertcp processes on this host, and memory does not corrupt
+    /// frames, so checksums are neither computed nor verified, as on Linux's loopback (CHECKSUM_UNNECESSARY): the
+    /// device reports all four checksum offloads, sends what the stack leaves in the checksum fields (the
+    /// pseudo-header sum), and marks every received frame's checksums good. Both ends must set it: a peer that
+    /// verifies drops every segment (TcpBadChecksum). Returns the PMD's arguments, the MTU (0: not given) and trusted.
     /// </summary>
-    internal static (string DeviceArgs, int Mtu) MemifMtu(string device)
+    internal static (string DeviceArgs, int Mtu, bool Trusted) MemifArgs(string device)
     {
-        if (!device.StartsWith("net_memif", StringComparison.Ordinal)) return (device, 0);
+        if (!device.StartsWith("net_memif", StringComparison.Ordinal)) return (device, 0, false);
         string[] parts = device.Split(',');
         int mtu = 0;
-        bool bsize = false;
+        bool bsize = false, trusted = false;
         var kept = new System.Collections.Generic.List<string>(parts.Length + 1);
         foreach (string part in parts)
         {
@@ -157,12 +166,18 @@ public sealed unsafe class DpdkPort : IDisposable
                     throw new ArgumentException($"memif mtu= must be 576..{MaxMemifMtu}: '{part}'");
                 continue;
             }
+            if (part.StartsWith("trusted=", StringComparison.Ordinal))
+            {
+                if (part != "trusted=0" && part != "trusted=1")
+                    throw new ArgumentException($"memif trusted= must be 0 or 1: '{part}'");
+                trusted = part == "trusted=1";
+                continue;
+            }
             bsize |= part.StartsWith("bsize=", StringComparison.Ordinal);
             kept.Add(part);
         }
-        if (mtu == 0) return (device, 0);
-        if (!bsize) kept.Add($"bsize={MemifBufferSize(mtu)}");
-        return (string.Join(',', kept), mtu);
+        if (mtu != 0 && !bsize) kept.Add($"bsize={MemifBufferSize(mtu)}");
+        return (string.Join(',', kept), mtu, trusted);
     }
 
     /// <summary>memif buffer for <c>mtu=</c>: the frame with the same room as an mbuf's (VLAN tag, FCS), rounded up to
@@ -173,7 +188,7 @@ public sealed unsafe class DpdkPort : IDisposable
     private static DpdkPort OpenInCurrentNamespace(DpdkPortConfig cfg)
     {
         ushort port;
-        (string pmdArgs, int memifMtu) = MemifMtu(cfg.Device);
+        (string pmdArgs, int memifMtu, bool trusted) = MemifArgs(cfg.Device);
         byte* devargs = DpdkNative.Utf8(pmdArgs);
         int rc = DpdkNative.PortOpen(devargs, &port);
         NativeMemory.Free(devargs);
@@ -232,7 +247,7 @@ public sealed unsafe class DpdkPort : IDisposable
             DpdkNative.PoolFree(pool);
             throw new DpdkException($"cannot configure DPDK port {port} ('{cfg.Device}'): {DpdkNative.Describe(rc)}", -rc);
         }
-        return new DpdkPort(port, cfg, pool, poolSize, info, memifMtu);
+        return new DpdkPort(port, cfg, pool, poolSize, info, memifMtu, trusted);
     }
 
     /// <summary>Free mbufs in the pool (a leak check: equals <see cref="PoolSize"/> when the port is idle and
