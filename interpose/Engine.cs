@@ -177,7 +177,8 @@ internal static unsafe class Engine
     /// <summary>Whether a sleep of <paramref name="sleepUs"/> should also end on a frame (the device flag of the
     /// k_*_dev waits). On memif this arms the receive interrupt (<see cref="ArmRxInterrupt"/>).</summary>
     internal static int DeviceWaitFor(long sleepUs) =>
-        DeviceCanWait && (s_rxInterrupt is null ? sleepUs >= DeviceWaitMinUs : sleepUs >= RxInterruptMinUs && ArmRxInterrupt()) ? 1 : 0;
+        DeviceFds && Volatile.Read(ref s_wakeupsWithoutRx) < MaxWakeupsWithoutRx
+        && (s_rxInterrupt is null ? sleepUs >= DeviceWaitMinUs : sleepUs >= RxInterruptMinUs && ArmRxInterrupt()) ? 1 : 0;
 
     /// <summary>memif: only sleeps at least this long (µs) arm the receive interrupt. An armed ring costs the peer a
     /// write to the eventfd per transmit burst and this process a read per wake-up; the short sleeps between bursts
@@ -185,7 +186,9 @@ internal static unsafe class Engine
     /// long ones of a quiet link (from ~200 ms after the last packet, when the cap grows) end on the first frame.</summary>
     internal static long RxInterruptMinUs = 1_000;
 
-    private static bool DeviceCanWait => DeviceFds && Volatile.Read(ref s_wakeupsWithoutRx) < MaxWakeupsWithoutRx;
+    /// <summary>Sleeps may be long (the 50 ms deep-idle step): a frame will end them.</summary>
+    private static bool DeviceCanWait =>
+        DeviceFds && !s_rxLinkDown && Volatile.Read(ref s_wakeupsWithoutRx) < MaxWakeupsWithoutRx;
 
     /// <summary>A wait ended because a frame waits on the device.</summary>
     internal static void DeviceWoke()
@@ -201,12 +204,17 @@ internal static unsafe class Engine
     /// <summary>The peer was asked to signal frames: set by a waiter before it sleeps, cleared by the first wake-up or
     /// received frame after it, so a busy link costs no system call per burst on either end.</summary>
     private static volatile bool s_rxArmed;
+    /// <summary>memif's link was down at the last arm: no eventfd to sleep on, so the sleeps keep the plain schedule
+    /// (5 ms deep-idle step) until an arm succeeds: the peer's first frames after it connects are not left waiting
+    /// for a 50 ms step.</summary>
+    private static volatile bool s_rxLinkDown;
 
     /// <summary>Asks the memif peer to signal the next frame; the sleep then also waits on the ring's eventfd. False
     /// while the link is down (the plain schedule; the link coming up is noticed at the next poll).</summary>
     private static bool ArmRxInterrupt()
     {
         int fd = s_rxInterrupt!.ArmRxInterrupt();
+        s_rxLinkDown = fd == -Errno.ENOTCONN;
         if (fd < 0)
         {
             if (fd != -Errno.ENOTCONN)
