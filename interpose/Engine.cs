@@ -20,8 +20,8 @@ namespace UserTcp.Interpose;
 ///
 /// Progress: the application's own calls drive the stack (each call polls it first), so a busy server makes no
 /// extra system calls. Blocking calls and epoll/poll waits keep polling while they wait, sleeping in steps that grow
-/// from nothing (right after traffic) to <see cref="IdlePollUs"/> (idle); on a device with pollable fds (af_packet)
-/// the sleeps also end when a frame arrives (<see cref="DeviceWaitFor"/>). A background thread does the same for the
+/// from nothing (right after traffic) to <see cref="IdlePollUs"/> (idle); on a device with pollable fds (af_packet's
+/// sockets, memif's receive-ring eventfd) the sleeps also end when a frame arrives (<see cref="DeviceWaitFor"/>). A background thread does the same for the
 /// times no application thread is in a call, so ACKs, retransmissions and timers happen on time; it steps back while
 /// application threads are waiting.
 /// </summary>
@@ -56,7 +56,8 @@ internal static unsafe class Engine
     /// is about due anyway, and the extra pollfds cost more than they save).</summary>
     internal static long DeviceWaitMinUs = 20;
 
-    /// <summary>The device has pollable fds (af_packet's PACKET_RX_RING sockets): waits end when a frame arrives.</summary>
+    /// <summary>The device has pollable fds (af_packet's PACKET_RX_RING sockets, memif's receive-ring eventfd once
+    /// armed): waits end when a frame arrives.</summary>
     internal static bool DeviceFds { get; private set; }
     /// <summary>Device wake-ups since the stack last received a packet. A ring the driver cannot drain (no mbufs)
     /// would stay readable and turn every wait into a spin: past <see cref="MaxWakeupsWithoutRx"/> the waits fall back
@@ -155,7 +156,8 @@ internal static unsafe class Engine
     /// <summary>
     /// DPDK's af_packet driver reads one PACKET_RX_RING socket per queue; the kernel's poll() on it reports POLLIN
     /// while a frame waits in the ring for user space. The sockets are the AF_PACKET ones the port's start opened
-    /// (compared with <paramref name="before"/>). Other devices (memif, ring) have none: their waits keep the schedule.
+    /// (compared with <paramref name="before"/>). memif has none (its eventfd is armed per sleep, see
+    /// <see cref="ArmRxInterrupt"/>); ring has nothing: its waits keep the schedule.
     /// </summary>
     private static void FindDeviceFds(int* before, int nBefore)
     {
