@@ -91,7 +91,8 @@ long k_epoll_wait_us(int epfd, struct epoll_event *ev, int max, long us, const s
 /*
  * The device's pollable fds (DPDK af_packet: one PACKET_RX_RING socket per queue). poll() on such a socket reports
  * POLLIN while a frame waits in the ring for user space, so the waits below sleep until a packet or their timeout
- * instead of waking on a schedule. Set once after the port started (k_device_fds_set); none for memif or ring.
+ * instead of waking on a schedule. Set after the port started (k_device_fds_set); for memif, the receive ring's
+ * eventfd, set again whenever the link comes (back) up (interpose/Engine.cs ArmRxInterrupt); none for ring.
  */
 #include <dirent.h>
 #include <fcntl.h>

@@ -20,8 +20,8 @@ namespace UserTcp.Interpose;
 ///
 /// Progress: the application's own calls drive the stack (each call polls it first), so a busy server makes no
 /// extra system calls. Blocking calls and epoll/poll waits keep polling while they wait, sleeping in steps that grow
-/// from nothing (right after traffic) to <see cref="IdlePollUs"/> (idle); on a device with pollable fds (af_packet)
-/// the sleeps also end when a frame arrives (<see cref="DeviceWaitFor"/>). A background thread does the same for the
+/// from nothing (right after traffic) to <see cref="IdlePollUs"/> (idle); on a device with pollable fds (af_packet's
+/// sockets, memif's receive-ring eventfd) the sleeps also end when a frame arrives (<see cref="DeviceWaitFor"/>). A background thread does the same for the
 /// times no application thread is in a call, so ACKs, retransmissions and timers happen on time; it steps back while
 /// application threads are waiting.
 /// </summary>
@@ -56,7 +56,8 @@ internal static unsafe class Engine
     /// is about due anyway, and the extra pollfds cost more than they save).</summary>
     internal static long DeviceWaitMinUs = 20;
 
-    /// <summary>The device has pollable fds (af_packet's PACKET_RX_RING sockets): waits end when a frame arrives.</summary>
+    /// <summary>The device has pollable fds (af_packet's PACKET_RX_RING sockets, memif's receive-ring eventfd once
+    /// armed): waits end when a frame arrives.</summary>
     internal static bool DeviceFds { get; private set; }
     /// <summary>Device wake-ups since the stack last received a packet. A ring the driver cannot drain (no mbufs)
     /// would stay readable and turn every wait into a spin: past <see cref="MaxWakeupsWithoutRx"/> the waits fall back
@@ -129,6 +130,13 @@ internal static unsafe class Engine
                 int nBefore = (int)Kernel.PacketFds(before, 64);
                 s_device = DpdkDevice.Open(eal, new DpdkPortConfig { Device = WithDeviceDefaults(dev) });
                 FindDeviceFds(before, nBefore);
+                if (!DeviceFds && s_device is DpdkDevice rxi && rxi.HasRxInterrupt)
+                {
+                    // memif: no socket, but the ring's eventfd, which the peer writes when asked (ArmRxInterrupt).
+                    s_rxInterrupt = rxi;
+                    DeviceFds = true;
+                    Kernel.Log(2, "device waits: memif receive interrupts (the ring's eventfd, armed before each sleep)");
+                }
                 HasDevice = true;
                 DeviceDescription = dev;
             }
@@ -148,7 +156,8 @@ internal static unsafe class Engine
     /// <summary>
     /// DPDK's af_packet driver reads one PACKET_RX_RING socket per queue; the kernel's poll() on it reports POLLIN
     /// while a frame waits in the ring for user space. The sockets are the AF_PACKET ones the port's start opened
-    /// (compared with <paramref name="before"/>). Other devices (memif, ring) have none: their waits keep the schedule.
+    /// (compared with <paramref name="before"/>). memif has none (its eventfd is armed per sleep, see
+    /// <see cref="ArmRxInterrupt"/>); ring has nothing: its waits keep the schedule.
     /// </summary>
     private static void FindDeviceFds(int* before, int nBefore)
     {
@@ -168,15 +177,69 @@ internal static unsafe class Engine
     }
 
     /// <summary>Whether a sleep of <paramref name="sleepUs"/> should also end on a frame (the device flag of the
-    /// k_*_dev waits).</summary>
+    /// k_*_dev waits). On memif this arms the receive interrupt (<see cref="ArmRxInterrupt"/>).</summary>
     internal static int DeviceWaitFor(long sleepUs) =>
-        DeviceFds && sleepUs >= DeviceWaitMinUs && Volatile.Read(ref s_wakeupsWithoutRx) < MaxWakeupsWithoutRx ? 1 : 0;
+        DeviceFds && Volatile.Read(ref s_wakeupsWithoutRx) < MaxWakeupsWithoutRx
+        && (s_rxInterrupt is null ? sleepUs >= DeviceWaitMinUs : sleepUs >= RxInterruptMinUs && ArmRxInterrupt()) ? 1 : 0;
+
+    /// <summary>memif: only sleeps at least this long (µs) arm the receive interrupt. An armed ring costs the peer a
+    /// write to the eventfd per transmit burst and this process a read per wake-up; the short sleeps between bursts
+    /// of a busy link (up to <see cref="IdlePollUs"/>) stay plain, as before, so the busy path is unchanged, while the
+    /// long ones of a quiet link (from ~200 ms after the last packet, when the cap grows) end on the first frame.</summary>
+    internal static long RxInterruptMinUs = 1_000;
+
+    /// <summary>Sleeps may be long (the 50 ms deep-idle step): a frame will end them.</summary>
+    private static bool DeviceCanWait =>
+        DeviceFds && !s_rxLinkDown && Volatile.Read(ref s_wakeupsWithoutRx) < MaxWakeupsWithoutRx;
 
     /// <summary>A wait ended because a frame waits on the device.</summary>
     internal static void DeviceWoke()
     {
         Interlocked.Increment(ref s_wakeupsWithoutRx);
         Interlocked.Increment(ref DeviceWakeups);
+        if (s_rxInterrupt is not null) DisarmRxInterrupt();
+    }
+
+    /// <summary>memif: the device whose receive ring can signal a sleeper (null: none, or af_packet's sockets).</summary>
+    private static DpdkDevice? s_rxInterrupt;
+    private static int s_rxInterruptFd = -1;
+    /// <summary>The peer was asked to signal frames: set by a waiter before it sleeps, cleared by the first wake-up or
+    /// received frame after it, so a busy link costs no system call per burst on either end.</summary>
+    private static volatile bool s_rxArmed;
+    /// <summary>memif's link was down at the last arm: no eventfd to sleep on, so the sleeps keep the plain schedule
+    /// (5 ms deep-idle step) until an arm succeeds: the peer's first frames after it connects are not left waiting
+    /// for a 50 ms step.</summary>
+    private static volatile bool s_rxLinkDown;
+
+    /// <summary>Asks the memif peer to signal the next frame; the sleep then also waits on the ring's eventfd. False
+    /// while the link is down (the plain schedule; the link coming up is noticed at the next poll).</summary>
+    private static bool ArmRxInterrupt()
+    {
+        int fd = s_rxInterrupt!.ArmRxInterrupt();
+        s_rxLinkDown = fd == -Errno.ENOTCONN;
+        if (fd < 0)
+        {
+            if (fd != -Errno.ENOTCONN)
+            {
+                // Not the memif PMD layout the glue knows (or closed): poll on the schedule from now on.
+                DeviceFds = false;
+                Kernel.Log(1, $"memif receive interrupts unavailable (errno {-fd}): idle waits poll on a schedule");
+            }
+            return false;
+        }
+        if (fd != s_rxInterruptFd)
+        {
+            Kernel.DeviceFdsSet(&fd, 1); // a new eventfd after the link came (back) up
+            s_rxInterruptFd = fd;
+        }
+        s_rxArmed = true;
+        return true;
+    }
+
+    private static void DisarmRxInterrupt()
+    {
+        s_rxArmed = false;
+        s_rxInterrupt!.DisarmRxInterrupt(drain: true);
     }
 
     /// <summary>
@@ -365,6 +428,9 @@ internal static unsafe class Engine
         StackCounters c = Stack.Counters;
         if (c.RxPackets != s_lastRx || c.TxPackets != s_lastTx)
         {
+            // Frames flow: the receiver polls, the memif peer stops signalling (not on transmit alone: a timer's
+            // segment sent by another thread must not silence the signals a sleeping waiter asked for).
+            if (s_rxArmed && c.RxPackets != s_lastRx) DisarmRxInterrupt();
             s_lastRx = c.RxPackets;
             s_lastTx = c.TxPackets;
             s_lastActivityUs = now;
@@ -379,7 +445,7 @@ internal static unsafe class Engine
         long now = NowUs;
         long quietUs = now - Volatile.Read(ref s_lastActivityUs);
         // Long quiet spells (no packet for DeepIdleAfterUs) poll less often: an idle server should cost ~nothing.
-        long cap = quietUs <= DeepIdleAfterUs ? IdlePollUs : DeviceWaitFor(long.MaxValue) != 0 ? DeepIdleDevicePollUs : DeepIdlePollUs;
+        long cap = quietUs <= DeepIdleAfterUs ? IdlePollUs : DeviceCanWait ? DeepIdleDevicePollUs : DeepIdlePollUs;
         if (quietUs < SpinUs) backoffUs = 0;
         else backoffUs = backoffUs == 0 ? 10 : Math.Min(backoffUs * 2, cap);
         long sleep = backoffUs;

@@ -376,13 +376,18 @@ http {{
                     log(f"{name} round {r} {side}: {out.strip()}")
 
     # ---------------------------------------------------------------- topology (a)
+    def memif_opts(self):
+        """Device arguments both memif ends get: `mtu=N` (--memif-mtu; stack/Dpdk/DpdkPort.cs) or nothing (1500), and
+        `trusted=1` with --memif-trusted."""
+        return (f",mtu={self.a.memif_mtu}" if self.a.memif_mtu else "") + (",trusted=1" if self.a.memif_trusted else "")
+
     def a_client_cmd(self, side, cmd):
         """Topology (a): the client runs in the server namespace. kernel: over loopback. usertcp: under LD_PRELOAD
         with its own address and the client end of the memif link (a distinct device name: an unrelated process)."""
         if side == "kernel":
             return ["ip", "netns", "exec", self.srv] + cmd
         return ["ip", "netns", "exec", self.srv, "env", f"LD_PRELOAD={LIB}", "USERTCP_IP=198.18.0.1/24",
-                f"USERTCP_DEV=net_memif1,role=client,socket={self.memif_sock}",
+                f"USERTCP_DEV=net_memif1,role=client,socket={self.memif_sock}{self.memif_opts()}",
                 "USERTCP_DPDK_ARGS=--log-level=*:error"] + cmd
 
     def a_start_nginx(self, side):
@@ -395,7 +400,7 @@ http {{
             cmd = ["ip", "netns", "exec", self.srv]
         else:
             cmd = ["ip", "netns", "exec", self.srv, "env", f"LD_PRELOAD={LIB}", f"USERTCP_IP={SRV_IP}/24",
-                   f"USERTCP_DEV=net_memif0,role=server,socket={self.memif_sock}",
+                   f"USERTCP_DEV=net_memif0,role=server,socket={self.memif_sock}{self.memif_opts()}",
                    "USERTCP_DPDK_ARGS=--log-level=*:error"]
         run(cmd + ["/usr/sbin/nginx", "-p", self.work, "-c", f"{self.work}/nginx.conf"])
         for _ in range(50):
@@ -428,7 +433,7 @@ http {{
             full, host = ["ip", "netns", "exec", self.srv] + cmd, "127.0.0.1"
         else:
             full = ["ip", "netns", "exec", self.srv, "env", f"LD_PRELOAD={LIB}", f"USERTCP_IP={SRV_IP}/24",
-                    f"USERTCP_DEV=net_memif0,role=server,socket={self.memif_sock}",
+                    f"USERTCP_DEV=net_memif0,role=server,socket={self.memif_sock}{self.memif_opts()}",
                     "USERTCP_DPDK_ARGS=--log-level=*:error"] + cmd
             host = SRV_IP
         logf = open(os.path.join(self.work, f"server-a-{side}.log"), "a")
@@ -556,10 +561,10 @@ http {{
                     else:
                         common = ["USERTCP_VIRTUAL_FDS=1", "USERTCP_DPDK_ARGS=--log-level=*:error", f"LD_PRELOAD={LIB}"]
                         srv = ns + ["env"] + common + [f"USERTCP_IP={SRV_IP}/24",
-                                                       f"USERTCP_DEV=net_memif0,role=server,socket={sock}",
+                                                       f"USERTCP_DEV=net_memif0,role=server,socket={sock}{self.memif_opts()}",
                                                        f"{BENCH}/rpc_server", "7000", str(nports)]
                         cli = ns + ["env"] + common + ["USERTCP_IP=198.18.0.1/24",
-                                                       f"USERTCP_DEV=net_memif1,role=client,socket={sock}",
+                                                       f"USERTCP_DEV=net_memif1,role=client,socket={sock}{self.memif_opts()}",
                                                        f"RPC_CONNECT_SECONDS={max(60, n // 2000)}",
                                                        f"{BENCH}/rpc_client", "hold", SRV_IP, "7000", str(n), str(nports)]
                     logf = open(os.path.join(self.work, f"w5a-{side}.log"), "a")
@@ -861,7 +866,11 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
                 "CPU counts only nginx's worker.")
     a_note = ("Topology (a): client and server in one namespace; kernel: over 127.0.0.1; usertcp: the server under "
               "LD_PRELOAD with `USERTCP_DEV=net_memif0,role=server`, the client under LD_PRELOAD with "
-              "`USERTCP_DEV=net_memif1,role=client` (each process its own device, no kernel in the data path). ")
+              "`USERTCP_DEV=net_memif1,role=client` (each process its own device, no kernel in the data path). "
+              f"MTU: kernel, loopback's 65536; usertcp, {a.memif_mtu or 1500} on both memif ends"
+              + (f" (`mtu={a.memif_mtu}` appended to both USERTCP_DEV). " if a.memif_mtu else " (the PMD's default). ")
+              + ("Checksums: kernel, none on loopback; usertcp, none either (`trusted=1` on both memif ends). "
+                 if a.memif_trusted else "Checksums: kernel, none on loopback; usertcp, computed and verified in software. "))
     a3 = [n for n in res if n.startswith("(a) W3")]
     a4 = [n for n in res if n.startswith("(a) W4")]
     if a3:
@@ -900,6 +909,12 @@ def main():
     ap.add_argument("--churn-seconds", type=float, default=2)
     ap.add_argument("--workloads", default="W2,W1,W4,W3,W6", help="any of W2,W1,W4,W3,W6 (W6 also gives W5) in "
                     "topology (b); A2,A1,A3,A4 = W2,W1,W3,W4 in topology (a); W5a = W5 at scale (100k, 1M) in topology (a)")
+    ap.add_argument("--memif-mtu", type=int, default=0,
+                    help="topology (a): MTU of both memif ends (`mtu=N` in USERTCP_DEV; 0: the PMD's 1500). The kernel "
+                         "side runs over loopback (MTU 65536)")
+    ap.add_argument("--memif-trusted", action="store_true",
+                    help="topology (a): `trusted=1` on both memif ends: no checksums computed or verified, as the "
+                         "kernel's loopback")
     ap.add_argument("--usertcp-dev", default="net_af_packet0,iface=ut-srv0", help="USERTCP_DEV of the usertcp runs")
     ap.add_argument("--hugepages", type=int, default=0,
                     help="reserve at least this many 2 MiB hugepages first (system-wide, kept); 0: leave as is")

@@ -12,6 +12,7 @@
 //         churn S   open and close new connections (64 in flight) for S seconds while the N stay open;
 //                   prints "churn_rate=R failed=F"
 //         check     sends one byte on every held connection and waits for its echo; prints "alive=K"
+//         ping      one byte on the first held connection, its echo awaited in poll(); prints "ping_us=T"
 //         quit (or end of input)  closes everything and exits.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -220,6 +222,23 @@ static int cmd_hold(int n) {
                 }
             }
             printf("alive=%d\n", alive);
+        } else if (strncmp(line, "ping", 4) == 0) {
+            // One byte on the first held connection, its echo awaited in poll(): the round trip after a quiet
+            // spell (both ends may be asleep), in microseconds; -1 when it failed or took over 1 s.
+            int fd = -1;
+            for (int i = 0; i < n && fd < 0; i++) fd = fds[i];
+            char c = 'p', r;
+            double us = -1;
+            uint64_t t = now_ns();
+            if (fd >= 0 && write(fd, &c, 1) == 1) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                while (poll(&p, 1, 1000) == 1) {
+                    ssize_t k = read(fd, &r, 1);
+                    if (k == 1) { us = (double)(now_ns() - t) / 1e3; break; }
+                    if (k == 0 || (k < 0 && errno != EAGAIN)) break;
+                }
+            }
+            printf("ping_us=%.0f\n", us);
         } else if (strncmp(line, "quit", 4) == 0) {
             break;
         }

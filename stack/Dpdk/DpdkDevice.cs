@@ -23,6 +23,8 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
     private readonly int _maxBurst;
     private readonly bool _canRx, _canTx;
     private readonly bool _hwTxIp, _hwTxTcp, _hwRxIp, _hwRxTcp;
+    // memif trusted=1: no checksum is computed or verified on this link (DpdkPort.TrustedLink).
+    private readonly bool _trusted;
     // Scratch arrays of mbuf pointers for one burst, allocated once (unmanaged: the glue writes into them).
     private nint* _burst;
     private volatile bool _detached;
@@ -52,6 +54,7 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
         _hwRxTcp = (off & DpdkNative.OffRxTcp) != 0;
         _hwTxIp = (off & DpdkNative.OffTxIpv4) != 0;
         _hwTxTcp = (off & DpdkNative.OffTxTcp) != 0;
+        _trusted = owner.TrustedLink;
         _burst = (nint*)NativeMemory.AllocZeroed((nuint)maxBurst, (nuint)sizeof(nint));
         Capabilities = new DeviceCapabilities
         {
@@ -59,10 +62,10 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
             MacAddress = owner.MacAddress,
             MaxBurst = maxBurst,
             Headroom = RteMbuf.Headroom,
-            RxIpv4Checksum = _hwRxIp,
-            RxTcpChecksum = _hwRxTcp,
-            TxIpv4Checksum = _hwTxIp,
-            TxTcpChecksum = _hwTxTcp,
+            RxIpv4Checksum = _hwRxIp || _trusted,
+            RxTcpChecksum = _hwRxTcp || _trusted,
+            TxIpv4Checksum = _hwTxIp || _trusted,
+            TxTcpChecksum = _hwTxTcp || _trusted,
         };
     }
 
@@ -92,6 +95,7 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
             n = DpdkNative.RxPackets(_port, _queue, dst, (ushort)want, _burst, &segments);
         if (segments > 1) n = DropMultiSegment(burst, n); // nb_segs is 1 for every single-segment frame
         if (_hwRxIp | _hwRxTcp) ReadRxOffloads(burst, n);
+        else if (_trusted) MarkChecksumsGood(burst, n);
         return n;
     }
 
@@ -113,6 +117,12 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
         }
         for (int i = k; i < n; i++) burst[i] = default;
         return k;
+    }
+
+    /// <summary>A trusted link: nothing was checksummed by the sender, nothing is verified here.</summary>
+    private static void MarkChecksumsGood(Span<PacketBuf> burst, int n)
+    {
+        for (int i = 0; i < n; i++) burst[i].Offloads = PacketOffloads.RxIpv4ChecksumGood | PacketOffloads.RxTcpChecksumGood;
     }
 
     /// <summary>The driver's checksum verdicts, as <see cref="PacketOffloads"/>.</summary>
@@ -154,7 +164,9 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
         int rc;
         fixed (PacketBuf* src = burst)
         {
-            rc = DpdkNative.TxPackets(_port, _queue, src, (ushort)n, _burst, 0);
+            // A trusted link sends the frames as the stack left them (checksum requests ignored: memif reads no
+            // mbuf flags, and the peer verifies nothing).
+            rc = DpdkNative.TxPackets(_port, _queue, src, (ushort)n, _burst, _trusted ? 1 : 0);
             if (rc == DpdkNative.TxNeedsOffload)
             {
                 ApplyTxOffloads(burst, n);
@@ -292,6 +304,34 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
         if (i < length) sum += (ulong)p[i] << 8;
         while ((sum >> 16) != 0) sum = (sum & 0xFFFF) + (sum >> 16);
         return (ushort)sum;
+    }
+
+    /// <summary>The driver can wake a receiver that sleeps (<see cref="ArmRxInterrupt"/>): memif, whose rings have an
+    /// eventfd the peer writes after sending while the receiver asks for it.</summary>
+    public bool HasRxInterrupt => _canRx && _owner.Driver == "net_memif";
+
+    /// <summary>
+    /// Before sleeping: asks the peer to signal the next frame for this queue and returns a file descriptor that
+    /// turns readable (POLLIN) when one arrives (or already waits: then it is readable at once). Negative errno when
+    /// there is nothing to sleep on: ENOTCONN while the link is down, ENOTSUP for drivers without it (or a memif
+    /// PMD laid out differently from DPDK 22.11's), ENODEV after close. The signals cost the peer a system call per
+    /// transmit burst, so call <see cref="DisarmRxInterrupt"/> once frames flow again. Not the data path: once per
+    /// sleep. May be called beside the thread that polls this device (it only flips the ring's flag).
+    /// </summary>
+    public int ArmRxInterrupt()
+    {
+        if (_detached) return -19; // ENODEV
+        if (!HasRxInterrupt) return -95; // ENOTSUP
+        return DpdkNative.MemifRxArm(_port, _queue);
+    }
+
+    /// <summary>Stops the peer's signals (the receiver polls again). With <paramref name="drain"/> also empties the
+    /// eventfd, so the next sleep does not end at once on a signal already consumed. 0 or a negative errno.</summary>
+    public int DisarmRxInterrupt(bool drain)
+    {
+        if (_detached) return -19;
+        if (!HasRxInterrupt) return -95;
+        return DpdkNative.MemifRxDisarm(_port, _queue, drain ? 1 : 0);
     }
 
     /// <summary>Called by the port when it closes: later calls do nothing instead of touching a stopped port.</summary>

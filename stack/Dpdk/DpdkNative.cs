@@ -17,7 +17,7 @@ internal static unsafe class DpdkNative
 {
     public const string GlueFileName = "libusertcp-dpdk.so";
     // Must equal UTD_ABI_VERSION in glue.c.
-    public const int AbiVersion = 2;
+    public const int AbiVersion = 3;
 
     // Offload bits shared with glue.c (UTD_OFF_*).
     public const byte OffRxIpv4 = 1, OffRxTcp = 2, OffTxIpv4 = 4, OffTxTcp = 8;
@@ -57,6 +57,10 @@ internal static unsafe class DpdkNative
     public static delegate* unmanaged[Cdecl, SuppressGCTransition]<nint, PacketBuf*, uint, nint*, uint> AllocPackets;
     public static delegate* unmanaged[Cdecl, SuppressGCTransition]<ushort, ushort, PacketBuf*, ushort, nint*, int, int> TxPackets;
     public static delegate* unmanaged[Cdecl, SuppressGCTransition]<PacketBuf*, uint, nint*, void> FreePackets;
+    /// <summary>utd_memif_rx_arm / utd_memif_rx_disarm: memif receive interrupts (DpdkDevice.ArmRxInterrupt). Once
+    /// per sleep; they may read or write the queue's eventfd (non-blocking), so they keep the GC transition.</summary>
+    public static delegate* unmanaged[Cdecl]<ushort, ushort, int> MemifRxArm;
+    public static delegate* unmanaged[Cdecl]<ushort, ushort, int, int> MemifRxDisarm;
     /// <summary>utd_tx_packets: a packet needs its transmit checksum flags set or cleared first.</summary>
     public const int TxNeedsOffload = -1000000;
 
@@ -207,6 +211,8 @@ internal static unsafe class DpdkNative
         AllocPackets = (delegate* unmanaged[Cdecl, SuppressGCTransition]<nint, PacketBuf*, uint, nint*, uint>)E("utd_alloc_packets");
         TxPackets = (delegate* unmanaged[Cdecl, SuppressGCTransition]<ushort, ushort, PacketBuf*, ushort, nint*, int, int>)E("utd_tx_packets");
         FreePackets = (delegate* unmanaged[Cdecl, SuppressGCTransition]<PacketBuf*, uint, nint*, void>)E("utd_free_packets");
+        MemifRxArm = (delegate* unmanaged[Cdecl]<ushort, ushort, int>)E("utd_memif_rx_arm");
+        MemifRxDisarm = (delegate* unmanaged[Cdecl]<ushort, ushort, int, int>)E("utd_memif_rx_disarm");
     }
 
     /// <summary>Text for a negative errno / rte_errno value.</summary>

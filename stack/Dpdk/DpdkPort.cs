@@ -61,6 +61,8 @@ public sealed unsafe class DpdkPort : IDisposable
     /// <summary>IP MTU of the port.</summary>
     public int Mtu { get; }
     public bool Rss { get; }
+    /// <summary>memif <c>trusted=1</c>: checksums neither computed nor verified on this link (see MemifArgs).</summary>
+    public bool TrustedLink { get; }
     public int PoolSize { get; }
     public int RxDescriptors { get; }
     public int TxDescriptors { get; }
@@ -70,8 +72,10 @@ public sealed unsafe class DpdkPort : IDisposable
     /// <summary>The devices, one per queue pair (index = queue id).</summary>
     public ReadOnlySpan<DpdkDevice> Devices => _devices;
 
-    private DpdkPort(ushort portId, DpdkPortConfig cfg, nint pool, int poolSize, in DpdkNative.PortInfo info)
+    private DpdkPort(ushort portId, DpdkPortConfig cfg, nint pool, int poolSize, in DpdkNative.PortInfo info, int mtu,
+        bool trusted)
     {
+        TrustedLink = trusted;
         PortId = portId;
         DeviceArgs = cfg.Device;
         NetworkNamespace = cfg.NetworkNamespace;
@@ -79,7 +83,7 @@ public sealed unsafe class DpdkPort : IDisposable
         PoolSize = poolSize;
         fixed (byte* mac = info.Mac) MacAddress = MacAddress.Read(new ReadOnlySpan<byte>(mac, 6));
         fixed (byte* drv = info.Driver) Driver = Marshal.PtrToStringUTF8((nint)drv) ?? "";
-        Mtu = info.Mtu;
+        Mtu = mtu > 0 ? mtu : info.Mtu;
         Rss = info.Rss != 0;
         Offloads = info.Offloads;
         RxDescriptors = info.RxDescriptors;
@@ -128,10 +132,64 @@ public sealed unsafe class DpdkPort : IDisposable
         Check(cfg.PoolSize >= 0 && cfg.PoolCacheSize is >= 0 and <= 512, "bad pool size or cache size");
     }
 
+    /// <summary>Largest <c>mtu=</c> for memif: the frame (MTU + 14) plus the mbuf headroom must fit an mbuf's 16-bit
+    /// buffer length, and memif's <c>bsize</c> is 16-bit too.</summary>
+    public const int MaxMemifMtu = 65000;
+
+    /// <summary>
+    /// memif has no MTU of its own (the PMD has no mtu_set and reports 1500): its frames are bounded by its buffers
+    /// (<c>bsize</c>, 2048 by default; a longer frame spans several descriptors and arrives as a multi-segment mbuf,
+    /// which the device drops). <c>mtu=N</c> in the device arguments is ours, not the PMD's: it is taken out, the
+    /// port reports MTU N (the stack's MSS follows: N − 40), <c>bsize</c> becomes <see cref="MemifBufferSize"/>
+    /// unless given, and the pool's buffers hold a whole frame. Both ends of a link must use the same value (the
+    /// client's <c>bsize</c> sizes the shared buffers; a receiver whose mbufs are smaller than the sender's frames
+    /// would split them).
+    /// <c>trusted=1</c> (also ours): both ends are usertcp processes on this host, and memory does not corrupt
+    /// frames, so checksums are neither computed nor verified, as on Linux's loopback (CHECKSUM_UNNECESSARY): the
+    /// device reports all four checksum offloads, sends what the stack leaves in the checksum fields (the
+    /// pseudo-header sum), and marks every received frame's checksums good. Both ends must set it: a peer that
+    /// verifies drops every segment (TcpBadChecksum). Returns the PMD's arguments, the MTU (0: not given) and trusted.
+    /// </summary>
+    internal static (string DeviceArgs, int Mtu, bool Trusted) MemifArgs(string device)
+    {
+        if (!device.StartsWith("net_memif", StringComparison.Ordinal)) return (device, 0, false);
+        string[] parts = device.Split(',');
+        int mtu = 0;
+        bool bsize = false, trusted = false;
+        var kept = new System.Collections.Generic.List<string>(parts.Length + 1);
+        foreach (string part in parts)
+        {
+            if (part.StartsWith("mtu=", StringComparison.Ordinal))
+            {
+                if (!int.TryParse(part.AsSpan(4), System.Globalization.NumberStyles.None,
+                        System.Globalization.CultureInfo.InvariantCulture, out mtu) || mtu < 576 || mtu > MaxMemifMtu)
+                    throw new ArgumentException($"memif mtu= must be 576..{MaxMemifMtu}: '{part}'");
+                continue;
+            }
+            if (part.StartsWith("trusted=", StringComparison.Ordinal))
+            {
+                if (part != "trusted=0" && part != "trusted=1")
+                    throw new ArgumentException($"memif trusted= must be 0 or 1: '{part}'");
+                trusted = part == "trusted=1";
+                continue;
+            }
+            bsize |= part.StartsWith("bsize=", StringComparison.Ordinal);
+            kept.Add(part);
+        }
+        if (mtu != 0 && !bsize) kept.Add($"bsize={MemifBufferSize(mtu)}");
+        return (string.Join(',', kept), mtu, trusted);
+    }
+
+    /// <summary>memif buffer for <c>mtu=</c>: the frame with the same room as an mbuf's (VLAN tag, FCS), rounded up to
+    /// 64, at least the PMD's default. Equal to the mbufs' data room, which keeps both of the PMD's copy loops on
+    /// their one-descriptor-per-mbuf path.</summary>
+    internal static int MemifBufferSize(int mtu) => Math.Max(2048, (mtu + 14 + 4 + 4 + 63) / 64 * 64);
+
     private static DpdkPort OpenInCurrentNamespace(DpdkPortConfig cfg)
     {
         ushort port;
-        byte* devargs = DpdkNative.Utf8(cfg.Device);
+        (string pmdArgs, int memifMtu, bool trusted) = MemifArgs(cfg.Device);
+        byte* devargs = DpdkNative.Utf8(pmdArgs);
         int rc = DpdkNative.PortOpen(devargs, &port);
         NativeMemory.Free(devargs);
         if (rc < 0)
@@ -143,12 +201,18 @@ public sealed unsafe class DpdkPort : IDisposable
         }
 
         // The pool holds every receive descriptor's mbuf plus those in flight on transmit and in the stack's hands.
+        // memif with a large mtu=: its receive descriptors hold no mbufs (the PMD copies out of the shared buffers)
+        // and its transmit frees each mbuf once copied, so the pool only covers what the stack holds; at 64 KiB a
+        // buffer the default count would need half a gigabyte.
         int poolSize = cfg.PoolSize > 0 ? cfg.PoolSize
+            : memifMtu > 1500 ? 1024 * cfg.RxQueues
             : 2 * (cfg.RxQueues * cfg.RxDescriptors + cfg.TxQueues * cfg.TxDescriptors) + 1024;
         // A mempool ring works best with 2^n - 1 elements.
         poolSize = (int)(System.Numerics.BitOperations.RoundUpToPowerOf2((uint)poolSize + 1) - 1);
-        int frame = Math.Max(cfg.Mtu, 1500) + 14 + 4 + 4; // Ethernet header, VLAN tag, FCS room
-        ushort dataRoom = (ushort)(RteMbuf.Headroom + Math.Max(2048, frame));
+        int frame = Math.Max(Math.Max(cfg.Mtu, memifMtu), 1500) + 14 + 4 + 4; // Ethernet header, VLAN tag, FCS room
+        // memif copies a received frame into one mbuf only while the mbuf's room is at least its bsize.
+        if (memifMtu > 0) frame = MemifBufferSize(memifMtu);
+        ushort dataRoom = (ushort)Math.Min(65535, RteMbuf.Headroom + Math.Max(2048, frame));
         string poolName = $"ut{Environment.ProcessId}_{Interlocked.Increment(ref s_poolCounter)}";
         byte* name = DpdkNative.Utf8(poolName);
         nint pool = DpdkNative.PoolCreate(name, (uint)poolSize, (uint)cfg.PoolCacheSize, dataRoom, -1);
@@ -167,7 +231,7 @@ public sealed unsafe class DpdkPort : IDisposable
             TxQueues = (ushort)cfg.TxQueues,
             RxDescriptors = (ushort)cfg.RxDescriptors,
             TxDescriptors = (ushort)cfg.TxDescriptors,
-            Mtu = (ushort)cfg.Mtu,
+            Mtu = memifMtu > 0 ? (ushort)0 : (ushort)cfg.Mtu,
             Promiscuous = cfg.Promiscuous ? (byte)1 : (byte)0,
             Offloads = cfg.ChecksumOffload
                 ? (byte)(DpdkNative.OffRxIpv4 | DpdkNative.OffRxTcp | DpdkNative.OffTxIpv4 | DpdkNative.OffTxTcp)
@@ -183,7 +247,7 @@ public sealed unsafe class DpdkPort : IDisposable
             DpdkNative.PoolFree(pool);
             throw new DpdkException($"cannot configure DPDK port {port} ('{cfg.Device}'): {DpdkNative.Describe(rc)}", -rc);
         }
-        return new DpdkPort(port, cfg, pool, poolSize, info);
+        return new DpdkPort(port, cfg, pool, poolSize, info, memifMtu, trusted);
     }
 
     /// <summary>Free mbufs in the pool (a leak check: equals <see cref="PoolSize"/> when the port is idle and

@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <net/if.h>
 #include <pthread.h>
+#include <poll.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,11 +31,12 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
+#include <rte_interrupts.h>
 
 #define UTD_EXPORT __attribute__((visibility("default")))
 
 // Bumped whenever a signature or struct below changes; DpdkNative checks it at load time.
-#define UTD_ABI_VERSION 2
+#define UTD_ABI_VERSION 3
 
 // The managed mirror (stack/Dpdk/MbufLayout.cs) hard-codes these; fail the build if DPDK ever moves them.
 _Static_assert(sizeof(struct rte_mbuf) == 128, "rte_mbuf size");
@@ -597,4 +599,139 @@ UTD_EXPORT void utd_free(struct rte_mbuf *m)
 {
 	utd_clean_upper();
 	rte_pktmbuf_free(m);
+}
+
+// ---- memif receive interrupts: sleeping until the peer sends.
+//
+// memif's rings live in shared memory. Each ring has a flags word that its receiver owns; while it holds
+// MEMIF_RING_FLAG_MASK_INT the sender never signals, otherwise the sender's transmit writes 1 to the ring's eventfd
+// after moving the ring's producer index (and the receiver's rx burst reads the eventfd back). The DPDK 22.11 PMD
+// masks its receive rings when the link comes up ("polling mode") and offers no rx_queue_intr_enable, so the glue
+// does it: utd_memif_rx_arm clears the mask on the queue's ring and returns the ring's eventfd to sleep on;
+// utd_memif_rx_disarm sets the mask again once frames flow, so a busy link makes no system call per burst.
+//
+// The PMD keeps the queue, the process-private region table and the ring offset in private structs
+// (drivers/net/memif/rte_eth_memif.h, not installed), and struct rte_eth_dev / rte_eth_dev_data are in the
+// uninstalled ethdev_driver.h. The offsets below are read from the 22.11 build (the PMD's own code:
+// memif_init_queues, eth_memif_rx_zc, memif_connect, memif_free_regions) and checked on every arm against facts the glue
+// knows independently (the queue's port id, a valid ring size and type, the region index within the table, the
+// ring's cookie inside its region); any mismatch returns -ENOTSUP and the caller keeps polling on a schedule.
+#define UTD_MQ_TYPE 0x10          // memif_ring_type_t: 0 client-to-server, 1 server-to-client
+#define UTD_MQ_REGION 0x14        // uint16_t region index
+#define UTD_MQ_IN_PORT 0x16       // uint16_t port id
+#define UTD_MQ_RING_OFFSET 0x18   // uint32_t ring offset in the region
+#define UTD_MQ_LAST_HEAD 0x1c     // uint16_t
+#define UTD_MQ_LAST_TAIL 0x1e     // uint16_t
+#define UTD_MQ_INTR 0x38          // struct rte_intr_handle *
+#define UTD_MQ_LOG2 0x40          // uint8_t log2 of the ring size
+#define UTD_DEV_SIZE 0x4080       // sizeof(struct rte_eth_dev)
+#define UTD_DEV_DATA 0x30         // rte_eth_dev.data
+#define UTD_DEV_PROC_PRIVATE 0x38 // rte_eth_dev.process_private: struct memif_region *regions[256]; uint16_t n
+#define UTD_DATA_DEV_PRIVATE 0x60 // rte_eth_dev_data.dev_private: struct pmd_internals
+#define UTD_PMD_FLAGS 0x8         // pmd_internals.flags (uint32_t)
+#define UTD_PMD_CONNECTED 0x2     // ETH_MEMIF_FLAG_CONNECTED
+#define UTD_MEMIF_MAX_REGIONS 256
+#define UTD_MEMIF_COOKIE 0x3E31F20u
+// memif protocol (shared memory, stable across versions): the ring header.
+#define UTD_RING_FLAGS 4          // uint16_t, bit 0 MEMIF_RING_FLAG_MASK_INT
+#define UTD_RING_HEAD 6           // uint16_t
+#define UTD_RING_TAIL 64          // uint16_t, second cache line
+
+extern uint8_t utd_eth_devices[] __asm__("rte_eth_devices");
+
+// The receive ring of (port, queue) and its eventfd, or a negative errno: -ENOTCONN while the link is down (no
+// ring mapped yet), -ENOTSUP when the PMD's structs are not laid out as expected.
+static int utd_memif_rx_ring(uint16_t port, uint16_t queue, uint8_t **mq_out, volatile uint8_t **ring_out)
+{
+	if (port >= RTE_MAX_ETHPORTS || rte_eth_fp_ops[port].rxq.data == NULL)
+		return -ENODEV;
+	uint8_t *mq = rte_eth_fp_ops[port].rxq.data[queue];
+	if (mq == NULL)
+		return -ENODEV;
+	uint8_t log2 = mq[UTD_MQ_LOG2];
+	uint32_t type = *(uint32_t *)(mq + UTD_MQ_TYPE);
+	uint16_t region = *(uint16_t *)(mq + UTD_MQ_REGION);
+	if (*(uint16_t *)(mq + UTD_MQ_IN_PORT) != port || type > 1 || region >= UTD_MEMIF_MAX_REGIONS)
+		return -ENOTSUP;
+	if (log2 == 0)
+		return -ENOTCONN; // set when the link comes up
+	if (log2 > 15)
+		return -ENOTSUP;
+	uint8_t *dev = utd_eth_devices + (size_t)port * UTD_DEV_SIZE;
+	uint8_t *data = *(uint8_t **)(dev + UTD_DEV_DATA);
+	uint8_t *pmd = data != NULL ? *(uint8_t **)(data + UTD_DATA_DEV_PRIVATE) : NULL;
+	uint8_t **regions = *(uint8_t ***)(dev + UTD_DEV_PROC_PRIVATE);
+	if (pmd == NULL || regions == NULL)
+		return -ENOTSUP;
+	// The link goes down in the EAL interrupt thread: the PMD clears CONNECTED first, then unmaps the regions. The
+	// PMD's own rx burst makes the same check before it touches the ring (and has the same small window).
+	if (!(__atomic_load_n((uint32_t *)(pmd + UTD_PMD_FLAGS), __ATOMIC_ACQUIRE) & UTD_PMD_CONNECTED))
+		return -ENOTCONN;
+	uint8_t *r = regions[region];
+	if (r == NULL)
+		return -ENOTCONN;
+	uint8_t *base = *(uint8_t **)r;
+	uint64_t size = *(uint64_t *)(r + 8);
+	uint32_t off = *(uint32_t *)(mq + UTD_MQ_RING_OFFSET);
+	if (base == NULL)
+		return -ENOTCONN;
+	if ((uint64_t)off + 128 > size)
+		return -ENOTSUP;
+	volatile uint8_t *ring = base + off;
+	if (*(volatile uint32_t *)ring != UTD_MEMIF_COOKIE)
+		return -ENOTSUP;
+	*mq_out = mq;
+	*ring_out = ring;
+	// rte_intr_fd_get is marked experimental in 22.11 (present since 21.11, unchanged since).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	return rte_intr_fd_get(*(struct rte_intr_handle **)(mq + UTD_MQ_INTR));
+#pragma GCC diagnostic pop
+}
+
+// Asks the peer to signal the next frame on the receive queue and returns the eventfd to poll (POLLIN) before
+// sleeping, or a negative errno (see utd_memif_rx_ring). Frames that arrived before the peer could see the
+// request would never be signalled: when the ring already holds some, the glue signals the eventfd itself so the
+// sleep ends at once. Not a fast-path call (once per sleep); safe beside a receiving thread.
+UTD_EXPORT int utd_memif_rx_arm(uint16_t port, uint16_t queue)
+{
+	uint8_t *mq;
+	volatile uint8_t *ring;
+	int fd = utd_memif_rx_ring(port, queue, &mq, &ring);
+	if (fd < 0)
+		return fd < -1 ? fd : -ENOTCONN;
+	volatile uint16_t *flags = (volatile uint16_t *)(ring + UTD_RING_FLAGS);
+	if (*flags & 1)
+		*flags = (uint16_t)(*flags & ~1);
+	// The store above must be visible before the indexes are read (the sender writes its index, then reads flags).
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	uint32_t type = *(uint32_t *)(mq + UTD_MQ_TYPE);
+	int pending = type == 0 ? *(volatile uint16_t *)(ring + UTD_RING_HEAD) != *(volatile uint16_t *)(mq + UTD_MQ_LAST_HEAD)
+				: *(volatile uint16_t *)(ring + UTD_RING_TAIL) != *(volatile uint16_t *)(mq + UTD_MQ_LAST_TAIL);
+	if (pending) {
+		uint64_t one = 1;
+		ssize_t w = write(fd, &one, sizeof one);
+		(void)w;
+	}
+	return fd;
+}
+
+// Masks the peer's signals again (frames flow: the receiver polls) and, with drain, empties the eventfd so the next
+// sleep does not end at once. Returns 0 or a negative errno.
+UTD_EXPORT int utd_memif_rx_disarm(uint16_t port, uint16_t queue, int32_t drain)
+{
+	uint8_t *mq;
+	volatile uint8_t *ring;
+	int fd = utd_memif_rx_ring(port, queue, &mq, &ring);
+	if (fd < 0)
+		return fd < -1 ? fd : -ENOTCONN;
+	volatile uint16_t *flags = (volatile uint16_t *)(ring + UTD_RING_FLAGS);
+	if (!(*flags & 1))
+		*flags = (uint16_t)(*flags | 1);
+	if (drain) {
+		uint64_t v;
+		ssize_t r = read(fd, &v, sizeof v); // EFD_NONBLOCK: EAGAIN when nothing was signalled
+		(void)r;
+	}
+	return 0;
 }

@@ -76,6 +76,165 @@ public sealed unsafe class DpdkDeviceTests
     }
 
     [DpdkFact]
+    public void MemifPair_MtuArgument_CarriesJumboFramesInOneSegment()
+    {
+        // mtu= is ours (taken out before the PMD sees the arguments): both ends report it, and a full-size frame
+        // crosses in one buffer each way (a multi-segment arrival would be dropped and counted).
+        (DpdkPort a, DpdkPort b) = OpenMemifPair(mtu: 16000);
+        try
+        {
+            DpdkDevice da = a.Devices[0], db = b.Devices[0];
+            Assert.Equal(16000, da.Capabilities.Mtu);
+            Assert.Equal(16000, db.Capabilities.Mtu);
+            foreach ((DpdkDevice from, DpdkDevice to) in new[] { (da, db), (db, da) })
+            {
+                Span<PacketBuf> tx = stackalloc PacketBuf[4];
+                Assert.Equal(4, from.Allocate(tx));
+                var sent = new List<byte[]>();
+                var rng = new Random(7);
+                for (int i = 0; i < 4; i++)
+                {
+                    Assert.True(tx[i].Capacity - tx[i].Offset >= 16014, $"buffer room {tx[i].Capacity - tx[i].Offset}");
+                    tx[i].SetLength(i == 0 ? 16014 : 9000 + i * 1000);
+                    Span<byte> f = tx[i].Data;
+                    rng.NextBytes(f);
+                    to.Capabilities.MacAddress.Write(f);
+                    from.Capabilities.MacAddress.Write(f[6..]);
+                    BinaryPrimitives.WriteUInt16BigEndian(f[12..], TestEtherType);
+                    sent.Add(f.ToArray());
+                }
+                List<byte[]> got = TransmitAndReceive(from, tx, to, from.Capabilities.MacAddress);
+                Assert.Equal(4, got.Count);
+                for (int i = 0; i < 4; i++) Assert.True(sent[i].AsSpan().SequenceEqual(got[i]), $"frame {i} differs");
+                Assert.Equal(0, to.RxMultiSegmentDrops);
+            }
+        }
+        finally
+        {
+            ClosePair(a, b);
+        }
+    }
+
+    [DpdkFact]
+    public void MemifPair_Trusted_ReportsChecksumOffloads_AndMarksReceivedFramesGood()
+    {
+        (DpdkPort a, DpdkPort b) = OpenMemifPair(extraArgs: ",trusted=1");
+        try
+        {
+            DpdkDevice da = a.Devices[0], db = b.Devices[0];
+            Assert.True(a.TrustedLink && b.TrustedLink);
+            DeviceCapabilities c = da.Capabilities;
+            Assert.True(c.TxIpv4Checksum && c.TxTcpChecksum && c.RxIpv4Checksum && c.RxTcpChecksum);
+            // A frame asking for checksum offload leaves as it is (nothing computed) and arrives marked good.
+            Span<PacketBuf> tx = stackalloc PacketBuf[1];
+            Assert.Equal(1, da.Allocate(tx));
+            tx[0].SetLength(80);
+            Span<byte> f = tx[0].Data;
+            f.Fill(0xA5);
+            db.Capabilities.MacAddress.Write(f);
+            da.Capabilities.MacAddress.Write(f[6..]);
+            BinaryPrimitives.WriteUInt16BigEndian(f[12..], 0x0800);
+            byte[] sent = f.ToArray();
+            tx[0].Offloads = PacketOffloads.TxIpv4Checksum | PacketOffloads.TxTcpChecksum;
+            Span<PacketBuf> rx = stackalloc PacketBuf[32];
+            int n = 0, accepted = 0;
+            var sw = Stopwatch.StartNew();
+            while (n == 0 && sw.ElapsedMilliseconds < 2000)
+            {
+                n = db.Receive(rx); // the client posts its receive buffers in its rx calls
+                if (accepted == 0) accepted = da.Transmit(tx);
+            }
+            Assert.Equal(1, accepted);
+            Assert.Equal(1, n);
+            Assert.True(rx[0].Data.SequenceEqual(sent), "a trusted link changed the frame");
+            Assert.Equal(PacketOffloads.RxIpv4ChecksumGood | PacketOffloads.RxTcpChecksumGood, rx[0].Offloads);
+            db.FreeBurst(rx[..n]);
+            Assert.Equal(0L, da.TxSoftwareChecksums);
+        }
+        finally
+        {
+            ClosePair(a, b);
+        }
+    }
+
+    [DpdkFact]
+    public void MemifPair_RxInterrupt_ArmedReceiverIsSignalled_DisarmedIsNot()
+    {
+        (DpdkPort a, DpdkPort b) = OpenMemifPair();
+        try
+        {
+            DpdkDevice server = a.Devices[0], client = b.Devices[0];
+            Assert.True(server.HasRxInterrupt && client.HasRxInterrupt);
+            // Both ring directions: the server receives on a client-to-server ring, the client on a server-to-client one.
+            Span<PacketBuf> burst = stackalloc PacketBuf[32];
+            foreach ((DpdkDevice rx, DpdkDevice tx) in new[] { (server, client), (client, server) })
+            {
+                Assert.Equal(0, rx.Receive(burst)); // the client posts its receive buffers in its first rx call
+                int fd = rx.ArmRxInterrupt();
+                Assert.True(fd >= 0, $"arm: errno {-fd}");
+                Assert.False(Readable(fd, 0), "signalled with nothing sent");
+                SendOne(tx, rx);
+                Assert.True(Readable(fd, 2000), "an armed receiver was not signalled");
+                Assert.Equal(1, ReceiveAll(rx));
+                Assert.Equal(0, rx.DisarmRxInterrupt(drain: true));
+                Assert.False(Readable(fd, 0), "the eventfd stayed readable after the drain");
+                // Disarmed: the peer sends without signalling (no system call per burst on a busy link).
+                SendOne(tx, rx);
+                Assert.False(Readable(fd, 100), "a disarmed receiver was signalled");
+                // A frame that arrived before the arm: the arm signals it itself, so the sleep ends at once.
+                Assert.Equal(fd, rx.ArmRxInterrupt());
+                Assert.True(Readable(fd, 0), "a frame waiting at arm time did not make the eventfd readable");
+                Assert.Equal(1, ReceiveAll(rx));
+                Assert.Equal(0, rx.DisarmRxInterrupt(drain: true));
+                Assert.False(Readable(fd, 0));
+            }
+        }
+        finally
+        {
+            ClosePair(a, b);
+        }
+        Assert.True(a.Devices[0].ArmRxInterrupt() < 0); // closed: nothing to sleep on
+    }
+
+    private static void SendOne(DpdkDevice from, DpdkDevice to)
+    {
+        Span<PacketBuf> tx = stackalloc PacketBuf[1];
+        Assert.Equal(1, from.Allocate(tx));
+        tx[0].SetLength(60);
+        Span<byte> f = tx[0].Data;
+        f.Clear();
+        to.Capabilities.MacAddress.Write(f);
+        from.Capabilities.MacAddress.Write(f[6..]);
+        BinaryPrimitives.WriteUInt16BigEndian(f[12..], TestEtherType);
+        Assert.Equal(1, from.Transmit(tx));
+    }
+
+    private static int ReceiveAll(DpdkDevice dev)
+    {
+        Span<PacketBuf> rx = stackalloc PacketBuf[32];
+        int total = 0;
+        var sw = Stopwatch.StartNew();
+        while (sw.ElapsedMilliseconds < 200)
+        {
+            int n = dev.Receive(rx);
+            dev.FreeBurst(rx[..n]);
+            total += n;
+            if (n == 0 && total > 0) break;
+        }
+        return total;
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "poll", SetLastError = true)]
+    private static extern int Poll(long* fds, ulong n, int timeoutMs);
+
+    private static bool Readable(int fd, int timeoutMs)
+    {
+        long pfd = (uint)fd | (1L << 32); // struct pollfd { int fd; short events = POLLIN; short revents; }
+        int r = Poll(&pfd, 1, timeoutMs);
+        return r == 1 && ((pfd >> 48) & 1) != 0;
+    }
+
+    [DpdkFact]
     public void MemifPair_TwoQueuePairs_EachQueueIsItsOwnDevice()
     {
         // memif maps transmit queue q of one end to receive queue q of the other: a frame sent on device q must
@@ -573,18 +732,19 @@ public sealed unsafe class DpdkDeviceTests
 
     // ---- helpers
 
-    private static (DpdkPort, DpdkPort) OpenMemifPair(int queues = 1)
+    private static (DpdkPort, DpdkPort) OpenMemifPair(int queues = 1, int mtu = 0, string extraArgs = "")
     {
+        string extra = (mtu > 0 ? $",mtu={mtu}" : "") + extraArgs;
         // Abstract socket, unique per test: a memif socket name cannot be reused within a process in DPDK 22.11.
         string sock = "/" + DpdkTestEnv.Unique("usertcp-memif") + ".sock";
         string id = DpdkTestEnv.Unique("");
         DpdkPort server = DpdkPort.Open(DpdkTestEnv.Eal, new DpdkPortConfig
-        { Device = $"net_memif{id}s,role=server,socket={sock},mac=02:00:c6:12:01:01", RxQueues = queues, TxQueues = queues });
+        { Device = $"net_memif{id}s,role=server,socket={sock},mac=02:00:c6:12:01:01{extra}", RxQueues = queues, TxQueues = queues });
         DpdkPort client;
         try
         {
             client = DpdkPort.Open(DpdkTestEnv.Eal, new DpdkPortConfig
-            { Device = $"net_memif{id}c,role=client,socket={sock},mac=02:00:c6:12:01:02", RxQueues = queues, TxQueues = queues });
+            { Device = $"net_memif{id}c,role=client,socket={sock},mac=02:00:c6:12:01:02{extra}", RxQueues = queues, TxQueues = queues });
         }
         catch
         {
