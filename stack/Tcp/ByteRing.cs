@@ -53,6 +53,9 @@ public unsafe struct ByteRing
     public int Free => Capacity - _count;
     public bool IsEmpty => _count == 0;
     public bool HasBlock => !_block.IsNull;
+    /// <summary>True when a block is held but no bytes (contiguous or out-of-order): <see cref="ReleaseIfEmpty"/>
+    /// would give it back.</summary>
+    public bool IsDrained => _extent == 0 && !_block.IsNull;
     /// <summary>True when bytes beyond <see cref="Count"/> were placed by WriteAt and not yet advanced over.</summary>
     public bool HasOutOfOrderBytes => _extent > _count;
 

@@ -387,7 +387,7 @@ public sealed partial class TcpConnection
             if (_sndUna == _sndMax) { if (!Has(ConnFlags.Persist)) _rtoAt = 0; }
             else { Clear(ConnFlags.Persist); _rtoAt = DeadlineMs(nowUs + CurrentRtoUs); }
             ScheduleTimer();
-            ReleaseBuffersIfIdle();
+            if (_snd.IsDrained) OnBuffersDrained(nowUs);
         }
         else if (duplicate)
         {
@@ -526,7 +526,7 @@ public sealed partial class TcpConnection
         // the ring's extent always matches the intervals and the block can go back to the pool when drained.
         _rcv.ForgetOutOfOrderFrom(_ooo.HighestEnd);
         Set(ConnFlags.AckNow);
-        if (_ooo.IsEmpty) { _layer.ReturnAssembler(_ooo); _ooo = null; ReleaseBuffersIfIdle(); }
+        if (_ooo.IsEmpty) { _layer.ReturnAssembler(_ooo); _ooo = null; OnBuffersDrained(nowUs); }
     }
 
     /// <summary>Consumes the peer's FIN once every byte before it has arrived (RFC 9293 §3.10.7.4 eighth step).</summary>

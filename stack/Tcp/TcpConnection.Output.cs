@@ -63,6 +63,9 @@ public sealed partial class TcpConnection
         bool sent = false;
         SeqNumber dataEnd = DataEndSeq();
         bool finQueued = Has(ConnFlags.FinQueued);
+        // Nothing queued past SND.NXT and no FIN to send: the loop below would stop at once (the common call after
+        // input or an ACK), so skip its window arithmetic.
+        if (!finQueued && _sndNxt >= dataEnd) return false;
         // RFC 5681 §4.1: after an idle period longer than the RTO, restart from at most the initial window.
         if (_sndUna == _sndMax && _lastSendMs != 0 && ElapsedUs(nowUs, _lastSendMs) > CurrentRtoUs && _sndNxt < dataEnd) _cc.OnIdleRestart(nowUs);
         while (true)
@@ -265,6 +268,9 @@ public sealed partial class TcpConnection
         TcpFlags flags = extra;
         if (!(syn && State == TcpState.SynSent)) flags |= TcpFlags.Ack;
 
+        if (!syn && (!Has(ConnFlags.Sack) || _ooo == null || _ooo.IsEmpty))
+            return TransmitPlain(seq, len, flags, nowUs);
+
         var opt = new TcpOptions();
         TcpConfig c = _layer.Config;
         if (syn)
@@ -330,4 +336,38 @@ public sealed partial class TcpConnection
         }
         return true;
     }
+
+    /// <summary>The common segment of a synchronized connection: no SYN and no SACK blocks, so the options are
+    /// either nothing or NOP, NOP, timestamps (the layout <see cref="TcpOptions.Emit"/> writes for them). Header and
+    /// options are written in one pass, without building a <see cref="TcpOptions"/>.</summary>
+    private unsafe bool TransmitPlain(SeqNumber seq, int len, TcpFlags flags, long nowUs)
+    {
+        if (!_layer.TryAllocate(out PacketBuf p)) return false;
+        bool ts = Has(ConnFlags.Timestamps);
+        int hl = ts ? TcpHeaderView.MinLength + 12 : TcpHeaderView.MinLength;
+        byte* b = p.Buffer + p.Offset;
+        int roomLen = p.Capacity - p.Offset;
+        if (roomLen < hl + len) len = Math.Max(0, roomLen - hl); // a device buffer smaller than the MTU: clamp
+        if (len > 0)
+        {
+            len = _snd.Peek(seq - DataStartSeq(), new Span<byte>(b + hl, len));
+            if (seq + len == DataEndSeq()) flags |= TcpFlags.Psh;
+        }
+        ushort window = WindowField(syn: false);
+        TcpHeaderView.EmitRaw(b, Tuple.LocalPort, Tuple.RemotePort, seq.Value, _rcvNxt.Value, flags, window, hl);
+        if (ts)
+        {
+            *(uint*)(b + 20) = BigEndian(0x0101080Au);
+            *(uint*)(b + 24) = BigEndian(TsNow(nowUs));
+            *(uint*)(b + 28) = BigEndian(_tsRecent);
+        }
+        p.SetLength(hl + len);
+        _layer.Transmit(ref p, Tuple, nowUs);
+        _unackedBytes = 0;
+        Clear(ConnFlags.AckNow);
+        _delAckAt = 0;
+        return true;
+    }
+
+    private static uint BigEndian(uint v) => BitConverter.IsLittleEndian ? System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(v) : v;
 }

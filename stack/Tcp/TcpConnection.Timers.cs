@@ -45,12 +45,17 @@ public sealed partial class TcpConnection
 
     internal long NextDeadline()
     {
-        long d = long.MaxValue;
-        if (_rtoAt != 0) d = Math.Min(d, ExpandUs(_rtoAt));
-        if (_delAckAt != 0) d = Math.Min(d, ExpandUs(_delAckAt));
-        if (_keepAt != 0) d = Math.Min(d, ExpandUs(_keepAt));
-        if (_waitAt != 0) d = Math.Min(d, ExpandUs(_waitAt));
-        return d;
+        if ((_rtoAt | _delAckAt | _keepAt | _waitAt | _idleAt) == 0) return long.MaxValue;
+        // The earliest armed deadline as an offset from now (modulo 2^32, see above), expanded once.
+        long nowMs = _layer.NowUs / 1000;
+        uint now = (uint)nowMs;
+        int best = int.MaxValue;
+        if (_rtoAt != 0) best = Math.Min(best, (int)(_rtoAt - now));
+        if (_delAckAt != 0) best = Math.Min(best, (int)(_delAckAt - now));
+        if (_keepAt != 0) best = Math.Min(best, (int)(_keepAt - now));
+        if (_waitAt != 0) best = Math.Min(best, (int)(_waitAt - now));
+        if (_idleAt != 0) best = Math.Min(best, (int)(_idleAt - now));
+        return (nowMs + best) * 1000;
     }
 
     /// <summary>Registers the earliest deadline with the layer if it is earlier than the registered one.</summary>
@@ -113,6 +118,11 @@ public sealed partial class TcpConnection
             _keepAt = 0;
             OnKeepalive(nowUs);
             if (State == TcpState.Closed) return;
+        }
+        if (Reached(nowUs, _idleAt))
+        {
+            _idleAt = 0;
+            ReleaseBuffersIfIdle();
         }
         Output(nowUs);
         ScheduleTimer();

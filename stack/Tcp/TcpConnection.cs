@@ -71,6 +71,7 @@ public sealed partial class TcpConnection : TimerNode
     private uint _keepAt;
     private uint _waitAt;           // TIME_WAIT, FIN_WAIT_2 or SYN_RECEIVED expiry
     private uint _lastRecvMs;
+    private uint _idleAt;           // drained ring blocks go back to the pool then (TcpConfig.IdleBufferReleaseUs)
     private byte _keepProbes;
     private int _unackedBytes;      // bytes received since our last ACK
     private byte _quickAcks;        // in-order segments still to be acknowledged at once (Linux quick-ACK mode)
@@ -166,7 +167,7 @@ public sealed partial class TcpConnection : TimerNode
         _dupAcks = 0;
         _recover = _highRxt = default;
         _sack = null;
-        _rtoAt = _delAckAt = _keepAt = _waitAt = _lastRecvMs = 0;
+        _rtoAt = _delAckAt = _keepAt = _waitAt = _lastRecvMs = _idleAt = 0;
         _keepProbes = 0;
         _unackedBytes = 0;
         _quickAcks = 0;
@@ -415,7 +416,7 @@ public sealed partial class TcpConnection : TimerNode
             if (!peek)
             {
                 _rcv.Consume(n);
-                ReleaseBuffersIfIdle();
+                if (_rcv.IsDrained) OnBuffersDrained(nowUs);
                 MaybeWindowUpdate(nowUs);
             }
             UpdateReadiness();
@@ -586,6 +587,28 @@ public sealed partial class TcpConnection : TimerNode
 
     private SeqNumber DataStartSeq() => _sndUna == _iss ? _iss + 1 : _sndUna;
 
+    /// <summary>A ring drained: its block goes back to the pool after <see cref="TcpConfig.IdleBufferReleaseUs"/>
+    /// (the idle timer, <see cref="ReleaseBuffersIfIdle"/>) so a busy connection does not rent and return a block
+    /// per request; at once when that is 0 or the pool is under pressure. An empty assembler goes back at once.</summary>
+    private void OnBuffersDrained(long nowUs)
+    {
+        if (_ooo != null && _ooo.IsEmpty)
+        {
+            _layer.ReturnAssembler(_ooo);
+            _ooo = null;
+        }
+        if (_idleAt != 0) return; // already armed
+        long delay = _layer.Config.IdleBufferReleaseUs;
+        if (delay <= 0 || _layer.Buffers.UnderPressure)
+        {
+            ReleaseBuffersIfIdle();
+            return;
+        }
+        if (!_snd.IsDrained && !_rcv.IsDrained) return;
+        _idleAt = DeadlineMs(nowUs + delay);
+        ScheduleTimer();
+    }
+
     /// <summary>Returns ring blocks (and the assembler) to their pools when they hold nothing.</summary>
     private void ReleaseBuffersIfIdle()
     {
@@ -618,7 +641,7 @@ public sealed partial class TcpConnection : TimerNode
         // application reads them, then sees the error, then end of stream. Out-of-order bytes are dropped.
         if (IsOrphan) _rcv.Clear();
         else { _rcv.ForgetOutOfOrderFrom(0); _rcv.ReleaseIfEmpty(); }
-        _rtoAt = _delAckAt = _keepAt = _waitAt = 0;
+        _rtoAt = _delAckAt = _keepAt = _waitAt = _idleAt = 0;
         DropScoreboard();
         _layer.Unlink(this);
         if (Listener != null) Listener.OnChildClosed(this);

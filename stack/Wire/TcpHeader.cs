@@ -74,6 +74,22 @@ public readonly ref struct TcpHeaderView
         return true;
     }
 
+    /// <summary>Writes a fixed header (checksum zero, urgent zero) at <paramref name="b"/>, which must have room for
+    /// 20 bytes: the same bytes as <see cref="Emit"/>, in five stores.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe void EmitRaw(byte* b, ushort srcPort, ushort dstPort, uint seq, uint ack, TcpFlags flags,
+        ushort window, int headerLength)
+    {
+        *(uint*)b = Be((uint)srcPort << 16 | dstPort);
+        *(uint*)(b + 4) = Be(seq);
+        *(uint*)(b + 8) = Be(ack);
+        *(uint*)(b + 12) = Be((uint)(headerLength / 4) << 28 | (uint)(byte)flags << 16 | window);
+        *(uint*)(b + 16) = 0; // checksum and urgent pointer
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint Be(uint v) => BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(v) : v;
+
     /// <summary>Writes a fixed header (checksum zero, urgent zero) at the front of <paramref name="bytes"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TcpHeaderView Emit(Span<byte> bytes, ushort srcPort, ushort dstPort, uint seq, uint ack,
