@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 using UserTcp.Stack.Phy;
 using UserTcp.Stack.Wire;
 
@@ -53,7 +54,7 @@ public sealed partial class TcpConnection
         }
     }
 
-    private SeqNumber DataEndSeq() => DataStartSeq() + _snd.Count;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private SeqNumber DataEndSeq() => DataStartSeq() + _snd.Count;
 
     /// <summary>New data (and retransmission after a timeout, which rewinds SND.NXT), then the FIN.</summary>
     private bool SendNewData(long nowUs, bool force)
@@ -208,7 +209,7 @@ public sealed partial class TcpConnection
     }
 
     /// <summary>TSval: a millisecond clock (RFC 7323 §5.4 allows 1 ms..1 s ticks) plus the per-connection offset.</summary>
-    private uint TsNow(long nowUs) => unchecked((uint)(nowUs / 1000) + _tsOffset);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private uint TsNow(long nowUs) => unchecked((uint)(nowUs / 1000) + _tsOffset);
 
     /// <summary>The window field for the next segment, and the advertised right edge it implies.</summary>
     private ushort WindowField(bool syn)

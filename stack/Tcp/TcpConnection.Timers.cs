@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 
 namespace UserTcp.Stack.Tcp;
 
@@ -17,24 +18,24 @@ public sealed partial class TcpConnection
     internal const int MaxSpanMs = 24 * 86400 * 1000;
 
     /// <summary>The 32-bit deadline for time <paramref name="us"/>, rounded up to the millisecond; never 0.</summary>
-    private static uint DeadlineMs(long us)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static uint DeadlineMs(long us)
     {
         uint ms = (uint)((Math.Max(us, 0) + 999) / 1000);
         return ms == 0 ? 1 : ms;
     }
 
     /// <summary>A 32-bit stamp of time <paramref name="us"/> (rounded down); never 0.</summary>
-    private static uint StampMs(long us)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static uint StampMs(long us)
     {
         uint ms = (uint)(us / 1000);
         return ms == 0 ? 1 : ms;
     }
 
     /// <summary>Whether the armed deadline <paramref name="atMs"/> has come at <paramref name="nowUs"/>.</summary>
-    private static bool Reached(long nowUs, uint atMs) => atMs != 0 && (int)((uint)(nowUs / 1000) - atMs) >= 0;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static bool Reached(long nowUs, uint atMs) => atMs != 0 && (int)((uint)(nowUs / 1000) - atMs) >= 0;
 
     /// <summary>Time since the stamp <paramref name="stampMs"/>, in µs (millisecond resolution).</summary>
-    private static long ElapsedUs(long nowUs, uint stampMs) => (long)(int)((uint)(nowUs / 1000) - stampMs) * 1000;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static long ElapsedUs(long nowUs, uint stampMs) => (long)(int)((uint)(nowUs / 1000) - stampMs) * 1000;
 
     /// <summary>The full time in µs of a 32-bit deadline, relative to the layer's clock.</summary>
     private long ExpandUs(uint ms)

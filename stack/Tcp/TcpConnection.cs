@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 using UserTcp.Stack.Wire;
 
 namespace UserTcp.Stack.Tcp;
@@ -223,9 +224,9 @@ public sealed partial class TcpConnection : TimerNode
     public int ReceiveBufferSize => _rcv.Capacity;
     public bool IsOrphan => UserHandle < 0;
 
-    private bool Has(ConnFlags f) => (_flags & f) != 0;
-    private void Set(ConnFlags f) => _flags |= f;
-    private void Clear(ConnFlags f) => _flags &= ~f;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private bool Has(ConnFlags f) => (_flags & f) != 0;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private void Set(ConnFlags f) => _flags |= f;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private void Clear(ConnFlags f) => _flags &= ~f;
 
     internal bool IsFromCookie => Has(ConnFlags.Cookie);
 
@@ -551,7 +552,7 @@ public sealed partial class TcpConnection : TimerNode
 
     /// <summary>Whether the send buffer has enough room to report EPOLLOUT (as Linux: free space at least half the
     /// bytes queued).</summary>
-    private bool Writable => _snd.Free > 0 && _snd.Free >= _snd.Count / 2;
+    private bool Writable { [MethodImpl(MethodImplOptions.AggressiveInlining)] get { int free = _snd.Free; return free > 0 && free >= _snd.Count / 2; } }
 
     /// <summary>epoll bits, following Linux's tcp_poll: HUP when both directions are shut (or closed), IN|RDHUP once
     /// the receive side is shut (FIN or SHUT_RD), OUT when writable or once the send side is shut (a write then fails
@@ -585,7 +586,7 @@ public sealed partial class TcpConnection : TimerNode
         _layer.Events?.OnReadinessChanged(this, r);
     }
 
-    private SeqNumber DataStartSeq() => _sndUna == _iss ? _iss + 1 : _sndUna;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private SeqNumber DataStartSeq() => _sndUna == _iss ? _iss + 1 : _sndUna;
 
     /// <summary>A ring drained: its block goes back to the pool after <see cref="TcpConfig.IdleBufferReleaseUs"/>
     /// (the idle timer, <see cref="ReleaseBuffersIfIdle"/>) so a busy connection does not rent and return a block
