@@ -386,7 +386,7 @@ public sealed partial class TcpConnection
             // RFC 6298 §5.2/5.3: stop the timer when everything is acknowledged, else restart it.
             if (_sndUna == _sndMax) { if (!Has(ConnFlags.Persist)) _rtoAt = 0; }
             else { Clear(ConnFlags.Persist); _rtoAt = DeadlineMs(nowUs + CurrentRtoUs); }
-            ScheduleTimer();
+            if (_rtoAt != 0) ScheduleAt(_rtoAt); // the other deadlines did not change
             if (_snd.IsDrained) OnBuffersDrained(nowUs);
         }
         else if (duplicate)
@@ -503,7 +503,7 @@ public sealed partial class TcpConnection
             // In quick-ACK mode (start of the connection) every segment is acknowledged at once.
             if (_quickAcks > 0) { _quickAcks--; Set(ConnFlags.AckNow); }
             else if (_unackedBytes >= 2 * _peerMss) Set(ConnFlags.AckNow);
-            else if (_delAckAt == 0) { _delAckAt = DeadlineMs(nowUs + _layer.Config.DelayedAckUs); ScheduleTimer(); }
+            else if (_delAckAt == 0) { _delAckAt = DeadlineMs(nowUs + _layer.Config.DelayedAckUs); ScheduleAt(_delAckAt); }
             return;
         }
 

@@ -73,6 +73,7 @@ public sealed partial class TcpConnection
         {
             if (_sndNxt > dataEnd) break;                          // FIN already sent
             int avail = dataEnd - _sndNxt;
+            if (avail == 0 && !finQueued) break;                   // all sent: the rest would find len 0
             long inflight = _sndNxt - _sndUna;
             if (Has(ConnFlags.InRecovery) && Has(ConnFlags.Sack)) inflight = Pipe();
             // RFC 3042 Limited Transmit: the first two duplicate ACKs each let one new segment out beyond cwnd, so a
@@ -118,7 +119,7 @@ public sealed partial class TcpConnection
             {
                 Clear(ConnFlags.Persist);
                 _rtoAt = DeadlineMs(nowUs + CurrentRtoUs);
-                ScheduleTimer();
+                ScheduleAt(_rtoAt);
             }
             sent = true;
             if (fin || force) break;
@@ -271,7 +272,13 @@ public sealed partial class TcpConnection
 
         if (!syn && (!Has(ConnFlags.Sack) || _ooo == null || _ooo.IsEmpty))
             return TransmitPlain(seq, len, flags, nowUs);
+        return TransmitWithOptions(seq, len, flags, syn, nowUs);
+    }
 
+    /// <summary>SYN or SYN-ACK, or a segment carrying SACK blocks: options built as a <see cref="TcpOptions"/>
+    /// (a separate method so the common path does not zero its locals).</summary>
+    private unsafe bool TransmitWithOptions(SeqNumber seq, int len, TcpFlags flags, bool syn, long nowUs)
+    {
         var opt = new TcpOptions();
         TcpConfig c = _layer.Config;
         if (syn)

@@ -67,6 +67,19 @@ public sealed partial class TcpConnection
         if (!IsScheduled || d < DueUs) _layer.ScheduleTimer(this, d);
     }
 
+    /// <summary>Registers a deadline just armed at <paramref name="atMs"/>. The wheel's due time is never later than
+    /// any armed deadline (every arming registers, later moves do not touch the wheel), so only an earlier one needs a
+    /// new registration, and the other deadlines need not be looked at.</summary>
+    private void ScheduleAt(uint atMs)
+    {
+        if (!IsScheduled) ScheduleTimer();
+        else
+        {
+            long d = ExpandUs(atMs);
+            if (d < DueUs) _layer.ScheduleTimer(this, d);
+        }
+    }
+
     private void ArmWait(long dueUs)
     {
         _waitAt = DeadlineMs(dueUs);

@@ -607,7 +607,7 @@ public sealed partial class TcpConnection : TimerNode
         }
         if (!_snd.IsDrained && !_rcv.IsDrained) return;
         _idleAt = DeadlineMs(nowUs + delay);
-        ScheduleTimer();
+        ScheduleAt(_idleAt);
     }
 
     /// <summary>Returns ring blocks (and the assembler) to their pools when they hold nothing.</summary>
