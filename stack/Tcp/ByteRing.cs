@@ -184,7 +184,7 @@ public unsafe struct ByteRing
         int n = Math.Min(dest.Length, _count - offset);
         GetSpans(offset, n, out ReadOnlySpan<byte> a, out ReadOnlySpan<byte> b);
         a.CopyTo(dest);
-        b.CopyTo(dest.Slice(a.Length));
+        if (!b.IsEmpty) b.CopyTo(dest.Slice(a.Length)); // wraps rarely: skip the empty second copy
         return n;
     }
 
@@ -232,6 +232,6 @@ public unsafe struct ByteRing
         int start = (_head + offset) & (_block.Length - 1);
         int firstLen = Math.Min(data.Length, _block.Length - start);
         data.Slice(0, firstLen).CopyTo(new Span<byte>(_block.Pointer + start, firstLen));
-        data.Slice(firstLen).CopyTo(new Span<byte>(_block.Pointer, data.Length - firstLen));
+        if (firstLen < data.Length) data.Slice(firstLen).CopyTo(new Span<byte>(_block.Pointer, data.Length - firstLen));
     }
 }

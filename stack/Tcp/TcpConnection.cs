@@ -559,6 +559,12 @@ public sealed partial class TcpConnection : TimerNode
     /// at once instead of blocking), nothing for reading or writing while the handshake is in progress.</summary>
     public Readiness GetReadiness()
     {
+        if (State == TcpState.Established && (_flags & (ConnFlags.FinReceived | ConnFlags.ReadShutdown | ConnFlags.FinQueued)) == 0
+            && _pendingError == 0)
+        {
+            // The common case, the general rules below reduced: neither direction shut, no error.
+            return (_rcv.Count > 0 ? Readiness.In : Readiness.None) | (Writable ? Readiness.Out : Readiness.None);
+        }
         Readiness r = Readiness.None;
         bool closed = State == TcpState.Closed;
         bool rcvShut = closed || Has(ConnFlags.FinReceived) || Has(ConnFlags.ReadShutdown);

@@ -37,23 +37,23 @@ public readonly ref struct Ipv4HeaderView
 
     public int Version => _bytes[VersionIhlAt] >> 4;
     /// <summary>Header length in bytes (IHL × 4). Setting it also sets version 4.</summary>
-    public int HeaderLength { get => (_bytes[VersionIhlAt] & 0xF) * 4; set => _bytes[VersionIhlAt] = (byte)(0x40 | (value / 4)); }
-    public byte TypeOfService { get => _bytes[TosAt]; set => _bytes[TosAt] = value; }
-    public ushort TotalLength { get => BinaryPrimitives.ReadUInt16BigEndian(_bytes[TotalLengthAt..]); set => BinaryPrimitives.WriteUInt16BigEndian(_bytes[TotalLengthAt..], value); }
-    public ushort Identification { get => BinaryPrimitives.ReadUInt16BigEndian(_bytes[IdentificationAt..]); set => BinaryPrimitives.WriteUInt16BigEndian(_bytes[IdentificationAt..], value); }
+    public int HeaderLength { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => (_bytes[VersionIhlAt] & 0xF) * 4; set => _bytes[VersionIhlAt] = (byte)(0x40 | (value / 4)); }
+    public byte TypeOfService { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => _bytes[TosAt]; set => _bytes[TosAt] = value; }
+    public ushort TotalLength { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => BinaryPrimitives.ReadUInt16BigEndian(_bytes[TotalLengthAt..]); set => BinaryPrimitives.WriteUInt16BigEndian(_bytes[TotalLengthAt..], value); }
+    public ushort Identification { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => BinaryPrimitives.ReadUInt16BigEndian(_bytes[IdentificationAt..]); set => BinaryPrimitives.WriteUInt16BigEndian(_bytes[IdentificationAt..], value); }
     /// <summary>Flags (3 bits) and fragment offset (13 bits) as one field.</summary>
-    public ushort FlagsAndFragmentOffset { get => BinaryPrimitives.ReadUInt16BigEndian(_bytes[FlagsFragmentAt..]); set => BinaryPrimitives.WriteUInt16BigEndian(_bytes[FlagsFragmentAt..], value); }
+    public ushort FlagsAndFragmentOffset { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => BinaryPrimitives.ReadUInt16BigEndian(_bytes[FlagsFragmentAt..]); set => BinaryPrimitives.WriteUInt16BigEndian(_bytes[FlagsFragmentAt..], value); }
     public bool DontFragment => (FlagsAndFragmentOffset & DontFragmentBit) != 0;
     public bool MoreFragments => (FlagsAndFragmentOffset & MoreFragmentsBit) != 0;
     /// <summary>Fragment offset in bytes.</summary>
     public int FragmentOffset => (FlagsAndFragmentOffset & FragmentOffsetMask) * 8;
     /// <summary>A fragment of a larger datagram: more fragments follow, or this one is not the first.</summary>
     public bool IsFragment => (FlagsAndFragmentOffset & (MoreFragmentsBit | FragmentOffsetMask)) != 0;
-    public byte Ttl { get => _bytes[TtlAt]; set => _bytes[TtlAt] = value; }
-    public byte Protocol { get => _bytes[ProtocolAt]; set => _bytes[ProtocolAt] = value; }
-    public ushort HeaderChecksum { get => BinaryPrimitives.ReadUInt16BigEndian(_bytes[ChecksumAt..]); set => BinaryPrimitives.WriteUInt16BigEndian(_bytes[ChecksumAt..], value); }
-    public Ipv4Address Source { get => Ipv4Address.Read(_bytes[SourceAt..]); set => value.Write(_bytes[SourceAt..]); }
-    public Ipv4Address Destination { get => Ipv4Address.Read(_bytes[DestinationAt..]); set => value.Write(_bytes[DestinationAt..]); }
+    public byte Ttl { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => _bytes[TtlAt]; set => _bytes[TtlAt] = value; }
+    public byte Protocol { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => _bytes[ProtocolAt]; set => _bytes[ProtocolAt] = value; }
+    public ushort HeaderChecksum { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => BinaryPrimitives.ReadUInt16BigEndian(_bytes[ChecksumAt..]); set => BinaryPrimitives.WriteUInt16BigEndian(_bytes[ChecksumAt..], value); }
+    public Ipv4Address Source { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Ipv4Address.Read(_bytes[SourceAt..]); set => value.Write(_bytes[SourceAt..]); }
+    public Ipv4Address Destination { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Ipv4Address.Read(_bytes[DestinationAt..]); set => value.Write(_bytes[DestinationAt..]); }
 
     public Span<byte> Header => _bytes[..HeaderLength];
     /// <summary>The options between the fixed header and the payload (not interpreted).</summary>
