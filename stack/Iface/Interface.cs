@@ -84,9 +84,15 @@ public sealed partial class Interface : IArpOwner, IDisposable
     public bool IsOnLink(Ipv4Address destination) => destination.InSubnet(_config.Address, _config.PrefixLength);
 
     /// <summary>Announces our address (gratuitous ARP, RFC 5227 §3). Called by the first poll if not called before.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public void Start(long nowUs)
     {
-        if (_started) return;
+        if (!_started) StartOnce();
+        _ = nowUs;
+    }
+
+    private void StartOnce()
+    {
         _started = true;
         if (_config.GratuitousArpOnStart) SendArp(ArpOperation.Request, MacAddress.Broadcast, MacAddress.Zero, _config.Address);
         Flush();

@@ -24,6 +24,10 @@ public static class Checksum
     /// summing. Over data that already holds a correct checksum, the result is 0.</summary>
     public static ushort Compute(ReadOnlySpan<byte> data) => Fold(Add(0, data));
 
+    /// <summary>True when <paramref name="data"/>, checksum field included, sums to all ones (the receive check of a
+    /// header: the same as <c>Compute(data) == 0</c>, without the byte swap and complement).</summary>
+    public static bool SumsToOnes(ReadOnlySpan<byte> data) => FoldNative(SumNative(data)) == 0xFFFF;
+
     /// <summary>Adds <paramref name="data"/> (as big-endian 16-bit words) to a running one's complement sum.</summary>
     public static uint Add(uint sum, ReadOnlySpan<byte> data)
     {

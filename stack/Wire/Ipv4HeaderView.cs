@@ -62,7 +62,7 @@ public readonly ref struct Ipv4HeaderView
     public Span<byte> Payload => _bytes[HeaderLength..TotalLength];
 
     /// <summary>True when the header checksum verifies (RFC 791 §3.1: the header sums to all ones).</summary>
-    public bool ChecksumValid => Checksum.Compute(Header) == 0;
+    public bool ChecksumValid => Checksum.SumsToOnes(Header);
 
     /// <summary>Fills the header checksum.</summary>
     public void FillChecksum()
