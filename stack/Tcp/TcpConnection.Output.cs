@@ -68,7 +68,9 @@ public sealed partial class TcpConnection
         // input or an ACK), so skip its window arithmetic.
         if (!finQueued && _sndNxt >= dataEnd) return false;
         // RFC 5681 §4.1: after an idle period longer than the RTO, restart from at most the initial window.
-        if (_sndUna == _sndMax && _lastSendMs != 0 && ElapsedUs(nowUs, _lastSendMs) > CurrentRtoUs && _sndNxt < dataEnd) _cc.OnIdleRestart(nowUs);
+        // (The RTO is never below MinRtoUs: the cheap comparison first spares computing it on a busy connection.)
+        if (_sndUna == _sndMax && _lastSendMs != 0 && ElapsedUs(nowUs, _lastSendMs) is long idle
+            && idle > _layer.Rto.MinRtoUs && idle > CurrentRtoUs && _sndNxt < dataEnd) _cc.OnIdleRestart(nowUs);
         while (true)
         {
             if (_sndNxt > dataEnd) break;                          // FIN already sent
