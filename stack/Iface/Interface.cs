@@ -84,9 +84,15 @@ public sealed partial class Interface : IArpOwner, IDisposable
     public bool IsOnLink(Ipv4Address destination) => destination.InSubnet(_config.Address, _config.PrefixLength);
 
     /// <summary>Announces our address (gratuitous ARP, RFC 5227 §3). Called by the first poll if not called before.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public void Start(long nowUs)
     {
-        if (_started) return;
+        if (!_started) StartOnce();
+        _ = nowUs;
+    }
+
+    private void StartOnce()
+    {
         _started = true;
         if (_config.GratuitousArpOnStart) SendArp(ArpOperation.Request, MacAddress.Broadcast, MacAddress.Zero, _config.Address);
         Flush();
@@ -150,27 +156,19 @@ public sealed partial class Interface : IArpOwner, IDisposable
             return;
         }
 
+        // The link destination first, so the Ethernet header is written once (zero while ARP resolves it).
+        MacAddress mac = MacAddress.Broadcast;
+        bool resolved = nextHop.IsBroadcast || _arp.TryLookup(nextHop, nowUs, out mac);
         bool offload = Capabilities.TxIpv4Checksum;
         packet.Prepend(Ipv4HeaderView.MinHeaderLength);
         // RFC 6864 §4.1: with DF set the ID only has to be unique enough for duplicate detection; a counter will do.
         Ipv4HeaderView.Emit(packet.Data, _config.Address, destination, protocol, total, _nextId++, fillChecksum: !offload);
         if (offload) packet.Offloads |= PacketOffloads.TxIpv4Checksum;
-        EthernetFrameView.Emit(packet.Prepend(EthernetFrameView.HeaderLength), MacAddress.Zero, MacAddress, EtherType.Ipv4);
+        EthernetFrameView.Emit(packet.Prepend(EthernetFrameView.HeaderLength), resolved ? mac : MacAddress.Zero, MacAddress,
+            EtherType.Ipv4);
 
-        if (nextHop.IsBroadcast)
-        {
-            new EthernetFrameView(packet.Data).Destination = MacAddress.Broadcast;
-            Append(ref packet);
-        }
-        else if (_arp.TryLookup(nextHop, nowUs, out MacAddress mac))
-        {
-            new EthernetFrameView(packet.Data).Destination = mac;
-            Append(ref packet);
-        }
-        else
-        {
-            _arp.Enqueue(nextHop, ref packet, nowUs, this);
-        }
+        if (resolved) Append(ref packet);
+        else _arp.Enqueue(nextHop, ref packet, nowUs, this);
     }
 
     /// <summary>Transmits the batch in one burst. Frames the device refuses are freed and counted

@@ -57,9 +57,10 @@ public unsafe struct PacketBuf
     public readonly int Tailroom => Capacity - Offset - Length;
 
     /// <summary>Grows the data at the front by <paramref name="count"/> bytes and returns the new front.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public Span<byte> Prepend(int count)
     {
-        if ((uint)count > (uint)Offset) throw new InvalidOperationException("not enough headroom");
+        if ((uint)count > (uint)Offset) Fail("not enough headroom");
         Offset -= count;
         Length += count;
         return new Span<byte>(Buffer + Offset, count);
@@ -74,9 +75,14 @@ public unsafe struct PacketBuf
     }
 
     /// <summary>Sets the data length, keeping the front where it is.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public void SetLength(int length)
     {
-        if ((uint)length > (uint)(Capacity - Offset)) throw new InvalidOperationException("length past end of buffer");
+        if ((uint)length > (uint)(Capacity - Offset)) Fail("length past end of buffer");
         Length = length;
     }
+
+    /// <summary>The throw kept out of the small methods above so they inline.</summary>
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private static void Fail(string message) => throw new InvalidOperationException(message);
 }

@@ -78,6 +78,9 @@ public sealed unsafe class BufferPool : IDisposable
     /// <summary>Rent requests refused because the bound was reached.</summary>
     public long FailedRents { get; private set; }
     public int SizeClassCount => _sizes.Length;
+    /// <summary>True when more than half the bound is rented: drained rings should give their blocks back at once
+    /// rather than keep them for the next burst.</summary>
+    public bool UnderPressure => BytesInUse > MaxBytes / 2;
     public int MaxBlockSize => _sizes[^1];
     public int BlockSize(int sizeClass) => _sizes[sizeClass];
 

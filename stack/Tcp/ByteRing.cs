@@ -53,6 +53,9 @@ public unsafe struct ByteRing
     public int Free => Capacity - _count;
     public bool IsEmpty => _count == 0;
     public bool HasBlock => !_block.IsNull;
+    /// <summary>True when a block is held but no bytes (contiguous or out-of-order): <see cref="ReleaseIfEmpty"/>
+    /// would give it back.</summary>
+    public bool IsDrained => _extent == 0 && !_block.IsNull;
     /// <summary>True when bytes beyond <see cref="Count"/> were placed by WriteAt and not yet advanced over.</summary>
     public bool HasOutOfOrderBytes => _extent > _count;
 
@@ -181,7 +184,7 @@ public unsafe struct ByteRing
         int n = Math.Min(dest.Length, _count - offset);
         GetSpans(offset, n, out ReadOnlySpan<byte> a, out ReadOnlySpan<byte> b);
         a.CopyTo(dest);
-        b.CopyTo(dest.Slice(a.Length));
+        if (!b.IsEmpty) b.CopyTo(dest.Slice(a.Length)); // wraps rarely: skip the empty second copy
         return n;
     }
 
@@ -229,6 +232,6 @@ public unsafe struct ByteRing
         int start = (_head + offset) & (_block.Length - 1);
         int firstLen = Math.Min(data.Length, _block.Length - start);
         data.Slice(0, firstLen).CopyTo(new Span<byte>(_block.Pointer + start, firstLen));
-        data.Slice(firstLen).CopyTo(new Span<byte>(_block.Pointer, data.Length - firstLen));
+        if (firstLen < data.Length) data.Slice(firstLen).CopyTo(new Span<byte>(_block.Pointer, data.Length - firstLen));
     }
 }

@@ -28,6 +28,10 @@ public sealed class TcpConfig
     public int SynAckRetries { get; init; } = 5;          // net.ipv4.tcp_synack_retries
     public int MaxRetries { get; init; } = 15;            // net.ipv4.tcp_retries2
     public long DelayedAckUs { get; init; } = 40_000;     // Linux TCP_DELACK_MIN
+    /// <summary>How long a drained ring keeps its block before giving it back to the pool (0: at once). A busy
+    /// connection then rents once per this period instead of twice per request; an idle one still holds nothing
+    /// after it. Under pool pressure (more than half the pool rented) blocks go back at once.</summary>
+    public long IdleBufferReleaseUs { get; init; } = 200_000;
     /// <summary>Maximum segment lifetime; TIME_WAIT lasts 2*MSL (Linux: 60 s in total).</summary>
     public long MslUs { get; init; } = 30_000_000;
     /// <summary>Most connections kept in TIME_WAIT at once (net.ipv4.tcp_max_tw_buckets). Past it a connection that

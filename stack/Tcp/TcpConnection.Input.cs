@@ -102,6 +102,11 @@ public sealed partial class TcpConnection
     /// <summary>RFC 9293 §3.10.7.4: every synchronized state plus SYN-RECEIVED.</summary>
     private void InputSynchronized(ref TcpSegment seg, long nowUs)
     {
+        if (Predicted(ref seg))
+        {
+            InputPredicted(ref seg, nowUs);
+            return;
+        }
         bool rst = seg.Has(TcpFlags.Rst);
         TcpLayer layer = _layer;
 
@@ -309,6 +314,41 @@ public sealed partial class TcpConnection
         ProcessFin(ref seg, nowUs);
     }
 
+    /// <summary>Header prediction: the segment is the common case of an established connection, for which the
+    /// checks of <see cref="InputSynchronized"/> are known to pass without effect: ACK only (no SYN, FIN or RST),
+    /// exactly at RCV.NXT (so acceptable: any payload needs an open window), the ACK within [SND.UNA, SND.MAX] (neither
+    /// too new nor too old, RFC 5961 §5.2), the timestamp not older than TS.Recent (PAWS passes) and present when
+    /// negotiated, and no receive shutdown, peer FIN or out-of-order data pending.</summary>
+    private bool Predicted(ref TcpSegment seg)
+    {
+        if (State != TcpState.Established
+            || (seg.Flags & (TcpFlags.Syn | TcpFlags.Fin | TcpFlags.Rst | TcpFlags.Ack)) != TcpFlags.Ack
+            || seg.Seq != _rcvNxt
+            || (_flags & (ConnFlags.ReadShutdown | ConnFlags.PeerFinSeen | ConnFlags.FinReceived | ConnFlags.FinQueued)) != 0
+            || _ooo != null)
+            return false;
+        if (Has(ConnFlags.Timestamps) && (!seg.Options.HasTimestamps || unchecked((int)(seg.Options.TsVal - _tsRecent)) < 0))
+            return false;
+        if (seg.Ack < _sndUna || seg.Ack > _sndMax) return false;
+        return seg.Payload.IsEmpty || _rcvAdvEdge - _rcvNxt > 0;
+    }
+
+    /// <summary>What <see cref="InputSynchronized"/> does for a segment <see cref="Predicted"/> accepted: the
+    /// keepalive and TS.Recent updates, ACK processing, then the data (in order, so straight into the ring).</summary>
+    private void InputPredicted(ref TcpSegment seg, long nowUs)
+    {
+        _lastRecvMs = (uint)(nowUs / 1000);
+        _keepProbes = 0;
+        if (KeepAlive) ArmKeepalive(nowUs);
+        if (Has(ConnFlags.Timestamps))
+        {
+            _tsRecent = seg.Options.TsVal; // RFC 7323 §4.3: the segment starts at RCV.NXT
+            _tsRecentSec = (uint)(nowUs / 1_000_000);
+        }
+        ProcessAck(ref seg, nowUs);
+        if (!seg.Payload.IsEmpty && State == TcpState.Established) ProcessData(ref seg, nowUs);
+    }
+
     /// <summary>Acknowledgment processing: SND.UNA, send window, RTT, congestion window and loss recovery.</summary>
     private void ProcessAck(ref TcpSegment seg, long nowUs)
     {
@@ -386,8 +426,8 @@ public sealed partial class TcpConnection
             // RFC 6298 §5.2/5.3: stop the timer when everything is acknowledged, else restart it.
             if (_sndUna == _sndMax) { if (!Has(ConnFlags.Persist)) _rtoAt = 0; }
             else { Clear(ConnFlags.Persist); _rtoAt = DeadlineMs(nowUs + CurrentRtoUs); }
-            ScheduleTimer();
-            ReleaseBuffersIfIdle();
+            if (_rtoAt != 0) ScheduleAt(_rtoAt); // the other deadlines did not change
+            if (_snd.IsDrained) OnBuffersDrained(nowUs);
         }
         else if (duplicate)
         {
@@ -503,7 +543,7 @@ public sealed partial class TcpConnection
             // In quick-ACK mode (start of the connection) every segment is acknowledged at once.
             if (_quickAcks > 0) { _quickAcks--; Set(ConnFlags.AckNow); }
             else if (_unackedBytes >= 2 * _peerMss) Set(ConnFlags.AckNow);
-            else if (_delAckAt == 0) { _delAckAt = DeadlineMs(nowUs + _layer.Config.DelayedAckUs); ScheduleTimer(); }
+            else if (_delAckAt == 0) { _delAckAt = DeadlineMs(nowUs + _layer.Config.DelayedAckUs); ScheduleAt(_delAckAt); }
             return;
         }
 
@@ -526,7 +566,7 @@ public sealed partial class TcpConnection
         // the ring's extent always matches the intervals and the block can go back to the pool when drained.
         _rcv.ForgetOutOfOrderFrom(_ooo.HighestEnd);
         Set(ConnFlags.AckNow);
-        if (_ooo.IsEmpty) { _layer.ReturnAssembler(_ooo); _ooo = null; ReleaseBuffersIfIdle(); }
+        if (_ooo.IsEmpty) { _layer.ReturnAssembler(_ooo); _ooo = null; OnBuffersDrained(nowUs); }
     }
 
     /// <summary>Consumes the peer's FIN once every byte before it has arrived (RFC 9293 §3.10.7.4 eighth step).</summary>

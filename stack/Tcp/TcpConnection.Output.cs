@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 using UserTcp.Stack.Phy;
 using UserTcp.Stack.Wire;
 
@@ -53,7 +54,7 @@ public sealed partial class TcpConnection
         }
     }
 
-    private SeqNumber DataEndSeq() => DataStartSeq() + _snd.Count;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private SeqNumber DataEndSeq() => DataStartSeq() + _snd.Count;
 
     /// <summary>New data (and retransmission after a timeout, which rewinds SND.NXT), then the FIN.</summary>
     private bool SendNewData(long nowUs, bool force)
@@ -63,12 +64,18 @@ public sealed partial class TcpConnection
         bool sent = false;
         SeqNumber dataEnd = DataEndSeq();
         bool finQueued = Has(ConnFlags.FinQueued);
+        // Nothing queued past SND.NXT and no FIN to send: the loop below would stop at once (the common call after
+        // input or an ACK), so skip its window arithmetic.
+        if (!finQueued && _sndNxt >= dataEnd) return false;
         // RFC 5681 §4.1: after an idle period longer than the RTO, restart from at most the initial window.
-        if (_sndUna == _sndMax && _lastSendMs != 0 && ElapsedUs(nowUs, _lastSendMs) > CurrentRtoUs && _sndNxt < dataEnd) _cc.OnIdleRestart(nowUs);
+        // (The RTO is never below MinRtoUs: the cheap comparison first spares computing it on a busy connection.)
+        if (_sndUna == _sndMax && _lastSendMs != 0 && ElapsedUs(nowUs, _lastSendMs) is long idle
+            && idle > _layer.Rto.MinRtoUs && idle > CurrentRtoUs && _sndNxt < dataEnd) _cc.OnIdleRestart(nowUs);
         while (true)
         {
             if (_sndNxt > dataEnd) break;                          // FIN already sent
             int avail = dataEnd - _sndNxt;
+            if (avail == 0 && !finQueued) break;                   // all sent: the rest would find len 0
             long inflight = _sndNxt - _sndUna;
             if (Has(ConnFlags.InRecovery) && Has(ConnFlags.Sack)) inflight = Pipe();
             // RFC 3042 Limited Transmit: the first two duplicate ACKs each let one new segment out beyond cwnd, so a
@@ -114,7 +121,7 @@ public sealed partial class TcpConnection
             {
                 Clear(ConnFlags.Persist);
                 _rtoAt = DeadlineMs(nowUs + CurrentRtoUs);
-                ScheduleTimer();
+                ScheduleAt(_rtoAt);
             }
             sent = true;
             if (fin || force) break;
@@ -205,7 +212,7 @@ public sealed partial class TcpConnection
     }
 
     /// <summary>TSval: a millisecond clock (RFC 7323 §5.4 allows 1 ms..1 s ticks) plus the per-connection offset.</summary>
-    private uint TsNow(long nowUs) => unchecked((uint)(nowUs / 1000) + _tsOffset);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private uint TsNow(long nowUs) => unchecked((uint)(nowUs / 1000) + _tsOffset);
 
     /// <summary>The window field for the next segment, and the advertised right edge it implies.</summary>
     private ushort WindowField(bool syn)
@@ -265,6 +272,15 @@ public sealed partial class TcpConnection
         TcpFlags flags = extra;
         if (!(syn && State == TcpState.SynSent)) flags |= TcpFlags.Ack;
 
+        if (!syn && (!Has(ConnFlags.Sack) || _ooo == null || _ooo.IsEmpty))
+            return TransmitPlain(seq, len, flags, nowUs);
+        return TransmitWithOptions(seq, len, flags, syn, nowUs);
+    }
+
+    /// <summary>SYN or SYN-ACK, or a segment carrying SACK blocks: options built as a <see cref="TcpOptions"/>
+    /// (a separate method so the common path does not zero its locals).</summary>
+    private unsafe bool TransmitWithOptions(SeqNumber seq, int len, TcpFlags flags, bool syn, long nowUs)
+    {
         var opt = new TcpOptions();
         TcpConfig c = _layer.Config;
         if (syn)
@@ -330,4 +346,38 @@ public sealed partial class TcpConnection
         }
         return true;
     }
+
+    /// <summary>The common segment of a synchronized connection: no SYN and no SACK blocks, so the options are
+    /// either nothing or NOP, NOP, timestamps (the layout <see cref="TcpOptions.Emit"/> writes for them). Header and
+    /// options are written in one pass, without building a <see cref="TcpOptions"/>.</summary>
+    private unsafe bool TransmitPlain(SeqNumber seq, int len, TcpFlags flags, long nowUs)
+    {
+        if (!_layer.TryAllocate(out PacketBuf p)) return false;
+        bool ts = Has(ConnFlags.Timestamps);
+        int hl = ts ? TcpHeaderView.MinLength + 12 : TcpHeaderView.MinLength;
+        byte* b = p.Buffer + p.Offset;
+        int roomLen = p.Capacity - p.Offset;
+        if (roomLen < hl + len) len = Math.Max(0, roomLen - hl); // a device buffer smaller than the MTU: clamp
+        if (len > 0)
+        {
+            len = _snd.Peek(seq - DataStartSeq(), new Span<byte>(b + hl, len));
+            if (seq + len == DataEndSeq()) flags |= TcpFlags.Psh;
+        }
+        ushort window = WindowField(syn: false);
+        TcpHeaderView.EmitRaw(b, Tuple.LocalPort, Tuple.RemotePort, seq.Value, _rcvNxt.Value, flags, window, hl);
+        if (ts)
+        {
+            *(uint*)(b + 20) = BigEndian(0x0101080Au);
+            *(uint*)(b + 24) = BigEndian(TsNow(nowUs));
+            *(uint*)(b + 28) = BigEndian(_tsRecent);
+        }
+        p.SetLength(hl + len);
+        _layer.Transmit(ref p, Tuple, nowUs);
+        _unackedBytes = 0;
+        Clear(ConnFlags.AckNow);
+        _delAckAt = 0;
+        return true;
+    }
+
+    private static uint BigEndian(uint v) => BitConverter.IsLittleEndian ? System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(v) : v;
 }

@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 
 namespace UserTcp.Stack.Tcp;
 
@@ -17,24 +18,24 @@ public sealed partial class TcpConnection
     internal const int MaxSpanMs = 24 * 86400 * 1000;
 
     /// <summary>The 32-bit deadline for time <paramref name="us"/>, rounded up to the millisecond; never 0.</summary>
-    private static uint DeadlineMs(long us)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static uint DeadlineMs(long us)
     {
         uint ms = (uint)((Math.Max(us, 0) + 999) / 1000);
         return ms == 0 ? 1 : ms;
     }
 
     /// <summary>A 32-bit stamp of time <paramref name="us"/> (rounded down); never 0.</summary>
-    private static uint StampMs(long us)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static uint StampMs(long us)
     {
         uint ms = (uint)(us / 1000);
         return ms == 0 ? 1 : ms;
     }
 
     /// <summary>Whether the armed deadline <paramref name="atMs"/> has come at <paramref name="nowUs"/>.</summary>
-    private static bool Reached(long nowUs, uint atMs) => atMs != 0 && (int)((uint)(nowUs / 1000) - atMs) >= 0;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static bool Reached(long nowUs, uint atMs) => atMs != 0 && (int)((uint)(nowUs / 1000) - atMs) >= 0;
 
     /// <summary>Time since the stamp <paramref name="stampMs"/>, in µs (millisecond resolution).</summary>
-    private static long ElapsedUs(long nowUs, uint stampMs) => (long)(int)((uint)(nowUs / 1000) - stampMs) * 1000;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static long ElapsedUs(long nowUs, uint stampMs) => (long)(int)((uint)(nowUs / 1000) - stampMs) * 1000;
 
     /// <summary>The full time in µs of a 32-bit deadline, relative to the layer's clock.</summary>
     private long ExpandUs(uint ms)
@@ -45,12 +46,17 @@ public sealed partial class TcpConnection
 
     internal long NextDeadline()
     {
-        long d = long.MaxValue;
-        if (_rtoAt != 0) d = Math.Min(d, ExpandUs(_rtoAt));
-        if (_delAckAt != 0) d = Math.Min(d, ExpandUs(_delAckAt));
-        if (_keepAt != 0) d = Math.Min(d, ExpandUs(_keepAt));
-        if (_waitAt != 0) d = Math.Min(d, ExpandUs(_waitAt));
-        return d;
+        if ((_rtoAt | _delAckAt | _keepAt | _waitAt | _idleAt) == 0) return long.MaxValue;
+        // The earliest armed deadline as an offset from now (modulo 2^32, see above), expanded once.
+        long nowMs = _layer.NowUs / 1000;
+        uint now = (uint)nowMs;
+        int best = int.MaxValue;
+        if (_rtoAt != 0) best = Math.Min(best, (int)(_rtoAt - now));
+        if (_delAckAt != 0) best = Math.Min(best, (int)(_delAckAt - now));
+        if (_keepAt != 0) best = Math.Min(best, (int)(_keepAt - now));
+        if (_waitAt != 0) best = Math.Min(best, (int)(_waitAt - now));
+        if (_idleAt != 0) best = Math.Min(best, (int)(_idleAt - now));
+        return (nowMs + best) * 1000;
     }
 
     /// <summary>Registers the earliest deadline with the layer if it is earlier than the registered one.</summary>
@@ -59,6 +65,19 @@ public sealed partial class TcpConnection
         long d = NextDeadline();
         if (d == long.MaxValue) return;
         if (!IsScheduled || d < DueUs) _layer.ScheduleTimer(this, d);
+    }
+
+    /// <summary>Registers a deadline just armed at <paramref name="atMs"/>. The wheel's due time is never later than
+    /// any armed deadline (every arming registers, later moves do not touch the wheel), so only an earlier one needs a
+    /// new registration, and the other deadlines need not be looked at.</summary>
+    private void ScheduleAt(uint atMs)
+    {
+        if (!IsScheduled) ScheduleTimer();
+        else
+        {
+            long d = ExpandUs(atMs);
+            if (d < DueUs) _layer.ScheduleTimer(this, d);
+        }
     }
 
     private void ArmWait(long dueUs)
@@ -113,6 +132,11 @@ public sealed partial class TcpConnection
             _keepAt = 0;
             OnKeepalive(nowUs);
             if (State == TcpState.Closed) return;
+        }
+        if (Reached(nowUs, _idleAt))
+        {
+            _idleAt = 0;
+            ReleaseBuffersIfIdle();
         }
         Output(nowUs);
         ScheduleTimer();

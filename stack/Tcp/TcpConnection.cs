@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 using UserTcp.Stack.Wire;
 
 namespace UserTcp.Stack.Tcp;
@@ -71,6 +72,7 @@ public sealed partial class TcpConnection : TimerNode
     private uint _keepAt;
     private uint _waitAt;           // TIME_WAIT, FIN_WAIT_2 or SYN_RECEIVED expiry
     private uint _lastRecvMs;
+    private uint _idleAt;           // drained ring blocks go back to the pool then (TcpConfig.IdleBufferReleaseUs)
     private byte _keepProbes;
     private int _unackedBytes;      // bytes received since our last ACK
     private byte _quickAcks;        // in-order segments still to be acknowledged at once (Linux quick-ACK mode)
@@ -166,7 +168,7 @@ public sealed partial class TcpConnection : TimerNode
         _dupAcks = 0;
         _recover = _highRxt = default;
         _sack = null;
-        _rtoAt = _delAckAt = _keepAt = _waitAt = _lastRecvMs = 0;
+        _rtoAt = _delAckAt = _keepAt = _waitAt = _lastRecvMs = _idleAt = 0;
         _keepProbes = 0;
         _unackedBytes = 0;
         _quickAcks = 0;
@@ -222,9 +224,9 @@ public sealed partial class TcpConnection : TimerNode
     public int ReceiveBufferSize => _rcv.Capacity;
     public bool IsOrphan => UserHandle < 0;
 
-    private bool Has(ConnFlags f) => (_flags & f) != 0;
-    private void Set(ConnFlags f) => _flags |= f;
-    private void Clear(ConnFlags f) => _flags &= ~f;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private bool Has(ConnFlags f) => (_flags & f) != 0;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private void Set(ConnFlags f) => _flags |= f;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private void Clear(ConnFlags f) => _flags &= ~f;
 
     internal bool IsFromCookie => Has(ConnFlags.Cookie);
 
@@ -415,7 +417,7 @@ public sealed partial class TcpConnection : TimerNode
             if (!peek)
             {
                 _rcv.Consume(n);
-                ReleaseBuffersIfIdle();
+                if (_rcv.IsDrained) OnBuffersDrained(nowUs);
                 MaybeWindowUpdate(nowUs);
             }
             UpdateReadiness();
@@ -550,13 +552,19 @@ public sealed partial class TcpConnection : TimerNode
 
     /// <summary>Whether the send buffer has enough room to report EPOLLOUT (as Linux: free space at least half the
     /// bytes queued).</summary>
-    private bool Writable => _snd.Free > 0 && _snd.Free >= _snd.Count / 2;
+    private bool Writable { [MethodImpl(MethodImplOptions.AggressiveInlining)] get { int free = _snd.Free; return free > 0 && free >= _snd.Count / 2; } }
 
     /// <summary>epoll bits, following Linux's tcp_poll: HUP when both directions are shut (or closed), IN|RDHUP once
     /// the receive side is shut (FIN or SHUT_RD), OUT when writable or once the send side is shut (a write then fails
     /// at once instead of blocking), nothing for reading or writing while the handshake is in progress.</summary>
     public Readiness GetReadiness()
     {
+        if (State == TcpState.Established && (_flags & (ConnFlags.FinReceived | ConnFlags.ReadShutdown | ConnFlags.FinQueued)) == 0
+            && _pendingError == 0)
+        {
+            // The common case, the general rules below reduced: neither direction shut, no error.
+            return (_rcv.Count > 0 ? Readiness.In : Readiness.None) | (Writable ? Readiness.Out : Readiness.None);
+        }
         Readiness r = Readiness.None;
         bool closed = State == TcpState.Closed;
         bool rcvShut = closed || Has(ConnFlags.FinReceived) || Has(ConnFlags.ReadShutdown);
@@ -584,7 +592,29 @@ public sealed partial class TcpConnection : TimerNode
         _layer.Events?.OnReadinessChanged(this, r);
     }
 
-    private SeqNumber DataStartSeq() => _sndUna == _iss ? _iss + 1 : _sndUna;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private SeqNumber DataStartSeq() => _sndUna == _iss ? _iss + 1 : _sndUna;
+
+    /// <summary>A ring drained: its block goes back to the pool after <see cref="TcpConfig.IdleBufferReleaseUs"/>
+    /// (the idle timer, <see cref="ReleaseBuffersIfIdle"/>) so a busy connection does not rent and return a block
+    /// per request; at once when that is 0 or the pool is under pressure. An empty assembler goes back at once.</summary>
+    private void OnBuffersDrained(long nowUs)
+    {
+        if (_ooo != null && _ooo.IsEmpty)
+        {
+            _layer.ReturnAssembler(_ooo);
+            _ooo = null;
+        }
+        if (_idleAt != 0) return; // already armed
+        long delay = _layer.Config.IdleBufferReleaseUs;
+        if (delay <= 0 || _layer.Buffers.UnderPressure)
+        {
+            ReleaseBuffersIfIdle();
+            return;
+        }
+        if (!_snd.IsDrained && !_rcv.IsDrained) return;
+        _idleAt = DeadlineMs(nowUs + delay);
+        ScheduleAt(_idleAt);
+    }
 
     /// <summary>Returns ring blocks (and the assembler) to their pools when they hold nothing.</summary>
     private void ReleaseBuffersIfIdle()
@@ -618,7 +648,7 @@ public sealed partial class TcpConnection : TimerNode
         // application reads them, then sees the error, then end of stream. Out-of-order bytes are dropped.
         if (IsOrphan) _rcv.Clear();
         else { _rcv.ForgetOutOfOrderFrom(0); _rcv.ReleaseIfEmpty(); }
-        _rtoAt = _delAckAt = _keepAt = _waitAt = 0;
+        _rtoAt = _delAckAt = _keepAt = _waitAt = _idleAt = 0;
         DropScoreboard();
         _layer.Unlink(this);
         if (Listener != null) Listener.OnChildClosed(this);

@@ -367,33 +367,32 @@ public sealed partial class TcpLayer : ITimerHandler
             Counters.Drop(reason);
             return;
         }
-        if (!TcpOptions.TryParse(h.Options, out TcpOptions options, out reason))
+        TcpSegment seg;
+        // Parsed straight into the segment (no copy of the options value).
+        if (!TcpOptions.TryParse(h.Options, out seg.Options, out reason))
         {
             Counters.Drop(reason);
             return;
         }
+        ushort sourcePort = h.SourcePort, destinationPort = h.DestinationPort;
         if (source.IsBroadcast || source.IsMulticast || destination.IsBroadcast || destination.IsMulticast
-            || h.SourcePort == 0 || h.DestinationPort == 0)
+            || sourcePort == 0 || destinationPort == 0)
         {
             Counters.Drop(DropReason.TcpBadFlags);
             return;
         }
-        var seg = new TcpSegment
-        {
-            Seq = new SeqNumber(h.SequenceNumber),
-            Ack = new SeqNumber(h.AckNumber),
-            Flags = h.Flags,
-            Window = h.Window,
-            Options = options,
-            Payload = h.Payload,
-        };
+        seg.Seq = new SeqNumber(h.SequenceNumber);
+        seg.Ack = new SeqNumber(h.AckNumber);
+        seg.Flags = h.Flags;
+        seg.Window = h.Window;
+        seg.Payload = h.Payload;
         // SYN+FIN or SYN+RST are never legitimate (a scan or an attack): drop like Linux does.
         if (seg.Has(TcpFlags.Syn) && seg.Has(TcpFlags.Fin | TcpFlags.Rst))
         {
             Counters.Drop(DropReason.TcpBadFlags);
             return;
         }
-        var tuple = new TcpTuple(destination, h.DestinationPort, source, h.SourcePort);
+        var tuple = new TcpTuple(destination, destinationPort, source, sourcePort);
         if (_table.TryGetValue(tuple, out TcpConnection? c))
         {
             if (c.State == TcpState.TimeWait && seg.Has(TcpFlags.Syn) && !seg.Has(TcpFlags.Ack)

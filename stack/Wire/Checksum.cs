@@ -2,6 +2,7 @@ using System;
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace UserTcp.Stack.Wire;
 
@@ -22,6 +23,10 @@ public static class Checksum
     /// <summary>The checksum of <paramref name="data"/>: the value to store in a checksum field that was zero while
     /// summing. Over data that already holds a correct checksum, the result is 0.</summary>
     public static ushort Compute(ReadOnlySpan<byte> data) => Fold(Add(0, data));
+
+    /// <summary>True when <paramref name="data"/>, checksum field included, sums to all ones (the receive check of a
+    /// header: the same as <c>Compute(data) == 0</c>, without the byte swap and complement).</summary>
+    public static bool SumsToOnes(ReadOnlySpan<byte> data) => FoldNative(SumNative(data)) == 0xFFFF;
 
     /// <summary>Adds <paramref name="data"/> (as big-endian 16-bit words) to a running one's complement sum.</summary>
     public static uint Add(uint sum, ReadOnlySpan<byte> data)
@@ -73,6 +78,18 @@ public static class Checksum
         int n = data.Length;
         int i = 0;
         ulong s0 = 0, s1 = 0;
+        if (Vector128.IsHardwareAccelerated && n >= 32)
+        {
+            // 16 bytes per step: four 32-bit words widened to 64-bit lanes (no carries to handle, as above).
+            Vector128<ulong> lo = Vector128<ulong>.Zero, hi = Vector128<ulong>.Zero;
+            for (; i + 16 <= n; i += 16)
+            {
+                (Vector128<ulong> a, Vector128<ulong> b) = Vector128.Widen(Vector128.LoadUnsafe(ref p, (nuint)i).AsUInt32());
+                lo += a;
+                hi += b;
+            }
+            s0 = Vector128.Sum(lo + hi);
+        }
         // Two independent accumulators over 16 bytes per iteration let the CPU overlap the additions.
         for (; i + 16 <= n; i += 16)
         {
@@ -99,6 +116,7 @@ public static class Checksum
         return s;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ushort FoldNative(ulong s)
     {
         s = (s & 0xFFFF_FFFF) + (s >> 32);

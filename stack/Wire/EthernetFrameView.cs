@@ -1,5 +1,7 @@
 using System;
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace UserTcp.Stack.Wire;
 
@@ -49,10 +51,22 @@ public readonly ref struct EthernetFrameView
     /// <summary>Writes a header at the front of <paramref name="bytes"/>.</summary>
     public static EthernetFrameView Emit(Span<byte> bytes, MacAddress destination, MacAddress source, ushort etherType)
     {
-        var v = new EthernetFrameView(bytes);
-        v.Destination = destination;
-        v.Source = source;
-        v.EtherType = etherType;
-        return v;
+        if (bytes.Length < HeaderLength) throw new ArgumentOutOfRangeException(nameof(bytes));
+        // Three stores: destination and the first two bytes of the source, the rest of the source, the type.
+        ref byte p = ref MemoryMarshal.GetReference(bytes);
+        ulong d = destination.Value & 0xFFFF_FFFF_FFFFUL, s = source.Value & 0xFFFF_FFFF_FFFFUL;
+        ulong first = d << 16 | s >> 32;
+        uint rest = (uint)s;
+        ushort type = etherType;
+        if (BitConverter.IsLittleEndian)
+        {
+            first = BinaryPrimitives.ReverseEndianness(first);
+            rest = BinaryPrimitives.ReverseEndianness(rest);
+            type = BinaryPrimitives.ReverseEndianness(type);
+        }
+        Unsafe.WriteUnaligned(ref p, first);
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref p, 8), rest);
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref p, 12), type);
+        return new EthernetFrameView(bytes);
     }
 }

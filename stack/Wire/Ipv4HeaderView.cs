@@ -1,5 +1,7 @@
 using System;
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace UserTcp.Stack.Wire;
 
@@ -35,23 +37,23 @@ public readonly ref struct Ipv4HeaderView
 
     public int Version => _bytes[VersionIhlAt] >> 4;
     /// <summary>Header length in bytes (IHL × 4). Setting it also sets version 4.</summary>
-    public int HeaderLength { get => (_bytes[VersionIhlAt] & 0xF) * 4; set => _bytes[VersionIhlAt] = (byte)(0x40 | (value / 4)); }
-    public byte TypeOfService { get => _bytes[TosAt]; set => _bytes[TosAt] = value; }
-    public ushort TotalLength { get => BinaryPrimitives.ReadUInt16BigEndian(_bytes[TotalLengthAt..]); set => BinaryPrimitives.WriteUInt16BigEndian(_bytes[TotalLengthAt..], value); }
-    public ushort Identification { get => BinaryPrimitives.ReadUInt16BigEndian(_bytes[IdentificationAt..]); set => BinaryPrimitives.WriteUInt16BigEndian(_bytes[IdentificationAt..], value); }
+    public int HeaderLength { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => (_bytes[VersionIhlAt] & 0xF) * 4; set => _bytes[VersionIhlAt] = (byte)(0x40 | (value / 4)); }
+    public byte TypeOfService { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => _bytes[TosAt]; set => _bytes[TosAt] = value; }
+    public ushort TotalLength { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => BinaryPrimitives.ReadUInt16BigEndian(_bytes[TotalLengthAt..]); set => BinaryPrimitives.WriteUInt16BigEndian(_bytes[TotalLengthAt..], value); }
+    public ushort Identification { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => BinaryPrimitives.ReadUInt16BigEndian(_bytes[IdentificationAt..]); set => BinaryPrimitives.WriteUInt16BigEndian(_bytes[IdentificationAt..], value); }
     /// <summary>Flags (3 bits) and fragment offset (13 bits) as one field.</summary>
-    public ushort FlagsAndFragmentOffset { get => BinaryPrimitives.ReadUInt16BigEndian(_bytes[FlagsFragmentAt..]); set => BinaryPrimitives.WriteUInt16BigEndian(_bytes[FlagsFragmentAt..], value); }
+    public ushort FlagsAndFragmentOffset { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => BinaryPrimitives.ReadUInt16BigEndian(_bytes[FlagsFragmentAt..]); set => BinaryPrimitives.WriteUInt16BigEndian(_bytes[FlagsFragmentAt..], value); }
     public bool DontFragment => (FlagsAndFragmentOffset & DontFragmentBit) != 0;
     public bool MoreFragments => (FlagsAndFragmentOffset & MoreFragmentsBit) != 0;
     /// <summary>Fragment offset in bytes.</summary>
     public int FragmentOffset => (FlagsAndFragmentOffset & FragmentOffsetMask) * 8;
     /// <summary>A fragment of a larger datagram: more fragments follow, or this one is not the first.</summary>
     public bool IsFragment => (FlagsAndFragmentOffset & (MoreFragmentsBit | FragmentOffsetMask)) != 0;
-    public byte Ttl { get => _bytes[TtlAt]; set => _bytes[TtlAt] = value; }
-    public byte Protocol { get => _bytes[ProtocolAt]; set => _bytes[ProtocolAt] = value; }
-    public ushort HeaderChecksum { get => BinaryPrimitives.ReadUInt16BigEndian(_bytes[ChecksumAt..]); set => BinaryPrimitives.WriteUInt16BigEndian(_bytes[ChecksumAt..], value); }
-    public Ipv4Address Source { get => Ipv4Address.Read(_bytes[SourceAt..]); set => value.Write(_bytes[SourceAt..]); }
-    public Ipv4Address Destination { get => Ipv4Address.Read(_bytes[DestinationAt..]); set => value.Write(_bytes[DestinationAt..]); }
+    public byte Ttl { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => _bytes[TtlAt]; set => _bytes[TtlAt] = value; }
+    public byte Protocol { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => _bytes[ProtocolAt]; set => _bytes[ProtocolAt] = value; }
+    public ushort HeaderChecksum { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => BinaryPrimitives.ReadUInt16BigEndian(_bytes[ChecksumAt..]); set => BinaryPrimitives.WriteUInt16BigEndian(_bytes[ChecksumAt..], value); }
+    public Ipv4Address Source { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Ipv4Address.Read(_bytes[SourceAt..]); set => value.Write(_bytes[SourceAt..]); }
+    public Ipv4Address Destination { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Ipv4Address.Read(_bytes[DestinationAt..]); set => value.Write(_bytes[DestinationAt..]); }
 
     public Span<byte> Header => _bytes[..HeaderLength];
     /// <summary>The options between the fixed header and the payload (not interpreted).</summary>
@@ -60,7 +62,7 @@ public readonly ref struct Ipv4HeaderView
     public Span<byte> Payload => _bytes[HeaderLength..TotalLength];
 
     /// <summary>True when the header checksum verifies (RFC 791 §3.1: the header sums to all ones).</summary>
-    public bool ChecksumValid => Checksum.Compute(Header) == 0;
+    public bool ChecksumValid => Checksum.SumsToOnes(Header);
 
     /// <summary>Fills the header checksum.</summary>
     public void FillChecksum()
@@ -101,18 +103,27 @@ public readonly ref struct Ipv4HeaderView
     public static Ipv4HeaderView Emit(Span<byte> bytes, Ipv4Address source, Ipv4Address destination, byte protocol,
         int totalLength, ushort identification, byte ttl = DefaultTtl, bool dontFragment = true, bool fillChecksum = true)
     {
-        var v = new Ipv4HeaderView(bytes[..totalLength]);
-        v.HeaderLength = MinHeaderLength;
-        v.TypeOfService = 0;
-        v.TotalLength = (ushort)totalLength;
-        v.Identification = identification;
-        v.FlagsAndFragmentOffset = dontFragment ? DontFragmentBit : (ushort)0;
-        v.Ttl = ttl;
-        v.Protocol = protocol;
-        v.HeaderChecksum = 0;
-        v.Source = source;
-        v.Destination = destination;
-        if (fillChecksum) v.HeaderChecksum = Checksum.Compute(v.Header);
-        return v;
+        Span<byte> b = bytes[..totalLength];
+        if (b.Length < MinHeaderLength) throw new ArgumentOutOfRangeException(nameof(totalLength));
+        // One pass of stores, and the checksum summed from the field values rather than re-read from memory
+        // (RFC 1071: the sum of the ten 16-bit words; the checksum word is zero while summing).
+        ushort flags = dontFragment ? DontFragmentBit : (ushort)0;
+        ref byte p = ref MemoryMarshal.GetReference(b);
+        Unsafe.WriteUnaligned(ref p, BigEndian((uint)(0x4500_0000u | (ushort)totalLength)));
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref p, 4), BigEndian((uint)identification << 16 | flags));
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref p, 8), BigEndian((uint)ttl << 24 | (uint)protocol << 16));
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref p, 12), BigEndian(source.Value));
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref p, 16), BigEndian(destination.Value));
+        if (fillChecksum)
+        {
+            ulong sum = 0x4500u + (uint)(ushort)totalLength + identification + flags + ((uint)ttl << 8 | protocol)
+                + (source.Value >> 16) + (source.Value & 0xFFFF) + (destination.Value >> 16) + (destination.Value & 0xFFFF);
+            ushort c = Checksum.Fold((uint)sum); // at most 9 * 0xFFFF: no overflow
+            Unsafe.WriteUnaligned(ref Unsafe.Add(ref p, ChecksumAt), BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(c) : c);
+        }
+        return new Ipv4HeaderView(b);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint BigEndian(uint v) => BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(v) : v;
 }

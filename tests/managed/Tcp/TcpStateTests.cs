@@ -351,7 +351,40 @@ public class TcpStateTests
         Assert.Equal(200, c.Receive(buf, false, t.NowUs, out _));
         Assert.All(buf[..100], x => Assert.Equal(1, x));
         Assert.All(buf[100..200], x => Assert.Equal(2, x));
+        t.Advance(new TcpConfig().IdleBufferReleaseUs); // drained blocks go back after the idle delay
         Assert.False(c.HoldsBuffers);
+    }
+
+    /// <summary>A drained ring keeps its block for the next request and gives it back once the connection has been
+    /// idle for <see cref="TcpConfig.IdleBufferReleaseUs"/>; with the delay 0 it goes back at once.</summary>
+    [Fact]
+    public void DrainedRingKeepsItsBlockUntilIdle()
+    {
+        using var t = new TcpScript();
+        TcpConnection c = t.Established(out uint iss);
+        var buf = new byte[300];
+        t.Inject(TcpFlags.Ack, P + 1, iss + 1, payload: new byte[100]);
+        Assert.Equal(100, c.Receive(buf, false, t.NowUs, out _));
+        Assert.True(c.HoldsBuffers);
+        Assert.Equal(1, t.Buffers.OutstandingBlocks);
+        t.Inject(TcpFlags.Ack, P + 101, iss + 1, payload: new byte[100]);
+        Assert.Equal(1, t.Buffers.OutstandingBlocks);
+        Assert.Equal(0, t.Buffers.BytesCached);                 // the same block: nothing was returned and rented
+        Assert.Equal(100, c.Receive(buf, false, t.NowUs, out _));
+        long delay = new TcpConfig().IdleBufferReleaseUs;
+        t.Advance(delay / 2);
+        Assert.True(c.HoldsBuffers);
+        t.Advance(delay);
+        Assert.False(c.HoldsBuffers);
+        Assert.Equal(0, t.Buffers.OutstandingBlocks);
+        Assert.Equal(TcpState.Established, c.State);
+
+        using var t0 = new TcpScript(new TcpConfig { Seed = 42, IdleBufferReleaseUs = 0 });
+        TcpConnection c0 = t0.Established(out uint iss0);
+        t0.Inject(TcpFlags.Ack, P + 1, iss0 + 1, payload: new byte[100]);
+        Assert.Equal(100, c0.Receive(buf, false, t0.NowUs, out _));
+        Assert.False(c0.HoldsBuffers);
+        Assert.Equal(0, t0.Buffers.OutstandingBlocks);
     }
 
     [Fact]
@@ -374,6 +407,7 @@ public class TcpStateTests
         var buf = new byte[1000];
         Assert.Equal(800, c.Receive(buf, false, t.NowUs, out _));
         Assert.Equal(all, buf[..800]);
+        t.Advance(new TcpConfig().IdleBufferReleaseUs); // drained blocks go back after the idle delay
         Assert.False(c.HoldsBuffers);
         Assert.Equal(0, t.Layer.AssemblersInUse);
         Assert.Equal(0, t.Buffers.OutstandingBlocks);

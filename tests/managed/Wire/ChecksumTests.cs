@@ -91,7 +91,7 @@ public class ChecksumTests
     public void LongBuffersMatchReference()
     {
         var rng = new Random(7);
-        foreach (int len in new[] { 15, 16, 17, 31, 33, 1500, 9001, 65535 })
+        foreach (int len in new[] { 15, 16, 17, 31, 32, 33, 47, 63, 64, 96, 97, 1500, 9001, 65535 })
         {
             byte[] b = new byte[len];
             rng.NextBytes(b);
