@@ -30,6 +30,7 @@ internal static unsafe class Descriptors
                 if (s.Options.LingerOn && s.Options.LingerSeconds == 0 && s.Handle >= 0)
                     Engine.Stack.SetOption(s.Handle, UserTcp.Stack.SocketOption.LingerUs, 0);
                 ListenerGroups.Release(s);
+                UserSocket.Recycle(s);
             }
         }
         return s;

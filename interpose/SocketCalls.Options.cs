@@ -37,9 +37,17 @@ internal static unsafe partial class SocketCalls
         if (level == IPPROTO_TCP && name == TCP_INFO) return -Errno.ENOPROTOOPT;
         if ((long)len < min) return -Errno.EINVAL;
         if (len > 0 && val == null) return -Errno.EFAULT;
-        // Options objects are shared (interned) and never changed in place: work on a copy, then intern it.
-        SocketOptions o = s.Options with { };
         int v = min == sizeof(int) ? *(int*)val : 0;
+        // The same option set to the same value on sockets with the same options (TCP_NODELAY on every accepted
+        // connection) ends in the same shared object: remembered, so the common case neither copies nor interns.
+        if (min == sizeof(int) && SocketOptions.Transition(s.Options, level, name, v) is { } known)
+        {
+            s.Options = known;
+            return s.Handle >= 0 ? ApplyToStack(s, level, name) : 0;
+        }
+        SocketOptions before = s.Options;
+        // Options objects are shared (interned) and never changed in place: work on a copy, then intern it.
+        SocketOptions o = before with { };
         switch (level, name)
         {
             case (SOL_SOCKET, SO_REUSEADDR): o.ReuseAddress = v != 0; break;
@@ -114,6 +122,7 @@ internal static unsafe partial class SocketCalls
             default: return -Errno.ENOPROTOOPT;
         }
         s.Options = SocketOptions.Intern(o);
+        if (min == sizeof(int)) SocketOptions.RememberTransition(before, level, name, v, s.Options);
         return s.Handle >= 0 ? ApplyToStack(s, level, name) : 0;
     }
 

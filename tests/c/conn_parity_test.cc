@@ -1328,6 +1328,95 @@ TEST_F(ConnParity, LevelTriggeredEpollReportsEveryReadySocketInTurn)
     close(ep);
 }
 
+// A thread blocked in read on a socket another thread closes must never return the data of a connection accepted
+// afterwards (usertcp reuses closed sockets' objects and stack handles: the blocked call must notice the close).
+// Linux keeps the old socket alive until the read returns (here: its SO_RCVTIMEO); usertcp ends it with EBADF.
+TEST_F(ConnParity, BlockedReaderOfAClosedSocketNeverSeesTheNextConnection)
+{
+    auto c1 = std::make_unique<Conn>(); // first: the peer knows our address once this is connected
+    ASSERT_GE(c1->fd, 0);
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in any = Addr("0.0.0.0", 0);
+    ASSERT_EQ(bind(l, (sockaddr *)&any, sizeof any), 0);
+    ASSERT_EQ(listen(l, 8), 0);
+    uint16_t port = ntohs(Name(l, false).sin_port);
+    // The next connection is established with data queued before it is accepted: it is readable the moment
+    // accept hands it out.
+    Peer p;
+    ASSERT_TRUE(p.Ok());
+    std::string a = p.Cmd("CONNECT %d", port);
+    ASSERT_EQ(a.rfind("OK ", 0), 0u) << a;
+    EXPECT_EQ(p.Cmd("SEND 5"), "OK 5");
+    ASSERT_GT(Readable(l, 3000), 0);
+    usleep(50000); // the 5 bytes are in
+
+    timeval bound = { 1, 500000 };
+    ASSERT_EQ(setsockopt(c1->fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound), 0);
+    struct Reader {
+        int fd;
+        ssize_t n = 0;
+        static void *Run(void *p)
+        {
+            auto *r = (Reader *)p;
+            char b[64];
+            r->n = read(r->fd, b, sizeof b);
+            return nullptr;
+        }
+    } reader{ c1->fd };
+    pthread_t t;
+    ASSERT_EQ(pthread_create(&t, nullptr, Reader::Run, &reader), 0);
+    usleep(100000); // the reader blocks first
+    ASSERT_EQ(close(c1->fd), 0);
+    c1->fd = -1;
+    int s = accept(l, nullptr, nullptr); // may get the closed socket's fd number, object and stack handle
+    ASSERT_GE(s, 0) << strerror(errno);
+    pthread_join(t, nullptr);
+    EXPECT_LE(reader.n, 0) << "the blocked read returned the next connection's data";
+    std::vector<unsigned char> got = ReadN(s, 5);
+    EXPECT_EQ(got.size(), 5u);
+    EXPECT_TRUE(IsPattern(got));
+    close(s);
+    close(l);
+}
+
+// A registration removed by close may still be queued as ready in its epoll set; the registration that an ADD
+// makes next (in the same set or another) is reported once, in its own set, and the closed fd never.
+TEST_F(ConnParity, EpollRegistrationOfAClosedSocketDoesNotLeakIntoTheNextOne)
+{
+    int ep1 = epoll_create1(0), ep2 = epoll_create1(0);
+    ASSERT_GE(ep1, 0);
+    ASSERT_GE(ep2, 0);
+    for (int round = 0; round < 2; round++) {
+        int ep = round == 0 ? ep1 : ep2; // the next registration in the same set, then in another one
+        auto c1 = std::make_unique<Conn>(SOCK_NONBLOCK);
+        ASSERT_GE(c1->fd, 0);
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLOUT;
+        ev.data.u64 = 1;
+        ASSERT_EQ(epoll_ctl(ep1, EPOLL_CTL_ADD, c1->fd, &ev), 0); // ready (writable), not yet waited for
+        ASSERT_EQ(close(c1->fd), 0);
+        c1->fd = -1;
+        Conn c2(SOCK_NONBLOCK);
+        ASSERT_GE(c2.fd, 0);
+        ev.events = EPOLLIN;
+        ev.data.u64 = 2;
+        ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, c2.fd, &ev), 0);
+        EXPECT_EQ(c2.peer.Cmd("SEND 4"), "OK 4");
+        ASSERT_EQ(WaitQueued(c2.fd, 4), 4);
+        epoll_event out[8];
+        int n = epoll_wait(ep, out, 8, 2000);
+        ASSERT_EQ(n, 1) << "round " << round;
+        EXPECT_EQ(out[0].data.u64, 2u);
+        EXPECT_EQ(out[0].events, (uint32_t)EPOLLIN);
+        if (ep != ep1) {
+            EXPECT_EQ(epoll_wait(ep1, out, 8, 50), 0);
+        }
+        ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_DEL, c2.fd, nullptr), 0);
+    }
+    close(ep1);
+    close(ep2);
+}
+
 TEST_F(ConnParity, EdgeCasesOfTheDataCalls)
 {
     Conn c;
