@@ -311,6 +311,11 @@ internal static unsafe class Engine
         internal static readonly Edges Instance = new();
         private int[] _counts = new int[1024];
         private bool[] _dirty = new bool[1024];
+        /// <summary>The readiness the stack last reported per handle, with <see cref="Known"/> set once a report came
+        /// after the handle was (re)assigned (<see cref="Forget"/>). A connection reports every change (input,
+        /// timers, its own Send/Receive/Close), so for a connected socket this is what GetReadiness would compute.</summary>
+        private uint[] _readiness = new uint[1024];
+        private const uint Known = 0x8000_0000;
         private readonly List<int> _dirtyHandles = new();
 
         public void OnReadinessChanged(int handle, Stack.Tcp.Readiness readiness)
@@ -319,8 +324,10 @@ internal static unsafe class Engine
             {
                 Array.Resize(ref _counts, Math.Max(handle + 1, _counts.Length * 2));
                 Array.Resize(ref _dirty, _counts.Length);
+                Array.Resize(ref _readiness, _counts.Length);
             }
             _counts[handle]++;
+            _readiness[handle] = (uint)readiness | Known;
             if (!_dirty[handle])
             {
                 _dirty[handle] = true;
@@ -342,6 +349,23 @@ internal static unsafe class Engine
 
         /// <summary>Caller holds Engine.Gate.</summary>
         internal int Count(int handle) => (uint)handle < (uint)_counts.Length ? _counts[handle] : 0;
+
+        /// <summary>The handle was just assigned to a socket (open, accept), or the socket was changed by a call that
+        /// may move its readiness without a report (shutdown, buffer options): what was recorded for it is not
+        /// trusted until the stack's next report. Caller holds Engine.Gate.</summary>
+        internal void Forget(int handle)
+        {
+            if ((uint)handle < (uint)_readiness.Length) _readiness[handle] = 0;
+        }
+
+        /// <summary>A connection's readiness from the last report, without asking the stack (epoll_wait evaluates
+        /// every ready-listed registration on every wait). Caller holds Engine.Gate.</summary>
+        internal bool TryGet(int handle, out Stack.Tcp.Readiness readiness)
+        {
+            uint r = (uint)handle < (uint)_readiness.Length ? _readiness[handle] : 0;
+            readiness = (Stack.Tcp.Readiness)(r & ~Known);
+            return (r & Known) != 0;
+        }
     }
 
     /// <summary>While an application thread polled within this long (µs), the progress thread stays out of the way:

@@ -64,7 +64,7 @@ internal static class EpollSets
     private static Registration?[] s_byHandle = new Registration?[1024];
 
     // Sockets whose interpose-level state changed (UserSocket.Changed may run under any lock: this one is a leaf).
-    private static readonly object s_dirtyGate = new();
+    private static readonly Lock s_dirtyGate = new();
     private static List<UserSocket> s_dirtySockets = new(), s_draining = new();
 
     internal static Lock Gate => s_gate;

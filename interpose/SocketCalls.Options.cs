@@ -148,6 +148,7 @@ internal static unsafe partial class SocketCalls
         lock (Engine.Gate)
         {
             SocketError e = Engine.Stack.SetOption(s.Handle, opt, value);
+            Engine.Edges.Instance.Forget(s.Handle); // a buffer size can change writability without a report
             // Buffer sizes the stack cannot honour on a live connection keep the old size, as Linux does silently.
             return e is SocketError.Success or SocketError.NotSupported or SocketError.InvalidArgument
                 && opt is SocketOption.SendBufferSize or SocketOption.ReceiveBufferSize ? 0 : -ErrnoMap.From(e);

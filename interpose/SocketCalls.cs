@@ -34,6 +34,7 @@ internal static unsafe partial class SocketCalls
         {
             SocketError e = Engine.Stack.Open(out int h);
             if (e != SocketError.Success) return -ErrnoMap.From(e);
+            Engine.Edges.Instance.Forget(h);
             s = UserSocket.Rent();
             s.Handle = h;
         }
@@ -59,6 +60,7 @@ internal static unsafe partial class SocketCalls
         {
             SocketError e = Engine.Stack.Open(out int h);
             if (e != SocketError.Success) return -ErrnoMap.From(e);
+            Engine.Edges.Instance.Forget(h);
             s.Handle = h;
         }
         return 0;
@@ -184,6 +186,7 @@ internal static unsafe partial class SocketCalls
             if (Listener.Generation != Generation) return -Errno.EBADF; // closed while this call waited
             SocketError e = Engine.Stack.Accept(Handle, out int newHandle, out Peer, out PeerPort);
             if (e != SocketError.Success) return -ErrnoMap.From(e);
+            Engine.Edges.Instance.Forget(newHandle); // the handle's earlier life, and the report Accept just made
             UserSocket c = UserSocket.Rent();
             c.Refs = 1;
             c.Handle = newHandle;
@@ -334,6 +337,7 @@ internal static unsafe partial class SocketCalls
                     {
                         ListenerGroups.Release(s);
                         Engine.Stack.Open(out s.Handle);
+                        Engine.Edges.Instance.Forget(s.Handle);
                     }
                     s.State = SocketState.Unconnected;
                     s.Changed();
@@ -353,6 +357,7 @@ internal static unsafe partial class SocketCalls
                 // socket itself is closed) records the shutdown and reports ENOTCONN.
                 bool ended = Engine.Stack.GetState(s.Handle) is Stack.Tcp.TcpState.Closed or Stack.Tcp.TcpState.TimeWait;
                 long r = -ErrnoMap.From(Engine.Stack.Shutdown(s.Handle, (ShutdownHow)how));
+                Engine.Edges.Instance.Forget(s.Handle);
                 return ended ? -Errno.ENOTCONN : r;
             }
         }

@@ -101,7 +101,10 @@ internal sealed class UserSocket
         else
         {
             int h = Group?.Handle ?? Handle;
-            r = h < 0 ? (uint)Poll.Nval : (uint)Engine.Stack.GetReadiness(h);
+            // A connection's readiness as the stack last reported it (listeners report only new arrivals: asked).
+            if (h < 0) r = (uint)Poll.Nval;
+            else if (State == SocketState.Connected && Engine.Edges.Instance.TryGet(h, out Stack.Tcp.Readiness known)) r = (uint)known;
+            else r = (uint)Engine.Stack.GetReadiness(h);
         }
         if ((r & (uint)Poll.In) != 0) r |= (uint)Poll.RdNorm;
         if ((r & (uint)Poll.Out) != 0) r |= (uint)Poll.WrNorm;
