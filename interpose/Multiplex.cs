@@ -27,7 +27,12 @@ internal static unsafe class Multiplex
         System.Span<bool> isUser = heap ?? stackalloc bool[count];
         short[]? heapMasks = count > 512 ? new short[count] : null;
         System.Span<short> userMask = heapMasks ?? stackalloc short[count];
-        for (int i = 0; i < count; i++) isUser[i] = FdTable.Get(fds[i].Fd) is not null;
+        int kernelFds = 0;
+        for (int i = 0; i < count; i++)
+        {
+            isUser[i] = FdTable.Get(fds[i].Fd) is not null;
+            if (!isUser[i] && fds[i].Fd >= 0) kernelFds++; // a negative fd is ignored (revents 0), as the kernel does
+        }
         long deadline = timeoutMs < 0 ? long.MaxValue : Engine.NowUs + timeoutMs * 1000L;
         long backoff = 0;
         bool waiting = false;
@@ -54,6 +59,12 @@ internal static unsafe class Multiplex
                 long sleep = userReady > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline, pollAt);
                 if (!waiting && userReady == 0 && timeoutMs != 0) { Engine.EnterWait(); Kernel.WaitBegin(); waiting = true; }
                 // Hide user fds from the kernel (it would poll the placeholder): a negative fd is skipped.
+                if (userReady > 0 && kernelFds == 0)
+                {
+                    // Only user fds, some ready: nothing to ask the kernel (one system call per call saved).
+                    for (int i = 0; i < count; i++) fds[i].Revents = isUser[i] ? userMask[i] : (short)0;
+                    return userReady;
+                }
                 for (int i = 0; i < count; i++) if (isUser[i]) fds[i].Fd = ~fds[i].Fd;
                 // The device's fds ride along as hidden extra entries: a frame ends the sleep, the app never sees them.
                 int deviceReady = 0;
@@ -99,6 +110,8 @@ internal static unsafe class Multiplex
             {
                 int n = CollectUserEvents(epfd, events, max, out long pollAt);
                 if (n == max) return n;
+                // Events ready and no kernel fd in the set: nothing to ask the kernel (one system call per wait saved).
+                if (n > 0 && Kernel.EpfdPure(epfd) != 0) return n;
                 long sleep = n > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline, pollAt);
                 if (!waiting && n == 0 && timeoutMs != 0) { Engine.EnterWait(); Kernel.WaitBegin(); waiting = true; }
                 int deviceReady = 0;

@@ -21,6 +21,9 @@ internal static unsafe partial class Kernel
     internal static partial nint FdRelease(int fd);
     [LibraryImport(Lib, EntryPoint = "k_epfd_mark")]
     internal static partial nint EpfdMark(int epfd, int on);
+    /// <summary>1 when epfd is an epoll set this process created and never added a kernel fd to (cshim/fdtab.h).</summary>
+    [LibraryImport(Lib, EntryPoint = "k_epfd_pure"), SuppressGCTransition]
+    internal static partial nint EpfdPure(int epfd);
     [LibraryImport(Lib, EntryPoint = "k_sockopt_minlen"), SuppressGCTransition]
     internal static partial nint SockoptMinLen(int level, int name);
     [LibraryImport(Lib, EntryPoint = "k_fcntl")]

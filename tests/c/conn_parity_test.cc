@@ -1417,6 +1417,57 @@ TEST_F(ConnParity, EpollRegistrationOfAClosedSocketDoesNotLeakIntoTheNextOne)
     close(ep2);
 }
 
+// An epoll set that got kernel fds where this process's epoll_ctl did not add them to that number (dup2 of another
+// set onto it, or a forked child adding to the shared set) still reports them next to ready sockets (usertcp skips
+// the kernel when a set it created holds user sockets only).
+TEST_F(ConnParity, EpollSetsSharedThroughDupOrForkStillReportKernelFds)
+{
+    Conn c(SOCK_NONBLOCK);
+    ASSERT_GE(c.fd, 0);
+    int p[2];
+    ASSERT_EQ(pipe(p), 0);
+    ASSERT_EQ(write(p[1], "x", 1), 1);
+    epoll_event ev{};
+    epoll_event out[4];
+
+    // dup2: the number of a user-only set now names a set with the pipe in it.
+    int ep1 = epoll_create1(0), ep2 = epoll_create1(0);
+    ev.events = EPOLLIN;
+    ev.data.u64 = 7;
+    ASSERT_EQ(epoll_ctl(ep2, EPOLL_CTL_ADD, p[0], &ev), 0);
+    ASSERT_EQ(dup2(ep2, ep1), ep1);
+    ev.events = EPOLLOUT;
+    ev.data.u64 = 9;
+    ASSERT_EQ(epoll_ctl(ep1, EPOLL_CTL_ADD, c.fd, &ev), 0);
+    int n = epoll_wait(ep1, out, 4, 1000);
+    EXPECT_EQ(n, 2) << "dup2";
+    close(ep1);
+    close(ep2);
+
+    // fork: the child adds the pipe to the set the parent created with a socket in it.
+    int ep = epoll_create1(0);
+    ev.events = EPOLLOUT;
+    ev.data.u64 = 9;
+    ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev), 0);
+    ASSERT_EQ(epoll_wait(ep, out, 4, 1000), 1);
+    pid_t child = fork();
+    if (child == 0) {
+        epoll_event cev{};
+        cev.events = EPOLLIN;
+        cev.data.u64 = 7;
+        _exit(epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &cev) == 0 ? 0 : 1);
+    }
+    ASSERT_GT(child, 0);
+    int status = -1;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    n = epoll_wait(ep, out, 4, 1000);
+    EXPECT_EQ(n, 2) << "fork";
+    close(ep);
+    close(p[0]);
+    close(p[1]);
+}
+
 TEST_F(ConnParity, EdgeCasesOfTheDataCalls)
 {
     Conn c;
