@@ -374,12 +374,16 @@ internal static unsafe class Engine
     /// <summary>Calls of application threads into the stack (under <see cref="Gate"/>): the progress thread compares
     /// it between its rounds to know whether the application is driving the stack. Costs one increment, no clock.</summary>
     internal static int AppCalls;
+    /// <summary>Polls of the stack by application threads (under <see cref="Gate"/>): while they keep coming, the
+    /// progress thread has nothing to add (timers run in every poll) and leaves the lock to them.</summary>
+    internal static int AppPolls;
 
     /// <summary>Polls the stack from an application thread. Caller holds <see cref="Gate"/>.</summary>
     internal static void PollLocked()
     {
         PollCore();
         AppCalls++;
+        AppPolls++;
     }
 
     private static long PollCore()
@@ -430,7 +434,7 @@ internal static unsafe class Engine
     {
         Kernel.BlockSignals(); // the application's signals are for the application's threads
         long backoff = 0;
-        int appCallsSeen = 0;
+        int appCallsSeen = 0, appPollsSeen = 0;
         while (!s_stopping)
         {
             long sleep = NextSleepUs(ref backoff, long.MaxValue);
@@ -452,6 +456,14 @@ internal static unsafe class Engine
                 else Kernel.SleepUs((nint)sleep);
             }
             else Thread.Yield();
+            // An application thread polled while this one slept: the stack is being driven, and taking the lock
+            // now would only make the application wait for it.
+            int appPolls = Volatile.Read(ref AppPolls);
+            if (appPolls != appPollsSeen)
+            {
+                appPollsSeen = appPolls;
+                continue;
+            }
             lock (Gate)
             {
                 ProgressPolls++;
