@@ -1,3 +1,4 @@
+using System.Threading;
 using UserTcp.Interpose.Native;
 
 namespace UserTcp.Interpose;
@@ -19,14 +20,13 @@ internal static unsafe class Descriptors
     {
         UserSocket? s = FdTable.Remove(fd);
         if (s is null) return null;
-        bool last;
-        lock (s.Gate) last = --s.Refs == 0;
+        bool last = Interlocked.Decrement(ref s.Refs) == 0;
         // epoll(7): a registration goes away when the last fd referring to the open file description is closed.
         if (last)
         {
-            EpollSets.ForgetSocket(s);
-            lock (Engine.Gate)
+            lock (Engine.Gate) // also EpollSets.Gate: one lock for the registrations, the handle and the pool
             {
+                EpollSets.ForgetSocketLocked(s);
                 if (s.Options.LingerOn && s.Options.LingerSeconds == 0 && s.Handle >= 0)
                     Engine.Stack.SetOption(s.Handle, UserTcp.Stack.SocketOption.LingerUs, 0);
                 ListenerGroups.Release(s);
@@ -41,7 +41,7 @@ internal static unsafe class Descriptors
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
         long nfd = Kernel.FdAlloc(minFd, cloexec ? 1 : 0);
         if (nfd < 0) return nfd;
-        lock (s.Gate) s.Refs++;
+        Interlocked.Increment(ref s.Refs);
         FdTable.Set((int)nfd, s);
         return nfd;
     }
@@ -55,7 +55,7 @@ internal static unsafe class Descriptors
         else EpollSets.ForgetEpoll(fd2); // harmless when fd2 is not an epoll fd of ours
         long r = Kernel.FdAllocAt(fd2, (flags & SocketCalls.O_CLOEXEC) != 0 ? 1 : 0);
         if (r < 0) return r;
-        lock (s.Gate) s.Refs++;
+        Interlocked.Increment(ref s.Refs);
         FdTable.Set(fd2, s);
         return fd2;
     }

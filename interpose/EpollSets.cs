@@ -229,8 +229,13 @@ internal static class EpollSets
 
     internal static void ForgetSocket(UserSocket s)
     {
-        lock (s_gate)
-            while (s.EpollRegs is { } r) Remove(r);
+        lock (s_gate) ForgetSocketLocked(s);
+    }
+
+    /// <summary><see cref="ForgetSocket"/> for a caller that holds <see cref="Gate"/>.</summary>
+    internal static void ForgetSocketLocked(UserSocket s)
+    {
+        while (s.EpollRegs is { } r) Remove(r);
     }
 
     internal static void ForgetEpoll(int epfd)
