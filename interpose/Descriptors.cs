@@ -39,9 +39,14 @@ internal static unsafe class Descriptors
     internal static long Dup(int fd, int minFd, bool cloexec)
     {
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
+        int generation = s.Generation;
         long nfd = Kernel.FdAlloc(minFd, cloexec ? 1 : 0);
         if (nfd < 0) return nfd;
-        Interlocked.Increment(ref s.Refs);
+        if (!TakeReference(s, generation))
+        {
+            Kernel.FdRelease((int)nfd);
+            return -Errno.EBADF;
+        }
         FdTable.Set((int)nfd, s);
         return nfd;
     }
@@ -53,11 +58,34 @@ internal static unsafe class Descriptors
         if (fd == fd2) return -Errno.EINVAL;
         if (FdTable.Get(fd2) is not null) Forget(fd2);
         else EpollSets.ForgetEpoll(fd2); // harmless when fd2 is not an epoll fd of ours
+        int generation = s.Generation;
         long r = Kernel.FdAllocAt(fd2, (flags & SocketCalls.O_CLOEXEC) != 0 ? 1 : 0);
         if (r < 0) return r;
-        Interlocked.Increment(ref s.Refs);
+        if (!TakeReference(s, generation))
+        {
+            Kernel.FdRelease(fd2);
+            return -Errno.EBADF;
+        }
         FdTable.Set(fd2, s);
         return fd2;
+    }
+
+    /// <summary>One more fd for the socket, unless another thread closed its last fd meanwhile (the object may be in
+    /// the pool or already another connection's): then EBADF, as for an fd closed before the call.</summary>
+    private static bool TakeReference(UserSocket s, int generation)
+    {
+        while (true)
+        {
+            int refs = Volatile.Read(ref s.Refs);
+            if (refs <= 0 || Volatile.Read(ref s.Generation) != generation) return false;
+            if (Interlocked.CompareExchange(ref s.Refs, refs + 1, refs) == refs)
+            {
+                if (Volatile.Read(ref s.Generation) == generation) return true;
+                // Reused between the two reads: give the new life its count back (it holds its own reference).
+                Interlocked.Decrement(ref s.Refs);
+                return false;
+            }
+        }
     }
 
     internal static long Fcntl(int fd, int cmd, nint arg)

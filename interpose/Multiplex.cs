@@ -59,9 +59,10 @@ internal static unsafe class Multiplex
                 long sleep = userReady > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline, pollAt);
                 if (!waiting && userReady == 0 && timeoutMs != 0) { Engine.EnterWait(); Kernel.WaitBegin(); waiting = true; }
                 // Hide user fds from the kernel (it would poll the placeholder): a negative fd is skipped.
-                if (userReady > 0 && kernelFds == 0)
+                if (userReady > 0 && kernelFds == 0 && sigmask == null)
                 {
-                    // Only user fds, some ready: nothing to ask the kernel (one system call per call saved).
+                    // Only user fds, some ready: nothing to ask the kernel (one system call per call saved). Not with
+                    // a signal mask: ppoll runs a handler the mask unblocks even when it returns events.
                     for (int i = 0; i < count; i++) fds[i].Revents = isUser[i] ? userMask[i] : (short)0;
                     return userReady;
                 }
@@ -111,7 +112,8 @@ internal static unsafe class Multiplex
                 int n = CollectUserEvents(epfd, events, max, out long pollAt);
                 if (n == max) return n;
                 // Events ready and no kernel fd in the set: nothing to ask the kernel (one system call per wait saved).
-                if (n > 0 && Kernel.EpfdPure(epfd) != 0) return n;
+                // (Not with a signal mask: epoll_pwait runs a handler the mask unblocks even when it returns events.)
+                if (n > 0 && sigmask == null && Kernel.EpfdPure(epfd) != 0) return n;
                 long sleep = n > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline, pollAt);
                 if (!waiting && n == 0 && timeoutMs != 0) { Engine.EnterWait(); Kernel.WaitBegin(); waiting = true; }
                 int deviceReady = 0;
