@@ -13,6 +13,8 @@
 uint32_t ut_fd_limit;
 uint64_t *ut_fd_bits;
 uint64_t *ut_epfd_bits;
+uint64_t *ut_epfd_pure_bits;
+static size_t bitmap_bytes;
 pthread_mutex_t ut_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int ut_placeholder = -1;          /* the kernel socket every reservation is a dup of (kept above ut_fd_floor()) */
@@ -37,6 +39,11 @@ static void *map_zeroed(size_t bytes)
  * generators that hold very many connections (W5: 1M per process). */
 static uint32_t lo_word;          /* virtual mode: every bitmap word below this one is full */
 
+static void epfd_forget_pure(void)
+{
+    if (ut_epfd_pure_bits) memset(ut_epfd_pure_bits, 0, bitmap_bytes);
+}
+
 int ut_fdtab_init(void)
 {
     if (ut_virtual_fds) {
@@ -51,8 +58,12 @@ int ut_fdtab_init(void)
     size_t words = (limit + 63) / 64;
     ut_fd_bits = map_zeroed(words * 8);
     ut_epfd_bits = map_zeroed(words * 8);
+    ut_epfd_pure_bits = map_zeroed(words * 8);
+    bitmap_bytes = words * 8;
     records = map_zeroed((size_t)limit * sizeof *records);
-    if (!ut_fd_bits || !ut_epfd_bits || !records) return -ENOMEM;
+    if (!ut_fd_bits || !ut_epfd_bits || !ut_epfd_pure_bits || !records) return -ENOMEM;
+    /* A forked child shares its parent's epoll sets: either side may add kernel fds the other does not see. */
+    pthread_atfork(NULL, epfd_forget_pure, epfd_forget_pure);
     __atomic_store_n(&ut_fd_limit, limit, __ATOMIC_RELEASE);
     return 0;
 }
@@ -353,6 +364,12 @@ long k_fd_release(int fd)
     return 0;
 }
 
+
+/* 1 when epfd is an epoll set created here that holds no kernel fds (ut_epfd_pure_bits). */
+long k_epfd_pure(int epfd)
+{
+    return (uint32_t)epfd < ut_fd_limit && ut_bit(ut_epfd_pure_bits, epfd);
+}
 
 long k_epfd_mark(int epfd, int on)
 {

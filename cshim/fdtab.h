@@ -20,6 +20,10 @@
 extern uint32_t ut_fd_limit UT_HIDDEN;           /* fds >= this are never ours (0 while offload is off) */
 extern uint64_t *ut_fd_bits UT_HIDDEN;           /* ownership bitmap, ut_fd_limit bits */
 extern uint64_t *ut_epfd_bits UT_HIDDEN;         /* kernel epoll fds that have user fds registered */
+/* Epoll fds created by epoll_create* in this process that no kernel fd was ever added to (epoll_ctl on a kernel fd,
+ * close, dup2/dup3 onto the number, close_range and fork clear the bit: unknown sets count as holding kernel fds).
+ * An epoll_wait on such a set that already has user events ready asks the kernel nothing. */
+extern uint64_t *ut_epfd_pure_bits UT_HIDDEN;
 extern pthread_mutex_t ut_lock UT_HIDDEN;        /* guards every change of ownership and the records */
 
 static inline int ut_bit(const uint64_t *bits, int fd)
@@ -34,6 +38,12 @@ static inline int ut_owned(int fd) { return UT_UNLIKELY((unsigned)fd < ut_fd_lim
 static inline int ut_epfd_has_user(int epfd) { return (unsigned)epfd < ut_fd_limit && ut_bit(ut_epfd_bits, epfd); }
 
 void ut_bit_set(uint64_t *bits, int fd, int on) UT_HIDDEN;
+
+/* The number no longer names an epoll set created here with user fds only (see ut_epfd_pure_bits). */
+static inline void ut_epfd_impure(int fd)
+{
+    if ((unsigned)fd < ut_fd_limit && ut_bit(ut_epfd_pure_bits, fd)) ut_bit_set(ut_epfd_pure_bits, fd, 0);
+}
 
 #define UT_MAX_OPTS 16
 struct ut_sockopt {

@@ -2,6 +2,7 @@
 #include "real.h"
 #include "log.h"
 
+#include <fcntl.h>
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <time.h>
@@ -66,6 +67,20 @@ long k_sleep_us(long us)
 }
 long k_pread(int fd, void *buf, size_t n, long off) { return neg_errno(ut_real.pread64(fd, buf, n, off)); }
 long k_lseek(int fd, long off, int whence) { return neg_errno(lseek(fd, off, whence)); }
+/* A number from a /proc/sys file (e.g. /proc/sys/net/core/rmem_max), or dflt when it cannot be read. */
+long k_sysctl_long(const char *path, long dflt)
+{
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return dflt;
+    char buf[32];
+    ssize_t n = ut_real.read(fd, buf, sizeof buf - 1);
+    ut_real.close(fd);
+    if (n <= 0) return dflt;
+    buf[n] = 0;
+    char *end;
+    long v = strtol(buf, &end, 10);
+    return end == buf ? dflt : v;
+}
 long k_block_signals(void)
 {
     sigset_t all;

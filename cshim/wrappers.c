@@ -234,6 +234,7 @@ UT_EXPORT int close(int fd)
 {
     if (UT_LIKELY(!ut_owned(fd))) {
         if (UT_UNLIKELY(ut_epfd_has_user(fd))) ut_cfg_epfd_closed(fd);
+        ut_epfd_impure(fd);
         if (UT_UNLIKELY(fd == ut_placeholder)) { /* not the application's fd (e.g. a loop closing every number) */
             errno = EBADF;
             return -1;
@@ -253,6 +254,7 @@ UT_EXPORT int dup(int fd)
  * as the kernel closes whatever the target number held. */
 static int dup_common(int fd, int fd2, int flags, int is_dup2)
 {
+    if (fd != fd2) ut_epfd_impure(fd2); /* whatever fd2 becomes, it is not the set created under that number */
     if (UT_UNLIKELY(fd2 == ut_placeholder && fd2 >= 0)) {
         /* The application wants the placeholder's number: it is the application's to take. */
         pthread_mutex_lock(&ut_lock);
@@ -363,20 +365,22 @@ UT_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
            touch the parent's. The kernel closes them all; the numbers stop being ours. */
         if (!cloexec)
             for (uint64_t fd = first; fd <= last && fd < limit; fd++) {
-                if (!(ut_fd_bits[fd >> 6] | ut_epfd_bits[fd >> 6])) {
+                if (!(ut_fd_bits[fd >> 6] | ut_epfd_bits[fd >> 6] | ut_epfd_pure_bits[fd >> 6])) {
                     fd |= 63;
                     continue;
                 }
                 ut_bit_set(ut_fd_bits, (int)fd, 0);
                 ut_bit_set(ut_epfd_bits, (int)fd, 0);
+                ut_bit_set(ut_epfd_pure_bits, (int)fd, 0);
             }
         return ut_real.close_range(first, last, flags);
     }
     for (uint64_t fd = first; fd <= last && fd < limit;) {
-        if (!(ut_fd_bits[fd >> 6] | ut_epfd_bits[fd >> 6])) {
+        if (!(ut_fd_bits[fd >> 6] | ut_epfd_bits[fd >> 6] | ut_epfd_pure_bits[fd >> 6])) {
             fd = (fd | 63) + 1; /* nothing of ours in this word */
             continue;
         }
+        if (!cloexec) ut_epfd_impure((int)fd);
         if (ut_owned((int)fd)) {
             if (cloexec) ut_cfg_fcntl((int)fd, F_SETFD, FD_CLOEXEC);
             else ut_cfg_close((int)fd);
@@ -626,14 +630,21 @@ UT_EXPORT int pselect(int n, fd_set *r, fd_set *w, fd_set *e, const struct times
     return select_via_poll(n, r, w, e, ms, mask);
 }
 
+/* A new set holds no kernel fd yet (ut_epfd_pure_bits). */
+static int epoll_created(int epfd)
+{
+    if (epfd >= 0 && (unsigned)epfd < ut_fd_limit) ut_bit_set(ut_epfd_pure_bits, epfd, 1);
+    return epfd;
+}
+
 UT_EXPORT int epoll_create(int size)
 {
-    return ut_real.epoll_create(size);
+    return epoll_created(ut_real.epoll_create(size));
 }
 
 UT_EXPORT int epoll_create1(int flags)
 {
-    return ut_real.epoll_create1(flags);
+    return epoll_created(ut_real.epoll_create1(flags));
 }
 
 UT_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
@@ -643,6 +654,7 @@ UT_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
             errno = EINVAL; /* a socket is not an epoll fd */
             return -1;
         }
+        ut_epfd_impure(epfd); /* a kernel fd in the set: its waits must ask the kernel */
         return ut_real.epoll_ctl(epfd, op, fd, ev);
     }
     return (int)ut_errno_ret(ut_cfg_epoll_ctl(epfd, op, fd, ev));

@@ -23,7 +23,7 @@ internal static class Blocking
     internal static long Run<T>(ref T attempt, bool nonBlocking, long timeoutUs, bool restartable = true)
         where T : struct, IAttempt
     {
-        long r;
+        long r, pollAt = long.MaxValue;
         lock (Engine.Gate)
         {
             // Try before polling the device: a read with data waiting or a write with room completes without the
@@ -34,6 +34,7 @@ internal static class Blocking
             {
                 Engine.PollLocked();
                 r = attempt.Try();
+                if (r == -Errno.EAGAIN && !nonBlocking) pollAt = Engine.Stack.PollAt();
             }
         }
         if (r != -Errno.EAGAIN || nonBlocking) return r;
@@ -47,7 +48,7 @@ internal static class Blocking
             while (true)
             {
                 if (Engine.NowUs >= deadline) return -Errno.EAGAIN;
-                long sleep = Engine.NextSleepUs(ref backoff, deadline);
+                long sleep = Engine.NextSleepUs(ref backoff, deadline, pollAt);
                 // Also with nothing to sleep: the zero-length sleep is where a pending signal gets in.
                 if (sleep > 0) Engine.CountSleep(sleep);
                 long woke = Kernel.WaitUs((nint)sleep, restart, Engine.DeviceWaitFor(sleep));
@@ -57,6 +58,7 @@ internal static class Blocking
                 {
                     Engine.PollLocked();
                     r = attempt.Try();
+                    if (r == -Errno.EAGAIN) pollAt = Engine.Stack.PollAt();
                 }
                 if (r != -Errno.EAGAIN) return r;
             }

@@ -1,3 +1,4 @@
+using System.Threading;
 using UserTcp.Interpose.Native;
 
 namespace UserTcp.Interpose;
@@ -19,17 +20,17 @@ internal static unsafe class Descriptors
     {
         UserSocket? s = FdTable.Remove(fd);
         if (s is null) return null;
-        bool last;
-        lock (s.Gate) last = --s.Refs == 0;
+        bool last = Interlocked.Decrement(ref s.Refs) == 0;
         // epoll(7): a registration goes away when the last fd referring to the open file description is closed.
         if (last)
         {
-            EpollSets.ForgetSocket(s);
-            lock (Engine.Gate)
+            lock (Engine.Gate) // also EpollSets.Gate: one lock for the registrations, the handle and the pool
             {
+                EpollSets.ForgetSocketLocked(s);
                 if (s.Options.LingerOn && s.Options.LingerSeconds == 0 && s.Handle >= 0)
                     Engine.Stack.SetOption(s.Handle, UserTcp.Stack.SocketOption.LingerUs, 0);
                 ListenerGroups.Release(s);
+                UserSocket.Recycle(s);
             }
         }
         return s;
@@ -38,9 +39,14 @@ internal static unsafe class Descriptors
     internal static long Dup(int fd, int minFd, bool cloexec)
     {
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
+        int generation = s.Generation;
         long nfd = Kernel.FdAlloc(minFd, cloexec ? 1 : 0);
         if (nfd < 0) return nfd;
-        lock (s.Gate) s.Refs++;
+        if (!TakeReference(s, generation))
+        {
+            Kernel.FdRelease((int)nfd);
+            return -Errno.EBADF;
+        }
         FdTable.Set((int)nfd, s);
         return nfd;
     }
@@ -52,11 +58,34 @@ internal static unsafe class Descriptors
         if (fd == fd2) return -Errno.EINVAL;
         if (FdTable.Get(fd2) is not null) Forget(fd2);
         else EpollSets.ForgetEpoll(fd2); // harmless when fd2 is not an epoll fd of ours
+        int generation = s.Generation;
         long r = Kernel.FdAllocAt(fd2, (flags & SocketCalls.O_CLOEXEC) != 0 ? 1 : 0);
         if (r < 0) return r;
-        lock (s.Gate) s.Refs++;
+        if (!TakeReference(s, generation))
+        {
+            Kernel.FdRelease(fd2);
+            return -Errno.EBADF;
+        }
         FdTable.Set(fd2, s);
         return fd2;
+    }
+
+    /// <summary>One more fd for the socket, unless another thread closed its last fd meanwhile (the object may be in
+    /// the pool or already another connection's): then EBADF, as for an fd closed before the call.</summary>
+    private static bool TakeReference(UserSocket s, int generation)
+    {
+        while (true)
+        {
+            int refs = Volatile.Read(ref s.Refs);
+            if (refs <= 0 || Volatile.Read(ref s.Generation) != generation) return false;
+            if (Interlocked.CompareExchange(ref s.Refs, refs + 1, refs) == refs)
+            {
+                if (Volatile.Read(ref s.Generation) == generation) return true;
+                // Reused between the two reads: give the new life its count back (it holds its own reference).
+                Interlocked.Decrement(ref s.Refs);
+                return false;
+            }
+        }
     }
 
     internal static long Fcntl(int fd, int cmd, nint arg)

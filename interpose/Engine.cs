@@ -27,7 +27,9 @@ namespace UserTcp.Interpose;
 /// </summary>
 internal static unsafe class Engine
 {
-    internal static readonly object Gate = new();
+    /// <summary>The stack's lock. A <see cref="Lock"/> rather than a plain object: entering and leaving it costs a
+    /// fraction of Monitor.Enter/Exit on an object (no sync-block lookup).</summary>
+    internal static readonly Lock Gate = new();
     internal static NetStack Stack = null!;
     private static IDevice? s_device;
     private static Thread? s_progress;
@@ -372,6 +374,11 @@ internal static unsafe class Engine
         internal static readonly Edges Instance = new();
         private int[] _counts = new int[1024];
         private bool[] _dirty = new bool[1024];
+        /// <summary>The readiness the stack last reported per handle, with <see cref="Known"/> set once a report came
+        /// after the handle was (re)assigned (<see cref="Forget"/>). A connection reports every change (input,
+        /// timers, its own Send/Receive/Close), so for a connected socket this is what GetReadiness would compute.</summary>
+        private uint[] _readiness = new uint[1024];
+        private const uint Known = 0x8000_0000;
         private readonly List<int> _dirtyHandles = new();
 
         public void OnReadinessChanged(int handle, Stack.Tcp.Readiness readiness)
@@ -380,8 +387,10 @@ internal static unsafe class Engine
             {
                 Array.Resize(ref _counts, Math.Max(handle + 1, _counts.Length * 2));
                 Array.Resize(ref _dirty, _counts.Length);
+                Array.Resize(ref _readiness, _counts.Length);
             }
             _counts[handle]++;
+            _readiness[handle] = (uint)readiness | Known;
             if (!_dirty[handle])
             {
                 _dirty[handle] = true;
@@ -403,6 +412,23 @@ internal static unsafe class Engine
 
         /// <summary>Caller holds Engine.Gate.</summary>
         internal int Count(int handle) => (uint)handle < (uint)_counts.Length ? _counts[handle] : 0;
+
+        /// <summary>The handle was just assigned to a socket (open, accept), or the socket was changed by a call that
+        /// may move its readiness without a report (shutdown, buffer options): what was recorded for it is not
+        /// trusted until the stack's next report. Caller holds Engine.Gate.</summary>
+        internal void Forget(int handle)
+        {
+            if ((uint)handle < (uint)_readiness.Length) _readiness[handle] = 0;
+        }
+
+        /// <summary>A connection's readiness from the last report, without asking the stack (epoll_wait evaluates
+        /// every ready-listed registration on every wait). Caller holds Engine.Gate.</summary>
+        internal bool TryGet(int handle, out Stack.Tcp.Readiness readiness)
+        {
+            uint r = (uint)handle < (uint)_readiness.Length ? _readiness[handle] : 0;
+            readiness = (Stack.Tcp.Readiness)(r & ~Known);
+            return (r & Known) != 0;
+        }
     }
 
     /// <summary>While an application thread polled within this long (µs), the progress thread stays out of the way:
@@ -411,12 +437,16 @@ internal static unsafe class Engine
     /// <summary>Calls of application threads into the stack (under <see cref="Gate"/>): the progress thread compares
     /// it between its rounds to know whether the application is driving the stack. Costs one increment, no clock.</summary>
     internal static int AppCalls;
+    /// <summary>Polls of the stack by application threads (under <see cref="Gate"/>): while they keep coming, the
+    /// progress thread has nothing to add (timers run in every poll) and leaves the lock to them.</summary>
+    internal static int AppPolls;
 
     /// <summary>Polls the stack from an application thread. Caller holds <see cref="Gate"/>.</summary>
     internal static void PollLocked()
     {
         PollCore();
         AppCalls++;
+        AppPolls++;
     }
 
     private static long PollCore()
@@ -442,6 +472,15 @@ internal static unsafe class Engine
     /// <summary>How long a waiter should sleep before polling again (µs), given when it must be back at the latest.</summary>
     internal static long NextSleepUs(ref long backoffUs, long deadlineUs)
     {
+        long pollAt;
+        lock (Gate) pollAt = Stack.PollAt();
+        return NextSleepUs(ref backoffUs, deadlineUs, pollAt);
+    }
+
+    /// <summary><see cref="NextSleepUs(ref long, long)"/> with the stack's <see cref="NetStack.PollAt"/> read by the
+    /// caller under the lock it already held (one lock pair per round of a wait instead of two).</summary>
+    internal static long NextSleepUs(ref long backoffUs, long deadlineUs, long pollAt)
+    {
         long now = NowUs;
         long quietUs = now - Volatile.Read(ref s_lastActivityUs);
         // Long quiet spells (no packet for DeepIdleAfterUs) poll less often: an idle server should cost ~nothing.
@@ -449,8 +488,6 @@ internal static unsafe class Engine
         if (quietUs < SpinUs) backoffUs = 0;
         else backoffUs = backoffUs == 0 ? 10 : Math.Min(backoffUs * 2, cap);
         long sleep = backoffUs;
-        long pollAt;
-        lock (Gate) pollAt = Stack.PollAt();
         if (pollAt != long.MaxValue) sleep = Math.Min(sleep, Math.Max(0, pollAt - now));
         if (deadlineUs != long.MaxValue) sleep = Math.Min(sleep, Math.Max(0, deadlineUs - now));
         return sleep;
@@ -464,7 +501,7 @@ internal static unsafe class Engine
     {
         Kernel.BlockSignals(); // the application's signals are for the application's threads
         long backoff = 0;
-        int appCallsSeen = 0;
+        int appCallsSeen = 0, appPollsSeen = 0;
         while (!s_stopping)
         {
             long sleep = NextSleepUs(ref backoff, long.MaxValue);
@@ -486,6 +523,14 @@ internal static unsafe class Engine
                 else Kernel.SleepUs((nint)sleep);
             }
             else Thread.Yield();
+            // An application thread polled while this one slept: the stack is being driven, and taking the lock
+            // now would only make the application wait for it.
+            int appPolls = Volatile.Read(ref AppPolls);
+            if (appPolls != appPollsSeen)
+            {
+                appPollsSeen = appPolls;
+                continue;
+            }
             lock (Gate)
             {
                 ProgressPolls++;

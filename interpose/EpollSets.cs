@@ -33,25 +33,41 @@ internal static class EpollSets
         public int Handle = -1;            // the stack handle it is indexed under (the socket's, or its group's)
         public Registration? NextOfSocket; // the socket's registrations (one per epoll set it is in)
         public Registration? NextOfHandle; // registrations indexed under the same handle
+        /// <summary>Bumped when the registration is removed and its object pooled: a ready-list entry of an earlier
+        /// life (it may still sit on a set's ready list until that set's next wait) is recognised and dropped.</summary>
+        public int Generation;
+    }
+
+    /// <summary>A ready-list entry: the registration and the life of it that was queued.</summary>
+    internal readonly struct Queued(Registration reg)
+    {
+        public readonly Registration Reg = reg;
+        public readonly int Generation = reg.Generation;
+        public bool Current => Reg.Generation == Generation;
     }
 
     internal sealed class Set
     {
         public readonly Dictionary<int, Registration> ByFd = new();
-        public readonly List<Registration> Ready = new();
+        public readonly List<Queued> Ready = new();
     }
+
+    // Removed registrations, reused by EPOLL_CTL_ADD (no allocation per accepted connection). Under Gate.
+    private const int PoolMax = 4096;
+    private static readonly Registration?[] s_pool = new Registration?[PoolMax];
+    private static int s_pooled;
 
     /// <summary>The stack's own lock: epoll_wait needs both the sets and the stack, and one lock per wait is cheaper
     /// than two nested (Monitor.Enter/Exit were ~285 instructions per RPC with two).</summary>
-    private static object s_gate => Engine.Gate;
+    private static Lock s_gate => Engine.Gate;
     private static readonly Dictionary<int, Set> s_sets = new();
     private static Registration?[] s_byHandle = new Registration?[1024];
 
     // Sockets whose interpose-level state changed (UserSocket.Changed may run under any lock: this one is a leaf).
-    private static readonly object s_dirtyGate = new();
+    private static readonly Lock s_dirtyGate = new();
     private static List<UserSocket> s_dirtySockets = new(), s_draining = new();
 
-    internal static object Gate => s_gate;
+    internal static Lock Gate => s_gate;
 
     internal static Set? Get(int epfd) => s_sets.TryGetValue(epfd, out Set? set) ? set : null;
 
@@ -80,7 +96,16 @@ internal static class EpollSets
                         Kernel.EpfdMark(epfd, 1);
                     }
                     if (set.ByFd.TryGetValue(fd, out Registration? stale)) Remove(stale); // the fd was closed and reused
-                    reg = new Registration { Fd = fd, Socket = s, Events = events, Data = data, Owner = set };
+                    reg = s_pooled > 0 ? s_pool[--s_pooled]! : new Registration();
+                    s_pool[s_pooled] = null;
+                    reg.Fd = fd;
+                    reg.Socket = s;
+                    reg.Events = events;
+                    reg.Data = data;
+                    reg.ReportedVersion = -1;
+                    reg.Disarmed = false;
+                    reg.Owner = set;
+                    reg.Queued = false;
                     set.ByFd[fd] = reg;
                     reg.NextOfSocket = s.EpollRegs;
                     s.EpollRegs = reg;
@@ -110,7 +135,7 @@ internal static class EpollSets
     {
         if (reg.Queued || reg.Owner is null) return;
         reg.Queued = true;
-        reg.Owner.Ready.Add(reg);
+        reg.Owner.Ready.Add(new Queued(reg));
     }
 
     private static void Index(Registration reg, int handle)
@@ -155,6 +180,11 @@ internal static class EpollSets
             link = ref link.NextOfSocket;
         }
         reg.NextOfSocket = null;
+        // Pooled: a new life (an entry still on a ready list belongs to the old one and is dropped by its wait).
+        reg.Generation++;
+        reg.Queued = false;
+        reg.Socket = null!;
+        if (s_pooled < PoolMax) s_pool[s_pooled++] = reg;
     }
 
     /// <summary>Called by <see cref="UserSocket.Changed"/>: remember the socket for the next wait.</summary>
@@ -199,8 +229,13 @@ internal static class EpollSets
 
     internal static void ForgetSocket(UserSocket s)
     {
-        lock (s_gate)
-            while (s.EpollRegs is { } r) Remove(r);
+        lock (s_gate) ForgetSocketLocked(s);
+    }
+
+    /// <summary><see cref="ForgetSocket"/> for a caller that holds <see cref="Gate"/>.</summary>
+    internal static void ForgetSocketLocked(UserSocket s)
+    {
+        while (s.EpollRegs is { } r) Remove(r);
     }
 
     internal static void ForgetEpoll(int epfd)

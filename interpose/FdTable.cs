@@ -10,7 +10,7 @@ namespace UserTcp.Interpose;
 /// </summary>
 internal static class FdTable
 {
-    private static readonly object s_gate = new();
+    private static readonly Lock s_gate = new();
     private static UserSocket?[] s_slots = new UserSocket?[1024];
 
     internal static UserSocket? Get(int fd)

@@ -27,7 +27,12 @@ internal static unsafe class Multiplex
         System.Span<bool> isUser = heap ?? stackalloc bool[count];
         short[]? heapMasks = count > 512 ? new short[count] : null;
         System.Span<short> userMask = heapMasks ?? stackalloc short[count];
-        for (int i = 0; i < count; i++) isUser[i] = FdTable.Get(fds[i].Fd) is not null;
+        int kernelFds = 0;
+        for (int i = 0; i < count; i++)
+        {
+            isUser[i] = FdTable.Get(fds[i].Fd) is not null;
+            if (!isUser[i] && fds[i].Fd >= 0) kernelFds++; // a negative fd is ignored (revents 0), as the kernel does
+        }
         long deadline = timeoutMs < 0 ? long.MaxValue : Engine.NowUs + timeoutMs * 1000L;
         long backoff = 0;
         bool waiting = false;
@@ -36,9 +41,11 @@ internal static unsafe class Multiplex
             while (true)
             {
                 int userReady = 0;
+                long pollAt;
                 lock (Engine.Gate)
                 {
                     Engine.PollLocked();
+                    pollAt = Engine.Stack.PollAt();
                     for (int i = 0; i < count; i++)
                     {
                         if (!isUser[i]) continue;
@@ -49,9 +56,16 @@ internal static unsafe class Multiplex
                         if (mask != 0) userReady++;
                     }
                 }
-                long sleep = userReady > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline);
+                long sleep = userReady > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline, pollAt);
                 if (!waiting && userReady == 0 && timeoutMs != 0) { Engine.EnterWait(); Kernel.WaitBegin(); waiting = true; }
                 // Hide user fds from the kernel (it would poll the placeholder): a negative fd is skipped.
+                if (userReady > 0 && kernelFds == 0 && sigmask == null)
+                {
+                    // Only user fds, some ready: nothing to ask the kernel (one system call per call saved). Not with
+                    // a signal mask: ppoll runs a handler the mask unblocks even when it returns events.
+                    for (int i = 0; i < count; i++) fds[i].Revents = isUser[i] ? userMask[i] : (short)0;
+                    return userReady;
+                }
                 for (int i = 0; i < count; i++) if (isUser[i]) fds[i].Fd = ~fds[i].Fd;
                 // The device's fds ride along as hidden extra entries: a frame ends the sleep, the app never sees them.
                 int deviceReady = 0;
@@ -95,9 +109,12 @@ internal static unsafe class Multiplex
         {
             while (true)
             {
-                int n = CollectUserEvents(epfd, events, max);
+                int n = CollectUserEvents(epfd, events, max, out long pollAt);
                 if (n == max) return n;
-                long sleep = n > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline);
+                // Events ready and no kernel fd in the set: nothing to ask the kernel (one system call per wait saved).
+                // (Not with a signal mask: epoll_pwait runs a handler the mask unblocks even when it returns events.)
+                if (n > 0 && sigmask == null && Kernel.EpfdPure(epfd) != 0) return n;
+                long sleep = n > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline, pollAt);
                 if (!waiting && n == 0 && timeoutMs != 0) { Engine.EnterWait(); Kernel.WaitBegin(); waiting = true; }
                 int deviceReady = 0;
                 long r = Engine.DeviceWaitFor(sleep) != 0
@@ -114,21 +131,24 @@ internal static unsafe class Multiplex
         }
     }
 
-    private static int CollectUserEvents(int epfd, EpollEvent* events, int max)
+    private static int CollectUserEvents(int epfd, EpollEvent* events, int max, out long pollAt)
     {
         int n = 0;
         lock (Engine.Gate) // also EpollSets.Gate
         {
             Engine.PollLocked();
+            pollAt = Engine.Stack.PollAt(); // for the sleep that follows when nothing is ready
             EpollSets.CollectDirty();
             EpollSets.Set? set = EpollSets.Get(epfd);
             if (set is null) return 0;
             // Only registrations whose socket moved (or level-triggered ones still ready) are on the ready list.
-            List<EpollSets.Registration> ready = set.Ready;
+            List<EpollSets.Queued> ready = set.Ready;
             int keep = 0, i = 0;
             for (; i < ready.Count && n < max; i++)
             {
-                EpollSets.Registration reg = ready[i];
+                EpollSets.Queued entry = ready[i];
+                if (!entry.Current) continue; // removed (and maybe reused elsewhere) since it was queued
+                EpollSets.Registration reg = entry.Reg;
                 bool stay = false;
                 if (reg.Owner == set && !reg.Disarmed)
                 {
@@ -151,14 +171,14 @@ internal static unsafe class Multiplex
                         stay = (reg.Events & (Interpose.Poll.EpollEt | Interpose.Poll.EpollOneShot)) == 0;
                     }
                 }
-                if (stay) ready[keep++] = reg;
+                if (stay) ready[keep++] = entry;
                 else reg.Queued = false;
             }
             // Entries not looked at (the caller's buffer filled up) stay for the next wait, ahead of the level-triggered
             // ones just reported: with more ready than maxevents every registration gets its turn (Linux's ready list
             // is FIFO too). In place, no allocation: [stayed][unvisited] becomes [unvisited][stayed].
             int stayed = keep;
-            for (; i < ready.Count; i++) ready[keep++] = ready[i];
+            for (; i < ready.Count; i++) if (ready[i].Current) ready[keep++] = ready[i];
             ready.RemoveRange(keep, ready.Count - keep);
             if (stayed > 0 && stayed < keep)
             {

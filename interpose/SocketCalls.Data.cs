@@ -33,6 +33,8 @@ internal static unsafe partial class SocketCalls
 
     private struct ReceiveAttempt : IAttempt
     {
+        public UserSocket Socket;
+        public int Generation; // the socket's when the call began: a close (and reuse) meanwhile ends it with EBADF
         public int Handle;
         public IoVec* Iov;
         public int Count;
@@ -40,6 +42,7 @@ internal static unsafe partial class SocketCalls
 
         public long Try()
         {
+            if (Socket.Generation != Generation) return -Errno.EBADF;
             long total = 0;
             for (int i = 0; i < Count; i++)
             {
@@ -61,9 +64,12 @@ internal static unsafe partial class SocketCalls
     /// <summary>A wait for readability (data, end of stream or an error) that takes nothing.</summary>
     private struct ReadableAttempt : IAttempt
     {
+        public UserSocket Socket;
+        public int Generation; // the socket's when the call began: a close (and reuse) meanwhile ends it with EBADF
         public int Handle;
 
         public long Try() =>
+            Socket.Generation != Generation ? -Errno.EBADF :
             (Engine.Stack.GetReadiness(Handle) & (Stack.Tcp.Readiness.In | Stack.Tcp.Readiness.Err | Stack.Tcp.Readiness.Hup)) != 0
                 ? 0 : -Errno.EAGAIN;
     }
@@ -84,10 +90,10 @@ internal static unsafe partial class SocketCalls
         if (want == 0)
         {
             if (!zeroLengthWaits) return 0;
-            var w = new ReadableAttempt { Handle = s.Handle };
+            var w = new ReadableAttempt { Socket = s, Generation = s.Generation, Handle = s.Handle };
             return Blocking.Run(ref w, nonBlocking, s.Options.ReceiveTimeoutUs);
         }
-        var a = new ReceiveAttempt { Handle = s.Handle, Iov = iov, Count = count, Peek = (flags & MSG_PEEK) != 0 };
+        var a = new ReceiveAttempt { Socket = s, Generation = s.Generation, Handle = s.Handle, Iov = iov, Count = count, Peek = (flags & MSG_PEEK) != 0 };
         long r = Blocking.Run(ref a, nonBlocking, s.Options.ReceiveTimeoutUs);
         if (r <= 0 || (flags & MSG_WAITALL) == 0 || a.Peek || nonBlocking || r >= want) return r;
         // MSG_WAITALL: keep reading until the request is full, the stream ends, an error, a timeout or a signal.
@@ -122,12 +128,15 @@ internal static unsafe partial class SocketCalls
 
     private struct SendAttempt : IAttempt
     {
+        public UserSocket Socket;
+        public int Generation; // the socket's when the call began: a close (and reuse) meanwhile ends it with EBADF
         public int Handle;
         public IoVec* Iov;
         public int Count;
 
         public long Try()
         {
+            if (Socket.Generation != Generation) return -Errno.EBADF;
             long total = 0;
             for (int i = 0; i < Count; i++)
             {
@@ -163,7 +172,7 @@ internal static unsafe partial class SocketCalls
             for (int i = 0; i < count; i++) want += (long)iov[i].Length;
             if (want == 0) return 0;
             bool nonBlocking = s.NonBlocking || (flags & MSG_DONTWAIT) != 0;
-            var a = new SendAttempt { Handle = s.Handle, Iov = iov, Count = count };
+            var a = new SendAttempt { Socket = s, Generation = s.Generation, Handle = s.Handle, Iov = iov, Count = count };
             r = Blocking.Run(ref a, nonBlocking, s.Options.SendTimeoutUs);
             // The stack says "not connected" for a connection that has ended (closed, reset already reported, or
             // TIME_WAIT); to the application the socket was connected, and Linux answers EPIPE (sk_stream_wait_connect).

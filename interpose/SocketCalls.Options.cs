@@ -18,8 +18,25 @@ internal static unsafe partial class SocketCalls
         TCP_QUICKACK = 12, TCP_CONGESTION = 13, TCP_USER_TIMEOUT = 18;
     internal const int IP_TOS = 1, IP_TTL = 2, IP_RECVERR = 11, IP_FREEBIND = 15, IP_BIND_ADDRESS_NO_PORT = 24;
 
-    // net.core.rmem_max / wmem_max and the kernel's minimums (SOCK_MIN_RCVBUF / SOCK_MIN_SNDBUF).
-    private const int RmemMax = 212992, WmemMax = 212992, MinRcvBuf = 2304, MinSndBuf = 4608;
+    // The kernel's minimums (SOCK_MIN_RCVBUF / SOCK_MIN_SNDBUF); the maximums are this machine's net.core.rmem_max /
+    // wmem_max, read once, as the kernel clamps SO_RCVBUF / SO_SNDBUF to them.
+    private const int MinRcvBuf = 2304, MinSndBuf = 4608;
+    private static int RmemMax => BufferLimits.Rmem;
+    private static int WmemMax => BufferLimits.Wmem;
+
+    private static class BufferLimits
+    {
+        internal static readonly int Rmem = Read("/proc/sys/net/core/rmem_max");
+        internal static readonly int Wmem = Read("/proc/sys/net/core/wmem_max");
+
+        private static int Read(string path)
+        {
+            long v = 212992; // Linux's default, when the file cannot be read (or under the JIT in unit tests)
+            try { v = Kernel.SysctlLong(path, v); }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
+            return (int)Math.Clamp(v, 2048, int.MaxValue / 2);
+        }
+    }
     private const int TcpInfoSize = 232, TcpStateClose = 7;
 
     internal static long SetSockOpt(int fd, int level, int name, byte* val, uint len)
@@ -38,9 +55,17 @@ internal static unsafe partial class SocketCalls
         if (level == IPPROTO_TCP && name == TCP_INFO) return -Errno.ENOPROTOOPT;
         if ((long)len < min) return -Errno.EINVAL;
         if (len > 0 && val == null) return -Errno.EFAULT;
-        // Options objects are shared (interned) and never changed in place: work on a copy, then intern it.
-        SocketOptions o = s.Options with { };
         int v = min == sizeof(int) ? *(int*)val : 0;
+        // The same option set to the same value on sockets with the same options (TCP_NODELAY on every accepted
+        // connection) ends in the same shared object: remembered, so the common case neither copies nor interns.
+        if (min == sizeof(int) && SocketOptions.Transition(s.Options, level, name, v) is { } known)
+        {
+            s.Options = known;
+            return s.Handle >= 0 ? ApplyToStack(s, level, name) : 0;
+        }
+        SocketOptions before = s.Options;
+        // Options objects are shared (interned) and never changed in place: work on a copy, then intern it.
+        SocketOptions o = before with { };
         switch (level, name)
         {
             case (SOL_SOCKET, SO_REUSEADDR): o.ReuseAddress = v != 0; break;
@@ -124,6 +149,7 @@ internal static unsafe partial class SocketCalls
             default: return -Errno.ENOPROTOOPT;
         }
         s.Options = SocketOptions.Intern(o);
+        if (min == sizeof(int)) SocketOptions.RememberTransition(before, level, name, v, s.Options);
         return s.Handle >= 0 ? ApplyToStack(s, level, name) : 0;
     }
 
@@ -149,6 +175,7 @@ internal static unsafe partial class SocketCalls
         lock (Engine.Gate)
         {
             SocketError e = Engine.Stack.SetOption(s.Handle, opt, value);
+            Engine.Edges.Instance.Forget(s.Handle); // a buffer size can change writability without a report
             // Buffer sizes the stack cannot honour on a live connection keep the old size, as Linux does silently.
             return e is SocketError.Success or SocketError.NotSupported or SocketError.InvalidArgument
                 && opt is SocketOption.SendBufferSize or SocketOption.ReceiveBufferSize ? 0 : -ErrnoMap.From(e);

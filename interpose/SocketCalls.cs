@@ -29,13 +29,26 @@ internal static unsafe partial class SocketCalls
         if (domain != AF_INET && domain != Inet6.AF_INET6) return -Errno.EAFNOSUPPORT;
         if ((type & ~(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC)) != 0) return -Errno.EINVAL;
         if ((type & 0xf) != SOCK_STREAM || (protocol != 0 && protocol != IPPROTO_TCP)) return -Errno.EPROTONOSUPPORT;
-        var s = new UserSocket { Refs = 1, NonBlocking = (type & SOCK_NONBLOCK) != 0, Inet6 = domain == Inet6.AF_INET6 };
-        long r = OpenHandle(s);
-        if (r < 0) return r;
+        UserSocket s;
+        lock (Engine.Gate)
+        {
+            SocketError e = Engine.Stack.Open(out int h);
+            if (e != SocketError.Success) return -ErrnoMap.From(e);
+            Engine.Edges.Instance.Forget(h);
+            s = UserSocket.Rent();
+            s.Handle = h;
+        }
+        s.Refs = 1;
+        s.NonBlocking = (type & SOCK_NONBLOCK) != 0;
+        s.Inet6 = domain == Inet6.AF_INET6;
         long fd = Kernel.FdAlloc(0, (type & SOCK_CLOEXEC) != 0 ? 1 : 0);
         if (fd < 0)
         {
-            lock (Engine.Gate) Engine.Stack.Close(s.Handle);
+            lock (Engine.Gate)
+            {
+                Engine.Stack.Close(s.Handle);
+                UserSocket.Recycle(s);
+            }
             return fd;
         }
         FdTable.Set((int)fd, s);
@@ -48,6 +61,7 @@ internal static unsafe partial class SocketCalls
         {
             SocketError e = Engine.Stack.Open(out int h);
             if (e != SocketError.Success) return -ErrnoMap.From(e);
+            Engine.Edges.Instance.Forget(h);
             s.Handle = h;
         }
         return 0;
@@ -173,15 +187,30 @@ internal static unsafe partial class SocketCalls
 
     private struct AcceptAttempt : IAttempt
     {
+        public UserSocket Listener;
+        public int Generation;
         public int Handle;
-        public int NewHandle;
         public Ipv4Address Peer;
         public ushort PeerPort;
+        public UserSocket? Accepted; // taken under Engine.Gate with the connection: the listener's port and options too
 
         public long Try()
         {
-            SocketError e = Engine.Stack.Accept(Handle, out NewHandle, out Peer, out PeerPort);
-            return e == SocketError.Success ? 0 : -ErrnoMap.From(e);
+            if (Listener.Generation != Generation) return -Errno.EBADF; // closed while this call waited
+            SocketError e = Engine.Stack.Accept(Handle, out int newHandle, out Peer, out PeerPort);
+            if (e != SocketError.Success) return -ErrnoMap.From(e);
+            Engine.Edges.Instance.Forget(newHandle); // the handle's earlier life, and the report Accept just made
+            UserSocket c = UserSocket.Rent();
+            c.Refs = 1;
+            c.Handle = newHandle;
+            c.State = SocketState.Connected;
+            c.Bound = true;
+            c.LocalAddress = LocalInterfaceAddress;
+            c.LocalPort = Listener.LocalPort;
+            c.Options = SocketOptions.ForChildOf(Listener.Options);
+            c.Inet6 = Listener.Inet6;
+            Accepted = c;
+            return 0;
         }
     }
 
@@ -191,25 +220,19 @@ internal static unsafe partial class SocketCalls
         if ((flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) != 0) return -Errno.EINVAL;
         if (s.State != SocketState.Listening) return -Errno.EINVAL;
         if (addr != null && len == null) return -Errno.EFAULT;
-        var a = new AcceptAttempt { Handle = s.Group?.Handle ?? s.Handle };
+        var a = new AcceptAttempt { Listener = s, Generation = s.Generation, Handle = s.Group?.Handle ?? s.Handle };
         long r = Blocking.Run(ref a, s.NonBlocking, s.Options.ReceiveTimeoutUs);
         if (r < 0) return r;
-        var c = new UserSocket
-        {
-            Refs = 1,
-            Handle = a.NewHandle,
-            NonBlocking = (flags & SOCK_NONBLOCK) != 0,
-            State = SocketState.Connected,
-            Bound = true,
-            LocalAddress = LocalInterfaceAddress,
-            LocalPort = s.LocalPort,
-            Inet6 = s.Inet6,
-        };
-        c.Options = SocketOptions.ForChildOf(s.Options);
+        UserSocket c = a.Accepted!;
+        c.NonBlocking = (flags & SOCK_NONBLOCK) != 0;
         long nfd = Kernel.FdAlloc(0, (flags & SOCK_CLOEXEC) != 0 ? 1 : 0);
         if (nfd < 0)
         {
-            lock (Engine.Gate) Engine.Stack.Close(a.NewHandle);
+            lock (Engine.Gate)
+            {
+                Engine.Stack.Close(c.Handle);
+                UserSocket.Recycle(c);
+            }
             return nfd == -Errno.EMFILE ? -Errno.EMFILE : nfd;
         }
         FdTable.Set((int)nfd, c);
@@ -225,10 +248,13 @@ internal static unsafe partial class SocketCalls
 
     private struct ConnectAttempt : IAttempt
     {
+        public UserSocket Socket;
+        public int Generation;
         public int Handle;
 
         public long Try()
         {
+            if (Socket.Generation != Generation) return -Errno.EBADF; // closed while this call waited
             // Done when the handshake finished (writable) or failed (error pending).
             Stack.Tcp.Readiness r = Engine.Stack.GetReadiness(Handle);
             Engine.Stack.GetError(Handle, out SocketError err);
@@ -291,8 +317,9 @@ internal static unsafe partial class SocketCalls
         if (e != SocketError.InProgress) return -ErrnoMap.From(e);
         s.ConnectPending = true;
         if (s.NonBlocking) return -Errno.EINPROGRESS;
-        var a = new ConnectAttempt { Handle = s.Handle };
+        var a = new ConnectAttempt { Socket = s, Generation = s.Generation, Handle = s.Handle };
         long r = Blocking.Run(ref a, false, s.Options.SendTimeoutUs);
+        if (s.Generation != a.Generation) return -Errno.EBADF; // closed meanwhile: the object is someone else's now
         if (r != -Errno.EAGAIN && r != -Errno.EINTR) s.ConnectPending = false; // the outcome has been reported
         return r == -Errno.EAGAIN ? -Errno.EINPROGRESS : r;
     }
@@ -311,8 +338,9 @@ internal static unsafe partial class SocketCalls
         if (st is Stack.Tcp.TcpState.SynSent or Stack.Tcp.TcpState.SynReceived)
         {
             if (s.NonBlocking) return -Errno.EALREADY;
-            var a = new ConnectAttempt { Handle = s.Handle };
+            var a = new ConnectAttempt { Socket = s, Generation = s.Generation, Handle = s.Handle };
             long r = Blocking.Run(ref a, false, s.Options.SendTimeoutUs);
+            if (s.Generation != a.Generation) return -Errno.EBADF;
             if (r == -Errno.EAGAIN || r == -Errno.EINTR) return r == -Errno.EAGAIN ? -Errno.EALREADY : r;
             s.ConnectPending = false;
             return r;
@@ -338,6 +366,7 @@ internal static unsafe partial class SocketCalls
                     {
                         ListenerGroups.Release(s);
                         Engine.Stack.Open(out s.Handle);
+                        Engine.Edges.Instance.Forget(s.Handle);
                     }
                     s.State = SocketState.Unconnected;
                     s.Changed();
@@ -357,6 +386,7 @@ internal static unsafe partial class SocketCalls
                 // socket itself is closed) records the shutdown and reports ENOTCONN.
                 bool ended = Engine.Stack.GetState(s.Handle) is Stack.Tcp.TcpState.Closed or Stack.Tcp.TcpState.TimeWait;
                 long r = -ErrnoMap.From(Engine.Stack.Shutdown(s.Handle, (ShutdownHow)how));
+                Engine.Edges.Instance.Forget(s.Handle);
                 return ended ? -Errno.ENOTCONN : r;
             }
         }

@@ -42,6 +42,56 @@ internal sealed class UserSocket
     internal int ReadinessVersion;
     internal EpollSets.Registration? EpollRegs; // one per epoll set the socket is in (EpollSets)
     internal bool DirtyQueued;                  // waiting in EpollSets' changed-socket list
+    /// <summary>Bumped (under Engine.Gate) when the socket's last fd closes and the object goes back to the pool. A
+    /// call that waits compares it on every attempt: a thread blocked in recv/accept/connect on a socket another
+    /// thread closed gets EBADF instead of waking into the next connection that reuses this object or its handle.</summary>
+    internal int Generation;
+
+    // ---- pool: accepted connections reuse closed sockets' objects (no allocation per short connection) ----------
+    private const int PoolMax = 4096;
+    private static readonly UserSocket?[] s_pool = new UserSocket?[PoolMax];
+    private static int s_pooled;
+    internal static int PooledCount => s_pooled;
+
+    /// <summary>A socket object in its initial state: from the pool, or new. Caller holds Engine.Gate.</summary>
+    internal static UserSocket Rent()
+    {
+        if (s_pooled == 0) return new UserSocket();
+        UserSocket s = s_pool[--s_pooled]!;
+        s_pool[s_pooled] = null;
+        return s;
+    }
+
+    /// <summary>The last fd of <paramref name="s"/> closed and its handle is released: the object is reset and kept for
+    /// <see cref="Rent"/>. Caller holds Engine.Gate (so a waiting attempt sees the new generation atomically with the
+    /// closed handle).</summary>
+    internal static void Recycle(UserSocket s)
+    {
+        s.Generation++;
+        s.Reset();
+        if (s_pooled < PoolMax) s_pool[s_pooled++] = s;
+    }
+
+    /// <summary>Every field back to a new object's value, except <see cref="Generation"/>, <see cref="ReadinessVersion"/>
+    /// (only compared for changes) and <see cref="DirtyQueued"/> (an entry on EpollSets' changed list clears it).</summary>
+    internal void Reset()
+    {
+        Refs = 0;
+        Handle = -1;
+        Group = null;
+        NonBlocking = false;
+        State = SocketState.Unconnected;
+        Backlog = 0;
+        Bound = false;
+        LocalAddress = 0;
+        LocalPort = 0;
+        Inet6 = false;
+        BoundMapped = false;
+        Options = SocketOptions.Default;
+        ShutdownBits = 0;
+        ConnectPending = false;
+        EpollRegs = null;
+    }
 
     /// <summary>Readiness bits as poll(2) reports them (POLLIN=1, POLLOUT=4, POLLERR=8, POLLHUP=0x10, with the
     /// RDNORM/WRNORM companions Linux sets). Caller holds Engine.Gate.</summary>
@@ -57,7 +107,10 @@ internal sealed class UserSocket
         else
         {
             int h = Group?.Handle ?? Handle;
-            r = h < 0 ? (uint)Poll.Nval : (uint)Engine.Stack.GetReadiness(h);
+            // A connection's readiness as the stack last reported it (listeners report only new arrivals: asked).
+            if (h < 0) r = (uint)Poll.Nval;
+            else if (State == SocketState.Connected && Engine.Edges.Instance.TryGet(h, out Stack.Tcp.Readiness known)) r = (uint)known;
+            else r = (uint)Engine.Stack.GetReadiness(h);
         }
         if ((r & (uint)Poll.In) != 0) r |= (uint)Poll.RdNorm;
         if ((r & (uint)Poll.Out) != 0) r |= (uint)Poll.WrNorm;
@@ -105,8 +158,53 @@ internal sealed record class SocketOptions
         }
     }
 
+    /// <summary>A setsockopt on options <c>From</c> that gave <c>To</c> (immutable: swapped whole into a slot).</summary>
+    private sealed class Step(SocketOptions from, int level, int name, int value, SocketOptions to)
+    {
+        public readonly SocketOptions From = from, To = to;
+        public readonly int Level = level, Name = name, Value = value;
+    }
+
+    private static readonly Step?[] s_steps = new Step?[64];
+
+    private static int StepSlot(SocketOptions from, int level, int name, int value) =>
+        (int)((uint)(System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(from) * 31 + level * 131 + name * 17 + value)
+              % (uint)s_steps.Length);
+
+    /// <summary>What setsockopt(level, name, value) on a socket with options <paramref name="from"/> produced
+    /// before (an int-valued option), or null. Lock-free: a slot holds one immutable step.</summary>
+    internal static SocketOptions? Transition(SocketOptions from, int level, int name, int value)
+    {
+        Step? st = System.Threading.Volatile.Read(ref s_steps[StepSlot(from, level, name, value)]);
+        return st is not null && ReferenceEquals(st.From, from) && st.Level == level && st.Name == name && st.Value == value
+            ? st.To : null;
+    }
+
+    /// <summary>Remembers a transition whose result is shared (interned); others would pin private copies.</summary>
+    internal static void RememberTransition(SocketOptions from, int level, int name, int value, SocketOptions to)
+    {
+        bool shared;
+        lock (s_interned) shared = s_interned.TryGetValue(to, out SocketOptions? t) && ReferenceEquals(t, to)
+                                   && s_interned.TryGetValue(from, out SocketOptions? f) && ReferenceEquals(f, from);
+        if (shared)
+            System.Threading.Volatile.Write(ref s_steps[StepSlot(from, level, name, value)], new Step(from, level, name, value, to));
+    }
+
     /// <summary>The options an accepted socket starts with: the defaults plus what it inherits from its listener.</summary>
     internal static SocketOptions ForChildOf(SocketOptions listener)
+    {
+        // One listener's children in a row (every accept): no dictionary lookup (a record's hash reads every field).
+        if (System.Threading.Volatile.Read(ref s_lastChildBox) is { } last && ReferenceEquals(last.Parent, listener))
+            return last.Child;
+        SocketOptions result = ForChildOfSlow(listener);
+        System.Threading.Volatile.Write(ref s_lastChildBox, new ChildBox(listener, result));
+        return result;
+    }
+
+    private sealed record class ChildBox(SocketOptions Parent, SocketOptions Child);
+    private static ChildBox? s_lastChildBox;
+
+    private static SocketOptions ForChildOfSlow(SocketOptions listener)
     {
         lock (s_interned)
             if (s_child.TryGetValue(listener, out SocketOptions? c)) return c;
@@ -131,6 +229,7 @@ internal sealed record class SocketOptions
     /// <summary>What an accepted socket inherits from its listener (as Linux copies the listener's options).</summary>
     public void InheritFrom(SocketOptions l)
     {
+        ReuseAddress = l.ReuseAddress; ReusePort = l.ReusePort; // Linux clones the listener's sock, sk_reuse included
         KeepAlive = l.KeepAlive; NoDelay = l.NoDelay; Cork = l.Cork; OobInline = l.OobInline;
         ReceiveBuffer = l.ReceiveBuffer; SendBuffer = l.SendBuffer; KeepIdle = l.KeepIdle; KeepInterval = l.KeepInterval;
         KeepCount = l.KeepCount; UserTimeout = l.UserTimeout; LingerOn = l.LingerOn; LingerSeconds = l.LingerSeconds;

@@ -9,6 +9,11 @@ counts are split by object: the application (rpc_server itself), the stack + shi
 TCP/IP, waits), the C runtime it calls (libc, ld.so, vdso), and the DPDK device (librte_*, libusertcp-dpdk.so).
 The kernel's instructions (af_packet syscalls) are not visible to callgrind and not counted.
 
+--churn S1,S2 measures short connections instead: `rpc_client hold HOST 7000 1` then `churn S` (connect, close once
+established, --conns in flight, for S seconds) against the server, once for each of two durations; the difference of the
+counts is divided by the difference of the server's passive opens (from its USERTCP_STATS lines), which also gives
+the bytes the server allocated per accepted connection.
+
 Needs root, `make`, `make valgrind` (build/valgrind/libusertcp.so: the library with a GC heap valgrind can host) and
 `make -C bench/rpc`. Usage: scripts/callgrind-rpc.py [--requests 4000,20000] [--conns 10] [--keep DIR]
 """
@@ -104,7 +109,7 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
 
 
-def run_once(suffix, work, requests, conns):
+def run_once(suffix, work, requests, conns, churn=None):
     srv, cli = f"ut-srv{suffix}", f"ut-cli{suffix}"
     out = os.path.join(work, f"callgrind.{requests}")
     log = open(os.path.join(work, f"server.{requests}.log"), "w")
@@ -124,12 +129,17 @@ def run_once(suffix, work, requests, conns):
             time.sleep(0.5)
         else:
             raise RuntimeError("server did not start listening")
-        res = sh(["ip", "netns", "exec", cli, f"{BENCH}/rpc_client", "echo", SRV_IP, "7000", str(conns), "600", "64",
-                  str(requests)])
-        line = res.stdout.strip()
-        kv = dict(x.split("=") for x in line.split())
-        if int(kv["requests"]) != requests or kv["errors"] != "0":
-            raise RuntimeError(f"client: {line}")
+        if churn:
+            res = sh(["ip", "netns", "exec", cli, f"{BENCH}/rpc_client", "hold", SRV_IP, "7000", "1"],
+                     input=f"churn {churn} {conns}\nquit\n")
+            line = " ".join(res.stdout.split())
+        else:
+            res = sh(["ip", "netns", "exec", cli, f"{BENCH}/rpc_client", "echo", SRV_IP, "7000", str(conns), "600",
+                      "64", str(requests)])
+            line = res.stdout.strip()
+            kv = dict(x.split("=") for x in line.split())
+            if int(kv["requests"]) != requests or kv["errors"] != "0":
+                raise RuntimeError(f"client: {line}")
     finally:
         p.send_signal(signal.SIGTERM)
         try:
@@ -140,6 +150,14 @@ def run_once(suffix, work, requests, conns):
         log.close()
     stats = [l.strip() for l in open(log.name, errors="replace") if ": stats: " in l]
     return self_costs(out), line, stats
+
+
+def opens_and_bytes(stats):
+    """Passive opens and bytes allocated over the server's life, from its USERTCP_STATS lines."""
+    text = " ".join(stats)
+    opens = int(re.search(r"passive opens (\d+)", text).group(1))
+    alloc = int(re.search(r"allocated (\d+) B", text).group(1))
+    return opens, alloc
 
 
 def resolve(costs, syms):
@@ -162,6 +180,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", default="4000,20000", help="two RPC counts, comma-separated")
     ap.add_argument("--conns", type=int, default=10)
+    ap.add_argument("--churn", help="two churn durations in seconds, comma-separated: cost per accepted connection")
     ap.add_argument("--keep", help="directory to keep the callgrind files in")
     ap.add_argument("--top", type=int, default=30, help="functions listed")
     ap.add_argument("--files", help="analyse existing callgrind files FILE1,FILE2 (no runs)")
@@ -179,8 +198,17 @@ def main():
     os.makedirs(work, exist_ok=True)
     sh([os.path.join(ROOT, "scripts", "testnet.sh"), "up", "--suffix", suffix])
     try:
-        c1, line1, stats1 = run_once(suffix, work, n1, a.conns)
-        c2, line2, stats2 = run_once(suffix, work, n2, a.conns)
+        if a.churn:
+            s1, s2 = a.churn.split(",")
+            c1, line1, stats1 = run_once(suffix, work, 1, a.conns, s1)
+            c2, line2, stats2 = run_once(suffix, work, 2, a.conns, s2)
+            (n1, a1), (n2, a2) = opens_and_bytes(stats1), opens_and_bytes(stats2)
+            print(f"passive opens {n1} / {n2}; allocated {a1:,} / {a2:,} B: "
+                  f"{(a2 - a1) / max(1, n2 - n1):,.0f} B per accepted connection")
+            stats2 = stats1 + stats2
+        else:
+            c1, line1, stats1 = run_once(suffix, work, n1, a.conns)
+            c2, line2, stats2 = run_once(suffix, work, n2, a.conns)
     finally:
         subprocess.run([os.path.join(ROOT, "scripts", "testnet.sh"), "down", "--suffix", suffix], capture_output=True)
     report(a, n1, n2, c1, c2, line1, line2, stats2, work)
@@ -194,27 +222,32 @@ def report(a, n1, n2, c1, c2, line1, line2, stats2, work):
         for (obj, _fn), v in c.items():
             g[group(obj)] = g.get(group(obj), 0) + v
     per = {k: (groups2.get(k, 0) - groups1.get(k, 0)) / (n2 - n1) for k in set(groups1) | set(groups2)}
-    print(f"callgrind, rpc_server on usertcp (af_packet), {a.conns} connections, 64 B echo RPCs: runs of {n1} and {n2}")
+    unit = "accepted connection" if a.churn else "RPC"
+    if a.churn:
+        print(f"callgrind, rpc_server on usertcp (af_packet), short connections (churn {a.churn} s): "
+              f"{n1} and {n2} passive opens")
+    else:
+        print(f"callgrind, rpc_server on usertcp (af_packet), {a.conns} connections, 64 B echo RPCs: runs of {n1} and {n2}")
     print(f"  run 1: {line1}")
     print(f"  run 2: {line2}")
     for s in stats2:
         print(f"  {s}")
-    print(f"{'object group':40} {'Ir run 1':>14} {'Ir run 2':>14} {'Ir per RPC':>11}")
+    print(f"{'object group':40} {'Ir run 1':>14} {'Ir run 2':>14} {'Ir per ' + unit:>11}")
     for k in sorted(per, key=lambda k: -per[k]):
         print(f"{k:40} {groups1.get(k, 0):14,} {groups2.get(k, 0):14,} {per[k]:11,.0f}")
     app = per.get("application (rpc_server)", 0)
     total = sum(per.values())
     print(f"{'total':40} {sum(groups1.values()):14,} {sum(groups2.values()):14,} {total:11,.0f}")
-    print(f"instructions per RPC, everything but the application: {total - app:,.0f} (application: {app:,.0f})")
+    print(f"instructions per {unit}, everything but the application: {total - app:,.0f} (application: {app:,.0f})")
     top, funcs = {}, {}
     for c, sign in ((c2, 1), (c1, -1)):
         for (obj, fn), v in c.items():
             top[obj] = top.get(obj, 0) + sign * v
             funcs[(obj, fn)] = funcs.get((obj, fn), 0) + sign * v
-    print("by object, per RPC:")
+    print(f"by object, per {unit}:")
     for obj, v in sorted(top.items(), key=lambda kv: -kv[1])[:8]:
         print(f"  {v / (n2 - n1):9,.0f}  {obj}")
-    print(f"by function, per RPC (top {a.top}):")
+    print(f"by function, per {unit} (top {a.top}):")
     for (obj, fn), v in sorted(funcs.items(), key=lambda kv: -kv[1])[:a.top]:
         print(f"  {v / (n2 - n1):9,.1f}  {os.path.basename(obj)}  {fn}")
     if work and a.keep:

@@ -9,7 +9,8 @@
 //       RPC_CONNECT_SECONDS, counts as failed) and keeps them open and idle; with NPORTS > 1 connection i goes
 //       to port PORT + i % NPORTS (rpc_server PORT NPORTS). Prints
 //       "opened=N failed=F seconds=T rate=R rss0_kb=A rss1_kb=B" (this process's VmRSS before and after). Then reads commands from stdin, one a line:
-//         churn S   open and close new connections (64 in flight) for S seconds while the N stay open;
+//         churn S [K]  open and close new connections (K in flight, default and at most 64) for S seconds while
+//                   the N stay open;
 //                   prints "churn_rate=R failed=F"
 //         check     sends one byte on every held connection and waits for its echo; prints "alive=K"
 //         ping      one byte on the first held connection, its echo awaited in poll(); prints "ping_us=T"
@@ -183,14 +184,16 @@ static int cmd_hold(int n) {
     char line[256];
     while (fgets(line, sizeof line, stdin)) {
         double s;
-        if (sscanf(line, "churn %lf", &s) == 1) {
+        int width = 64;
+        if (sscanf(line, "churn %lf %d", &s, &width) >= 1) {
             // Short connections: connect, and close as soon as the handshake completed.
+            if (width < 1 || width > 64) width = 64;
             int ep = epoll_create1(0), inflight = 0;
             long done = 0, bad = 0;
             struct epoll_event evs[64];
             uint64_t start = now_ns(), end = start + (uint64_t)(s * 1e9), t;
             while ((t = now_ns()) < end) {
-                while (inflight < 64) {
+                while (inflight < width) {
                     int fd = start_connect();
                     if (fd < 0) { bad++; break; }
                     struct epoll_event ev = { .events = EPOLLOUT, .data.fd = fd };

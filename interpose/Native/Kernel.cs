@@ -11,6 +11,9 @@ internal static unsafe partial class Kernel
 {
     private const string Lib = "cshim";
 
+    /// <summary>A number read from a /proc/sys file, or dflt.</summary>
+    [LibraryImport(Lib, EntryPoint = "k_sysctl_long", StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial long SysctlLong(string path, long dflt);
     [LibraryImport(Lib, EntryPoint = "k_kill_self_sigpipe")]
     internal static partial nint RaiseSigpipe();
     [LibraryImport(Lib, EntryPoint = "k_fd_alloc")]
@@ -21,6 +24,9 @@ internal static unsafe partial class Kernel
     internal static partial nint FdRelease(int fd);
     [LibraryImport(Lib, EntryPoint = "k_epfd_mark")]
     internal static partial nint EpfdMark(int epfd, int on);
+    /// <summary>1 when epfd is an epoll set this process created and never added a kernel fd to (cshim/fdtab.h).</summary>
+    [LibraryImport(Lib, EntryPoint = "k_epfd_pure"), SuppressGCTransition]
+    internal static partial nint EpfdPure(int epfd);
     [LibraryImport(Lib, EntryPoint = "k_sockopt_minlen"), SuppressGCTransition]
     internal static partial nint SockoptMinLen(int level, int name);
     [LibraryImport(Lib, EntryPoint = "k_fcntl")]

@@ -1328,6 +1328,146 @@ TEST_F(ConnParity, LevelTriggeredEpollReportsEveryReadySocketInTurn)
     close(ep);
 }
 
+// A thread blocked in read on a socket another thread closes must never return the data of a connection accepted
+// afterwards (usertcp reuses closed sockets' objects and stack handles: the blocked call must notice the close).
+// Linux keeps the old socket alive until the read returns (here: its SO_RCVTIMEO); usertcp ends it with EBADF.
+TEST_F(ConnParity, BlockedReaderOfAClosedSocketNeverSeesTheNextConnection)
+{
+    auto c1 = std::make_unique<Conn>(); // first: the peer knows our address once this is connected
+    ASSERT_GE(c1->fd, 0);
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in any = Addr("0.0.0.0", 0);
+    ASSERT_EQ(bind(l, (sockaddr *)&any, sizeof any), 0);
+    ASSERT_EQ(listen(l, 8), 0);
+    uint16_t port = ntohs(Name(l, false).sin_port);
+    // The next connection is established with data queued before it is accepted: it is readable the moment
+    // accept hands it out.
+    Peer p;
+    ASSERT_TRUE(p.Ok());
+    std::string a = p.Cmd("CONNECT %d", port);
+    ASSERT_EQ(a.rfind("OK ", 0), 0u) << a;
+    EXPECT_EQ(p.Cmd("SEND 5"), "OK 5");
+    ASSERT_GT(Readable(l, 3000), 0);
+    usleep(50000); // the 5 bytes are in
+
+    timeval bound = { 1, 500000 };
+    ASSERT_EQ(setsockopt(c1->fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound), 0);
+    struct Reader {
+        int fd;
+        ssize_t n = 0;
+        static void *Run(void *p)
+        {
+            auto *r = (Reader *)p;
+            char b[64];
+            r->n = read(r->fd, b, sizeof b);
+            return nullptr;
+        }
+    } reader{ c1->fd };
+    pthread_t t;
+    ASSERT_EQ(pthread_create(&t, nullptr, Reader::Run, &reader), 0);
+    usleep(100000); // the reader blocks first
+    ASSERT_EQ(close(c1->fd), 0);
+    c1->fd = -1;
+    int s = accept(l, nullptr, nullptr); // may get the closed socket's fd number, object and stack handle
+    ASSERT_GE(s, 0) << strerror(errno);
+    pthread_join(t, nullptr);
+    EXPECT_LE(reader.n, 0) << "the blocked read returned the next connection's data";
+    std::vector<unsigned char> got = ReadN(s, 5);
+    EXPECT_EQ(got.size(), 5u);
+    EXPECT_TRUE(IsPattern(got));
+    close(s);
+    close(l);
+}
+
+// A registration removed by close may still be queued as ready in its epoll set; the registration that an ADD
+// makes next (in the same set or another) is reported once, in its own set, and the closed fd never.
+TEST_F(ConnParity, EpollRegistrationOfAClosedSocketDoesNotLeakIntoTheNextOne)
+{
+    int ep1 = epoll_create1(0), ep2 = epoll_create1(0);
+    ASSERT_GE(ep1, 0);
+    ASSERT_GE(ep2, 0);
+    for (int round = 0; round < 2; round++) {
+        int ep = round == 0 ? ep1 : ep2; // the next registration in the same set, then in another one
+        auto c1 = std::make_unique<Conn>(SOCK_NONBLOCK);
+        ASSERT_GE(c1->fd, 0);
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLOUT;
+        ev.data.u64 = 1;
+        ASSERT_EQ(epoll_ctl(ep1, EPOLL_CTL_ADD, c1->fd, &ev), 0); // ready (writable), not yet waited for
+        ASSERT_EQ(close(c1->fd), 0);
+        c1->fd = -1;
+        Conn c2(SOCK_NONBLOCK);
+        ASSERT_GE(c2.fd, 0);
+        ev.events = EPOLLIN;
+        ev.data.u64 = 2;
+        ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, c2.fd, &ev), 0);
+        EXPECT_EQ(c2.peer.Cmd("SEND 4"), "OK 4");
+        ASSERT_EQ(WaitQueued(c2.fd, 4), 4);
+        epoll_event out[8];
+        int n = epoll_wait(ep, out, 8, 2000);
+        ASSERT_EQ(n, 1) << "round " << round;
+        EXPECT_EQ(out[0].data.u64, 2u);
+        EXPECT_EQ(out[0].events, (uint32_t)EPOLLIN);
+        if (ep != ep1) {
+            EXPECT_EQ(epoll_wait(ep1, out, 8, 50), 0);
+        }
+        ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_DEL, c2.fd, nullptr), 0);
+    }
+    close(ep1);
+    close(ep2);
+}
+
+// An epoll set that got kernel fds where this process's epoll_ctl did not add them to that number (dup2 of another
+// set onto it, or a forked child adding to the shared set) still reports them next to ready sockets (usertcp skips
+// the kernel when a set it created holds user sockets only).
+TEST_F(ConnParity, EpollSetsSharedThroughDupOrForkStillReportKernelFds)
+{
+    Conn c(SOCK_NONBLOCK);
+    ASSERT_GE(c.fd, 0);
+    int p[2];
+    ASSERT_EQ(pipe(p), 0);
+    ASSERT_EQ(write(p[1], "x", 1), 1);
+    epoll_event ev{};
+    epoll_event out[4];
+
+    // dup2: the number of a user-only set now names a set with the pipe in it.
+    int ep1 = epoll_create1(0), ep2 = epoll_create1(0);
+    ev.events = EPOLLIN;
+    ev.data.u64 = 7;
+    ASSERT_EQ(epoll_ctl(ep2, EPOLL_CTL_ADD, p[0], &ev), 0);
+    ASSERT_EQ(dup2(ep2, ep1), ep1);
+    ev.events = EPOLLOUT;
+    ev.data.u64 = 9;
+    ASSERT_EQ(epoll_ctl(ep1, EPOLL_CTL_ADD, c.fd, &ev), 0);
+    int n = epoll_wait(ep1, out, 4, 1000);
+    EXPECT_EQ(n, 2) << "dup2";
+    close(ep1);
+    close(ep2);
+
+    // fork: the child adds the pipe to the set the parent created with a socket in it.
+    int ep = epoll_create1(0);
+    ev.events = EPOLLOUT;
+    ev.data.u64 = 9;
+    ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev), 0);
+    ASSERT_EQ(epoll_wait(ep, out, 4, 1000), 1);
+    pid_t child = fork();
+    if (child == 0) {
+        epoll_event cev{};
+        cev.events = EPOLLIN;
+        cev.data.u64 = 7;
+        _exit(epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &cev) == 0 ? 0 : 1);
+    }
+    ASSERT_GT(child, 0);
+    int status = -1;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    n = epoll_wait(ep, out, 4, 1000);
+    EXPECT_EQ(n, 2) << "fork";
+    close(ep);
+    close(p[0]);
+    close(p[1]);
+}
+
 TEST_F(ConnParity, EdgeCasesOfTheDataCalls)
 {
     Conn c;
@@ -1670,4 +1810,50 @@ TEST_F(ConnParity, StandardStreamsOnADuplicatedSocket)
     c.fd = -1;
     close(fd);
     EXPECT_EQ(c.peer.Cmd("WAITEOF"), "OK 0");
+}
+
+// iperf3's server (and others) listen again on the port of a connection they accepted and still hold, after closing
+// the first listener: with SO_REUSEADDR on both, and the accepted socket inheriting the listener's SO_REUSEADDR (Linux
+// copies the listener's socket), the bind succeeds. Without SO_REUSEADDR on the new socket it is EADDRINUSE.
+TEST_F(ConnParity, ListenAgainOnThePortOfAnAcceptedConnection)
+{
+    int one = 1;
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_EQ(setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one), 0);
+    sockaddr_in any = Addr("0.0.0.0", 0);
+    ASSERT_EQ(bind(l, (sockaddr *)&any, sizeof any), 0);
+    ASSERT_EQ(listen(l, 8), 0);
+    uint16_t port = ntohs(Name(l, false).sin_port);
+    Peer p;
+    ASSERT_TRUE(p.Ok());
+    std::string a = p.Cmd("CONNECT %d", port);
+    ASSERT_EQ(a.rfind("OK ", 0), 0u) << a;
+    int s = accept(l, nullptr, nullptr);
+    ASSERT_GE(s, 0) << strerror(errno);
+    int v = 0;
+    socklen_t vl = sizeof v;
+    EXPECT_EQ(getsockopt(s, SOL_SOCKET, SO_REUSEADDR, &v, &vl), 0);
+    EXPECT_EQ(v, 1); // inherited
+    close(l);
+
+    sockaddr_in same = Addr("0.0.0.0", port);
+    int plain = socket(AF_INET, SOCK_STREAM, 0);
+    EXPECT_FAILS_WITH(bind(plain, (sockaddr *)&same, sizeof same), EADDRINUSE);
+    close(plain);
+    int l2 = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_EQ(setsockopt(l2, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one), 0);
+    EXPECT_EQ(bind(l2, (sockaddr *)&same, sizeof same), 0) << strerror(errno);
+    EXPECT_EQ(listen(l2, 8), 0) << strerror(errno);
+    // The old connection still works, and the new listener accepts.
+    ASSERT_EQ(write(s, "ping", 4), 4);
+    EXPECT_EQ(p.Cmd("RECV 4"), "OK 4 " + Hex(Fnv("ping", 4)));
+    Peer p2;
+    a = p2.Cmd("CONNECT %d", port);
+    ASSERT_EQ(a.rfind("OK ", 0), 0u) << a;
+    ASSERT_GT(Readable(l2, 3000), 0);
+    int s2 = accept(l2, nullptr, nullptr);
+    EXPECT_GE(s2, 0) << strerror(errno);
+    if (s2 >= 0) close(s2);
+    close(s);
+    close(l2);
 }

@@ -2,6 +2,7 @@
 // ways). Today this covers what needs no peer: creation, options, binding, listening, modes, readiness and the
 // errors of a socket that is not connected. Connected sockets are covered by conn_parity_test.cc, which needs the test
 // network and a kernel peer (tests/c/run-conn-parity.sh).
+#include <algorithm>
 #include "helpers.h"
 
 #include <arpa/inet.h>
@@ -159,6 +160,21 @@ TEST(SocketParity, BufferSizesAreDoubledAndClamped)
     EXPECT_EQ(GetInt(fd, SOL_SOCKET, SO_RCVBUF), 2304);
     ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v), 0);
     EXPECT_EQ(GetInt(fd, SOL_SOCKET, SO_SNDBUF), 4608);
+    // Large requests are clamped to this machine's net.core.rmem_max / wmem_max, then doubled (iperf3 -w checks).
+    auto sysctl = [](const char *path) {
+        long n = 212992;
+        if (FILE *f = fopen(path, "r")) {
+            if (fscanf(f, "%ld", &n) != 1) n = 212992;
+            fclose(f);
+        }
+        return n;
+    };
+    long rmax = sysctl("/proc/sys/net/core/rmem_max"), wmax = sysctl("/proc/sys/net/core/wmem_max");
+    v = 64 << 20;
+    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v), 0);
+    EXPECT_EQ(GetInt(fd, SOL_SOCKET, SO_RCVBUF), 2 * std::min<long>(v, rmax));
+    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v), 0);
+    EXPECT_EQ(GetInt(fd, SOL_SOCKET, SO_SNDBUF), 2 * std::min<long>(v, wmax));
     close(fd);
 }
 
