@@ -203,14 +203,15 @@ out=$(on_user timeout 60 redis-benchmark -h 198.18.0.1 -p 6380 -c 50 -n 20000 -t
   || fail "redis-benchmark-client" "$out"
 pkill -f "redis-server.*6380" 2>/dev/null
 
-# 6. iperf3 in both directions; the server's default socket is a dual-stack [::] one (no -4).
-for dir in "" -R; do
+# 6. iperf3 in both directions; the server's default socket is a dual-stack [::] one (no -4). With -w the server
+#    sets its buffers and listens again on the port of the control connection it still holds (SO_REUSEADDR inherited).
+for dir in "" "-R -w 1M"; do
   ( on_user timeout 30 iperf3 -s -1 -p 5201 >"$work/iperf-s.log" 2>&1 ) &
   # Ready when the stack answers ping (a test connection would use up iperf3's one client).
   for _ in $(seq 50); do on_kernel_cli ping -c 1 -W 1 198.18.0.2 >/dev/null 2>&1 && break; sleep 0.1; done
   out=$(on_kernel_cli timeout 20 iperf3 -c 198.18.0.2 -p 5201 -t 2 $dir 2>&1)
   rate=$(echo "$out" | awk '/receiver$/{print $7, $8}')
-  [ -n "$rate" ] && ok "iperf3 ${dir:-(kernel sends)}${dir:+(usertcp sends)} to/from usertcp: $rate" || fail "iperf3$dir" "$(echo "$out" | tail -2 | tr '\n' ' ')"
+  [ -n "$rate" ] && ok "iperf3 ${dir:-(kernel sends)}${dir:+(usertcp sends)} to/from usertcp: $rate" || fail "iperf3 $dir" "$(echo "$out" | tail -2 | tr '\n' ' ')"
   wait
 done
 
