@@ -211,7 +211,7 @@ for dir in "" "-R -w 1M"; do
   for _ in $(seq 50); do on_kernel_cli ping -c 1 -W 1 198.18.0.2 >/dev/null 2>&1 && break; sleep 0.1; done
   out=$(on_kernel_cli timeout 20 iperf3 -c 198.18.0.2 -p 5201 -t 2 $dir 2>&1)
   rate=$(echo "$out" | awk '/receiver$/{print $7, $8}')
-  [ -n "$rate" ] && ok "iperf3 ${dir:-(kernel sends)}${dir:+(usertcp sends)} to/from usertcp: $rate" || fail "iperf3 $dir" "$(echo "$out" | tail -2 | tr '\n' ' ')"
+  [ -n "$rate" ] && ok "iperf3 ${dir:-(kernel sends)}${dir:+ (usertcp sends)} to/from usertcp: $rate" || fail "iperf3 $dir" "$(echo "$out" | tail -2 | tr '\n' ' ')"
   wait
 done
 
