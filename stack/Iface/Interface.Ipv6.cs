@@ -14,7 +14,7 @@ namespace UserTcp.Stack.Iface;
 /// (<see cref="RefuseTcp"/>), everything else is a counted drop. Without an address, IPv6 frames are dropped as before
 /// (unknown EtherType).
 /// </summary>
-public sealed partial class Interface : INeighborOwner6
+public sealed partial class Interface : INeighborOwner<Ipv6Address>
 {
     /// <summary>Room in front of an IPv6 transport segment: Ethernet + the IPv6 header.</summary>
     public const int HeaderRoom6 = EthernetFrameView.HeaderLength + Ipv6HeaderView.HeaderLength;
@@ -85,7 +85,7 @@ public sealed partial class Interface : INeighborOwner6
 
     /// <summary>A multicast neighbour solicitation for <paramref name="target"/> (RFC 4861 §7.2.2), with our link-layer
     /// address in a source option.</summary>
-    void INeighborOwner6.SendSolicitation(Ipv6Address target)
+    void INeighborOwner<Ipv6Address>.SendResolutionRequest(Ipv6Address target, long nowUs)
     {
         if (!TryAllocate(out PacketBuf p)) return;
         const int frame = HeaderRoom6 + Icmpv6.NeighborMessageLength + 8;
@@ -105,11 +105,8 @@ public sealed partial class Interface : INeighborOwner6
         Append(ref p);
     }
 
-    void INeighborOwner6.SendResolved(ref PacketBuf frame, MacAddress destination)
-    {
-        new EthernetFrameView(frame.Data).Destination = destination;
-        Append(ref frame);
-    }
+    void INeighborOwner<Ipv6Address>.SendResolved(ref PacketBuf frame, MacAddress destination) =>
+        SendResolvedFrame(ref frame, destination);
 
     /// <summary>Multicast frames we take: all-nodes and our solicited-node group (only with an IPv6 address).</summary>
     private bool AcceptsMulticast(MacAddress dst) => HasIpv6 && (dst == _solicitedMac || dst == _allNodesMac);

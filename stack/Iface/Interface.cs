@@ -16,7 +16,7 @@ namespace UserTcp.Stack.Iface;
 /// Files: this one holds state and the transmit path, <c>Interface.Receive.cs</c> the receive path,
 /// <c>Interface.Arp.cs</c> ARP packets.
 /// </remarks>
-public sealed partial class Interface : IArpOwner, IDisposable
+public sealed partial class Interface : INeighborOwner<Ipv4Address>, IDisposable
 {
     /// <summary>Answer ICMP echo requests. Off in all but one process of a group sharing a device (one reply, not N).</summary>
     public bool AnswerEcho { get; set; } = true;
@@ -245,10 +245,14 @@ public sealed partial class Interface : IArpOwner, IDisposable
         packet = default;
     }
 
-    void IArpOwner.SendArpRequest(Ipv4Address target, long nowUs) =>
+    void INeighborOwner<Ipv4Address>.SendResolutionRequest(Ipv4Address target, long nowUs) =>
         SendArp(ArpOperation.Request, MacAddress.Broadcast, MacAddress.Zero, target);
 
-    void IArpOwner.SendResolved(ref PacketBuf frame, MacAddress destination)
+    void INeighborOwner<Ipv4Address>.SendResolved(ref PacketBuf frame, MacAddress destination) =>
+        SendResolvedFrame(ref frame, destination);
+
+    /// <summary>A frame that waited for its next hop's MAC (either address family): address it and batch it.</summary>
+    private void SendResolvedFrame(ref PacketBuf frame, MacAddress destination)
     {
         new EthernetFrameView(frame.Data).Destination = destination;
         Append(ref frame);

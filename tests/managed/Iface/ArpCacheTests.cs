@@ -9,11 +9,11 @@ namespace UserTcp.Tests.Iface;
 
 public class ArpCacheTests
 {
-    private sealed class Owner(NativePacketPool pool) : IArpOwner
+    private sealed class Owner(NativePacketPool pool) : INeighborOwner<Ipv4Address>
     {
         public readonly List<Ipv4Address> Requests = new();
         public readonly List<MacAddress> Sent = new();
-        public void SendArpRequest(Ipv4Address target, long nowUs) => Requests.Add(target);
+        public void SendResolutionRequest(Ipv4Address target, long nowUs) => Requests.Add(target);
         public void SendResolved(ref PacketBuf frame, MacAddress destination) { Sent.Add(destination); pool.Return(ref frame); }
         public void Free(ref PacketBuf frame) => pool.Return(ref frame);
     }

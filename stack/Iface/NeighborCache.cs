@@ -4,23 +4,41 @@ using UserTcp.Stack.Wire;
 
 namespace UserTcp.Stack.Iface;
 
+/// <summary>What a <see cref="NeighborCache{TAddr}"/> needs from its interface: send resolution requests, send or
+/// release queued frames.</summary>
+internal interface INeighborOwner<TAddr> where TAddr : struct, IEquatable<TAddr>
+{
+    /// <summary>Ask the link for <paramref name="target"/>'s MAC: a broadcast ARP request (IPv4) or a multicast
+    /// neighbour solicitation (IPv6).</summary>
+    void SendResolutionRequest(TAddr target, long nowUs);
+
+    /// <summary>A queued frame whose next hop resolved to <paramref name="destination"/>: fill it in and send.
+    /// The owner takes the buffer.</summary>
+    void SendResolved(ref PacketBuf frame, MacAddress destination);
+
+    /// <summary>Return a dropped frame to the device.</summary>
+    void Free(ref PacketBuf frame);
+}
+
 /// <summary>
-/// Neighbour cache for one interface (RFC 826, RFC 1122 §2.3.2). Fixed capacity, no allocation after construction.
+/// Neighbour cache for one interface, for either address family: ARP (RFC 826, RFC 1122 §2.3.2) as
+/// <see cref="ArpCache"/>, IPv6 neighbour discovery (RFC 4861 §7.2, minimal) as <see cref="NeighborCache6"/>. Fixed
+/// capacity, no allocation after construction.
 /// </summary>
 /// <remarks>
 /// An entry is Free, Incomplete (a request is out; up to N frames wait in the entry's own slots of one preallocated
 /// array) or Reachable (MAC known until it expires; an expired entry is simply resolved again on next use, there is no
 /// probing state). Incomplete entries re-send the request every retry interval and fail after the last try, dropping
 /// their frames. Lookups scan the table (sized for tens of neighbours), remembering the last hit: most traffic goes
-/// to one next hop (the gateway).
+/// to one next hop (the gateway). IPv6 keeps the same simple states (no STALE/DELAY/PROBE, no unreachability detection).
 /// </remarks>
-internal sealed class ArpCache
+internal class NeighborCache<TAddr> where TAddr : struct, IEquatable<TAddr>
 {
     private enum State : byte { Free, Incomplete, Reachable }
 
     private struct Entry
     {
-        public Ipv4Address Ip;
+        public TAddr Ip;
         public MacAddress Mac;
         public State State;
         public long ExpiresUs;   // Reachable: trusted until
@@ -36,11 +54,15 @@ internal sealed class ArpCache
     private readonly long _retryUs;
     private readonly int _maxTries;
     private readonly StackCounters _counters;
+    private readonly DropReason _queueFull, _resolutionFailed;
     private int _last; // index of the last lookup hit
     private bool _resolving; // an entry may be Incomplete (false only after a scan found none)
 
-    public ArpCache(int capacity, int queuePerEntry, long lifetimeUs, long retryIntervalUs, int maxTries, StackCounters counters)
+    protected NeighborCache(int capacity, int queuePerEntry, long lifetimeUs, long retryIntervalUs, int maxTries,
+        StackCounters counters, DropReason queueFull, DropReason resolutionFailed)
     {
+        _queueFull = queueFull;
+        _resolutionFailed = resolutionFailed;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
         _entries = new Entry[capacity];
         _perEntry = Math.Max(0, queuePerEntry);
@@ -68,7 +90,7 @@ internal sealed class ArpCache
     }
 
     /// <summary>The MAC for <paramref name="ip"/> if it is known and not expired.</summary>
-    public bool TryLookup(Ipv4Address ip, long nowUs, out MacAddress mac)
+    public bool TryLookup(TAddr ip, long nowUs, out MacAddress mac)
     {
         int i = Find(ip);
         if (i >= 0 && _entries[i].State == State.Reachable && _entries[i].ExpiresUs > nowUs)
@@ -81,13 +103,13 @@ internal sealed class ArpCache
     }
 
     /// <summary>True when an entry (in any state) exists for <paramref name="ip"/>.</summary>
-    public bool Contains(Ipv4Address ip) => Find(ip) >= 0;
+    public bool Contains(TAddr ip) => Find(ip) >= 0;
 
     /// <summary>
     /// Queues <paramref name="frame"/> (Ethernet header written except the destination) until <paramref name="ip"/>
     /// resolves, starting resolution if none is under way. Takes the frame in every case (a full queue drops it).
     /// </summary>
-    public void Enqueue(Ipv4Address ip, ref PacketBuf frame, long nowUs, IArpOwner owner)
+    public void Enqueue(TAddr ip, ref PacketBuf frame, long nowUs, INeighborOwner<TAddr> owner)
     {
         int i = Find(ip);
         if (i < 0 || _entries[i].State != State.Incomplete)
@@ -96,13 +118,13 @@ internal sealed class ArpCache
             ref Entry e = ref _entries[i];
             e = new Entry { Ip = ip, State = State.Incomplete, Tries = 1, NextRetryUs = nowUs + _retryUs };
             _resolving = true;
-            owner.SendArpRequest(ip, nowUs);
+            owner.SendResolutionRequest(ip, nowUs);
         }
         ref Entry entry = ref _entries[i];
         if (entry.Queued == _perEntry)
         {
             // RFC 1122 §2.3.2.2 asks to keep at least one; we keep the oldest and drop the newest.
-            _counters.Drop(DropReason.ArpQueueFull);
+            _counters.Drop(_queueFull);
             owner.Free(ref frame);
             return;
         }
@@ -114,7 +136,7 @@ internal sealed class ArpCache
     /// Refreshes an existing entry with a mapping seen in an ARP packet (RFC 826 "merge"), sending any frames that
     /// waited for it. False when there is no entry for <paramref name="ip"/>.
     /// </summary>
-    public bool Update(Ipv4Address ip, MacAddress mac, long nowUs, IArpOwner owner)
+    public bool Update(TAddr ip, MacAddress mac, long nowUs, INeighborOwner<TAddr> owner)
     {
         int i = Find(ip);
         if (i < 0) return false;
@@ -123,7 +145,7 @@ internal sealed class ArpCache
     }
 
     /// <summary>Adds or refreshes a mapping (we were the target of the ARP packet, RFC 826).</summary>
-    public void Insert(Ipv4Address ip, MacAddress mac, long nowUs, IArpOwner owner)
+    public void Insert(TAddr ip, MacAddress mac, long nowUs, INeighborOwner<TAddr> owner)
     {
         int i = Find(ip);
         if (i < 0)
@@ -134,7 +156,7 @@ internal sealed class ArpCache
         SetReachable(i, mac, nowUs, owner);
     }
 
-    private void SetReachable(int i, MacAddress mac, long nowUs, IArpOwner owner)
+    private void SetReachable(int i, MacAddress mac, long nowUs, INeighborOwner<TAddr> owner)
     {
         ref Entry e = ref _entries[i];
         e.Mac = mac;
@@ -151,7 +173,7 @@ internal sealed class ArpCache
     }
 
     /// <summary>Retries requests that are due and fails resolutions that ran out of tries.</summary>
-    public void PollTimers(long nowUs, IArpOwner owner)
+    public void PollTimers(long nowUs, INeighborOwner<TAddr> owner)
     {
         if (!_resolving) return;
         for (int i = 0; i < _entries.Length; i++)
@@ -161,12 +183,12 @@ internal sealed class ArpCache
             if (e.Tries >= _maxTries)
             {
                 Failures++;
-                Release(i, DropReason.ArpResolutionFailed, owner);
+                Release(i, _resolutionFailed, owner);
                 continue;
             }
             e.Tries++;
             e.NextRetryUs = nowUs + _retryUs;
-            owner.SendArpRequest(e.Ip, nowUs);
+            owner.SendResolutionRequest(e.Ip, nowUs);
         }
     }
 
@@ -186,18 +208,18 @@ internal sealed class ArpCache
     }
 
     /// <summary>Drops every queued frame and forgets every entry (without counting drops).</summary>
-    public void Clear(IArpOwner owner)
+    public void Clear(INeighborOwner<TAddr> owner)
     {
         for (int i = 0; i < _entries.Length; i++) Release(i, DropReason.None, owner);
     }
 
-    private int Find(Ipv4Address ip)
+    private int Find(TAddr ip)
     {
         ref Entry last = ref _entries[_last];
-        if (last.State != State.Free && last.Ip == ip) return _last;
+        if (last.State != State.Free && last.Ip.Equals(ip)) return _last;
         for (int i = 0; i < _entries.Length; i++)
         {
-            if (_entries[i].State != State.Free && _entries[i].Ip == ip)
+            if (_entries[i].State != State.Free && _entries[i].Ip.Equals(ip))
             {
                 _last = i;
                 return i;
@@ -208,7 +230,7 @@ internal sealed class ArpCache
 
     /// <summary>A free slot, else the reachable entry closest to expiry, else the incomplete entry closest to giving up
     /// (whose frames are dropped as failed).</summary>
-    private int Allocate(long nowUs, IArpOwner owner)
+    private int Allocate(long nowUs, INeighborOwner<TAddr> owner)
     {
         int victim = -1;
         for (int i = 0; i < _entries.Length; i++)
@@ -220,11 +242,11 @@ internal sealed class ArpCache
             else if (e.State == State.Incomplete && (victim < 0 || (_entries[victim].State == State.Incomplete && e.NextRetryUs < _entries[victim].NextRetryUs)))
                 victim = i;
         }
-        Release(victim, DropReason.ArpResolutionFailed, owner);
+        Release(victim, _resolutionFailed, owner);
         return victim;
     }
 
-    private void Release(int i, DropReason reason, IArpOwner owner)
+    private void Release(int i, DropReason reason, INeighborOwner<TAddr> owner)
     {
         ref Entry e = ref _entries[i];
         for (int k = 0; k < e.Queued; k++)
@@ -235,3 +257,15 @@ internal sealed class ArpCache
         e = default;
     }
 }
+
+/// <summary>The IPv4 neighbour cache: ARP.</summary>
+internal sealed class ArpCache(int capacity, int queuePerEntry, long lifetimeUs, long retryIntervalUs, int maxTries,
+    StackCounters counters)
+    : NeighborCache<Ipv4Address>(capacity, queuePerEntry, lifetimeUs, retryIntervalUs, maxTries, counters,
+        DropReason.ArpQueueFull, DropReason.ArpResolutionFailed);
+
+/// <summary>The IPv6 neighbour cache: resolved by multicast neighbour solicitations.</summary>
+internal sealed class NeighborCache6(int capacity, int queuePerEntry, long lifetimeUs, long retryIntervalUs, int maxTries,
+    StackCounters counters)
+    : NeighborCache<Ipv6Address>(capacity, queuePerEntry, lifetimeUs, retryIntervalUs, maxTries, counters,
+        DropReason.NdQueueFull, DropReason.NdResolutionFailed);
