@@ -25,6 +25,12 @@
 
 #include <string>
 
+#include "peer_client.h"
+
+using ut::NowMs;
+using ut::Peer;
+using ut::Readable;
+
 namespace {
 
 #define EXPECT_FAILS_WITH(call, err)                                                                                   \
@@ -88,19 +94,7 @@ int GetInt(int fd, int level, int name)
 
 int SetInt(int fd, int level, int name, int v) { return setsockopt(fd, level, name, &v, sizeof v); }
 
-long NowMs()
-{
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
-int Readable(int fd, int timeout_ms)
-{
-    pollfd p = { fd, POLLIN, 0 };
-    int r = poll(&p, 1, timeout_ms);
-    return r > 0 ? p.revents : r;
-}
 
 // ::1 is usable here (not so in the test network's namespaces). Asked of the kernel directly (raw system calls, never
 // the shim), so the answer is the same on the kernel and under usertcp.
@@ -348,58 +342,6 @@ namespace {
 constexpr const char *kPeerIp = "198.18.0.1";
 constexpr const char *kTestIp = "198.18.0.2";
 
-// A control connection to tests/c/progs/peer.c (see conn_parity_test.cc).
-class Peer {
-public:
-    Peer()
-    {
-        const char *path = getenv("PEER_CTL");
-        if (!path) return;
-        _fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_un un{};
-        un.sun_family = AF_UNIX;
-        snprintf(un.sun_path, sizeof un.sun_path, "%s", path);
-        if (connect(_fd, (sockaddr *)&un, sizeof un) != 0) {
-            close(_fd);
-            _fd = -1;
-        }
-    }
-    ~Peer()
-    {
-        if (_fd >= 0) close(_fd);
-    }
-    bool Ok() const { return _fd >= 0; }
-    std::string Cmd(const char *fmt, ...) __attribute__((format(printf, 2, 3)))
-    {
-        char line[256];
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(line, sizeof line - 1, fmt, ap);
-        va_end(ap);
-        line[n++] = '\n';
-        if (write(_fd, line, n) != n) return "";
-        std::string got;
-        long deadline = NowMs() + 10000;
-        for (;;) {
-            size_t nl = _buf.find('\n');
-            if (nl != std::string::npos) {
-                got = _buf.substr(0, nl);
-                _buf.erase(0, nl + 1);
-                return got;
-            }
-            long left = deadline - NowMs();
-            if (left <= 0 || Readable(_fd, (int)left) <= 0) return "";
-            char b[256];
-            ssize_t r = read(_fd, b, sizeof b);
-            if (r <= 0) return "";
-            _buf.append(b, r);
-        }
-    }
-
-private:
-    int _fd = -1;
-    std::string _buf;
-};
 
 class Inet6ConnParity : public ::testing::Test {
 protected:

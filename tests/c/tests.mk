@@ -13,7 +13,7 @@ $(TEST_BUILD) $(TEST_BUILD)/progs:
 $(TEST_BUILD)/helpers.o: tests/c/helpers.cc tests/c/helpers.h | $(TEST_BUILD)
 	$(CXX) $(CXXFLAGS_T) -c $< -o $@
 
-$(TEST_BUILD)/%: tests/c/%.cc $(TEST_BUILD)/helpers.o tests/c/helpers.h | $(TEST_BUILD)
+$(TEST_BUILD)/%: tests/c/%.cc $(TEST_BUILD)/helpers.o tests/c/helpers.h tests/c/peer_client.h | $(TEST_BUILD)
 	$(CXX) $(CXXFLAGS_T) $< $(TEST_BUILD)/helpers.o -o $@ $(GTEST_LIBS)
 
 $(TEST_BUILD)/progs/%: tests/c/progs/%.c tests/c/progs/probe_common.h | $(TEST_BUILD)/progs
