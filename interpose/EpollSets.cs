@@ -6,7 +6,9 @@ namespace UserTcp.Interpose;
 
 /// <summary>
 /// epoll registrations of user-stack sockets, per epoll fd (the kernel epoll fd is real; the user sockets in it live
-/// here). Built to hold a million registrations: lookup by fd is a dictionary, and epoll_wait looks only at the
+/// here). Built to hold a million registrations at no per-registration cost beyond the <see cref="Registration"/>
+/// itself: a registration is found from its fd through the fd table's socket (<see cref="UserSocket.EpollRegs"/>,
+/// one entry per set the socket is in), so a set keeps no index of its own, and epoll_wait looks only at the
 /// registrations of sockets whose readiness moved (a ready list per set, as the kernel keeps one), never at every
 /// registration.
 ///
@@ -48,8 +50,30 @@ internal static class EpollSets
 
     internal sealed class Set
     {
-        public readonly Dictionary<int, Registration> ByFd = new();
+        /// <summary>Registrations in this set (found through their sockets; counted so that forgetting the set can
+        /// stop looking once it has met all of them).</summary>
+        public int Count;
         public readonly List<Queued> Ready = new();
+    }
+
+    /// <summary>The registration of (<paramref name="set"/>, <paramref name="fd"/>) on <paramref name="s"/>, or null. Linux keys
+    /// a registration by (open file, fd): a socket dup'd into two fds may be in one set twice.</summary>
+    private static Registration? Find(Set set, UserSocket s, int fd)
+    {
+        for (Registration? r = s.EpollRegs; r is not null; r = r.NextOfSocket)
+            if (ReferenceEquals(r.Owner, set) && r.Fd == fd) return r;
+        return null;
+    }
+
+    // Lists that a burst grew (a million accepts queued at once) give their memory back once they are small again:
+    // a list whose capacity is over ListKeep and four times what it holds shrinks to twice that (an allocation after a
+    // burst, never in steady state, where the capacity stays at or below ListKeep or the lists stay full).
+    private const int ListKeep = 4096;
+
+    internal static void Trim<T>(List<T> list)
+    {
+        int cap = list.Capacity;
+        if (cap > ListKeep && list.Count < cap / 4) list.Capacity = System.Math.Max(ListKeep, list.Count * 2);
     }
 
     // Removed registrations, reused by EPOLL_CTL_ADD (no allocation per accepted connection). Under Gate.
@@ -84,8 +108,7 @@ internal static class EpollSets
             // A known set's epfd is open (closing or replacing it forgets the set): only a new one is asked of the
             // kernel, so epoll_ctl on a set in use costs no system call.
             if (set is null && Kernel.Fcntl(epfd, 1 /* F_GETFD */, 0) < 0) return -Errno.EBADF;
-            Registration? reg = null;
-            if (set is not null && set.ByFd.TryGetValue(fd, out Registration? r) && ReferenceEquals(r.Socket, s)) reg = r;
+            Registration? reg = set is null ? null : Find(set, s, fd);
             switch (op)
             {
                 case ADD:
@@ -95,7 +118,8 @@ internal static class EpollSets
                         s_sets[epfd] = set = new Set();
                         Kernel.EpfdMark(epfd, 1);
                     }
-                    if (set.ByFd.TryGetValue(fd, out Registration? stale)) Remove(stale); // the fd was closed and reused
+                    // A registration of an earlier socket under this fd number (closed while a dup kept the socket
+                    // open) is another (file, fd) key and stays, as on Linux: it goes when that socket's last fd closes.
                     reg = s_pooled > 0 ? s_pool[--s_pooled]! : new Registration();
                     s_pool[s_pooled] = null;
                     reg.Fd = fd;
@@ -106,7 +130,7 @@ internal static class EpollSets
                     reg.Disarmed = false;
                     reg.Owner = set;
                     reg.Queued = false;
-                    set.ByFd[fd] = reg;
+                    set.Count++;
                     reg.NextOfSocket = s.EpollRegs;
                     s.EpollRegs = reg;
                     Index(reg, HandleOf(s));
@@ -169,8 +193,7 @@ internal static class EpollSets
     /// <summary>Takes a registration out of its set and both chains (a queued one is dropped by the next wait).</summary>
     private static void Remove(Registration reg)
     {
-        if (reg.Owner is { } set && set.ByFd.TryGetValue(reg.Fd, out Registration? cur) && ReferenceEquals(cur, reg))
-            set.ByFd.Remove(reg.Fd);
+        if (reg.Owner is { } set) set.Count--;
         reg.Owner = null;
         Unindex(reg);
         ref Registration? link = ref reg.Socket.EpollRegs;
@@ -220,6 +243,7 @@ internal static class EpollSets
             }
         }
         sockets.Clear();
+        Trim(sockets);
         Engine.Edges.Instance.Drain(static h =>
         {
             if ((uint)h >= (uint)s_byHandle.Length) return;
@@ -243,7 +267,21 @@ internal static class EpollSets
         lock (s_gate)
         {
             if (!s_sets.Remove(epfd, out Set? set)) return;
-            foreach (Registration r in new List<Registration>(set.ByFd.Values)) Remove(r);
+            // Every registration hangs off a socket, and every socket that has one is open (its last close removes
+            // them), so it is in the fd table: one pass over the table, ended as soon as the set is empty. Closing an
+            // epoll fd is rare (exit, reload); the wait and epoll_ctl paths keep no per-set index for it.
+            UserSocket?[] slots = FdTable.Slots;
+            for (int i = 0; i < slots.Length && set.Count > 0; i++)
+            {
+                if (slots[i] is not { EpollRegs: not null } s) continue;
+                for (Registration? r = s.EpollRegs; r is not null;)
+                {
+                    Registration? next = r.NextOfSocket;
+                    if (ReferenceEquals(r.Owner, set)) Remove(r);
+                    r = next;
+                }
+            }
+            set.Ready.Clear();
             Kernel.EpfdMark(epfd, 0);
         }
     }

@@ -19,6 +19,10 @@ internal static class FdTable
         return (uint)fd < (uint)slots.Length ? Volatile.Read(ref slots[fd]) : null;
     }
 
+    /// <summary>The current slot array (index = fd; lock-free read, like <see cref="Get"/>), for a pass over every
+    /// socket that must not allocate.</summary>
+    internal static UserSocket?[] Slots => Volatile.Read(ref s_slots);
+
     internal static void Set(int fd, UserSocket socket)
     {
         lock (s_gate)

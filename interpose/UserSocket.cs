@@ -4,7 +4,7 @@ using System.Threading;
 namespace UserTcp.Interpose;
 
 /// <summary>Socket-level state of one user-stack socket (the open file description that dup'd fds share).</summary>
-internal enum SocketState { Unconnected, Listening, Connected }
+internal enum SocketState : byte { Unconnected, Listening, Connected }
 
 /// <summary>
 /// One user-stack TCP socket: the state POSIX calls see (options, local address, mode). Shared by every fd that
@@ -22,7 +22,10 @@ internal sealed class UserSocket
     internal ListenerGroups.Group? Group;
     internal bool NonBlocking;
     internal SocketState State;
-    internal int Backlog;
+    /// <summary>listen(2)'s backlog (already capped at somaxconn, 4096, by listen): kept in 16 bits, since a million
+    /// idle connections each carry the field.</summary>
+    internal int Backlog { get => _backlog; set => _backlog = (ushort)Math.Clamp(value, 0, ushort.MaxValue); }
+    private ushort _backlog;
     internal bool Bound;
     internal uint LocalAddress;   // host order
     internal ushort LocalPort;
@@ -34,7 +37,8 @@ internal sealed class UserSocket
     /// same options hold one object. setsockopt replaces it.</summary>
     internal SocketOptions Options = SocketOptions.Default;
     /// <summary>shutdown(2) bits: 1 = no more receives, 2 = no more sends.</summary>
-    internal int ShutdownBits;
+    internal int ShutdownBits { get => _shutdownBits; set => _shutdownBits = (byte)value; }
+    private byte _shutdownBits;
     /// <summary>connect(2) returned EINPROGRESS (or was interrupted) and no later connect has reported the outcome
     /// yet: Linux's SS_CONNECTING. The next connect reports success once, then EISCONN.</summary>
     internal bool ConnectPending;
@@ -81,14 +85,14 @@ internal sealed class UserSocket
         Group = null;
         NonBlocking = false;
         State = SocketState.Unconnected;
-        Backlog = 0;
+        _backlog = 0;
         Bound = false;
         LocalAddress = 0;
         LocalPort = 0;
         Inet6 = false;
         BoundMapped = false;
         Options = SocketOptions.Default;
-        ShutdownBits = 0;
+        _shutdownBits = 0;
         ConnectPending = false;
         EpollRegs = null;
     }

@@ -14,7 +14,7 @@ public class UserSocketPoolTests
     private static readonly string[] s_kept = ["Generation", "ReadinessVersion", "DirtyQueued"];
 
     private static object NonDefault(Type t) =>
-        t == typeof(int) ? 7 : t == typeof(uint) ? 7u : t == typeof(ushort) ? (ushort)7 : t == typeof(long) ? 7L :
+        t == typeof(int) ? 7 : t == typeof(uint) ? 7u : t == typeof(ushort) ? (ushort)7 : t == typeof(byte) ? (byte)7 : t == typeof(long) ? 7L :
         t == typeof(bool) ? true : t.IsEnum ? Enum.ToObject(t, 1) :
         t == typeof(SocketOptions) ? SocketOptions.Default with { NoDelay = true } : // records compare by value
         Activator.CreateInstance(t, nonPublic: true)!;
