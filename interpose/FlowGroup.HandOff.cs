@@ -112,13 +112,6 @@ internal sealed unsafe partial class FlowGroup : ITcpHandOffSink
         return n;
     }
 
-    private int FindSlot(ulong h, ulong value)
-    {
-        for (int i = 0; i < Slots; i++)
-            if (Volatile.Read(ref *Slot(h, i)) == value) return i;
-        return -1;
-    }
-
     public bool Offer(in TcpTransferState state, ReadOnlySpan<byte> first, ReadOnlySpan<byte> second)
     {
         int length = first.Length + second.Length;
@@ -126,9 +119,9 @@ internal sealed unsafe partial class FlowGroup : ITcpHandOffSink
         ulong h = Hash(state.Tuple);
         ulong tag = (h >> 32) | 1;
         ulong mine = tag << 32 | (uint)_pid;
-        if (_releasing.Count > 0) _releasing.Remove(state.Tuple); // a delayed release must not drop the marker later
         int slot = FindSlot(h, mine);
         if (slot < 0) return false;
+        KeepFromDelayedRelease(h, slot); // a delayed release must not drop the marker (or a later claim) later
         for (int i = 0; i < HandOffEntries; i++)
         {
             byte* e = Entry(i);

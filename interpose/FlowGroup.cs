@@ -1,5 +1,5 @@
 using System;
-using System.Collections.Generic;
+using System.Runtime.InteropServices;
 using System.Threading;
 using UserTcp.Interpose.Native;
 using UserTcp.Stack.Tcp;
@@ -45,9 +45,22 @@ internal sealed unsafe partial class FlowGroup : IFlowOwnership
     private readonly int _pid;
     private readonly Func<int, bool> _alive;
     private readonly Func<long> _clock;
-    // Claims of connections that ended, kept for ReleaseDelayUs before they are given up (see Release).
-    private readonly Queue<(TcpTuple Tuple, long DueUs)> _releaseQueue = new();
-    private readonly Dictionary<TcpTuple, long> _releasing = new();
+    // Claims of connections that ended, kept for ReleaseDelayUs before they are given up (see Release): a ring of
+    // (slot, claim value, the slot's generation then, due time), oldest first. A claim taken again meanwhile (a new
+    // connection on the same tuple, or a hand-off) moves its slot's generation on, so the old entry leaves it alone.
+    private PendingRelease[] _pending = new PendingRelease[256];
+    private int _pendingHead, _pendingCount;
+    // Per claim slot (process-private): bumped whenever this process takes a claim it already held.
+    private readonly ushort* _gen;
+
+    private struct PendingRelease
+    {
+        public int Slot;
+        public ushort Gen;
+        public ulong Value;
+        public long DueUs;
+    }
+
     /// <summary>How long the claim of an ended connection is kept (µs).</summary>
     internal long ReleaseDelayUs = 1_000_000;
     private bool _leader;
@@ -63,7 +76,11 @@ internal sealed unsafe partial class FlowGroup : IFlowOwnership
         _pid = pid;
         _alive = alive;
         _handOff = area + ClaimsEnd;
+        // Zeroed pages from the kernel: only the pages of slots this process re-claims are ever touched.
+        _gen = (ushort*)NativeMemory.AllocZeroed((nuint)(Buckets * Ways * sizeof(ushort)));
     }
+
+    ~FlowGroup() => NativeMemory.Free(_gen);
 
     internal ulong Token => *(ulong*)(_base + 8);
 
@@ -149,39 +166,80 @@ internal sealed unsafe partial class FlowGroup : IFlowOwnership
 
     /// <summary>The flow's two windows: <see cref="Window"/> buckets from each of two homes taken from independent
     /// bits of the hash (the tag is a third part). Slot <paramref name="i"/> runs over both, 0 .. Slots - 1.</summary>
-    private ulong* Slot(ulong h, int i)
+    private ulong* Slot(ulong h, int i) => _claims + SlotIndex(h, i);
+
+    /// <summary>The index in the claim table of the flow's slot <paramref name="i"/>.</summary>
+    private static int SlotIndex(ulong h, int i)
     {
         int home = (int)(i < Window * Ways ? h : h >> 16) & (Buckets - 1);
         i &= Window * Ways - 1;
-        return _claims + ((home + i / Ways) & (Buckets - 1)) * Ways + (i & (Ways - 1));
+        return ((home + i / Ways) & (Buckets - 1)) * Ways + (i & (Ways - 1));
+    }
+
+    /// <summary>The flow's first slot holding <paramref name="value"/> (whole claim value), or -1.</summary>
+    private int FindSlot(ulong h, ulong value)
+    {
+        int home0 = (int)h & (Buckets - 1), home1 = (int)(h >> 16) & (Buckets - 1);
+        for (int b = 0; b < 2 * Window; b++)
+        {
+            ulong* bucket = _claims + ((b < Window ? home0 + b : home1 + b - Window) & (Buckets - 1)) * Ways;
+            for (int k = 0; k < Ways; k++)
+                if (Volatile.Read(ref bucket[k]) == value) return b * Ways + k;
+        }
+        return -1;
     }
 
     public FlowOwner Claim(in TcpTuple tuple)
     {
-        if (_releasing.Count > 0 && _releasing.Remove(tuple)) return FlowOwner.Mine; // ours still: a new connection on it
         ulong h = Hash(tuple);
         ulong tag = (h >> 32) | 1;
         ulong mine = tag << 32 | (uint)_pid;
+        int home0 = (int)h & (Buckets - 1), home1 = (int)(h >> 16) & (Buckets - 1);
         for (int attempt = 0; attempt < 8; attempt++)
         {
-            // First free slot and free count of each window; the claim goes to the emptier window.
-            int free0 = -1, free1 = -1, n0 = 0, n1 = 0;
-            for (int i = 0; i < Slots; i++)
+            // One pass over both windows: the flow's claim (the first slot with its tag), else the first free slot
+            // and the free count of each window; a new claim goes to the emptier window. Most buckets are empty: one
+            // test covers a bucket's four ways.
+            int free0 = -1, free1 = -1, n0 = 0, n1 = 0, found = -1;
+            ulong v = 0;
+            for (int w = 0; w < 2 && found < 0; w++)
             {
-                ulong v = Volatile.Read(ref *Slot(h, i));
-                if (v == 0)
+                int home = w == 0 ? home0 : home1, first = -1, n = 0;
+                for (int b = 0; b < Window; b++)
                 {
-                    if (i < Window * Ways) { n0++; if (free0 < 0) free0 = i; }
-                    else { n1++; if (free1 < 0) free1 = i; }
-                    continue;
+                    ulong* bucket = _claims + ((home + b) & (Buckets - 1)) * Ways;
+                    if ((Volatile.Read(ref bucket[0]) | Volatile.Read(ref bucket[1]) | Volatile.Read(ref bucket[2])
+                         | Volatile.Read(ref bucket[3])) == 0)
+                    {
+                        if (n == 0) first = (w * Window + b) * Ways;
+                        n += Ways;
+                        continue;
+                    }
+                    for (int k = 0; k < Ways; k++)
+                    {
+                        v = Volatile.Read(ref bucket[k]);
+                        if (v == 0) { if (n++ == 0) first = (w * Window + b) * Ways + k; }
+                        else if (v >> 32 == tag) { found = (w * Window + b) * Ways + k; break; }
+                    }
+                    if (found >= 0) break;
                 }
-                if (v >> 32 != tag) continue;
+                if (w == 0) { free0 = first; n0 = n; }
+                else { free1 = first; n1 = n; }
+            }
+            if (found >= 0)
+            {
                 uint owner = (uint)v;
-                if (owner == (uint)_pid) return FlowOwner.Mine;
+                if (owner == (uint)_pid)
+                {
+                    // Ours still: an ended connection's claim waiting for its delayed release, now a new connection on
+                    // the same tuple; the pending release must leave it alone.
+                    _gen[SlotIndex(h, found)]++;
+                    return FlowOwner.Mine;
+                }
                 if (OwnerAlive(owner)) return FlowOwner.Other;
                 // The flow's claim outlived its owner: take it over in place.
-                if (Interlocked.CompareExchange(ref *Slot(h, i), mine, v) == v) return Confirm(h, i, tag);
-                goto retry;
+                if (Interlocked.CompareExchange(ref *Slot(h, found), mine, v) == v) return Confirm(h, found, tag);
+                continue;
             }
             int free = n1 > n0 ? free1 : free0;
             if (free < 0)
@@ -190,14 +248,13 @@ internal sealed unsafe partial class FlowGroup : IFlowOwnership
                 bool reclaimed = false;
                 for (int i = 0; i < Slots && !reclaimed; i++)
                 {
-                    ulong v = Volatile.Read(ref *Slot(h, i));
-                    reclaimed = v != 0 && !OwnerAlive((uint)v) && Interlocked.CompareExchange(ref *Slot(h, i), 0, v) == v;
+                    ulong w = Volatile.Read(ref *Slot(h, i));
+                    reclaimed = w != 0 && !OwnerAlive((uint)w) && Interlocked.CompareExchange(ref *Slot(h, i), 0, w) == w;
                 }
                 if (!reclaimed) return FlowOwner.NoRoom;
-                goto retry;
+                continue;
             }
             if (Interlocked.CompareExchange(ref *Slot(h, free), mine, 0) == 0) return Confirm(h, free, tag);
-        retry:;
         }
         return FlowOwner.NoRoom;
     }
@@ -218,16 +275,21 @@ internal sealed unsafe partial class FlowGroup : IFlowOwnership
 
     public FlowOwner Lookup(in TcpTuple tuple)
     {
-        if (_releaseQueue.Count > 0) ReleaseDue(_clock());
+        if (_pendingCount > 0) ReleaseDue(_clock());
         ulong h = Hash(tuple);
         ulong tag = (h >> 32) | 1;
-        for (int i = 0; i < Slots; i++)
+        int home0 = (int)h & (Buckets - 1), home1 = (int)(h >> 16) & (Buckets - 1);
+        for (int b = 0; b < 2 * Window; b++)
         {
-            ulong v = Volatile.Read(ref *Slot(h, i));
-            if (v == 0 || v >> 32 != tag) continue;
-            uint owner = (uint)v;
-            if (owner == (uint)_pid) return FlowOwner.Mine;
-            return OwnerAlive(owner) ? FlowOwner.Other : FlowOwner.Nobody;
+            ulong* bucket = _claims + ((b < Window ? home0 + b : home1 + b - Window) & (Buckets - 1)) * Ways;
+            for (int k = 0; k < Ways; k++)
+            {
+                ulong v = Volatile.Read(ref bucket[k]);
+                if (v == 0 || v >> 32 != tag) continue;
+                uint owner = (uint)v;
+                if (owner == (uint)_pid) return FlowOwner.Mine;
+                return OwnerAlive(owner) ? FlowOwner.Other : FlowOwner.Nobody;
+            }
         }
         return FlowOwner.Nobody;
     }
@@ -242,35 +304,55 @@ internal sealed unsafe partial class FlowGroup : IFlowOwnership
     {
         long now = _clock();
         ReleaseDue(now);
+        ulong h = Hash(tuple);
+        ulong mine = ((h >> 32) | 1) << 32 | (uint)_pid;
+        int i = FindSlot(h, mine);
+        if (i < 0) return; // not ours (any more)
+        ulong* slot = Slot(h, i);
         if (ReleaseDelayUs <= 0)
         {
-            ReleaseNow(tuple);
+            Interlocked.CompareExchange(ref *slot, 0, mine);
             return;
         }
-        long due = now + ReleaseDelayUs;
-        _releasing[tuple] = due;
-        _releaseQueue.Enqueue((tuple, due));
+        if (_pendingCount == _pending.Length)
+        {
+            // Grow the ring, oldest first (only while more ended connections wait than ever before).
+            var grown = new PendingRelease[_pending.Length * 2];
+            for (int j = 0; j < _pendingCount; j++) grown[j] = _pending[(_pendingHead + j) & (_pending.Length - 1)];
+            _pending = grown;
+            _pendingHead = 0;
+        }
+        int index = (int)(slot - _claims);
+        _pending[(_pendingHead + _pendingCount++) & (_pending.Length - 1)] =
+            new PendingRelease { Slot = index, Gen = _gen[index], Value = mine, DueUs = now + ReleaseDelayUs };
     }
 
     /// <summary>Gives up the claims whose delay has passed (called from the group's frequent entry points).</summary>
     private void ReleaseDue(long now)
     {
-        while (_releaseQueue.Count > 0 && _releaseQueue.Peek().DueUs <= now)
+        while (_pendingCount > 0)
         {
-            (TcpTuple t, long due) = _releaseQueue.Dequeue();
-            if (_releasing.TryGetValue(t, out long d) && d == due)
-            {
-                _releasing.Remove(t);
-                ReleaseNow(t);
-            }
+            ref PendingRelease p = ref _pending[_pendingHead];
+            if (p.DueUs > now) return;
+            // Not if the claim was taken again since (its slot's generation moved): it belongs to a new connection.
+            if (_gen[p.Slot] == p.Gen) Interlocked.CompareExchange(ref _claims[p.Slot], 0, p.Value);
+            _pendingHead = (_pendingHead + 1) & (_pending.Length - 1);
+            _pendingCount--;
         }
     }
 
+    /// <summary>Gives up this process's claim of <paramref name="tuple"/> now, and any delayed release of it.</summary>
     private void ReleaseNow(in TcpTuple tuple)
     {
         ulong h = Hash(tuple);
         ulong mine = ((h >> 32) | 1) << 32 | (uint)_pid;
-        for (int i = 0; i < Slots; i++)
-            if (Interlocked.CompareExchange(ref *Slot(h, i), 0, mine) == mine) return;
+        int i = FindSlot(h, mine);
+        if (i < 0) return;
+        _gen[SlotIndex(h, i)]++;
+        Interlocked.CompareExchange(ref *Slot(h, i), 0, mine);
     }
+
+    /// <summary>A claim of ours at slot <paramref name="i"/> changes hands (hand-off): a delayed release of it, if
+    /// one waits, must leave the slot alone.</summary>
+    private void KeepFromDelayedRelease(ulong h, int i) => _gen[SlotIndex(h, i)]++;
 }

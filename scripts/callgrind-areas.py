@@ -38,6 +38,8 @@ def main():
     ap.add_argument("dir", help="the --keep directory of scripts/callgrind-rpc.py")
     ap.add_argument("--lib", default=os.path.join(ROOT, "build", "valgrind", "libusertcp.so"))
     ap.add_argument("--requests", default="4000,20000")
+    ap.add_argument("--per", type=float, help="divide by this instead of the difference of --requests (churn: "
+                    "the difference of passive opens; the files are callgrind.1 and callgrind.2, --requests 1,2)")
     a = ap.parse_args()
     n1, n2 = (int(x) for x in a.requests.split(","))
     c1 = cg.self_costs(os.path.join(a.dir, f"callgrind.{n1}"))
@@ -50,7 +52,7 @@ def main():
         if ob != "libusertcp.so":
             continue
         name = area(fn)
-        per[name] = per.get(name, 0) + (c2.get(key, 0) - c1.get(key, 0)) / (n2 - n1)
+        per[name] = per.get(name, 0) + (c2.get(key, 0) - c1.get(key, 0)) / (a.per or (n2 - n1))
     print(f"libusertcp.so per RPC by area ({a.dir}):")
     for name, v in sorted(per.items(), key=lambda x: -x[1]):
         print(f"  {v:8,.0f}  {name}")

@@ -184,6 +184,7 @@ def main():
     ap.add_argument("--keep", help="directory to keep the callgrind files in")
     ap.add_argument("--top", type=int, default=30, help="functions listed")
     ap.add_argument("--files", help="analyse existing callgrind files FILE1,FILE2 (no runs)")
+    ap.add_argument("--suffix", help="scripts/testnet.sh suffix of the private topology (default cgPID)")
     a = ap.parse_args()
     n1, n2 = (int(x) for x in a.requests.split(","))
     for f in (LIB, f"{BENCH}/rpc_server", f"{BENCH}/rpc_client"):
@@ -193,7 +194,7 @@ def main():
         f1, f2 = a.files.split(",")
         report(a, n1, n2, self_costs(f1), self_costs(f2), "", "", [], None)
         return
-    suffix = f"cg{os.getpid() % 100000}"
+    suffix = a.suffix or f"cg{os.getpid() % 100000}"
     work = a.keep or tempfile.mkdtemp(prefix="usertcp-cg-")
     os.makedirs(work, exist_ok=True)
     sh([os.path.join(ROOT, "scripts", "testnet.sh"), "up", "--suffix", suffix])

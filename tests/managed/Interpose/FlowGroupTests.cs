@@ -153,4 +153,38 @@ public sealed unsafe class FlowGroupTests : IDisposable
         _ = a.IsLeader;
         Assert.Equal(FlowOwner.Other, b.Claim(FromClient(40003)));
     }
+    [Fact]
+    public void ReleasingAFlowThatIsNotOursGrantsNothingLater()
+    {
+        // A release of a tuple this process holds no claim for (taken over, or never claimed) leaves nothing behind:
+        // a later SYN on it is claimed through the shared table like any other, so two members never both own it.
+        FlowGroup a = Member(1001, releaseDelayUs: 1_000_000), b = Member(1002);
+        a.Release(FromClient(40004));
+        Assert.Equal(FlowOwner.Mine, b.Claim(FromClient(40004)));
+        Assert.Equal(FlowOwner.Other, a.Claim(FromClient(40004)));
+        Assert.Equal(FlowOwner.Other, a.Lookup(FromClient(40004)));
+    }
+
+    [Fact]
+    public void ManyDelayedReleasesAreAllGivenUpInOrder()
+    {
+        // More ended connections than the delayed-release ring holds at first (it grows), released at staggered
+        // times: each claim is kept for the delay and given up once due, the re-opened ones kept.
+        FlowGroup a = Member(1001, releaseDelayUs: 1_000_000), b = Member(1002);
+        for (int port = 20000; port < 21000; port++) Assert.Equal(FlowOwner.Mine, a.Claim(FromClient(port)));
+        for (int port = 20000; port < 21000; port++)
+        {
+            if (port == 20500) _now += 500_000;
+            a.Release(FromClient(port));
+        }
+        Assert.Equal(FlowOwner.Mine, a.Claim(FromClient(20999))); // a new connection on an ended tuple
+        _now += 600_000; // the first 500 are due, the rest not yet
+        _ = a.IsLeader;
+        for (int port = 20000; port < 21000; port++)
+            Assert.Equal(port < 20500 ? FlowOwner.Nobody : FlowOwner.Other, b.Lookup(FromClient(port)));
+        _now += 1_000_000;
+        _ = a.IsLeader;
+        for (int port = 20000; port < 21000; port++)
+            Assert.Equal(port == 20999 ? FlowOwner.Other : FlowOwner.Nobody, b.Lookup(FromClient(port)));
+    }
 }
