@@ -358,9 +358,10 @@ public sealed partial class TcpConnection
         byte* b = p.Buffer + p.Offset;
         int roomLen = p.Capacity - p.Offset;
         if (roomLen < hl + len) len = Math.Max(0, roomLen - hl); // a device buffer smaller than the MTU: clamp
+        ulong payloadSum = 0; // the payload's checksum sum, taken in the pass that copies it into the frame
         if (len > 0)
         {
-            len = _snd.Peek(seq - DataStartSeq(), new Span<byte>(b + hl, len));
+            len = _snd.PeekSum(seq - DataStartSeq(), b + hl, len, out payloadSum);
             if (seq + len == DataEndSeq()) flags |= TcpFlags.Psh;
         }
         ushort window = WindowField(syn: false);
@@ -372,7 +373,7 @@ public sealed partial class TcpConnection
             *(uint*)(b + 28) = BigEndian(_tsRecent);
         }
         p.SetLength(hl + len);
-        _layer.Transmit(ref p, Tuple, nowUs);
+        _layer.Transmit(ref p, Tuple, hl, payloadSum, nowUs);
         _unackedBytes = 0;
         Clear(ConnFlags.AckNow);
         _delAckAt = 0;

@@ -560,6 +560,25 @@ public sealed partial class TcpLayer : ITimerHandler
         _tx.Send(ref p, t.RemoteAddress, nowUs);
     }
 
+    /// <summary><see cref="Transmit(ref PacketBuf, in TcpTuple, long)"/> for a segment whose payload (everything after
+    /// its <paramref name="headerLength"/> bytes of header) was summed while it was copied in
+    /// (<paramref name="payloadSum"/>, native order, from <see cref="Checksum.CopyAndSum"/>): only the header is read
+    /// again.</summary>
+    internal void Transmit(ref PacketBuf p, in TcpTuple t, int headerLength, ulong payloadSum, long nowUs)
+    {
+        Span<byte> seg = p.Data;
+        uint pseudo = Checksum.PseudoHeader(t.LocalAddress, t.RemoteAddress, 6, seg.Length);
+        var h = new TcpHeaderView(seg);
+        if (_tx.TxChecksumOffload)
+        {
+            p.Offloads |= PacketOffloads.TxTcpChecksum;
+            h.Checksum = Checksum.FoldUncomplemented(pseudo);
+        }
+        else h.Checksum = Checksum.Fold(Checksum.AddNative(pseudo, Checksum.SumNative(seg[..headerLength]) + payloadSum));
+        Counters.TcpSegmentsOut++;
+        _tx.Send(ref p, t.RemoteAddress, nowUs);
+    }
+
     /// <summary>A stateless control segment (RST, RST+ACK, cookie SYN-ACK).</summary>
     internal unsafe void SendControl(in TcpTuple t, SeqNumber seq, SeqNumber ack, TcpFlags flags, long nowUs, int mssOption = 0)
     {
