@@ -30,12 +30,17 @@ public sealed partial class Interface
         // Someone else claiming our address: do not learn it (RFC 5227 §2.4 conflict; we keep our address).
         bool learnable = !senderIp.IsAny && senderIp != _config.Address;
         bool merged = learnable && _arp.Update(senderIp, senderMac, nowUs, this);
+        if (merged) ForgetTemplate(); // the MAC may have changed
         if (arp.TargetIp != _config.Address)
         {
             if (!merged) _counters.Drop(DropReason.ArpNotForUs);
             return;
         }
-        if (learnable && !merged) _arp.Insert(senderIp, senderMac, nowUs, this);
+        if (learnable && !merged)
+        {
+            _arp.Insert(senderIp, senderMac, nowUs, this);
+            ForgetTemplate(); // the insert may have evicted the template's entry
+        }
         if (arp.Operation == ArpOperation.Request)
             SendArp(ArpOperation.Reply, senderMac, senderMac, senderIp);
     }

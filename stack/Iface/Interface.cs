@@ -60,6 +60,8 @@ public sealed partial class Interface : INeighborOwner<Ipv4Address>, IDisposable
         _arp = new ArpCache(config.ArpCacheCapacity, config.ArpQueuePerEntry, config.ArpEntryLifetimeUs,
             config.ArpRetryIntervalUs, config.ArpMaxTries, counters);
         _icmpErrors = new TokenBucket(config.IcmpErrorBurst, config.IcmpErrorIntervalUs);
+        _mtu = device.Capabilities.Mtu;                    // capabilities are fixed for the device's lifetime
+        _txIpv4Offload = device.Capabilities.TxIpv4Checksum;
     }
 
     /// <summary>Where TCP segments and ICMP errors about TCP go. Without one they are dropped.</summary>
@@ -133,9 +135,24 @@ public sealed partial class Interface : INeighborOwner<Ipv4Address>, IDisposable
     /// cleared); failures are counted (<see cref="DropReason.Ipv4NoRoute"/>, <see cref="DropReason.Ipv4TooBig"/>,
     /// <see cref="DropReason.ArpQueueFull"/>). <see cref="PacketBuf.Offloads"/> the transport set are kept.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public void SendIpv4(ref PacketBuf packet, Ipv4Address destination, byte protocol, long nowUs)
     {
         Start(nowUs);
+        // The common case: the same destination as the last resolved send, its ARP entry still trusted. Routing and
+        // the neighbour lookup were done then; the headers come from the template built with them.
+        if (destination.Value == _hdrDestination && nowUs < _hdrExpiresUs
+            && packet.Length + Ipv4HeaderView.MinHeaderLength <= _mtu && packet.Headroom >= HeaderRoom)
+        {
+            EmitFromTemplate(ref packet, protocol);
+            Append(ref packet);
+            return;
+        }
+        SendIpv4Routed(ref packet, destination, protocol, nowUs);
+    }
+
+    private void SendIpv4Routed(ref PacketBuf packet, Ipv4Address destination, byte protocol, long nowUs)
+    {
         int total = packet.Length + Ipv4HeaderView.MinHeaderLength;
         if (total > Mtu || packet.Headroom < HeaderRoom)
         {
@@ -158,7 +175,16 @@ public sealed partial class Interface : INeighborOwner<Ipv4Address>, IDisposable
 
         // The link destination first, so the Ethernet header is written once (zero while ARP resolves it).
         MacAddress mac = MacAddress.Broadcast;
-        bool resolved = nextHop.IsBroadcast || _arp.TryLookup(nextHop, nowUs, out mac);
+        long expiresUs = 0;
+        bool resolved = nextHop.IsBroadcast || _arp.TryLookup(nextHop, nowUs, out mac, out expiresUs);
+        if (resolved && !nextHop.IsBroadcast)
+        {
+            // Remember this destination's headers for the sends that follow (the template path above).
+            BuildTemplate(destination, mac, expiresUs);
+            EmitFromTemplate(ref packet, protocol);
+            Append(ref packet);
+            return;
+        }
         bool offload = Capabilities.TxIpv4Checksum;
         packet.Prepend(Ipv4HeaderView.MinHeaderLength);
         // RFC 6864 §4.1: with DF set the ID only has to be unique enough for duplicate detection; a counter will do.
@@ -168,8 +194,73 @@ public sealed partial class Interface : INeighborOwner<Ipv4Address>, IDisposable
             EtherType.Ipv4);
 
         if (resolved) Append(ref packet);
-        else _arp.Enqueue(nextHop, ref packet, nowUs, this);
+        else
+        {
+            ForgetTemplate(); // resolution may evict an entry (the template's among them)
+            _arp.Enqueue(nextHop, ref packet, nowUs, this);
+        }
     }
+
+    // --- The next-hop template: Ethernet + IPv4 headers of the last resolved destination ---
+    // Frame bytes 0..15 (destination and source MAC, EtherType, IPv4 version/IHL and TOS) and 26..33 (source and
+    // destination address) are constant per destination; 16..19 (total length, ID), 20..23 (flags, TTL, protocol)
+    // and 24..25 (checksum) are written per packet, the checksum from the constant words' sum plus the variable ones.
+    private uint _hdrDestination;      // destination address value the template is for
+    private long _hdrExpiresUs = long.MinValue; // the ARP entry's expiry; long.MinValue = no template
+    private ulong _hdr0, _hdr8, _hdr26;
+    private uint _hdrSum;              // sum of the constant IPv4 header words (version/IHL/TOS, flags, TTL, addresses)
+    private readonly int _mtu;
+    private readonly bool _txIpv4Offload;
+
+    private const int FrameHeaderLength = EthernetFrameView.HeaderLength + Ipv4HeaderView.MinHeaderLength; // 34
+
+    /// <summary>Forgets the template (the neighbour it was built from changed or may be gone).</summary>
+    private void ForgetTemplate()
+    {
+        _hdrDestination = 0;
+        _hdrExpiresUs = long.MinValue;
+    }
+
+    private unsafe void BuildTemplate(Ipv4Address destination, MacAddress mac, long expiresUs)
+    {
+        byte* t = stackalloc byte[FrameHeaderLength];
+        var frame = new Span<byte>(t, FrameHeaderLength);
+        EthernetFrameView.Emit(frame, mac, MacAddress, EtherType.Ipv4);
+        Ipv4HeaderView.Emit(frame[EthernetFrameView.HeaderLength..], _config.Address, destination, 0,
+            Ipv4HeaderView.MinHeaderLength, 0, fillChecksum: false);
+        _hdr0 = *(ulong*)t;
+        _hdr8 = *(ulong*)(t + 8);
+        _hdr26 = *(ulong*)(t + 26);
+        uint src = _config.Address.Value, dst = destination.Value;
+        _hdrSum = 0x4500u + 0x4000u + ((uint)Ipv4HeaderView.DefaultTtl << 8)
+            + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF); // at most 7 * 0xFFFF
+        _hdrDestination = dst;
+        _hdrExpiresUs = expiresUs;
+    }
+
+    /// <summary>Prepends Ethernet and IPv4 from the template (room and length were checked by the caller).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private unsafe void EmitFromTemplate(ref PacketBuf packet, byte protocol)
+    {
+        int total = packet.Length + Ipv4HeaderView.MinHeaderLength;
+        packet.Offset -= FrameHeaderLength;
+        packet.Length += FrameHeaderLength;
+        byte* f = packet.Buffer + packet.Offset;
+        // RFC 6864 §4.1: with DF set the ID only has to be unique enough for duplicate detection; a counter will do.
+        ushort id = _nextId++;
+        *(ulong*)f = _hdr0;
+        *(ulong*)(f + 8) = _hdr8;
+        *(uint*)(f + 16) = BigEndian((uint)total << 16 | id);
+        *(uint*)(f + 20) = BigEndian(0x4000_0000u | (uint)Ipv4HeaderView.DefaultTtl << 8 | protocol);
+        *(ulong*)(f + 26) = _hdr26;
+        ushort checksum = 0;
+        if (_txIpv4Offload) packet.Offloads |= PacketOffloads.TxIpv4Checksum;
+        else checksum = Checksum.Fold(_hdrSum + (uint)total + id + protocol);
+        *(ushort*)(f + 24) = BitConverter.IsLittleEndian ? System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(checksum) : checksum;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static uint BigEndian(uint v) => BitConverter.IsLittleEndian ? System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(v) : v;
 
     /// <summary>Transmits the batch in one burst. Frames the device refuses are freed and counted
     /// (<see cref="DropReason.TxRingFull"/>).</summary>
@@ -221,6 +312,7 @@ public sealed partial class Interface : INeighborOwner<Ipv4Address>, IDisposable
         for (int i = 0; i < _spareCount; i++) _device.Free(ref _spare[i]);
         _spareCount = 0;
         _arp.Clear(this);
+        ForgetTemplate();
         _nd?.Clear(this);
     }
 

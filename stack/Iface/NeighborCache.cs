@@ -90,15 +90,20 @@ internal class NeighborCache<TAddr> where TAddr : struct, IEquatable<TAddr>
     }
 
     /// <summary>The MAC for <paramref name="ip"/> if it is known and not expired.</summary>
-    public bool TryLookup(TAddr ip, long nowUs, out MacAddress mac)
+    public bool TryLookup(TAddr ip, long nowUs, out MacAddress mac) => TryLookup(ip, nowUs, out mac, out _);
+
+    /// <summary>The MAC for <paramref name="ip"/> if it is known and not expired, and until when it is trusted.</summary>
+    public bool TryLookup(TAddr ip, long nowUs, out MacAddress mac, out long expiresUs)
     {
         int i = Find(ip);
         if (i >= 0 && _entries[i].State == State.Reachable && _entries[i].ExpiresUs > nowUs)
         {
             mac = _entries[i].Mac;
+            expiresUs = _entries[i].ExpiresUs;
             return true;
         }
         mac = default;
+        expiresUs = 0;
         return false;
     }
 

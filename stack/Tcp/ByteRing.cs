@@ -188,6 +188,31 @@ public unsafe struct ByteRing
         return n;
     }
 
+    /// <summary>
+    /// <see cref="Peek"/> into unmanaged memory that also returns the bytes' native-order checksum sum
+    /// (<see cref="Wire.Checksum.CopyAndSum"/>): the send path copies a segment's payload into the frame and sums it in
+    /// one pass. Returns bytes copied.
+    /// </summary>
+    public int PeekSum(int offset, byte* dest, int length, out ulong sum)
+    {
+        sum = 0;
+        if (offset < 0) throw new ArgumentOutOfRangeException(nameof(offset));
+        if (offset >= _count || length <= 0) return 0;
+        int n = Math.Min(length, _count - offset);
+        int start = (_head + offset) & (_block.Length - 1);
+        int firstLen = Math.Min(n, _block.Length - start);
+        if (firstLen == n)
+        {
+            sum = Wire.Checksum.CopyAndSum(_block.Pointer + start, dest, n);
+            return n;
+        }
+        // The range wraps (rare): copy both pieces, then sum the copy (the second piece may start at an odd offset).
+        Buffer.MemoryCopy(_block.Pointer + start, dest, firstLen, firstLen);
+        Buffer.MemoryCopy(_block.Pointer, dest + firstLen, n - firstLen, n - firstLen);
+        sum = Wire.Checksum.SumNative(new ReadOnlySpan<byte>(dest, n));
+        return n;
+    }
+
     /// <summary>Drops <paramref name="count"/> bytes from the front (acknowledged, or read by the application).</summary>
     public void Consume(int count)
     {

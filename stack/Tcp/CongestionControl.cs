@@ -85,7 +85,15 @@ public struct CongestionState
         }
     }
 
-    public readonly long Cwnd => (long)_cwnd;
+    public readonly long Cwnd => Truncate(_cwnd);
+
+    /// <summary>(long)v for a window (non-negative, far below 2^63): one cvttsd2si where the plain cast calls the
+    /// runtime's saturating conversion helper (it handles NaN and out-of-range values a window never has). Read on
+    /// every send decision and every ACK.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static long Truncate(double v) => System.Runtime.Intrinsics.X86.Sse2.X64.IsSupported
+        ? System.Runtime.Intrinsics.X86.Sse2.X64.ConvertToInt64WithTruncation(System.Runtime.Intrinsics.Vector128.CreateScalarUnsafe(v))
+        : (long)v;
     public readonly long Ssthresh => _ssthresh;
     public readonly bool InRecovery => Has(F.InRecovery);
 
@@ -98,7 +106,7 @@ public struct CongestionState
         if (bytesAcked <= 0) return;
         _f = (_f | F.AnyAck) & ~F.TimeoutSeries;
         if (Has(F.InRecovery)) return;
-        if (2 * inFlight < (long)_cwnd) return; // application-limited: the window was not tested
+        if (2 * inFlight < Truncate(_cwnd)) return; // application-limited: the window was not tested
         if (_cwnd < _ssthresh)
         {
             // Slow start: grow by the bytes acknowledged, at most L*SMSS per ACK (RFC 3465 §2.2), and not past
@@ -182,7 +190,7 @@ public struct CongestionState
     private void RenoAvoidance(long bytesAcked)
     {
         _aux += bytesAcked;
-        long cwnd = (long)_cwnd;
+        long cwnd = Truncate(_cwnd);
         if (_aux >= cwnd)
         {
             _aux -= cwnd;

@@ -358,21 +358,29 @@ public sealed partial class TcpConnection
         byte* b = p.Buffer + p.Offset;
         int roomLen = p.Capacity - p.Offset;
         if (roomLen < hl + len) len = Math.Max(0, roomLen - hl); // a device buffer smaller than the MTU: clamp
+        ulong payloadSum = 0; // the payload's checksum sum, taken in the pass that copies it into the frame
         if (len > 0)
         {
-            len = _snd.Peek(seq - DataStartSeq(), new Span<byte>(b + hl, len));
+            len = _snd.PeekSum(seq - DataStartSeq(), b + hl, len, out payloadSum);
             if (seq + len == DataEndSeq()) flags |= TcpFlags.Psh;
         }
         ushort window = WindowField(syn: false);
-        TcpHeaderView.EmitRaw(b, Tuple.LocalPort, Tuple.RemotePort, seq.Value, _rcvNxt.Value, flags, window, hl);
+        uint ack = _rcvNxt.Value;
+        TcpHeaderView.EmitRaw(b, Tuple.LocalPort, Tuple.RemotePort, seq.Value, ack, flags, window, hl);
+        // The header's part of the checksum from the values just written (RFC 1071: the sum of its 16-bit words,
+        // the checksum word zero) instead of reading the header back: at most 16 words of 0xFFFF, no overflow.
+        uint headerSum = (uint)Tuple.LocalPort + Tuple.RemotePort + (seq.Value >> 16) + (seq.Value & 0xFFFF)
+            + (ack >> 16) + (ack & 0xFFFF) + ((uint)(hl / 4) << 12 | (byte)flags) + window;
         if (ts)
         {
+            uint tsVal = TsNow(nowUs), tsEcr = _tsRecent;
             *(uint*)(b + 20) = BigEndian(0x0101080Au);
-            *(uint*)(b + 24) = BigEndian(TsNow(nowUs));
-            *(uint*)(b + 28) = BigEndian(_tsRecent);
+            *(uint*)(b + 24) = BigEndian(tsVal);
+            *(uint*)(b + 28) = BigEndian(tsEcr);
+            headerSum += 0x0101u + 0x080Au + (tsVal >> 16) + (tsVal & 0xFFFF) + (tsEcr >> 16) + (tsEcr & 0xFFFF);
         }
         p.SetLength(hl + len);
-        _layer.Transmit(ref p, Tuple, nowUs);
+        _layer.Transmit(ref p, Tuple, headerSum, payloadSum, nowUs);
         _unackedBytes = 0;
         Clear(ConnFlags.AckNow);
         _delAckAt = 0;

@@ -557,14 +557,21 @@ public sealed partial class TcpConnection : TimerNode
     /// <summary>epoll bits, following Linux's tcp_poll: HUP when both directions are shut (or closed), IN|RDHUP once
     /// the receive side is shut (FIN or SHUT_RD), OUT when writable or once the send side is shut (a write then fails
     /// at once instead of blocking), nothing for reading or writing while the handshake is in progress.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Readiness GetReadiness()
     {
         if (State == TcpState.Established && (_flags & (ConnFlags.FinReceived | ConnFlags.ReadShutdown | ConnFlags.FinQueued)) == 0
             && _pendingError == 0)
         {
-            // The common case, the general rules below reduced: neither direction shut, no error.
+            // The common case, the general rules below reduced: neither direction shut, no error (inlined into the
+            // edge detection that runs after every input, timer and application call).
             return (_rcv.Count > 0 ? Readiness.In : Readiness.None) | (Writable ? Readiness.Out : Readiness.None);
         }
+        return GetReadinessGeneral();
+    }
+
+    private Readiness GetReadinessGeneral()
+    {
         Readiness r = Readiness.None;
         bool closed = State == TcpState.Closed;
         bool rcvShut = closed || Has(ConnFlags.FinReceived) || Has(ConnFlags.ReadShutdown);

@@ -560,6 +560,25 @@ public sealed partial class TcpLayer : ITimerHandler
         _tx.Send(ref p, t.RemoteAddress, nowUs);
     }
 
+    /// <summary><see cref="Transmit(ref PacketBuf, in TcpTuple, long)"/> for a segment whose checksum parts the
+    /// caller has: <paramref name="headerSum"/>, the sum of its header's 16-bit words as values (the checksum word
+    /// zero), and <paramref name="payloadSum"/>, its payload summed while it was copied in (native order, from
+    /// <see cref="Checksum.CopyAndSum"/>). Nothing is read back.</summary>
+    internal void Transmit(ref PacketBuf p, in TcpTuple t, uint headerSum, ulong payloadSum, long nowUs)
+    {
+        Span<byte> seg = p.Data;
+        uint pseudo = Checksum.PseudoHeader(t.LocalAddress, t.RemoteAddress, 6, seg.Length);
+        var h = new TcpHeaderView(seg);
+        if (_tx.TxChecksumOffload)
+        {
+            p.Offloads |= PacketOffloads.TxTcpChecksum;
+            h.Checksum = Checksum.FoldUncomplemented(pseudo);
+        }
+        else h.Checksum = Checksum.Fold(Checksum.AddNative(pseudo + headerSum, payloadSum)); // both far below 2^32
+        Counters.TcpSegmentsOut++;
+        _tx.Send(ref p, t.RemoteAddress, nowUs);
+    }
+
     /// <summary>A stateless control segment (RST, RST+ACK, cookie SYN-ACK).</summary>
     internal unsafe void SendControl(in TcpTuple t, SeqNumber seq, SeqNumber ack, TcpFlags flags, long nowUs, int mssOption = 0)
     {

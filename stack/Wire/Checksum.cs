@@ -29,9 +29,13 @@ public static class Checksum
     public static bool SumsToOnes(ReadOnlySpan<byte> data) => FoldNative(SumNative(data)) == 0xFFFF;
 
     /// <summary>Adds <paramref name="data"/> (as big-endian 16-bit words) to a running one's complement sum.</summary>
-    public static uint Add(uint sum, ReadOnlySpan<byte> data)
+    public static uint Add(uint sum, ReadOnlySpan<byte> data) => AddNative(sum, SumNative(data));
+
+    /// <summary>Adds a native-order partial sum (from <see cref="CopyAndSum"/> or <see cref="SumNative"/>, of data
+    /// starting at an even offset of the summed region) to a running sum.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint AddNative(uint sum, ulong local)
     {
-        ulong local = SumNative(data);
         ushort folded = FoldNative(local);
         if (BitConverter.IsLittleEndian) folded = BinaryPrimitives.ReverseEndianness(folded);
         // sum + folded may carry into bit 32; 2^32 is congruent to 1 modulo 0xFFFF, so add the carry back in.
@@ -71,8 +75,60 @@ public static class Checksum
         return (uint)s; // at most 6 * 0xFFFF: no overflow
     }
 
+    /// <summary>
+    /// Copies <paramref name="length"/> bytes from <paramref name="source"/> to <paramref name="destination"/> (the
+    /// ranges must not overlap) and returns their native-order sum (what <see cref="SumNative"/> returns for the
+    /// copy): the payload of a segment is checksummed in the pass that moves it into the frame instead of being read
+    /// again. Combine with <see cref="AddNative"/>; the copied data must start at an even offset of the summed region.
+    /// </summary>
+    public static unsafe ulong CopyAndSum(byte* source, byte* destination, int length)
+    {
+        int i = 0;
+        ulong s = 0;
+        if (Vector128.IsHardwareAccelerated && length >= 16)
+        {
+            Vector128<ulong> lo = Vector128<ulong>.Zero, hi = Vector128<ulong>.Zero;
+            for (; i + 16 <= length; i += 16)
+            {
+                Vector128<byte> v = Vector128.Load(source + i);
+                v.Store(destination + i);
+                (Vector128<ulong> a, Vector128<ulong> b) = Vector128.Widen(v.AsUInt32());
+                lo += a;
+                hi += b;
+            }
+            s = Vector128.Sum(lo + hi);
+        }
+        for (; i + 8 <= length; i += 8)
+        {
+            ulong a = Unsafe.ReadUnaligned<ulong>(source + i);
+            Unsafe.WriteUnaligned(destination + i, a);
+            s += (uint)a + (a >> 32);
+        }
+        if (i + 4 <= length)
+        {
+            uint a = Unsafe.ReadUnaligned<uint>(source + i);
+            Unsafe.WriteUnaligned(destination + i, a);
+            s += a;
+            i += 4;
+        }
+        if (i + 2 <= length)
+        {
+            ushort a = Unsafe.ReadUnaligned<ushort>(source + i);
+            Unsafe.WriteUnaligned(destination + i, a);
+            s += a;
+            i += 2;
+        }
+        if (i < length)
+        {
+            byte last = source[i];
+            destination[i] = last;
+            s += BitConverter.IsLittleEndian ? last : (ulong)last << 8;
+        }
+        return s;
+    }
+
     /// <summary>Native-order sum of the data as 32-bit (then 16-bit, then 8-bit) pieces; not folded.</summary>
-    private static ulong SumNative(ReadOnlySpan<byte> data)
+    internal static ulong SumNative(ReadOnlySpan<byte> data)
     {
         ref byte p = ref MemoryMarshal.GetReference(data);
         int n = data.Length;

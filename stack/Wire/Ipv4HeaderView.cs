@@ -79,6 +79,35 @@ public readonly ref struct Ipv4HeaderView
     /// </summary>
     public static bool TryParse(Span<byte> packet, bool checksumVerified, out Ipv4HeaderView view, out DropReason reason)
     {
+        // The common packet first: version 4 without options (0x45), read with five loads. Anything it does not
+        // accept goes through the field-by-field checks below, which name the drop reason.
+        if (packet.Length >= MinHeaderLength && packet[0] == 0x45)
+        {
+            ref byte p = ref MemoryMarshal.GetReference(packet);
+            uint w0 = Unsafe.ReadUnaligned<uint>(ref p), w1 = Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref p, 4));
+            int length = BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness((ushort)(w0 >> 16)) : (ushort)w0;
+            ushort fragment = BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness((ushort)(w1 >> 16)) : (ushort)w1;
+            if (length >= MinHeaderLength && length <= packet.Length && (fragment & (MoreFragmentsBit | FragmentOffsetMask)) == 0)
+            {
+                bool good = checksumVerified;
+                if (!good)
+                {
+                    ulong sum = (ulong)w0 + w1 + Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref p, 8))
+                        + Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref p, 12)) + Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref p, 16));
+                    sum = (sum & 0xFFFF_FFFF) + (sum >> 32); // at most 2^32 + 3: fold to 32 bits, then to 16
+                    sum = (sum & 0xFFFF_FFFF) + (sum >> 32);
+                    sum = (sum & 0xFFFF) + (sum >> 16);
+                    sum = (sum & 0xFFFF) + (sum >> 16);
+                    good = sum == 0xFFFF; // RFC 791 §3.1: the header, checksum included, sums to all ones
+                }
+                if (good)
+                {
+                    view = new Ipv4HeaderView(packet[..length]);
+                    reason = DropReason.None;
+                    return true;
+                }
+            }
+        }
         view = default;
         if (packet.Length < MinHeaderLength) { reason = DropReason.Ipv4Truncated; return false; }
         var v = new Ipv4HeaderView(packet);

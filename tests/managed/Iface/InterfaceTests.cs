@@ -61,6 +61,50 @@ public class InterfaceTests
     }
 
     [Fact]
+    public void SendsReuseTheLastDestinationsHeadersUntilItsNeighbourChangesOrExpires()
+    {
+        using MemoryLink link = NewIfaceLink();
+        var c = new StackCounters();
+        var a = NewInterface(link.A, IpA, c, gratuitous: false);
+        var macB2 = new MacAddress(0x02_00_00_00_00_0c);
+        // B asks for A: A learns B (it is the target) and answers.
+        Send(link.B, ArpFrame(ArpOperation.Request, MacAddress.Broadcast, MacB, IpB, MacAddress.Zero, IpA));
+        a.PollReceive(0);
+        Assert.Single(Drain(link.B));
+        ushort id = 0;
+        var rng = new Random(5);
+        // Frames byte for byte as the routed path writes them (Ipv4Frame emits the same headers field by field):
+        // the first send builds the template, the others use it; IDs count up, the checksum follows length and ID.
+        foreach (byte proto in new[] { IpProtocol.Tcp, IpProtocol.Tcp, IpProtocol.Icmp, IpProtocol.Tcp, IpProtocol.Udp })
+        {
+            byte[] payload = new byte[1 + id * 301];
+            rng.NextBytes(payload);
+            SendPayload(a, IpB, proto, payload, 10);
+            a.Flush();
+            Assert.Equal(Ipv4Frame(MacB, MacA, IpA, IpB, proto, payload, id++), Assert.Single(Drain(link.B)));
+        }
+        // Too big for the MTU: dropped as before, the template notwithstanding.
+        SendPayload(a, IpB, IpProtocol.Tcp, new byte[1481], 10);
+        Assert.Equal(1, c.Drops(DropReason.Ipv4TooBig));
+
+        // B's address moves to another MAC (it asks for A again from there): the next frame goes to the new one.
+        Send(link.B, ArpFrame(ArpOperation.Request, MacAddress.Broadcast, macB2, IpB, MacAddress.Zero, IpA));
+        a.PollReceive(20);
+        Assert.Single(Drain(link.B));
+        SendPayload(a, IpB, IpProtocol.Tcp, "x"u8, 20);
+        a.Flush();
+        Assert.Equal(Ipv4Frame(macB2, MacA, IpA, IpB, IpProtocol.Tcp, "x"u8, id++), Assert.Single(Drain(link.B)));
+
+        // Once the entry's lifetime is over the address is resolved again, not sent on the remembered headers.
+        SendPayload(a, IpB, IpProtocol.Tcp, "y"u8, 61_000_000);
+        a.Flush();
+        Assert.Equal(1, a.ArpQueuedFrames);
+        Assert.Equal(EtherType.Arp, new EthernetFrameView(Assert.Single(Drain(link.B))).EtherType);
+        a.Dispose();
+        Assert.Equal(0, link.A.Pool.Outstanding);
+    }
+
+    [Fact]
     public void GratuitousArpIsSentOnStartAndRefreshesPeersEntry()
     {
         using MemoryLink link = NewIfaceLink();

@@ -20,6 +20,35 @@ public class ChecksumTests
     ];
 
     [Fact]
+    public unsafe void CopyAndSumCopiesAndSumsLikeASeparatePass()
+    {
+        var rng = new Random(7);
+        byte[] src = new byte[1600];
+        rng.NextBytes(src);
+        for (int len = 0; len <= 200; len++)
+        {
+            // The copied part follows a header at an even offset (as a payload follows the TCP header).
+            int hl = 2 * (len % 17);
+            byte[] header = new byte[hl];
+            rng.NextBytes(header);
+            byte[] dst = new byte[hl + len + 3];
+            header.CopyTo(dst, 0);
+            ulong sum;
+            fixed (byte* s = &src[len % 5], d = &dst[hl]) sum = Checksum.CopyAndSum(s, d, len);
+            Assert.Equal(src.AsSpan(len % 5, len).ToArray(), dst.AsSpan(hl, len).ToArray());
+            Assert.Equal(0, dst[hl + len]); // nothing past the copy
+            uint pseudo = 0x1_2345;
+            Assert.Equal(Checksum.Fold(Checksum.Add(pseudo, dst.AsSpan(0, hl + len))),
+                Checksum.Fold(Checksum.AddNative(Checksum.Add(pseudo, header), sum)));
+        }
+        // A whole 1,460-byte payload too.
+        byte[] big = new byte[1460];
+        ulong bigSum;
+        fixed (byte* s = src, d = big) bigSum = Checksum.CopyAndSum(s, d, big.Length);
+        Assert.Equal(Checksum.Compute(big), Checksum.Fold(Checksum.AddNative(0, bigSum)));
+    }
+
+    [Fact]
     public void Rfc1071Example()
     {
         Assert.Equal(0xddf2, Checksum.FoldUncomplemented(Checksum.Add(0, s_rfc1071)));

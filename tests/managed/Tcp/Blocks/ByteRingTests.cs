@@ -94,6 +94,38 @@ public class ByteRingTests
     }
 
     [Fact]
+    public unsafe void PeekSumCopiesLikePeekAndSumsTheCopyAcrossTheWrap()
+    {
+        using var pool = new BufferPool(1 << 20, 4096);
+        var ring = new ByteRing(pool, 4096);
+        var rng = new Random(3);
+        var data = new byte[4096];
+        rng.NextBytes(data);
+        // Move the head to an odd position so the wrap point falls inside the range at odd and even offsets.
+        Assert.Equal(4001, ring.Write(data.AsSpan(0, 4001)));
+        ring.Consume(3999); // head at 3999 (an emptied ring would restart at 0)
+        Assert.Equal(300, ring.Write(data.AsSpan(0, 300)));
+        var buf = new byte[400];
+        var peeked = new byte[400];
+        for (int offset = 0; offset < 300; offset += 7)
+        {
+            for (int len = 0; len <= 120; len += 13)
+            {
+                Array.Clear(buf);
+                int n;
+                ulong sum;
+                fixed (byte* d = buf) n = ring.PeekSum(offset, d, len, out sum);
+                int expect = ring.Peek(offset, peeked.AsSpan(0, len));
+                Assert.Equal(expect, n);
+                Assert.Equal(peeked.AsSpan(0, n).ToArray(), buf.AsSpan(0, n).ToArray());
+                Assert.Equal(UserTcp.Stack.Wire.Checksum.Compute(buf.AsSpan(0, n)),
+                    UserTcp.Stack.Wire.Checksum.Fold(UserTcp.Stack.Wire.Checksum.AddNative(0, sum)));
+            }
+        }
+        fixed (byte* d = buf) Assert.Equal(0, ring.PeekSum(302, d, 10, out _)); // past the data
+    }
+
+    [Fact]
     public void WriteStopsAtCapacityAndWrapsAround()
     {
         using var pool = new BufferPool(1 << 20, 4096);
