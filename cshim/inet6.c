@@ -24,13 +24,7 @@ int ut_inet6_offloadable(void)
     static int cached = -1;
     int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (v >= 0) return v;
-    v = 1;
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/sys/net/ipv6/bindv6only", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        char c = '0';
-        if (ut_real.read(fd, &c, 1) == 1 && c != '0') v = 0;
-        ut_real.close(fd);
-    }
+    v = k_sysctl_long("/proc/sys/net/ipv6/bindv6only", 0) == 0;
     if (!v) ut_log(UT_LOG_DEBUG, "net.ipv6.bindv6only is set: AF_INET6 sockets stay on the kernel");
     __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
     return v;

@@ -28,6 +28,8 @@ long k_sleep_us(long us);
 long k_wait_us(long us, int restartable, int device);
 /* real.c: the device's pollable fds and the waits that also end when a frame waits there (device_ready set). */
 long k_packet_fds(int *out, int max);
+/* A number from a /proc/sys file, or dflt when it cannot be read. */
+long k_sysctl_long(const char *path, long dflt);
 long k_device_fds_set(const int *fds, int n);
 int ut_device_ppoll(const struct timespec *ts, const sigset_t *mask) UT_HIDDEN;
 long k_idle_us(long us);

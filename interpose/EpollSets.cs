@@ -251,12 +251,7 @@ internal static class EpollSets
         });
     }
 
-    internal static void ForgetSocket(UserSocket s)
-    {
-        lock (s_gate) ForgetSocketLocked(s);
-    }
-
-    /// <summary><see cref="ForgetSocket"/> for a caller that holds <see cref="Gate"/>.</summary>
+    /// <summary>Drops every registration of a socket whose last fd is gone (epoll(7)). Caller holds <see cref="Gate"/>.</summary>
     internal static void ForgetSocketLocked(UserSocket s)
     {
         while (s.EpollRegs is { } r) Remove(r);

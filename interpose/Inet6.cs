@@ -140,13 +140,14 @@ internal static unsafe partial class Inet6
             FdTable.Remove(fd);
             s.Refs = 0;
         }
-        // As close does it (Descriptors.Forget): outside the socket's lock. Its epoll registrations go (the kernel
-        // socket is not in those sets: docs/compatibility.md).
-        EpollSets.ForgetSocket(s);
+        // As the last close does it (Descriptors.Forget): outside the socket's lock, one hold of Engine.Gate. Its epoll
+        // registrations go (the kernel socket is not in those sets: docs/compatibility.md), the object goes back to
+        // the pool with a new generation.
         lock (Engine.Gate)
         {
+            EpollSets.ForgetSocketLocked(s);
             Engine.Stack.Close(s.Handle);
-            s.Handle = -1;
+            UserSocket.Recycle(s);
         }
         Kernel.Log(3, $"fd {fd}: IPv6 socket handed to the kernel ({why}): usertcp carries IPv4 only");
         return 0;

@@ -57,6 +57,14 @@ _Static_assert(offsetof(struct rte_mbuf, tx_offload) == 72, "tx_offload");
 
 UTD_EXPORT int utd_abi_version(void) { return UTD_ABI_VERSION; }
 
+// Copies at most n of the count values to out; returns count (how many exist).
+static int put_values(const int64_t *v, int count, int64_t *out, int n)
+{
+	for (int i = 0; i < n && i < count; i++)
+		out[i] = v[i];
+	return count;
+}
+
 // Layout facts the managed mirror depends on, in a fixed order (see MbufLayout.Expected in C#).
 // Returns how many values exist; writes at most n of them.
 UTD_EXPORT int utd_mbuf_layout(int64_t *out, int n)
@@ -87,10 +95,7 @@ UTD_EXPORT int utd_mbuf_layout(int64_t *out, int n)
 		(int64_t)RTE_MBUF_F_TX_TCP_CKSUM,
 		(int64_t)RTE_MBUF_F_TX_OFFLOAD_MASK,
 	};
-	int count = (int)(sizeof(v) / sizeof(v[0]));
-	for (int i = 0; i < n && i < count; i++)
-		out[i] = v[i];
-	return count;
+	return put_values(v, (int)(sizeof(v) / sizeof(v[0])), out, n);
 }
 
 // Mirror of the C# struct UserTcp.Stack.Phy.PacketBuf (stack/Phy/PacketBuf.cs), which the per-burst packet
@@ -110,6 +115,17 @@ _Static_assert(sizeof(struct utd_packet) == 32, "utd_packet size");
 #define UTD_OFF_TX_IPV4 4
 #define UTD_OFF_TX_TCP 8
 
+// The packet view of mbuf m holding len bytes at its data offset.
+static inline void fill_packet(struct utd_packet *p, struct rte_mbuf *m, int32_t len)
+{
+	p->buffer = m->buf_addr;
+	p->offset = m->data_off;
+	p->length = len;
+	p->capacity = m->buf_len;
+	p->offloads = 0;
+	p->handle = m;
+}
+
 UTD_EXPORT int utd_packet_layout(int64_t *out, int n)
 {
 	const int64_t v[] = {
@@ -121,10 +137,7 @@ UTD_EXPORT int utd_packet_layout(int64_t *out, int n)
 		offsetof(struct utd_packet, offloads),
 		offsetof(struct utd_packet, handle),
 	};
-	int count = (int)(sizeof(v) / sizeof(v[0]));
-	for (int i = 0; i < n && i < count; i++)
-		out[i] = v[i];
-	return count;
+	return put_values(v, (int)(sizeof(v) / sizeof(v[0])), out, n);
 }
 
 UTD_EXPORT int utd_errno(void) { return rte_errno; }
@@ -518,13 +531,7 @@ UTD_EXPORT uint16_t utd_rx_packets(uint16_t port, uint16_t queue, struct utd_pac
 	uint32_t segs = 0;
 	for (uint16_t i = 0; i < r; i++) {
 		struct rte_mbuf *m = scratch[i];
-		struct utd_packet *p = &pkts[i];
-		p->buffer = m->buf_addr;
-		p->offset = m->data_off;
-		p->length = m->data_len;
-		p->capacity = m->buf_len;
-		p->offloads = 0;
-		p->handle = m;
+		fill_packet(&pkts[i], m, m->data_len);
 		segs |= m->nb_segs;
 	}
 	*segments = segs;
@@ -538,13 +545,7 @@ UTD_EXPORT uint32_t utd_alloc_packets(struct rte_mempool *mp, struct utd_packet 
 	uint32_t got = utd_alloc(mp, scratch, n);
 	for (uint32_t i = 0; i < got; i++) {
 		struct rte_mbuf *m = scratch[i];
-		struct utd_packet *p = &pkts[i];
-		p->buffer = m->buf_addr;
-		p->offset = m->data_off;
-		p->length = 0;
-		p->capacity = m->buf_len;
-		p->offloads = 0;
-		p->handle = m;
+		fill_packet(&pkts[i], m, 0);
 	}
 	return got;
 }
@@ -685,8 +686,9 @@ static int utd_memif_rx_ring(uint16_t port, uint16_t queue, uint8_t **mq_out, vo
 	// rte_intr_fd_get is marked experimental in 22.11 (present since 21.11, unchanged since).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-	return rte_intr_fd_get(*(struct rte_intr_handle **)(mq + UTD_MQ_INTR));
+	int fd = rte_intr_fd_get(*(struct rte_intr_handle **)(mq + UTD_MQ_INTR));
 #pragma GCC diagnostic pop
+	return fd < 0 ? -ENOTCONN : fd; // no eventfd (yet): treated like a link that is not up
 }
 
 // Asks the peer to signal the next frame on the receive queue and returns the eventfd to poll (POLLIN) before
@@ -699,7 +701,7 @@ UTD_EXPORT int utd_memif_rx_arm(uint16_t port, uint16_t queue)
 	volatile uint8_t *ring;
 	int fd = utd_memif_rx_ring(port, queue, &mq, &ring);
 	if (fd < 0)
-		return fd < -1 ? fd : -ENOTCONN;
+		return fd;
 	volatile uint16_t *flags = (volatile uint16_t *)(ring + UTD_RING_FLAGS);
 	if (*flags & 1)
 		*flags = (uint16_t)(*flags & ~1);
@@ -724,7 +726,7 @@ UTD_EXPORT int utd_memif_rx_disarm(uint16_t port, uint16_t queue, int32_t drain)
 	volatile uint8_t *ring;
 	int fd = utd_memif_rx_ring(port, queue, &mq, &ring);
 	if (fd < 0)
-		return fd < -1 ? fd : -ENOTCONN;
+		return fd;
 	volatile uint16_t *flags = (volatile uint16_t *)(ring + UTD_RING_FLAGS);
 	if (!(*flags & 1))
 		*flags = (uint16_t)(*flags | 1);

@@ -231,10 +231,10 @@ public sealed partial class Interface : INeighborOwner<Ipv4Address>, IDisposable
         _hdr0 = *(ulong*)t;
         _hdr8 = *(ulong*)(t + 8);
         _hdr26 = *(ulong*)(t + 26);
-        uint src = _config.Address.Value, dst = destination.Value;
+        // The header's constant words (version/IHL, DF, TTL) plus both addresses: at most 7 * 0xFFFF.
         _hdrSum = 0x4500u + 0x4000u + ((uint)Ipv4HeaderView.DefaultTtl << 8)
-            + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF); // at most 7 * 0xFFFF
-        _hdrDestination = dst;
+            + Checksum.PseudoHeader(_config.Address, destination, 0, 0);
+        _hdrDestination = destination.Value;
         _hdrExpiresUs = expiresUs;
     }
 

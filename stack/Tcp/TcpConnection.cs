@@ -329,6 +329,9 @@ public sealed partial class TcpConnection : TimerNode
         _inflation = 0;
     }
 
+    /// <summary>The smallest segment size a connection uses, whatever the peer announced.</summary>
+    internal const int MinMss = 64;
+
     /// <summary>Negotiates options from the peer's SYN or SYN-ACK (RFC 7323 §2.2, §3.2; RFC 2018 §2).</summary>
     private void ApplySynOptions(in TcpOptions opt, bool weOffered)
     {
@@ -357,8 +360,8 @@ public sealed partial class TcpConnection : TimerNode
         int mss = Math.Min(peerMss, ours);
         // Timestamps take 12 bytes of every segment (Linux reports 1448 on a 1500 MTU for the same reason).
         if (Has(ConnFlags.Timestamps)) mss -= 12;
-        _mss = Math.Max(mss, 64);
-        _peerMss = Math.Max(Math.Min(ours, peerMss) - (Has(ConnFlags.Timestamps) ? 12 : 0), 64);
+        _mss = Math.Max(mss, MinMss);
+        _peerMss = Math.Max(Math.Min(ours, peerMss) - (Has(ConnFlags.Timestamps) ? 12 : 0), MinMss);
         _ = weOffered;
     }
 

@@ -259,6 +259,17 @@ public sealed partial class TcpLayer : ITimerHandler
         c.InTable = true;
     }
 
+    /// <summary>A passive open's connection (a listener's child, adopted or rebuilt from a cookie): it holds a use of
+    /// the listener's port and is in the table.</summary>
+    private TcpConnection NewLinkedChild(in TcpTuple tuple)
+    {
+        var c = NewConnection(tuple);
+        AcquirePort(tuple.LocalPort);
+        c.OwnsPort = true;
+        Link(c);
+        return c;
+    }
+
     /// <summary>Removes a closed connection from the table and the timer heap.</summary>
     internal void Unlink(TcpConnection c)
     {
@@ -468,10 +479,7 @@ public sealed partial class TcpLayer : ITimerHandler
                     return;
                 }
                 Counters.TcpSynCookiesAccepted++;
-                var c = NewConnection(tuple);
-                AcquirePort(tuple.LocalPort);
-                c.OwnsPort = true;
-                Link(c);
+                var c = NewLinkedChild(tuple);
                 c.StartFromCookie(l, seg.Ack - 1, seg.Seq - 1, mss, seg.Window, nowUs);
                 l.OnChildEstablished(c);
                 if (!seg.Payload.IsEmpty || seg.Has(TcpFlags.Fin)) c.OnSegment(ref seg, nowUs);
@@ -509,10 +517,7 @@ public sealed partial class TcpLayer : ITimerHandler
             Counters.TcpSynCookiesSent++;
             return;
         }
-        var conn = NewConnection(tuple);
-        AcquirePort(tuple.LocalPort);
-        conn.OwnsPort = true;
-        Link(conn);
+        var conn = NewLinkedChild(tuple);
         l.OnChildCreated();
         conn.StartPassive(l, seg.Seq, seg.Window, seg.Options, nowUs);
     }

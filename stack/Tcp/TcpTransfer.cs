@@ -108,7 +108,7 @@ public sealed partial class TcpConnection
         _rcvNxt = new SeqNumber(st.RcvNxt); _rcvAdvEdge = new SeqNumber(st.RcvAdvEdge);
         _peerFinSeq = new SeqNumber(st.PeerFinSeq);
         _tsRecent = st.TsRecent; _tsRecentSec = st.TsRecentSec; _tsOffset = st.TsOffset;
-        _mss = Math.Clamp(st.Mss, 88, 65495); _peerMss = Math.Clamp(st.PeerMss, 88, 65495);
+        _mss = Math.Clamp(st.Mss, MinMss, 65495); _peerMss = Math.Clamp(st.PeerMss, MinMss, 65495);
         _sndScale = (byte)Math.Min((int)st.SndScale, 14); _rcvScale = (byte)Math.Min((int)st.RcvScale, 14);
         var o = (TransferOptions)st.Options;
         if ((o & TransferOptions.Timestamps) != 0) Set(ConnFlags.Timestamps);
@@ -209,10 +209,7 @@ public sealed partial class TcpLayer
         if (!_listeners.TryGetValue(tuple.LocalPort, out TcpListener? l) || l.Closed
             || !(l.Address.IsAny || l.Address == tuple.LocalAddress) || _table.ContainsKey(tuple))
             return null;
-        var c = NewConnection(tuple);
-        AcquirePort(tuple.LocalPort);
-        c.OwnsPort = true;
-        Link(c);
+        var c = NewLinkedChild(tuple);
         if (!c.Import(l, st, data, nowUs))
         {
             c.UserHandle = -1;

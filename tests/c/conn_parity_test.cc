@@ -226,6 +226,17 @@ uint16_t ClosedPeerPort()
     return port;
 }
 
+// The stack still works: a new connection to the peer echoes four bytes.
+void ExpectANewConnectionEchoes()
+{
+    Conn d;
+    ASSERT_GE(d.fd, 0);
+    d.peer.Start("ECHO 4");
+    ASSERT_EQ(write(d.fd, "more", 4), 4);
+    EXPECT_EQ(ReadN(d.fd, 4), std::vector<unsigned char>({ 'm', 'o', 'r', 'e' }));
+    EXPECT_EQ(d.peer.Answer(), "OK 4");
+}
+
 class ConnParity : public ::testing::Test {
 protected:
     void SetUp() override
@@ -1599,12 +1610,7 @@ TEST_F(ConnParity, CloseRangeClosesSocketsAndFiles)
     for (int fd : { c.fd, a, b }) EXPECT_FAILS_WITH(fcntl(fd, F_GETFD), EBADF);
     c.fd = -1;
     EXPECT_EQ(c.peer.Cmd("WAITEOF"), "OK 0");
-    Conn d;
-    ASSERT_GE(d.fd, 0);
-    d.peer.Start("ECHO 4");
-    ASSERT_EQ(write(d.fd, "more", 4), 4);
-    EXPECT_EQ(ReadN(d.fd, 4), std::vector<unsigned char>({ 'm', 'o', 'r', 'e' }));
-    EXPECT_EQ(d.peer.Answer(), "OK 4");
+    ExpectANewConnectionEchoes();
 }
 
 // closefrom over everything from the application's newest fds up: the same, and the stack's own fds survive it.
@@ -1620,14 +1626,7 @@ TEST_F(ConnParity, ClosefromLeavesTheStackWorking)
     EXPECT_FAILS_WITH(fcntl(a, F_GETFD), EBADF);
     c.fd = -1;
     EXPECT_EQ(c.peer.Cmd("WAITEOF"), "OK 0");
-    for (int i = 0; i < 2; i++) {
-        Conn d;
-        ASSERT_GE(d.fd, 0);
-        d.peer.Start("ECHO 4");
-        ASSERT_EQ(write(d.fd, "more", 4), 4);
-        EXPECT_EQ(ReadN(d.fd, 4), std::vector<unsigned char>({ 'm', 'o', 'r', 'e' }));
-        EXPECT_EQ(d.peer.Answer(), "OK 4");
-    }
+    for (int i = 0; i < 2; i++) ExpectANewConnectionEchoes();
 }
 
 // freopen without a path reopens /proc/self/fd/N, which a socket refuses: ENXIO, and the socket is closed.
