@@ -41,11 +41,10 @@ internal static unsafe class Multiplex
             while (true)
             {
                 int userReady = 0;
-                long pollAt;
+                long pollAt = 0; // only read when nothing is ready
                 lock (Engine.Gate)
                 {
                     Engine.PollLocked();
-                    pollAt = Engine.Stack.PollAt();
                     for (int i = 0; i < count; i++)
                     {
                         if (!isUser[i]) continue;
@@ -55,6 +54,7 @@ internal static unsafe class Multiplex
                         userMask[i] = mask;
                         if (mask != 0) userReady++;
                     }
+                    if (userReady == 0) pollAt = Engine.Stack.PollAt(); // for the sleep that follows
                 }
                 long sleep = userReady > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline, pollAt);
                 if (!waiting && userReady == 0 && timeoutMs != 0) { Engine.EnterWait(); Kernel.WaitBegin(); waiting = true; }
@@ -134,13 +134,17 @@ internal static unsafe class Multiplex
     private static int CollectUserEvents(int epfd, EpollEvent* events, int max, out long pollAt)
     {
         int n = 0;
+        pollAt = 0; // only read when nothing is ready
         lock (Engine.Gate) // also EpollSets.Gate
         {
             Engine.PollLocked();
-            pollAt = Engine.Stack.PollAt(); // for the sleep that follows when nothing is ready
             EpollSets.CollectDirty();
             EpollSets.Set? set = EpollSets.Get(epfd);
-            if (set is null) return 0;
+            if (set is null)
+            {
+                pollAt = Engine.Stack.PollAt(); // for the sleep that follows
+                return 0;
+            }
             // Only registrations whose socket moved (or level-triggered ones still ready) are on the ready list.
             List<EpollSets.Queued> ready = set.Ready;
             int keep = 0, i = 0;
@@ -186,6 +190,7 @@ internal static unsafe class Multiplex
                 ready.Reverse(stayed, keep - stayed);
                 ready.Reverse(0, keep);
             }
+            if (n == 0) pollAt = Engine.Stack.PollAt(); // for the sleep that follows
         }
         return n;
     }
