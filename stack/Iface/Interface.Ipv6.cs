@@ -87,22 +87,34 @@ public sealed partial class Interface : INeighborOwner<Ipv6Address>
     /// address in a source option.</summary>
     void INeighborOwner<Ipv6Address>.SendResolutionRequest(Ipv6Address target, long nowUs)
     {
-        if (!TryAllocate(out PacketBuf p)) return;
+        Ipv6Address group = target.SolicitedNode;
+        if (SendNeighborMessage(group.MulticastMac, group, target, advertisement: false, solicited: false))
+            _counters.NeighborSolicitations++;
+    }
+
+    /// <summary>Builds and batches one neighbour message about <paramref name="target"/> (a solicitation carrying our
+    /// link-layer address, or an advertisement of it) to <paramref name="to"/> at <paramref name="toMac"/>, hop limit
+    /// 255 as RFC 4861 requires. False when no buffer was available.</summary>
+    private bool SendNeighborMessage(MacAddress toMac, Ipv6Address to, Ipv6Address target, bool advertisement, bool solicited)
+    {
+        if (!TryAllocate(out PacketBuf p)) return false;
         const int frame = HeaderRoom6 + Icmpv6.NeighborMessageLength + 8;
         if (frame > p.Tailroom + p.Length)
         {
-            DropTx(ref p, DropReason.Ipv6TooBig);
-            return;
+            DropTx(ref p, DropReason.TxNoBuffer);
+            return false;
         }
         p.SetLength(frame);
         Span<byte> f = p.Data;
-        Ipv6Address group = target.SolicitedNode;
-        EthernetFrameView.Emit(f, group.MulticastMac, MacAddress, Ipv6HeaderView.EtherType);
+        EthernetFrameView.Emit(f, toMac, MacAddress, Ipv6HeaderView.EtherType);
         Span<byte> ipBytes = f[EthernetFrameView.HeaderLength..];
-        int n = Icmpv6.EmitSolicitation(ipBytes[Ipv6HeaderView.HeaderLength..], _address6, group, target, MacAddress);
-        Ipv6HeaderView.Emit(ipBytes, _address6, group, Ipv6NextHeader.Icmpv6, n, 255);
-        _counters.NeighborSolicitations++;
+        Span<byte> msg = ipBytes[Ipv6HeaderView.HeaderLength..];
+        int n = advertisement
+            ? Icmpv6.EmitAdvertisement(msg, _address6, to, target, MacAddress, solicited)
+            : Icmpv6.EmitSolicitation(msg, _address6, to, target, MacAddress);
+        Ipv6HeaderView.Emit(ipBytes, _address6, to, Ipv6NextHeader.Icmpv6, n, 255);
         Append(ref p);
+        return true;
     }
 
     void INeighborOwner<Ipv6Address>.SendResolved(ref PacketBuf frame, MacAddress destination) =>
@@ -194,21 +206,8 @@ public sealed partial class Interface : INeighborOwner<Ipv6Address>
         bool dad = src.IsAny;
         Ipv6Address to = dad ? Ipv6Address.AllNodes : src;
         MacAddress toMac = dad ? _allNodesMac : hasMac ? srcMac : from;
-        if (!TryAllocate(out PacketBuf p)) return;
-        const int frame = EthernetFrameView.HeaderLength + Ipv6HeaderView.HeaderLength + Icmpv6.NeighborMessageLength + 8;
-        if (frame > p.Tailroom + p.Length)
-        {
-            DropTx(ref p, DropReason.TxNoBuffer);
-            return;
-        }
-        p.SetLength(frame);
-        Span<byte> f = p.Data;
-        EthernetFrameView.Emit(f, toMac, MacAddress, Ipv6HeaderView.EtherType);
-        Span<byte> ipBytes = f[EthernetFrameView.HeaderLength..];
-        int n = Icmpv6.EmitAdvertisement(ipBytes[Ipv6HeaderView.HeaderLength..], _address6, to, _address6, MacAddress, solicited: !dad);
-        Ipv6HeaderView.Emit(ipBytes, _address6, to, Ipv6NextHeader.Icmpv6, n, 255);
-        _counters.NeighborAdvertisements++;
-        Append(ref p);
+        if (SendNeighborMessage(toMac, to, _address6, advertisement: true, solicited: !dad))
+            _counters.NeighborAdvertisements++;
     }
 
     /// <summary>An advertisement answering our solicitation (§7.2.5, minimal): its target link-layer address

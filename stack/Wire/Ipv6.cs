@@ -273,32 +273,29 @@ public static class Icmpv6
         return true;
     }
 
-    /// <summary>A neighbour solicitation for <paramref name="target"/> with our link-layer address in a source option
-    /// (32 bytes), checksummed for the given addresses.</summary>
-    public static int EmitSolicitation(Span<byte> buf, Ipv6Address source, Ipv6Address destination, Ipv6Address target, MacAddress mac)
-    {
-        const int length = NeighborMessageLength + 8;
-        buf[..length].Clear();
-        buf[0] = Icmpv6Type.NeighborSolicitation;
-        target.Write(buf[8..]);
-        buf[24] = OptionSourceLinkLayer;
-        buf[25] = 1;
-        mac.Write(buf[26..]);
-        FillChecksum(buf[..length], source, destination);
-        return length;
-    }
+    /// <summary>A neighbour solicitation for <paramref name="target"/> with our source link-layer option (32 bytes),
+    /// checksummed for the given addresses.</summary>
+    public static int EmitSolicitation(Span<byte> buf, Ipv6Address source, Ipv6Address destination, Ipv6Address target, MacAddress mac) =>
+        EmitNeighborMessage(buf, Icmpv6Type.NeighborSolicitation, 0, OptionSourceLinkLayer, source, destination, target, mac);
 
     /// <summary>A neighbour advertisement for <paramref name="target"/> with its target link-layer option (32 bytes),
     /// checksummed for the given addresses.</summary>
     public static int EmitAdvertisement(Span<byte> buf, Ipv6Address source, Ipv6Address destination, Ipv6Address target,
-        MacAddress mac, bool solicited)
+        MacAddress mac, bool solicited) =>
+        EmitNeighborMessage(buf, Icmpv6Type.NeighborAdvertisement, FlagOverride | (solicited ? FlagSolicited : 0),
+            OptionTargetLinkLayer, source, destination, target, mac);
+
+    /// <summary>Both neighbour messages have one layout (RFC 4861 §4.3, §4.4): type, code 0, checksum, a 32-bit word
+    /// (reserved, or the advertisement's flags), the target address, then one link-layer address option.</summary>
+    private static int EmitNeighborMessage(Span<byte> buf, byte type, uint flags, byte option, Ipv6Address source,
+        Ipv6Address destination, Ipv6Address target, MacAddress mac)
     {
         const int length = NeighborMessageLength + 8;
         buf[..length].Clear();
-        buf[0] = Icmpv6Type.NeighborAdvertisement;
-        BinaryPrimitives.WriteUInt32BigEndian(buf[4..], FlagOverride | (solicited ? FlagSolicited : 0));
+        buf[0] = type;
+        BinaryPrimitives.WriteUInt32BigEndian(buf[4..], flags);
         target.Write(buf[8..]);
-        buf[24] = OptionTargetLinkLayer;
+        buf[24] = option;
         buf[25] = 1;
         mac.Write(buf[26..]);
         FillChecksum(buf[..length], source, destination);
