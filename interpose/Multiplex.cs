@@ -18,6 +18,8 @@ namespace UserTcp.Interpose;
 /// </summary>
 internal static unsafe class Multiplex
 {
+    [System.ThreadStatic] private static long t_spinAskedUs;
+
     internal static long Poll(PollFd* fds, nuint n, int timeoutMs, void* sigmask)
     {
         if (n > 1_048_576) return -Errno.EINVAL;
@@ -66,6 +68,18 @@ internal static unsafe class Multiplex
                     for (int i = 0; i < count; i++) fds[i].Revents = isUser[i] ? userMask[i] : (short)0;
                     return userReady;
                 }
+                // A spin step over user fds only: the kernel has nothing to say but pending signals; let them in
+                // every KernelLookIntervalUs, as epoll_wait does.
+                if (sleep == 0 && kernelFds == 0 && sigmask == null)
+                {
+                    long now = Engine.NowUs;
+                    if (now - t_spinAskedUs < KernelLookIntervalUs)
+                    {
+                        if (now >= deadline) { for (int i = 0; i < count; i++) fds[i].Revents = 0; return 0; }
+                        continue;
+                    }
+                    t_spinAskedUs = now;
+                }
                 for (int i = 0; i < count; i++) if (isUser[i]) fds[i].Fd = ~fds[i].Fd;
                 // The device's fds ride along as hidden extra entries: a frame ends the sleep, the app never sees them.
                 int deviceReady = 0;
@@ -98,6 +112,11 @@ internal static unsafe class Multiplex
         }
     }
 
+    /// <summary>How long epoll_wait rounds that do not sleep may leave the kernel unasked after a look at a set's
+    /// kernel side that found nothing (µs): a kernel event waits at most this long behind a stream of user events or a
+    /// spin, and pending signals get in at least this often while a waiter spins. Rounds that sleep always ask.</summary>
+    internal const long KernelLookIntervalUs = 50;
+
     internal static long EpollWait(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask)
     {
         if (max <= 0 || max > int.MaxValue / sizeof(EpollEvent)) return -Errno.EINVAL;
@@ -109,18 +128,38 @@ internal static unsafe class Multiplex
         {
             while (true)
             {
-                int n = CollectUserEvents(epfd, events, max, out long pollAt);
+                int n = CollectUserEvents(epfd, events, max, out long pollAt, out EpollSets.Set? set);
                 if (n == max) return n;
                 // Events ready and no kernel fd in the set: nothing to ask the kernel (one system call per wait saved).
                 // (Not with a signal mask: epoll_pwait runs a handler the mask unblocks even when it returns events.)
                 if (n > 0 && sigmask == null && Kernel.EpfdPure(epfd) != 0) return n;
                 long sleep = n > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline, pollAt);
                 if (!waiting && n == 0 && timeoutMs != 0) { Engine.EnterWait(); Kernel.WaitBegin(); waiting = true; }
+                // A round that will not sleep (user events to return, or a spin step right after traffic) asks the
+                // kernel only to hear about the set's kernel fds (nginx: the channel to its master) and, while
+                // spinning, to let the caller's signals in. Both can wait a little: after a look that found nothing,
+                // such rounds skip the kernel for KernelLookIntervalUs (a busy nginx paid one zero-timeout
+                // epoll_pwait2 per connection for nothing). A set whose kernel fds had events is asked every round.
+                long now = 0;
+                if (sleep == 0 && sigmask == null && set is not null)
+                {
+                    now = Engine.NowUs;
+                    if (set.MaySkipKernel(now))
+                    {
+                        if (n > 0 || now >= deadline) return n;
+                        continue; // spin: poll the stack again
+                    }
+                }
                 int deviceReady = 0;
                 long r = Engine.DeviceWaitFor(sleep) != 0
                     ? Kernel.EpollWaitDeviceUs(epfd, events + n, max - n, (nint)sleep, sigmask, &deviceReady)
                     : Kernel.EpollWaitUs(epfd, events + n, max - n, (nint)sleep, sigmask);
                 if (deviceReady != 0) Engine.DeviceWoke();
+                if (sleep == 0 && set is not null && r >= 0)
+                {
+                    set.KernelAskedUs = now != 0 ? now : Engine.NowUs;
+                    set.KernelHadEvents = r > 0;
+                }
                 if (r < 0) return n > 0 ? n : r;
                 if (n + r > 0 || Engine.NowUs >= deadline) return n + r;
             }
@@ -131,7 +170,7 @@ internal static unsafe class Multiplex
         }
     }
 
-    private static int CollectUserEvents(int epfd, EpollEvent* events, int max, out long pollAt)
+    private static int CollectUserEvents(int epfd, EpollEvent* events, int max, out long pollAt, out EpollSets.Set? set)
     {
         int n = 0;
         pollAt = 0; // only read when nothing is ready
@@ -139,7 +178,7 @@ internal static unsafe class Multiplex
         {
             Engine.PollLocked();
             EpollSets.CollectDirty();
-            EpollSets.Set? set = EpollSets.Get(epfd);
+            set = EpollSets.Get(epfd);
             if (set is null)
             {
                 pollAt = Engine.Stack.PollAt(); // for the sleep that follows

@@ -1085,6 +1085,53 @@ TEST_F(ConnParity, PollAndEpollMixedWithPipe)
     close(pp[1]);
 }
 
+// A busy loop over a set whose user socket stays readable (level-triggered, never read) still hears a kernel fd of
+// the same set soon after it becomes ready, and hears it on every call while it stays ready. (usertcp asks the
+// kernel part of such a set less often while it is quiet: this bounds what that may cost.)
+TEST_F(ConnParity, BusyEpollOverAReadySocketStillReportsAKernelFd)
+{
+    Conn c;
+    ASSERT_GE(c.fd, 0);
+    int pp[2];
+    ASSERT_EQ(pipe(pp), 0);
+    int ep = epoll_create1(0);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = 1;
+    ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev), 0);
+    ev.data.u32 = 2;
+    ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, pp[0], &ev), 0);
+    EXPECT_EQ(c.peer.Cmd("SEND 1"), "OK 1");
+    ASSERT_EQ(WaitQueued(c.fd, 1), 1);
+    epoll_event out[4];
+    auto wait_mask = [&] {
+        unsigned seen = 0;
+        int n = epoll_wait(ep, out, 4, 0);
+        for (int i = 0; i < n; i++) seen |= out[i].data.u32;
+        return seen;
+    };
+    for (int i = 0; i < 200; i++) ASSERT_EQ(wait_mask(), 1u) << "call " << i; // the socket alone, call after call
+    ASSERT_EQ(write(pp[1], "p", 1), 1);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    unsigned seen = 0;
+    long calls = 0;
+    for (; seen != 3 && calls < 10000000; calls++) seen = wait_mask();
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long us = (t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000;
+    ASSERT_EQ(seen, 3u) << "the pipe never showed up in " << calls << " calls";
+    EXPECT_LT(us, 5000) << "the pipe was reported " << us << " us after it became readable";
+    // While the pipe stays readable, every call reports it (as the kernel's level-triggered epoll does).
+    for (int i = 0; i < 200; i++) ASSERT_EQ(wait_mask(), 3u) << "call " << i;
+    char b;
+    ASSERT_EQ(read(pp[0], &b, 1), 1);
+    ASSERT_EQ(read(c.fd, &b, 1), 1);
+    EXPECT_EQ(epoll_wait(ep, out, 4, 20), 0);
+    close(ep);
+    close(pp[0]);
+    close(pp[1]);
+}
+
 TEST_F(ConnParity, EdgeTriggeredReportsNewDataAfterDrain)
 {
     Conn c(SOCK_NONBLOCK);
