@@ -189,9 +189,7 @@ internal static class IdleMemory
         Console.WriteLine($"  {entry,5} B  4-tuple table bucket slot (ConnectionTable, at load 1; up to 16 B just after a doubling)");
         total += entry;
         Console.WriteLine($"  {total,5} B  sum (+ resize slack of the tables, port-table entries on the active side, timer-heap slots)");
-        Type? socket = typeof(NetStack).GetNestedType("Socket", BindingFlags.NonPublic);
-        if (socket != null)
-            Console.WriteLine($"  through NetStack (not measured above): + {BaseSize(socket)} B socket-handle object + 8 B handle-list slot per accepted or connected socket");
+        Console.WriteLine("  through NetStack (not measured above): + 8 B handle slot per accepted or connected socket (the slot holds the connection itself)");
         Console.WriteLine();
         Console.WriteLine($"TcpConnection fields ({conn - 16} B of fields after the 16-byte object header), largest first:");
         var fields = typeof(TcpConnection).GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic)

@@ -1,4 +1,5 @@
 using System.Collections.Generic;
+using System.Runtime.CompilerServices;
 using System.Threading;
 using UserTcp.Interpose.Native;
 
@@ -22,30 +23,62 @@ namespace UserTcp.Interpose;
 /// </summary>
 internal static class EpollSets
 {
-    internal sealed class Registration
+    /// <summary>One (epoll set, fd) registration. A socket's first registration is the socket object itself
+    /// (<see cref="UserSocket"/> derives from this class; most sockets are in exactly one set): no object per
+    /// registered socket. Further ones (a socket in several sets, or dup'd into two fds of one set) are
+    /// <see cref="ExtraRegistration"/> objects.</summary>
+    internal abstract class Registration
     {
         public int Fd;
-        public UserSocket Socket = null!;
         public uint Events;
         public ulong Data;
         public int ReportedVersion = -1;
         public bool Disarmed; // EPOLLONESHOT fired; re-armed by EPOLL_CTL_MOD
         public Set? Owner;    // null once removed
         public bool Queued;   // on Owner.Ready
-        public int Handle = -1;            // the stack handle it is indexed under (the socket's, or its group's)
+        public int IndexedHandle = -1;     // the stack handle it is indexed under (the socket's, or its group's)
         public Registration? NextOfSocket; // the socket's registrations (one per epoll set it is in)
         public Registration? NextOfHandle; // registrations indexed under the same handle
-        /// <summary>Bumped when the registration is removed and its object pooled: a ready-list entry of an earlier
-        /// life (it may still sit on a set's ready list until that set's next wait) is recognised and dropped.</summary>
-        public int Generation;
+        /// <summary>Bumped when the registration is removed (and a separate one pooled): a ready-list entry of an
+        /// earlier life (it may still sit on a set's ready list until that set's next wait) is recognised and dropped.</summary>
+        public int Life;
+
+        /// <summary>The socket registered: the object itself for a socket's embedded registration
+        /// (inlined: a method-table compare, read twice per reported event).</summary>
+        public UserSocket Socket
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => this is UserSocket s ? s : Unsafe.As<ExtraRegistration>(this).Of;
+        }
+
+        /// <summary>Back to a new registration's state (not <see cref="Life"/>).</summary>
+        protected void ResetRegistration()
+        {
+            Fd = 0;
+            Events = 0;
+            Data = 0;
+            ReportedVersion = -1;
+            Disarmed = false;
+            Owner = null;
+            Queued = false;
+            IndexedHandle = -1;
+            NextOfSocket = null;
+            NextOfHandle = null;
+        }
+    }
+
+    /// <summary>A registration beyond the socket's embedded one (pooled).</summary>
+    internal sealed class ExtraRegistration : Registration
+    {
+        public UserSocket Of = null!;
     }
 
     /// <summary>A ready-list entry: the registration and the life of it that was queued.</summary>
     internal readonly struct Queued(Registration reg)
     {
         public readonly Registration Reg = reg;
-        public readonly int Generation = reg.Generation;
-        public bool Current => Reg.Generation == Generation;
+        public readonly int Life = reg.Life;
+        public bool Current => Reg.Life == Life;
     }
 
     internal sealed class Set
@@ -88,7 +121,7 @@ internal static class EpollSets
 
     // Removed registrations, reused by EPOLL_CTL_ADD (no allocation per accepted connection). Under Gate.
     private const int PoolMax = 4096;
-    private static readonly Registration?[] s_pool = new Registration?[PoolMax];
+    private static readonly ExtraRegistration?[] s_pool = new ExtraRegistration?[PoolMax];
     private static int s_pooled;
 
     /// <summary>The stack's own lock: epoll_wait needs both the sets and the stack, and one lock per wait is cheaper
@@ -130,10 +163,15 @@ internal static class EpollSets
                     }
                     // A registration of an earlier socket under this fd number (closed while a dup kept the socket
                     // open) is another (file, fd) key and stays, as on Linux: it goes when that socket's last fd closes.
-                    reg = s_pooled > 0 ? s_pool[--s_pooled]! : new Registration();
-                    s_pool[s_pooled] = null;
+                    if (s.Owner is null) reg = s; // the socket's embedded registration is free
+                    else
+                    {
+                        ExtraRegistration x = s_pooled > 0 ? s_pool[--s_pooled]! : new ExtraRegistration();
+                        s_pool[s_pooled] = null;
+                        x.Of = s;
+                        reg = x;
+                    }
                     reg.Fd = fd;
-                    reg.Socket = s;
                     reg.Events = events;
                     reg.Data = data;
                     reg.ReportedVersion = -1;
@@ -174,7 +212,7 @@ internal static class EpollSets
 
     private static void Index(Registration reg, int handle)
     {
-        reg.Handle = handle;
+        reg.IndexedHandle = handle;
         if (handle < 0) return;
         if (handle >= s_byHandle.Length)
         {
@@ -188,8 +226,8 @@ internal static class EpollSets
 
     private static void Unindex(Registration reg)
     {
-        int h = reg.Handle;
-        reg.Handle = -1;
+        int h = reg.IndexedHandle;
+        reg.IndexedHandle = -1;
         if (h < 0 || h >= s_byHandle.Length) return;
         ref Registration? link = ref s_byHandle[h];
         while (link is not null)
@@ -213,11 +251,15 @@ internal static class EpollSets
             link = ref link.NextOfSocket;
         }
         reg.NextOfSocket = null;
-        // Pooled: a new life (an entry still on a ready list belongs to the old one and is dropped by its wait).
-        reg.Generation++;
+        // A new life (an entry still on a ready list belongs to the old one and is dropped by its wait); a separate
+        // registration is pooled, the embedded one is free for the socket's next EPOLL_CTL_ADD.
+        reg.Life++;
         reg.Queued = false;
-        reg.Socket = null!;
-        if (s_pooled < PoolMax) s_pool[s_pooled++] = reg;
+        if (reg is ExtraRegistration x)
+        {
+            x.Of = null!;
+            if (s_pooled < PoolMax) s_pool[s_pooled++] = x;
+        }
     }
 
     /// <summary>Called by <see cref="UserSocket.Changed"/>: remember the socket for the next wait.</summary>
@@ -248,7 +290,7 @@ internal static class EpollSets
             int h = HandleOf(s);
             for (Registration? r = s.EpollRegs; r is not null; r = r.NextOfSocket)
             {
-                if (r.Handle != h) { Unindex(r); Index(r, h); } // the socket joined or left a listener group
+                if (r.IndexedHandle != h) { Unindex(r); Index(r, h); } // the socket joined or left a listener group
                 Enqueue(r);
             }
         }

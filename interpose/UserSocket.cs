@@ -9,9 +9,11 @@ internal enum SocketState : byte { Unconnected, Listening, Connected }
 /// <summary>
 /// One user-stack TCP socket: the state POSIX calls see (options, local address, mode). Shared by every fd that
 /// refers to it (dup), like a kernel open file description. Data-path state will live in the stack; this object is
-/// what interpose/ keeps. Guarded by its own lock; calls on different sockets never contend.
+/// what interpose/ keeps. Guarded by its own lock; calls on different sockets never contend. It is also its own first
+/// epoll registration (the fields of <see cref="EpollSets.Registration"/>; most sockets are in exactly one epoll set),
+/// so a socket in epoll costs one object.
 /// </summary>
-internal sealed class UserSocket
+internal sealed class UserSocket : EpollSets.Registration
 {
     /// <summary>The socket's own lock (the object itself: no second object per socket).</summary>
     internal object Gate => this;
@@ -44,7 +46,7 @@ internal sealed class UserSocket
     internal bool ConnectPending;
     /// <summary>Bumped whenever readiness may have changed (edge-triggered epoll reports once per change).</summary>
     internal int ReadinessVersion;
-    internal EpollSets.Registration? EpollRegs; // one per epoll set the socket is in (EpollSets)
+    internal EpollSets.Registration? EpollRegs; // one per epoll set the socket is in (EpollSets); may be this object
     internal bool DirtyQueued;                  // waiting in EpollSets' changed-socket list
     /// <summary>Bumped (under Engine.Gate) when the socket's last fd closes and the object goes back to the pool. A
     /// call that waits compares it on every attempt: a thread blocked in recv/accept/connect on a socket another
@@ -76,7 +78,7 @@ internal sealed class UserSocket
         if (s_pooled < PoolMax) s_pool[s_pooled++] = s;
     }
 
-    /// <summary>Every field back to a new object's value, except <see cref="Generation"/>, <see cref="ReadinessVersion"/>
+    /// <summary>Every field back to a new object's value, except <see cref="Generation"/>, <see cref="EpollSets.Registration.Life"/>, <see cref="ReadinessVersion"/>
     /// (only compared for changes) and <see cref="DirtyQueued"/> (an entry on EpollSets' changed list clears it).</summary>
     internal void Reset()
     {
@@ -95,6 +97,7 @@ internal sealed class UserSocket
         _shutdownBits = 0;
         ConnectPending = false;
         EpollRegs = null;
+        ResetRegistration(); // the embedded registration (its Life counter kept, like Generation)
     }
 
     /// <summary>Readiness bits as poll(2) reports them (POLLIN=1, POLLOUT=4, POLLERR=8, POLLHUP=0x10, with the

@@ -42,18 +42,18 @@ public interface IReadinessListener
 /// </summary>
 public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEvents
 {
-    private enum Kind : byte { Free, Fresh, Listener, Connection }
+    private enum Kind : byte { Fresh, Listener }
 
+    /// <summary>A handle that is not a connection: a fresh socket (options set before connect or listen, its bound
+    /// port) or a listener. An open connection needs none of this (its options live in the connection), so its slot
+    /// holds the <see cref="TcpConnection"/> itself: no object per connection here. These objects are pooled.</summary>
     private sealed class Socket
     {
         public Kind Kind;
-        public TcpConnection? Conn;
         public TcpListener? Listener;
         public ushort BoundPort;        // holds a port reference while bound and not yet connected/listening
         public bool ReuseAddress;
         public bool NoDelay, Cork, KeepAlive;
-        // Times kept in whole milliseconds (4 bytes each, like the connection's own copies): one of these objects
-        // exists per open socket, so at a million connections each field is a megabyte.
         private int _keepIdleMs, _keepIntervalMs, _userTimeoutMs, _lingerMs = -1;
         private byte _keepCount, _error;
         public long KeepIdleUs { get => _keepIdleMs * 1000L; set => _keepIdleMs = Ms(value); }
@@ -61,18 +61,18 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
         public long UserTimeoutUs { get => _userTimeoutMs * 1000L; set => _userTimeoutMs = Ms(value); }
         /// <summary>SO_LINGER: -1 = off.</summary>
         public long LingerUs { get => _lingerMs < 0 ? -1 : _lingerMs * 1000L; set => _lingerMs = value < 0 ? -1 : Ms(value); }
+        public int LingerMs => _lingerMs;
         public int KeepCount { get => _keepCount; set => _keepCount = (byte)Math.Clamp(value, 0, 255); }
         public int SendBufferSize, ReceiveBufferSize;
         /// <summary>For sockets without a connection (e.g. connect failed at once).</summary>
         public SocketError Error { get => (SocketError)_error; set => _error = (byte)value; }
-        public int NextFree = -1;
 
         private static int Ms(long us) => (int)Math.Clamp((us + 999) / 1000, 0, int.MaxValue);
 
         public void Reset(TcpConfig c)
         {
             Kind = Kind.Fresh;
-            Conn = null; Listener = null; BoundPort = 0; ReuseAddress = false;
+            Listener = null; BoundPort = 0; ReuseAddress = false;
             NoDelay = Cork = KeepAlive = false;
             KeepIdleUs = c.KeepAliveIdleUs; KeepIntervalUs = c.KeepAliveIntervalUs; KeepCount = c.KeepAliveCount;
             UserTimeoutUs = 0; LingerUs = -1; SendBufferSize = 0; ReceiveBufferSize = 0;
@@ -80,13 +80,31 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
         }
     }
 
+    /// <summary>What a connection's socket carries that the connection does not (SO_LINGER, SO_REUSEADDR): kept only
+    /// for connections where they differ from the defaults (off), in <see cref="_extras"/>.</summary>
+    private struct Extra
+    {
+        public int LingerMs;     // -1 = off
+        public bool ReuseAddress;
+        public readonly bool IsDefault => LingerMs < 0 && !ReuseAddress;
+    }
+
     private readonly IDevice _device;
     private readonly Interface _iface;
     private readonly TcpLayer _tcp;
     private readonly BufferPool _buffers;
     private readonly StackConfig _config;
-    private readonly List<Socket> _sockets = new();
-    private int _freeHead = -1;
+    /// <summary>The handle table: a slot holds the <see cref="TcpConnection"/> of a connected socket, the
+    /// <see cref="Socket"/> of a fresh or listening one, or null when free (8 bytes per handle, nothing else per
+    /// connection). Slots below <see cref="_used"/> have been handed out; free ones are on <see cref="_free"/>.</summary>
+    private object?[] _slots = new object?[64];
+    private int _used;
+    private int[] _free = new int[64];
+    private int _freeCount;
+    private readonly Dictionary<int, Extra> _extras = new();
+    private const int SocketPoolMax = 64;
+    private readonly Socket?[] _socketPool = new Socket?[SocketPoolMax];
+    private int _socketsPooled;
     private int _open;
     private long _nowUs;
 
@@ -134,35 +152,54 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
     {
         handle = -1;
         if (_open >= _config.MaxSockets) return SocketError.NoBuffers;
-        Socket s;
-        if (_freeHead >= 0)
-        {
-            handle = _freeHead;
-            s = _sockets[handle];
-            _freeHead = s.NextFree;
-        }
-        else
-        {
-            handle = _sockets.Count;
-            s = new Socket();
-            _sockets.Add(s);
-        }
+        Socket s = _socketsPooled > 0 ? _socketPool[--_socketsPooled]! : new Socket();
+        _socketPool[_socketsPooled] = null;
         s.Reset(_config.Tcp);
-        s.NextFree = -1;
-        _open++;
+        handle = TakeHandle(s);
         return SocketError.Success;
     }
 
-    private Socket? Get(int handle) =>
-        (uint)handle < (uint)_sockets.Count && _sockets[handle].Kind != Kind.Free ? _sockets[handle] : null;
+    /// <summary>A free handle (the latest freed first), now holding <paramref name="o"/>.</summary>
+    private int TakeHandle(object o)
+    {
+        int handle;
+        if (_freeCount > 0) handle = _free[--_freeCount];
+        else
+        {
+            if (_used == _slots.Length) Array.Resize(ref _slots, _slots.Length * 2);
+            handle = _used++;
+        }
+        _slots[handle] = o;
+        _open++;
+        return handle;
+    }
+
+    private void FreeHandle(int handle)
+    {
+        _slots[handle] = null;
+        if (_freeCount == _free.Length) Array.Resize(ref _free, _free.Length * 2);
+        _free[_freeCount++] = handle;
+        _open--;
+    }
+
+    private void PoolSocket(Socket s)
+    {
+        s.Listener = null;
+        if (_socketsPooled < SocketPoolMax) _socketPool[_socketsPooled++] = s;
+    }
+
+    /// <summary>The slot's object: a <see cref="TcpConnection"/>, a <see cref="Socket"/>, or null (free or out of range).</summary>
+    private object? Slot(int handle) => (uint)handle < (uint)_used ? _slots[handle] : null;
+
+    private Socket? GetSocket(int handle) => Slot(handle) as Socket;
 
     /// <summary>bind(2). Port 0 picks an ephemeral port. EADDRINUSE unless the port is free, or SO_REUSEADDR is set
     /// and nobody listens on it (TIME-WAIT and other connections then do not block, as on Linux).</summary>
     public SocketError Bind(int handle, Ipv4Address address, ushort port)
     {
-        Socket? s = Get(handle);
-        if (s == null) return SocketError.BadHandle;
-        if (s.Kind != Kind.Fresh || s.BoundPort != 0) return SocketError.InvalidArgument;
+        object? o = Slot(handle);
+        if (o == null) return SocketError.BadHandle;
+        if (o is not Socket s || s.Kind != Kind.Fresh || s.BoundPort != 0) return SocketError.InvalidArgument;
         if (!address.IsAny && address != _iface.Address) return SocketError.AddressNotAvailable;
         if (port == 0)
         {
@@ -180,14 +217,14 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
 
     public SocketError Listen(int handle, int backlog)
     {
-        Socket? s = Get(handle);
-        if (s == null) return SocketError.BadHandle;
+        object? o = Slot(handle);
+        if (o == null) return SocketError.BadHandle;
+        if (o is not Socket s) return SocketError.InvalidArgument;
         if (s.Kind == Kind.Listener)
         {
             s.Listener!.Backlog = Math.Max(1, backlog); // listen() again just changes the backlog
             return SocketError.Success;
         }
-        if (s.Kind != Kind.Fresh) return SocketError.InvalidArgument;
         if (s.BoundPort == 0)
         {
             SocketError e = Bind(handle, Ipv4Address.Any, 0);
@@ -214,18 +251,14 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
         newHandle = -1;
         peer = default;
         peerPort = 0;
-        Socket? s = Get(handle);
-        if (s == null) return SocketError.BadHandle;
-        if (s.Kind != Kind.Listener) return SocketError.InvalidArgument;
+        object? o = Slot(handle);
+        if (o == null) return SocketError.BadHandle;
+        if (o is not Socket { Kind: Kind.Listener } s) return SocketError.InvalidArgument;
         if (_open >= _config.MaxSockets) return SocketError.NoBuffers;
         TcpConnection? c = s.Listener!.Accept();
         if (c == null) return SocketError.WouldBlock;
-        Open(out newHandle);
-        Socket n = _sockets[newHandle];
-        n.Kind = Kind.Connection;
-        n.Conn = c;
-        n.NoDelay = c.NoDelay;
-        n.KeepAlive = c.KeepAlive;
+        // The connection is the handle's whole state: its options came from the listener.
+        newHandle = TakeHandle(c);
         c.UserHandle = newHandle;
         peer = c.RemoteAddress;
         peerPort = c.RemotePort;
@@ -237,15 +270,16 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
     /// writability (or an error via <see cref="GetError"/>).</summary>
     public SocketError Connect(int handle, Ipv4Address address, ushort port)
     {
-        Socket? s = Get(handle);
-        if (s == null) return SocketError.BadHandle;
-        if (s.Kind == Kind.Connection)
-            return s.Conn!.State switch
+        object? o = Slot(handle);
+        if (o == null) return SocketError.BadHandle;
+        if (o is TcpConnection existing)
+            return existing.State switch
             {
                 TcpState.SynSent or TcpState.SynReceived => SocketError.Already,
                 TcpState.Closed => SocketError.InvalidArgument,
                 _ => SocketError.IsConnected,
             };
+        var s = (Socket)o;
         if (s.Kind != Kind.Fresh) return SocketError.InvalidArgument;
         if (port == 0 || address.IsAny || address.IsBroadcast || address.IsMulticast) return SocketError.InvalidArgument;
         TcpConnection? c = _tcp.Connect(s.BoundPort, address, port, _nowUs, out SocketError err, (s, handle),
@@ -256,8 +290,11 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
             });
         if (c == null) return err;
         if (s.BoundPort != 0) { _tcp.ReleasePort(s.BoundPort); s.BoundPort = 0; } // the connection holds its own
-        s.Kind = Kind.Connection;
-        s.Conn = c;
+        // From here the slot holds the connection; what only the socket knew moves to the (rarely used) extras.
+        var extra = new Extra { LingerMs = s.LingerMs, ReuseAddress = s.ReuseAddress };
+        if (!extra.IsDefault) _extras[handle] = extra;
+        _slots[handle] = c;
+        PoolSocket(s);
         _iface.Flush();
         return err == SocketError.InProgress ? SocketError.InProgress : err;
     }
@@ -277,30 +314,27 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
 
     public int Send(int handle, ReadOnlySpan<byte> data, out SocketError error)
     {
-        Socket? s = Get(handle);
-        if (s == null) { error = SocketError.BadHandle; return 0; }
-        if (s.Kind != Kind.Connection) { error = s.Kind == Kind.Listener ? SocketError.NotConnected : SocketError.NotConnected; return 0; }
-        int n = s.Conn!.Send(data, _nowUs, out error);
+        object? o = Slot(handle);
+        if (o is not TcpConnection c) { error = o == null ? SocketError.BadHandle : SocketError.NotConnected; return 0; }
+        int n = c.Send(data, _nowUs, out error);
         _iface.Flush();
         return n;
     }
 
     public int Receive(int handle, Span<byte> buffer, bool peek, out SocketError error)
     {
-        Socket? s = Get(handle);
-        if (s == null) { error = SocketError.BadHandle; return 0; }
-        if (s.Kind != Kind.Connection) { error = SocketError.NotConnected; return 0; }
-        int n = s.Conn!.Receive(buffer, peek, _nowUs, out error);
+        object? o = Slot(handle);
+        if (o is not TcpConnection c) { error = o == null ? SocketError.BadHandle : SocketError.NotConnected; return 0; }
+        int n = c.Receive(buffer, peek, _nowUs, out error);
         _iface.Flush();
         return n;
     }
 
     public SocketError Shutdown(int handle, ShutdownHow how)
     {
-        Socket? s = Get(handle);
-        if (s == null) return SocketError.BadHandle;
-        if (s.Kind != Kind.Connection) return SocketError.NotConnected;
-        SocketError e = s.Conn!.Shutdown(how != ShutdownHow.Write, how != ShutdownHow.Read, _nowUs);
+        object? o = Slot(handle);
+        if (o is not TcpConnection c) return o == null ? SocketError.BadHandle : SocketError.NotConnected;
+        SocketError e = c.Shutdown(how != ShutdownHow.Write, how != ShutdownHow.Read, _nowUs);
         _iface.Flush();
         return e;
     }
@@ -312,25 +346,22 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
     /// <summary>close(2) with an explicit abort (RST now, as SO_LINGER 0) or the socket's linger setting.</summary>
     public SocketError Close(int handle, bool abort)
     {
-        Socket? s = Get(handle);
-        if (s == null) return SocketError.BadHandle;
-        switch (s.Kind)
+        object? o = Slot(handle);
+        if (o == null) return SocketError.BadHandle;
+        if (o is TcpConnection c)
         {
-            case Kind.Listener:
-                _tcp.CloseListener(s.Listener!, _nowUs);
-                break;
-            case Kind.Connection:
-                s.Conn!.Close(abort: abort || s.LingerUs == 0, _nowUs);
-                break;
+            if (_extras.Count != 0 && _extras.Remove(handle, out Extra extra) && extra.LingerMs == 0) abort = true;
+            c.Close(abort, _nowUs);
         }
-        if (s.BoundPort != 0) _tcp.ReleasePort(s.BoundPort);
-        s.Kind = Kind.Free;
-        s.Conn = null;
-        s.Listener = null;
-        s.BoundPort = 0;
-        s.NextFree = _freeHead;
-        _freeHead = handle;
-        _open--;
+        else
+        {
+            var s = (Socket)o;
+            if (s.Kind == Kind.Listener) _tcp.CloseListener(s.Listener!, _nowUs);
+            if (s.BoundPort != 0) _tcp.ReleasePort(s.BoundPort);
+            s.BoundPort = 0;
+            PoolSocket(s);
+        }
+        FreeHandle(handle);
         _iface.Flush();
         return SocketError.Success;
     }
@@ -339,13 +370,12 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
     {
         address = default;
         port = 0;
-        Socket? s = Get(handle);
-        if (s == null) return SocketError.BadHandle;
-        switch (s.Kind)
+        switch (Slot(handle))
         {
-            case Kind.Connection: address = s.Conn!.LocalAddress; port = s.Conn.LocalPort; break;
-            case Kind.Listener: address = s.Listener!.Address; port = s.Listener.Port; break;
-            default: port = s.BoundPort; break;
+            case null: return SocketError.BadHandle;
+            case TcpConnection c: address = c.LocalAddress; port = c.LocalPort; break;
+            case Socket { Kind: Kind.Listener } s: address = s.Listener!.Address; port = s.Listener.Port; break;
+            case Socket s: port = s.BoundPort; break;
         }
         return SocketError.Success;
     }
@@ -354,12 +384,12 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
     {
         address = default;
         port = 0;
-        Socket? s = Get(handle);
-        if (s == null) return SocketError.BadHandle;
-        if (s.Kind != Kind.Connection || s.Conn!.State is TcpState.Closed && s.Conn.PendingError != SocketError.Success)
+        object? o = Slot(handle);
+        if (o == null) return SocketError.BadHandle;
+        if (o is not TcpConnection c || c.State is TcpState.Closed && c.PendingError != SocketError.Success)
             return SocketError.NotConnected;
-        address = s.Conn.RemoteAddress;
-        port = s.Conn.RemotePort;
+        address = c.RemoteAddress;
+        port = c.RemotePort;
         return SocketError.Success;
     }
 
@@ -367,101 +397,72 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
     public SocketError GetError(int handle, out SocketError error)
     {
         error = SocketError.Success;
-        Socket? s = Get(handle);
-        if (s == null) return SocketError.BadHandle;
-        if (s.Kind == Kind.Connection) error = s.Conn!.TakeError();
-        else { error = s.Error; s.Error = SocketError.Success; }
+        switch (Slot(handle))
+        {
+            case null: return SocketError.BadHandle;
+            case TcpConnection c: error = c.TakeError(); break;
+            case Socket s: error = s.Error; s.Error = SocketError.Success; break;
+        }
         return SocketError.Success;
     }
 
     /// <summary>The connection behind a handle, for read-only inspection (TCP_INFO); null when not a connection.</summary>
-    public TcpConnection? GetConnection(int handle) => Get(handle) is { Kind: Kind.Connection } s ? s.Conn : null;
+    public TcpConnection? GetConnection(int handle) => Slot(handle) as TcpConnection;
 
     /// <summary>FIONREAD: bytes ready to read (0 when not a connection).</summary>
-    public int BytesReadable(int handle) => Get(handle) is { Kind: Kind.Connection } s ? s.Conn!.BytesReadable : 0;
+    public int BytesReadable(int handle) => Slot(handle) is TcpConnection c ? c.BytesReadable : 0;
 
     /// <summary>SIOCOUTQ: bytes queued to send and not yet acknowledged (0 when not a connection).</summary>
-    public int BytesUnsent(int handle) => Get(handle) is { Kind: Kind.Connection } s ? s.Conn!.BytesQueuedToSend : 0;
+    public int BytesUnsent(int handle) => Slot(handle) is TcpConnection c ? c.BytesQueuedToSend : 0;
 
-    public TcpState GetState(int handle)
+    public TcpState GetState(int handle) => Slot(handle) switch
     {
-        Socket? s = Get(handle);
-        return s?.Kind switch
-        {
-            Kind.Connection => s.Conn!.State,
-            Kind.Listener => TcpState.Listen,
-            _ => TcpState.Closed,
-        };
-    }
+        TcpConnection c => c.State,
+        Socket { Kind: Kind.Listener } => TcpState.Listen,
+        _ => TcpState.Closed,
+    };
 
-    public Readiness GetReadiness(int handle)
+    public Readiness GetReadiness(int handle) => Slot(handle) switch
     {
-        Socket? s = Get(handle);
-        if (s == null) return Readiness.Err | Readiness.Hup;
-        return s.Kind switch
-        {
-            Kind.Connection => s.Conn!.GetReadiness(),
-            Kind.Listener => s.Listener!.GetReadiness(),
-            // An unconnected socket: Linux reports EPOLLOUT|EPOLLHUP for it.
-            _ => Readiness.Out | Readiness.Hup,
-        };
-    }
+        TcpConnection c => c.GetReadiness(),
+        Socket { Kind: Kind.Listener } s => s.Listener!.GetReadiness(),
+        // An unconnected socket: Linux reports EPOLLOUT|EPOLLHUP for it.
+        Socket => Readiness.Out | Readiness.Hup,
+        _ => Readiness.Err | Readiness.Hup,
+    };
 
     public SocketError SetOption(int handle, SocketOption option, long value)
     {
-        Socket? s = Get(handle);
-        if (s == null) return SocketError.BadHandle;
-        TcpConnection? c = s.Conn;
+        object? o = Slot(handle);
+        if (o == null) return SocketError.BadHandle;
+        if (o is TcpConnection c) return SetConnectionOption(handle, c, option, value);
+        var s = (Socket)o;
         switch (option)
         {
-            case SocketOption.NoDelay:
-                s.NoDelay = value != 0;
-                if (c != null) { c.NoDelay = s.NoDelay; c.Flush(_nowUs); }
-                break;
-            case SocketOption.Cork:
-                s.Cork = value != 0;
-                if (c != null) { c.Cork = s.Cork; c.Flush(_nowUs); }
-                break;
-            case SocketOption.KeepAlive:
-                s.KeepAlive = value != 0;
-                c?.SetKeepAlive(s.KeepAlive, _nowUs);
-                break;
+            case SocketOption.NoDelay: s.NoDelay = value != 0; break;
+            case SocketOption.Cork: s.Cork = value != 0; break;
+            case SocketOption.KeepAlive: s.KeepAlive = value != 0; break;
             case SocketOption.KeepIdleUs:
                 if (value <= 0) return SocketError.InvalidArgument;
                 s.KeepIdleUs = value;
-                if (c != null) { c.KeepIdleUs = value; c.SetKeepAlive(c.KeepAlive, _nowUs); }
                 break;
             case SocketOption.KeepIntervalUs:
                 if (value <= 0) return SocketError.InvalidArgument;
                 s.KeepIntervalUs = value;
-                if (c != null) c.KeepIntervalUs = value;
                 break;
             case SocketOption.KeepCount:
                 if (value <= 0 || value > 127) return SocketError.InvalidArgument;
                 s.KeepCount = (int)value;
-                if (c != null) c.KeepCount = (int)value;
                 break;
             case SocketOption.UserTimeoutUs:
                 if (value < 0) return SocketError.InvalidArgument;
                 s.UserTimeoutUs = value;
-                if (c != null) c.UserTimeoutUs = value;
                 break;
-            case SocketOption.LingerUs:
-                s.LingerUs = value;
-                break;
-            case SocketOption.SendBufferSize:
-                s.SendBufferSize = ClampBuffer(value);
-                c?.TrySetSendBufferSize(s.SendBufferSize);
-                break;
-            case SocketOption.ReceiveBufferSize:
-                s.ReceiveBufferSize = ClampBuffer(value);
-                c?.TrySetReceiveBufferSize(s.ReceiveBufferSize);
-                break;
-            case SocketOption.ReuseAddress:
-                s.ReuseAddress = value != 0;
-                break;
-            default:
-                return SocketError.NotSupported;
+            case SocketOption.LingerUs: s.LingerUs = value; break;
+            case SocketOption.SendBufferSize: s.SendBufferSize = ClampBuffer(value); break;
+            case SocketOption.ReceiveBufferSize: s.ReceiveBufferSize = ClampBuffer(value); break;
+            case SocketOption.ReuseAddress: s.ReuseAddress = value != 0; break;
+            default: return SocketError.NotSupported;
         }
         if (s.Listener is TcpListener l)
         {
@@ -473,12 +474,101 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
         return SocketError.Success;
     }
 
+    /// <summary>An option on a connected socket: the connection holds it (SO_LINGER and SO_REUSEADDR: the extras).</summary>
+    private SocketError SetConnectionOption(int handle, TcpConnection c, SocketOption option, long value)
+    {
+        switch (option)
+        {
+            case SocketOption.NoDelay:
+                c.NoDelay = value != 0;
+                c.Flush(_nowUs);
+                break;
+            case SocketOption.Cork:
+                c.Cork = value != 0;
+                c.Flush(_nowUs);
+                break;
+            case SocketOption.KeepAlive:
+                c.SetKeepAlive(value != 0, _nowUs);
+                break;
+            case SocketOption.KeepIdleUs:
+                if (value <= 0) return SocketError.InvalidArgument;
+                c.KeepIdleUs = value;
+                c.SetKeepAlive(c.KeepAlive, _nowUs);
+                break;
+            case SocketOption.KeepIntervalUs:
+                if (value <= 0) return SocketError.InvalidArgument;
+                c.KeepIntervalUs = value;
+                break;
+            case SocketOption.KeepCount:
+                if (value <= 0 || value > 127) return SocketError.InvalidArgument;
+                c.KeepCount = (int)value;
+                break;
+            case SocketOption.UserTimeoutUs:
+                if (value < 0) return SocketError.InvalidArgument;
+                c.UserTimeoutUs = value;
+                break;
+            case SocketOption.LingerUs:
+            {
+                Extra e = GetExtra(handle);
+                e.LingerMs = value < 0 ? -1 : (int)Math.Clamp((value + 999) / 1000, 0, int.MaxValue);
+                SetExtra(handle, e);
+                break;
+            }
+            case SocketOption.SendBufferSize:
+                c.TrySetSendBufferSize(ClampBuffer(value));
+                break;
+            case SocketOption.ReceiveBufferSize:
+                c.TrySetReceiveBufferSize(ClampBuffer(value));
+                break;
+            case SocketOption.ReuseAddress:
+            {
+                Extra e = GetExtra(handle);
+                e.ReuseAddress = value != 0;
+                SetExtra(handle, e);
+                break;
+            }
+            default:
+                return SocketError.NotSupported;
+        }
+        _iface.Flush();
+        return SocketError.Success;
+    }
+
+    private Extra GetExtra(int handle) =>
+        _extras.Count != 0 && _extras.TryGetValue(handle, out Extra e) ? e : new Extra { LingerMs = -1 };
+
+    private void SetExtra(int handle, Extra e)
+    {
+        if (e.IsDefault) _extras.Remove(handle);
+        else _extras[handle] = e;
+    }
+
     public SocketError GetOption(int handle, SocketOption option, out long value)
     {
         value = 0;
-        Socket? s = Get(handle);
-        if (s == null) return SocketError.BadHandle;
-        TcpConnection? c = s.Conn;
+        object? o = Slot(handle);
+        if (o == null) return SocketError.BadHandle;
+        if (o is TcpConnection c)
+        {
+            Extra e = GetExtra(handle);
+            value = option switch
+            {
+                SocketOption.NoDelay => c.NoDelay ? 1 : 0,
+                SocketOption.Cork => c.Cork ? 1 : 0,
+                SocketOption.KeepAlive => c.KeepAlive ? 1 : 0,
+                SocketOption.KeepIdleUs => c.KeepIdleUs,
+                SocketOption.KeepIntervalUs => c.KeepIntervalUs,
+                SocketOption.KeepCount => c.KeepCount,
+                SocketOption.UserTimeoutUs => c.UserTimeoutUs,
+                SocketOption.LingerUs => e.LingerMs < 0 ? -1 : e.LingerMs * 1000L,
+                SocketOption.SendBufferSize => c.SendBufferSize,
+                SocketOption.ReceiveBufferSize => c.ReceiveBufferSize,
+                SocketOption.ReuseAddress => e.ReuseAddress ? 1 : 0,
+                _ => 0,
+            };
+            return SocketError.Success;
+        }
+        var s = (Socket)o;
         value = option switch
         {
             SocketOption.NoDelay => s.NoDelay ? 1 : 0,
@@ -489,8 +579,8 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
             SocketOption.KeepCount => s.KeepCount,
             SocketOption.UserTimeoutUs => s.UserTimeoutUs,
             SocketOption.LingerUs => s.LingerUs,
-            SocketOption.SendBufferSize => c?.SendBufferSize ?? (s.SendBufferSize > 0 ? s.SendBufferSize : _config.Tcp.SendBufferSize),
-            SocketOption.ReceiveBufferSize => c?.ReceiveBufferSize ?? (s.ReceiveBufferSize > 0 ? s.ReceiveBufferSize : _config.Tcp.ReceiveBufferSize),
+            SocketOption.SendBufferSize => s.SendBufferSize > 0 ? s.SendBufferSize : _config.Tcp.SendBufferSize,
+            SocketOption.ReceiveBufferSize => s.ReceiveBufferSize > 0 ? s.ReceiveBufferSize : _config.Tcp.ReceiveBufferSize,
             SocketOption.ReuseAddress => s.ReuseAddress ? 1 : 0,
             _ => 0,
         };

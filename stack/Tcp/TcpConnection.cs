@@ -35,7 +35,11 @@ public sealed partial class TcpConnection : TimerNode
     private SeqNumber _finSeq;      // sequence number of our FIN once queued
     private uint _sndWnd;           // peer's window, already scaled
     private uint _maxSndWnd;        // largest window the peer offered (SWS avoidance, RFC 5961 §5)
-    private int _mss;               // payload bytes per segment we send (options excluded)
+    // MSS values are at most 65495 (16-bit option, MTU-bounded): 16 bits each. Properties keep the methods' field
+    // syntax (a million idle connections carry every field).
+    private ushort _mssBits, _peerMssBits;
+    /// <summary>Payload bytes per segment we send (options excluded).</summary>
+    private int _mss { get => _mssBits; set => _mssBits = (ushort)value; }
     private byte _sndScale, _rcvScale;
 
     // --- receive sequence variables ---
@@ -43,7 +47,8 @@ public sealed partial class TcpConnection : TimerNode
     private SeqNumber _rcvNxt;
     private SeqNumber _rcvAdvEdge;  // RCV.NXT + RCV.WND as last advertised: never moved left (RFC 9293 §3.8.6.2.2)
     private SeqNumber _peerFinSeq;  // where the peer's FIN sits once seen (it may arrive out of order)
-    private int _peerMss;           // segment size the peer sends to us (delayed-ACK accounting)
+    /// <summary>Segment size the peer sends to us (delayed-ACK accounting).</summary>
+    private int _peerMss { get => _peerMssBits; set => _peerMssBits = (ushort)value; }
 
     // --- option state ---
     private ConnFlags _flags;
@@ -91,14 +96,22 @@ public sealed partial class TcpConnection : TimerNode
     /// <summary>ICMP soft errors, reported if the connection later times out.</summary>
     internal SocketError SoftError { get => (SocketError)_softError; set => _softError = (byte)value; }
     public int UserHandle = -1;             // the façade's handle; -1 when orphaned
-    internal bool OwnsPort;                 // holds a reference on its local port in the layer's port table
-    internal bool SharedPort;               // that port is an ephemeral one other active opens may share
-    private Readiness _lastReadiness;
+    /// <summary>Holds a reference on its local port in the layer's port table.</summary>
+    internal bool OwnsPort { get => (_socketBits & SocketBits.OwnsPort) != 0; set => SetBit(SocketBits.OwnsPort, value); }
+    /// <summary>That port is an ephemeral one other active opens may share.</summary>
+    internal bool SharedPort { get => (_socketBits & SocketBits.SharedPort) != 0; set => SetBit(SocketBits.SharedPort, value); }
+    private ushort _lastReadinessBits; // Readiness values fit 16 bits (RdHup = 0x2000)
+    private Readiness _lastReadiness { get => (Readiness)_lastReadinessBits; set => _lastReadinessBits = (ushort)value; }
 
     // --- options set by the socket ---
-    public bool NoDelay;
-    public bool Cork;
-    public bool KeepAlive;
+    // The socket's booleans packed in one byte (one byte instead of five per connection).
+    [Flags]
+    private enum SocketBits : byte { NoDelay = 1, Cork = 2, KeepAlive = 4, OwnsPort = 8, SharedPort = 16 }
+    private SocketBits _socketBits;
+    private void SetBit(SocketBits bit, bool on) => _socketBits = on ? _socketBits | bit : _socketBits & ~bit;
+    public bool NoDelay { get => (_socketBits & SocketBits.NoDelay) != 0; set => SetBit(SocketBits.NoDelay, value); }
+    public bool Cork { get => (_socketBits & SocketBits.Cork) != 0; set => SetBit(SocketBits.Cork, value); }
+    public bool KeepAlive { get => (_socketBits & SocketBits.KeepAlive) != 0; set => SetBit(SocketBits.KeepAlive, value); }
     private byte _keepCount;
     private int _keepIdleMs, _keepIntervalMs, _userTimeoutMs; // kept in ms (as Linux keeps them), 4 bytes each
     public long KeepIdleUs { get => _keepIdleMs * 1000L; set => _keepIdleMs = OptionMs(value); }

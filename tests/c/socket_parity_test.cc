@@ -3,6 +3,7 @@
 // errors of a socket that is not connected. Connected sockets are covered by conn_parity_test.cc, which needs the test
 // network and a kernel peer (tests/c/run-conn-parity.sh).
 #include <algorithm>
+#include <vector>
 #include "helpers.h"
 
 #include <arpa/inet.h>
@@ -336,6 +337,67 @@ TEST(SocketParity, FreshSocketReadiness)
     EXPECT_FAILS_WITH(epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev), EBADF);
     EXPECT_FAILS_WITH(epoll_ctl(-1, EPOLL_CTL_ADD, fd, &ev), EBADF);
     close(fd);
+}
+
+// One socket in two epoll sets, and in one set twice through a dup (Linux keys a registration by file and fd): each
+// registration reports on its own, and removing one (or re-adding it) leaves the others as they were. (usertcp: the
+// socket's first registration is embedded in the socket object, the others are separate objects.)
+TEST(SocketParity, OneSocketInTwoEpollSetsAndTwiceThroughDup)
+{
+    int fd = Tcp();
+    int fd2 = dup(fd);
+    ASSERT_GE(fd2, 0);
+    int ep1 = epoll_create1(0), ep2 = epoll_create1(0);
+    ASSERT_GE(ep1, 0);
+    ASSERT_GE(ep2, 0);
+    epoll_event ev{};
+    ev.events = EPOLLOUT;
+    ev.data.u64 = 1;
+    ASSERT_EQ(epoll_ctl(ep1, EPOLL_CTL_ADD, fd, &ev), 0);
+    ev.data.u64 = 2;
+    ASSERT_EQ(epoll_ctl(ep2, EPOLL_CTL_ADD, fd, &ev), 0);
+    ev.data.u64 = 3;
+    ASSERT_EQ(epoll_ctl(ep1, EPOLL_CTL_ADD, fd2, &ev), 0);
+    EXPECT_FAILS_WITH(epoll_ctl(ep1, EPOLL_CTL_ADD, fd2, &ev), EEXIST);
+    epoll_event out[4];
+    auto datas = [&](int ep) {
+        int n = epoll_wait(ep, out, 4, 0);
+        std::vector<uint64_t> d;
+        for (int i = 0; i < n; i++) d.push_back(out[i].data.u64);
+        std::sort(d.begin(), d.end());
+        return d;
+    };
+    EXPECT_EQ(datas(ep1), (std::vector<uint64_t>{1, 3}));
+    EXPECT_EQ(datas(ep2), (std::vector<uint64_t>{2}));
+    // The first registration removed: the other two still report; added again with new data, it reports that.
+    ASSERT_EQ(epoll_ctl(ep1, EPOLL_CTL_DEL, fd, nullptr), 0);
+    EXPECT_EQ(datas(ep1), (std::vector<uint64_t>{3}));
+    EXPECT_EQ(datas(ep2), (std::vector<uint64_t>{2}));
+    ev.data.u64 = 4;
+    ASSERT_EQ(epoll_ctl(ep1, EPOLL_CTL_ADD, fd, &ev), 0);
+    EXPECT_EQ(datas(ep1), (std::vector<uint64_t>{3, 4}));
+    // One-shot on one registration disarms only that one.
+    ev.events = EPOLLOUT | EPOLLONESHOT;
+    ev.data.u64 = 5;
+    ASSERT_EQ(epoll_ctl(ep2, EPOLL_CTL_MOD, fd, &ev), 0);
+    EXPECT_EQ(datas(ep2), (std::vector<uint64_t>{5}));
+    EXPECT_EQ(datas(ep2), (std::vector<uint64_t>{}));
+    EXPECT_EQ(datas(ep1), (std::vector<uint64_t>{3, 4}));
+    // Every fd of the socket closed: its registrations are gone from both sets.
+    close(fd);
+    close(fd2);
+    EXPECT_EQ(datas(ep1), (std::vector<uint64_t>{}));
+    ev.events = EPOLLOUT;
+    EXPECT_FAILS_WITH(epoll_ctl(ep2, EPOLL_CTL_MOD, fd, &ev), EBADF);
+    // A new socket (it may reuse the closed one's object and fd number) starts with no registration.
+    int fd3 = Tcp();
+    EXPECT_EQ(datas(ep1), (std::vector<uint64_t>{}));
+    ev.data.u64 = 6;
+    ASSERT_EQ(epoll_ctl(ep2, EPOLL_CTL_ADD, fd3, &ev), 0);
+    EXPECT_EQ(datas(ep2), (std::vector<uint64_t>{6}));
+    close(fd3);
+    close(ep1);
+    close(ep2);
 }
 
 TEST(SocketParity, MixedKernelAndSocketPoll)

@@ -104,8 +104,10 @@ public class TcpAllocationTests
         // Method 2: the object sizes alone (managed heap footprint, no table amortisation).
         long objects = ObjectSize(typeof(TcpConnection));
         _out.WriteLine($"object size: TcpConnection = {objects} bytes");
-        // Issue 6 target: <= 512 B per idle established connection, with the 4-tuple table entry (36 B) on top.
-        Assert.True(objects <= 512 - 36, $"objects {objects}");
+        // Issue 6 target: <= 512 B per idle established connection for the whole process; the connection's share is
+        // 424 B (408 B of fields; session 4 packed the socket booleans, the MSS pair and the last readiness), and a
+        // field that pushes it past that size class fails here.
+        Assert.True(objects <= 424, $"objects {objects}");
         Assert.True(perConnection < 1024, $"per connection {perConnection}");
     }
 
