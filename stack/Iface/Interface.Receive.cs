@@ -1,4 +1,6 @@
 using System;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using UserTcp.Stack.Phy;
 using UserTcp.Stack.Wire;
 
@@ -62,28 +64,37 @@ public sealed partial class Interface
             _counters.Drop(reason);
             return;
         }
+        // The fields read once: TryParse has checked that the header (at least 20 bytes) is all there and cut the
+        // view to the total length.
+        Span<byte> bytes = ip.Bytes;
+        ref byte p = ref MemoryMarshal.GetReference(bytes);
+        int hl = (p & 0xF) * 4;
+        var src = new Ipv4Address(BigEndian(Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref p, 12))));
+        var dst = new Ipv4Address(BigEndian(Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref p, 16))));
+        byte protocol = Unsafe.Add(ref p, 9);
         // RFC 1122 §3.2.1.3: a source that is broadcast, multicast, loopback, unspecified or ourselves is bogus.
-        Ipv4Address src = ip.Source;
-        if (src.IsBroadcast || src.IsMulticast || src.IsLoopback || src.IsAny || src == _config.Address)
+        Ipv4Address us = _config.Address;
+        if (src.IsBroadcast || src.IsMulticast || src.IsLoopback || src.IsAny || src == us)
         {
             _counters.Drop(DropReason.Ipv4BadSource);
             return;
         }
         // Only unicast to our address: we serve TCP and ping, neither of which uses broadcast.
-        if (ip.Destination != _config.Address || linkBroadcast)
+        if (dst != us || linkBroadcast)
         {
             _counters.Drop(DropReason.Ipv4NotForUs);
             return;
         }
-        switch (ip.Protocol)
+        switch (protocol)
         {
             case IpProtocol.Tcp:
-                if (Transport is null)
+                if (Transport is not { } transport)
                 {
                     _counters.Drop(DropReason.Ipv4UnknownProtocol);
                     return;
                 }
-                Transport.Receive(Ipv4Packet.From(ip), ip.Payload, flags, nowUs);
+                transport.Receive(new Ipv4Packet(src, dst, protocol, Unsafe.Add(ref p, 8), bytes.Length, hl), bytes[hl..],
+                    flags, nowUs);
                 break;
             case IpProtocol.Icmp:
                 ReceiveIcmp(ip, nowUs);

@@ -239,8 +239,7 @@ public sealed partial class TcpConnection : TimerNode
     /// <summary>Active open: sends a SYN (RFC 9293 §3.10.1).</summary>
     internal void StartConnect(long nowUs)
     {
-        _iss = _layer.Isn.Isn(Tuple, nowUs);
-        _tsOffset = _layer.Isn.TimestampOffset(Tuple);
+        _iss = _layer.Isn.Isn(Tuple, nowUs, out _tsOffset);
         _sndUna = _sndNxt = _sndMax = _iss;
         _recover = _iss;
         _mss = _layer.MssForRoute();
@@ -256,8 +255,7 @@ public sealed partial class TcpConnection : TimerNode
     {
         Listener = listener;
         Set(ConnFlags.Passive);
-        _iss = _layer.Isn.Isn(Tuple, nowUs);
-        _tsOffset = _layer.Isn.TimestampOffset(Tuple);
+        _iss = _layer.Isn.Isn(Tuple, nowUs, out _tsOffset);
         _sndUna = _sndNxt = _sndMax = _iss;
         _recover = _iss;
         _irs = peerIsn;
