@@ -1,4 +1,5 @@
 using System;
+using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using UserTcp.Stack.Phy;
@@ -23,19 +24,45 @@ public sealed partial class Interface
         Start(nowUs);
         Span<PacketBuf> burst = stackalloc PacketBuf[_txBatch.Length];
         int n = _device.Receive(burst);
-        for (int i = 0; i < n; i++)
+        if (n > 0)
         {
-            _counters.RxPackets++;
-            _counters.RxBytes += burst[i].Length;
-            ReceiveFrame(burst[i].Data, burst[i].Offloads, nowUs);
+            // Our unicast address as the first 48 bits of a frame read big-endian, once per burst (the device's
+            // capabilities sit behind an interface call). A group address never matches: such frames take the
+            // general path, which knows broadcast and multicast.
+            MacAddress mac = MacAddress;
+            ulong ourMac = mac.IsMulticast || mac.Value > 0xFFFF_FFFF_FFFFUL ? ulong.MaxValue : mac.Value;
+            for (int i = 0; i < n; i++)
+            {
+                _counters.RxPackets++;
+                _counters.RxBytes += burst[i].Length;
+                ReceiveFrame(burst[i].Data, burst[i].Offloads, ourMac, nowUs);
+            }
         }
         if (n > 0) _device.FreeBurst(burst[..n]); // nothing keeps a received frame past ReceiveFrame
         Flush();
         return n;
     }
 
-    private void ReceiveFrame(Span<byte> frame, PacketOffloads flags, long nowUs)
+    private void ReceiveFrame(Span<byte> frame, PacketOffloads flags, ulong ourMac, long nowUs)
     {
+        // The common frame first: IPv4 to our unicast address, checked with two loads. Anything else (ARP, IPv6,
+        // broadcast, multicast, not for us, truncated) takes the general path below, which names the drop reason.
+        if (frame.Length >= EthernetFrameView.HeaderLength)
+        {
+            ref byte f = ref MemoryMarshal.GetReference(frame);
+            ulong head = Unsafe.ReadUnaligned<ulong>(ref f);
+            ushort type = Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref f, 12));
+            if (BitConverter.IsLittleEndian)
+            {
+                head = BinaryPrimitives.ReverseEndianness(head);
+                type = BinaryPrimitives.ReverseEndianness(type);
+            }
+            if ((head >> 16) == ourMac && type == EtherType.Ipv4)
+            {
+                ReceiveIpv4(frame[EthernetFrameView.HeaderLength..], flags, linkBroadcast: false, nowUs);
+                return;
+            }
+        }
         if (!EthernetFrameView.TryParse(frame, out EthernetFrameView eth, out DropReason reason))
         {
             _counters.Drop(reason);
