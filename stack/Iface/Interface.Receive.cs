@@ -26,11 +26,8 @@ public sealed partial class Interface
         int n = _device.Receive(burst);
         if (n > 0)
         {
-            // Our unicast address as the first 48 bits of a frame read big-endian, once per burst (the device's
-            // capabilities sit behind an interface call). A group address never matches: such frames take the
-            // general path, which knows broadcast and multicast.
-            MacAddress mac = MacAddress;
-            ulong ourMac = mac.IsMulticast || mac.Value > 0xFFFF_FFFF_FFFFUL ? ulong.MaxValue : mac.Value;
+            ulong ourMac = _rxMacKey;
+            if (ourMac == 0) _rxMacKey = ourMac = RxMacKey();
             for (int i = 0; i < n; i++)
             {
                 _counters.RxPackets++;
@@ -41,6 +38,18 @@ public sealed partial class Interface
         if (n > 0) _device.FreeBurst(burst[..n]); // nothing keeps a received frame past ReceiveFrame
         Flush();
         return n;
+    }
+
+    /// <summary>Our unicast address as the first 48 bits of a frame read big-endian (the receive fast path's key),
+    /// taken once from the device (its capabilities are fixed for its lifetime and sit behind an interface call);
+    /// 0 until the first burst. A group address never matches: such frames take the general path, which knows
+    /// broadcast and multicast.</summary>
+    private ulong _rxMacKey;
+
+    private ulong RxMacKey()
+    {
+        MacAddress mac = MacAddress;
+        return mac.IsMulticast || mac.Value > 0xFFFF_FFFF_FFFFUL ? ulong.MaxValue : mac.Value;
     }
 
     private void ReceiveFrame(Span<byte> frame, PacketOffloads flags, ulong ourMac, long nowUs)
