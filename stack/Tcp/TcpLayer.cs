@@ -69,6 +69,9 @@ public sealed partial class TcpLayer : ITimerHandler
     private readonly ITcpTransmit _tx;
 
     internal readonly IsnGenerator Isn;
+    /// <summary>The keepalive times of <see cref="Config"/> in the connection's whole milliseconds (each new
+    /// connection starts from them).</summary>
+    internal readonly int KeepIdleMsDefault, KeepIntervalMsDefault;
     public TcpConfig Config { get; }
     /// <summary>Set when several processes share the device: flows are claimed through it (null: all are ours).</summary>
     public IFlowOwnership? Flows { get; set; }
@@ -92,6 +95,8 @@ public sealed partial class TcpLayer : ITimerHandler
         Counters = counters;
         Buffers = buffers;
         Isn = new IsnGenerator(config.Seed);
+        KeepIdleMsDefault = TcpConnection.OptionMs(config.KeepAliveIdleUs);
+        KeepIntervalMsDefault = TcpConnection.OptionMs(config.KeepAliveIntervalUs);
         _table = new ConnectionTable(config.ExpectedConnections, config.Seed);
         _wheel = new TimerWheel(tickUs: 1000);
         _nextEphemeral = config.EphemeralPortFirst + (int)(config.Seed % (ulong)(config.EphemeralPortLast - config.EphemeralPortFirst + 1));

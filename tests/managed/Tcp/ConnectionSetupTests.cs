@@ -153,6 +153,32 @@ public class ConnectionSetupTests
         }
     }
 
+    [Fact]
+    public void ChildrenInheritTheListenersTimesAndActiveOpensTheConfigs()
+    {
+        using var s = new TcpScript(new TcpConfig { Seed = 42, KeepAliveIdleUs = 7_000_500, KeepAliveIntervalUs = 999 });
+        TcpListener l = s.Layer.Listen(80, 8, out _)!;
+        l.KeepAlive = true;
+        l.KeepIdleUs = 1500;          // rounded up to whole milliseconds, as a connection keeps it
+        l.KeepIntervalUs = 2_000_000;
+        l.UserTimeoutUs = 3_000_001;
+        l.KeepCount = 4;
+        Assert.Equal(2000, l.KeepIdleUs);
+        s.Inject(TcpFlags.Syn, 1000, 0);
+        TcpConnection child = s.Layer.Find(new TcpTuple(TcpScript.Us, 80, TcpScript.Peer, s.PeerPort))!;
+        Assert.True(child.KeepAlive);
+        Assert.Equal(2000, child.KeepIdleUs);
+        Assert.Equal(2_000_000, child.KeepIntervalUs);
+        Assert.Equal(3_001_000, child.UserTimeoutUs);
+        Assert.Equal(4, child.KeepCount);
+        s.Out.Clear();
+        TcpConnection active = s.Layer.Connect(0, TcpScript.Peer, 6000, s.NowUs, out _)!;
+        Assert.Equal(7_001_000, active.KeepIdleUs);
+        Assert.Equal(1000, active.KeepIntervalUs);
+        Assert.Equal(0, active.UserTimeoutUs);
+        Assert.False(active.KeepAlive);
+    }
+
     // ------------------------------------------------------------------------------------------------------------
     // Connection table
     // ------------------------------------------------------------------------------------------------------------
