@@ -1,4 +1,7 @@
 using System;
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using UserTcp.Stack.Phy;
 using UserTcp.Stack.Wire;
 
@@ -21,19 +24,54 @@ public sealed partial class Interface
         Start(nowUs);
         Span<PacketBuf> burst = stackalloc PacketBuf[_txBatch.Length];
         int n = _device.Receive(burst);
-        for (int i = 0; i < n; i++)
+        if (n > 0)
         {
-            _counters.RxPackets++;
-            _counters.RxBytes += burst[i].Length;
-            ReceiveFrame(burst[i].Data, burst[i].Offloads, nowUs);
+            ulong ourMac = _rxMacKey;
+            if (ourMac == 0) _rxMacKey = ourMac = RxMacKey();
+            for (int i = 0; i < n; i++)
+            {
+                _counters.RxPackets++;
+                _counters.RxBytes += burst[i].Length;
+                ReceiveFrame(burst[i].Data, burst[i].Offloads, ourMac, nowUs);
+            }
         }
         if (n > 0) _device.FreeBurst(burst[..n]); // nothing keeps a received frame past ReceiveFrame
         Flush();
         return n;
     }
 
-    private void ReceiveFrame(Span<byte> frame, PacketOffloads flags, long nowUs)
+    /// <summary>Our unicast address as the first 48 bits of a frame read big-endian (the receive fast path's key),
+    /// taken once from the device (its capabilities are fixed for its lifetime and sit behind an interface call);
+    /// 0 until the first burst. A group address never matches: such frames take the general path, which knows
+    /// broadcast and multicast.</summary>
+    private ulong _rxMacKey;
+
+    private ulong RxMacKey()
     {
+        MacAddress mac = MacAddress;
+        return mac.IsMulticast || mac.Value > 0xFFFF_FFFF_FFFFUL ? ulong.MaxValue : mac.Value;
+    }
+
+    private void ReceiveFrame(Span<byte> frame, PacketOffloads flags, ulong ourMac, long nowUs)
+    {
+        // The common frame first: IPv4 to our unicast address, checked with two loads. Anything else (ARP, IPv6,
+        // broadcast, multicast, not for us, truncated) takes the general path below, which names the drop reason.
+        if (frame.Length >= EthernetFrameView.HeaderLength)
+        {
+            ref byte f = ref MemoryMarshal.GetReference(frame);
+            ulong head = Unsafe.ReadUnaligned<ulong>(ref f);
+            ushort type = Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref f, 12));
+            if (BitConverter.IsLittleEndian)
+            {
+                head = BinaryPrimitives.ReverseEndianness(head);
+                type = BinaryPrimitives.ReverseEndianness(type);
+            }
+            if ((head >> 16) == ourMac && type == EtherType.Ipv4)
+            {
+                ReceiveIpv4(frame[EthernetFrameView.HeaderLength..], flags, linkBroadcast: false, nowUs);
+                return;
+            }
+        }
         if (!EthernetFrameView.TryParse(frame, out EthernetFrameView eth, out DropReason reason))
         {
             _counters.Drop(reason);
@@ -62,28 +100,37 @@ public sealed partial class Interface
             _counters.Drop(reason);
             return;
         }
+        // The fields read once: TryParse has checked that the header (at least 20 bytes) is all there and cut the
+        // view to the total length.
+        Span<byte> bytes = ip.Bytes;
+        ref byte p = ref MemoryMarshal.GetReference(bytes);
+        int hl = (p & 0xF) * 4;
+        var src = new Ipv4Address(BigEndian(Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref p, 12))));
+        var dst = new Ipv4Address(BigEndian(Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref p, 16))));
+        byte protocol = Unsafe.Add(ref p, 9);
         // RFC 1122 §3.2.1.3: a source that is broadcast, multicast, loopback, unspecified or ourselves is bogus.
-        Ipv4Address src = ip.Source;
-        if (src.IsBroadcast || src.IsMulticast || src.IsLoopback || src.IsAny || src == _config.Address)
+        Ipv4Address us = _config.Address;
+        if (src.IsBroadcast || src.IsMulticast || src.IsLoopback || src.IsAny || src == us)
         {
             _counters.Drop(DropReason.Ipv4BadSource);
             return;
         }
         // Only unicast to our address: we serve TCP and ping, neither of which uses broadcast.
-        if (ip.Destination != _config.Address || linkBroadcast)
+        if (dst != us || linkBroadcast)
         {
             _counters.Drop(DropReason.Ipv4NotForUs);
             return;
         }
-        switch (ip.Protocol)
+        switch (protocol)
         {
             case IpProtocol.Tcp:
-                if (Transport is null)
+                if (Transport is not { } transport)
                 {
                     _counters.Drop(DropReason.Ipv4UnknownProtocol);
                     return;
                 }
-                Transport.Receive(Ipv4Packet.From(ip), ip.Payload, flags, nowUs);
+                transport.Receive(new Ipv4Packet(src, dst, protocol, Unsafe.Add(ref p, 8), bytes.Length, hl), bytes[hl..],
+                    flags, nowUs);
                 break;
             case IpProtocol.Icmp:
                 ReceiveIcmp(ip, nowUs);

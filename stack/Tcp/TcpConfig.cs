@@ -62,11 +62,7 @@ public sealed class TcpConfig
     /// <summary>The window scale we offer: the smallest shift that lets the largest buffer be advertised.</summary>
     internal byte OurWindowScale
     {
-        get
-        {
-            byte s = 0;
-            while (s < 14 && (MaxBufferSize >> s) > 65535) s++;
-            return s;
-        }
+        // (MaxBufferSize >> s) <= 65535 first holds at s = floor(log2 MaxBufferSize) - 15 (read per connection: no loop).
+        get => MaxBufferSize <= 65535 ? (byte)0 : (byte)Math.Min(System.Numerics.BitOperations.Log2((uint)MaxBufferSize) - 15, 14);
     }
 }

@@ -120,7 +120,7 @@ public sealed partial class TcpConnection : TimerNode
     public long UserTimeoutUs { get => _userTimeoutMs * 1000L; set => _userTimeoutMs = OptionMs(value); }
     public int KeepCount { get => _keepCount; set => _keepCount = (byte)Math.Clamp(value, 0, 255); }
     /// <summary>Microseconds to whole milliseconds, rounded up, at most 24 days (the 32-bit clock's horizon).</summary>
-    private static int OptionMs(long us) => (int)Math.Clamp((us + 999) / 1000, 0, MaxSpanMs);
+    internal static int OptionMs(long us) => (int)Math.Clamp((us + 999) / 1000, 0, MaxSpanMs);
 
     [Flags]
     private enum ConnFlags : ushort
@@ -195,8 +195,8 @@ public sealed partial class TcpConnection : TimerNode
         OwnsPort = SharedPort = false;
         _lastReadiness = Readiness.None;
         NoDelay = Cork = KeepAlive = false;
-        KeepIdleUs = c.KeepAliveIdleUs;
-        KeepIntervalUs = c.KeepAliveIntervalUs;
+        _keepIdleMs = _layer.KeepIdleMsDefault;         // KeepIdleUs = c.KeepAliveIdleUs, converted once per layer
+        _keepIntervalMs = _layer.KeepIntervalMsDefault;
         KeepCount = c.KeepAliveCount;
         _userTimeoutMs = 0;
     }
@@ -252,8 +252,7 @@ public sealed partial class TcpConnection : TimerNode
     /// <summary>Active open: sends a SYN (RFC 9293 §3.10.1).</summary>
     internal void StartConnect(long nowUs)
     {
-        _iss = _layer.Isn.Isn(Tuple, nowUs);
-        _tsOffset = _layer.Isn.TimestampOffset(Tuple);
+        _iss = _layer.Isn.Isn(Tuple, nowUs, out _tsOffset);
         _sndUna = _sndNxt = _sndMax = _iss;
         _recover = _iss;
         _mss = _layer.MssForRoute();
@@ -269,8 +268,7 @@ public sealed partial class TcpConnection : TimerNode
     {
         Listener = listener;
         Set(ConnFlags.Passive);
-        _iss = _layer.Isn.Isn(Tuple, nowUs);
-        _tsOffset = _layer.Isn.TimestampOffset(Tuple);
+        _iss = _layer.Isn.Isn(Tuple, nowUs, out _tsOffset);
         _sndUna = _sndNxt = _sndMax = _iss;
         _recover = _iss;
         _irs = peerIsn;
@@ -326,10 +324,10 @@ public sealed partial class TcpConnection : TimerNode
     {
         NoDelay = l.NoDelay;
         KeepAlive = l.KeepAlive;
-        KeepIdleUs = l.KeepIdleUs;
-        KeepIntervalUs = l.KeepIntervalUs;
+        _keepIdleMs = l.KeepIdleMs; // already whole milliseconds, as OptionMs gives them
+        _keepIntervalMs = l.KeepIntervalMs;
         KeepCount = l.KeepCount;
-        UserTimeoutUs = l.UserTimeoutUs;
+        _userTimeoutMs = l.UserTimeoutMs;
         if (l.SendBufferSize > 0) _snd.TrySetCapacity(l.SendBufferSize);
         if (l.ReceiveBufferSize > 0) _rcv.TrySetCapacity(l.ReceiveBufferSize);
     }

@@ -1,5 +1,8 @@
 using System;
+using System.Buffers.Binary;
 using System.Collections.Generic;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using UserTcp.Stack.Phy;
 using UserTcp.Stack.Wire;
 
@@ -52,7 +55,7 @@ public sealed partial class TcpLayer : ITimerHandler
 {
     private readonly ConnectionTable _table;
     private readonly Dictionary<ushort, TcpListener> _listeners = new();
-    private readonly Dictionary<ushort, int> _portUsers = new();
+    private readonly PortTable _portUsers = new();
     private readonly Stack<Assembler> _assemblers = new();
     private readonly Stack<SackScoreboard> _scoreboards = new();
     private readonly TimerWheel _wheel;
@@ -66,6 +69,9 @@ public sealed partial class TcpLayer : ITimerHandler
     private readonly ITcpTransmit _tx;
 
     internal readonly IsnGenerator Isn;
+    /// <summary>The keepalive times of <see cref="Config"/> in the connection's whole milliseconds (each new
+    /// connection starts from them).</summary>
+    internal readonly int KeepIdleMsDefault, KeepIntervalMsDefault;
     public TcpConfig Config { get; }
     /// <summary>Set when several processes share the device: flows are claimed through it (null: all are ours).</summary>
     public IFlowOwnership? Flows { get; set; }
@@ -89,7 +95,9 @@ public sealed partial class TcpLayer : ITimerHandler
         Counters = counters;
         Buffers = buffers;
         Isn = new IsnGenerator(config.Seed);
-        _table = new ConnectionTable(config.ExpectedConnections);
+        KeepIdleMsDefault = TcpConnection.OptionMs(config.KeepAliveIdleUs);
+        KeepIntervalMsDefault = TcpConnection.OptionMs(config.KeepAliveIntervalUs);
+        _table = new ConnectionTable(config.ExpectedConnections, config.Seed);
         _wheel = new TimerWheel(tickUs: 1000);
         _nextEphemeral = config.EphemeralPortFirst + (int)(config.Seed % (ulong)(config.EphemeralPortLast - config.EphemeralPortFirst + 1));
         _freeEphemeral = config.EphemeralPortLast - config.EphemeralPortFirst + 1;
@@ -105,26 +113,18 @@ public sealed partial class TcpLayer : ITimerHandler
     // --------------------------------------------------------------------------------------------------------
 
     /// <summary>True when some socket holds <paramref name="port"/> (bound, listening or connected).</summary>
-    public bool PortInUse(ushort port) => _portUsers.ContainsKey(port);
+    public bool PortInUse(ushort port) => _portUsers.InUse(port);
 
     public bool IsListening(ushort port) => _listeners.ContainsKey(port);
 
     internal void AcquirePort(ushort port)
     {
-        _portUsers.TryGetValue(port, out int n);
-        _portUsers[port] = n + 1;
-        if (n == 0 && IsEphemeral(port)) _freeEphemeral--;
+        if (_portUsers.Acquire(port) && IsEphemeral(port)) _freeEphemeral--;
     }
 
     internal void ReleasePort(ushort port)
     {
-        if (!_portUsers.TryGetValue(port, out int n)) return;
-        if (n <= 1)
-        {
-            _portUsers.Remove(port);
-            if (IsEphemeral(port)) _freeEphemeral++;
-        }
-        else _portUsers[port] = n - 1;
+        if (_portUsers.Release(port) && IsEphemeral(port)) _freeEphemeral++;
     }
 
     private bool IsEphemeral(ushort port) => port >= Config.EphemeralPortFirst && port <= Config.EphemeralPortLast;
@@ -138,7 +138,7 @@ public sealed partial class TcpLayer : ITimerHandler
         {
             int p = _nextEphemeral;
             _nextEphemeral = p == last ? first : p + 1;
-            if (!_portUsers.ContainsKey((ushort)p)) return (ushort)p;
+            if (!_portUsers.InUse((ushort)p)) return (ushort)p;
         }
         return 0;
     }
@@ -156,7 +156,8 @@ public sealed partial class TcpLayer : ITimerHandler
         {
             int p = _nextEphemeral;
             _nextEphemeral = p == last ? first : p + 1;
-            if (!_portUsers.TryGetValue((ushort)p, out int users) || users != connectUsers[p]) continue;
+            int users = _portUsers.Users((ushort)p);
+            if (users == 0 || users != connectUsers[p]) continue;
             // A tuple in TIME-WAIT may be taken over (Connect ends the old one first), as Linux does on loopback.
             if (_table.TryGetValue(new TcpTuple(_tx.LocalAddress, (ushort)p, remote, remotePort), out TcpConnection? c)
                 && c.State != TcpState.TimeWait) continue;
@@ -254,8 +255,7 @@ public sealed partial class TcpLayer : ITimerHandler
 
     private void Link(TcpConnection c)
     {
-        if (_table.TryGetValue(c.Tuple, out TcpConnection? old)) { _table.Remove(old); old.InTable = false; }
-        _table.Add(c);
+        if (_table.AddOrReplace(c) is { } old) old.InTable = false;
         c.InTable = true;
     }
 
@@ -373,30 +373,40 @@ public sealed partial class TcpLayer : ITimerHandler
             Counters.Drop(DropReason.TcpBadChecksum);
             return;
         }
-        if (!TcpHeaderView.TryParse(segment, out TcpHeaderView h, out DropReason reason))
+        // The fixed header in four loads, with TcpHeaderView.TryParse's checks in its order (RFC 9293 §3.1).
+        if (segment.Length < TcpHeaderView.MinLength)
         {
-            Counters.Drop(reason);
+            Counters.Drop(DropReason.TcpTruncated);
+            return;
+        }
+        ref byte b = ref MemoryMarshal.GetReference(segment);
+        uint ports = BigEndian(Unsafe.ReadUnaligned<uint>(ref b));
+        uint offsetFlagsWindow = BigEndian(Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref b, 12)));
+        int hl = (int)(offsetFlagsWindow >> 28) * 4;
+        if (hl < TcpHeaderView.MinLength || hl > segment.Length)
+        {
+            Counters.Drop(hl < TcpHeaderView.MinLength ? DropReason.TcpBadHeaderLength : DropReason.TcpTruncated);
             return;
         }
         TcpSegment seg;
         // Parsed straight into the segment (no copy of the options value).
-        if (!TcpOptions.TryParse(h.Options, out seg.Options, out reason))
+        if (!TcpOptions.TryParse(segment[TcpHeaderView.MinLength..hl], out seg.Options, out DropReason reason))
         {
             Counters.Drop(reason);
             return;
         }
-        ushort sourcePort = h.SourcePort, destinationPort = h.DestinationPort;
+        ushort sourcePort = (ushort)(ports >> 16), destinationPort = (ushort)ports;
         if (source.IsBroadcast || source.IsMulticast || destination.IsBroadcast || destination.IsMulticast
             || sourcePort == 0 || destinationPort == 0)
         {
             Counters.Drop(DropReason.TcpBadFlags);
             return;
         }
-        seg.Seq = new SeqNumber(h.SequenceNumber);
-        seg.Ack = new SeqNumber(h.AckNumber);
-        seg.Flags = h.Flags;
-        seg.Window = h.Window;
-        seg.Payload = h.Payload;
+        seg.Seq = new SeqNumber(BigEndian(Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref b, 4))));
+        seg.Ack = new SeqNumber(BigEndian(Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref b, 8))));
+        seg.Flags = (TcpFlags)(byte)(offsetFlagsWindow >> 16);
+        seg.Window = (ushort)offsetFlagsWindow;
+        seg.Payload = segment[hl..];
         // SYN+FIN or SYN+RST are never legitimate (a scan or an attack): drop like Linux does.
         if (seg.Has(TcpFlags.Syn) && seg.Has(TcpFlags.Fin | TcpFlags.Rst))
         {
@@ -454,6 +464,9 @@ public sealed partial class TcpLayer : ITimerHandler
         Counters.Drop(DropReason.TcpNoSocket);
         ReplyReset(tuple, ref seg, nowUs);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint BigEndian(uint v) => BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(v) : v;
 
     /// <summary>RFC 9293 §3.10.7.1: a segment for no connection is answered with a reset (unless it is one).</summary>
     private void ReplyReset(in TcpTuple tuple, ref TcpSegment seg, long nowUs)

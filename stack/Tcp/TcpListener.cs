@@ -33,10 +33,13 @@ public sealed class TcpListener
     // Options new connections inherit (as Linux children inherit the listener's socket options).
     public bool NoDelay;
     public bool KeepAlive;
-    public long KeepIdleUs, KeepIntervalUs;
     public int KeepCount;
-    public long UserTimeoutUs;
     public int SendBufferSize, ReceiveBufferSize;
+    // Kept in whole milliseconds as a connection keeps them (TcpConnection.OptionMs): a child copies them as they are.
+    internal int KeepIdleMs, KeepIntervalMs, UserTimeoutMs;
+    public long KeepIdleUs { get => KeepIdleMs * 1000L; set => KeepIdleMs = TcpConnection.OptionMs(value); }
+    public long KeepIntervalUs { get => KeepIntervalMs * 1000L; set => KeepIntervalMs = TcpConnection.OptionMs(value); }
+    public long UserTimeoutUs { get => UserTimeoutMs * 1000L; set => UserTimeoutMs = TcpConnection.OptionMs(value); }
 
     internal TcpConnection? QueueHead => _head;
     internal bool CanAcceptMore => PendingAccepts < Backlog;

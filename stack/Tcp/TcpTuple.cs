@@ -42,15 +42,13 @@ internal sealed class IsnGenerator
 {
     private readonly SipHash _isnKey;
     private readonly SipHash _cookieKey;
-    private readonly SipHash _tsKey;
 
     public IsnGenerator(ulong seed)
     {
-        // Derive three independent keys from one seed (splitmix64 steps).
+        // Derive independent keys from one seed (splitmix64 steps).
         ulong s = seed;
         _isnKey = new SipHash(Next(ref s), Next(ref s));
         _cookieKey = new SipHash(Next(ref s), Next(ref s));
-        _tsKey = new SipHash(Next(ref s), Next(ref s));
     }
 
     private static ulong Next(ref ulong s)
@@ -67,13 +65,24 @@ internal sealed class IsnGenerator
     /// <summary>Tests only: a fixed ISN (e.g. just below 2^32 to exercise sequence wrap-around).</summary>
     internal uint? FixedIsnForTests;
 
-    public SeqNumber Isn(in TcpTuple t, long nowUs) => FixedIsnForTests is uint fixedIsn
-        ? new SeqNumber(fixedIsn)
-        : new(unchecked((uint)_isnKey.Hash(Word0(t), Word1(t)) + (uint)(nowUs / 4)));
+    public SeqNumber Isn(in TcpTuple t, long nowUs) => Isn(t, nowUs, out _);
+
+    /// <summary>The ISN and the timestamp offset of a new connection from one keyed hash of the tuple: its low 32
+    /// bits are F of RFC 6528 (the ISN adds the 4 µs clock), its high 32 bits the offset. Both only need to be
+    /// unpredictable per 4-tuple to anyone without the key (RFC 6528 §3, RFC 7323 §7.1); halves of one SipHash
+    /// output are independent of each other for such an observer, so seeing TSval (and so the offset) tells
+    /// nothing about the ISN's secret part. One hash per open instead of two.</summary>
+    public SeqNumber Isn(in TcpTuple t, long nowUs, out uint timestampOffset)
+    {
+        ulong h = _isnKey.Hash(Word0(t), Word1(t));
+        timestampOffset = (uint)(h >> 32);
+        return FixedIsnForTests is uint fixedIsn ? new SeqNumber(fixedIsn) : new(unchecked((uint)h + (uint)(nowUs / 4)));
+    }
 
     /// <summary>Per-connection timestamp offset (Linux randomises TSval per connection the same way), so TSval
-    /// leaks neither uptime nor the other connections' clocks.</summary>
-    public uint TimestampOffset(in TcpTuple t) => (uint)_tsKey.Hash(Word0(t), Word1(t));
+    /// leaks neither uptime nor the other connections' clocks: the offset <see cref="Isn(in TcpTuple, long, out uint)"/>
+    /// gives, for a connection that takes its ISS from elsewhere (a SYN cookie).</summary>
+    public uint TimestampOffset(in TcpTuple t) => (uint)(_isnKey.Hash(Word0(t), Word1(t)) >> 32);
 
     // SYN cookies: ISS = [count mod 32 : 5][MSS index : 3][hash : 24]. The count advances every 64 s; a cookie is
     // accepted for the current and the previous count (so for 64..128 s). The hash covers the tuple, the peer's ISN

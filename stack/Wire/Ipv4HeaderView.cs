@@ -77,6 +77,7 @@ public readonly ref struct Ipv4HeaderView
     /// reassemble (MF set or offset non-zero → <see cref="DropReason.Ipv4Fragment"/>). On success the view is cut to
     /// the total length.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // the fast path inlined into the receive path; the rest is a call
     public static bool TryParse(Span<byte> packet, bool checksumVerified, out Ipv4HeaderView view, out DropReason reason)
     {
         // The common packet first: version 4 without options (0x45), read with five loads. Anything it does not
@@ -108,6 +109,13 @@ public readonly ref struct Ipv4HeaderView
                 }
             }
         }
+        return TryParseGeneral(packet, checksumVerified, out view, out reason);
+    }
+
+    /// <summary>The field-by-field checks of <see cref="TryParse"/>, which name the drop reason.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static bool TryParseGeneral(Span<byte> packet, bool checksumVerified, out Ipv4HeaderView view, out DropReason reason)
+    {
         view = default;
         if (packet.Length < MinHeaderLength) { reason = DropReason.Ipv4Truncated; return false; }
         var v = new Ipv4HeaderView(packet);

@@ -71,11 +71,37 @@ public struct TcpOptions
             reason = DropReason.None;
             return true;
         }
+        // Fast path for a SYN or SYN-ACK in the layout Linux and this stack (Emit) send: MSS, SACK-permitted +
+        // timestamps, NOP + window scale (20 bytes). Same result as the general loop below; any other layout takes it.
+        if (bytes.Length == 20 && BinaryPrimitives.ReadUInt32BigEndian(bytes[4..]) == 0x0402080Au)
+        {
+            uint w0 = BinaryPrimitives.ReadUInt32BigEndian(bytes), w4 = BinaryPrimitives.ReadUInt32BigEndian(bytes[16..]);
+            if ((w0 >> 16) == 0x0204u && (w4 >> 8) == 0x010303u)
+            {
+                options.HasMss = true;
+                options.Mss = (ushort)w0;
+                options.SackPermitted = true;
+                options.HasTimestamps = true;
+                options.TsVal = BinaryPrimitives.ReadUInt32BigEndian(bytes[8..]);
+                options.TsEcr = BinaryPrimitives.ReadUInt32BigEndian(bytes[12..]);
+                options.HasWindowScale = true;
+                options.WindowScale = Math.Min((byte)w4, (byte)MaxWindowScale);
+                reason = DropReason.None;
+                return true;
+            }
+        }
         if (bytes.IsEmpty)
         {
             reason = DropReason.None;
             return true;
         }
+        return ParseGeneral(bytes, ref options, out reason);
+    }
+
+    /// <summary>The option list walked kind by kind (every layout the fast paths of <see cref="TryParse"/> do not
+    /// recognise).</summary>
+    internal static bool ParseGeneral(ReadOnlySpan<byte> bytes, ref TcpOptions options, out DropReason reason)
+    {
         int i = 0;
         while (i < bytes.Length)
         {
