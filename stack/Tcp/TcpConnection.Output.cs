@@ -31,7 +31,9 @@ public sealed partial class TcpConnection
         }
         bool sent = false;
         if (Has(ConnFlags.InRecovery) && Has(ConnFlags.Sack)) sent = SendRecovery(nowUs);
-        sent |= SendNewData(nowUs, force: false);
+        // SendNewData has nothing to do unless data waits past SND.NXT or a FIN is queued (the call after input that
+        // only brought an ACK or a request): test that here and spare the call.
+        if (Has(ConnFlags.FinQueued) || _sndNxt < DataEndSeq()) sent |= SendNewData(nowUs, force: false);
         if (!sent && (Has(ConnFlags.AckNow) || Reached(nowUs, _delAckAt))) SendAck(nowUs);
 
         // Never leave data without a timer. Bytes in flight: the retransmission timer. Data waiting (or a rewound
@@ -71,6 +73,7 @@ public sealed partial class TcpConnection
         // (The RTO is never below MinRtoUs: the cheap comparison first spares computing it on a busy connection.)
         if (_sndUna == _sndMax && _lastSendMs != 0 && ElapsedUs(nowUs, _lastSendMs) is long idle
             && idle > _layer.Rto.MinRtoUs && idle > CurrentRtoUs && _sndNxt < dataEnd) _cc.OnIdleRestart(nowUs);
+        if (!force && !finQueued && _layer.SendFastPath && TrySendOne(nowUs, dataEnd - _sndNxt, out bool one)) return one;
         while (true)
         {
             if (_sndNxt > dataEnd) break;                          // FIN already sent
@@ -127,6 +130,46 @@ public sealed partial class TcpConnection
             if (fin || force) break;
         }
         return sent;
+    }
+
+    /// <summary>
+    /// The common send of a request/response exchange, decided in a few comparisons: everything queued past SND.NXT
+    /// (<paramref name="avail"/> bytes, no FIN) fits one segment, nothing is being retransmitted (SND.NXT = SND.MAX,
+    /// no recovery, no duplicate ACKs, no persist probe), no SACK blocks are owed (the segment is a plain one), and the
+    /// send window and cwnd take it whole; a short segment also needs Nagle and cork not to hold it. Then it is
+    /// exactly the one segment the loop of <see cref="SendNewData"/> would send, followed by the loop's stop (nothing
+    /// left). False when any condition fails: the caller runs the full logic, which decides everything the same way
+    /// as without this path (tests compare the two segment by segment).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TrySendOne(long nowUs, int avail, out bool sent)
+    {
+        sent = false;
+        const ConnFlags unusual = ConnFlags.InRecovery | ConnFlags.Persist | ConnFlags.Retransmitting;
+        if ((_flags & unusual) != 0 || _sndNxt != _sndMax || _dupAcks != 0 || avail > _mss
+            || (Has(ConnFlags.Sack) && _ooo != null && !_ooo.IsEmpty)
+            || State is not (TcpState.Established or TcpState.CloseWait)) return false;
+        long inflight = _sndNxt - _sndUna;
+        if (avail > Math.Min((long)_sndWnd, _cc.Cwnd + _inflation) - inflight) return false;
+        if (avail < _mss && (Cork || (!NoDelay && inflight > 0))) return false;
+        sent = TransmitPlain(_sndNxt, avail, TcpFlags.Ack, nowUs);
+        if (!sent) return true; // no buffer: the full loop would stop here too
+        _layer.SendFastPathSegments++;
+        _lastSendMs = StampMs(nowUs);
+        if (!Has(ConnFlags.RttTiming))
+        {
+            _rttSeq = _sndNxt;
+            _rttStartUs = (uint)nowUs;
+            Set(ConnFlags.RttTiming);
+        }
+        _sndNxt += avail;
+        _sndMax = _sndNxt;
+        if (_rtoAt == 0)
+        {
+            _rtoAt = DeadlineMs(nowUs + CurrentRtoUs);
+            ScheduleAt(_rtoAt);
+        }
+        return true;
     }
 
     /// <summary>RFC 6675 §4 pipe: bytes believed in the network. Un-SACKed bytes below the highest SACKed byte are
@@ -387,5 +430,6 @@ public sealed partial class TcpConnection
         return true;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static uint BigEndian(uint v) => BitConverter.IsLittleEndian ? System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(v) : v;
 }

@@ -67,6 +67,7 @@ public static class Checksum
 
     /// <summary>The sum of the TCP/UDP pseudo-header (RFC 9293 §3.1): source, destination, zero+protocol, and the
     /// transport length (header + data) in bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint PseudoHeader(Ipv4Address source, Ipv4Address destination, byte protocol, int length)
     {
         ulong s = (source.Value >> 16) + (source.Value & 0xFFFF)
