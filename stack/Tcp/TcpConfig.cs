@@ -60,13 +60,14 @@ public sealed class TcpConfig
     public int ConnectionPoolSize { get; init; } = 4096;
 
     /// <summary>The window scale we offer: the smallest shift that lets the largest buffer be advertised.</summary>
-    internal byte OurWindowScale
+    internal byte OurWindowScale => _ourWindowScale < 0 ? ComputeWindowScale() : (byte)_ourWindowScale;
+    private int _ourWindowScale = -1; // computed on first use (MaxBufferSize is init-only)
+
+    private byte ComputeWindowScale()
     {
-        get
-        {
-            byte s = 0;
-            while (s < 14 && (MaxBufferSize >> s) > 65535) s++;
-            return s;
-        }
+        byte s = 0;
+        while (s < 14 && (MaxBufferSize >> s) > 65535) s++;
+        _ourWindowScale = s;
+        return s;
     }
 }

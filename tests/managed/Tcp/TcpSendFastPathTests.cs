@@ -9,7 +9,7 @@ using Xunit;
 namespace UserTcp.Tests.Tcp;
 
 /// <summary>
-/// The one-segment send path (TcpConnection.TrySendOne) must send exactly what the full send logic sends. Each
+/// The short send paths (TcpConnection.TrySendRun, TransmitSyn) must send exactly what the full send logic sends. Each
 /// scenario runs twice in virtual time with the same seeds, once with the path and once without, and every segment
 /// either side put on the wire (bytes, so flags, sequence and acknowledgment numbers, windows, options, timestamps and
 /// payload) must be the same in both runs. The scenarios mix what the path must leave to the full logic: Nagle and
@@ -20,15 +20,17 @@ public class TcpSendFastPathTests
 {
     private sealed record Result(List<byte[]> Segments, long FastSegments, long Retransmits, long Timeouts, byte[] ServerGot, byte[] ClientGot);
 
-    private static Result Run(bool fast, int seed, double loss, bool noDelay, bool cork, int serverRcvBuf, bool slowReader)
+    private static Result Run(bool fast, int seed, double loss, bool noDelay, bool cork, int serverRcvBuf, bool slowReader,
+        TcpConfig? client = null, TcpConfig? server = null, int rounds = 40, double handshakeLoss = 0)
     {
         var segments = new List<byte[]>();
         using var net = new TcpTestNet(seed,
-            new TcpConfig { Seed = 11 },
-            new TcpConfig { Seed = 22, ReceiveBufferSize = serverRcvBuf });
+            client ?? new TcpConfig { Seed = 11 },
+            server ?? new TcpConfig { Seed = 22, ReceiveBufferSize = serverRcvBuf });
         net.A.Layer.SendFastPath = fast;
         net.B.Layer.SendFastPath = fast;
         net.DropFilter = (from, p) => { segments.Add(p.Data.ToArray()); return false; };
+        net.LossPercent = handshakeLoss;
         var (c, s) = TcpLayerTransferTests.Connect(net);
         c.NoDelay = noDelay;
         s.NoDelay = noDelay;
@@ -41,7 +43,7 @@ public class TcpSendFastPathTests
         var srvGot = new List<byte>();
         var cliGot = new List<byte>();
         // Request/response rounds of varied sizes: 1..100 B (one short segment), around one MSS, and several MSS.
-        for (int round = 0; round < 40; round++)
+        for (int round = 0; round < rounds; round++)
         {
             int size = (round % 4) switch { 0 => 1 + rng.Next(100), 1 => 1400 + rng.Next(100), 2 => 4096, _ => 1 + rng.Next(9000) };
             var req = new byte[size];
@@ -120,6 +122,34 @@ public class TcpSendFastPathTests
         Result full = Run(false, seed, 8, noDelay, false, 256 * 1024, false);
         Result withPath = Run(true, seed, 8, noDelay, false, 256 * 1024, false);
         Assert.True(full.Retransmits > 0, "the scenario lost nothing: no fallback was exercised");
+        AssertSame(full, withPath);
+    }
+
+    [Theory]
+    [InlineData(true, true, true, true, true, true)]
+    [InlineData(false, true, true, true, true, true)]
+    [InlineData(true, false, true, true, false, true)]
+    [InlineData(true, true, false, false, true, true)]
+    [InlineData(false, false, false, true, true, true)]
+    [InlineData(true, true, true, false, false, false)]
+    public void SameSynAndSynAckForEveryOptionSet(bool cWs, bool cSack, bool cTs, bool sWs, bool sSack, bool sTs)
+    {
+        // TransmitSyn writes the SYN and SYN-ACK options itself; TransmitWithOptions builds them through TcpOptions.
+        var client = new TcpConfig { Seed = 11, WindowScaling = cWs, Sack = cSack, Timestamps = cTs };
+        var server = new TcpConfig { Seed = 22, WindowScaling = sWs, Sack = sSack, Timestamps = sTs };
+        Result full = Run(false, 10, 0, true, false, 0, false, client, server, rounds: 4);
+        Result withPath = Run(true, 10, 0, true, false, 0, false, client, server, rounds: 4);
+        AssertSame(full, withPath);
+    }
+
+    [Theory]
+    [InlineData(11)]
+    [InlineData(12)]
+    public void SameSegmentsWhenHandshakeSegmentsAreLost(int seed)
+    {
+        // Lost SYNs and SYN-ACKs: the retransmitted ones (Karn: no RTT sample) go through TransmitSyn as well.
+        Result full = Run(false, seed, 0, true, false, 0, false, null, new TcpConfig { Seed = 22 }, rounds: 6, handshakeLoss: 40);
+        Result withPath = Run(true, seed, 0, true, false, 0, false, null, new TcpConfig { Seed = 22 }, rounds: 6, handshakeLoss: 40);
         AssertSame(full, withPath);
     }
 
