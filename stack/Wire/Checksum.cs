@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace UserTcp.Stack.Wire;
 
@@ -77,6 +78,60 @@ public static class Checksum
     }
 
     /// <summary>
+    /// The sum of the native-order 16-bit words of <paramref name="length"/> bytes (a multiple of 64) at
+    /// <paramref name="source"/>, copying them to <paramref name="destination"/> unless it is null: 64 bytes per step
+    /// in four SSE2 registers. PMADDWD with all-ones multipliers adds adjacent words into 32-bit lanes, but as signed
+    /// values; each word is first flipped in its top bit (w XOR 0x8000 read as signed is w − 0x8000), and the
+    /// 0x8000 per word is added back at the end, so the result is the exact sum of the words (congruent modulo 0xFFFF
+    /// to the 32-bit-word sums the other loops take, and zero only for zero data, which is all the folds need).
+    /// A lane gains at most 2^16 per step: the lanes are emptied into the 64-bit total every 64 KB.
+    /// </summary>
+    private static unsafe ulong SumWords64(byte* source, byte* destination, int length)
+    {
+        Vector128<short> flip = Vector128.Create(unchecked((short)0x8000));
+        Vector128<short> ones = Vector128.Create((short)1);
+        long total = 0;
+        int done = 0;
+        while (done < length)
+        {
+            int chunk = Math.Min(length - done, 1 << 16);
+            Vector128<int> a0 = Vector128<int>.Zero, a1 = Vector128<int>.Zero, a2 = Vector128<int>.Zero, a3 = Vector128<int>.Zero;
+            byte* p = source + done, end = p + chunk;
+            if (destination != null)
+            {
+                byte* d = destination + done;
+                for (; p < end; p += 64, d += 64)
+                {
+                    Vector128<byte> v0 = Vector128.Load(p), v1 = Vector128.Load(p + 16), v2 = Vector128.Load(p + 32), v3 = Vector128.Load(p + 48);
+                    v0.Store(d);
+                    v1.Store(d + 16);
+                    v2.Store(d + 32);
+                    v3.Store(d + 48);
+                    a0 += Sse2.MultiplyAddAdjacent(v0.AsInt16() ^ flip, ones);
+                    a1 += Sse2.MultiplyAddAdjacent(v1.AsInt16() ^ flip, ones);
+                    a2 += Sse2.MultiplyAddAdjacent(v2.AsInt16() ^ flip, ones);
+                    a3 += Sse2.MultiplyAddAdjacent(v3.AsInt16() ^ flip, ones);
+                }
+            }
+            else
+            {
+                for (; p < end; p += 64)
+                {
+                    a0 += Sse2.MultiplyAddAdjacent(Vector128.Load(p).AsInt16() ^ flip, ones);
+                    a1 += Sse2.MultiplyAddAdjacent(Vector128.Load(p + 16).AsInt16() ^ flip, ones);
+                    a2 += Sse2.MultiplyAddAdjacent(Vector128.Load(p + 32).AsInt16() ^ flip, ones);
+                    a3 += Sse2.MultiplyAddAdjacent(Vector128.Load(p + 48).AsInt16() ^ flip, ones);
+                }
+            }
+            // 16 lanes of at most 2^26 in magnitude each: the widening sum cannot overflow.
+            (Vector128<long> lo, Vector128<long> hi) = Vector128.Widen((a0 + a1) + (a2 + a3));
+            total += Vector128.Sum(lo + hi);
+            done += chunk;
+        }
+        return (ulong)(total + 0x8000L * (length / 2));
+    }
+
+    /// <summary>
     /// Copies <paramref name="length"/> bytes from <paramref name="source"/> to <paramref name="destination"/> (the
     /// ranges must not overlap) and returns their native-order sum (what <see cref="SumNative"/> returns for the
     /// copy): the payload of a segment is checksummed in the pass that moves it into the frame instead of being read
@@ -86,7 +141,12 @@ public static class Checksum
     {
         int i = 0;
         ulong s = 0;
-        if (Vector128.IsHardwareAccelerated && length >= 16)
+        if (Sse2.IsSupported && length >= 64)
+        {
+            i = length & ~63;
+            s = SumWords64(source, destination, i);
+        }
+        if (Vector128.IsHardwareAccelerated && length - i >= 16)
         {
             Vector128<ulong> lo = Vector128<ulong>.Zero, hi = Vector128<ulong>.Zero;
             for (; i + 16 <= length; i += 16)
@@ -97,7 +157,7 @@ public static class Checksum
                 lo += a;
                 hi += b;
             }
-            s = Vector128.Sum(lo + hi);
+            s += Vector128.Sum(lo + hi);
         }
         for (; i + 8 <= length; i += 8)
         {
@@ -129,13 +189,18 @@ public static class Checksum
     }
 
     /// <summary>Native-order sum of the data as 32-bit (then 16-bit, then 8-bit) pieces; not folded.</summary>
-    internal static ulong SumNative(ReadOnlySpan<byte> data)
+    internal static unsafe ulong SumNative(ReadOnlySpan<byte> data)
     {
         ref byte p = ref MemoryMarshal.GetReference(data);
         int n = data.Length;
         int i = 0;
         ulong s0 = 0, s1 = 0;
-        if (Vector128.IsHardwareAccelerated && n >= 32)
+        if (Sse2.IsSupported && n >= 64)
+        {
+            i = n & ~63;
+            fixed (byte* b = data) s0 = SumWords64(b, null, i);
+        }
+        if (Vector128.IsHardwareAccelerated && n - i >= 32)
         {
             // 16 bytes per step: four 32-bit words widened to 64-bit lanes (no carries to handle, as above).
             Vector128<ulong> lo = Vector128<ulong>.Zero, hi = Vector128<ulong>.Zero;
@@ -145,7 +210,7 @@ public static class Checksum
                 lo += a;
                 hi += b;
             }
-            s0 = Vector128.Sum(lo + hi);
+            s0 += Vector128.Sum(lo + hi);
         }
         // Two independent accumulators over 16 bytes per iteration let the CPU overlap the additions.
         for (; i + 16 <= n; i += 16)
