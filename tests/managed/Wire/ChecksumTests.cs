@@ -69,7 +69,7 @@ public class ChecksumTests
     {
         // Lengths around the 64-byte steps and the 16/8/4/2/1-byte tails, and past the 64 KB lane flush.
         var rng = new Random(fill + 10);
-        foreach (int len in new[] { 0, 1, 2, 15, 16, 17, 31, 32, 33, 63, 64, 65, 66, 127, 128, 129, 191, 200, 1448, 1460,
+        foreach (int len in new[] { 0, 1, 2, 15, 16, 17, 31, 32, 33, 63, 64, 65, 66, 127, 128, 129, 191, 200, 255, 256, 257, 300, 319, 1448, 1460,
                      4096, 9001, 65535, 65536, 65537, 65600, 200_003 })
         {
             byte[] data = new byte[len];
