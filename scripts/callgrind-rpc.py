@@ -109,7 +109,7 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
 
 
-def run_once(suffix, work, requests, conns, churn=None):
+def run_once(suffix, work, requests, conns, churn=None, size=64):
     srv, cli = f"ut-srv{suffix}", f"ut-cli{suffix}"
     out = os.path.join(work, f"callgrind.{requests}")
     log = open(os.path.join(work, f"server.{requests}.log"), "w")
@@ -135,7 +135,7 @@ def run_once(suffix, work, requests, conns, churn=None):
             line = " ".join(res.stdout.split())
         else:
             res = sh(["ip", "netns", "exec", cli, f"{BENCH}/rpc_client", "echo", SRV_IP, "7000", str(conns), "600",
-                      "64", str(requests)])
+                      str(size), str(requests)])
             line = res.stdout.strip()
             kv = dict(x.split("=") for x in line.split())
             if int(kv["requests"]) != requests or kv["errors"] != "0":
@@ -180,6 +180,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", default="4000,20000", help="two RPC counts, comma-separated")
     ap.add_argument("--conns", type=int, default=10)
+    ap.add_argument("--size", type=int, default=64, help="request (and echoed response) size in bytes")
     ap.add_argument("--churn", help="two churn durations in seconds, comma-separated: cost per accepted connection")
     ap.add_argument("--keep", help="directory to keep the callgrind files in")
     ap.add_argument("--top", type=int, default=30, help="functions listed")
@@ -208,8 +209,8 @@ def main():
                   f"{(a2 - a1) / max(1, n2 - n1):,.0f} B per accepted connection")
             stats2 = stats1 + stats2
         else:
-            c1, line1, stats1 = run_once(suffix, work, n1, a.conns)
-            c2, line2, stats2 = run_once(suffix, work, n2, a.conns)
+            c1, line1, stats1 = run_once(suffix, work, n1, a.conns, size=a.size)
+            c2, line2, stats2 = run_once(suffix, work, n2, a.conns, size=a.size)
     finally:
         subprocess.run([os.path.join(ROOT, "scripts", "testnet.sh"), "down", "--suffix", suffix], capture_output=True)
     report(a, n1, n2, c1, c2, line1, line2, stats2, work)

@@ -264,22 +264,28 @@ public sealed partial class Interface : INeighborOwner<Ipv4Address>, IDisposable
 
     /// <summary>Transmits the batch in one burst. Frames the device refuses are freed and counted
     /// (<see cref="DropReason.TxRingFull"/>).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public void Flush()
     {
-        if (_txCount == 0) return;
-        int taken = _device.Transmit(_txBatch.AsSpan(0, _txCount));
-        for (int i = 0; i < taken; i++)
-        {
-            _counters.TxPackets++;
-            _counters.TxBytes += _txBatch[i].Length;
-            _txBatch[i] = default;
-        }
+        if (_txCount != 0) FlushBatch(); // most calls find nothing batched: no call for them
+    }
+
+    private void FlushBatch()
+    {
+        PacketBuf[] batch = _txBatch;
+        int count = _txCount;
+        int taken = _device.Transmit(batch.AsSpan(0, count));
+        // Slots at and past _txCount are never read (Append writes a slot before counting it, Dispose frees only the
+        // counted ones): the taken frames' slots are not cleared.
+        long bytes = 0;
+        for (int i = 0; i < taken; i++) bytes += batch[i].Length;
+        _counters.TxPackets += taken;
+        _counters.TxBytes += bytes;
         // Frames the device refused (a full ring) stay queued, in order, for the next flush: dropping them would turn
         // a moment of back-pressure into retransmission timeouts. Only a frame that finds the queue still full is
         // dropped (Append).
-        int left = _txCount - taken;
-        if (taken > 0 && left > 0) Array.Copy(_txBatch, taken, _txBatch, 0, left);
-        for (int i = left; i < _txCount; i++) _txBatch[i] = default;
+        int left = count - taken;
+        if (taken > 0 && left > 0) Array.Copy(batch, taken, batch, 0, left);
         _txCount = left;
         _txRefused = left > 0;
         if (left == 0) _txRetryUs = 0;

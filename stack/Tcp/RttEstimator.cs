@@ -72,10 +72,12 @@ public struct RttEstimator
     public readonly int Backoff => _backoff;
 
     /// <summary>The timeout to arm now: BaseRto * 2^min(Backoff, MaxBackoff), at most MaxRto.</summary>
-    public readonly long RtoUs(RtoPolicy policy)
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public readonly long RtoUs(RtoPolicy policy) => _backoff == 0 ? _baseRtoUs : BackedOffRtoUs(policy);
+
+    private readonly long BackedOffRtoUs(RtoPolicy policy)
     {
         long rto = _baseRtoUs;
-        if (_backoff == 0) return rto;
         int n = Math.Min(_backoff, policy.MaxBackoff);
         for (int i = 0; i < n && rto < policy.MaxRtoUs; i++) rto <<= 1;
         return Math.Min(rto, policy.MaxRtoUs);

@@ -60,9 +60,7 @@ public sealed class TcpConfig
     public int ConnectionPoolSize { get; init; } = 4096;
 
     /// <summary>The window scale we offer: the smallest shift that lets the largest buffer be advertised.</summary>
-    internal byte OurWindowScale
-    {
+    internal byte OurWindowScale =>
         // (MaxBufferSize >> s) <= 65535 first holds at s = floor(log2 MaxBufferSize) - 15 (read per connection: no loop).
-        get => MaxBufferSize <= 65535 ? (byte)0 : (byte)Math.Min(System.Numerics.BitOperations.Log2((uint)MaxBufferSize) - 15, 14);
-    }
+        MaxBufferSize <= 65535 ? (byte)0 : (byte)Math.Min(System.Numerics.BitOperations.Log2((uint)MaxBufferSize) - 15, 14);
 }

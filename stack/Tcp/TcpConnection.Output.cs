@@ -31,7 +31,9 @@ public sealed partial class TcpConnection
         }
         bool sent = false;
         if (Has(ConnFlags.InRecovery) && Has(ConnFlags.Sack)) sent = SendRecovery(nowUs);
-        sent |= SendNewData(nowUs, force: false);
+        // SendNewData has nothing to do unless data waits past SND.NXT or a FIN is queued (the call after input that
+        // only brought an ACK or a request): test that here and spare the call.
+        if (Has(ConnFlags.FinQueued) || _sndNxt < DataEndSeq()) sent |= SendNewData(nowUs, force: false);
         if (!sent && (Has(ConnFlags.AckNow) || Reached(nowUs, _delAckAt))) SendAck(nowUs);
 
         // Never leave data without a timer. Bytes in flight: the retransmission timer. Data waiting (or a rewound
@@ -71,6 +73,7 @@ public sealed partial class TcpConnection
         // (The RTO is never below MinRtoUs: the cheap comparison first spares computing it on a busy connection.)
         if (_sndUna == _sndMax && _lastSendMs != 0 && ElapsedUs(nowUs, _lastSendMs) is long idle
             && idle > _layer.Rto.MinRtoUs && idle > CurrentRtoUs && _sndNxt < dataEnd) _cc.OnIdleRestart(nowUs);
+        if (!force && !finQueued && _layer.SendFastPath && TrySendRun(nowUs, dataEnd - _sndNxt, out bool run)) return run;
         while (true)
         {
             if (_sndNxt > dataEnd) break;                          // FIN already sent
@@ -127,6 +130,51 @@ public sealed partial class TcpConnection
             if (fin || force) break;
         }
         return sent;
+    }
+
+    /// <summary>
+    /// The common send of a request/response exchange, decided in a few comparisons: nothing is being retransmitted
+    /// (SND.NXT = SND.MAX, no recovery, no duplicate ACKs, no persist probe), no FIN is queued, no SACK blocks are owed
+    /// (every segment is a plain one of up to <c>_mss</c> bytes), and the send window and cwnd take all
+    /// <paramref name="avail"/> queued bytes. Then the segments are the ones the loop of <see cref="SendNewData"/>
+    /// would send: full ones, and a short tail unless Nagle (something unacknowledged) or cork holds it. False when a
+    /// condition fails: the caller runs the full logic (tests compare the two segment by segment).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TrySendRun(long nowUs, int avail, out bool sent)
+    {
+        sent = false;
+        const ConnFlags unusual = ConnFlags.InRecovery | ConnFlags.Persist | ConnFlags.Retransmitting;
+        if ((_flags & unusual) != 0 || _sndNxt != _sndMax || _dupAcks != 0
+            || (Has(ConnFlags.Sack) && _ooo != null && !_ooo.IsEmpty)
+            || State is not (TcpState.Established or TcpState.CloseWait)) return false;
+        if (avail > Math.Min((long)_sndWnd, _cc.Cwnd + _inflation) - (_sndNxt - _sndUna)) return false;
+        int mss = _mss;
+        do
+        {
+            int len = Math.Min(avail, mss);
+            // Nagle (RFC 896) and cork hold a short tail, as in the loop.
+            if (len < mss && (Cork || (!NoDelay && _sndMax != _sndUna))) break;
+            if (!TransmitPlain(_sndNxt, len, TcpFlags.Ack, nowUs)) break; // no buffer: the loop stops here too
+            _layer.SendFastPathSegments++;
+            _lastSendMs = StampMs(nowUs);
+            if (!Has(ConnFlags.RttTiming))
+            {
+                _rttSeq = _sndNxt;
+                _rttStartUs = (uint)nowUs;
+                Set(ConnFlags.RttTiming);
+            }
+            _sndNxt += len;
+            _sndMax = _sndNxt;
+            if (_rtoAt == 0)
+            {
+                _rtoAt = DeadlineMs(nowUs + CurrentRtoUs);
+                ScheduleAt(_rtoAt);
+            }
+            sent = true;
+            avail -= len;
+        } while (avail > 0);
+        return true;
     }
 
     /// <summary>RFC 6675 §4 pipe: bytes believed in the network. Un-SACKed bytes below the highest SACKed byte are
@@ -274,7 +322,56 @@ public sealed partial class TcpConnection
 
         if (!syn && (!Has(ConnFlags.Sack) || _ooo == null || _ooo.IsEmpty))
             return TransmitPlain(seq, len, flags, nowUs);
+        if (syn && len == 0 && seq == _iss && _layer.SendFastPath) return TransmitSyn(flags, nowUs);
         return TransmitWithOptions(seq, len, flags, syn, nowUs);
+    }
+
+    /// <summary>SYN or SYN-ACK written in one pass: the same bytes <see cref="TransmitWithOptions"/> writes through a
+    /// <see cref="TcpOptions"/> (MSS; SACK-permitted + timestamps or NOP, NOP, timestamps or NOP, NOP, SACK-permitted;
+    /// NOP, window scale), without building one (tests compare the two).</summary>
+    private unsafe bool TransmitSyn(TcpFlags flags, long nowUs)
+    {
+        if (!_layer.TryAllocate(out PacketBuf p)) return false;
+        TcpConfig c = _layer.Config;
+        bool active = !Has(ConnFlags.Passive) && State == TcpState.SynSent;
+        bool ws = active ? c.WindowScaling : Has(ConnFlags.WindowScale);
+        bool sack = active ? c.Sack : Has(ConnFlags.Sack);
+        bool ts = active ? c.Timestamps : Has(ConnFlags.Timestamps);
+        byte* b = p.Buffer + p.Offset;
+        byte* o = b + TcpHeaderView.MinLength;
+        uint mss = (uint)Math.Min(_layer.MssForRoute(), 65535);
+        *(uint*)o = BigEndian((uint)TcpOptions.KindMss << 24 | 4u << 16 | mss);
+        o += 4;
+        if (ts)
+        {
+            *(uint*)o = BigEndian(sack ? 0x0402080Au : 0x0101080Au);
+            *(uint*)(o + 4) = BigEndian(TsNow(nowUs));
+            *(uint*)(o + 8) = BigEndian(active ? 0 : _tsRecent);
+            o += 12;
+        }
+        else if (sack)
+        {
+            *(uint*)o = BigEndian(0x01010402u);
+            o += 4;
+        }
+        if (ws)
+        {
+            *(uint*)o = BigEndian(0x01030300u | c.OurWindowScale);
+            o += 4;
+        }
+        int hl = (int)(o - b);
+        bool ack = (flags & TcpFlags.Ack) != 0;
+        TcpHeaderView.EmitRaw(b, Tuple.LocalPort, Tuple.RemotePort, _iss.Value, ack ? _rcvNxt.Value : 0, flags,
+            WindowField(syn: true), hl);
+        p.SetLength(hl);
+        _layer.Transmit(ref p, Tuple, nowUs);
+        if (ack)
+        {
+            _unackedBytes = 0;
+            Clear(ConnFlags.AckNow);
+            _delAckAt = 0;
+        }
+        return true;
     }
 
     /// <summary>SYN or SYN-ACK, or a segment carrying SACK blocks: options built as a <see cref="TcpOptions"/>
@@ -387,5 +484,6 @@ public sealed partial class TcpConnection
         return true;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static uint BigEndian(uint v) => BitConverter.IsLittleEndian ? System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(v) : v;
 }

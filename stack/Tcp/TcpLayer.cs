@@ -555,6 +555,12 @@ public sealed partial class TcpLayer : ITimerHandler
     // Transmit
     // --------------------------------------------------------------------------------------------------------
 
+    /// <summary>Whether connections may take the short send paths (<c>TcpConnection.TrySendRun</c>, <c>TransmitSyn</c>). Tests turn it
+    /// off to check that the full send logic produces the same segments.</summary>
+    internal bool SendFastPath = true;
+    /// <summary>Segments sent by that path (tests check it was taken).</summary>
+    internal long SendFastPathSegments;
+
     internal bool TryAllocate(out PacketBuf p)
     {
         if (_tx.TryAllocate(out p)) return true;

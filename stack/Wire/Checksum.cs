@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace UserTcp.Stack.Wire;
 
@@ -67,12 +68,89 @@ public static class Checksum
 
     /// <summary>The sum of the TCP/UDP pseudo-header (RFC 9293 §3.1): source, destination, zero+protocol, and the
     /// transport length (header + data) in bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint PseudoHeader(Ipv4Address source, Ipv4Address destination, byte protocol, int length)
     {
         ulong s = (source.Value >> 16) + (source.Value & 0xFFFF)
                 + (destination.Value >> 16) + (destination.Value & 0xFFFF)
                 + protocol + (uint)(ushort)length;
         return (uint)s; // at most 6 * 0xFFFF: no overflow
+    }
+
+    /// <summary>From this length on the 64-byte loop's setup (accumulators, the final widening sum) pays for itself:
+    /// callgrind put it at ~60 instructions, more than the 16-byte loops spend on a 64 B payload.</summary>
+    private const int WideMin = 256;
+
+    /// <summary>Long data: the 64-byte loop, then the short loops for the tail (which starts at an even offset).
+    /// A separate method so the short path keeps its code as it was.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static unsafe ulong CopyAndSumWide(byte* source, byte* destination, int length)
+    {
+        int bulk = length & ~63;
+        return SumWords64(source, destination, bulk) + CopyAndSum(source + bulk, destination + bulk, length - bulk);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static unsafe ulong SumNativeWide(ReadOnlySpan<byte> data)
+    {
+        int bulk = data.Length & ~63;
+        ulong s;
+        fixed (byte* b = data) s = SumWords64(b, null, bulk);
+        return s + SumNative(data[bulk..]);
+    }
+
+    /// <summary>
+    /// The sum of the native-order 16-bit words of <paramref name="length"/> bytes (a multiple of 64) at
+    /// <paramref name="source"/>, copying them to <paramref name="destination"/> unless it is null: 64 bytes per step
+    /// in four SSE2 registers. PMADDWD with all-ones multipliers adds adjacent words into 32-bit lanes, but as signed
+    /// values; each word is first flipped in its top bit (w XOR 0x8000 read as signed is w − 0x8000), and the
+    /// 0x8000 per word is added back at the end, so the result is the exact sum of the words (congruent modulo 0xFFFF
+    /// to the 32-bit-word sums the other loops take, and zero only for zero data, which is all the folds need).
+    /// A lane gains at most 2^16 per step: the lanes are emptied into the 64-bit total every 64 KB.
+    /// </summary>
+    private static unsafe ulong SumWords64(byte* source, byte* destination, int length)
+    {
+        Vector128<short> flip = Vector128.Create(unchecked((short)0x8000));
+        Vector128<short> ones = Vector128.Create((short)1);
+        long total = 0;
+        int done = 0;
+        while (done < length)
+        {
+            int chunk = Math.Min(length - done, 1 << 16);
+            Vector128<int> a0 = Vector128<int>.Zero, a1 = Vector128<int>.Zero, a2 = Vector128<int>.Zero, a3 = Vector128<int>.Zero;
+            byte* p = source + done, end = p + chunk;
+            if (destination != null)
+            {
+                byte* d = destination + done;
+                for (; p < end; p += 64, d += 64)
+                {
+                    Vector128<byte> v0 = Vector128.Load(p), v1 = Vector128.Load(p + 16), v2 = Vector128.Load(p + 32), v3 = Vector128.Load(p + 48);
+                    v0.Store(d);
+                    v1.Store(d + 16);
+                    v2.Store(d + 32);
+                    v3.Store(d + 48);
+                    a0 += Sse2.MultiplyAddAdjacent(v0.AsInt16() ^ flip, ones);
+                    a1 += Sse2.MultiplyAddAdjacent(v1.AsInt16() ^ flip, ones);
+                    a2 += Sse2.MultiplyAddAdjacent(v2.AsInt16() ^ flip, ones);
+                    a3 += Sse2.MultiplyAddAdjacent(v3.AsInt16() ^ flip, ones);
+                }
+            }
+            else
+            {
+                for (; p < end; p += 64)
+                {
+                    a0 += Sse2.MultiplyAddAdjacent(Vector128.Load(p).AsInt16() ^ flip, ones);
+                    a1 += Sse2.MultiplyAddAdjacent(Vector128.Load(p + 16).AsInt16() ^ flip, ones);
+                    a2 += Sse2.MultiplyAddAdjacent(Vector128.Load(p + 32).AsInt16() ^ flip, ones);
+                    a3 += Sse2.MultiplyAddAdjacent(Vector128.Load(p + 48).AsInt16() ^ flip, ones);
+                }
+            }
+            // 16 lanes of at most 2^26 in magnitude each: the widening sum cannot overflow.
+            (Vector128<long> lo, Vector128<long> hi) = Vector128.Widen((a0 + a1) + (a2 + a3));
+            total += Vector128.Sum(lo + hi);
+            done += chunk;
+        }
+        return (ulong)(total + 0x8000L * (length / 2));
     }
 
     /// <summary>
@@ -83,6 +161,7 @@ public static class Checksum
     /// </summary>
     public static unsafe ulong CopyAndSum(byte* source, byte* destination, int length)
     {
+        if (Sse2.IsSupported && length >= WideMin) return CopyAndSumWide(source, destination, length);
         int i = 0;
         ulong s = 0;
         if (Vector128.IsHardwareAccelerated && length >= 16)
@@ -132,6 +211,7 @@ public static class Checksum
     {
         ref byte p = ref MemoryMarshal.GetReference(data);
         int n = data.Length;
+        if (Sse2.IsSupported && n >= WideMin) return SumNativeWide(data);
         int i = 0;
         ulong s0 = 0, s1 = 0;
         if (Vector128.IsHardwareAccelerated && n >= 32)
