@@ -29,7 +29,7 @@ internal static unsafe class Engine
 {
     /// <summary>The stack's lock. A <see cref="Lock"/> rather than a plain object: entering and leaving it costs a
     /// fraction of Monitor.Enter/Exit on an object (no sync-block lookup).</summary>
-    internal static readonly Lock Gate = new();
+    internal static readonly StackLock Gate = StackLock.Create();
     internal static NetStack Stack = null!;
     private static IDevice? s_device;
     private static Thread? s_progress;
@@ -295,7 +295,7 @@ internal static unsafe class Engine
             Stack.Tcp.Flows = Group;
             Stack.Interface.AnswerEcho = Group.IsLeader;
         }
-        lock (Gate) Stack.Poll(NowUs);
+        using (Gate.EnterScope()) Stack.Poll(NowUs);
         s_progress = new Thread(ProgressLoop) { IsBackground = true, Name = "usertcp-progress" };
         s_progress.Start();
         Kernel.Log(2, $"user-level stack up: {ip}/{prefixLength}, device {DeviceDescription}");
@@ -441,6 +441,25 @@ internal static unsafe class Engine
     /// progress thread has nothing to add (timers run in every poll) and leaves the lock to them.</summary>
     internal static int AppPolls;
 
+    /// <summary>A new stack socket for interpose/. Every handle a socket gets comes from here or
+    /// <see cref="AcceptHandle"/>, which forget what <see cref="Edges"/> recorded for the number (an earlier life's
+    /// readiness). Caller holds <see cref="Gate"/>.</summary>
+    internal static SocketError OpenHandle(out int handle)
+    {
+        SocketError e = Stack.Open(out handle);
+        if (e == SocketError.Success) Edges.Instance.Forget(handle);
+        return e;
+    }
+
+    /// <summary>An accepted connection's handle, its <see cref="Edges"/> record forgotten (the handle's earlier life,
+    /// and the report the accept itself just made). Caller holds <see cref="Gate"/>.</summary>
+    internal static SocketError AcceptHandle(int listener, out int handle, out Ipv4Address peer, out ushort peerPort)
+    {
+        SocketError e = Stack.Accept(listener, out handle, out peer, out peerPort);
+        if (e == SocketError.Success) Edges.Instance.Forget(handle);
+        return e;
+    }
+
     /// <summary>Polls the stack from an application thread. Caller holds <see cref="Gate"/>.</summary>
     internal static void PollLocked()
     {
@@ -473,7 +492,7 @@ internal static unsafe class Engine
     internal static long NextSleepUs(ref long backoffUs, long deadlineUs)
     {
         long pollAt;
-        lock (Gate) pollAt = Stack.PollAt();
+        using (Gate.EnterScope()) pollAt = Stack.PollAt();
         return NextSleepUs(ref backoffUs, deadlineUs, pollAt);
     }
 
@@ -531,7 +550,7 @@ internal static unsafe class Engine
                 appPollsSeen = appPolls;
                 continue;
             }
-            lock (Gate)
+            using (Gate.EnterScope())
             {
                 ProgressPolls++;
                 PollCore();
@@ -562,7 +581,7 @@ internal static unsafe class Engine
                      $"gen2 {GC.CollectionCount(2)}; allocated {GC.GetTotalAllocatedBytes(false)} B; " +
                      $"gc pause {GC.GetTotalPauseDuration().TotalMilliseconds:F1} ms");
         StackCounters c;
-        lock (Gate) c = Stack.Counters;
+        using (Gate.EnterScope()) c = Stack.Counters;
         Kernel.Stats($"packets rx {c.RxPackets} tx {c.TxPackets}; tcp in {c.TcpSegmentsIn} out {c.TcpSegmentsOut} " +
                      $"retransmits {c.TcpRetransmits} (fast {c.TcpFastRetransmits}, timeouts {c.TcpTimeouts}) " +
                      $"rst sent {c.TcpRstSent} received {c.TcpRstReceived} challenge acks {c.TcpChallengeAcks}; " +
@@ -592,7 +611,7 @@ internal static unsafe class Engine
     {
         if (Stack is null) return;
         s_stopping = true;
-        lock (Gate)
+        using (Gate.EnterScope())
         {
             foreach ((int fd, UserSocket s) in FdTable.Snapshot())
             {
