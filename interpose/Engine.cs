@@ -372,61 +372,74 @@ internal static unsafe class Engine
     internal sealed class Edges : IReadinessListener
     {
         internal static readonly Edges Instance = new();
-        private int[] _counts = new int[1024];
-        private bool[] _dirty = new bool[1024];
-        /// <summary>The readiness the stack last reported per handle, with <see cref="Known"/> set once a report came
-        /// after the handle was (re)assigned (<see cref="Forget"/>). A connection reports every change (input,
-        /// timers, its own Send/Receive/Close), so for a connected socket this is what GetReadiness would compute.</summary>
-        private uint[] _readiness = new uint[1024];
-        private const uint Known = 0x8000_0000;
-        private readonly List<int> _dirtyHandles = new();
+
+        /// <summary>Per handle: the count of readiness changes, and the readiness the stack last reported with
+        /// <see cref="Known"/> set once a report came after the handle was (re)assigned (<see cref="Forget"/>) and
+        /// <see cref="Dirty"/> while the handle waits in the dirty list. A connection reports every change (input,
+        /// timers, its own Send/Receive/Close), so for a connected socket this is what GetReadiness would compute.
+        /// One array of pairs: a report touches one slot (one bounds check), 8 bytes per handle.</summary>
+        private struct Slot
+        {
+            public int Count;
+            public uint Readiness;
+        }
+
+        private Slot[] _slots = new Slot[1024];
+        private const uint Known = 0x8000_0000, Dirty = 0x4000_0000, Flags = Known | Dirty;
+        private int[] _dirtyHandles = new int[64];
+        private int _dirtyCount;
 
         public void OnReadinessChanged(int handle, Stack.Tcp.Readiness readiness)
         {
-            if ((uint)handle >= (uint)_counts.Length)
+            Slot[] slots = _slots;
+            if ((uint)handle >= (uint)slots.Length) slots = Grow(handle);
+            ref Slot slot = ref slots[handle];
+            slot.Count++;
+            uint was = slot.Readiness;
+            slot.Readiness = (uint)readiness | Known | Dirty;
+            if ((was & Dirty) == 0)
             {
-                Array.Resize(ref _counts, Math.Max(handle + 1, _counts.Length * 2));
-                Array.Resize(ref _dirty, _counts.Length);
-                Array.Resize(ref _readiness, _counts.Length);
-            }
-            _counts[handle]++;
-            _readiness[handle] = (uint)readiness | Known;
-            if (!_dirty[handle])
-            {
-                _dirty[handle] = true;
-                _dirtyHandles.Add(handle);
+                if (_dirtyCount == _dirtyHandles.Length) Array.Resize(ref _dirtyHandles, _dirtyCount * 2);
+                _dirtyHandles[_dirtyCount++] = handle;
             }
         }
 
-        /// <summary>Hands every handle that moved since the last call to <paramref name="each"/> (epoll's ready
-        /// lists). Caller holds Engine.Gate.</summary>
-        internal void Drain(Action<int> each)
+        private Slot[] Grow(int handle)
         {
-            foreach (int h in _dirtyHandles)
-            {
-                _dirty[h] = false;
-                each(h);
-            }
-            _dirtyHandles.Clear();
+            Array.Resize(ref _slots, Math.Max(handle + 1, _slots.Length * 2));
+            return _slots;
+        }
+
+        /// <summary>Every handle that moved since the last call (epoll's ready lists), each once; their dirty marks
+        /// are cleared. The span is valid until the next report: the caller holds Engine.Gate and makes the stack
+        /// report nothing while it reads it.</summary>
+        internal ReadOnlySpan<int> TakeDirty()
+        {
+            int n = _dirtyCount;
+            _dirtyCount = 0;
+            Slot[] slots = _slots;
+            int[] handles = _dirtyHandles;
+            for (int i = 0; i < n; i++) slots[handles[i]].Readiness &= ~Dirty;
+            return new ReadOnlySpan<int>(handles, 0, n);
         }
 
         /// <summary>Caller holds Engine.Gate.</summary>
-        internal int Count(int handle) => (uint)handle < (uint)_counts.Length ? _counts[handle] : 0;
+        internal int Count(int handle) => (uint)handle < (uint)_slots.Length ? _slots[handle].Count : 0;
 
         /// <summary>The handle was just assigned to a socket (open, accept), or the socket was changed by a call that
         /// may move its readiness without a report (shutdown, buffer options): what was recorded for it is not
         /// trusted until the stack's next report. Caller holds Engine.Gate.</summary>
         internal void Forget(int handle)
         {
-            if ((uint)handle < (uint)_readiness.Length) _readiness[handle] = 0;
+            if ((uint)handle < (uint)_slots.Length) _slots[handle].Readiness &= Dirty;
         }
 
         /// <summary>A connection's readiness from the last report, without asking the stack (epoll_wait evaluates
         /// every ready-listed registration on every wait). Caller holds Engine.Gate.</summary>
         internal bool TryGet(int handle, out Stack.Tcp.Readiness readiness)
         {
-            uint r = (uint)handle < (uint)_readiness.Length ? _readiness[handle] : 0;
-            readiness = (Stack.Tcp.Readiness)(r & ~Known);
+            uint r = (uint)handle < (uint)_slots.Length ? _slots[handle].Readiness : 0;
+            readiness = (Stack.Tcp.Readiness)(r & ~Flags);
             return (r & Known) != 0;
         }
     }

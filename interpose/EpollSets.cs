@@ -256,11 +256,12 @@ internal static class EpollSets
         }
         sockets.Clear();
         Trim(sockets);
-        Engine.Edges.Instance.Drain(static h =>
+        Registration?[] byHandle = s_byHandle;
+        foreach (int h in Engine.Edges.Instance.TakeDirty())
         {
-            if ((uint)h >= (uint)s_byHandle.Length) return;
-            for (Registration? r = s_byHandle[h]; r is not null; r = r.NextOfHandle) Enqueue(r);
-        });
+            if ((uint)h >= (uint)byHandle.Length) continue;
+            for (Registration? r = byHandle[h]; r is not null; r = r.NextOfHandle) Enqueue(r);
+        }
     }
 
     /// <summary>Drops every registration of a socket whose last fd is gone (epoll(7)). Caller holds <see cref="Gate"/>.</summary>
