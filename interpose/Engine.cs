@@ -27,8 +27,8 @@ namespace UserTcp.Interpose;
 /// </summary>
 internal static unsafe class Engine
 {
-    /// <summary>The stack's lock. A <see cref="Lock"/> rather than a plain object: entering and leaving it costs a
-    /// fraction of Monitor.Enter/Exit on an object (no sync-block lookup).</summary>
+    /// <summary>The stack's lock: a <see cref="StackLock"/> (no sync-block lookup like Monitor, no thread-static read
+    /// like <see cref="Lock"/>). Held with <c>using (Gate.EnterScope())</c>.</summary>
     internal static readonly StackLock Gate = StackLock.Create();
     internal static NetStack Stack = null!;
     private static IDevice? s_device;

@@ -14,8 +14,8 @@ namespace UserTcp.Interpose;
 /// Waiting: the holders are short (a stack poll, a socket call); a waiter spins, then yields the CPU, and past a few
 /// thousand rounds sleeps 1 ms per round (only exit's final flush holds the lock that long).
 ///
-/// A struct over a shared state object, so that `using (Engine.Gate.EnterScope())` does not compile (it would take a Monitor on
-/// the object, excluding nothing): every holder writes `using (Engine.Gate.EnterScope())`.
+/// A struct over a shared state object, so that `lock (Engine.Gate)` does not compile (it would take a Monitor on a
+/// boxed copy, excluding nothing): every holder writes `using (Engine.Gate.EnterScope())`.
 /// </summary>
 internal readonly struct StackLock
 {
@@ -77,9 +77,6 @@ internal readonly struct StackLock
         }
         Volatile.Write(ref s.Owner, 0);
     }
-
-    /// <summary>Whether the calling thread holds the lock (for assertions and tests).</summary>
-    internal bool IsHeldByCurrentThread => Volatile.Read(ref _state.Owner) == Kernel.ThreadSelf();
 
     internal ref struct Scope
     {
