@@ -365,6 +365,9 @@ long k_fd_release(int fd)
 }
 
 
+/* The calling thread's id for the stack's lock (interpose/StackLock.cs): never 0 for a live thread. */
+long k_thread_self(void) { return (long)pthread_self(); }
+
 /* 1 when epfd is an epoll set created here that holds no kernel fds (ut_epfd_pure_bits). */
 long k_epfd_pure(int epfd)
 {
@@ -385,28 +388,20 @@ long k_epfd_mark(int epfd, int on)
  * socket carrying our send-buffer mark) and says loudly which fds they are. They stay open (closing fds behind a
  * program's back is worse) and fail every call: reads ENOTCONN, writes EPIPE.
  */
+static void check_inherited_fd(int fd, void *arg)
+{
+    (void)arg;
+    int v = 0, type = 0;
+    socklen_t len = sizeof v;
+    if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_SNDBUF, &v, &len) != 0 || v != 2 * UT_PLACEHOLDER_SNDBUF) return;
+    len = sizeof type;
+    if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) return;
+    ut_log(UT_LOG_ERROR, "fd %d was a user-stack socket of the program that exec'd this one; user-stack sockets "
+                         "cannot cross exec (set SOCK_CLOEXEC/FD_CLOEXEC on them): every call on it will fail", fd);
+}
+
 void ut_check_inherited_fds(void)
 {
     if (!getenv("_USERTCP_EXEC_CHECK")) return;
-    int dir = (int)syscall(SYS_open, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir < 0) return;
-    char buf[4096];
-    long n;
-    while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
-        for (long off = 0; off < n;) {
-            struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d = (void *)(buf + off);
-            off += d->reclen;
-            if (d->name[0] < '0' || d->name[0] > '9') continue;
-            int fd = atoi(d->name);
-            if (fd == dir) continue;
-            int v = 0, type = 0;
-            socklen_t len = sizeof v;
-            if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_SNDBUF, &v, &len) != 0 || v != 2 * UT_PLACEHOLDER_SNDBUF) continue;
-            len = sizeof type;
-            if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) continue;
-            ut_log(UT_LOG_ERROR, "fd %d was a user-stack socket of the program that exec'd this one; user-stack sockets "
-                                 "cannot cross exec (set SOCK_CLOEXEC/FD_CLOEXEC on them): every call on it will fail", fd);
-        }
-    }
-    ut_real.close(dir);
+    ut_each_open_fd(check_inherited_fd, NULL);
 }

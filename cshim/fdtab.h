@@ -133,5 +133,6 @@ long k_fd_alloc(int minfd, int cloexec);
 long k_fd_alloc_at(int fd, int cloexec);
 long k_fd_release(int fd);
 long k_epfd_mark(int epfd, int on);
+long k_thread_self(void); /* no lock */
 
 #endif

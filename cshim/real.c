@@ -118,12 +118,11 @@ long k_epoll_wait_us(int epfd, struct epoll_event *ev, int max, long us, const s
 static int g_device_fds[UT_MAX_DEVICE_FDS];
 static int g_device_nfds;
 
-long k_packet_fds(int *out, int max)
+int ut_each_open_fd(void (*fn)(int fd, void *arg), void *arg)
 {
     int dir = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir < 0) return -errno;
     char buf[4096];
-    int n = 0;
     for (;;) {
         long got = syscall(SYS_getdents64, dir, buf, sizeof buf);
         if (got <= 0) break;
@@ -132,15 +131,32 @@ long k_packet_fds(int *out, int max)
             off += d->d_reclen;
             if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
             int fd = atoi(d->d_name);
-            if (fd == dir) continue;
-            int domain = 0;
-            socklen_t len = sizeof domain;
-            if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_PACKET && n < max)
-                out[n++] = fd;
+            if (fd != dir) fn(fd, arg);
         }
     }
     syscall(SYS_close, dir);
-    return n;
+    return 0;
+}
+
+struct packet_fds {
+    int *out;
+    int max, n;
+};
+
+static void packet_fd(int fd, void *arg)
+{
+    struct packet_fds *p = arg;
+    int domain = 0;
+    socklen_t len = sizeof domain;
+    if (p->n < p->max && syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_PACKET)
+        p->out[p->n++] = fd;
+}
+
+long k_packet_fds(int *out, int max)
+{
+    struct packet_fds p = { out, max, 0 };
+    int r = ut_each_open_fd(packet_fd, &p);
+    return r < 0 ? r : p.n;
 }
 
 long k_device_fds_set(const int *fds, int n)

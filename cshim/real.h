@@ -28,6 +28,9 @@ long k_sleep_us(long us);
 long k_wait_us(long us, int restartable, int device);
 /* real.c: the device's pollable fds and the waits that also end when a frame waits there (device_ready set). */
 long k_packet_fds(int *out, int max);
+/* Calls fn(fd, arg) for every fd open in this process (from /proc/self/fd, without the directory's own fd). Raw
+ * system calls only. Returns 0, or -errno when /proc/self/fd cannot be read. */
+int ut_each_open_fd(void (*fn)(int fd, void *arg), void *arg) UT_HIDDEN;
 /* A number from a /proc/sys file, or dflt when it cannot be read. */
 long k_sysctl_long(const char *path, long dflt);
 long k_device_fds_set(const int *fds, int n);

@@ -79,28 +79,18 @@ struct fd_snap {
     uint64_t bits[SNAP_WORDS];
 };
 
+static void snap_fd(int fd, void *arg)
+{
+    struct fd_snap *s = arg;
+    if (fd < s->floor || fd - s->floor >= SNAP_WORDS * 64) return;
+    s->bits[(fd - s->floor) / 64] |= 1ULL << ((fd - s->floor) % 64);
+}
+
 static void fd_snapshot(struct fd_snap *s)
 {
     memset(s, 0, sizeof *s);
     s->floor = ut_fd_floor();
-    int dir = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir < 0) return;
-    char buf[4096];
-    for (;;) {
-        long n = syscall(SYS_getdents64, dir, buf, sizeof buf);
-        if (n <= 0) break;
-        for (long off = 0; off < n;) {
-            struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d =
-                (void *)(buf + off);
-            off += d->reclen;
-            if (d->name[0] < '0' || d->name[0] > '9') continue;
-            int fd = atoi(d->name);
-            if (fd == dir || fd < s->floor || fd - s->floor >= SNAP_WORDS * 64) continue;
-            s->bits[(fd - s->floor) / 64] |= 1ULL << ((fd - s->floor) % 64);
-        }
-    }
-    ut_real.close(dir);
-    s->ok = 1;
+    s->ok = ut_each_open_fd(snap_fd, s) == 0;
 }
 
 static void record_lib_fds(const struct fd_snap *before)

@@ -24,7 +24,7 @@ internal static class Blocking
         where T : struct, IAttempt
     {
         long r, pollAt = long.MaxValue;
-        lock (Engine.Gate)
+        using (Engine.Gate.EnterScope())
         {
             // Try before polling the device: a read with data waiting or a write with room completes without the
             // cost of a receive burst (the next call that must wait, epoll_wait or the progress thread polls).
@@ -54,7 +54,7 @@ internal static class Blocking
                 long woke = Kernel.WaitUs((nint)sleep, restart, Engine.DeviceWaitFor(sleep));
                 if (woke == -Errno.EINTR) return -Errno.EINTR;
                 if (woke > 0) Engine.DeviceWoke();
-                lock (Engine.Gate)
+                using (Engine.Gate.EnterScope())
                 {
                     Engine.PollLocked();
                     r = attempt.Try();

@@ -24,7 +24,7 @@ internal static unsafe class Descriptors
         // epoll(7): a registration goes away when the last fd referring to the open file description is closed.
         if (last)
         {
-            lock (Engine.Gate) // also EpollSets.Gate: one lock for the registrations, the handle and the pool
+            using (Engine.Gate.EnterScope()) // also EpollSets.Gate: one lock for the registrations, the handle and the pool
             {
                 EpollSets.ForgetSocketLocked(s);
                 if (s.Options.LingerOn && s.Options.LingerSeconds == 0 && s.Handle >= 0)
@@ -118,7 +118,7 @@ internal static unsafe class Descriptors
             case FIONREAD: case SIOCOUTQ:
                 if (s.State == SocketState.Listening) return -Errno.EINVAL;
                 if (arg == null) return -Errno.EFAULT;
-                lock (Engine.Gate)
+                using (Engine.Gate.EnterScope())
                 {
                     Engine.PollLocked();
                     *(int*)arg = s.State == SocketState.Connected

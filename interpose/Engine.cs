@@ -27,9 +27,9 @@ namespace UserTcp.Interpose;
 /// </summary>
 internal static unsafe class Engine
 {
-    /// <summary>The stack's lock. A <see cref="Lock"/> rather than a plain object: entering and leaving it costs a
-    /// fraction of Monitor.Enter/Exit on an object (no sync-block lookup).</summary>
-    internal static readonly Lock Gate = new();
+    /// <summary>The stack's lock: a <see cref="StackLock"/> (no sync-block lookup like Monitor, no thread-static read
+    /// like <see cref="Lock"/>). Held with <c>using (Gate.EnterScope())</c>.</summary>
+    internal static readonly StackLock Gate = StackLock.Create();
     internal static NetStack Stack = null!;
     private static IDevice? s_device;
     private static Thread? s_progress;
@@ -295,7 +295,7 @@ internal static unsafe class Engine
             Stack.Tcp.Flows = Group;
             Stack.Interface.AnswerEcho = Group.IsLeader;
         }
-        lock (Gate) Stack.Poll(NowUs);
+        using (Gate.EnterScope()) Stack.Poll(NowUs);
         s_progress = new Thread(ProgressLoop) { IsBackground = true, Name = "usertcp-progress" };
         s_progress.Start();
         Kernel.Log(2, $"user-level stack up: {ip}/{prefixLength}, device {DeviceDescription}");
@@ -372,61 +372,74 @@ internal static unsafe class Engine
     internal sealed class Edges : IReadinessListener
     {
         internal static readonly Edges Instance = new();
-        private int[] _counts = new int[1024];
-        private bool[] _dirty = new bool[1024];
-        /// <summary>The readiness the stack last reported per handle, with <see cref="Known"/> set once a report came
-        /// after the handle was (re)assigned (<see cref="Forget"/>). A connection reports every change (input,
-        /// timers, its own Send/Receive/Close), so for a connected socket this is what GetReadiness would compute.</summary>
-        private uint[] _readiness = new uint[1024];
-        private const uint Known = 0x8000_0000;
-        private readonly List<int> _dirtyHandles = new();
+
+        /// <summary>Per handle: the count of readiness changes, and the readiness the stack last reported with
+        /// <see cref="Known"/> set once a report came after the handle was (re)assigned (<see cref="Forget"/>) and
+        /// <see cref="Dirty"/> while the handle waits in the dirty list. A connection reports every change (input,
+        /// timers, its own Send/Receive/Close), so for a connected socket this is what GetReadiness would compute.
+        /// One array of pairs: a report touches one slot (one bounds check), 8 bytes per handle.</summary>
+        private struct Slot
+        {
+            public int Count;
+            public uint Readiness;
+        }
+
+        private Slot[] _slots = new Slot[1024];
+        private const uint Known = 0x8000_0000, Dirty = 0x4000_0000, Flags = Known | Dirty;
+        private int[] _dirtyHandles = new int[64];
+        private int _dirtyCount;
 
         public void OnReadinessChanged(int handle, Stack.Tcp.Readiness readiness)
         {
-            if ((uint)handle >= (uint)_counts.Length)
+            Slot[] slots = _slots;
+            if ((uint)handle >= (uint)slots.Length) slots = Grow(handle);
+            ref Slot slot = ref slots[handle];
+            slot.Count++;
+            uint was = slot.Readiness;
+            slot.Readiness = (uint)readiness | Known | Dirty;
+            if ((was & Dirty) == 0)
             {
-                Array.Resize(ref _counts, Math.Max(handle + 1, _counts.Length * 2));
-                Array.Resize(ref _dirty, _counts.Length);
-                Array.Resize(ref _readiness, _counts.Length);
-            }
-            _counts[handle]++;
-            _readiness[handle] = (uint)readiness | Known;
-            if (!_dirty[handle])
-            {
-                _dirty[handle] = true;
-                _dirtyHandles.Add(handle);
+                if (_dirtyCount == _dirtyHandles.Length) Array.Resize(ref _dirtyHandles, _dirtyCount * 2);
+                _dirtyHandles[_dirtyCount++] = handle;
             }
         }
 
-        /// <summary>Hands every handle that moved since the last call to <paramref name="each"/> (epoll's ready
-        /// lists). Caller holds Engine.Gate.</summary>
-        internal void Drain(Action<int> each)
+        private Slot[] Grow(int handle)
         {
-            foreach (int h in _dirtyHandles)
-            {
-                _dirty[h] = false;
-                each(h);
-            }
-            _dirtyHandles.Clear();
+            Array.Resize(ref _slots, Math.Max(handle + 1, _slots.Length * 2));
+            return _slots;
+        }
+
+        /// <summary>Every handle that moved since the last call (epoll's ready lists), each once; their dirty marks
+        /// are cleared. The span is valid until the next report: the caller holds Engine.Gate and makes the stack
+        /// report nothing while it reads it.</summary>
+        internal ReadOnlySpan<int> TakeDirty()
+        {
+            int n = _dirtyCount;
+            _dirtyCount = 0;
+            Slot[] slots = _slots;
+            int[] handles = _dirtyHandles;
+            for (int i = 0; i < n; i++) slots[handles[i]].Readiness &= ~Dirty;
+            return new ReadOnlySpan<int>(handles, 0, n);
         }
 
         /// <summary>Caller holds Engine.Gate.</summary>
-        internal int Count(int handle) => (uint)handle < (uint)_counts.Length ? _counts[handle] : 0;
+        internal int Count(int handle) => (uint)handle < (uint)_slots.Length ? _slots[handle].Count : 0;
 
         /// <summary>The handle was just assigned to a socket (open, accept), or the socket was changed by a call that
         /// may move its readiness without a report (shutdown, buffer options): what was recorded for it is not
         /// trusted until the stack's next report. Caller holds Engine.Gate.</summary>
         internal void Forget(int handle)
         {
-            if ((uint)handle < (uint)_readiness.Length) _readiness[handle] = 0;
+            if ((uint)handle < (uint)_slots.Length) _slots[handle].Readiness &= Dirty;
         }
 
         /// <summary>A connection's readiness from the last report, without asking the stack (epoll_wait evaluates
         /// every ready-listed registration on every wait). Caller holds Engine.Gate.</summary>
         internal bool TryGet(int handle, out Stack.Tcp.Readiness readiness)
         {
-            uint r = (uint)handle < (uint)_readiness.Length ? _readiness[handle] : 0;
-            readiness = (Stack.Tcp.Readiness)(r & ~Known);
+            uint r = (uint)handle < (uint)_slots.Length ? _slots[handle].Readiness : 0;
+            readiness = (Stack.Tcp.Readiness)(r & ~Flags);
             return (r & Known) != 0;
         }
     }
@@ -440,6 +453,25 @@ internal static unsafe class Engine
     /// <summary>Polls of the stack by application threads (under <see cref="Gate"/>): while they keep coming, the
     /// progress thread has nothing to add (timers run in every poll) and leaves the lock to them.</summary>
     internal static int AppPolls;
+
+    /// <summary>A new stack socket for interpose/. Every handle a socket gets comes from here or
+    /// <see cref="AcceptHandle"/>, which forget what <see cref="Edges"/> recorded for the number (an earlier life's
+    /// readiness). Caller holds <see cref="Gate"/>.</summary>
+    internal static SocketError OpenHandle(out int handle)
+    {
+        SocketError e = Stack.Open(out handle);
+        if (e == SocketError.Success) Edges.Instance.Forget(handle);
+        return e;
+    }
+
+    /// <summary>An accepted connection's handle, its <see cref="Edges"/> record forgotten (the handle's earlier life,
+    /// and the report the accept itself just made). Caller holds <see cref="Gate"/>.</summary>
+    internal static SocketError AcceptHandle(int listener, out int handle, out Ipv4Address peer, out ushort peerPort)
+    {
+        SocketError e = Stack.Accept(listener, out handle, out peer, out peerPort);
+        if (e == SocketError.Success) Edges.Instance.Forget(handle);
+        return e;
+    }
 
     /// <summary>Polls the stack from an application thread. Caller holds <see cref="Gate"/>.</summary>
     internal static void PollLocked()
@@ -473,7 +505,7 @@ internal static unsafe class Engine
     internal static long NextSleepUs(ref long backoffUs, long deadlineUs)
     {
         long pollAt;
-        lock (Gate) pollAt = Stack.PollAt();
+        using (Gate.EnterScope()) pollAt = Stack.PollAt();
         return NextSleepUs(ref backoffUs, deadlineUs, pollAt);
     }
 
@@ -531,7 +563,7 @@ internal static unsafe class Engine
                 appPollsSeen = appPolls;
                 continue;
             }
-            lock (Gate)
+            using (Gate.EnterScope())
             {
                 ProgressPolls++;
                 PollCore();
@@ -562,7 +594,7 @@ internal static unsafe class Engine
                      $"gen2 {GC.CollectionCount(2)}; allocated {GC.GetTotalAllocatedBytes(false)} B; " +
                      $"gc pause {GC.GetTotalPauseDuration().TotalMilliseconds:F1} ms");
         StackCounters c;
-        lock (Gate) c = Stack.Counters;
+        using (Gate.EnterScope()) c = Stack.Counters;
         Kernel.Stats($"packets rx {c.RxPackets} tx {c.TxPackets}; tcp in {c.TcpSegmentsIn} out {c.TcpSegmentsOut} " +
                      $"retransmits {c.TcpRetransmits} (fast {c.TcpFastRetransmits}, timeouts {c.TcpTimeouts}) " +
                      $"rst sent {c.TcpRstSent} received {c.TcpRstReceived} challenge acks {c.TcpChallengeAcks}; " +
@@ -592,7 +624,7 @@ internal static unsafe class Engine
     {
         if (Stack is null) return;
         s_stopping = true;
-        lock (Gate)
+        using (Gate.EnterScope())
         {
             foreach ((int fd, UserSocket s) in FdTable.Snapshot())
             {

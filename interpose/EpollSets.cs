@@ -126,17 +126,29 @@ internal static class EpollSets
 
     /// <summary>The stack's own lock: epoll_wait needs both the sets and the stack, and one lock per wait is cheaper
     /// than two nested (Monitor.Enter/Exit were ~285 instructions per RPC with two).</summary>
-    private static Lock s_gate => Engine.Gate;
+    private static StackLock s_gate => Engine.Gate;
     private static readonly Dictionary<int, Set> s_sets = new();
     private static Registration?[] s_byHandle = new Registration?[1024];
 
     // Sockets whose interpose-level state changed (UserSocket.Changed may run under any lock: this one is a leaf).
-    private static readonly Lock s_dirtyGate = new();
+    private static readonly StackLock s_dirtyGate = StackLock.Create();
     private static List<UserSocket> s_dirtySockets = new(), s_draining = new();
 
-    internal static Lock Gate => s_gate;
+    internal static StackLock Gate => s_gate;
 
-    internal static Set? Get(int epfd) => s_sets.TryGetValue(epfd, out Set? set) ? set : null;
+    /// <summary>The set of <paramref name="epfd"/>, or null. Caller holds <see cref="Gate"/>. The last one found is
+    /// kept: a process waits on one set (per thread, usually one in all), and every epoll_wait and epoll_ctl asks.</summary>
+    internal static Set? Get(int epfd)
+    {
+        if (epfd == s_lastEpfd) return s_lastSet;
+        if (!s_sets.TryGetValue(epfd, out Set? set)) return null;
+        s_lastEpfd = epfd;
+        s_lastSet = set;
+        return set;
+    }
+
+    private static int s_lastEpfd = -1;
+    private static Set? s_lastSet;
 
     private static int HandleOf(UserSocket s) => s.Group?.Handle ?? s.Handle;
 
@@ -145,7 +157,7 @@ internal static class EpollSets
         const int ADD = 1, DEL = 2, MOD = 3;
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
         if (epfd == fd) return -Errno.EINVAL;
-        lock (s_gate)
+        using (s_gate.EnterScope())
         {
             Set? set = Get(epfd);
             // A known set's epfd is open (closing or replacing it forgets the set): only a new one is asked of the
@@ -265,7 +277,7 @@ internal static class EpollSets
     /// <summary>Called by <see cref="UserSocket.Changed"/>: remember the socket for the next wait.</summary>
     internal static void MarkDirty(UserSocket s)
     {
-        lock (s_dirtyGate)
+        using (s_dirtyGate.EnterScope())
         {
             if (s.DirtyQueued) return;
             s.DirtyQueued = true;
@@ -278,7 +290,7 @@ internal static class EpollSets
     internal static void CollectDirty()
     {
         List<UserSocket> sockets;
-        lock (s_dirtyGate)
+        using (s_dirtyGate.EnterScope())
         {
             sockets = s_dirtySockets;
             s_dirtySockets = s_draining;
@@ -296,11 +308,12 @@ internal static class EpollSets
         }
         sockets.Clear();
         Trim(sockets);
-        Engine.Edges.Instance.Drain(static h =>
+        Registration?[] byHandle = s_byHandle;
+        foreach (int h in Engine.Edges.Instance.TakeDirty())
         {
-            if ((uint)h >= (uint)s_byHandle.Length) return;
-            for (Registration? r = s_byHandle[h]; r is not null; r = r.NextOfHandle) Enqueue(r);
-        });
+            if ((uint)h >= (uint)byHandle.Length) continue;
+            for (Registration? r = byHandle[h]; r is not null; r = r.NextOfHandle) Enqueue(r);
+        }
     }
 
     /// <summary>Drops every registration of a socket whose last fd is gone (epoll(7)). Caller holds <see cref="Gate"/>.</summary>
@@ -311,9 +324,14 @@ internal static class EpollSets
 
     internal static void ForgetEpoll(int epfd)
     {
-        lock (s_gate)
+        using (s_gate.EnterScope())
         {
             if (!s_sets.Remove(epfd, out Set? set)) return;
+            if (epfd == s_lastEpfd)
+            {
+                s_lastEpfd = -1;
+                s_lastSet = null;
+            }
             // Every registration hangs off a socket, and every socket that has one is open (its last close removes
             // them), so it is in the fd table: one pass over the table, ended as soon as the set is empty. Closing an
             // epoll fd is rare (exit, reload); the wait and epoll_ctl paths keep no per-set index for it.

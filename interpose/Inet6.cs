@@ -143,7 +143,7 @@ internal static unsafe partial class Inet6
         // As the last close does it (Descriptors.Forget): outside the socket's lock, one hold of Engine.Gate. Its epoll
         // registrations go (the kernel socket is not in those sets: docs/compatibility.md), the object goes back to
         // the pool with a new generation.
-        lock (Engine.Gate)
+        using (Engine.Gate.EnterScope())
         {
             EpollSets.ForgetSocketLocked(s);
             Engine.Stack.Close(s.Handle);

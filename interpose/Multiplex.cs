@@ -44,7 +44,7 @@ internal static unsafe class Multiplex
             {
                 int userReady = 0;
                 long pollAt = 0; // only read when nothing is ready
-                lock (Engine.Gate)
+                using (Engine.Gate.EnterScope())
                 {
                     Engine.PollLocked();
                     for (int i = 0; i < count; i++)
@@ -174,7 +174,7 @@ internal static unsafe class Multiplex
     {
         int n = 0;
         pollAt = 0; // only read when nothing is ready
-        lock (Engine.Gate) // also EpollSets.Gate
+        using (Engine.Gate.EnterScope()) // also EpollSets.Gate
         {
             Engine.PollLocked();
             EpollSets.CollectDirty();

@@ -38,7 +38,7 @@ internal static class Packetdrill
         if (s_device is null) return -Errno.EBADF;
         if (buf == null) return -Errno.EFAULT;
         if (count > int.MaxValue) return -Errno.EINVAL;
-        lock (Engine.Gate)
+        using (Engine.Gate.EnterScope())
         {
             if (!s_device.Inject(new ReadOnlySpan<byte>(buf, (int)count))) return -Errno.EINVAL;
             PollUntilQuiet();
@@ -66,7 +66,7 @@ internal static class Packetdrill
             {
                 int n;
                 long sent;
-                lock (Engine.Gate)
+                using (Engine.Gate.EnterScope())
                 {
                     n = s_device.TryTake(into, out sent);
                     if (n == 0)

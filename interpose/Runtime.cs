@@ -49,7 +49,7 @@ internal static unsafe class Runtime
     {
         var a = Stack.Wire.Ipv6Address.Read(new ReadOnlySpan<byte>(cfg->Ip6, 16));
         if (a.IsAny) return;
-        lock (Engine.Gate) Engine.Stack.Interface.EnableIpv6(a, cfg->Prefix6);
+        using (Engine.Gate.EnterScope()) Engine.Stack.Interface.EnableIpv6(a, cfg->Prefix6);
         Kernel.Log(2, $"IPv6 address {a}/{cfg->Prefix6}: neighbour discovery and echo answered; IPv6 sockets stay on the kernel");
     }
 

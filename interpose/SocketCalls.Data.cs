@@ -96,7 +96,14 @@ internal static unsafe partial class SocketCalls
         var a = new ReceiveAttempt { Socket = s, Generation = s.Generation, Handle = s.Handle, Iov = iov, Count = count, Peek = (flags & MSG_PEEK) != 0 };
         long r = Blocking.Run(ref a, nonBlocking, s.Options.ReceiveTimeoutUs);
         if (r <= 0 || (flags & MSG_WAITALL) == 0 || a.Peek || nonBlocking || r >= want) return r;
-        // MSG_WAITALL: keep reading until the request is full, the stream ends, an error, a timeout or a signal.
+        return ReceiveRest(s, ref a, iov, count, r, want);
+    }
+
+    /// <summary>MSG_WAITALL: keep reading until the request is full, the stream ends, an error, a timeout or a
+    /// signal. Out of <see cref="Receive"/>: its stackalloc would cost every call a stack cookie check.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static long ReceiveRest(UserSocket s, ref ReceiveAttempt a, IoVec* iov, int count, long r, long want)
+    {
         long got = r;
         IoVec* rest = stackalloc IoVec[count];
         while (got < want)
@@ -177,24 +184,28 @@ internal static unsafe partial class SocketCalls
             // The stack says "not connected" for a connection that has ended (closed, reset already reported, or
             // TIME_WAIT); to the application the socket was connected, and Linux answers EPIPE (sk_stream_wait_connect).
             if (r == -Errno.ENOTCONN) r = -Errno.EPIPE;
-            if (r > 0 && r < want && !nonBlocking)
-            {
-                // A blocking send on a stream socket sends everything unless a signal or timeout cuts it short.
-                long sent = r;
-                IoVec* rest = stackalloc IoVec[count];
-                while (sent < want)
-                {
-                    a.Count = Remaining(iov, count, sent, rest);
-                    a.Iov = rest;
-                    long more = Blocking.Run(ref a, false, s.Options.SendTimeoutUs, restartable: false);
-                    if (more <= 0) break;
-                    sent += more;
-                }
-                r = sent;
-            }
+            if (r > 0 && r < want && !nonBlocking) r = SendRest(s, ref a, iov, count, r, want);
         }
         if (r == -Errno.EPIPE && (flags & MSG_NOSIGNAL) == 0) Kernel.RaiseSigpipe();
         return r;
+    }
+
+    /// <summary>A blocking send on a stream socket sends everything unless a signal or timeout cuts it short. Out of
+    /// <see cref="Send"/>: its stackalloc would cost every call a stack cookie check.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static long SendRest(UserSocket s, ref SendAttempt a, IoVec* iov, int count, long r, long want)
+    {
+        long sent = r;
+        IoVec* rest = stackalloc IoVec[count];
+        while (sent < want)
+        {
+            a.Count = Remaining(iov, count, sent, rest);
+            a.Iov = rest;
+            long more = Blocking.Run(ref a, false, s.Options.SendTimeoutUs, restartable: false);
+            if (more <= 0) break;
+            sent += more;
+        }
+        return sent;
     }
 
     internal static long Receive1(int fd, byte* buf, nuint n, int flags, bool zeroLengthWaits = false)

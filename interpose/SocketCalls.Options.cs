@@ -42,6 +42,18 @@ internal static unsafe partial class SocketCalls
     internal static long SetSockOpt(int fd, int level, int name, byte* val, uint len)
     {
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
+        // The common case (TCP_NODELAY on every accepted connection): an int option set to a value seen before on
+        // sockets with the same options. Its checks passed when the step was remembered and depend only on (level,
+        // name, value), except at the IPv6 level (the socket's family, whether it is bound), which takes the full
+        // path. No socket lock: the options are swapped in one compare-and-swap (the full path swaps the same way,
+        // so neither loses the other's change), and the stack gets what the socket holds when it is applied.
+        if (level != Inet6.IPPROTO_IPV6 && len >= sizeof(int) && val != null)
+        {
+            SocketOptions before = s.Options;
+            if (SocketOptions.Transition(before, level, name, *(int*)val) is { } known
+                && System.Threading.Interlocked.CompareExchange(ref s.Options, known, before) == before)
+                return s.Handle >= 0 ? ApplyToStack(s, level, name) : 0;
+        }
         lock (s.Gate) return SetOption(s, level, name, val, len);
     }
 
@@ -58,12 +70,14 @@ internal static unsafe partial class SocketCalls
         int v = min == sizeof(int) ? *(int*)val : 0;
         // The same option set to the same value on sockets with the same options (TCP_NODELAY on every accepted
         // connection) ends in the same shared object: remembered, so the common case neither copies nor interns.
-        if (min == sizeof(int) && SocketOptions.Transition(s.Options, level, name, v) is { } known)
+        SocketOptions before = s.Options;
+        if (min == sizeof(int) && SocketOptions.Transition(before, level, name, v) is { } known)
         {
-            s.Options = known;
+            // Swapped like SetSockOpt's lock-free path does (a concurrent one there would otherwise be lost).
+            if (System.Threading.Interlocked.CompareExchange(ref s.Options, known, before) != before)
+                return SetOption(s, level, name, val, len);
             return s.Handle >= 0 ? ApplyToStack(s, level, name) : 0;
         }
-        SocketOptions before = s.Options;
         // Options objects are shared (interned) and never changed in place: work on a copy, then intern it.
         SocketOptions o = before with { };
         switch (level, name)
@@ -148,8 +162,10 @@ internal static unsafe partial class SocketCalls
                 break;
             default: return -Errno.ENOPROTOOPT;
         }
-        s.Options = SocketOptions.Intern(o);
-        if (min == sizeof(int)) SocketOptions.RememberTransition(before, level, name, v, s.Options);
+        SocketOptions after = SocketOptions.Intern(o);
+        if (System.Threading.Interlocked.CompareExchange(ref s.Options, after, before) != before)
+            return SetOption(s, level, name, val, len); // a lock-free setsockopt changed them meanwhile: again
+        if (min == sizeof(int)) SocketOptions.RememberTransition(before, level, name, v, after);
         return s.Handle >= 0 ? ApplyToStack(s, level, name) : 0;
     }
 
@@ -172,7 +188,7 @@ internal static unsafe partial class SocketCalls
             _ => ((SocketOption)(-1), 0L),
         };
         if ((int)opt < 0) return 0;
-        lock (Engine.Gate)
+        using (Engine.Gate.EnterScope())
         {
             SocketError e = Engine.Stack.SetOption(s.Handle, opt, value);
             Engine.Edges.Instance.Forget(s.Handle); // a buffer size can change writability without a report
@@ -195,7 +211,9 @@ internal static unsafe partial class SocketCalls
         out8.Clear();
         int size = sizeof(int);
         int iv = 0;
-        lock (s.Gate)
+        // No socket lock: the options are one immutable object read once above; what the stack holds is read under
+        // the stack's lock, with the socket's handle (which only changes under that lock: shutdown of a listener,
+        // the last close).
         {
             switch (level, name)
             {
@@ -210,12 +228,12 @@ internal static unsafe partial class SocketCalls
                 case (SOL_SOCKET, SO_SNDBUF): iv = o.SendBuffer; break;
                 case (SOL_SOCKET, SO_RCVLOWAT): iv = o.ReceiveLowWater; break;
                 case (SOL_SOCKET, SO_ERROR):
-                    if (s.Handle >= 0)
-                        lock (Engine.Gate)
-                        {
-                            Engine.Stack.GetError(s.Handle, out SocketError err);
-                            iv = ErrnoMap.From(err);
-                        }
+                    using (Engine.Gate.EnterScope())
+                    {
+                        if (s.Handle < 0) break;
+                        Engine.Stack.GetError(s.Handle, out SocketError err);
+                        iv = ErrnoMap.From(err);
+                    }
                     break;
                 case (SOL_SOCKET, SO_TYPE): iv = SOCK_STREAM; break;
                 case (SOL_SOCKET, SO_DOMAIN): iv = s.Inet6 ? Inet6.AF_INET6 : AF_INET; break;
@@ -245,15 +263,15 @@ internal static unsafe partial class SocketCalls
                 case (IPPROTO_TCP, TCP_MAXSEG):
                     iv = o.MaxSegment;
                     if (s.State == SocketState.Connected)
-                        lock (Engine.Gate)
-                            if (Engine.Stack.GetConnection(s.Handle) is { } c) iv = c.SendMss;
+                        using (Engine.Gate.EnterScope())
+                            if (s.Handle >= 0 && Engine.Stack.GetConnection(s.Handle) is { } c) iv = c.SendMss;
                     break;
                 case (IPPROTO_TCP, TCP_SYNCNT): iv = o.SynCount; break;
                 case (IPPROTO_TCP, TCP_LINGER2): iv = o.Linger2; break;
                 case (IPPROTO_TCP, TCP_WINDOW_CLAMP): iv = o.WindowClamp; break;
                 case (IPPROTO_TCP, TCP_INFO):
                     size = TcpInfoSize;
-                    lock (Engine.Gate) TcpInfo.Fill(s, out8);
+                    using (Engine.Gate.EnterScope()) TcpInfo.Fill(s, out8);
                     break;
                 case (IPPROTO_TCP, TCP_CONGESTION):
                     size = 16;

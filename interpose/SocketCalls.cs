@@ -30,11 +30,10 @@ internal static unsafe partial class SocketCalls
         if ((type & ~(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC)) != 0) return -Errno.EINVAL;
         if ((type & 0xf) != SOCK_STREAM || (protocol != 0 && protocol != IPPROTO_TCP)) return -Errno.EPROTONOSUPPORT;
         UserSocket s;
-        lock (Engine.Gate)
+        using (Engine.Gate.EnterScope())
         {
-            SocketError e = Engine.Stack.Open(out int h);
+            SocketError e = Engine.OpenHandle(out int h);
             if (e != SocketError.Success) return -ErrnoMap.From(e);
-            Engine.Edges.Instance.Forget(h);
             s = UserSocket.Rent();
             s.Handle = h;
         }
@@ -44,7 +43,7 @@ internal static unsafe partial class SocketCalls
         long fd = Kernel.FdAlloc(0, (type & SOCK_CLOEXEC) != 0 ? 1 : 0);
         if (fd < 0)
         {
-            lock (Engine.Gate)
+            using (Engine.Gate.EnterScope())
             {
                 Engine.Stack.Close(s.Handle);
                 UserSocket.Recycle(s);
@@ -57,11 +56,10 @@ internal static unsafe partial class SocketCalls
 
     internal static long OpenHandle(UserSocket s)
     {
-        lock (Engine.Gate)
+        using (Engine.Gate.EnterScope())
         {
-            SocketError e = Engine.Stack.Open(out int h);
+            SocketError e = Engine.OpenHandle(out int h);
             if (e != SocketError.Success) return -ErrnoMap.From(e);
-            Engine.Edges.Instance.Forget(h);
             s.Handle = h;
         }
         return 0;
@@ -115,7 +113,7 @@ internal static unsafe partial class SocketCalls
         {
             ushort port = (ushort)(EphemeralLow + (s_nextEphemeral++ % (EphemeralHigh - EphemeralLow + 1)));
             bool busy;
-            lock (Engine.Gate) busy = Engine.Stack.Tcp.PortInUse(port);
+            using (Engine.Gate.EnterScope()) busy = Engine.Stack.Tcp.PortInUse(port);
             if (!busy && BindTo(s, ip, port) == 0) return 0;
         }
         return -Errno.EADDRINUSE;
@@ -161,7 +159,7 @@ internal static unsafe partial class SocketCalls
             if (r < 0) return r;
         }
         if ((uint)backlog > 4096) backlog = 4096; // net.core.somaxconn
-        lock (Engine.Gate)
+        using (Engine.Gate.EnterScope())
         {
             if (s.State == SocketState.Listening)
             {
@@ -197,9 +195,8 @@ internal static unsafe partial class SocketCalls
         public long Try()
         {
             if (Listener.Generation != Generation) return -Errno.EBADF; // closed while this call waited
-            SocketError e = Engine.Stack.Accept(Handle, out int newHandle, out Peer, out PeerPort);
+            SocketError e = Engine.AcceptHandle(Handle, out int newHandle, out Peer, out PeerPort);
             if (e != SocketError.Success) return -ErrnoMap.From(e);
-            Engine.Edges.Instance.Forget(newHandle); // the handle's earlier life, and the report Accept just made
             UserSocket c = UserSocket.Rent();
             c.Refs = 1;
             c.Handle = newHandle;
@@ -228,7 +225,7 @@ internal static unsafe partial class SocketCalls
         long nfd = Kernel.FdAlloc(0, (flags & SOCK_CLOEXEC) != 0 ? 1 : 0);
         if (nfd < 0)
         {
-            lock (Engine.Gate)
+            using (Engine.Gate.EnterScope())
             {
                 Engine.Stack.Close(c.Handle);
                 UserSocket.Recycle(c);
@@ -294,7 +291,7 @@ internal static unsafe partial class SocketCalls
         var ip = new Ipv4Address(peer);
         SocketError e;
         lock (s.Gate)
-        lock (Engine.Gate)
+        using (Engine.Gate.EnterScope())
         {
             Engine.PollLocked();
             if (s.State != SocketState.Connected)
@@ -330,7 +327,7 @@ internal static unsafe partial class SocketCalls
     private static long ConnectAgain(UserSocket s)
     {
         Stack.Tcp.TcpState st;
-        lock (Engine.Gate)
+        using (Engine.Gate.EnterScope())
         {
             Engine.PollLocked();
             st = Engine.Stack.GetState(s.Handle);
@@ -348,7 +345,7 @@ internal static unsafe partial class SocketCalls
         s.ConnectPending = false;
         if (st != Stack.Tcp.TcpState.Closed) return 0;
         SocketError err;
-        lock (Engine.Gate) Engine.Stack.GetError(s.Handle, out err);
+        using (Engine.Gate.EnterScope()) Engine.Stack.GetError(s.Handle, out err);
         return err != SocketError.Success ? -ErrnoMap.From(err) : -Errno.ECONNABORTED;
     }
 
@@ -362,11 +359,10 @@ internal static unsafe partial class SocketCalls
             {
                 if (how != 1)
                 {
-                    lock (Engine.Gate)
+                    using (Engine.Gate.EnterScope())
                     {
                         ListenerGroups.Release(s);
-                        Engine.Stack.Open(out s.Handle);
-                        Engine.Edges.Instance.Forget(s.Handle);
+                        Engine.OpenHandle(out s.Handle);
                     }
                     s.State = SocketState.Unconnected;
                     s.Changed();
@@ -380,7 +376,7 @@ internal static unsafe partial class SocketCalls
                 s.Changed();
                 return -Errno.ENOTCONN;
             }
-            lock (Engine.Gate)
+            using (Engine.Gate.EnterScope())
             {
                 // Linux: a connection that has already ended (TIME_WAIT is handed to a mini-socket there, so the
                 // socket itself is closed) records the shutdown and reports ENOTCONN.
@@ -405,7 +401,7 @@ internal static unsafe partial class SocketCalls
         SocketError e;
         Ipv4Address ip;
         ushort port;
-        lock (Engine.Gate)
+        using (Engine.Gate.EnterScope())
         {
             if (Engine.Stack.GetState(s.Handle) is Stack.Tcp.TcpState.SynSent) return -Errno.ENOTCONN;
             e = Engine.Stack.GetRemoteEndpoint(s.Handle, out ip, out port);

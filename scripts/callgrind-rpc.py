@@ -14,6 +14,11 @@ established, --conns in flight, for S seconds) against the server, once for each
 counts is divided by the difference of the server's passive opens (from its USERTCP_STATS lines), which also gives
 the bytes the server allocated per accepted connection.
 
+--client-churn S1,S2 measures the connecting side instead (topology (a) runs wrk on usertcp too): rpc_server runs on
+the kernel in the client namespace (198.18.0.1), and `rpc_client hold 198.18.0.1 7000 1` then `churn S` runs under
+callgrind on usertcp in the server namespace; the difference is divided by the difference of the client's active
+opens (its USERTCP_STATS lines).
+
 Needs root, `make`, `make valgrind` (build/valgrind/libusertcp.so: the library with a GC heap valgrind can host) and
 `make -C bench/rpc`. Usage: scripts/callgrind-rpc.py [--requests 4000,20000] [--conns 10] [--keep DIR]
 """
@@ -31,6 +36,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIB = os.path.join(ROOT, "build", "valgrind", "libusertcp.so")
 BENCH = os.path.join(ROOT, "build", "bench")
 SRV_IP = "198.18.0.2"
+CLI_IP = "198.18.0.1"
 
 
 def self_costs(path):
@@ -96,8 +102,8 @@ class Symbols:
 
 def group(obj):
     base = os.path.basename(obj)
-    if base == "rpc_server":
-        return "application (rpc_server)"
+    if base in ("rpc_server", "rpc_client"):
+        return f"application ({base})"
     if base == "libusertcp.so" or obj == "libusertcp.so":
         return "stack + shim (libusertcp.so)"
     if base.startswith("librte_") or base == "libusertcp-dpdk.so":
@@ -152,10 +158,38 @@ def run_once(suffix, work, requests, conns, churn=None, size=64):
     return self_costs(out), line, stats
 
 
-def opens_and_bytes(stats):
+def run_client_once(suffix, work, tag, conns, churn):
+    """rpc_client on usertcp under callgrind (churn), rpc_server on the kernel in the client namespace."""
+    srv, cli = f"ut-srv{suffix}", f"ut-cli{suffix}"
+    out = os.path.join(work, f"callgrind.{tag}")
+    log = open(os.path.join(work, f"client.{tag}.log"), "w")
+    server = subprocess.Popen(["ip", "netns", "exec", cli, f"{BENCH}/rpc_server", "7000"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        cmd = ["ip", "netns", "exec", srv, "env", f"LD_PRELOAD={LIB}", f"USERTCP_IP={SRV_IP}/24",
+               "USERTCP_DEV=net_af_packet0,iface=ut-srv0", "USERTCP_DPDK_ARGS=--log-level=*:error --no-huge",
+               "USERTCP_STATS=1", "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+               f"{BENCH}/rpc_client", "hold", CLI_IP, "7000", "1"]
+        res = subprocess.run(cmd, input=f"churn {churn} {conns}\nquit\n", text=True, stdout=subprocess.PIPE,
+                             stderr=log, timeout=600)
+        line = " ".join(res.stdout.split())
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+    stats = [l.strip() for l in open(log.name, errors="replace") if ": stats: " in l]
+    return self_costs(out), line, stats
+
+
+def opens_and_bytes(stats, kind="passive"):
     """Passive opens and bytes allocated over the server's life, from its USERTCP_STATS lines."""
     text = " ".join(stats)
-    opens = int(re.search(r"passive opens (\d+)", text).group(1))
+    opens = int(re.search(kind + r" opens (\d+)", text).group(1))
     alloc = int(re.search(r"allocated (\d+) B", text).group(1))
     return opens, alloc
 
@@ -182,11 +216,18 @@ def main():
     ap.add_argument("--conns", type=int, default=10)
     ap.add_argument("--size", type=int, default=64, help="request (and echoed response) size in bytes")
     ap.add_argument("--churn", help="two churn durations in seconds, comma-separated: cost per accepted connection")
+    ap.add_argument("--client-churn", help="two churn durations: cost per connection of a usertcp rpc_client "
+                    "(connect side) against a kernel rpc_server")
+    ap.add_argument("--lib", help="the library to measure (default build/valgrind/libusertcp.so; e.g. a scratch build "
+                    "of another commit, its .dbg next to it)")
     ap.add_argument("--keep", help="directory to keep the callgrind files in")
     ap.add_argument("--top", type=int, default=30, help="functions listed")
     ap.add_argument("--files", help="analyse existing callgrind files FILE1,FILE2 (no runs)")
     ap.add_argument("--suffix", help="scripts/testnet.sh suffix of the private topology (default cgPID)")
     a = ap.parse_args()
+    global LIB
+    if a.lib:
+        LIB = os.path.abspath(a.lib)
     n1, n2 = (int(x) for x in a.requests.split(","))
     for f in (LIB, f"{BENCH}/rpc_server", f"{BENCH}/rpc_client"):
         if not os.path.exists(f):
@@ -200,7 +241,15 @@ def main():
     os.makedirs(work, exist_ok=True)
     sh([os.path.join(ROOT, "scripts", "testnet.sh"), "up", "--suffix", suffix])
     try:
-        if a.churn:
+        if a.client_churn:
+            s1, s2 = a.client_churn.split(",")
+            c1, line1, stats1 = run_client_once(suffix, work, 1, a.conns, s1)
+            c2, line2, stats2 = run_client_once(suffix, work, 2, a.conns, s2)
+            (n1, a1), (n2, a2) = opens_and_bytes(stats1, "active"), opens_and_bytes(stats2, "active")
+            print(f"active opens {n1} / {n2}; allocated {a1:,} / {a2:,} B: "
+                  f"{(a2 - a1) / max(1, n2 - n1):,.0f} B per connection")
+            stats2 = stats1 + stats2
+        elif a.churn:
             s1, s2 = a.churn.split(",")
             c1, line1, stats1 = run_once(suffix, work, 1, a.conns, s1)
             c2, line2, stats2 = run_once(suffix, work, 2, a.conns, s2)
@@ -224,8 +273,11 @@ def report(a, n1, n2, c1, c2, line1, line2, stats2, work):
         for (obj, _fn), v in c.items():
             g[group(obj)] = g.get(group(obj), 0) + v
     per = {k: (groups2.get(k, 0) - groups1.get(k, 0)) / (n2 - n1) for k in set(groups1) | set(groups2)}
-    unit = "accepted connection" if a.churn else "RPC"
-    if a.churn:
+    unit = "accepted connection" if a.churn else "connection" if a.client_churn else "RPC"
+    if a.client_churn:
+        print(f"callgrind, rpc_client on usertcp (af_packet), short connections (churn {a.client_churn} s) to a kernel "
+              f"rpc_server: {n1} and {n2} active opens")
+    elif a.churn:
         print(f"callgrind, rpc_server on usertcp (af_packet), short connections (churn {a.churn} s): "
               f"{n1} and {n2} passive opens")
     else:
@@ -237,7 +289,7 @@ def report(a, n1, n2, c1, c2, line1, line2, stats2, work):
     print(f"{'object group':40} {'Ir run 1':>14} {'Ir run 2':>14} {'Ir per ' + unit:>11}")
     for k in sorted(per, key=lambda k: -per[k]):
         print(f"{k:40} {groups1.get(k, 0):14,} {groups2.get(k, 0):14,} {per[k]:11,.0f}")
-    app = per.get("application (rpc_server)", 0)
+    app = sum(v for k, v in per.items() if k.startswith("application"))
     total = sum(per.values())
     print(f"{'total':40} {sum(groups1.values()):14,} {sum(groups2.values()):14,} {total:11,.0f}")
     print(f"instructions per {unit}, everything but the application: {total - app:,.0f} (application: {app:,.0f})")

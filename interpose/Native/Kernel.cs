@@ -27,6 +27,9 @@ internal static unsafe partial class Kernel
     /// <summary>1 when epfd is an epoll set this process created and never added a kernel fd to (cshim/fdtab.h).</summary>
     [LibraryImport(Lib, EntryPoint = "k_epfd_pure"), SuppressGCTransition]
     internal static partial nint EpfdPure(int epfd);
+    /// <summary>pthread_self(): the owner id of <see cref="StackLock"/> (no thread static, so no __tls_get_addr).</summary>
+    [LibraryImport(Lib, EntryPoint = "k_thread_self"), SuppressGCTransition]
+    internal static partial nint ThreadSelf();
     [LibraryImport(Lib, EntryPoint = "k_sockopt_minlen"), SuppressGCTransition]
     internal static partial nint SockoptMinLen(int level, int name);
     [LibraryImport(Lib, EntryPoint = "k_fcntl")]
