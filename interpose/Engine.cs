@@ -441,6 +441,31 @@ internal static unsafe class Engine
     /// progress thread has nothing to add (timers run in every poll) and leaves the lock to them.</summary>
     internal static int AppPolls;
 
+    /// <summary>The managed id of the thread whose last epoll_wait returned events and that has not waited again
+    /// since (0: none): its event round. Replies it sends and window updates its reads cause meanwhile stay in the
+    /// stack's transmit batch (<see cref="NetStack.DeferFlush"/>) and leave together, in one device burst (on af_packet
+    /// one <c>sendto()</c> kick per round instead of one per reply), at its next epoll_wait (whose poll flushes), at
+    /// any call that polls the stack, when the batch is full, or at the latest when the progress thread polls (about
+    /// <see cref="AppActiveUs"/> after the application stopped polling).</summary>
+    internal static volatile int RoundThread;
+
+    /// <summary>An epoll_wait returns <paramref name="r"/>: with events, the calling thread's round begins.</summary>
+    internal static long BeginRound(long r)
+    {
+        if (r > 0) RoundThread = Environment.CurrentManagedThreadId;
+        return r;
+    }
+
+    /// <summary>Whether the calling thread is in its event round (see <see cref="RoundThread"/>).</summary>
+    internal static bool InRound
+    {
+        get
+        {
+            int t = RoundThread;
+            return t != 0 && t == Environment.CurrentManagedThreadId;
+        }
+    }
+
     /// <summary>Polls the stack from an application thread. Caller holds <see cref="Gate"/>.</summary>
     internal static void PollLocked()
     {
@@ -579,6 +604,7 @@ internal static unsafe class Engine
                 DpdkPortStats d = dpdk.Port.GetStats();
                 Kernel.Stats($"device {DeviceDescription}: rx {d.RxPackets} tx {d.TxPackets} rx missed {d.RxMissed} " +
                              $"rx errors {d.RxErrors} tx errors {d.TxErrors} rx no mbuf {d.RxNoMbuf}");
+                Kernel.Stats($"device bursts: {dpdk.BurstSummary()}");
             }
             catch (DpdkException e) { Kernel.Stats($"device statistics unavailable: {e.Message}"); }
         }

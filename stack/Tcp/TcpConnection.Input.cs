@@ -542,7 +542,7 @@ public sealed partial class TcpConnection
             // Delayed ACK: at least every second full-sized segment (RFC 5681 §4.2); otherwise within the timer.
             // In quick-ACK mode (start of the connection) every segment is acknowledged at once.
             if (_quickAcks > 0) { _quickAcks--; Set(ConnFlags.AckNow); }
-            else if (_unackedBytes >= 2 * _peerMss) Set(ConnFlags.AckNow);
+            else if (_unackedBytes >= 2 * _peerMss) { if (!_layer.DeferAckToBurstEnd(this)) Set(ConnFlags.AckNow); }
             else if (_delAckAt == 0) { _delAckAt = DeadlineMs(nowUs + _layer.Config.DelayedAckUs); ScheduleAt(_delAckAt); }
             return;
         }
@@ -567,6 +567,16 @@ public sealed partial class TcpConnection
         _rcv.ForgetOutOfOrderFrom(_ooo.HighestEnd);
         Set(ConnFlags.AckNow);
         if (_ooo.IsEmpty) { _layer.ReturnAssembler(_ooo); _ooo = null; OnBuffersDrained(nowUs); }
+    }
+
+    /// <summary>The end of a receive burst in which in-order data left this connection owing an ACK
+    /// (<see cref="TcpLayer.DeferAckToBurstEnd"/>). Nothing if a segment sent since carried it, or the connection was
+    /// closed (and maybe reused) meanwhile.</summary>
+    internal void SendBurstAck(long nowUs)
+    {
+        if (_unackedBytes == 0 || !InTable || Has(ConnFlags.Freed) || State is TcpState.Closed or TcpState.Listen) return;
+        Set(ConnFlags.AckNow);
+        Output(nowUs);
     }
 
     /// <summary>Consumes the peer's FIN once every byte before it has arrived (RFC 9293 §3.10.7.4 eighth step).</summary>
