@@ -76,7 +76,8 @@ cu, cs = (float(ccpu.group(1)), float(ccpu.group(2))) if ccpu else (0, 0)
 print(f"{side} {d}: {bps/1e9:.2f} Gbit/s, {mb:.0f} MB; server cpu user {u:.2f} s sys {s:.2f} s = "
       f"{(u+s)/mb*1000:.2f} ms/MB; client cpu {cu+cs:.2f} s; both {(u+s+cu+cs)/mb*1000:.2f} ms/MB; client in {g('TcpInSegs')/mb:.1f} out {g('TcpOutSegs')/mb:.1f} segs/MB, "
       f"retrans {g('TcpRetransSegs')}, delayed acks {g('TcpExtDelayedACKs')}, ofo {g('TcpExtTCPOFOQueue')}, "
-      f"rcv pruned {g('TcpExtRcvPruned')}")
+      f"rcv pruned {g('TcpExtRcvPruned')}; client loss probes {g('TcpExtTCPLossProbes')}, timeouts "
+      f"{g('TcpExtTCPTimeouts')}, fast retransmits {g('TcpExtTCPFastRetrans')}, D-SACKs received {g('TcpExtTCPDSACKRecv')}")
 for line in text.splitlines():
     if ": stats: " in line and any(k in line for k in ("packets rx", "drops", "device", "waits")):
         print("  " + line.split(": stats: ", 1)[1])

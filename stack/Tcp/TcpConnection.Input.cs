@@ -154,6 +154,10 @@ public sealed partial class TcpConnection
                 ArmWait(nowUs + 2 * layer.Config.MslUs);
             }
             if (!rst) Set(ConnFlags.AckNow); // duplicate or out-of-window: tell the peer where we are
+            // RFC 2883: data we already have (a spurious retransmission, often after reordering) is reported in a
+            // D-SACK block of that ACK, so the sender can undo its congestion response and learn the reordering.
+            if (!rst && segLen > 0 && Has(ConnFlags.Sack) && seg.Seq + segLen <= _rcvNxt && seg.Payload.Length > 0)
+                layer.NoteDuplicate(this, seg.Seq, seg.Seq + seg.Payload.Length);
             layer.Counters.Drop(DropReason.TcpOutOfWindow);
             return;
         }

@@ -272,7 +272,7 @@ public sealed partial class TcpConnection
         TcpFlags flags = extra;
         if (!(syn && State == TcpState.SynSent)) flags |= TcpFlags.Ack;
 
-        if (!syn && (!Has(ConnFlags.Sack) || _ooo == null || _ooo.IsEmpty))
+        if (!syn && (!Has(ConnFlags.Sack) || _ooo == null || _ooo.IsEmpty) && !_layer.HasDuplicateFor(this))
             return TransmitPlain(seq, len, flags, nowUs);
         return TransmitWithOptions(seq, len, flags, syn, nowUs);
     }
@@ -305,10 +305,17 @@ public sealed partial class TcpConnection
                 opt.TsVal = TsNow(nowUs);
                 opt.TsEcr = _tsRecent;
             }
+            int blockRoom = opt.HasTimestamps ? TcpOptions.MaxSackBlocksWithTimestamps : TcpOptions.MaxSackBlocks;
+            // RFC 2883 §4: a D-SACK block comes first, then the usual blocks.
+            if (Has(ConnFlags.Sack) && _layer.TakeDuplicate(this, out SeqNumber dupStart, out SeqNumber dupEnd))
+            {
+                opt.AddSack(new SackBlock(dupStart.Value, dupEnd.Value));
+                blockRoom--;
+            }
             if (Has(ConnFlags.Sack) && _ooo != null && !_ooo.IsEmpty)
             {
                 Span<ByteRange> blocks = stackalloc ByteRange[TcpOptions.MaxSackBlocks];
-                int n = _ooo.GetSackBlocks(blocks[..(opt.HasTimestamps ? TcpOptions.MaxSackBlocksWithTimestamps : TcpOptions.MaxSackBlocks)]);
+                int n = _ooo.GetSackBlocks(blocks[..blockRoom]);
                 for (int i = 0; i < n; i++)
                     opt.AddSack(new SackBlock((_rcvNxt + blocks[i].Start).Value, (_rcvNxt + blocks[i].End).Value));
             }

@@ -367,6 +367,7 @@ public sealed partial class TcpLayer : ITimerHandler
     {
         NowUs = nowUs;
         Counters.TcpSegmentsIn++;
+        _dsackOwner = null; // a D-SACK is reported by the ACK of the segment that carried the duplicate, or not at all
         if ((rxFlags & PacketOffloads.RxTcpChecksumGood) == 0
             && Checksum.Fold(Checksum.Add(Checksum.PseudoHeader(source, destination, 6, segment.Length), segment)) != 0)
         {
@@ -644,6 +645,34 @@ public sealed partial class TcpLayer : ITimerHandler
     // full-sized segment" is a SHOULD). Every other ACK (out-of-order data, duplicates, quick-ACK mode, window
     // probes) still leaves at once. Outside a burst (segments handed in one by one) nothing changes.
     // --------------------------------------------------------------------------------------------------------
+
+    // --------------------------------------------------------------------------------------------------------
+    // D-SACK (RFC 2883): the duplicate a connection just received, reported by the ACK it sends at once. Kept here,
+    // not per connection: the ACK leaves in the Output that follows the segment's input, and any other connection's
+    // input or segment forgets it.
+    // --------------------------------------------------------------------------------------------------------
+
+    private TcpConnection? _dsackOwner;
+    private SeqNumber _dsackStart, _dsackEnd;
+
+    internal void NoteDuplicate(TcpConnection c, SeqNumber start, SeqNumber end)
+    {
+        _dsackOwner = c;
+        _dsackStart = start;
+        _dsackEnd = end;
+    }
+
+    /// <summary>The D-SACK block <paramref name="c"/>'s next segment should carry first, once.</summary>
+    internal bool TakeDuplicate(TcpConnection c, out SeqNumber start, out SeqNumber end)
+    {
+        start = _dsackStart;
+        end = _dsackEnd;
+        if (_dsackOwner != c) return false;
+        _dsackOwner = null;
+        return true;
+    }
+
+    internal bool HasDuplicateFor(TcpConnection c) => _dsackOwner == c;
 
     private readonly TcpConnection?[] _burstAcks = new TcpConnection?[64];
     private int _burstAckCount = -1; // -1: not inside a receive burst

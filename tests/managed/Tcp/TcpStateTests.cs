@@ -409,6 +409,35 @@ public class TcpStateTests
     }
 
     [Fact]
+    public void ADuplicateSegmentIsReportedInADsackBlock_OnlyWithSack()
+    {
+        using var t = new TcpScript();
+        var syn = new TcpOptions { HasMss = true, Mss = 1460, SackPermitted = true };
+        TcpConnection c = t.Established(out uint iss, syn);
+        t.Inject(TcpFlags.Ack, P + 1, iss + 1, payload: new byte[100]);
+        Assert.Equal(P + 101, t.Expect(TcpFlags.Ack).Ack); // quick ACK
+        // The same segment again (a spurious retransmission): RFC 2883 D-SACK, the duplicate range as first block.
+        t.Inject(TcpFlags.Ack, P + 1, iss + 1, payload: new byte[100]);
+        Sent d = t.Expect(TcpFlags.Ack);
+        Assert.Equal(P + 101, d.Ack);
+        Assert.Equal(1, d.Options.SackCount);
+        Assert.Equal(new SackBlock(P + 1, P + 101), d.Options.GetSack(0));
+        // Only once: the next ACK carries no block.
+        t.Inject(TcpFlags.Ack, P + 101, iss + 1, payload: new byte[10]);
+        Sent next = t.Expect(TcpFlags.Ack);
+        Assert.Equal(P + 111, next.Ack);
+        Assert.Equal(0, next.Options.SackCount);
+
+        // Without SACK negotiated: a plain duplicate ACK.
+        using var u = new TcpScript();
+        u.Established(out uint iss2, new TcpOptions { HasMss = true, Mss = 1460 });
+        u.Inject(TcpFlags.Ack, P + 1, iss2 + 1, payload: new byte[100]);
+        u.Expect(TcpFlags.Ack);
+        u.Inject(TcpFlags.Ack, P + 1, iss2 + 1, payload: new byte[100]);
+        Assert.Equal(0, u.Expect(TcpFlags.Ack).Options.SackCount);
+    }
+
+    [Fact]
     public void AReplyEndsQuickAckMode_NextRequestsAckRidesOnTheReply()
     {
         using var t = new TcpScript();
