@@ -473,6 +473,31 @@ internal static unsafe class Engine
         return e;
     }
 
+    /// <summary>The thread (pthread_self) whose last epoll_wait returned events and that has not waited again
+    /// since (0: none): its event round. Replies it sends and window updates its reads cause meanwhile stay in the
+    /// stack's transmit batch (<see cref="NetStack.DeferFlush"/>) and leave together, in one device burst (on af_packet
+    /// one <c>sendto()</c> kick per round instead of one per reply), at its next epoll_wait (whose poll flushes), at
+    /// any call that polls the stack, when the batch is full, or at the latest when the progress thread polls (about
+    /// <see cref="AppActiveUs"/> after the application stopped polling).</summary>
+    internal static nint RoundThread; // pthread_self of that thread (no thread-static read: see StackLock)
+
+    /// <summary>An epoll_wait returns <paramref name="r"/>: with events, the calling thread's round begins.</summary>
+    internal static long BeginRound(long r)
+    {
+        if (r > 0) Volatile.Write(ref RoundThread, Kernel.ThreadSelf());
+        return r;
+    }
+
+    /// <summary>Whether the calling thread is in its event round (see <see cref="RoundThread"/>).</summary>
+    internal static bool InRound
+    {
+        get
+        {
+            nint t = Volatile.Read(ref RoundThread);
+            return t != 0 && t == Kernel.ThreadSelf();
+        }
+    }
+
     /// <summary>Polls the stack from an application thread. Caller holds <see cref="Gate"/>.</summary>
     internal static void PollLocked()
     {
@@ -611,6 +636,7 @@ internal static unsafe class Engine
                 DpdkPortStats d = dpdk.Port.GetStats();
                 Kernel.Stats($"device {DeviceDescription}: rx {d.RxPackets} tx {d.TxPackets} rx missed {d.RxMissed} " +
                              $"rx errors {d.RxErrors} tx errors {d.TxErrors} rx no mbuf {d.RxNoMbuf}");
+                Kernel.Stats($"device bursts: {dpdk.BurstSummary()}");
             }
             catch (DpdkException e) { Kernel.Stats($"device statistics unavailable: {e.Message}"); }
         }

@@ -124,15 +124,16 @@ internal static unsafe class Multiplex
         long deadline = timeoutMs < 0 ? long.MaxValue : Engine.NowUs + timeoutMs * 1000L;
         long backoff = 0;
         bool waiting = false;
+        if (Engine.RoundThread != 0 && Engine.InRound) Volatile.Write(ref Engine.RoundThread, 0); // this wait's poll flushes the round
         try
         {
             while (true)
             {
                 int n = CollectUserEvents(epfd, events, max, out long pollAt, out EpollSets.Set? set);
-                if (n == max) return n;
+                if (n == max) return Engine.BeginRound(n);
                 // Events ready and no kernel fd in the set: nothing to ask the kernel (one system call per wait saved).
                 // (Not with a signal mask: epoll_pwait runs a handler the mask unblocks even when it returns events.)
-                if (n > 0 && sigmask == null && Kernel.EpfdPure(epfd) != 0) return n;
+                if (n > 0 && sigmask == null && Kernel.EpfdPure(epfd) != 0) return Engine.BeginRound(n);
                 long sleep = n > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline, pollAt);
                 if (!waiting && n == 0 && timeoutMs != 0) { Engine.EnterWait(); Kernel.WaitBegin(); waiting = true; }
                 // A round that will not sleep (user events to return, or a spin step right after traffic) asks the
@@ -146,7 +147,7 @@ internal static unsafe class Multiplex
                     now = Engine.NowUs;
                     if (set.MaySkipKernel(now))
                     {
-                        if (n > 0 || now >= deadline) return n;
+                        if (n > 0 || now >= deadline) return Engine.BeginRound(n);
                         continue; // spin: poll the stack again
                     }
                 }
@@ -160,8 +161,8 @@ internal static unsafe class Multiplex
                     set.KernelAskedUs = now != 0 ? now : Engine.NowUs;
                     set.KernelHadEvents = r > 0;
                 }
-                if (r < 0) return n > 0 ? n : r;
-                if (n + r > 0 || Engine.NowUs >= deadline) return n + r;
+                if (r < 0) return n > 0 ? Engine.BeginRound(n) : r;
+                if (n + r > 0 || Engine.NowUs >= deadline) return Engine.BeginRound(n + r);
             }
         }
         finally

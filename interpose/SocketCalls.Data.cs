@@ -44,11 +44,14 @@ internal static unsafe partial class SocketCalls
         {
             if (Socket.Generation != Generation) return -Errno.EBADF;
             long total = 0;
+            bool round = Engine.InRound;
             for (int i = 0; i < Count; i++)
             {
                 if (Iov[i].Length == 0) continue;
                 int want = (int)Math.Min(Iov[i].Length, int.MaxValue);
+                Engine.Stack.DeferFlush = round; // a window update in an event round leaves with the round's burst
                 int n = Engine.Stack.Receive(Handle, new Span<byte>(Iov[i].Base, want), Peek, out SocketError e);
+                Engine.Stack.DeferFlush = false;
                 if (e != SocketError.Success)
                 {
                     if (total > 0) return total;
@@ -145,11 +148,14 @@ internal static unsafe partial class SocketCalls
         {
             if (Socket.Generation != Generation) return -Errno.EBADF;
             long total = 0;
+            bool round = Engine.InRound;
             for (int i = 0; i < Count; i++)
             {
                 if (Iov[i].Length == 0) continue;
                 int want = (int)Math.Min(Iov[i].Length, int.MaxValue);
+                Engine.Stack.DeferFlush = round; // in an event round the reply leaves with the round's burst
                 int n = Engine.Stack.Send(Handle, new ReadOnlySpan<byte>(Iov[i].Base, want), out SocketError e);
+                Engine.Stack.DeferFlush = false;
                 if (e != SocketError.Success && n == 0)
                 {
                     if (total > 0) return total;

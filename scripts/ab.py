@@ -117,8 +117,19 @@ class Harness:
 
     def set_side(self, side):
         run(["ip", "-n", self.srv, "addr", "flush", "dev", "ut-srv0"])
+        # usertcp runs: the server namespace's kernel sees every frame too and, after af_packet's tap has its copy,
+        # runs each through its IP layer for nothing (no address: route lookup, drop) in whichever context delivers
+        # it, ~8 % of the usertcp server's CPU (docs/benchmarks.md, "Session 4, bulk"). A tc ingress filter (cBPF
+        # "return TC_ACT_SHOT", direct action) drops them after the tap, as a deployment would keep the kernel off
+        # the user-level stack's interface. --srv-kernel-rx keep: leave the kernel's path on.
+        subprocess.run(["ip", "netns", "exec", self.srv, "tc", "qdisc", "del", "dev", "ut-srv0", "clsact"],
+                       capture_output=True)
         if side == "kernel":
             run(["ip", "-n", self.srv, "addr", "add", f"{SRV_IP}/24", "dev", "ut-srv0"])
+        elif self.a.srv_kernel_rx == "drop":
+            run(["ip", "netns", "exec", self.srv, "tc", "qdisc", "add", "dev", "ut-srv0", "clsact"])
+            run(["ip", "netns", "exec", self.srv, "tc", "filter", "add", "dev", "ut-srv0", "ingress", "bpf", "da",
+                 "bytecode", "1,6 0 0 2,"])
         # The client caches the server's MAC (the same on both sides); nothing else to reset.
 
     def _kill(self, p):
@@ -731,7 +742,10 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
         "server in namespace ut-srv, joined by a veth pair with offloads off. Kernel run: the server on the kernel "
         "with 198.18.0.2 on the veth. usertcp run: the same binary and configuration under "
         f"`LD_PRELOAD=build/libusertcp.so USERTCP_DEV={a.usertcp_dev}` (DPDK af_packet PMD), no kernel "
-        "address. Every measurement starts a fresh server; each round runs kernel then usertcp. "
+        "address" + ("; the server namespace's kernel drops the frames after af_packet's tap (tc ingress filter, "
+                     "`--srv-kernel-rx drop`)" if a.srv_kernel_rx == "drop" else
+                     "; the server namespace's kernel also runs every frame through its IP layer "
+                     "(`--srv-kernel-rx keep`)") + ". Every measurement starts a fresh server; each round runs kernel then usertcp. "
         f"{a.rounds} rounds of {a.seconds} s; median, spread = max - min over the rounds, ratio = usertcp median / "
         "kernel median. Server CPU = utime + stime of the server process (nginx: its workers, all threads) over the "
         "run, in % of one core (100 % = one core busy). Raw per-round values: results.json.",
@@ -916,6 +930,9 @@ def main():
                     help="topology (a): `trusted=1` on both memif ends: no checksums computed or verified, as the "
                          "kernel's loopback")
     ap.add_argument("--usertcp-dev", default="net_af_packet0,iface=ut-srv0", help="USERTCP_DEV of the usertcp runs")
+    ap.add_argument("--srv-kernel-rx", choices=("drop", "keep"), default="drop",
+                    help="topology (b), usertcp runs: drop the frames in the server namespace's kernel after "
+                         "af_packet's tap (tc ingress filter; default) or keep its IP layer running on them",)
     ap.add_argument("--hugepages", type=int, default=0,
                     help="reserve at least this many 2 MiB hugepages first (system-wide, kept); 0: leave as is")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks"))

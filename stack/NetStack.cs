@@ -116,6 +116,18 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
     public Ipv4Address Address => _iface.Address;
     public int OpenSockets => _open;
 
+    /// <summary>
+    /// While set, the frames <see cref="Send"/> and <see cref="Receive"/> build (data, window updates) stay in the
+    /// interface's transmit batch instead of leaving in a burst of their own; they leave with the next
+    /// <see cref="Poll"/> or <see cref="Flush"/>, or when the batch is full. On a device whose transmit costs a system
+    /// call per burst (af_packet's <c>sendto()</c> kick) an event loop that answers many connections per round then
+    /// pays one kick per round instead of one per reply. The caller promises that Poll or Flush follows soon.
+    /// </summary>
+    public bool DeferFlush { get; set; }
+
+    /// <summary>Transmits what the interface's batch holds (see <see cref="DeferFlush"/>).</summary>
+    public void Flush() => _iface.Flush();
+
     public NetStack(IDevice device, StackConfig config)
     {
         _device = device;
@@ -135,7 +147,15 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
     {
         _nowUs = nowUs;
         // Until a burst comes back short (the device is drained), without a last empty receive call.
-        for (int i = 0; i < 64 && _iface.PollReceive(nowUs) == _iface.ReceiveBurst; i++) { }
+        // Each burst acknowledges its in-order data once per connection, at its end (TcpLayer.BeginReceiveBurst).
+        for (int i = 0; i < 64; i++)
+        {
+            _tcp.BeginReceiveBurst();
+            int n = _iface.PollReceive(nowUs);
+            _tcp.EndReceiveBurst(nowUs);
+            _iface.Flush(); // the burst's ACKs (nothing to do when there are none)
+            if (n != _iface.ReceiveBurst) break;
+        }
         _tcp.PollTimers(nowUs);
         _iface.PollTimers(nowUs);
         _iface.Flush();
@@ -317,7 +337,7 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
         object? o = Slot(handle);
         if (o is not TcpConnection c) { error = o == null ? SocketError.BadHandle : SocketError.NotConnected; return 0; }
         int n = c.Send(data, _nowUs, out error);
-        _iface.Flush();
+        if (!DeferFlush) _iface.Flush();
         return n;
     }
 
@@ -326,7 +346,7 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
         object? o = Slot(handle);
         if (o is not TcpConnection c) { error = o == null ? SocketError.BadHandle : SocketError.NotConnected; return 0; }
         int n = c.Receive(buffer, peek, _nowUs, out error);
-        _iface.Flush();
+        if (!DeferFlush) _iface.Flush();
         return n;
     }
 

@@ -36,6 +36,11 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
     /// cannot offload them.</summary>
     public long TxSoftwareChecksums;
 
+    /// <summary>Burst counters (cheap increments, read for USERTCP_STATS): receive calls, the calls that returned
+    /// frames and the frames; transmit calls (on af_packet each is one <c>sendto()</c> kick), frames taken, and calls
+    /// the driver took only part of. Frames per burst and kicks per MB come from these.</summary>
+    public long RxCalls, RxBursts, RxFrames, TxCalls, TxFrames, TxShortBursts;
+
     public DeviceCapabilities Capabilities { get; }
     public DpdkPort Port => _owner;
     public ushort Queue => _queue;
@@ -93,6 +98,8 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
         int n;
         fixed (PacketBuf* dst = burst)
             n = DpdkNative.RxPackets(_port, _queue, dst, (ushort)want, _burst, &segments);
+        RxCalls++;
+        if (n > 0) { RxBursts++; RxFrames += n; }
         if (segments > 1) n = DropMultiSegment(burst, n); // nb_segs is 1 for every single-segment frame
         if (_hwRxIp | _hwRxTcp) ReadRxOffloads(burst, n);
         else if (_trusted) MarkChecksumsGood(burst, n);
@@ -174,6 +181,9 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
             }
         }
         if (rc < 0) ThrowForeignBuffer(-rc - 1);
+        TxCalls++;
+        TxFrames += rc;
+        if (rc < n) TxShortBursts++;
         return rc;
     }
 
@@ -305,6 +315,12 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
         while ((sum >> 16) != 0) sum = (sum & 0xFFFF) + (sum >> 16);
         return (ushort)sum;
     }
+
+    /// <summary>The burst counters as one line: frames per non-empty receive call, frames per transmit call.</summary>
+    public string BurstSummary() =>
+        $"rx calls {RxCalls} non-empty {RxBursts} frames {RxFrames} ({(RxBursts == 0 ? 0 : (double)RxFrames / RxBursts):F2} " +
+        $"per burst); tx calls {TxCalls} frames {TxFrames} ({(TxCalls == 0 ? 0 : (double)TxFrames / TxCalls):F2} per call), " +
+        $"short {TxShortBursts}";
 
     /// <summary>The driver can wake a receiver that sleeps (<see cref="ArmRxInterrupt"/>): memif, whose rings have an
     /// eventfd the peer writes after sending while the receiver asks for it.</summary>

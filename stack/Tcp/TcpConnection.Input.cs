@@ -154,6 +154,10 @@ public sealed partial class TcpConnection
                 ArmWait(nowUs + 2 * layer.Config.MslUs);
             }
             if (!rst) Set(ConnFlags.AckNow); // duplicate or out-of-window: tell the peer where we are
+            // RFC 2883: data we already have (a spurious retransmission, often after reordering) is reported in a
+            // D-SACK block of that ACK, so the sender can undo its congestion response and learn the reordering.
+            if (!rst && segLen > 0 && Has(ConnFlags.Sack) && seg.Seq + segLen <= _rcvNxt && seg.Payload.Length > 0)
+                layer.NoteDuplicate(this, seg.Seq, seg.Seq + seg.Payload.Length);
             layer.Counters.Drop(DropReason.TcpOutOfWindow);
             return;
         }
@@ -542,7 +546,7 @@ public sealed partial class TcpConnection
             // Delayed ACK: at least every second full-sized segment (RFC 5681 §4.2); otherwise within the timer.
             // In quick-ACK mode (start of the connection) every segment is acknowledged at once.
             if (_quickAcks > 0) { _quickAcks--; Set(ConnFlags.AckNow); }
-            else if (_unackedBytes >= 2 * _peerMss) Set(ConnFlags.AckNow);
+            else if (_unackedBytes >= 2 * _peerMss) { if (!_layer.DeferAckToBurstEnd(this)) Set(ConnFlags.AckNow); }
             else if (_delAckAt == 0) { _delAckAt = DeadlineMs(nowUs + _layer.Config.DelayedAckUs); ScheduleAt(_delAckAt); }
             return;
         }
@@ -567,6 +571,16 @@ public sealed partial class TcpConnection
         _rcv.ForgetOutOfOrderFrom(_ooo.HighestEnd);
         Set(ConnFlags.AckNow);
         if (_ooo.IsEmpty) { _layer.ReturnAssembler(_ooo); _ooo = null; OnBuffersDrained(nowUs); }
+    }
+
+    /// <summary>The end of a receive burst in which in-order data left this connection owing an ACK
+    /// (<see cref="TcpLayer.DeferAckToBurstEnd"/>). Nothing if a segment sent since carried it, or the connection was
+    /// closed (and maybe reused) meanwhile.</summary>
+    internal void SendBurstAck(long nowUs)
+    {
+        if (_unackedBytes == 0 || !InTable || Has(ConnFlags.Freed) || State is TcpState.Closed or TcpState.Listen) return;
+        Set(ConnFlags.AckNow);
+        Output(nowUs);
     }
 
     /// <summary>Consumes the peer's FIN once every byte before it has arrived (RFC 9293 §3.10.7.4 eighth step).</summary>

@@ -134,7 +134,7 @@ public sealed partial class TcpConnection
 
     /// <summary>
     /// The common send of a request/response exchange, decided in a few comparisons: nothing is being retransmitted
-    /// (SND.NXT = SND.MAX, no recovery, no duplicate ACKs, no persist probe), no FIN is queued, no SACK blocks are owed
+    /// (SND.NXT = SND.MAX, no recovery, no duplicate ACKs, no persist probe), no FIN is queued, no SACK or D-SACK blocks are owed
     /// (every segment is a plain one of up to <c>_mss</c> bytes), and the send window and cwnd take all
     /// <paramref name="avail"/> queued bytes. Then the segments are the ones the loop of <see cref="SendNewData"/>
     /// would send: full ones, and a short tail unless Nagle (something unacknowledged) or cork holds it. False when a
@@ -146,7 +146,7 @@ public sealed partial class TcpConnection
         sent = false;
         const ConnFlags unusual = ConnFlags.InRecovery | ConnFlags.Persist | ConnFlags.Retransmitting;
         if ((_flags & unusual) != 0 || _sndNxt != _sndMax || _dupAcks != 0
-            || (Has(ConnFlags.Sack) && _ooo != null && !_ooo.IsEmpty)
+            || (Has(ConnFlags.Sack) && _ooo != null && !_ooo.IsEmpty) || _layer.HasDuplicateFor(this)
             || State is not (TcpState.Established or TcpState.CloseWait)) return false;
         if (avail > Math.Min((long)_sndWnd, _cc.Cwnd + _inflation) - (_sndNxt - _sndUna)) return false;
         int mss = _mss;
@@ -320,7 +320,7 @@ public sealed partial class TcpConnection
         TcpFlags flags = extra;
         if (!(syn && State == TcpState.SynSent)) flags |= TcpFlags.Ack;
 
-        if (!syn && (!Has(ConnFlags.Sack) || _ooo == null || _ooo.IsEmpty))
+        if (!syn && (!Has(ConnFlags.Sack) || _ooo == null || _ooo.IsEmpty) && !_layer.HasDuplicateFor(this))
             return TransmitPlain(seq, len, flags, nowUs);
         if (syn && len == 0 && seq == _iss && _layer.SendFastPath) return TransmitSyn(flags, nowUs);
         return TransmitWithOptions(seq, len, flags, syn, nowUs);
@@ -402,10 +402,17 @@ public sealed partial class TcpConnection
                 opt.TsVal = TsNow(nowUs);
                 opt.TsEcr = _tsRecent;
             }
+            int blockRoom = opt.HasTimestamps ? TcpOptions.MaxSackBlocksWithTimestamps : TcpOptions.MaxSackBlocks;
+            // RFC 2883 §4: a D-SACK block comes first, then the usual blocks.
+            if (Has(ConnFlags.Sack) && _layer.TakeDuplicate(this, out SeqNumber dupStart, out SeqNumber dupEnd))
+            {
+                opt.AddSack(new SackBlock(dupStart.Value, dupEnd.Value));
+                blockRoom--;
+            }
             if (Has(ConnFlags.Sack) && _ooo != null && !_ooo.IsEmpty)
             {
                 Span<ByteRange> blocks = stackalloc ByteRange[TcpOptions.MaxSackBlocks];
-                int n = _ooo.GetSackBlocks(blocks[..(opt.HasTimestamps ? TcpOptions.MaxSackBlocksWithTimestamps : TcpOptions.MaxSackBlocks)]);
+                int n = _ooo.GetSackBlocks(blocks[..blockRoom]);
                 for (int i = 0; i < n; i++)
                     opt.AddSack(new SackBlock((_rcvNxt + blocks[i].Start).Value, (_rcvNxt + blocks[i].End).Value));
             }
@@ -434,6 +441,7 @@ public sealed partial class TcpConnection
         opt.Emit(room.Slice(TcpHeaderView.MinLength));
         p.SetLength(hl + len);
         _layer.Transmit(ref p, Tuple, nowUs);
+        if (len > 0 && _quickAcks != 0) LeaveQuickAckIfInteractive(nowUs);
 
         if ((flags & TcpFlags.Ack) != 0)
         {
@@ -478,10 +486,23 @@ public sealed partial class TcpConnection
         }
         p.SetLength(hl + len);
         _layer.Transmit(ref p, Tuple, headerSum, payloadSum, nowUs);
+        if (len > 0 && _quickAcks != 0) LeaveQuickAckIfInteractive(nowUs);
         _unackedBytes = 0;
         Clear(ConnFlags.AckNow);
         _delAckAt = 0;
         return true;
+    }
+
+    /// <summary>
+    /// Data sent within the delayed-ACK time of the peer's last segment: the connection is interactive (the
+    /// application answers what it receives; Linux's "pingpong" mode), so quick-ACK mode ends and the next requests'
+    /// ACKs ride on the replies instead of leaving as segments of their own. Without it a server of many short
+    /// request/response connections sent a pure ACK before each of the first 16 replies on every connection.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void LeaveQuickAckIfInteractive(long nowUs)
+    {
+        if (ElapsedUs(nowUs, _lastRecvMs) <= _layer.Config.DelayedAckUs) _quickAcks = 0;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

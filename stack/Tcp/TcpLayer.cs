@@ -367,6 +367,7 @@ public sealed partial class TcpLayer : ITimerHandler
     {
         NowUs = nowUs;
         Counters.TcpSegmentsIn++;
+        _dsackOwner = null; // a D-SACK is reported by the ACK of the segment that carried the duplicate, or not at all
         if ((rxFlags & PacketOffloads.RxTcpChecksumGood) == 0
             && Checksum.Fold(Checksum.Add(Checksum.PseudoHeader(source, destination, 6, segment.Length), segment)) != 0)
         {
@@ -654,4 +655,73 @@ public sealed partial class TcpLayer : ITimerHandler
 
     /// <summary>Looks a connection up by its tuple (tests, diagnostics).</summary>
     public TcpConnection? Find(in TcpTuple t) => _table.TryGetValue(t, out TcpConnection? c) ? c : null;
+
+    // --------------------------------------------------------------------------------------------------------
+    // ACKs per receive burst. Between BeginReceiveBurst and EndReceiveBurst (one device burst, at most 64 frames) the
+    // ACK that in-order data owes after every second full-sized segment is sent once, at the end of the burst, for
+    // all the segments of the connection in it: a bulk receiver then sends one ACK per burst instead of one per two
+    // segments, as Linux's does with GRO or backlog coalescing (stretch ACKs; RFC 5681 §4.2's "at least every second
+    // full-sized segment" is a SHOULD). Every other ACK (out-of-order data, duplicates, quick-ACK mode, window
+    // probes) still leaves at once. Outside a burst (segments handed in one by one) nothing changes.
+    // --------------------------------------------------------------------------------------------------------
+
+    // --------------------------------------------------------------------------------------------------------
+    // D-SACK (RFC 2883): the duplicate a connection just received, reported by the ACK it sends at once. Kept here,
+    // not per connection: the ACK leaves in the Output that follows the segment's input, and any other connection's
+    // input or segment forgets it.
+    // --------------------------------------------------------------------------------------------------------
+
+    private TcpConnection? _dsackOwner;
+    private SeqNumber _dsackStart, _dsackEnd;
+
+    internal void NoteDuplicate(TcpConnection c, SeqNumber start, SeqNumber end)
+    {
+        _dsackOwner = c;
+        _dsackStart = start;
+        _dsackEnd = end;
+    }
+
+    /// <summary>The D-SACK block <paramref name="c"/>'s next segment should carry first, once.</summary>
+    internal bool TakeDuplicate(TcpConnection c, out SeqNumber start, out SeqNumber end)
+    {
+        start = _dsackStart;
+        end = _dsackEnd;
+        if (_dsackOwner != c) return false;
+        _dsackOwner = null;
+        return true;
+    }
+
+    internal bool HasDuplicateFor(TcpConnection c) => _dsackOwner == c;
+
+    private readonly TcpConnection?[] _burstAcks = new TcpConnection?[64];
+    private int _burstAckCount = -1; // -1: not inside a receive burst
+
+    /// <summary>A receive burst begins: the every-second-segment ACKs wait for <see cref="EndReceiveBurst"/>.</summary>
+    public void BeginReceiveBurst() => _burstAckCount = 0;
+
+    /// <summary>The burst is over: the connections that owe an ACK for in-order data send it now (one each).</summary>
+    public void EndReceiveBurst(long nowUs)
+    {
+        int n = _burstAckCount;
+        _burstAckCount = -1;
+        for (int i = 0; i < n; i++)
+        {
+            TcpConnection c = _burstAcks[i]!;
+            _burstAcks[i] = null;
+            c.SendBurstAck(nowUs);
+        }
+    }
+
+    /// <summary>In-order data owes an ACK: false outside a burst (the caller acknowledges at once), true when it
+    /// will be sent at the end of the burst.</summary>
+    internal bool DeferAckToBurstEnd(TcpConnection c)
+    {
+        int n = _burstAckCount;
+        if (n < 0) return false;
+        if (n > 0 && _burstAcks[n - 1] == c) return true; // consecutive segments of one flow: listed already
+        if (n == _burstAcks.Length) return false;
+        _burstAcks[n] = c;
+        _burstAckCount = n + 1;
+        return true;
+    }
 }

@@ -330,6 +330,159 @@ public class TcpStateTests
     }
 
     [Fact]
+    public void InAReceiveBurst_InOrderDataIsAcknowledgedOnceAtItsEnd_OtherAcksAtOnce()
+    {
+        using var t = new TcpScript();
+        TcpConnection c = t.Established(out uint iss, new TcpOptions { HasMss = true, Mss = 1460 });
+        uint seq = P + 1;
+        for (int i = 0; i < 16; i++) // quick-ACK mode first: each acknowledged at once, also inside a burst
+        {
+            t.Layer.BeginReceiveBurst();
+            t.Inject(TcpFlags.Ack, seq, iss + 1, payload: new byte[10]);
+            seq += 10;
+            Assert.Equal(seq, t.Expect(TcpFlags.Ack).Ack);
+            t.Layer.EndReceiveBurst(t.NowUs);
+            t.ExpectNothing();
+        }
+        // Six full segments in one burst: one ACK, at the end, for all of them.
+        t.Layer.BeginReceiveBurst();
+        for (int i = 0; i < 6; i++)
+        {
+            t.Inject(TcpFlags.Ack, seq, iss + 1, payload: new byte[1460]);
+            seq += 1460;
+        }
+        t.ExpectNothing();
+        t.Layer.EndReceiveBurst(t.NowUs);
+        Assert.Equal(seq, t.Expect(TcpFlags.Ack).Ack);
+        t.ExpectNothing();
+        // Out of order inside a burst: the duplicate ACK leaves at once (fast retransmit needs each one).
+        t.Layer.BeginReceiveBurst();
+        t.Inject(TcpFlags.Ack, seq + 1460, iss + 1, payload: new byte[1460]);
+        Assert.Equal(seq, t.Expect(TcpFlags.Ack).Ack);
+        t.Inject(TcpFlags.Ack, seq + 2920, iss + 1, payload: new byte[1460]);
+        Assert.Equal(seq, t.Expect(TcpFlags.Ack).Ack);
+        t.Layer.EndReceiveBurst(t.NowUs);
+        t.ExpectNothing();
+        // The hole filled: acknowledged at once, up to the end of what was held.
+        t.Inject(TcpFlags.Ack, seq, iss + 1, payload: new byte[1460]);
+        seq += 3 * 1460;
+        Assert.Equal(seq, t.Expect(TcpFlags.Ack).Ack);
+        // Data sent during the burst carries the ACK: nothing more at its end.
+        t.Layer.BeginReceiveBurst();
+        for (int i = 0; i < 2; i++)
+        {
+            t.Inject(TcpFlags.Ack, seq, iss + 1, payload: new byte[1460]);
+            seq += 1460;
+        }
+        Assert.Equal(5, c.Send(new byte[5], t.NowUs, out _));
+        Assert.Equal(seq, t.Expect(TcpFlags.Ack | TcpFlags.Psh).Ack);
+        t.Layer.EndReceiveBurst(t.NowUs);
+        t.ExpectNothing();
+        // Outside a burst: every second full segment, as before.
+        t.Inject(TcpFlags.Ack, seq, iss + 6, payload: new byte[1460]);
+        t.ExpectNothing();
+        t.Inject(TcpFlags.Ack, seq + 1460, iss + 6, payload: new byte[1460]);
+        Assert.Equal(seq + 2920, t.Expect(TcpFlags.Ack).Ack);
+        Assert.True(c.BytesReadable > 0);
+    }
+
+    [Fact]
+    public void ABurstAckIsNotSentForAConnectionClosedInTheBurst()
+    {
+        using var t = new TcpScript();
+        TcpConnection c = t.Established(out uint iss, new TcpOptions { HasMss = true, Mss = 1460 });
+        uint seq = P + 1;
+        for (int i = 0; i < 16; i++)
+        {
+            t.Inject(TcpFlags.Ack, seq, iss + 1, payload: new byte[10]);
+            seq += 10;
+            t.Expect(TcpFlags.Ack);
+        }
+        t.Layer.BeginReceiveBurst();
+        t.Inject(TcpFlags.Ack, seq, iss + 1, payload: new byte[1460]);
+        t.Inject(TcpFlags.Ack, seq + 1460, iss + 1, payload: new byte[1460]);
+        t.ExpectNothing();
+        t.Inject(TcpFlags.Rst, seq + 2920, 0);
+        Assert.Equal(TcpState.Closed, c.State);
+        t.Layer.EndReceiveBurst(t.NowUs);
+        t.ExpectNothing();
+    }
+
+    [Fact]
+    public void ADuplicateSegmentIsReportedInADsackBlock_OnlyWithSack()
+    {
+        using var t = new TcpScript();
+        var syn = new TcpOptions { HasMss = true, Mss = 1460, SackPermitted = true };
+        TcpConnection c = t.Established(out uint iss, syn);
+        t.Inject(TcpFlags.Ack, P + 1, iss + 1, payload: new byte[100]);
+        Assert.Equal(P + 101, t.Expect(TcpFlags.Ack).Ack); // quick ACK
+        // The same segment again (a spurious retransmission): RFC 2883 D-SACK, the duplicate range as first block.
+        t.Inject(TcpFlags.Ack, P + 1, iss + 1, payload: new byte[100]);
+        Sent d = t.Expect(TcpFlags.Ack);
+        Assert.Equal(P + 101, d.Ack);
+        Assert.Equal(1, d.Options.SackCount);
+        Assert.Equal(new SackBlock(P + 1, P + 101), d.Options.GetSack(0));
+        // Only once: the next ACK carries no block.
+        t.Inject(TcpFlags.Ack, P + 101, iss + 1, payload: new byte[10]);
+        Sent next = t.Expect(TcpFlags.Ack);
+        Assert.Equal(P + 111, next.Ack);
+        Assert.Equal(0, next.Options.SackCount);
+
+        // Without SACK negotiated: a plain duplicate ACK.
+        using var u = new TcpScript();
+        u.Established(out uint iss2, new TcpOptions { HasMss = true, Mss = 1460 });
+        u.Inject(TcpFlags.Ack, P + 1, iss2 + 1, payload: new byte[100]);
+        u.Expect(TcpFlags.Ack);
+        u.Inject(TcpFlags.Ack, P + 1, iss2 + 1, payload: new byte[100]);
+        Assert.Equal(0, u.Expect(TcpFlags.Ack).Options.SackCount);
+    }
+
+    [Fact]
+    public void AReplyEndsQuickAckMode_NextRequestsAckRidesOnTheReply()
+    {
+        using var t = new TcpScript();
+        TcpConnection c = t.Established(out uint iss, new TcpOptions { HasMss = true, Mss = 1460 });
+        // Quick-ACK mode: the first request is acknowledged at once.
+        t.Inject(TcpFlags.Ack | TcpFlags.Psh, P + 1, iss + 1, payload: new byte[64]);
+        Assert.Equal(P + 65, t.Expect(TcpFlags.Ack).Ack);
+        Assert.Equal(64, c.Receive(new byte[100], false, t.NowUs, out _));
+        t.Out.Clear(); // a window update (the 16-bit window without scaling grows back)
+        // The application answers within the delayed-ACK time: an interactive connection (Linux's pingpong mode).
+        t.Advance(1_000);
+        Assert.Equal(64, c.Send(new byte[64], t.NowUs, out _));
+        t.Expect(TcpFlags.Ack | TcpFlags.Psh);
+        // The next request is no longer acknowledged on its own: the reply carries the ACK.
+        t.Inject(TcpFlags.Ack | TcpFlags.Psh, P + 65, iss + 65, payload: new byte[64]);
+        t.ExpectNothing();
+        Assert.Equal(64, c.Receive(new byte[100], false, t.NowUs, out _));
+        t.Out.Clear();
+        Assert.Equal(64, c.Send(new byte[64], t.NowUs, out _));
+        Sent reply = t.Expect(TcpFlags.Ack | TcpFlags.Psh);
+        Assert.Equal(P + 129, reply.Ack);
+        t.ExpectNothing();
+        // Unanswered, a request is still acknowledged by the delayed-ACK timer.
+        t.Inject(TcpFlags.Ack | TcpFlags.Psh, P + 129, iss + 129, payload: new byte[64]);
+        t.ExpectNothing();
+        t.Advance(41_000);
+        Assert.Equal(P + 193, t.Expect(TcpFlags.Ack).Ack);
+    }
+
+    [Fact]
+    public void QuickAckModeStaysWhenTheSenderIsSilentLong()
+    {
+        using var t = new TcpScript();
+        TcpConnection c = t.Established(out uint iss, new TcpOptions { HasMss = true, Mss = 1460 });
+        t.Inject(TcpFlags.Ack | TcpFlags.Psh, P + 1, iss + 1, payload: new byte[64]);
+        t.Expect(TcpFlags.Ack);
+        // Data sent long after the peer's last segment is not a reply: quick-ACK mode goes on.
+        t.Advance(100_000);
+        Assert.Equal(64, c.Send(new byte[64], t.NowUs, out _));
+        t.Expect(TcpFlags.Ack | TcpFlags.Psh);
+        t.Inject(TcpFlags.Ack | TcpFlags.Psh, P + 65, iss + 65, payload: new byte[64]);
+        Assert.Equal(P + 129, t.Expect(TcpFlags.Ack).Ack);
+    }
+
+    [Fact]
     public void OutOfOrderDataAckedAtOnceWithSackAndReassembled()
     {
         using var t = new TcpScript();
