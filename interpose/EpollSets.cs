@@ -88,15 +88,9 @@ internal static class EpollSets
         public int Count;
         public readonly List<Queued> Ready = new();
 
-        // The kernel's share of the set (see Multiplex.EpollWait): when a wait that did not mean to sleep last asked the
-        // kernel, and whether it had events then. Hints only, read and written without the lock by waiting threads.
-        public long KernelAskedUs = long.MinValue / 2; // never (half the range: the difference cannot overflow)
-        public bool KernelHadEvents;
-
-        /// <summary>A wait that does not mean to sleep (user events ready, or a spin step right after traffic) may
-        /// leave the kernel unasked when its last look found nothing and is less than
-        /// <see cref="Multiplex.KernelLookIntervalUs"/> old.</summary>
-        public bool MaySkipKernel(long nowUs) => !KernelHadEvents && nowUs - KernelAskedUs < Multiplex.KernelLookIntervalUs;
+        /// <summary>The last look at the set's kernel fds by a wait that did not sleep (see Multiplex.EpollWait).
+        /// A hint, read and written without the lock by waiting threads.</summary>
+        public Multiplex.KernelLook KernelSide;
     }
 
     /// <summary>The registration of (<paramref name="set"/>, <paramref name="fd"/>) on <paramref name="s"/>, or null. Linux keys

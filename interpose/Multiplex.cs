@@ -18,7 +18,27 @@ namespace UserTcp.Interpose;
 /// </summary>
 internal static unsafe class Multiplex
 {
-    [System.ThreadStatic] private static long t_spinAskedUs;
+    /// <summary>
+    /// When a wait that did not mean to sleep last asked the kernel (µs; 0: never) and whether the kernel had events
+    /// then. Such a wait (user events to return, or a spin step right after traffic) needs the kernel only for kernel
+    /// fds and for pending signals, and both can wait up to <see cref="KernelLookIntervalUs"/> after a look that found
+    /// nothing: epoll keeps one per set, poll one per thread.
+    /// </summary>
+    internal struct KernelLook
+    {
+        private long _askedUs;
+        private bool _hadEvents;
+
+        public readonly bool MaySkip(long nowUs) => _askedUs != 0 && !_hadEvents && nowUs - _askedUs < KernelLookIntervalUs;
+
+        public void Asked(long nowUs, bool hadEvents)
+        {
+            _askedUs = nowUs;
+            _hadEvents = hadEvents;
+        }
+    }
+
+    [System.ThreadStatic] private static KernelLook t_pollLook;
 
     internal static long Poll(PollFd* fds, nuint n, int timeoutMs, void* sigmask)
     {
@@ -73,12 +93,12 @@ internal static unsafe class Multiplex
                 if (sleep == 0 && kernelFds == 0 && sigmask == null)
                 {
                     long now = Engine.NowUs;
-                    if (now - t_spinAskedUs < KernelLookIntervalUs)
+                    if (t_pollLook.MaySkip(now))
                     {
                         if (now >= deadline) { for (int i = 0; i < count; i++) fds[i].Revents = 0; return 0; }
                         continue;
                     }
-                    t_spinAskedUs = now;
+                    t_pollLook.Asked(now, hadEvents: false); // no kernel fd: it can only have signals
                 }
                 for (int i = 0; i < count; i++) if (isUser[i]) fds[i].Fd = ~fds[i].Fd;
                 // The device's fds ride along as hidden extra entries: a frame ends the sleep, the app never sees them.
@@ -145,7 +165,7 @@ internal static unsafe class Multiplex
                 if (sleep == 0 && sigmask == null && set is not null)
                 {
                     now = Engine.NowUs;
-                    if (set.MaySkipKernel(now))
+                    if (set.KernelSide.MaySkip(now))
                     {
                         if (n > 0 || now >= deadline) return Engine.BeginRound(n);
                         continue; // spin: poll the stack again
@@ -156,11 +176,7 @@ internal static unsafe class Multiplex
                     ? Kernel.EpollWaitDeviceUs(epfd, events + n, max - n, (nint)sleep, sigmask, &deviceReady)
                     : Kernel.EpollWaitUs(epfd, events + n, max - n, (nint)sleep, sigmask);
                 if (deviceReady != 0) Engine.DeviceWoke();
-                if (sleep == 0 && set is not null && r >= 0)
-                {
-                    set.KernelAskedUs = now != 0 ? now : Engine.NowUs;
-                    set.KernelHadEvents = r > 0;
-                }
+                if (sleep == 0 && set is not null && r >= 0) set.KernelSide.Asked(now != 0 ? now : Engine.NowUs, r > 0);
                 if (r < 0) return n > 0 ? Engine.BeginRound(n) : r;
                 if (n + r > 0 || Engine.NowUs >= deadline) return Engine.BeginRound(n + r);
             }

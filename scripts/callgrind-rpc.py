@@ -147,15 +147,9 @@ def run_once(suffix, work, requests, conns, churn=None, size=64):
             if int(kv["requests"]) != requests or kv["errors"] != "0":
                 raise RuntimeError(f"client: {line}")
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop(p, signal.SIGTERM, 60)
         log.close()
-    stats = [l.strip() for l in open(log.name, errors="replace") if ": stats: " in l]
-    return self_costs(out), line, stats
+    return self_costs(out), line, stats_lines(log.name)
 
 
 def run_client_once(suffix, work, tag, conns, churn):
@@ -175,15 +169,24 @@ def run_client_once(suffix, work, tag, conns, churn):
                              stderr=log, timeout=600)
         line = " ".join(res.stdout.split())
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server, signal.SIGINT, 10)
         log.close()
-    stats = [l.strip() for l in open(log.name, errors="replace") if ": stats: " in l]
-    return self_costs(out), line, stats
+    return self_costs(out), line, stats_lines(log.name)
+
+
+def stop(proc, sig, timeout):
+    """Sends sig and waits up to timeout seconds, then kills."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def stats_lines(path):
+    """The USERTCP_STATS lines of a process's log."""
+    return [l.strip() for l in open(path, errors="replace") if ": stats: " in l]
 
 
 def opens_and_bytes(stats, kind="passive"):

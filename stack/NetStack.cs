@@ -67,7 +67,7 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
         /// <summary>For sockets without a connection (e.g. connect failed at once).</summary>
         public SocketError Error { get => (SocketError)_error; set => _error = (byte)value; }
 
-        private static int Ms(long us) => (int)Math.Clamp((us + 999) / 1000, 0, int.MaxValue);
+        internal static int Ms(long us) => (int)Math.Clamp((us + 999) / 1000, 0, int.MaxValue);
 
         public void Reset(TcpConfig c)
         {
@@ -530,7 +530,7 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
             case SocketOption.LingerUs:
             {
                 Extra e = GetExtra(handle);
-                e.LingerMs = value < 0 ? -1 : (int)Math.Clamp((value + 999) / 1000, 0, int.MaxValue);
+                e.LingerMs = value < 0 ? -1 : Socket.Ms(value);
                 SetExtra(handle, e);
                 break;
             }

@@ -209,7 +209,7 @@ public sealed unsafe class DpdkPort : IDisposable
             : 2 * (cfg.RxQueues * cfg.RxDescriptors + cfg.TxQueues * cfg.TxDescriptors) + 1024;
         // A mempool ring works best with 2^n - 1 elements.
         poolSize = (int)(System.Numerics.BitOperations.RoundUpToPowerOf2((uint)poolSize + 1) - 1);
-        int frame = Math.Max(Math.Max(cfg.Mtu, memifMtu), 1500) + 14 + 4 + 4; // Ethernet header, VLAN tag, FCS room
+        int frame = Math.Max(cfg.Mtu, 1500) + 14 + 4 + 4; // Ethernet header, VLAN tag, FCS room
         // memif copies a received frame into one mbuf only while the mbuf's room is at least its bsize.
         if (memifMtu > 0) frame = MemifBufferSize(memifMtu);
         ushort dataRoom = (ushort)Math.Min(65535, RteMbuf.Headroom + Math.Max(2048, frame));

@@ -189,7 +189,7 @@ public sealed partial class Interface : INeighborOwner<Ipv6Address>
         // RFC 4861 §7.1.1: hop limit 255 (it came from this link), and a DAD probe (unspecified source) goes to the
         // solicited-node group.
         if (ip.HopLimit != 255 || (src.IsAny && ip.Destination != _address6.SolicitedNode) ||
-            !Icmpv6.TryParseSolicitation(msg, src.IsAny, out Ipv6Address target, out MacAddress srcMac, out bool hasMac, out DropReason reason))
+            !Icmpv6.TryParseSolicitation(msg, src.IsAny, out Ipv6Address target, out MacAddress srcMac, out bool hasMac))
         {
             _counters.Drop(DropReason.NdMalformed);
             return;

@@ -36,15 +36,7 @@ internal sealed class ConnectionTable
         _shift = 64 - BitOperations.Log2((uint)size);
         // Keys from the seed (splitmix64 steps; a different stream from the ISN keys').
         ulong s = seed ^ 0xC0FF_EE00_7AB1_E5EDUL;
-        _a0 = Next(ref s); _a1 = Next(ref s); _a2 = Next(ref s); _b = Next(ref s);
-    }
-
-    private static ulong Next(ref ulong s)
-    {
-        ulong z = s += 0x9E3779B97F4A7C15UL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        return z ^ (z >> 31);
+        _a0 = IsnGenerator.Next(ref s); _a1 = IsnGenerator.Next(ref s); _a2 = IsnGenerator.Next(ref s); _b = IsnGenerator.Next(ref s);
     }
 
     public int Count => _count;

@@ -111,20 +111,14 @@ public sealed partial class TcpConnection
             if (!TransmitSegment(_sndNxt, len, fin ? TcpFlags.Fin : TcpFlags.None, nowUs)) break;
             _lastSendMs = StampMs(nowUs);
             if (retransmit) _layer.Counters.TcpRetransmits++;
-            else if (!Has(ConnFlags.RttTiming) && len > 0)
-            {
-                _rttSeq = _sndNxt;
-                _rttStartUs = (uint)nowUs;
-                Set(ConnFlags.RttTiming);
-            }
+            else if (len > 0) TimeSegment(nowUs);
             _sndNxt += len + (fin ? 1 : 0);
             if (_sndNxt > _sndMax) _sndMax = _sndNxt;
             if (_sndNxt >= _sndMax) Clear(ConnFlags.Retransmitting);
             if (_rtoAt == 0 || Has(ConnFlags.Persist))
             {
                 Clear(ConnFlags.Persist);
-                _rtoAt = DeadlineMs(nowUs + CurrentRtoUs);
-                ScheduleAt(_rtoAt);
+                ArmRto(nowUs);
             }
             sent = true;
             if (fin || force) break;
@@ -158,23 +152,33 @@ public sealed partial class TcpConnection
             if (!TransmitPlain(_sndNxt, len, TcpFlags.Ack, nowUs)) break; // no buffer: the loop stops here too
             _layer.SendFastPathSegments++;
             _lastSendMs = StampMs(nowUs);
-            if (!Has(ConnFlags.RttTiming))
-            {
-                _rttSeq = _sndNxt;
-                _rttStartUs = (uint)nowUs;
-                Set(ConnFlags.RttTiming);
-            }
+            TimeSegment(nowUs);
             _sndNxt += len;
             _sndMax = _sndNxt;
-            if (_rtoAt == 0)
-            {
-                _rtoAt = DeadlineMs(nowUs + CurrentRtoUs);
-                ScheduleAt(_rtoAt);
-            }
+            if (_rtoAt == 0) ArmRto(nowUs);
             sent = true;
             avail -= len;
         } while (avail > 0);
         return true;
+    }
+
+    /// <summary>Times the new segment at SND.NXT for an RTT sample unless one is already being timed (one per RTT,
+    /// Karn's rule is the caller's: never a retransmission).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void TimeSegment(long nowUs)
+    {
+        if (Has(ConnFlags.RttTiming)) return;
+        _rttSeq = _sndNxt;
+        _rttStartUs = (uint)nowUs;
+        Set(ConnFlags.RttTiming);
+    }
+
+    /// <summary>(Re)arms the retransmission timer one RTO from now.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void ArmRto(long nowUs)
+    {
+        _rtoAt = DeadlineMs(nowUs + CurrentRtoUs);
+        ScheduleAt(_rtoAt);
     }
 
     /// <summary>RFC 6675 §4 pipe: bytes believed in the network. Un-SACKed bytes below the highest SACKed byte are

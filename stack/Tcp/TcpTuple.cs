@@ -51,7 +51,8 @@ internal sealed class IsnGenerator
         _cookieKey = new SipHash(Next(ref s), Next(ref s));
     }
 
-    private static ulong Next(ref ulong s)
+    /// <summary>One splitmix64 step: key material from a seed (also the connection table's hash keys).</summary>
+    internal static ulong Next(ref ulong s)
     {
         ulong z = s += 0x9E3779B97F4A7C15UL;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;

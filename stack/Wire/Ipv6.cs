@@ -25,7 +25,8 @@ public readonly record struct Ipv6Address(ulong High, ulong Low)
     /// <summary>::ffff:a.b.c.d (RFC 4291 §2.5.5.2): never a source or destination on the wire.</summary>
     public bool IsV4Mapped => High == 0 && (Low >> 32) == 0xffff;
 
-    /// <summary>The solicited-node multicast address for this address: ff02::1:ffXX:XXXX (RFC 4291 §2.7.1).</summary>
+    /// <summary>The solicited-node multicast address for this address: the prefix ff02::1:ff00:0/104 followed by the
+    /// address's low 24 bits (RFC 4291 §2.7.1).</summary>
     public Ipv6Address SolicitedNode => new(0xff02_0000_0000_0000UL, 0x0000_0001_ff00_0000UL | (Low & 0xff_ffff));
 
     /// <summary>The Ethernet address a multicast IPv6 address maps to: 33:33 and its low 32 bits (RFC 2464 §7).</summary>
@@ -217,12 +218,11 @@ public static class Icmpv6
     /// code 0, a non-multicast target, options well formed (none of length 0), no source link-layer option when the
     /// source is unspecified. Returns the target and the source link-layer address (when the option is there).</summary>
     public static bool TryParseSolicitation(ReadOnlySpan<byte> msg, bool sourceUnspecified, out Ipv6Address target,
-        out MacAddress sourceMac, out bool hasSourceMac, out DropReason reason)
+        out MacAddress sourceMac, out bool hasSourceMac)
     {
         target = default;
         sourceMac = default;
         hasSourceMac = false;
-        reason = DropReason.NdMalformed;
         if (msg.Length < NeighborMessageLength || msg[1] != 0) return false;
         target = Ipv6Address.Read(msg[8..]);
         if (target.IsMulticast) return false;
@@ -240,7 +240,6 @@ public static class Icmpv6
             }
             opts = opts[len..];
         }
-        reason = DropReason.None;
         return true;
     }
 
