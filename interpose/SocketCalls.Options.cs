@@ -44,10 +44,10 @@ internal static unsafe partial class SocketCalls
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
         // The common case (TCP_NODELAY on every accepted connection): an int option set to a value seen before on
         // sockets with the same options. Its checks passed when the step was remembered and depend only on (level,
-        // name, value), except at the IPv6 level (the socket's family, whether it is bound), which takes the full
-        // path. No socket lock: the options are swapped in one compare-and-swap (the full path swaps the same way,
+        // name, value) (SocketOptions.Transition never answers for the IPv6 level, whose checks depend on the socket).
+        // No socket lock: the options are swapped in one compare-and-swap (the full path swaps the same way,
         // so neither loses the other's change), and the stack gets what the socket holds when it is applied.
-        if (level != Inet6.IPPROTO_IPV6 && len >= sizeof(int) && val != null)
+        if (len >= sizeof(int) && val != null)
         {
             SocketOptions before = s.Options;
             if (SocketOptions.Transition(before, level, name, *(int*)val) is { } known

@@ -179,9 +179,11 @@ internal sealed record class SocketOptions
               % (uint)s_steps.Length);
 
     /// <summary>What setsockopt(level, name, value) on a socket with options <paramref name="from"/> produced
-    /// before (an int-valued option), or null. Lock-free: a slot holds one immutable step.</summary>
+    /// before (an int-valued option), or null. Lock-free: a slot holds one immutable step. Never for the IPv6 level:
+    /// its answers depend on more than the options (the socket's family, whether it is bound).</summary>
     internal static SocketOptions? Transition(SocketOptions from, int level, int name, int value)
     {
+        if (level == Inet6.IPPROTO_IPV6) return null;
         Step? st = System.Threading.Volatile.Read(ref s_steps[StepSlot(from, level, name, value)]);
         return st is not null && ReferenceEquals(st.From, from) && st.Level == level && st.Name == name && st.Value == value
             ? st.To : null;
@@ -190,6 +192,7 @@ internal sealed record class SocketOptions
     /// <summary>Remembers a transition whose result is shared (interned); others would pin private copies.</summary>
     internal static void RememberTransition(SocketOptions from, int level, int name, int value, SocketOptions to)
     {
+        if (level == Inet6.IPPROTO_IPV6) return; // see Transition
         bool shared;
         lock (s_interned) shared = s_interned.TryGetValue(to, out SocketOptions? t) && ReferenceEquals(t, to)
                                    && s_interned.TryGetValue(from, out SocketOptions? f) && ReferenceEquals(f, from);

@@ -204,6 +204,14 @@ TEST(Inet6Parity, Ipv6Options)
     EXPECT_FAILS_WITH(SetInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 0), EINVAL);
     EXPECT_EQ(GetInt(fd, IPPROTO_IPV6, IPV6_V6ONLY), 0);
     close(fd);
+    // The same: a fresh socket's IPV6_V6ONLY 0 accepted while unbound says nothing about a bound one with the same
+    // options (usertcp remembers option changes by the options they start from; this one depends on the binding).
+    int fresh = Tcp6(), bound = Tcp6();
+    EXPECT_EQ(SetInt(fresh, IPPROTO_IPV6, IPV6_V6ONLY, 0), 0);
+    ASSERT_EQ(bind(bound, (sockaddr *)&any, sizeof any), 0) << strerror(errno);
+    EXPECT_FAILS_WITH(SetInt(bound, IPPROTO_IPV6, IPV6_V6ONLY, 0), EINVAL);
+    close(fresh);
+    close(bound);
 
     // IPPROTO_IPV6 on an AF_INET socket: not its level (and getsockopt says so differently).
     int v4 = socket(AF_INET, SOCK_STREAM, 0);
