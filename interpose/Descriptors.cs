@@ -20,20 +20,23 @@ internal static unsafe class Descriptors
     {
         UserSocket? s = FdTable.Remove(fd);
         if (s is null) return null;
-        bool last = Interlocked.Decrement(ref s.Refs) == 0;
-        // epoll(7): a registration goes away when the last fd referring to the open file description is closed.
-        if (last)
-        {
-            using (Engine.Gate.EnterScope()) // also EpollSets.Gate: one lock for the registrations, the handle and the pool
-            {
-                EpollSets.ForgetSocketLocked(s);
-                if (s.Options.LingerOn && s.Options.LingerSeconds == 0 && s.Handle >= 0)
-                    Engine.Stack.SetOption(s.Handle, UserTcp.Stack.SocketOption.LingerUs, 0);
-                ListenerGroups.Release(s);
-                UserSocket.Recycle(s);
-            }
-        }
+        if (Interlocked.Decrement(ref s.Refs) == 0) ReleaseLast(s);
         return s;
+    }
+
+    /// <summary>What the last close of a socket does, once its caller took the last reference (also an IPv6
+    /// socket handed to the kernel, Inet6.Divert). epoll(7): its registrations go with the last fd referring to the
+    /// open file description; then its stack handle, and the object back to the pool with a new generation.</summary>
+    internal static void ReleaseLast(UserSocket s)
+    {
+        using (Engine.Gate.EnterScope()) // also EpollSets.Gate: one lock for the registrations, the handle and the pool
+        {
+            EpollSets.ForgetSocketLocked(s);
+            if (s.Options.LingerOn && s.Options.LingerSeconds == 0 && s.Handle >= 0)
+                Engine.Stack.SetOption(s.Handle, UserTcp.Stack.SocketOption.LingerUs, 0);
+            ListenerGroups.Release(s);
+            UserSocket.Recycle(s);
+        }
     }
 
     internal static long Dup(int fd, int minFd, bool cloexec)

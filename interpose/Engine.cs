@@ -651,6 +651,9 @@ internal static unsafe class Engine
         }
         Kernel.Stats($"waits: stack polls {PollCount} (progress thread {ProgressPolls}); sleeps {SleepCount}, " +
                      $"slept {SleptUs / 1000} ms in total; device wake-ups {DeviceWakeups}; open sockets {Stack.OpenSockets}");
+        if (Group is { } g)
+            Kernel.Stats($"listener hand-off: connections handed to the group {g.HandedOff}, adopted {g.Adopted}, " +
+                         $"expired unadopted {g.HandOffsExpired}");
     }
 
     /// <summary>Process exit: every connection is closed (peers see FIN, or RST where data was left unread) and the

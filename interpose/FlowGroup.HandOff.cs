@@ -196,7 +196,7 @@ internal sealed unsafe partial class FlowGroup : ITcpHandOffSink
                 FreeEntry(e);
                 continue;
             }
-            ulong mine = ((h >> 32) | 1) << 32 | (uint)_pid;
+            ulong mine = Mine(h);
             if (slot < 0 || Interlocked.CompareExchange(ref *Slot(h, slot), mine, marker) != marker)
             {
                 FreeEntry(e); // the claim was taken over meanwhile: the flow is someone else's

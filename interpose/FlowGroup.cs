@@ -193,7 +193,7 @@ internal sealed unsafe partial class FlowGroup : IFlowOwnership
     {
         ulong h = Hash(tuple);
         ulong tag = (h >> 32) | 1;
-        ulong mine = tag << 32 | (uint)_pid;
+        ulong mine = Mine(h);
         int home0 = (int)h & (Buckets - 1), home1 = (int)(h >> 16) & (Buckets - 1);
         for (int attempt = 0; attempt < 8; attempt++)
         {
@@ -233,7 +233,7 @@ internal sealed unsafe partial class FlowGroup : IFlowOwnership
                 {
                     // Ours still: an ended connection's claim waiting for its delayed release, now a new connection on
                     // the same tuple; the pending release must leave it alone.
-                    _gen[SlotIndex(h, found)]++;
+                    KeepFromDelayedRelease(h, found);
                     return FlowOwner.Mine;
                 }
                 if (OwnerAlive(owner)) return FlowOwner.Other;
@@ -267,7 +267,7 @@ internal sealed unsafe partial class FlowGroup : IFlowOwnership
         {
             ulong v = Volatile.Read(ref *Slot(h, i));
             if (v == 0 || v >> 32 != tag || (int)(uint)v == _pid || !OwnerAlive((uint)v)) continue;
-            Interlocked.CompareExchange(ref *Slot(h, at), 0, tag << 32 | (uint)_pid);
+            Interlocked.CompareExchange(ref *Slot(h, at), 0, Mine(h));
             return FlowOwner.Other;
         }
         return FlowOwner.Mine;
@@ -305,7 +305,7 @@ internal sealed unsafe partial class FlowGroup : IFlowOwnership
         long now = _clock();
         ReleaseDue(now);
         ulong h = Hash(tuple);
-        ulong mine = ((h >> 32) | 1) << 32 | (uint)_pid;
+        ulong mine = Mine(h);
         int i = FindSlot(h, mine);
         if (i < 0) return; // not ours (any more)
         ulong* slot = Slot(h, i);
@@ -345,14 +345,18 @@ internal sealed unsafe partial class FlowGroup : IFlowOwnership
     private void ReleaseNow(in TcpTuple tuple)
     {
         ulong h = Hash(tuple);
-        ulong mine = ((h >> 32) | 1) << 32 | (uint)_pid;
+        ulong mine = Mine(h);
         int i = FindSlot(h, mine);
         if (i < 0) return;
-        _gen[SlotIndex(h, i)]++;
+        KeepFromDelayedRelease(h, i);
         Interlocked.CompareExchange(ref *Slot(h, i), 0, mine);
     }
 
     /// <summary>A claim of ours at slot <paramref name="i"/> changes hands (hand-off): a delayed release of it, if
     /// one waits, must leave the slot alone.</summary>
     private void KeepFromDelayedRelease(ulong h, int i) => _gen[SlotIndex(h, i)]++;
+
+    /// <summary>This process's claim value for a flow of hash <paramref name="h"/>: the flow's tag (the hash's high
+    /// 32 bits, never 0) and our pid.</summary>
+    private ulong Mine(ulong h) => ((h >> 32) | 1) << 32 | (uint)_pid;
 }

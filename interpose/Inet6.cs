@@ -1,4 +1,5 @@
 using System;
+using System.Threading;
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using UserTcp.Interpose.Native;
@@ -45,19 +46,22 @@ internal static unsafe partial class Inet6
         return Kind.Native;
     }
 
-    /// <summary>bind(2) address checks for an AF_INET6 socket (Linux inet6_bind): the IPv4 address and port to bind,
-    /// or -errno.</summary>
-    internal static long ParseBind(UserSocket s, SockAddrIn* addr, uint len, out uint ip, out ushort port)
+    /// <summary>bind(2) address checks for an AF_INET6 socket (Linux inet6_bind): the IPv4 address and port to bind
+    /// and whether the address is IPv4-mapped, or -errno.</summary>
+    internal static long ParseBind(SockAddrIn* addr, uint len, out uint ip, out ushort port, out bool mapped)
     {
         ip = 0;
         port = 0;
+        mapped = false;
         if (len < MinLength) return -Errno.EINVAL;
         var a = (SockAddrIn6*)addr;
         if (a->Family != AF_INET6) return -Errno.EAFNOSUPPORT;
         port = BinaryPrimitives.ReverseEndianness(a->PortBE);
         // A native address gets here only when the socket could not move to the kernel (cshim/inet6.c): it is never
         // this stack's (EADDRNOTAVAIL, or EINVAL when already bound, from the caller's checks).
-        if (Classify(a, out ip) == Kind.Native) ip = uint.MaxValue;
+        Kind kind = Classify(a, out ip);
+        mapped = kind == Kind.Mapped;
+        if (kind == Kind.Native) ip = uint.MaxValue;
         return 0;
     }
 
@@ -109,7 +113,8 @@ internal static unsafe partial class Inet6
         lock (s.Gate)
         {
             if (!s.Inet6 || s.State != SocketState.Unconnected || (s.Bound && !boundOk)) return 1;
-            if (s.Refs != 1)
+            // Take the only reference (a dup racing this takes none: it checks the count without this lock).
+            if (Interlocked.CompareExchange(ref s.Refs, 0, 1) != 1)
             {
                 Kernel.Log(1, $"fd {fd}: an IPv6 socket with more than one fd ({why}) cannot move to the kernel");
                 return -Errno.EAFNOSUPPORT;
@@ -134,21 +139,15 @@ internal static unsafe partial class Inet6
             long r = K.ToKernel(fd, s.NonBlocking ? 1 : 0, s.Bound ? s.LocalPort : 0, opts, n);
             if (r < 0)
             {
+                Volatile.Write(ref s.Refs, 1);
                 Kernel.Log(1, $"fd {fd}: an IPv6 socket ({why}) could not move to the kernel: errno {-r}");
                 return -Errno.EAFNOSUPPORT;
             }
             FdTable.Remove(fd);
-            s.Refs = 0;
         }
-        // As the last close does it (Descriptors.Forget): outside the socket's lock, one hold of Engine.Gate. Its epoll
-        // registrations go (the kernel socket is not in those sets: docs/compatibility.md), the object goes back to
-        // the pool with a new generation.
-        using (Engine.Gate.EnterScope())
-        {
-            EpollSets.ForgetSocketLocked(s);
-            Engine.Stack.Close(s.Handle);
-            UserSocket.Recycle(s);
-        }
+        // As the last close does it, outside the socket's lock (its epoll registrations go: the kernel socket is not
+        // in those sets, docs/compatibility.md).
+        Descriptors.ReleaseLast(s);
         Kernel.Log(3, $"fd {fd}: IPv6 socket handed to the kernel ({why}): usertcp carries IPv4 only");
         return 0;
     }

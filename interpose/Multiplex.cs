@@ -144,7 +144,7 @@ internal static unsafe class Multiplex
         long deadline = timeoutMs < 0 ? long.MaxValue : Engine.NowUs + timeoutMs * 1000L;
         long backoff = 0;
         bool waiting = false;
-        if (Engine.RoundThread != 0 && Engine.InRound) Volatile.Write(ref Engine.RoundThread, 0); // this wait's poll flushes the round
+        if (Engine.InRound) Volatile.Write(ref Engine.RoundThread, 0); // this wait's poll flushes the round
         try
         {
             while (true)

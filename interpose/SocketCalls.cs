@@ -73,9 +73,10 @@ internal static unsafe partial class SocketCalls
         if (addr == null) return -Errno.EFAULT;
         uint ip;
         ushort port;
+        bool mapped = false;
         if (s.Inet6)
         {
-            long p = Inet6.ParseBind(s, addr, len, out ip, out port);
+            long p = Inet6.ParseBind(addr, len, out ip, out port, out mapped);
             if (p < 0) return p;
         }
         else
@@ -90,7 +91,7 @@ internal static unsafe partial class SocketCalls
             if (s.Bound || s.State != SocketState.Unconnected) return -Errno.EINVAL;
             if (ip != 0 && ip != LocalInterfaceAddress) return -Errno.EADDRNOTAVAIL;
             long r = port == 0 ? AutoBind(s, ip) : BindTo(s, ip, port);
-            if (r == 0 && s.Inet6) s.BoundMapped = Inet6.Classify((SockAddrIn6*)addr, out _) == Inet6.Kind.Mapped;
+            if (r == 0 && s.Inet6) s.BoundMapped = mapped;
             return r;
         }
     }

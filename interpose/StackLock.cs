@@ -65,9 +65,6 @@ internal readonly struct StackLock
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal void Exit() => Exit(_state);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Exit(State s)
     {
         if (s.Depth > 0)

@@ -57,7 +57,6 @@ internal sealed class UserSocket : EpollSets.Registration
     private const int PoolMax = 4096;
     private static readonly UserSocket?[] s_pool = new UserSocket?[PoolMax];
     private static int s_pooled;
-    internal static int PooledCount => s_pooled;
 
     /// <summary>A socket object in its initial state: from the pool, or new. Caller holds Engine.Gate.</summary>
     internal static UserSocket Rent()
