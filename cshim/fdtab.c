@@ -23,6 +23,12 @@ struct ut_epreg *ut_epregs;
 int ut_nepregs;
 static int epregs_cap;
 
+static int placeholder_move_locked(void);
+/* k_fd_alloc's path without ut_lock (below): threads inside it, and a flag that sends them to the locked path while
+ * the placeholder moves (Dekker: each side stores, then reads the other's word, both sequentially consistent). */
+static int fast_users;
+static int fast_closed;
+
 static void *map_zeroed(size_t bytes)
 {
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -44,6 +50,13 @@ static void epfd_forget_pure(void)
     if (ut_epfd_pure_bits) memset(ut_epfd_pure_bits, 0, bitmap_bytes);
 }
 
+/* The child of a fork has only the forking thread: nobody is inside fast_reserve there. */
+static void fork_child(void)
+{
+    epfd_forget_pure();
+    __atomic_store_n(&fast_users, 0, __ATOMIC_RELAXED);
+}
+
 int ut_fdtab_init(void)
 {
     if (ut_virtual_fds) {
@@ -63,7 +76,7 @@ int ut_fdtab_init(void)
     records = map_zeroed((size_t)limit * sizeof *records);
     if (!ut_fd_bits || !ut_epfd_bits || !ut_epfd_pure_bits || !records) return -ENOMEM;
     /* A forked child shares its parent's epoll sets: either side may add kernel fds the other does not see. */
-    pthread_atfork(NULL, epfd_forget_pure, epfd_forget_pure);
+    pthread_atfork(NULL, epfd_forget_pure, fork_child);
     __atomic_store_n(&ut_fd_limit, limit, __ATOMIC_RELEASE);
     return 0;
 }
@@ -86,7 +99,7 @@ static int ensure_nofile(int fd)
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl)) return -errno;
     if ((rlim_t)fd < rl.rlim_cur) {
-        nofile_seen = rl.rlim_cur;
+        __atomic_store_n(&nofile_seen, rl.rlim_cur, __ATOMIC_RELAXED);
         return 0;
     }
     rlim_t want = (rlim_t)ut_cfg.fd_base + (rlim_t)ut_cfg.max_fds;
@@ -97,7 +110,7 @@ static int ensure_nofile(int fd)
            (unsigned long)want);
     rl.rlim_cur = want;
     if (setrlimit(RLIMIT_NOFILE, &rl)) return -errno;
-    nofile_seen = want;
+    __atomic_store_n(&nofile_seen, want, __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -109,20 +122,38 @@ int ut_fd_floor(void)
     return floor > 256 ? 256 : (int)floor;
 }
 
+
+static void fast_path_close(void)
+{
+    __atomic_store_n(&fast_closed, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&fast_users, __ATOMIC_SEQ_CST) != 0) __builtin_ia32_pause();
+}
+
+static void fast_path_open(void) { __atomic_store_n(&fast_closed, 0, __ATOMIC_RELEASE); }
+
 int ut_placeholder_move(void)
 {
     if (ut_placeholder < 0) return 0;
+    /* No lock-free reservation may dup the old number once it is the application's. */
+    fast_path_close();
+    int r = placeholder_move_locked();
+    fast_path_open();
+    return r;
+}
+
+static int placeholder_move_locked(void)
+{
     int floor = ut_fd_floor();
     int at = ut_placeholder + 1 < floor ? floor : ut_placeholder + 1;
     int high = ut_real.fcntl(ut_placeholder, F_DUPFD_CLOEXEC, at);
     if (high < 0) {
         /* No number left above it: let the next reservation make a new one. */
         ut_real.close(ut_placeholder);
-        ut_placeholder = -1;
+        __atomic_store_n(&ut_placeholder, -1, __ATOMIC_RELAXED);
         return 0;
     }
     ut_real.close(ut_placeholder);
-    ut_placeholder = high;
+    __atomic_store_n(&ut_placeholder, high, __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -168,7 +199,7 @@ int ut_fd_reserve(int minfd, int at, int cloexec)
             ut_real.close(low);
             low = high;
         }
-        ut_placeholder = low;
+        __atomic_store_n(&ut_placeholder, low, __ATOMIC_RELEASE);
     }
     if (ut_virtual_fds) return virtual_reserve(minfd, at);
     int placeholder = ut_placeholder;
@@ -339,8 +370,40 @@ void ut_rec_free_all(void)
     ut_nepregs = epregs_cap = 0;
 }
 
+/* One reservation per socket and accepted connection, and one release per close: the common case takes no lock and
+ * calls the kernel directly (not through libc's wrappers: close is a cancellation point there, and a cancellation
+ * inside managed code could not unwind). The kernel's F_DUPFD gives the lowest free number >= minfd, exactly what
+ * the application would have got from the kernel, and close gives it back at once: nothing is kept in stock, since a
+ * number kept would change what the next open() of the application returns. */
+static long fast_reserve(int minfd, int cloexec)
+{
+    long fd = -EAGAIN;
+    __atomic_fetch_add(&fast_users, 1, __ATOMIC_SEQ_CST);
+    if (!__atomic_load_n(&fast_closed, __ATOMIC_SEQ_CST)) {
+        int ph = __atomic_load_n(&ut_placeholder, __ATOMIC_ACQUIRE);
+        if (ph >= 0 && (rlim_t)minfd < __atomic_load_n(&nofile_seen, __ATOMIC_RELAXED)) {
+            fd = syscall(SYS_fcntl, ph, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, minfd);
+            if (fd < 0) fd = errno == EINVAL ? -EMFILE : -errno;
+        }
+    }
+    __atomic_fetch_sub(&fast_users, 1, __ATOMIC_RELEASE);
+    return fd;
+}
+
 long k_fd_alloc(int minfd, int cloexec)
 {
+    if (!ut_virtual_fds) {
+        long fd = fast_reserve(minfd < ut_cfg.fd_base ? ut_cfg.fd_base : minfd, cloexec);
+        if (fd >= 0 && (uint32_t)fd < ut_fd_limit) {
+            ut_bit_set(ut_fd_bits, (int)fd, 1);
+            return fd;
+        }
+        if (fd >= 0) {
+            syscall(SYS_close, (int)fd);
+            return -EMFILE;
+        }
+        if (fd != -EAGAIN) return fd;
+    }
     pthread_mutex_lock(&ut_lock);
     long r = ut_fd_reserve(minfd, -1, cloexec);
     pthread_mutex_unlock(&ut_lock);
@@ -358,6 +421,12 @@ long k_fd_alloc_at(int fd, int cloexec)
 long k_fd_release(int fd)
 {
     if ((uint32_t)fd >= ut_fd_limit) return -EBADF;
+    if (!ut_virtual_fds) {
+        /* Ownership first, as ut_fd_unreserve: once the number is closed another thread's open() may get it. */
+        ut_bit_set(ut_fd_bits, fd, 0);
+        syscall(SYS_close, fd);
+        return 0;
+    }
     pthread_mutex_lock(&ut_lock);
     ut_fd_unreserve(fd);
     pthread_mutex_unlock(&ut_lock);

@@ -369,6 +369,58 @@ TEST_F(ConnParity, AcceptFlagsAndPeerAddress)
     close(l);
 }
 
+// nginx's pattern per short connection (accept, open the file, close the file, close the connection), and accepts
+// interleaved with files and sockets: every number is the kernel's lowest free one (usertcp reserves an accepted
+// connection's number in the kernel and gives it back at close).
+TEST_F(ConnParity, AcceptedNumbersInterleavedWithFilesAreTheKernels)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in any = Addr("0.0.0.0", 0);
+    ASSERT_EQ(bind(l, (sockaddr *)&any, sizeof any), 0);
+    ASSERT_EQ(listen(l, 8), 0);
+    uint16_t port = ntohs(Name(l, false).sin_port);
+    Peer p;
+    ASSERT_TRUE(p.Ok());
+    auto next = [&] {
+        std::string a = p.Cmd("CONNECT %d", port);
+        EXPECT_EQ(a.rfind("OK ", 0), 0u) << a;
+        EXPECT_GT(Readable(l, 3000), 0);
+        return accept4(l, nullptr, nullptr, SOCK_CLOEXEC);
+    };
+    int base = dup(0);
+    ASSERT_GE(base, 0);
+    close(base);
+    for (int i = 0; i < 3; i++) {
+        int c = next();
+        EXPECT_EQ(c, base) << "round " << i;
+        int f = open("/dev/null", O_RDONLY);
+        EXPECT_EQ(f, base + 1) << "round " << i;
+        close(f);
+        close(c);
+    }
+    int a0 = next();
+    EXPECT_EQ(a0, base);
+    int f1 = open("/dev/null", O_RDONLY);
+    EXPECT_EQ(f1, base + 1);
+    int a2 = next();
+    EXPECT_EQ(a2, base + 2);
+    ASSERT_EQ(close(a0), 0);
+    int f0 = open("/dev/null", O_RDONLY);
+    EXPECT_EQ(f0, base) << "a file takes the number a closed connection gave back";
+    int s3 = socket(AF_INET, SOCK_STREAM, 0);
+    EXPECT_EQ(s3, base + 3);
+    ASSERT_EQ(close(f1), 0);
+    int a1 = next();
+    EXPECT_EQ(a1, base + 1) << "a connection takes the number a closed file gave back";
+    int a4 = next();
+    EXPECT_EQ(a4, base + 4);
+    for (int fd : { f0, a1, a2, s3, a4 }) EXPECT_EQ(close(fd), 0) << fd;
+    int after = dup(0);
+    EXPECT_EQ(after, base) << "every number given back";
+    close(after);
+    close(l);
+}
+
 TEST_F(ConnParity, ReadWriteRoundTrips)
 {
     Conn c;

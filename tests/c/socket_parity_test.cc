@@ -3,6 +3,8 @@
 // errors of a socket that is not connected. Connected sockets are covered by conn_parity_test.cc, which needs the test
 // network and a kernel peer (tests/c/run-conn-parity.sh).
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <vector>
 #include "helpers.h"
 
@@ -480,4 +482,90 @@ TEST(SocketParity, FionbioAndNonblockingModes)
     ASSERT_EQ(ioctl(fd, FIONBIO, &on), 0);
     EXPECT_FALSE(fcntl(fd, F_GETFL) & O_NONBLOCK);
     close(fd);
+}
+
+// The numbers a program gets are the kernel's lowest-free ones whatever mix of sockets and kernel files it opens and
+// closes (usertcp reserves each socket's number in the kernel, so a file opened meanwhile skips it, and gives it back
+// at close, so the next file or socket may take it). Started runtime first: the sockets below take the managed path.
+TEST(SocketParity, DescriptorNumbersInterleavedWithFilesAreTheKernels)
+{
+    int warm = Tcp();
+    pollfd pf{ warm, POLLIN, 0 };
+    ASSERT_EQ(poll(&pf, 1, 0), 1); // a fresh socket reports POLLHUP; on usertcp this starts the stack
+    close(warm);
+    int base = dup(0);
+    ASSERT_GE(base, 0);
+    close(base); // base: the lowest free number; everything below it stays open through this test
+    auto file = [] { return open("/dev/null", O_RDONLY | O_CLOEXEC); };
+    int s0 = Tcp();
+    EXPECT_EQ(s0, base);
+    int f1 = file();
+    EXPECT_EQ(f1, base + 1);
+    int s2 = Tcp(SOCK_CLOEXEC);
+    EXPECT_EQ(s2, base + 2);
+    ASSERT_EQ(close(s0), 0);
+    int f0 = file();
+    EXPECT_EQ(f0, base) << "a file takes the number a closed socket gave back";
+    ASSERT_EQ(close(f1), 0);
+    int s1 = Tcp();
+    EXPECT_EQ(s1, base + 1) << "a socket takes the number a closed file gave back";
+    int p[2];
+    ASSERT_EQ(close(f0), 0);
+    ASSERT_EQ(pipe(p), 0);
+    EXPECT_EQ(p[0], base);
+    EXPECT_EQ(p[1], base + 3);
+    int d = dup(s2);
+    EXPECT_EQ(d, base + 4);
+    ASSERT_EQ(close(s1), 0);
+    int d2 = fcntl(s2, F_DUPFD, 0);
+    EXPECT_EQ(d2, base + 1) << "F_DUPFD: the lowest free number";
+    int d3 = fcntl(s2, F_DUPFD_CLOEXEC, base + 2);
+    EXPECT_EQ(d3, base + 5) << "F_DUPFD: the lowest free number at or above its argument";
+    ASSERT_EQ(close(p[0]), 0);
+    ASSERT_EQ(close(d), 0);
+    int s3 = Tcp();
+    EXPECT_EQ(s3, base);
+    int f4 = file();
+    EXPECT_EQ(f4, base + 4);
+    for (int fd : { s2, p[1], d2, d3, s3, f4 }) EXPECT_EQ(close(fd), 0) << fd;
+    int after = dup(0);
+    EXPECT_EQ(after, base) << "every number given back";
+    close(after);
+}
+
+// Sockets opened and closed by several threads at once (usertcp reserves and releases the numbers without a lock):
+// no two live sockets ever share a number, and every number is a socket until its close.
+TEST(SocketParity, ConcurrentSocketsNeverShareANumber)
+{
+    constexpr int kThreads = 4, kRounds = 1500, kMax = 4096;
+    static std::atomic<int> owner[kMax];
+    for (auto &o : owner) o.store(-1);
+    std::atomic<int> bad{ 0 };
+    std::vector<std::thread> ts;
+    for (int t = 0; t < kThreads; t++)
+        ts.emplace_back([t, &bad] {
+            for (int i = 0; i < kRounds; i++) {
+                int fd = socket(AF_INET, SOCK_STREAM | (i & 1 ? SOCK_CLOEXEC : 0), 0);
+                if (fd < 0 || fd >= kMax) {
+                    bad++;
+                    continue;
+                }
+                int was = -1;
+                if (!owner[fd].compare_exchange_strong(was, t)) bad++; // another thread holds this number
+                int type = 0;
+                socklen_t len = sizeof type;
+                if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) bad++;
+                if ((fcntl(fd, F_GETFD) == FD_CLOEXEC) != ((i & 1) != 0)) bad++;
+                owner[fd].store(-1);
+                if (close(fd) != 0) bad++;
+            }
+        });
+    for (auto &t : ts) t.join();
+    EXPECT_EQ(bad.load(), 0);
+    int probe = dup(0);
+    ASSERT_GE(probe, 0);
+    close(probe);
+    int again = Tcp();
+    EXPECT_EQ(again, probe) << "no number leaked";
+    close(again);
 }
