@@ -47,8 +47,9 @@ internal static class Blocking
         {
             while (true)
             {
-                if (Engine.NowUs >= deadline) return -Errno.EAGAIN;
-                long sleep = Engine.NextSleepUs(ref backoff, deadline, pollAt);
+                long now = Engine.NowUs;
+                if (now >= deadline) return -Errno.EAGAIN;
+                long sleep = Engine.NextSleepUs(ref backoff, deadline, pollAt, now);
                 // Also with nothing to sleep: the zero-length sleep is where a pending signal gets in.
                 if (sleep > 0) Engine.CountSleep(sleep);
                 long woke = Kernel.WaitUs((nint)sleep, restart, Engine.DeviceWaitFor(sleep));

@@ -499,11 +499,15 @@ internal static unsafe class Engine
     }
 
     /// <summary>Polls the stack from an application thread. Caller holds <see cref="Gate"/>.</summary>
-    internal static void PollLocked()
+    /// <summary>Returns the time the poll ran at (µs): a wait's round reuses it for its deadline, its sleep and its
+    /// kernel look instead of reading the clock again (a clock read is ~20 instructions, and several hundred ns on
+    /// a VM whose hypervisor traps the time-stamp counter, as here).</summary>
+    internal static long PollLocked()
     {
-        PollCore();
+        long now = PollCore();
         AppCalls++;
         AppPolls++;
+        return now;
     }
 
     private static long PollCore()
@@ -545,9 +549,12 @@ internal static unsafe class Engine
 
     /// <summary><see cref="NextSleepUs(ref long, long)"/> with the stack's <see cref="NetStack.PollAt"/> read by the
     /// caller under the lock it already held (one lock pair per round of a wait instead of two).</summary>
-    internal static long NextSleepUs(ref long backoffUs, long deadlineUs, long pollAt)
+    internal static long NextSleepUs(ref long backoffUs, long deadlineUs, long pollAt) =>
+        NextSleepUs(ref backoffUs, deadlineUs, pollAt, NowUs);
+
+    /// <summary><see cref="NextSleepUs(ref long, long, long)"/> at a time the caller read (its round's poll).</summary>
+    internal static long NextSleepUs(ref long backoffUs, long deadlineUs, long pollAt, long now)
     {
-        long now = NowUs;
         long quietUs = now - Volatile.Read(ref s_lastActivityUs);
         // Long quiet spells (no packet for DeepIdleAfterUs) poll less often: an idle server should cost ~nothing.
         long cap = quietUs <= DeepIdleAfterUs ? IdlePollUs : DeviceCanWait ? DeepIdleDevicePollUs : DeepIdlePollUs;

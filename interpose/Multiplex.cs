@@ -55,7 +55,7 @@ internal static unsafe class Multiplex
             isUser[i] = FdTable.Get(fds[i].Fd) is not null;
             if (!isUser[i] && fds[i].Fd >= 0) kernelFds++; // a negative fd is ignored (revents 0), as the kernel does
         }
-        long deadline = timeoutMs < 0 ? long.MaxValue : Engine.NowUs + timeoutMs * 1000L;
+        long deadline = long.MinValue; // from the first round's poll, as in EpollWait
         long backoff = 0;
         bool waiting = false;
         try
@@ -64,9 +64,10 @@ internal static unsafe class Multiplex
             {
                 int userReady = 0;
                 long pollAt = 0; // only read when nothing is ready
+                long now;
                 using (Engine.Gate.EnterScope())
                 {
-                    Engine.PollLocked();
+                    now = Engine.PollLocked();
                     for (int i = 0; i < count; i++)
                     {
                         if (!isUser[i]) continue;
@@ -78,7 +79,8 @@ internal static unsafe class Multiplex
                     }
                     if (userReady == 0) pollAt = Engine.Stack.PollAt(); // for the sleep that follows
                 }
-                long sleep = userReady > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline, pollAt);
+                if (deadline == long.MinValue) deadline = timeoutMs < 0 ? long.MaxValue : now + timeoutMs * 1000L;
+                long sleep = userReady > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline, pollAt, now);
                 if (!waiting && userReady == 0 && timeoutMs != 0) { Engine.EnterWait(); Kernel.WaitBegin(); waiting = true; }
                 // Hide user fds from the kernel (it would poll the placeholder): a negative fd is skipped.
                 if (userReady > 0 && kernelFds == 0 && sigmask == null)
@@ -92,7 +94,6 @@ internal static unsafe class Multiplex
                 // every KernelLookIntervalUs, as epoll_wait does.
                 if (sleep == 0 && kernelFds == 0 && sigmask == null)
                 {
-                    long now = Engine.NowUs;
                     if (t_pollLook.MaySkip(now))
                     {
                         if (now >= deadline) { for (int i = 0; i < count; i++) fds[i].Revents = 0; return 0; }
@@ -141,7 +142,9 @@ internal static unsafe class Multiplex
     {
         if (max <= 0 || max > int.MaxValue / sizeof(EpollEvent)) return -Errno.EINVAL;
         if (events == null) return -Errno.EFAULT;
-        long deadline = timeoutMs < 0 ? long.MaxValue : Engine.NowUs + timeoutMs * 1000L;
+        // Counted from the first round's poll (one clock read per round, the poll's: below), a little after the call
+        // began: a timeout never ends early.
+        long deadline = long.MinValue;
         long backoff = 0;
         bool waiting = false;
         if (Engine.InRound) Volatile.Write(ref Engine.RoundThread, 0); // this wait's poll flushes the round
@@ -149,22 +152,21 @@ internal static unsafe class Multiplex
         {
             while (true)
             {
-                int n = CollectUserEvents(epfd, events, max, out long pollAt, out EpollSets.Set? set);
+                int n = CollectUserEvents(epfd, events, max, out long pollAt, out EpollSets.Set? set, out long now);
+                if (deadline == long.MinValue) deadline = timeoutMs < 0 ? long.MaxValue : now + timeoutMs * 1000L;
                 if (n == max) return Engine.BeginRound(n);
                 // Events ready and no kernel fd in the set: nothing to ask the kernel (one system call per wait saved).
                 // (Not with a signal mask: epoll_pwait runs a handler the mask unblocks even when it returns events.)
                 if (n > 0 && sigmask == null && Kernel.EpfdPure(epfd) != 0) return Engine.BeginRound(n);
-                long sleep = n > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline, pollAt);
+                long sleep = n > 0 ? 0 : Engine.NextSleepUs(ref backoff, deadline, pollAt, now);
                 if (!waiting && n == 0 && timeoutMs != 0) { Engine.EnterWait(); Kernel.WaitBegin(); waiting = true; }
                 // A round that will not sleep (user events to return, or a spin step right after traffic) asks the
                 // kernel only to hear about the set's kernel fds (nginx: the channel to its master) and, while
                 // spinning, to let the caller's signals in. Both can wait a little: after a look that found nothing,
                 // such rounds skip the kernel for KernelLookIntervalUs (a busy nginx paid one zero-timeout
                 // epoll_pwait2 per connection for nothing). A set whose kernel fds had events is asked every round.
-                long now = 0;
                 if (sleep == 0 && sigmask == null && set is not null)
                 {
-                    now = Engine.NowUs;
                     if (set.KernelSide.MaySkip(now))
                     {
                         if (n > 0 || now >= deadline) return Engine.BeginRound(n);
@@ -176,7 +178,7 @@ internal static unsafe class Multiplex
                     ? Kernel.EpollWaitDeviceUs(epfd, events + n, max - n, (nint)sleep, sigmask, &deviceReady)
                     : Kernel.EpollWaitUs(epfd, events + n, max - n, (nint)sleep, sigmask);
                 if (deviceReady != 0) Engine.DeviceWoke();
-                if (sleep == 0 && set is not null && r >= 0) set.KernelSide.Asked(now != 0 ? now : Engine.NowUs, r > 0);
+                if (sleep == 0 && set is not null && r >= 0) set.KernelSide.Asked(now, r > 0);
                 if (r < 0) return n > 0 ? Engine.BeginRound(n) : r;
                 if (n + r > 0 || Engine.NowUs >= deadline) return Engine.BeginRound(n + r);
             }
@@ -187,13 +189,14 @@ internal static unsafe class Multiplex
         }
     }
 
-    private static int CollectUserEvents(int epfd, EpollEvent* events, int max, out long pollAt, out EpollSets.Set? set)
+    private static int CollectUserEvents(int epfd, EpollEvent* events, int max, out long pollAt, out EpollSets.Set? set,
+        out long now)
     {
         int n = 0;
         pollAt = 0; // only read when nothing is ready
         using (Engine.Gate.EnterScope()) // also EpollSets.Gate
         {
-            Engine.PollLocked();
+            now = Engine.PollLocked();
             EpollSets.CollectDirty();
             set = EpollSets.Get(epfd);
             if (set is null)

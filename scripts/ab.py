@@ -40,6 +40,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIB = os.path.join(ROOT, "build", "libusertcp.so")
+TAG = "ab"  # in the memif socket paths (--tag)
 BENCH = os.path.join(ROOT, "build", "bench")
 SRV_IP = "198.18.0.2"
 HZ = os.sysconf("SC_CLK_TCK")
@@ -403,7 +404,7 @@ http {{
 
     def a_start_nginx(self, side):
         """nginx for topology (a): kernel, listening on loopback; usertcp, the server end of a fresh memif link."""
-        self.memif_sock = f"/tmp/usertcp-ab-{os.getpid()}-{time.monotonic_ns()}.sock"
+        self.memif_sock = f"/tmp/usertcp-{TAG}-{os.getpid()}-{time.monotonic_ns()}.sock"
         self.nginx_conf("1")
         run(["ip", "-n", self.srv, "addr", "flush", "dev", "ut-srv0"])
         pidf = f"{self.work}/nginx.pid"
@@ -438,7 +439,7 @@ http {{
         """A server other than nginx for topology (a) (bench/rpc, iperf3), started like a_start_nginx: kernel, on
         loopback in the server namespace; usertcp, the server end of a fresh memif link. Returns (process, address
         the client connects to) once a client on the same stack could connect."""
-        self.memif_sock = f"/tmp/usertcp-ab-{os.getpid()}-{time.monotonic_ns()}.sock"
+        self.memif_sock = f"/tmp/usertcp-{TAG}-{os.getpid()}-{time.monotonic_ns()}.sock"
         run(["ip", "-n", self.srv, "addr", "flush", "dev", "ut-srv0"])
         if side == "kernel":
             full, host = ["ip", "netns", "exec", self.srv] + cmd, "127.0.0.1"
@@ -562,7 +563,7 @@ http {{
                                     errors=f"kernel: not possible in one process (RLIMIT_NOFILE hard limit {nofile})")
                         log(f"{name} round {r} kernel: skipped, RLIMIT_NOFILE hard limit {nofile}")
                         continue
-                    sock = f"/tmp/usertcp-w5-{os.getpid()}-{time.monotonic_ns()}.sock"
+                    sock = f"/tmp/usertcp-{TAG}-w5-{os.getpid()}-{time.monotonic_ns()}.sock"
                     run(["ip", "-n", self.srv, "addr", "flush", "dev", "ut-srv0"])
                     ns = ["ip", "netns", "exec", self.srv]
                     if side == "kernel":
@@ -936,7 +937,11 @@ def main():
     ap.add_argument("--hugepages", type=int, default=0,
                     help="reserve at least this many 2 MiB hugepages first (system-wide, kept); 0: leave as is")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks"))
+    ap.add_argument("--lib", default=LIB, help="the library of the usertcp runs (e.g. a scratch build of another commit)")
+    ap.add_argument("--tag", default=TAG, help="word in the memif socket paths (/tmp/usertcp-TAG-...)")
     a = ap.parse_args()
+    global LIB, TAG
+    LIB, TAG = os.path.abspath(a.lib), a.tag
     a.rpc_conns = [int(x) for x in a.rpc_conns.split(",") if x]
     a.idle_conns = [int(x) for x in a.idle_conns.split(",") if x]
     a.w5_conns = [int(x) for x in a.w5_conns.split(",") if x]
