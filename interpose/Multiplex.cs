@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using System.Threading;
 using UserTcp.Interpose.Native;
@@ -21,18 +22,27 @@ internal static unsafe class Multiplex
     /// <summary>
     /// When a wait that did not mean to sleep last asked the kernel (µs; 0: never) and whether the kernel had events
     /// then. Such a wait (user events to return, or a spin step right after traffic) needs the kernel only for kernel
-    /// fds and for pending signals, and both can wait up to <see cref="KernelLookIntervalUs"/> after a look that found
-    /// nothing: epoll keeps one per set, poll one per thread.
+    /// fds and for pending signals, and both can wait a little after a look that found nothing: the interval starts
+    /// at <see cref="KernelLookIntervalUs"/> and doubles with every look in a row that found nothing, up to
+    /// <see cref="KernelLookMaxIntervalUs"/> (a busy nginx's channel to its master is silent for hours: at 50 µs its
+    /// worker still made one zero-timeout epoll_pwait2 per three W1 connections). A look that finds events starts
+    /// over. Rounds that sleep always ask. epoll keeps one per set, poll one per thread.
     /// </summary>
     internal struct KernelLook
     {
         private long _askedUs;
         private bool _hadEvents;
+        private int _intervalUs; // 0: KernelLookIntervalUs
 
-        public readonly bool MaySkip(long nowUs) => _askedUs != 0 && !_hadEvents && nowUs - _askedUs < KernelLookIntervalUs;
+        public readonly bool MaySkip(long nowUs) =>
+            _askedUs != 0 && !_hadEvents && nowUs - _askedUs < (_intervalUs == 0 ? KernelLookIntervalUs : _intervalUs);
 
         public void Asked(long nowUs, bool hadEvents)
         {
+            // Grows only when the last interval ran out with nothing found (not when a look came early).
+            if (hadEvents) _intervalUs = 0;
+            else if (!_hadEvents && _askedUs != 0)
+                _intervalUs = (int)Math.Min(KernelLookMaxIntervalUs, 2 * (_intervalUs == 0 ? KernelLookIntervalUs : _intervalUs));
             _askedUs = nowUs;
             _hadEvents = hadEvents;
         }
@@ -137,6 +147,10 @@ internal static unsafe class Multiplex
     /// kernel side that found nothing (µs): a kernel event waits at most this long behind a stream of user events or a
     /// spin, and pending signals get in at least this often while a waiter spins. Rounds that sleep always ask.</summary>
     internal const long KernelLookIntervalUs = 50;
+
+    /// <summary>The longest a kernel fd's event can wait behind a stream of user events (µs): see
+    /// <see cref="KernelLook"/>.</summary>
+    internal const long KernelLookMaxIntervalUs = 800;
 
     internal static long EpollWait(int epfd, EpollEvent* events, int max, int timeoutMs, void* sigmask)
     {
