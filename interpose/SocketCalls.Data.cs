@@ -44,7 +44,7 @@ internal static unsafe partial class SocketCalls
         {
             if (Socket.Generation != Generation) return -Errno.EBADF;
             long total = 0;
-            bool round = Engine.InRound;
+            bool round = Engine.InRoundLocked; // Try runs under Engine.Gate (Blocking.Run)
             for (int i = 0; i < Count; i++)
             {
                 if (Iov[i].Length == 0) continue;
@@ -148,7 +148,7 @@ internal static unsafe partial class SocketCalls
         {
             if (Socket.Generation != Generation) return -Errno.EBADF;
             long total = 0;
-            bool round = Engine.InRound;
+            bool round = Engine.InRoundLocked; // Try runs under Engine.Gate (Blocking.Run)
             for (int i = 0; i < Count; i++)
             {
                 if (Iov[i].Length == 0) continue;

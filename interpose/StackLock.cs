@@ -31,6 +31,9 @@ internal readonly struct StackLock
 
     internal static StackLock Create() => new(new State());
 
+    /// <summary>The holder's pthread id (0 while free): the calling thread's own id when it holds the lock.</summary>
+    internal nint Owner => Volatile.Read(ref _state.Owner);
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal Scope EnterScope()
     {
