@@ -131,7 +131,7 @@ internal static unsafe class Multiplex
                 if (r < 0 && r != -Errno.EINTR) return r;
                 if (userReady > 0) return userReady + kernelReady;
                 if (r == -Errno.EINTR) return r;
-                if (kernelReady > 0 || Engine.NowUs >= deadline)
+                if (kernelReady > 0 || (deadline != long.MaxValue && Engine.NowUs >= deadline))
                 {
                     return kernelReady;
                 }
@@ -194,7 +194,7 @@ internal static unsafe class Multiplex
                 if (deviceReady != 0) Engine.DeviceWoke();
                 if (sleep == 0 && set is not null && r >= 0) set.KernelSide.Asked(now, r > 0);
                 if (r < 0) return n > 0 ? Engine.BeginRound(n) : r;
-                if (n + r > 0 || Engine.NowUs >= deadline) return Engine.BeginRound(n + r);
+                if (n + r > 0 || (deadline != long.MaxValue && Engine.NowUs >= deadline)) return Engine.BeginRound(n + r);
             }
         }
         finally

@@ -937,11 +937,12 @@ def main():
     ap.add_argument("--hugepages", type=int, default=0,
                     help="reserve at least this many 2 MiB hugepages first (system-wide, kept); 0: leave as is")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks"))
-    ap.add_argument("--lib", default=LIB, help="the library of the usertcp runs (e.g. a scratch build of another commit)")
-    ap.add_argument("--tag", default=TAG, help="word in the memif socket paths (/tmp/usertcp-TAG-...)")
+    ap.add_argument("--lib", help="the library of the usertcp runs (default build/libusertcp.so; e.g. a scratch build "
+                    "of another commit)")
+    ap.add_argument("--tag", default="ab", help="word in the memif socket paths (/tmp/usertcp-TAG-...)")
     a = ap.parse_args()
     global LIB, TAG
-    LIB, TAG = os.path.abspath(a.lib), a.tag
+    LIB, TAG = os.path.abspath(a.lib) if a.lib else LIB, a.tag
     a.rpc_conns = [int(x) for x in a.rpc_conns.split(",") if x]
     a.idle_conns = [int(x) for x in a.idle_conns.split(",") if x]
     a.w5_conns = [int(x) for x in a.w5_conns.split(",") if x]
