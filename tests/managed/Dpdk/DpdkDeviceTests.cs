@@ -115,6 +115,46 @@ public sealed unsafe class DpdkDeviceTests
         }
     }
 
+    [Fact]
+    public void MemifPoolSize_CoversTheZeroCopyClientsRings()
+    {
+        // zero-copy=yes (the PMD's, client role only) puts the client's own mbufs in the rings: its receive ring holds
+        // one per slot and transmitted ones stay referenced until the peer copied them, so the pool grows by two rings.
+        var cfg = new DpdkPortConfig { Device = "x" };
+        Assert.Equal(8191, DpdkPort.PoolSizeFor(cfg, DpdkPort.ParseMemif("net_memif0,role=server"))); // 2 x (1024 + 1024) + 1024
+        Assert.Equal(2047, DpdkPort.PoolSizeFor(cfg, DpdkPort.ParseMemif("net_memif0,role=client,mtu=16000"))); // 1024 (+ 1, rounded)
+        Assert.Equal(4095, DpdkPort.PoolSizeFor(cfg, DpdkPort.ParseMemif("net_memif0,role=client,mtu=16000,zero-copy=yes")));
+        Assert.Equal(2047, DpdkPort.PoolSizeFor(cfg, DpdkPort.ParseMemif("net_memif0,role=server,mtu=16000,zero-copy=yes")));
+        Assert.Equal(8191, DpdkPort.PoolSizeFor(cfg, DpdkPort.ParseMemif("net_memif0,role=client,mtu=16000,zero-copy=yes,rsize=11")));
+        // A pool size given explicitly is the user's (only rounded to 2^n - 1).
+        Assert.Equal(127, DpdkPort.PoolSizeFor(cfg with { PoolSize = 100 }, DpdkPort.ParseMemif("net_memif0,role=client,zero-copy=yes")));
+    }
+
+    [Fact]
+    public void MemifArguments_AreReadOrRejectedWithTheArgumentNamed()
+    {
+        DpdkPort.MemifOptions o = DpdkPort.ParseMemif("net_memif1,role=client,socket=/x.sock,zero-copy=yes,rsize=9,mtu=16000,trusted=1");
+        Assert.Equal("net_memif1,role=client,socket=/x.sock,zero-copy=yes,rsize=9,bsize=16064", o.DeviceArgs);
+        Assert.True(o.ZeroCopyClient && o.Trusted);
+        Assert.Equal(16000, o.Mtu);
+        Assert.Equal(512, o.RingSlots);
+        Assert.False(DpdkPort.ParseMemif("net_memif0,role=server,zero-copy=yes").ZeroCopyClient); // the PMD ignores it there
+        Assert.Equal(1024, DpdkPort.ParseMemif("net_memif0").RingSlots);
+        Assert.Equal("net_af_packet0,iface=x,mtu=9000", DpdkPort.ParseMemif("net_af_packet0,iface=x,mtu=9000").DeviceArgs);
+        foreach ((string arg, string named) in new[]
+                 {
+                     ("zero-copy=1", "zero-copy="), ("rsize=15", "rsize="), ("rsize=x", "rsize="), ("role=master", "role="),
+                     ("mtu=100", "mtu="), ("mtu=70000", "mtu="), ("trusted=yes", "trusted="),
+                 })
+        {
+            var e = Assert.Throws<ArgumentException>(() => DpdkPort.ParseMemif("net_memif0,role=client," + arg));
+            Assert.Contains(named, e.Message);
+            Assert.Contains(arg, e.Message);
+        }
+        // DpdkPort.Open checks them before the EAL or the PMD sees anything.
+        Assert.Throws<ArgumentException>(() => DpdkPort.Open(new DpdkEalConfig(), new DpdkPortConfig { Device = "net_memif9,zero-copy=on" }));
+    }
+
     [DpdkFact]
     public void MemifPair_Trusted_ReportsChecksumOffloads_AndMarksReceivedFramesGood()
     {
@@ -716,6 +756,7 @@ public sealed unsafe class DpdkDeviceTests
         Assert.Contains("--lcores=0@(0-1)", args);
         Assert.Contains("--no-huge", args);
         Assert.Contains("--no-shconf", args);
+        Assert.Contains("--single-file-segments", args); // memif zero-copy shares the EAL's memfd only then
         Assert.DoesNotContain("--in-memory", args); // rejected by the EAL together with --no-huge
         Assert.Contains("--no-pci", args);
         Assert.Contains("--no-telemetry", args);
@@ -732,7 +773,7 @@ public sealed unsafe class DpdkDeviceTests
 
     // ---- helpers
 
-    private static (DpdkPort, DpdkPort) OpenMemifPair(int queues = 1, int mtu = 0, string extraArgs = "")
+    private static (DpdkPort, DpdkPort) OpenMemifPair(int queues = 1, int mtu = 0, string extraArgs = "", string clientExtra = "")
     {
         string extra = (mtu > 0 ? $",mtu={mtu}" : "") + extraArgs;
         // Abstract socket, unique per test: a memif socket name cannot be reused within a process in DPDK 22.11.
@@ -744,7 +785,7 @@ public sealed unsafe class DpdkDeviceTests
         try
         {
             client = DpdkPort.Open(DpdkTestEnv.Eal, new DpdkPortConfig
-            { Device = $"net_memif{id}c,role=client,socket={sock},mac=02:00:c6:12:01:02{extra}", RxQueues = queues, TxQueues = queues });
+            { Device = $"net_memif{id}c,role=client,socket={sock},mac=02:00:c6:12:01:02{extra}{clientExtra}", RxQueues = queues, TxQueues = queues });
         }
         catch
         {
