@@ -130,6 +130,35 @@ public sealed unsafe class DpdkDeviceTests
         Assert.Equal(127, DpdkPort.PoolSizeFor(cfg with { PoolSize = 100 }, DpdkPort.ParseMemif("net_memif0,role=client,zero-copy=yes")));
     }
 
+    [DpdkFact]
+    public void MemifWithoutPeer_RefusesTransmit_CountedAsEmptyBurst()
+    {
+        // A memif port whose peer never came (or left) takes nothing; the interface keeps such frames for a retry.
+        // The counters tell these calls apart from a ring that was merely full (USERTCP_STATS: "none taken").
+        string sock = "/" + DpdkTestEnv.Unique("usertcp-memif-alone") + ".sock";
+        DpdkPort port = DpdkPort.Open(DpdkTestEnv.Eal, new DpdkPortConfig
+        { Device = $"net_memif{DpdkTestEnv.Unique("")}s,role=server,socket={sock},mac=02:00:c6:12:01:07" });
+        try
+        {
+            DpdkDevice d = port.Devices[0];
+            Assert.False(port.LinkUp);
+            Span<PacketBuf> tx = stackalloc PacketBuf[3];
+            Assert.Equal(3, d.Allocate(tx));
+            for (int i = 0; i < 3; i++) tx[i].SetLength(60);
+            Assert.Equal(0, d.Transmit(tx));
+            Assert.Equal(0, d.Transmit(tx[..1]));
+            Assert.Equal(2L, d.TxShortBursts);
+            Assert.Equal(2L, d.TxEmptyBursts);
+            Assert.Equal(4L, d.TxRefusedFrames);
+            Assert.Contains("short 2 (none taken 2, frames refused 4)", d.BurstSummary());
+            d.FreeBurst(tx);
+        }
+        finally
+        {
+            port.Dispose();
+        }
+    }
+
     [Fact]
     public void MemifArguments_AreReadOrRejectedWithTheArgumentNamed()
     {
