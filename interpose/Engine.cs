@@ -142,7 +142,7 @@ internal static unsafe class Engine
                 HasDevice = true;
                 DeviceDescription = dev;
             }
-            catch (Exception e) when (e is DpdkException or DllNotFoundException or InvalidOperationException)
+            catch (Exception e) when (e is DpdkException or DllNotFoundException or InvalidOperationException or ArgumentException)
             {
                 Kernel.Log(0, $"cannot open USERTCP_DEV='{dev}': {e.Message}");
                 Group?.Leave();

@@ -40,7 +40,6 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIB = os.path.join(ROOT, "build", "libusertcp.so")
-TAG = "ab"  # in the memif socket paths (--tag)
 BENCH = os.path.join(ROOT, "build", "bench")
 SRV_IP = "198.18.0.2"
 HZ = os.sysconf("SC_CLK_TCK")
@@ -58,7 +57,7 @@ def run(cmd, check=True, timeout=None, **kw):
 class Harness:
     def __init__(self, args):
         self.a = args
-        self.suffix = f"a{os.getpid()}"
+        self.suffix = args.suffix or f"a{os.getpid()}"
         self.cli = f"ut-cli{self.suffix}"
         self.srv = f"ut-srv{self.suffix}"
         self.work = tempfile.mkdtemp(prefix="usertcp-ab-")
@@ -388,10 +387,14 @@ http {{
                     log(f"{name} round {r} {side}: {out.strip()}")
 
     # ---------------------------------------------------------------- topology (a)
-    def memif_opts(self):
-        """Device arguments both memif ends get: `mtu=N` (--memif-mtu; stack/Dpdk/DpdkPort.cs) or nothing (1500), and
-        `trusted=1` with --memif-trusted."""
-        return (f",mtu={self.a.memif_mtu}" if self.a.memif_mtu else "") + (",trusted=1" if self.a.memif_trusted else "")
+    def memif_opts(self, client=False, w5=False):
+        """Device arguments of the memif ends (docs/dpdk.md, "memif MTU"; stack/Dpdk/DpdkPort.cs): `mtu=N` and
+        `trusted=1` on both ends (A1-A4 default: mtu=16000,trusted=1, the configuration topology (a) is run in, as
+        loopback's 64 KiB MTU without checksums is the kernel's; W5a: the PMD's defaults unless given), and
+        `zero-copy=yes` on the client end with --memif-zero-copy."""
+        mtu, trusted = (self.a.w5_memif_mtu, self.a.w5_memif_trusted) if w5 else (self.a.memif_mtu, self.a.memif_trusted)
+        return ((f",mtu={mtu}" if mtu else "") + (",trusted=1" if trusted else "")
+                + (",zero-copy=yes" if client and self.a.memif_zero_copy else ""))
 
     def a_client_cmd(self, side, cmd):
         """Topology (a): the client runs in the server namespace. kernel: over loopback. usertcp: under LD_PRELOAD
@@ -399,12 +402,12 @@ http {{
         if side == "kernel":
             return ["ip", "netns", "exec", self.srv] + cmd
         return ["ip", "netns", "exec", self.srv, "env", f"LD_PRELOAD={LIB}", "USERTCP_IP=198.18.0.1/24",
-                f"USERTCP_DEV=net_memif1,role=client,socket={self.memif_sock}{self.memif_opts()}",
+                f"USERTCP_DEV=net_memif1,role=client,socket={self.memif_sock}{self.memif_opts(client=True)}",
                 "USERTCP_DPDK_ARGS=--log-level=*:error"] + cmd
 
     def a_start_nginx(self, side):
         """nginx for topology (a): kernel, listening on loopback; usertcp, the server end of a fresh memif link."""
-        self.memif_sock = f"/tmp/usertcp-{TAG}-{os.getpid()}-{time.monotonic_ns()}.sock"
+        self.memif_sock = f"/tmp/usertcp-ab-{self.a.tag}-{os.getpid()}-{time.monotonic_ns()}.sock"
         self.nginx_conf("1")
         run(["ip", "-n", self.srv, "addr", "flush", "dev", "ut-srv0"])
         pidf = f"{self.work}/nginx.pid"
@@ -439,7 +442,7 @@ http {{
         """A server other than nginx for topology (a) (bench/rpc, iperf3), started like a_start_nginx: kernel, on
         loopback in the server namespace; usertcp, the server end of a fresh memif link. Returns (process, address
         the client connects to) once a client on the same stack could connect."""
-        self.memif_sock = f"/tmp/usertcp-{TAG}-{os.getpid()}-{time.monotonic_ns()}.sock"
+        self.memif_sock = f"/tmp/usertcp-ab-{self.a.tag}-{os.getpid()}-{time.monotonic_ns()}.sock"
         run(["ip", "-n", self.srv, "addr", "flush", "dev", "ut-srv0"])
         if side == "kernel":
             full, host = ["ip", "netns", "exec", self.srv] + cmd, "127.0.0.1"
@@ -563,7 +566,7 @@ http {{
                                     errors=f"kernel: not possible in one process (RLIMIT_NOFILE hard limit {nofile})")
                         log(f"{name} round {r} kernel: skipped, RLIMIT_NOFILE hard limit {nofile}")
                         continue
-                    sock = f"/tmp/usertcp-{TAG}-w5-{os.getpid()}-{time.monotonic_ns()}.sock"
+                    sock = f"/tmp/usertcp-w5-{a.tag}-{os.getpid()}-{time.monotonic_ns()}.sock"
                     run(["ip", "-n", self.srv, "addr", "flush", "dev", "ut-srv0"])
                     ns = ["ip", "netns", "exec", self.srv]
                     if side == "kernel":
@@ -573,10 +576,10 @@ http {{
                     else:
                         common = ["USERTCP_VIRTUAL_FDS=1", "USERTCP_DPDK_ARGS=--log-level=*:error", f"LD_PRELOAD={LIB}"]
                         srv = ns + ["env"] + common + [f"USERTCP_IP={SRV_IP}/24",
-                                                       f"USERTCP_DEV=net_memif0,role=server,socket={sock}{self.memif_opts()}",
+                                                       f"USERTCP_DEV=net_memif0,role=server,socket={sock}{self.memif_opts(w5=True)}",
                                                        f"{BENCH}/rpc_server", "7000", str(nports)]
                         cli = ns + ["env"] + common + ["USERTCP_IP=198.18.0.1/24",
-                                                       f"USERTCP_DEV=net_memif1,role=client,socket={sock}{self.memif_opts()}",
+                                                       f"USERTCP_DEV=net_memif1,role=client,socket={sock}{self.memif_opts(client=True, w5=True)}",
                                                        f"RPC_CONNECT_SECONDS={max(60, n // 2000)}",
                                                        f"{BENCH}/rpc_client", "hold", SRV_IP, "7000", str(n), str(nports)]
                     logf = open(os.path.join(self.work, f"w5a-{side}.log"), "a")
@@ -878,14 +881,15 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
                 "LD_PRELOAD with USERTCP_IP=198.18.0.1, `USERTCP_DEV=net_memif1,role=client,socket=S` (two unrelated "
                 f"processes, each its own device). nginx one worker, `wrk -t1 -c{a.conns} -d{a.seconds}s`; W1 adds "
                 "`-H 'Connection: close'`. Both usertcp processes poll, so on 2 vCPUs they take both cores; server "
-                "CPU counts only nginx's worker.")
+                "CPU counts only nginx's worker. " + a_device_note(a))
     a_note = ("Topology (a): client and server in one namespace; kernel: over 127.0.0.1; usertcp: the server under "
               "LD_PRELOAD with `USERTCP_DEV=net_memif0,role=server`, the client under LD_PRELOAD with "
               "`USERTCP_DEV=net_memif1,role=client` (each process its own device, no kernel in the data path). "
               f"MTU: kernel, loopback's 65536; usertcp, {a.memif_mtu or 1500} on both memif ends"
               + (f" (`mtu={a.memif_mtu}` appended to both USERTCP_DEV). " if a.memif_mtu else " (the PMD's default). ")
               + ("Checksums: kernel, none on loopback; usertcp, none either (`trusted=1` on both memif ends). "
-                 if a.memif_trusted else "Checksums: kernel, none on loopback; usertcp, computed and verified in software. "))
+                 if a.memif_trusted else "Checksums: kernel, none on loopback; usertcp, computed and verified in software. ")
+              + ("Client end in memif's zero-copy mode (`zero-copy=yes`). " if a.memif_zero_copy else ""))
     a3 = [n for n in res if n.startswith("(a) W3")]
     a4 = [n for n in res if n.startswith("(a) W4")]
     if a3:
@@ -911,6 +915,13 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
     log(f"report written: {os.path.join(outdir, 'REPORT.md')}")
 
 
+def a_device_note(a):
+    """The memif configuration of topology (a)'s usertcp runs, for the report."""
+    return (f"memif: `{('mtu=%d' % a.memif_mtu) if a.memif_mtu else 'the PMD default MTU 1500'}"
+            f"{',trusted=1' if a.memif_trusted else ''}` on both ends{', `zero-copy=yes` on the client' if a.memif_zero_copy else ''} "
+            "(the kernel: loopback, MTU 65536, no checksums).")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
@@ -924,12 +935,17 @@ def main():
     ap.add_argument("--churn-seconds", type=float, default=2)
     ap.add_argument("--workloads", default="W2,W1,W4,W3,W6", help="any of W2,W1,W4,W3,W6 (W6 also gives W5) in "
                     "topology (b); A2,A1,A3,A4 = W2,W1,W3,W4 in topology (a); W5a = W5 at scale (100k, 1M) in topology (a)")
-    ap.add_argument("--memif-mtu", type=int, default=0,
-                    help="topology (a): MTU of both memif ends (`mtu=N` in USERTCP_DEV; 0: the PMD's 1500). The kernel "
-                         "side runs over loopback (MTU 65536)")
-    ap.add_argument("--memif-trusted", action="store_true",
-                    help="topology (a): `trusted=1` on both memif ends: no checksums computed or verified, as the "
-                         "kernel's loopback")
+    ap.add_argument("--memif-mtu", type=int, default=None,
+                    help="topology (a): MTU of both memif ends (`mtu=N` in USERTCP_DEV; 0: the PMD's 1500). Default "
+                         "16000 for A1-A4 (docs/benchmarks.md, \"Session 5, devicea\"), 0 for W5a. The kernel side runs "
+                         "over loopback (MTU 65536)")
+    ap.add_argument("--memif-trusted", type=int, nargs="?", const=1, default=None, choices=(0, 1),
+                    help="topology (a): `trusted=1` on both memif ends (1, or the flag alone): no checksums computed or "
+                         "verified, as the kernel's loopback; 0: computed and verified. Default 1 for A1-A4, 0 for W5a")
+    ap.add_argument("--memif-zero-copy", action="store_true",
+                    help="topology (a): `zero-copy=yes` on the client end (memif's zero-copy mode, client role only)")
+    ap.add_argument("--suffix", help="scripts/testnet.sh suffix of the private topology (default aPID)")
+    ap.add_argument("--tag", default="run", help="word put into the memif socket paths (/tmp/usertcp-ab-TAG-...)")
     ap.add_argument("--usertcp-dev", default="net_af_packet0,iface=ut-srv0", help="USERTCP_DEV of the usertcp runs")
     ap.add_argument("--srv-kernel-rx", choices=("drop", "keep"), default="drop",
                     help="topology (b), usertcp runs: drop the frames in the server namespace's kernel after "
@@ -939,13 +955,18 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks"))
     ap.add_argument("--lib", help="the library of the usertcp runs (default build/libusertcp.so; e.g. a scratch build "
                     "of another commit)")
-    ap.add_argument("--tag", default="ab", help="word in the memif socket paths (/tmp/usertcp-TAG-...)")
     a = ap.parse_args()
-    global LIB, TAG
-    LIB, TAG = os.path.abspath(a.lib) if a.lib else LIB, a.tag
+    global LIB
+    LIB = os.path.abspath(a.lib) if a.lib else LIB
     a.rpc_conns = [int(x) for x in a.rpc_conns.split(",") if x]
     a.idle_conns = [int(x) for x in a.idle_conns.split(",") if x]
     a.w5_conns = [int(x) for x in a.w5_conns.split(",") if x]
+    # Topology (a)'s memif configuration: A1-A4 default to mtu=16000,trusted=1 (what a user running both ends on
+    # usertcp on one host sets, docs/dpdk.md); W5a (memory per connection) keeps the PMD's defaults unless given.
+    a.w5_memif_mtu = a.memif_mtu or 0
+    a.w5_memif_trusted = bool(a.memif_trusted)
+    a.memif_mtu = 16000 if a.memif_mtu is None else a.memif_mtu
+    a.memif_trusted = True if a.memif_trusted is None else bool(a.memif_trusted)
     if os.geteuid() != 0:
         sys.exit("ab: needs root (network namespaces)")
     for tool in ("wrk", "iperf3", "ip"):

@@ -115,18 +115,43 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
 
 
-def run_once(suffix, work, requests, conns, churn=None, size=64):
+def run_once(suffix, work, requests, conns, churn=None, size=64, memif=None):
     srv, cli = f"ut-srv{suffix}", f"ut-cli{suffix}"
     out = os.path.join(work, f"callgrind.{requests}")
     log = open(os.path.join(work, f"server.{requests}.log"), "w")
+    dev, client_ns, client_env = "net_af_packet0,iface=ut-srv0", cli, []
+    if memif is not None:
+        # Topology (a): the client is on usertcp too (the ordinary build, not under valgrind), in the server's
+        # namespace, at the other end of one memif link whose socket lives in the work directory.
+        sock = os.path.join(work, f"memif.{requests}.sock")
+        dev = f"net_memif0,role=server,socket={sock}{memif}"
+        client_ns = srv
+        client_env = ["env", f"LD_PRELOAD={os.path.join(ROOT, 'build', 'libusertcp.so')}", f"USERTCP_IP={CLI_IP}/24",
+                      f"USERTCP_DEV=net_memif1,role=client,socket={sock}{memif}",
+                      "USERTCP_DPDK_ARGS=--log-level=*:error"]
     cmd = ["ip", "netns", "exec", srv, "env", f"LD_PRELOAD={LIB}", f"USERTCP_IP={SRV_IP}/24",
-           "USERTCP_DEV=net_af_packet0,iface=ut-srv0", "USERTCP_DPDK_ARGS=--log-level=*:error --no-huge",
+           f"USERTCP_DEV={dev}", "USERTCP_DPDK_ARGS=--log-level=*:error --no-huge",
            "USERTCP_STATS=1", "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
            f"{BENCH}/rpc_server", "7000"]
     p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
-        for _ in range(240):
-            r = subprocess.run(["ip", "netns", "exec", cli, "timeout", "1", "bash", "-c",
+        if memif is not None:
+            # No probe connection: a memif client that comes and goes while the (slow, valgrind) server is still
+            # answering its handshake trips DPDK 22.11's disconnect race (PANIC in eal-intr-thread). Wait for the
+            # server's memif socket (abstract, named after socket=), then give its stack time to listen; the measured
+            # client's first SYN may still go out before the link is up, and is retransmitted.
+            for _ in range(240):
+                if p.poll() is not None:
+                    raise RuntimeError(f"server exited: see {log.name}")
+                if sock in subprocess.run(["ip", "netns", "exec", srv, "ss", "-xlH"], capture_output=True,
+                                          text=True).stdout:
+                    break
+                time.sleep(0.5)
+            else:
+                raise RuntimeError("server did not open its memif socket")
+            time.sleep(10)
+        for _ in range(0 if memif is not None else 240):
+            r = subprocess.run(["ip", "netns", "exec", client_ns] + client_env + ["timeout", "1", "bash", "-c",
                                 f"exec 3<>/dev/tcp/{SRV_IP}/7000"], capture_output=True)
             if r.returncode == 0:
                 break
@@ -134,13 +159,14 @@ def run_once(suffix, work, requests, conns, churn=None, size=64):
                 raise RuntimeError(f"server exited: see {log.name}")
             time.sleep(0.5)
         else:
-            raise RuntimeError("server did not start listening")
+            if memif is None:
+                raise RuntimeError("server did not start listening")
         if churn:
-            res = sh(["ip", "netns", "exec", cli, f"{BENCH}/rpc_client", "hold", SRV_IP, "7000", "1"],
+            res = sh(["ip", "netns", "exec", client_ns] + client_env + [f"{BENCH}/rpc_client", "hold", SRV_IP, "7000", "1"],
                      input=f"churn {churn} {conns}\nquit\n")
             line = " ".join(res.stdout.split())
         else:
-            res = sh(["ip", "netns", "exec", cli, f"{BENCH}/rpc_client", "echo", SRV_IP, "7000", str(conns), "600",
+            res = sh(["ip", "netns", "exec", client_ns] + client_env + [f"{BENCH}/rpc_client", "echo", SRV_IP, "7000", str(conns), "600",
                       str(size), str(requests)])
             line = res.stdout.strip()
             kv = dict(x.split("=") for x in line.split())
@@ -227,6 +253,10 @@ def main():
     ap.add_argument("--top", type=int, default=30, help="functions listed")
     ap.add_argument("--files", help="analyse existing callgrind files FILE1,FILE2 (no runs)")
     ap.add_argument("--suffix", help="scripts/testnet.sh suffix of the private topology (default cgPID)")
+    ap.add_argument("--memif", nargs="?", const="", default=None, metavar="OPTS",
+                    help="topology (a): the server on net_memif (role=server) and the client on usertcp too (role=client, "
+                         "ordinary build) instead of af_packet and the kernel; OPTS is appended to both USERTCP_DEV "
+                         "(e.g. ,mtu=16000,trusted=1). The socket is in the work directory (--keep)")
     a = ap.parse_args()
     global LIB
     if a.lib:
@@ -254,15 +284,15 @@ def main():
             stats2 = stats1 + stats2
         elif a.churn:
             s1, s2 = a.churn.split(",")
-            c1, line1, stats1 = run_once(suffix, work, 1, a.conns, s1)
-            c2, line2, stats2 = run_once(suffix, work, 2, a.conns, s2)
+            c1, line1, stats1 = run_once(suffix, work, 1, a.conns, s1, memif=a.memif)
+            c2, line2, stats2 = run_once(suffix, work, 2, a.conns, s2, memif=a.memif)
             (n1, a1), (n2, a2) = opens_and_bytes(stats1), opens_and_bytes(stats2)
             print(f"passive opens {n1} / {n2}; allocated {a1:,} / {a2:,} B: "
                   f"{(a2 - a1) / max(1, n2 - n1):,.0f} B per accepted connection")
             stats2 = stats1 + stats2
         else:
-            c1, line1, stats1 = run_once(suffix, work, n1, a.conns, size=a.size)
-            c2, line2, stats2 = run_once(suffix, work, n2, a.conns, size=a.size)
+            c1, line1, stats1 = run_once(suffix, work, n1, a.conns, size=a.size, memif=a.memif)
+            c2, line2, stats2 = run_once(suffix, work, n2, a.conns, size=a.size, memif=a.memif)
     finally:
         subprocess.run([os.path.join(ROOT, "scripts", "testnet.sh"), "down", "--suffix", suffix], capture_output=True)
     report(a, n1, n2, c1, c2, line1, line2, stats2, work)
@@ -277,14 +307,15 @@ def report(a, n1, n2, c1, c2, line1, line2, stats2, work):
             g[group(obj)] = g.get(group(obj), 0) + v
     per = {k: (groups2.get(k, 0) - groups1.get(k, 0)) / (n2 - n1) for k in set(groups1) | set(groups2)}
     unit = "accepted connection" if a.churn else "connection" if a.client_churn else "RPC"
+    dev = "af_packet" if getattr(a, "memif", None) is None else f"memif{a.memif}, client on usertcp"
     if a.client_churn:
         print(f"callgrind, rpc_client on usertcp (af_packet), short connections (churn {a.client_churn} s) to a kernel "
               f"rpc_server: {n1} and {n2} active opens")
     elif a.churn:
-        print(f"callgrind, rpc_server on usertcp (af_packet), short connections (churn {a.churn} s): "
+        print(f"callgrind, rpc_server on usertcp ({dev}), short connections (churn {a.churn} s): "
               f"{n1} and {n2} passive opens")
     else:
-        print(f"callgrind, rpc_server on usertcp (af_packet), {a.conns} connections, 64 B echo RPCs: runs of {n1} and {n2}")
+        print(f"callgrind, rpc_server on usertcp ({dev}), {a.conns} connections, {a.size} B echo RPCs: runs of {n1} and {n2}")
     print(f"  run 1: {line1}")
     print(f"  run 2: {line2}")
     for s in stats2:

@@ -4,7 +4,8 @@
 # kernel over 127.0.0.1 with LIB=kernel), one run of SECONDS; prints the receiver's rate, the CPU time of both
 # processes together (utime + stime from /usr/bin/time, DPDK start-up included) and Gbit moved per CPU-second.
 # Usage: scripts/memif-iperf-cpu.sh LIB|kernel MTU SECONDS [iperf3 client args, e.g. -R]
-#   MTU 0: the PMD's 1500; EXTRA_DEV=,trusted=1 appends more device arguments to both ends; TAG names the socket.
+#   MTU 0: the PMD's 1500; EXTRA_DEV=,trusted=1 appends more device arguments to both ends, EXTRA_CLI to the client's
+#   only (e.g. ,zero-copy=yes); TAG names the socket.
 set -uo pipefail
 lib=$1; mtu=$2; t=$3; shift 3
 [ "$lib" = kernel ] || lib=$(realpath "$lib")
@@ -16,7 +17,7 @@ if [ "$lib" = kernel ]; then
 else
   common=(LD_PRELOAD="$lib" "USERTCP_DPDK_ARGS=--log-level=*:error")
   srvcmd=(env "${common[@]}" USERTCP_IP=198.18.0.2/24 USERTCP_DEV="net_memif0,role=server,socket=$sock$m")
-  clicmd=(env "${common[@]}" USERTCP_IP=198.18.0.1/24 USERTCP_DEV="net_memif1,role=client,socket=$sock$m"); host=198.18.0.2
+  clicmd=(env "${common[@]}" USERTCP_IP=198.18.0.1/24 USERTCP_DEV="net_memif1,role=client,socket=$sock$m${EXTRA_CLI:-}"); host=198.18.0.2
 fi
 port=$((5300 + $$ % 500))
 /usr/bin/time -o "$work/s.time" -f "%U %S" "${srvcmd[@]}" timeout 60 iperf3 -4 -s -1 -p $port >"$work/s.log" 2>&1 &

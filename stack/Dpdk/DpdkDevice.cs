@@ -40,6 +40,8 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
     /// frames and the frames; transmit calls (on af_packet each is one <c>sendto()</c> kick), frames taken, and calls
     /// the driver took only part of. Frames per burst and kicks per MB come from these.</summary>
     public long RxCalls, RxBursts, RxFrames, TxCalls, TxFrames, TxShortBursts;
+    /// <summary>Transmit calls the driver took nothing of, and the frames it refused in all short calls.</summary>
+    public long TxEmptyBursts, TxRefusedFrames;
 
     public DeviceCapabilities Capabilities { get; }
     public DpdkPort Port => _owner;
@@ -183,8 +185,16 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
         if (rc < 0) ThrowForeignBuffer(-rc - 1);
         TxCalls++;
         TxFrames += rc;
-        if (rc < n) TxShortBursts++;
+        if (rc < n) CountShort(n, rc);
         return rc;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void CountShort(int offered, int taken)
+    {
+        TxShortBursts++;
+        TxRefusedFrames += offered - taken;
+        if (taken == 0) TxEmptyBursts++;
     }
 
     /// <summary>Sets or clears the transmit checksum requests of a burst (see <see cref="PrepareChecksums"/>).</summary>
@@ -320,7 +330,7 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
     public string BurstSummary() =>
         $"rx calls {RxCalls} non-empty {RxBursts} frames {RxFrames} ({(RxBursts == 0 ? 0 : (double)RxFrames / RxBursts):F2} " +
         $"per burst); tx calls {TxCalls} frames {TxFrames} ({(TxCalls == 0 ? 0 : (double)TxFrames / TxCalls):F2} per call), " +
-        $"short {TxShortBursts}";
+        $"short {TxShortBursts} (none taken {TxEmptyBursts}, frames refused {TxRefusedFrames})";
 
     /// <summary>The driver can wake a receiver that sleeps (<see cref="ArmRxInterrupt"/>): memif, whose rings have an
     /// eventfd the peer writes after sending while the receiver asks for it.</summary>

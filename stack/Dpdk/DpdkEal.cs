@@ -155,8 +155,11 @@ public static unsafe class DpdkEal
         if (noHuge)
         {
             // --no-huge implies legacy memory, which --in-memory rejects; --no-shconf keeps it free of /run/dpdk files.
+            // The EAL backs that memory with one memfd; --single-file-segments makes it the segment list's file, which
+            // memif's zero-copy mode shares with its peer (without it the PMD refuses zero-copy=yes).
             args.Add("--no-huge");
             args.Add("--no-shconf");
+            args.Add("--single-file-segments");
         }
         else
         {

@@ -61,7 +61,7 @@ public sealed unsafe class DpdkPort : IDisposable
     /// <summary>IP MTU of the port.</summary>
     public int Mtu { get; }
     public bool Rss { get; }
-    /// <summary>memif <c>trusted=1</c>: checksums neither computed nor verified on this link (see MemifArgs).</summary>
+    /// <summary>memif <c>trusted=1</c>: checksums neither computed nor verified on this link (see ParseMemif).</summary>
     public bool TrustedLink { get; }
     public int PoolSize { get; }
     public int RxDescriptors { get; }
@@ -130,6 +130,7 @@ public sealed unsafe class DpdkPort : IDisposable
         Check(cfg.Mtu == 0 || cfg.Mtu is >= 576 and <= 9000, "MTU must be 0 (keep) or 576..9000");
         Check(cfg.MaxBurst is >= 1 and <= 512, "MaxBurst must be 1..512");
         Check(cfg.PoolSize >= 0 && cfg.PoolCacheSize is >= 0 and <= 512, "bad pool size or cache size");
+        ParseMemif(cfg.Device); // memif's arguments (ours and the PMD's) are checked before the EAL starts
     }
 
     /// <summary>Largest <c>mtu=</c> for memif: the frame (MTU + 14) plus the mbuf headroom must fit an mbuf's 16-bit
@@ -148,14 +149,24 @@ public sealed unsafe class DpdkPort : IDisposable
     /// frames, so checksums are neither computed nor verified, as on Linux's loopback (CHECKSUM_UNNECESSARY): the
     /// device reports all four checksum offloads, sends what the stack leaves in the checksum fields (the
     /// pseudo-header sum), and marks every received frame's checksums good. Both ends must set it: a peer that
-    /// verifies drops every segment (TcpBadChecksum). Returns the PMD's arguments, the MTU (0: not given) and trusted.
-    /// </summary>
-    internal static (string DeviceArgs, int Mtu, bool Trusted) MemifArgs(string device)
+    /// verifies drops every segment (TcpBadChecksum).
+    /// What <see cref="DpdkPort"/> reads from memif device arguments: <c>mtu=</c> and <c>trusted=</c> (ours,
+    /// taken out), and of the PMD's own <c>role=</c>, <c>rsize=</c> (log2 of the ring's slots, 10 by default) and
+    /// <c>zero-copy=</c>, which are checked here (the PMD reports a bad value only in its log) and passed on.
+    /// Zero-copy (client role only: the PMD ignores it on a server) puts the client's own mbufs in the rings, so the
+    /// peer copies straight into and out of them: one copy per frame instead of two. Its receive ring then holds one
+    /// mbuf per slot and its transmitted mbufs stay referenced until the peer took them, so the pool grows by two
+    /// rings' worth (<see cref="OpenInCurrentNamespace"/>).</summary>
+    internal readonly record struct MemifOptions(string DeviceArgs, int Mtu, bool Trusted, bool ZeroCopyClient, int RingSlots);
+
+    /// <summary>Reads memif device arguments (see <see cref="MemifOptions"/>); anything else is returned unchanged.
+    /// Throws <see cref="ArgumentException"/> naming the bad argument.</summary>
+    internal static MemifOptions ParseMemif(string device)
     {
-        if (!device.StartsWith("net_memif", StringComparison.Ordinal)) return (device, 0, false);
+        if (!device.StartsWith("net_memif", StringComparison.Ordinal)) return new MemifOptions(device, 0, false, false, 0);
         string[] parts = device.Split(',');
-        int mtu = 0;
-        bool bsize = false, trusted = false;
+        int mtu = 0, log2Ring = 10;
+        bool bsize = false, trusted = false, zeroCopy = false, client = false;
         var kept = new System.Collections.Generic.List<string>(parts.Length + 1);
         foreach (string part in parts)
         {
@@ -173,11 +184,29 @@ public sealed unsafe class DpdkPort : IDisposable
                 trusted = part == "trusted=1";
                 continue;
             }
+            if (part.StartsWith("zero-copy=", StringComparison.Ordinal))
+            {
+                if (part != "zero-copy=yes" && part != "zero-copy=no")
+                    throw new ArgumentException($"memif zero-copy= must be yes or no: '{part}'");
+                zeroCopy = part == "zero-copy=yes";
+            }
+            else if (part.StartsWith("rsize=", StringComparison.Ordinal))
+            {
+                if (!int.TryParse(part.AsSpan(6), System.Globalization.NumberStyles.None,
+                        System.Globalization.CultureInfo.InvariantCulture, out log2Ring) || log2Ring < 1 || log2Ring > 14)
+                    throw new ArgumentException($"memif rsize= (log2 of the ring's slots) must be 1..14: '{part}'");
+            }
+            else if (part.StartsWith("role=", StringComparison.Ordinal))
+            {
+                if (part != "role=client" && part != "role=server")
+                    throw new ArgumentException($"memif role= must be client or server: '{part}'");
+                client = part == "role=client";
+            }
             bsize |= part.StartsWith("bsize=", StringComparison.Ordinal);
             kept.Add(part);
         }
         if (mtu != 0 && !bsize) kept.Add($"bsize={MemifBufferSize(mtu)}");
-        return (string.Join(',', kept), mtu, trusted);
+        return new MemifOptions(string.Join(',', kept), mtu, trusted, zeroCopy && client, 1 << log2Ring);
     }
 
     /// <summary>memif buffer for <c>mtu=</c>: the frame with the same room as an mbuf's (VLAN tag, FCS), rounded up to
@@ -185,10 +214,26 @@ public sealed unsafe class DpdkPort : IDisposable
     /// their one-descriptor-per-mbuf path.</summary>
     internal static int MemifBufferSize(int mtu) => Math.Max(2048, (mtu + 14 + 4 + 4 + 63) / 64 * 64);
 
+    /// <summary>Mbufs in the port's pool, rounded to 2^n − 1 (what a mempool ring holds best). It holds every receive
+    /// descriptor's mbuf plus those in flight on transmit and in the stack's hands. memif with a large <c>mtu=</c>:
+    /// its receive descriptors hold no mbufs (the PMD copies out of the shared buffers) and its transmit frees each
+    /// mbuf once copied, so the pool only covers what the stack holds; at 64 KiB a buffer the default count would need
+    /// half a gigabyte. A memif zero-copy client: each receive ring slot holds one of our mbufs, and transmitted ones
+    /// stay referenced until the peer has copied them out (at most a ring's worth).</summary>
+    internal static int PoolSizeFor(DpdkPortConfig cfg, MemifOptions memif)
+    {
+        int poolSize = cfg.PoolSize > 0 ? cfg.PoolSize
+            : memif.Mtu > 1500 ? 1024 * cfg.RxQueues
+            : 2 * (cfg.RxQueues * cfg.RxDescriptors + cfg.TxQueues * cfg.TxDescriptors) + 1024;
+        if (memif.ZeroCopyClient && cfg.PoolSize == 0) poolSize += 2 * memif.RingSlots * Math.Max(cfg.RxQueues, cfg.TxQueues);
+        return (int)(System.Numerics.BitOperations.RoundUpToPowerOf2((uint)poolSize + 1) - 1);
+    }
+
     private static DpdkPort OpenInCurrentNamespace(DpdkPortConfig cfg)
     {
         ushort port;
-        (string pmdArgs, int memifMtu, bool trusted) = MemifArgs(cfg.Device);
+        MemifOptions memif = ParseMemif(cfg.Device);
+        (string pmdArgs, int memifMtu, bool trusted) = (memif.DeviceArgs, memif.Mtu, memif.Trusted);
         byte* devargs = DpdkNative.Utf8(pmdArgs);
         int rc = DpdkNative.PortOpen(devargs, &port);
         NativeMemory.Free(devargs);
@@ -200,15 +245,7 @@ public sealed unsafe class DpdkPort : IDisposable
             throw new DpdkException($"cannot open DPDK device '{cfg.Device}': {DpdkNative.Describe(rc)}{hint}", -rc);
         }
 
-        // The pool holds every receive descriptor's mbuf plus those in flight on transmit and in the stack's hands.
-        // memif with a large mtu=: its receive descriptors hold no mbufs (the PMD copies out of the shared buffers)
-        // and its transmit frees each mbuf once copied, so the pool only covers what the stack holds; at 64 KiB a
-        // buffer the default count would need half a gigabyte.
-        int poolSize = cfg.PoolSize > 0 ? cfg.PoolSize
-            : memifMtu > 1500 ? 1024 * cfg.RxQueues
-            : 2 * (cfg.RxQueues * cfg.RxDescriptors + cfg.TxQueues * cfg.TxDescriptors) + 1024;
-        // A mempool ring works best with 2^n - 1 elements.
-        poolSize = (int)(System.Numerics.BitOperations.RoundUpToPowerOf2((uint)poolSize + 1) - 1);
+        int poolSize = PoolSizeFor(cfg, memif);
         int frame = Math.Max(cfg.Mtu, 1500) + 14 + 4 + 4; // Ethernet header, VLAN tag, FCS room
         // memif copies a received frame into one mbuf only while the mbuf's room is at least its bsize.
         if (memifMtu > 0) frame = MemifBufferSize(memifMtu);

@@ -115,6 +115,75 @@ public sealed unsafe class DpdkDeviceTests
         }
     }
 
+    [Fact]
+    public void MemifPoolSize_CoversTheZeroCopyClientsRings()
+    {
+        // zero-copy=yes (the PMD's, client role only) puts the client's own mbufs in the rings: its receive ring holds
+        // one per slot and transmitted ones stay referenced until the peer copied them, so the pool grows by two rings.
+        var cfg = new DpdkPortConfig { Device = "x" };
+        Assert.Equal(8191, DpdkPort.PoolSizeFor(cfg, DpdkPort.ParseMemif("net_memif0,role=server"))); // 2 x (1024 + 1024) + 1024
+        Assert.Equal(2047, DpdkPort.PoolSizeFor(cfg, DpdkPort.ParseMemif("net_memif0,role=client,mtu=16000"))); // 1024 (+ 1, rounded)
+        Assert.Equal(4095, DpdkPort.PoolSizeFor(cfg, DpdkPort.ParseMemif("net_memif0,role=client,mtu=16000,zero-copy=yes")));
+        Assert.Equal(2047, DpdkPort.PoolSizeFor(cfg, DpdkPort.ParseMemif("net_memif0,role=server,mtu=16000,zero-copy=yes")));
+        Assert.Equal(8191, DpdkPort.PoolSizeFor(cfg, DpdkPort.ParseMemif("net_memif0,role=client,mtu=16000,zero-copy=yes,rsize=11")));
+        // A pool size given explicitly is the user's (only rounded to 2^n - 1).
+        Assert.Equal(127, DpdkPort.PoolSizeFor(cfg with { PoolSize = 100 }, DpdkPort.ParseMemif("net_memif0,role=client,zero-copy=yes")));
+    }
+
+    [DpdkFact]
+    public void MemifWithoutPeer_RefusesTransmit_CountedAsEmptyBurst()
+    {
+        // A memif port whose peer never came (or left) takes nothing; the interface keeps such frames for a retry.
+        // The counters tell these calls apart from a ring that was merely full (USERTCP_STATS: "none taken").
+        string sock = "/" + DpdkTestEnv.Unique("usertcp-memif-alone") + ".sock";
+        DpdkPort port = DpdkPort.Open(DpdkTestEnv.Eal, new DpdkPortConfig
+        { Device = $"net_memif{DpdkTestEnv.Unique("")}s,role=server,socket={sock},mac=02:00:c6:12:01:07" });
+        try
+        {
+            DpdkDevice d = port.Devices[0];
+            Assert.False(port.LinkUp);
+            Span<PacketBuf> tx = stackalloc PacketBuf[3];
+            Assert.Equal(3, d.Allocate(tx));
+            for (int i = 0; i < 3; i++) tx[i].SetLength(60);
+            Assert.Equal(0, d.Transmit(tx));
+            Assert.Equal(0, d.Transmit(tx[..1]));
+            Assert.Equal(2L, d.TxShortBursts);
+            Assert.Equal(2L, d.TxEmptyBursts);
+            Assert.Equal(4L, d.TxRefusedFrames);
+            Assert.Contains("short 2 (none taken 2, frames refused 4)", d.BurstSummary());
+            d.FreeBurst(tx);
+        }
+        finally
+        {
+            port.Dispose();
+        }
+    }
+
+    [Fact]
+    public void MemifArguments_AreReadOrRejectedWithTheArgumentNamed()
+    {
+        DpdkPort.MemifOptions o = DpdkPort.ParseMemif("net_memif1,role=client,socket=/x.sock,zero-copy=yes,rsize=9,mtu=16000,trusted=1");
+        Assert.Equal("net_memif1,role=client,socket=/x.sock,zero-copy=yes,rsize=9,bsize=16064", o.DeviceArgs);
+        Assert.True(o.ZeroCopyClient && o.Trusted);
+        Assert.Equal(16000, o.Mtu);
+        Assert.Equal(512, o.RingSlots);
+        Assert.False(DpdkPort.ParseMemif("net_memif0,role=server,zero-copy=yes").ZeroCopyClient); // the PMD ignores it there
+        Assert.Equal(1024, DpdkPort.ParseMemif("net_memif0").RingSlots);
+        Assert.Equal("net_af_packet0,iface=x,mtu=9000", DpdkPort.ParseMemif("net_af_packet0,iface=x,mtu=9000").DeviceArgs);
+        foreach ((string arg, string named) in new[]
+                 {
+                     ("zero-copy=1", "zero-copy="), ("rsize=15", "rsize="), ("rsize=x", "rsize="), ("role=master", "role="),
+                     ("mtu=100", "mtu="), ("mtu=70000", "mtu="), ("trusted=yes", "trusted="),
+                 })
+        {
+            var e = Assert.Throws<ArgumentException>(() => DpdkPort.ParseMemif("net_memif0,role=client," + arg));
+            Assert.Contains(named, e.Message);
+            Assert.Contains(arg, e.Message);
+        }
+        // DpdkPort.Open checks them before the EAL or the PMD sees anything.
+        Assert.Throws<ArgumentException>(() => DpdkPort.Open(new DpdkEalConfig(), new DpdkPortConfig { Device = "net_memif9,zero-copy=on" }));
+    }
+
     [DpdkFact]
     public void MemifPair_Trusted_ReportsChecksumOffloads_AndMarksReceivedFramesGood()
     {
@@ -716,6 +785,7 @@ public sealed unsafe class DpdkDeviceTests
         Assert.Contains("--lcores=0@(0-1)", args);
         Assert.Contains("--no-huge", args);
         Assert.Contains("--no-shconf", args);
+        Assert.Contains("--single-file-segments", args); // memif zero-copy shares the EAL's memfd only then
         Assert.DoesNotContain("--in-memory", args); // rejected by the EAL together with --no-huge
         Assert.Contains("--no-pci", args);
         Assert.Contains("--no-telemetry", args);
@@ -732,7 +802,7 @@ public sealed unsafe class DpdkDeviceTests
 
     // ---- helpers
 
-    private static (DpdkPort, DpdkPort) OpenMemifPair(int queues = 1, int mtu = 0, string extraArgs = "")
+    private static (DpdkPort, DpdkPort) OpenMemifPair(int queues = 1, int mtu = 0, string extraArgs = "", string clientExtra = "")
     {
         string extra = (mtu > 0 ? $",mtu={mtu}" : "") + extraArgs;
         // Abstract socket, unique per test: a memif socket name cannot be reused within a process in DPDK 22.11.
@@ -744,7 +814,7 @@ public sealed unsafe class DpdkDeviceTests
         try
         {
             client = DpdkPort.Open(DpdkTestEnv.Eal, new DpdkPortConfig
-            { Device = $"net_memif{id}c,role=client,socket={sock},mac=02:00:c6:12:01:02{extra}", RxQueues = queues, TxQueues = queues });
+            { Device = $"net_memif{id}c,role=client,socket={sock},mac=02:00:c6:12:01:02{extra}{clientExtra}", RxQueues = queues, TxQueues = queues });
         }
         catch
         {

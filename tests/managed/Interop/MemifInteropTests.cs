@@ -29,12 +29,32 @@ public sealed class MemifInteropTests
     [InlineData(1 << 20)]
     public void TwoStacksOverMemif_BothWays_Intact(int bytes) => RunPair(bytes, TimeSpan.FromSeconds(30));
 
+    /// <summary>Topology (a)'s configuration (docs/dpdk.md, "memif MTU"): both ends at <c>mtu=16000</c> without
+    /// checksums (<c>trusted=1</c>), and at <c>mtu=9000</c> with them. The stack's MSS follows the device MTU (MTU - 40
+    /// - 12 for timestamps), segments cross in one buffer each (no multi-segment drop), and 4 MB each way arrive intact
+    /// (SHA-256 compared), also where no checksum is computed or verified.</summary>
+    [DpdkTheory]
+    [InlineData(",mtu=16000,trusted=1", 16000)]
+    [InlineData(",mtu=9000", 9000)]
+    public void TwoStacksOverMemif_LargeMtu_BothWays_Intact(string both, int mtu)
+    {
+        RunPair(4 << 20, TimeSpan.FromSeconds(60), both, "", (server, client, tc) =>
+        {
+            Assert.Equal(mtu - 52, tc.Mss);
+            foreach (StackDriver d in new[] { server, client })
+                Assert.Equal(0L, ((DpdkDevice)d.Device).RxMultiSegmentDrops);
+            if (both.Contains("trusted=1", StringComparison.Ordinal))
+                Assert.Equal(0L, server.Stack.Counters.Drops(DropReason.TcpBadChecksum) + client.Stack.Counters.Drops(DropReason.TcpBadChecksum));
+        });
+    }
+
     [LongDpdkFact]
     public void Long_TwoStacksOverMemif_HundredMegabytesBothWays() => RunPair(100 << 20, TimeSpan.FromMinutes(5));
 
-    private void RunPair(long bytes, TimeSpan limit)
+    private void RunPair(long bytes, TimeSpan limit, string both = "", string clientOnly = "",
+        Action<StackDriver, StackDriver, Transfer>? check = null)
     {
-        var (server, client) = OpenPair(DpdkTestEnv.Eal);
+        var (server, client) = OpenPair(DpdkTestEnv.Eal, both, clientOnly);
         try
         {
             var (ts, tc) = Transfer(server, client, bytes, limit);
@@ -50,7 +70,8 @@ public sealed class MemifInteropTests
             Assert.Equal(tc.SentSha, ts.ReceivedSha);
             Assert.True(tc.Timestamps && tc.Sack && tc.ReceiveWindowScale > 0 && tc.SendWindowScale > 0);
             _out.WriteLine($"{bytes} B each way in {(Math.Max(ts.EndUs, tc.EndUs) - tc.EstablishedUs) / 1000.0:0.0} ms " +
-                           $"({tc.Mbps:0} Mbit/s per direction), retransmits {server.Stack.Counters.TcpRetransmits}/{client.Stack.Counters.TcpRetransmits}");
+                           $"({tc.Mbps:0} Mbit/s per direction), retransmits {server.Stack.Counters.TcpRetransmits}/{client.Stack.Counters.TcpRetransmits}, MSS {tc.Mss}");
+            check?.Invoke(server, client, tc);
         }
         finally
         {
@@ -59,15 +80,15 @@ public sealed class MemifInteropTests
     }
 
     /// <summary>A memif server port and a client port on a fresh abstract socket, a stack on each, links up.</summary>
-    internal static (StackDriver Server, StackDriver Client) OpenPair(DpdkEalConfig eal)
+    internal static (StackDriver Server, StackDriver Client) OpenPair(DpdkEalConfig eal, string both = "", string clientOnly = "")
     {
         string sock = "/" + DpdkTestEnv.Unique("usertcp-interop") + ".sock";
         string id = DpdkTestEnv.Unique("i");
-        DpdkDevice s = DpdkDevice.Open(eal, new DpdkPortConfig { Device = $"net_memif{id}s,role=server,socket={sock},mac=02:00:c6:12:01:01" });
+        DpdkDevice s = DpdkDevice.Open(eal, new DpdkPortConfig { Device = $"net_memif{id}s,role=server,socket={sock},mac=02:00:c6:12:01:01{both}" });
         DpdkDevice c;
         try
         {
-            c = DpdkDevice.Open(eal, new DpdkPortConfig { Device = $"net_memif{id}c,role=client,socket={sock},mac=02:00:c6:12:01:02" });
+            c = DpdkDevice.Open(eal, new DpdkPortConfig { Device = $"net_memif{id}c,role=client,socket={sock},mac=02:00:c6:12:01:02{both}{clientOnly}" });
         }
         catch
         {
