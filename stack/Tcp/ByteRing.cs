@@ -56,7 +56,7 @@ public unsafe struct ByteRing
     public bool HasBlock => !_block.IsNull;
     /// <summary>True when a block is held but no bytes (contiguous or out-of-order): <see cref="ReleaseIfEmpty"/>
     /// would give it back.</summary>
-    public bool IsDrained => _extent == 0 && !_block.IsNull;
+    public bool IsDrained { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => _extent == 0 && !_block.IsNull; }
     /// <summary>True when bytes beyond <see cref="Count"/> were placed by WriteAt and not yet advanced over.</summary>
     public bool HasOutOfOrderBytes => _extent > _count;
 
@@ -79,7 +79,11 @@ public unsafe struct ByteRing
     /// moves the held bytes into a bigger one (one copy per size class crossed). False when the pool cannot supply it;
     /// the ring is then unchanged.
     /// </summary>
-    private bool EnsureRoom(int bytes)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool EnsureRoom(int bytes) => (!_block.IsNull && bytes <= _block.Length) || Grow(bytes);
+
+    /// <summary><see cref="EnsureRoom"/> when the block is missing or too small.</summary>
+    private bool Grow(int bytes)
     {
         if (HasBlock && bytes <= _block.Length) return true;
         int want = Math.Min(Math.Max(bytes, MinBlockBytes), Math.Max(Capacity, bytes));
