@@ -42,7 +42,9 @@ public unsafe struct ByteRing
     public ByteRing(BufferPool pool, int capacity)
     {
         _pool = pool ?? throw new ArgumentNullException(nameof(pool));
-        if (capacity <= 0 || pool.BlockSizeFor(capacity) < 0) throw new ArgumentOutOfRangeException(nameof(capacity));
+        // (BlockSizeFor(capacity) < 0 exactly when no class is that large: one comparison per connection instead of
+        // the walk over the classes.)
+        if (capacity <= 0 || capacity > pool.MaxBlockSize) throw new ArgumentOutOfRangeException(nameof(capacity));
         Capacity = capacity;
     }
 
@@ -66,7 +68,7 @@ public unsafe struct ByteRing
     /// </summary>
     public bool TrySetCapacity(int capacity)
     {
-        if (capacity <= 0 || capacity < _extent || _pool.BlockSizeFor(capacity) < 0) return false;
+        if (capacity <= 0 || capacity < _extent || capacity > _pool.MaxBlockSize) return false;
         Capacity = capacity; // the block grows to it when bytes need the room
         return true;
     }
