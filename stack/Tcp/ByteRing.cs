@@ -287,6 +287,7 @@ public unsafe struct ByteRing
 
     /// <summary>0 to 64 bytes: the first and last 16 (and the second and second-to-last 16 beyond 32) overlap as
     /// needed, so every length is whole loads before any store.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void CopySmall(byte* src, byte* dst, int n)
     {
         if (n >= 16)

@@ -16,6 +16,13 @@ public sealed partial class TcpConnection
         {
             _layer.ReceiveFastPathSegments++;
             InputPredicted(ref seg, nowUs);
+            if (OutputIdle(nowUs))
+            {
+                // The ACK of everything (or of part, the rest timed), a request under the delayed ACK: Output would
+                // send nothing and arm nothing; its checks are spared.
+                UpdateReadiness();
+                return;
+            }
         }
         else switch (State)
         {
@@ -32,6 +39,14 @@ public sealed partial class TcpConnection
         if (State != TcpState.Closed) Output(nowUs);
         UpdateReadiness();
     }
+
+    /// <summary>True when <see cref="Output"/> would do nothing for an established connection: no recovery, no FIN,
+    /// nothing queued past SND.NXT (and no rewind: SND.NXT = SND.MAX), no ACK owed now or by the delayed-ACK
+    /// deadline, and the timer question settled (the RTO armed, or nothing in flight and nothing waiting).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private bool OutputIdle(long nowUs) =>
+        State == TcpState.Established && (_flags & (ConnFlags.AckNow | ConnFlags.FinQueued | ConnFlags.InRecovery)) == 0
+        && _sndNxt == _sndMax && _sndMax == DataEndSeq() && (_rtoAt != 0 || _sndUna == _sndMax) && !Reached(nowUs, _delAckAt);
 
     /// <summary>RFC 9293 §3.10.7.3, SYN-SENT.</summary>
     private void InputSynSent(ref TcpSegment seg, long nowUs)
