@@ -1,5 +1,6 @@
 using System;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace UserTcp.Stack.Tcp;
 
@@ -41,7 +42,9 @@ public unsafe struct ByteRing
     public ByteRing(BufferPool pool, int capacity)
     {
         _pool = pool ?? throw new ArgumentNullException(nameof(pool));
-        if (capacity <= 0 || pool.BlockSizeFor(capacity) < 0) throw new ArgumentOutOfRangeException(nameof(capacity));
+        // (BlockSizeFor(capacity) < 0 exactly when no class is that large: one comparison per connection instead of
+        // the walk over the classes.)
+        if (capacity <= 0 || capacity > pool.MaxBlockSize) throw new ArgumentOutOfRangeException(nameof(capacity));
         Capacity = capacity;
     }
 
@@ -55,7 +58,7 @@ public unsafe struct ByteRing
     public bool HasBlock => !_block.IsNull;
     /// <summary>True when a block is held but no bytes (contiguous or out-of-order): <see cref="ReleaseIfEmpty"/>
     /// would give it back.</summary>
-    public bool IsDrained => _extent == 0 && !_block.IsNull;
+    public bool IsDrained { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => _extent == 0 && !_block.IsNull; }
     /// <summary>True when bytes beyond <see cref="Count"/> were placed by WriteAt and not yet advanced over.</summary>
     public bool HasOutOfOrderBytes => _extent > _count;
 
@@ -65,7 +68,7 @@ public unsafe struct ByteRing
     /// </summary>
     public bool TrySetCapacity(int capacity)
     {
-        if (capacity <= 0 || capacity < _extent || _pool.BlockSizeFor(capacity) < 0) return false;
+        if (capacity <= 0 || capacity < _extent || capacity > _pool.MaxBlockSize) return false;
         Capacity = capacity; // the block grows to it when bytes need the room
         return true;
     }
@@ -78,7 +81,11 @@ public unsafe struct ByteRing
     /// moves the held bytes into a bigger one (one copy per size class crossed). False when the pool cannot supply it;
     /// the ring is then unchanged.
     /// </summary>
-    private bool EnsureRoom(int bytes)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool EnsureRoom(int bytes) => (!_block.IsNull && bytes <= _block.Length) || Grow(bytes);
+
+    /// <summary><see cref="EnsureRoom"/> when the block is missing or too small.</summary>
+    private bool Grow(int bytes)
     {
         if (HasBlock && bytes <= _block.Length) return true;
         int want = Math.Min(Math.Max(bytes, MinBlockBytes), Math.Max(Capacity, bytes));
@@ -182,9 +189,13 @@ public unsafe struct ByteRing
         if (offset < 0) throw new ArgumentOutOfRangeException(nameof(offset));
         if (offset >= _count) return 0;
         int n = Math.Min(dest.Length, _count - offset);
-        GetSpans(offset, n, out ReadOnlySpan<byte> a, out ReadOnlySpan<byte> b);
-        a.CopyTo(dest);
-        if (!b.IsEmpty) b.CopyTo(dest.Slice(a.Length)); // wraps rarely: skip the empty second copy
+        int start = (_head + offset) & (_block.Length - 1);
+        int firstLen = Math.Min(n, _block.Length - start);
+        fixed (byte* d = dest)
+        {
+            Copy(_block.Pointer + start, d, firstLen);
+            if (firstLen < n) Copy(_block.Pointer, d + firstLen, n - firstLen); // wraps rarely
+        }
         return n;
     }
 
@@ -252,11 +263,65 @@ public unsafe struct ByteRing
         second = new ReadOnlySpan<byte>(_block.Pointer, n - firstLen);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void CopyIn(int offset, ReadOnlySpan<byte> data)
     {
         int start = (_head + offset) & (_block.Length - 1);
         int firstLen = Math.Min(data.Length, _block.Length - start);
-        data.Slice(0, firstLen).CopyTo(new Span<byte>(_block.Pointer + start, firstLen));
-        if (firstLen < data.Length) data.Slice(firstLen).CopyTo(new Span<byte>(_block.Pointer, data.Length - firstLen));
+        fixed (byte* s = data)
+        {
+            Copy(s, _block.Pointer + start, firstLen);
+            if (firstLen < data.Length) Copy(s + firstLen, _block.Pointer, data.Length - firstLen); // wraps rarely
+        }
+    }
+
+    /// <summary>Copies <paramref name="n"/> bytes between non-overlapping buffers. Up to 64 bytes (a request or a
+    /// reply of an RPC) with at most four pairs of overlapping loads and stores, no call; longer copies through the
+    /// runtime's memmove.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Copy(byte* src, byte* dst, int n)
+    {
+        if ((uint)n > 64) { Buffer.MemoryCopy(src, dst, n, n); return; }
+        CopySmall(src, dst, n);
+    }
+
+    /// <summary>0 to 64 bytes: the first and last 16 (and the second and second-to-last 16 beyond 32) overlap as
+    /// needed, so every length is whole loads before any store.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void CopySmall(byte* src, byte* dst, int n)
+    {
+        if (n >= 16)
+        {
+            var a = Vector128.Load(src);
+            var z = Vector128.Load(src + n - 16);
+            if (n > 32)
+            {
+                var b = Vector128.Load(src + 16);
+                var y = Vector128.Load(src + n - 32);
+                b.Store(dst + 16);
+                y.Store(dst + n - 32);
+            }
+            a.Store(dst);
+            z.Store(dst + n - 16);
+        }
+        else if (n >= 8)
+        {
+            ulong a = *(ulong*)src, z = *(ulong*)(src + n - 8);
+            *(ulong*)dst = a;
+            *(ulong*)(dst + n - 8) = z;
+        }
+        else if (n >= 4)
+        {
+            uint a = *(uint*)src, z = *(uint*)(src + n - 4);
+            *(uint*)dst = a;
+            *(uint*)(dst + n - 4) = z;
+        }
+        else if (n > 0)
+        {
+            byte a = src[0], m = src[n >> 1], z = src[n - 1];
+            dst[0] = a;
+            dst[n >> 1] = m;
+            dst[n - 1] = z;
+        }
     }
 }

@@ -10,7 +10,21 @@ public sealed partial class TcpConnection
     /// <summary>Entry point for a segment addressed to this connection.</summary>
     internal void OnSegment(ref TcpSegment seg, long nowUs)
     {
-        switch (State)
+        // Header prediction first: the common segment of an established connection goes straight to the lean path;
+        // everything else takes the full RFC 9293 processing (tests switch the short path off and compare).
+        if (Predicted(ref seg) && _layer.ReceiveFastPath)
+        {
+            _layer.ReceiveFastPathSegments++;
+            InputPredicted(ref seg, nowUs);
+            if (OutputIdle(nowUs))
+            {
+                // The ACK of everything (or of part, the rest timed), a request under the delayed ACK: Output would
+                // send nothing and arm nothing; its checks are spared.
+                UpdateReadiness();
+                return;
+            }
+        }
+        else switch (State)
         {
             case TcpState.SynSent:
                 InputSynSent(ref seg, nowUs);
@@ -25,6 +39,14 @@ public sealed partial class TcpConnection
         if (State != TcpState.Closed) Output(nowUs);
         UpdateReadiness();
     }
+
+    /// <summary>True when <see cref="Output"/> would do nothing for an established connection: no recovery, no FIN,
+    /// nothing queued past SND.NXT (and no rewind: SND.NXT = SND.MAX), no ACK owed now or by the delayed-ACK
+    /// deadline, and the timer question settled (the RTO armed, or nothing in flight and nothing waiting).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private bool OutputIdle(long nowUs) =>
+        State == TcpState.Established && (_flags & (ConnFlags.AckNow | ConnFlags.FinQueued | ConnFlags.InRecovery)) == 0
+        && _sndNxt == _sndMax && _sndMax == DataEndSeq() && (_rtoAt != 0 || _sndUna == _sndMax) && !Reached(nowUs, _delAckAt);
 
     /// <summary>RFC 9293 §3.10.7.3, SYN-SENT.</summary>
     private void InputSynSent(ref TcpSegment seg, long nowUs)
@@ -102,11 +124,6 @@ public sealed partial class TcpConnection
     /// <summary>RFC 9293 §3.10.7.4: every synchronized state plus SYN-RECEIVED.</summary>
     private void InputSynchronized(ref TcpSegment seg, long nowUs)
     {
-        if (Predicted(ref seg))
-        {
-            InputPredicted(ref seg, nowUs);
-            return;
-        }
         bool rst = seg.Has(TcpFlags.Rst);
         TcpLayer layer = _layer;
 
@@ -323,6 +340,7 @@ public sealed partial class TcpConnection
     /// exactly at RCV.NXT (so acceptable: any payload needs an open window), the ACK within [SND.UNA, SND.MAX] (neither
     /// too new nor too old, RFC 5961 §5.2), the timestamp not older than TS.Recent (PAWS passes) and present when
     /// negotiated, and no receive shutdown, peer FIN or out-of-order data pending.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private bool Predicted(ref TcpSegment seg)
     {
         if (State != TcpState.Established
@@ -350,7 +368,40 @@ public sealed partial class TcpConnection
             _tsRecentSec = (uint)(nowUs / 1_000_000);
         }
         ProcessAck(ref seg, nowUs);
-        if (!seg.Payload.IsEmpty && State == TcpState.Established) ProcessData(ref seg, nowUs);
+        if (!seg.Payload.IsEmpty && State == TcpState.Established)
+        {
+            // In order with nothing out of order held: ProcessData's first cases (duplicate bytes, the peer's FIN,
+            // SHUT_RD, holes) cannot apply, so the bytes are appended where it would write them.
+            if (_rcv.HasOutOfOrderBytes) ProcessData(ref seg, nowUs);
+            else AppendInOrder(seg.Payload, nowUs);
+        }
+    }
+
+    /// <summary><see cref="ProcessData"/> for a segment at RCV.NXT while no out-of-order bytes are held (neither in
+    /// the assembler nor in the ring), the peer's FIN not seen and the receive side not shut: the bytes inside the
+    /// advertised window are appended to the ring, then the same ACK policy.</summary>
+    private void AppendInOrder(Span<byte> data, long nowUs)
+    {
+        int limit = _rcvAdvEdge - _rcvNxt;
+        if (limit <= 0) { Set(ConnFlags.AckNow); return; }
+        if (data.Length > limit) data = data[..limit];
+        int n = _rcv.Write(data); // = WriteAt(0, data) then Advance(n) when nothing lies past Count
+        if (n < data.Length) _layer.Counters.Drop(DropReason.TcpReceiveBufferFull);
+        if (n == 0) { Set(ConnFlags.AckNow); return; }
+        _rcvNxt += n;
+        _unackedBytes += n;
+        AckInOrder(nowUs);
+    }
+
+    /// <summary>The ACK owed for in-order data just taken. Delayed ACK: at least every second full-sized segment
+    /// (RFC 5681 §4.2); otherwise within the timer. In quick-ACK mode (start of the connection) every segment is
+    /// acknowledged at once.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private void AckInOrder(long nowUs)
+    {
+        if (_quickAcks > 0) { _quickAcks--; Set(ConnFlags.AckNow); }
+        else if (_unackedBytes >= 2 * _peerMss) { if (!_layer.DeferAckToBurstEnd(this)) Set(ConnFlags.AckNow); }
+        else if (_delAckAt == 0) { _delAckAt = DeadlineMs(nowUs + _layer.Config.DelayedAckUs); ScheduleAt(_delAckAt); }
     }
 
     /// <summary>Acknowledgment processing: SND.UNA, send window, RTT, congestion window and loss recovery.</summary>
@@ -543,11 +594,7 @@ public sealed partial class TcpConnection
             _rcv.Advance(n);
             _rcvNxt += n;
             _unackedBytes += n;
-            // Delayed ACK: at least every second full-sized segment (RFC 5681 §4.2); otherwise within the timer.
-            // In quick-ACK mode (start of the connection) every segment is acknowledged at once.
-            if (_quickAcks > 0) { _quickAcks--; Set(ConnFlags.AckNow); }
-            else if (_unackedBytes >= 2 * _peerMss) { if (!_layer.DeferAckToBurstEnd(this)) Set(ConnFlags.AckNow); }
-            else if (_delAckAt == 0) { _delAckAt = DeadlineMs(nowUs + _layer.Config.DelayedAckUs); ScheduleAt(_delAckAt); }
+            AckInOrder(nowUs);
             return;
         }
 

@@ -291,6 +291,7 @@ public sealed partial class TcpConnection
 
     /// <summary>After the application read: send a window update if the window grew by a useful amount
     /// (two segments or half the buffer), so a peer stalled on a small or zero window resumes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void MaybeWindowUpdate(long nowUs)
     {
         if (State is not (TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2)) return;

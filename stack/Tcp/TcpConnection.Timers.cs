@@ -70,7 +70,19 @@ public sealed partial class TcpConnection
     /// <summary>Registers a deadline just armed at <paramref name="atMs"/>. The wheel's due time is never later than
     /// any armed deadline (every arming registers, later moves do not touch the wheel), so only an earlier one needs a
     /// new registration, and the other deadlines need not be looked at.</summary>
+    /// <remarks>The common case, a deadline no earlier than the registered one (the RTO re-armed by every send, the
+    /// delayed ACK after a request), is decided inline in the 32-bit millisecond domain without the layer's clock:
+    /// with d = the deadline in whole ms, d·1000 &lt; DueUs exactly when d &lt; ceil(DueUs / 1000), compared modulo 2^32
+    /// (both lie within 24 days of now, see above).</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void ScheduleAt(uint atMs)
+    {
+        if (IsScheduled && (int)(atMs - (uint)((DueUs + 999) / 1000)) >= 0) return;
+        ScheduleAtSlow(atMs);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ScheduleAtSlow(uint atMs)
     {
         if (!IsScheduled) ScheduleTimer();
         else

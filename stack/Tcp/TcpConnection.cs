@@ -602,13 +602,18 @@ public sealed partial class TcpConnection : TimerNode
     }
 
     /// <summary>Tells the façade when readiness changed since the last report (edge detection, no allocation).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void UpdateReadiness()
     {
         // Without a handle (in the accept queue, or orphaned) nothing is reported or remembered, so the first
         // report after accept() carries everything that happened before it.
         if (UserHandle < 0) return;
         Readiness r = GetReadiness();
-        if (r == _lastReadiness) return;
+        if (r != _lastReadiness) ReportReadiness(r);
+    }
+
+    private void ReportReadiness(Readiness r)
+    {
         _lastReadiness = r;
         _layer.Events?.OnReadinessChanged(this, r);
     }
@@ -618,7 +623,13 @@ public sealed partial class TcpConnection : TimerNode
     /// <summary>A ring drained: its block goes back to the pool after <see cref="TcpConfig.IdleBufferReleaseUs"/>
     /// (the idle timer, <see cref="ReleaseBuffersIfIdle"/>) so a busy connection does not rent and return a block
     /// per request; at once when that is 0 or the pool is under pressure. An empty assembler goes back at once.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void OnBuffersDrained(long nowUs)
+    {
+        if (_idleAt == 0 || _ooo != null) BuffersDrained(nowUs); // else armed already, no assembler to give back
+    }
+
+    private void BuffersDrained(long nowUs)
     {
         if (_ooo != null && _ooo.IsEmpty)
         {

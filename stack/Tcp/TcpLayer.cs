@@ -368,8 +368,7 @@ public sealed partial class TcpLayer : ITimerHandler
         NowUs = nowUs;
         Counters.TcpSegmentsIn++;
         _dsackOwner = null; // a D-SACK is reported by the ACK of the segment that carried the duplicate, or not at all
-        if ((rxFlags & PacketOffloads.RxTcpChecksumGood) == 0
-            && Checksum.Fold(Checksum.Add(Checksum.PseudoHeader(source, destination, 6, segment.Length), segment)) != 0)
+        if ((rxFlags & PacketOffloads.RxTcpChecksumGood) == 0 && !Checksum.TransportSumsToOnes(source, destination, 6, segment))
         {
             Counters.Drop(DropReason.TcpBadChecksum);
             return;
@@ -561,6 +560,11 @@ public sealed partial class TcpLayer : ITimerHandler
     internal bool SendFastPath = true;
     /// <summary>Segments sent by that path (tests check it was taken).</summary>
     internal long SendFastPathSegments;
+    /// <summary>Whether segments may take the receive side's short paths (header prediction,
+    /// <c>TcpConnection.InputPredicted</c>). Tests turn it off to check that the full input logic gives the same result.</summary>
+    internal bool ReceiveFastPath = true;
+    /// <summary>Segments handled by that path (tests check it was taken).</summary>
+    internal long ReceiveFastPathSegments;
 
     internal bool TryAllocate(out PacketBuf p)
     {
@@ -599,7 +603,7 @@ public sealed partial class TcpLayer : ITimerHandler
             p.Offloads |= PacketOffloads.TxTcpChecksum;
             h.Checksum = Checksum.FoldUncomplemented(pseudo);
         }
-        else h.Checksum = Checksum.Fold(Checksum.AddNative(pseudo + headerSum, payloadSum)); // both far below 2^32
+        else Unsafe.WriteUnaligned(ref seg[16], Checksum.FieldNative(pseudo + headerSum, payloadSum)); // both far below 2^32
         Counters.TcpSegmentsOut++;
         _tx.Send(ref p, t.RemoteAddress, nowUs);
     }

@@ -18,10 +18,14 @@ namespace UserTcp.Tests.Tcp;
 /// </summary>
 public class TcpSendFastPathTests
 {
-    private sealed record Result(List<byte[]> Segments, long FastSegments, long Retransmits, long Timeouts, byte[] ServerGot, byte[] ClientGot);
+    internal sealed record Result(List<byte[]> Segments, long FastSegments, long Retransmits, long Timeouts, byte[] ServerGot,
+        byte[] ClientGot, long ReceiveFastSegments = 0);
 
-    private static Result Run(bool fast, int seed, double loss, bool noDelay, bool cork, int serverRcvBuf, bool slowReader,
-        TcpConfig? client = null, TcpConfig? server = null, int rounds = 40, double handshakeLoss = 0)
+    /// <summary>One scenario; <paramref name="receiveFast"/>, <paramref name="reorder"/> and <paramref name="duplicate"/>
+    /// serve the receive path's tests (TcpReceiveFastPathTests).</summary>
+    internal static Result Run(bool fast, int seed, double loss, bool noDelay, bool cork, int serverRcvBuf, bool slowReader,
+        TcpConfig? client = null, TcpConfig? server = null, int rounds = 40, double handshakeLoss = 0,
+        bool receiveFast = true, double reorder = 0, double duplicate = 0)
     {
         var segments = new List<byte[]>();
         using var net = new TcpTestNet(seed,
@@ -29,12 +33,16 @@ public class TcpSendFastPathTests
             server ?? new TcpConfig { Seed = 22, ReceiveBufferSize = serverRcvBuf });
         net.A.Layer.SendFastPath = fast;
         net.B.Layer.SendFastPath = fast;
+        net.A.Layer.ReceiveFastPath = receiveFast;
+        net.B.Layer.ReceiveFastPath = receiveFast;
         net.DropFilter = (from, p) => { segments.Add(p.Data.ToArray()); return false; };
         net.LossPercent = handshakeLoss;
         var (c, s) = TcpLayerTransferTests.Connect(net);
         c.NoDelay = noDelay;
         s.NoDelay = noDelay;
         net.LossPercent = loss;
+        net.ReorderPercent = reorder;
+        net.DuplicatePercent = duplicate;
 
         var rng = new Random(seed);
         var toServer = new List<byte>();
@@ -80,6 +88,8 @@ public class TcpSendFastPathTests
             if (round % 7 == 6) net.RunFor(rng.Next(300_000)); // idle: delayed ACKs, restart after idle
         }
         net.LossPercent = 0;
+        net.ReorderPercent = 0;
+        net.DuplicatePercent = 0;
         c.Shutdown(false, true, net.NowUs);
         Assert.True(net.RunUntil(() => s.Receive(buf, false, net.NowUs, out SocketError e) == 0 && e == SocketError.Success, 60_000_000));
         s.Close(false, net.NowUs);
@@ -89,7 +99,7 @@ public class TcpSendFastPathTests
         Assert.Equal(toClient, cliGot);
         return new Result(segments, net.A.Layer.SendFastPathSegments + net.B.Layer.SendFastPathSegments,
             net.A.Counters.TcpRetransmits + net.B.Counters.TcpRetransmits, net.A.Counters.TcpTimeouts + net.B.Counters.TcpTimeouts,
-            srvGot.ToArray(), cliGot.ToArray());
+            srvGot.ToArray(), cliGot.ToArray(), net.A.Layer.ReceiveFastPathSegments + net.B.Layer.ReceiveFastPathSegments);
     }
 
     private static void AssertSame(Result full, Result withPath)

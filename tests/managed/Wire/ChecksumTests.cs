@@ -167,4 +167,56 @@ public class ChecksumTests
             Assert.Equal(Reference(b), Checksum.Compute(b));
         }
     }
+
+    [Fact]
+    public void TransportSumsToOnesAgreesWithTheValueOrderCheck()
+    {
+        // The native-order receive check against Fold(Add(PseudoHeader, segment)) == 0: segments with a correct
+        // checksum, with one byte changed, and random ones, over odd and even lengths and varied addresses.
+        var rng = new Random(17);
+        byte[] seg = new byte[1600];
+        int good = 0;
+        for (int round = 0; round < 4000; round++)
+        {
+            int len = round < 400 ? round : rng.Next(1, seg.Length);
+            if (len < 18) len = 18;
+            var src = new Ipv4Address((uint)rng.Next() * 2u + (uint)rng.Next(2));
+            var dst = new Ipv4Address((uint)rng.Next() * 2u + (uint)rng.Next(2));
+            byte proto = round % 3 == 0 ? (byte)17 : (byte)6;
+            Span<byte> s = seg.AsSpan(0, len);
+            rng.NextBytes(s);
+            if (round % 2 == 0)
+            {
+                BinaryPrimitives.WriteUInt16BigEndian(s[16..], 0);
+                BinaryPrimitives.WriteUInt16BigEndian(s[16..], Checksum.Fold(Checksum.Add(Checksum.PseudoHeader(src, dst, proto, len), s)));
+                if (round % 4 == 2) s[rng.Next(len)] ^= (byte)(1 + rng.Next(255));
+            }
+            bool reference = Checksum.Fold(Checksum.Add(Checksum.PseudoHeader(src, dst, proto, len), s)) == 0;
+            if (reference) good++;
+            Assert.Equal(reference, Checksum.TransportSumsToOnes(src, dst, proto, s));
+        }
+        Assert.True(good >= 1000, $"only {good} segments with a correct checksum");
+    }
+
+    [Fact]
+    public void FieldNativeStoresTheBytesOfTheValueOrderChecksum()
+    {
+        var rng = new Random(19);
+        byte[] data = new byte[300];
+        Span<byte> a = stackalloc byte[2], b = stackalloc byte[2];
+        for (int round = 0; round < 20000; round++)
+        {
+            // Value sums as the transmit path has them (pseudo-header + header words, below 2^20), native sums of
+            // payloads of every size, the all-zero and all-ones extremes.
+            uint valueSum = round % 97 == 0 ? 0xFFFFu : (uint)rng.Next(1, 1 << 20);
+            int len = rng.Next(data.Length + 1);
+            if (round % 50 == 0) Array.Fill(data, (byte)0xFF);
+            else if (round % 50 == 1) Array.Clear(data);
+            else rng.NextBytes(data);
+            ulong nativeSum = Checksum.SumNative(data.AsSpan(0, len));
+            BinaryPrimitives.WriteUInt16BigEndian(a, Checksum.Fold(Checksum.AddNative(valueSum, nativeSum)));
+            System.Runtime.InteropServices.MemoryMarshal.Write(b, Checksum.FieldNative(valueSum, nativeSum));
+            Assert.True(a.SequenceEqual(b), $"round {round}: value sum {valueSum:x}, {len} bytes");
+        }
+    }
 }

@@ -126,6 +126,53 @@ public class ByteRingTests
     }
 
     [Fact]
+    public unsafe void SmallCopiesMoveExactlyTheirBytes()
+    {
+        // ByteRing.Copy: 0..64 bytes by overlapping loads and stores, longer ones by memmove. Every length around the
+        // boundaries (4, 8, 16, 32, 64) at several alignments, with guard bytes around the destination untouched.
+        var rng = new Random(5);
+        byte[] src = new byte[300], dst = new byte[340];
+        rng.NextBytes(src);
+        for (int len = 0; len <= 200; len++)
+        {
+            for (int align = 0; align < 3; align++)
+            {
+                Array.Fill(dst, (byte)0xA5);
+                fixed (byte* s = src, d = dst) ByteRing.Copy(s + align, d + 16 + align, len);
+                Assert.Equal(src.AsSpan(align, len).ToArray(), dst.AsSpan(16 + align, len).ToArray());
+                for (int i = 0; i < 16 + align; i++) Assert.Equal(0xA5, dst[i]);
+                for (int i = 16 + align + len; i < dst.Length; i++) Assert.Equal(0xA5, dst[i]);
+            }
+        }
+    }
+
+    [Fact]
+    public void WritesAndPeeksOfEverySmallLengthAcrossTheWrapKeepTheStream()
+    {
+        // The ring as a FIFO against a reference queue: writes and reads of 0..100 bytes from every head position,
+        // so each small length meets the wrap at every split.
+        using var pool = new BufferPool(1 << 20, 4096);
+        var ring = new ByteRing(pool, 4096);
+        var rng = new Random(9);
+        var queue = new Queue<byte>();
+        var chunk = new byte[200];
+        var got = new byte[200];
+        for (int step = 0; step < 20000; step++)
+        {
+            int w = rng.Next(101);
+            rng.NextBytes(chunk);
+            int n = ring.Write(chunk.AsSpan(0, w));
+            for (int i = 0; i < n; i++) queue.Enqueue(chunk[i]);
+            int r = rng.Next(101);
+            int m = ring.Peek(0, got.AsSpan(0, r));
+            Assert.Equal(Math.Min(r, queue.Count), m);
+            ring.Consume(m);
+            for (int i = 0; i < m; i++) Assert.Equal(queue.Dequeue(), got[i]);
+            if (queue.Count > 3000) { int k = ring.Count; ring.Consume(k); queue.Clear(); }
+        }
+    }
+
+    [Fact]
     public void WriteStopsAtCapacityAndWrapsAround()
     {
         using var pool = new BufferPool(1 << 20, 4096);
