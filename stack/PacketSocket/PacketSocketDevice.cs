@@ -335,9 +335,26 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
 
     public void Free(ref PacketBuf packet) => _pool.Return(ref packet);
 
+    /// <summary>Frames the kernel dropped because the socket's receive queue was full (PACKET_STATISTICS, summed
+    /// over the reads: the kernel resets its count on each).</summary>
+    public long KernelRxDrops
+    {
+        get
+        {
+            if (_fd < 0) return _kernelDrops;
+            uint* st = stackalloc uint[2];
+            int len = 8;
+            if (Sys.Call(Sys.Getsockopt, _fd, 263 /* SOL_PACKET */, 6 /* PACKET_STATISTICS */, (long)st, (long)&len) >= 0)
+                _kernelDrops += st[1];
+            return _kernelDrops;
+        }
+    }
+    private long _kernelDrops;
+
     /// <summary>One line for USERTCP_STATS.</summary>
     public string Summary() =>
-        $"packet socket {InterfaceName}: rx calls {RxCalls} frames {RxFrames} (large {RxLarge}, dropped {RxDropped}); " +
+        $"packet socket {InterfaceName}: rx calls {RxCalls} frames {RxFrames} (large {RxLarge}, dropped {RxDropped}, " +
+        $"kernel queue drops {KernelRxDrops}); " +
         $"tx calls {TxCalls} frames {TxFrames} (large {TxLarge}, dropped {TxDropped}, refused bursts {TxRefused}); " +
         $"tso {(Capabilities.TsoMaxBytes > 0 ? "on" : "off")}, interface tso {(InterfaceTso ? "on" : "off")}, " +
         $"qdisc bypass {(QdiscBypass ? "on" : "off")}";
@@ -359,7 +376,7 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
     /// libusertcp.so wraps). Results are the kernel's: negative errno on failure.</summary>
     private static class Sys
     {
-        public const long Close = 3, Ioctl = 16, Socket = 41, Bind = 49, Setsockopt = 54, RecvMmsgNr = 299, SendMmsgNr = 307;
+        public const long Close = 3, Ioctl = 16, Socket = 41, Bind = 49, Setsockopt = 54, Getsockopt = 55, RecvMmsgNr = 299, SendMmsgNr = 307;
 
         [DllImport("libc.so.6", EntryPoint = "syscall", SetLastError = true)]
         private static extern long syscall(long n, long a1, long a2, long a3, long a4, long a5);
