@@ -269,12 +269,16 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
         for (int i = 0; i < n; i++)
         {
             PacketBuf p = burst[i];
-            if (p.Offset < VnetHeader || p.Length < 14)
-            {
-                n = i; // cannot carry a header (not from our pool): stop here, the caller frees or retries
-                break;
-            }
             byte* f = p.Buffer + p.Offset;
+            if (p.Offset < VnetHeader)
+            {
+                // No room for the virtio header (not a buffer of ours): an empty message, which the kernel refuses
+                // (EINVAL), so it is counted and dropped below like any frame the kernel rejects.
+                *(byte**)(_txIov + 16 * built) = f;
+                *(long*)(_txIov + 16 * built + 8) = 0;
+                built++;
+                continue;
+            }
             byte* h = f - VnetHeader;
             *(ulong*)h = 0;
             *(ushort*)(h + 8) = 0;
