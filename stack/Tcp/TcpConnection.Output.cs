@@ -124,7 +124,7 @@ public sealed partial class TcpConnection
             if (len > mss)
             {
                 int sent1 = TransmitLarge(_sndNxt, len, fin ? TcpFlags.Fin | TcpFlags.Ack : TcpFlags.Ack, nowUs);
-                if (sent1 < 0) break;
+                if (sent1 <= 0) break;
                 if (sent1 < len) fin = false; // a buffer smaller than promised: the rest waits for the next round
                 len = sent1;
             }

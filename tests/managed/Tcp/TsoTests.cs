@@ -204,6 +204,40 @@ public unsafe class TsoTests
     }
 
     [Fact]
+    public void BuffersSmallerThanPromised_SegmentsShrinkToWhatFits()
+    {
+        // A device that reports TSO but hands out MTU-sized buffers: each "large" segment is cut down to the whole
+        // MSS pieces that fit (here one), nothing is lost or sent twice.
+        var capsA = new DeviceCapabilities { MacAddress = new MacAddress(0x02_00_00_00_00_01), TxTcpChecksum = true, TsoMaxBytes = 65536 };
+        using var link = new MemoryLink(new MemoryLinkConfig { Capabilities = capsA, PoolSize = 512, BufferSize = 2048, RxQueueCapacity = 1024 },
+            new MemoryLinkConfig { PoolSize = 2048, RxQueueCapacity = 1024 });
+        using var a = new NetStack(link.A, new StackConfig { Interface = new InterfaceConfig { Address = StackPair.AddrA }, Tcp = new TcpConfig { Seed = 1 } });
+        using var b = new NetStack(link.B, new StackConfig { Interface = new InterfaceConfig { Address = StackPair.AddrB }, Tcp = new TcpConfig { Seed = 2 } });
+        Assert.Equal(SocketError.Success, b.Open(out int l));
+        Assert.Equal(SocketError.Success, b.Bind(l, Ipv4Address.Any, 8080));
+        Assert.Equal(SocketError.Success, b.Listen(l, 4));
+        Assert.Equal(SocketError.Success, a.Open(out int c));
+        Assert.Equal(SocketError.InProgress, a.Connect(c, StackPair.AddrB, 8080));
+        long now = 1_000;
+        int s = -1, sent = 0, got = 0;
+        var data = new byte[500_000];
+        new Random(8).NextBytes(data);
+        var recv = new byte[data.Length];
+        for (int i = 0; i < 200_000 && got < data.Length; i++, now += 100)
+        {
+            a.Poll(now);
+            b.Poll(now);
+            if (s < 0) { b.Accept(l, out s, out _, out _); continue; }
+            if (sent < data.Length) sent += Math.Max(0, a.Send(c, data.AsSpan(sent), out _));
+            got += Math.Max(0, b.Receive(s, recv.AsSpan(got), false, out _));
+        }
+        Assert.Equal(data.Length, got);
+        Assert.Equal(data, recv);
+        Assert.Equal(0, link.A.TxLargeSegments);
+        Assert.Equal(0, link.A.TxOversizeDropped);
+    }
+
+    [Fact]
     public void NoDelayOff_ShortTailWaitsForTheAck_AsWithoutTso()
     {
         using var p = new Pair(65536);
