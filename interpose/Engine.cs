@@ -7,6 +7,7 @@ using System.Threading;
 using UserTcp.Interpose.Native;
 using UserTcp.Stack;
 using UserTcp.Stack.Dpdk;
+using UserTcp.Stack.PacketSocket;
 using UserTcp.Stack.Phy;
 using UserTcp.Stack.Wire;
 
@@ -118,6 +119,20 @@ internal static unsafe class Engine
             }
             try
             {
+                if (dev.StartsWith(PacketDevicePrefix, StringComparison.Ordinal))
+                {
+                    // packet:IFACE — the kernel packet socket device (stack/PacketSocket), no DPDK: its socket is
+                    // what idle waits poll.
+                    var ps = PacketSocketDevice.Open(PacketSocketConfig.Parse(dev[PacketDevicePrefix.Length..]));
+                    s_device = ps;
+                    int psFd = ps.Fd;
+                    Kernel.DeviceFdsSet(&psFd, 1);
+                    DeviceFds = true;
+                    HasDevice = true;
+                    DeviceDescription = dev;
+                    Kernel.Log(2, $"device waits: the packet socket (fd {psFd}); {ps.Summary()}");
+                    goto opened;
+                }
                 string[] extra = dpdkArgs.Length == 0 ? [] : dpdkArgs.Split(' ', StringSplitOptions.RemoveEmptyEntries);
                 // --no-huge in USERTCP_DPDK_ARGS: ordinary pages, with the EAL options that go with them (valgrind
                 // cannot map hugepages).
@@ -150,10 +165,15 @@ internal static unsafe class Engine
                 return -Errno.ENODEV;
             }
         }
+        opened:
         if (macText.Length > 0 && s_device.Capabilities.MacAddress != mac)
             Kernel.Log(1, $"USERTCP_MAC={mac} differs from the device's {s_device.Capabilities.MacAddress}; using the device's");
         return StartStack(ip, cfg->PrefixLength, new Ipv4Address(cfg->Gateway), cfg->MaxFds);
     }
+
+    /// <summary>USERTCP_DEV prefix of the packet socket device (<c>packet:IFACE[,options]</c>); anything else is a
+    /// DPDK device string (<c>net_af_packet0,iface=...</c>, <c>net_memif...</c>).</summary>
+    internal const string PacketDevicePrefix = "packet:";
 
     /// <summary>
     /// DPDK's af_packet driver reads one PACKET_RX_RING socket per queue; the kernel's poll() on it reports POLLIN
@@ -680,6 +700,7 @@ internal static unsafe class Engine
             }
             catch (DpdkException e) { Kernel.Stats($"device statistics unavailable: {e.Message}"); }
         }
+        if (s_device is PacketSocketDevice psd) Kernel.Stats($"device bursts: {psd.Summary()}");
         Kernel.Stats($"waits: stack polls {PollCount} (progress thread {ProgressPolls}); sleeps {SleepCount}, " +
                      $"slept {SleptUs / 1000} ms in total; device wake-ups {DeviceWakeups}; open sockets {Stack.OpenSockets}");
         if (Group is { } g)

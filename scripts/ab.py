@@ -4,8 +4,9 @@
 Topology (b) of the issue "A/B against the kernel" (scripts/testnet.sh): a client namespace (kernel TCP; wrk,
 iperf3, bench/rpc/rpc_client) and a server namespace joined by a veth pair.
   kernel run:  the server in the server namespace on the kernel stack (198.18.0.2 configured on the veth)
-  usertcp run: the same binary under LD_PRELOAD=build/libusertcp.so, USERTCP_DEV=net_af_packet0,iface=ut-srv0,
-               no kernel address on the veth
+  usertcp run: the same binary under LD_PRELOAD=build/libusertcp.so, USERTCP_DEV=packet:ut-srv0 (the packet
+               socket device with TSO; --usertcp-dev af_packet: DPDK's net_af_packet0,iface=ut-srv0), no kernel
+               address on the veth
 Each measurement starts a fresh server, runs the client, stops the server; within a round kernel then usertcp
 (A B A B ...). Reported: median over the rounds, spread (max - min), ratio usertcp/kernel of the medians.
 
@@ -745,7 +746,9 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
         "Topology (b): the client is on the kernel in namespace ut-cli (wrk, iperf3, bench/rpc/rpc_client), the "
         "server in namespace ut-srv, joined by a veth pair with offloads off. Kernel run: the server on the kernel "
         "with 198.18.0.2 on the veth. usertcp run: the same binary and configuration under "
-        f"`LD_PRELOAD=build/libusertcp.so USERTCP_DEV={a.usertcp_dev}` (DPDK af_packet PMD), no kernel "
+        f"`LD_PRELOAD=build/libusertcp.so USERTCP_DEV={a.usertcp_dev}` ("
+        + ("the packet socket device, TSO on" if a.usertcp_dev.startswith("packet:") else
+           "DPDK af_packet PMD" if a.usertcp_dev.startswith("net_af_packet") else "device as given") + "), no kernel "
         "address" + ("; the server namespace's kernel drops the frames after af_packet's tap (tc ingress filter, "
                      "`--srv-kernel-rx drop`)" if a.srv_kernel_rx == "drop" else
                      "; the server namespace's kernel also runs every frame through its IP layer "
@@ -946,7 +949,10 @@ def main():
                     help="topology (a): `zero-copy=yes` on the client end (memif's zero-copy mode, client role only)")
     ap.add_argument("--suffix", help="scripts/testnet.sh suffix of the private topology (default aPID)")
     ap.add_argument("--tag", default="run", help="word put into the memif socket paths (/tmp/usertcp-ab-TAG-...)")
-    ap.add_argument("--usertcp-dev", default="net_af_packet0,iface=ut-srv0", help="USERTCP_DEV of the usertcp runs")
+    ap.add_argument("--usertcp-dev", default="packet",
+                    help="topology (b): USERTCP_DEV of the usertcp server: `packet` (default; the kernel packet socket "
+                         "device with TSO, packet:ut-srv0, docs/packet-socket.md), `af_packet` (DPDK's af_packet PMD, "
+                         "net_af_packet0,iface=ut-srv0, the default before session 5) or any USERTCP_DEV string")
     ap.add_argument("--srv-kernel-rx", choices=("drop", "keep"), default="drop",
                     help="topology (b), usertcp runs: drop the frames in the server namespace's kernel after "
                          "af_packet's tap (tc ingress filter; default) or keep its IP layer running on them",)
@@ -958,6 +964,7 @@ def main():
     a = ap.parse_args()
     global LIB
     LIB = os.path.abspath(a.lib) if a.lib else LIB
+    a.usertcp_dev = {"packet": "packet:ut-srv0", "af_packet": "net_af_packet0,iface=ut-srv0"}.get(a.usertcp_dev, a.usertcp_dev)
     a.rpc_conns = [int(x) for x in a.rpc_conns.split(",") if x]
     a.idle_conns = [int(x) for x in a.idle_conns.split(",") if x]
     a.w5_conns = [int(x) for x in a.w5_conns.split(",") if x]

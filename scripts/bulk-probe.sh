@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # One W4 measurement in topology (b) with the counters that do not depend on the machine's load: iperf3 single flow
-# between the kernel client (namespace ut-cli<S>) and an iperf3 server in ut-srv<S>, on the kernel or on usertcp over
-# net_af_packet. Prints Gbit/s, the server's CPU seconds, segments and ACKs per MB and retransmissions from the
+# between the kernel client (namespace ut-cli<S>) and an iperf3 server in ut-srv<S>, on the kernel or on usertcp (the
+# packet socket device or DPDK's net_af_packet). Prints Gbit/s, the server's CPU seconds, segments and ACKs per MB and retransmissions from the
 # client's kernel counters (nstat), and for usertcp the server's exit statistics (USERTCP_STATS: device bursts,
 # drops, retransmissions). With STRACE=1 the server runs under `strace -c -f` (system calls per MB; slows it).
 #
 # Usage: scripts/bulk-probe.sh kernel|usertcp c2s|s2c [SECONDS] [--suffix S]
 #   the topology must be up: scripts/testnet.sh up --suffix S (default suffix: bulk)
-#   env: LIB (default build/libusertcp.so), DEV (default net_af_packet0,iface=ut-srv0), EXTRA_ENV (more VAR=value
+#   env: LIB (default build/libusertcp.so), DEV (USERTCP_DEV: `packet` = packet:ut-srv0, the default; `af_packet` =
+#   net_af_packet0,iface=ut-srv0; or any USERTCP_DEV string, e.g. packet:ut-srv0,tso=0), EXTRA_ENV (more VAR=value
 #   for the usertcp server), STRACE=1, OUT (directory for logs, default /tmp/bulk-probe), KRX=drop (usertcp: the
 #   server namespace's kernel drops the frames after af_packet's tap, as scripts/ab.py --srv-kernel-rx drop; default
 #   keep)
@@ -18,7 +19,11 @@ SUFFIX=bulk
 [ "${4:-}" = --suffix ] && SUFFIX=$5
 CLI=ut-cli$SUFFIX SRV=ut-srv$SUFFIX
 LIB=${LIB:-$ROOT/build/libusertcp.so}
-DEV=${DEV:-net_af_packet0,iface=ut-srv0}
+DEV=${DEV:-packet}
+case $DEV in
+    packet) DEV=packet:ut-srv0 ;;                      # the packet socket device, TSO on (docs/packet-socket.md)
+    af_packet) DEV=net_af_packet0,iface=ut-srv0 ;;    # DPDK's af_packet PMD (the default before session 5)
+esac
 OUT=${OUT:-/tmp/bulk-probe}
 mkdir -p "$OUT"
 LOG=$OUT/server-$SIDE-$DIR.log

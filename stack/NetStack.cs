@@ -639,6 +639,7 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
     Ipv4Address ITcpTransmit.LocalAddress => _iface.Address;
     int ITcpTransmit.Mtu => _iface.Mtu;
     bool ITcpTransmit.TxChecksumOffload => _iface.Capabilities.TxTcpChecksum;
+    int ITcpTransmit.TsoMaxBytes => _iface.Capabilities.TsoMaxBytes;
     bool ITcpTransmit.TryAllocate(out PacketBuf packet) => _iface.TryAllocate(out packet);
     void ITcpTransmit.Send(ref PacketBuf packet, Ipv4Address destination, long nowUs) => _iface.SendIpv4(ref packet, destination, 6, nowUs);
 

@@ -142,7 +142,7 @@ public sealed partial class Interface : INeighborOwner<Ipv4Address>, IDisposable
         // The common case: the same destination as the last resolved send, its ARP entry still trusted. Routing and
         // the neighbour lookup were done then; the headers come from the template built with them.
         if (destination.Value == _hdrDestination && nowUs < _hdrExpiresUs
-            && packet.Length + Ipv4HeaderView.MinHeaderLength <= _mtu && packet.Headroom >= HeaderRoom)
+            && (packet.Length + Ipv4HeaderView.MinHeaderLength <= _mtu || IsLargeSegment(packet)) && packet.Headroom >= HeaderRoom)
         {
             EmitFromTemplate(ref packet, protocol);
             Append(ref packet);
@@ -151,10 +151,16 @@ public sealed partial class Interface : INeighborOwner<Ipv4Address>, IDisposable
         SendIpv4Routed(ref packet, destination, protocol, nowUs);
     }
 
+    /// <summary>A TCP segment the device will cut at <see cref="PacketBuf.SegmentSize"/> (TSO): one IPv4 packet of up
+    /// to 65,535 bytes here, pieces of at most the MTU on the wire.</summary>
+    private bool IsLargeSegment(in PacketBuf packet) =>
+        packet.SegmentSize != 0 && Capabilities.TsoMaxBytes > 0
+        && packet.Length + Ipv4HeaderView.MinHeaderLength <= 65535 && packet.SegmentSize + 40 <= _mtu;
+
     private void SendIpv4Routed(ref PacketBuf packet, Ipv4Address destination, byte protocol, long nowUs)
     {
         int total = packet.Length + Ipv4HeaderView.MinHeaderLength;
-        if (total > Mtu || packet.Headroom < HeaderRoom)
+        if ((total > Mtu && !IsLargeSegment(packet)) || packet.Headroom < HeaderRoom)
         {
             DropTx(ref packet, DropReason.Ipv4TooBig);
             return;

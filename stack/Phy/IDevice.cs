@@ -17,6 +17,11 @@ public sealed class DeviceCapabilities
     public bool RxTcpChecksum { get; init; }
     public bool TxIpv4Checksum { get; init; }
     public bool TxTcpChecksum { get; init; }
+    /// <summary>TCP segmentation offload: the most TCP payload bytes one frame with <see cref="PacketBuf.SegmentSize"/>
+    /// set may carry (the device cuts it into MSS-sized segments); 0 = no TSO. A device that reports it also reports
+    /// <see cref="TxTcpChecksum"/>, and every buffer from <see cref="IDevice.Allocate"/> holds <see cref="Headroom"/>
+    /// + 14 + 20 + 60 + this many bytes.</summary>
+    public int TsoMaxBytes { get; init; }
 }
 
 /// <summary>

@@ -55,6 +55,22 @@ public sealed unsafe class MemoryLinkEnd : IDevice, IDisposable
         for (; taken < n; taken++)
         {
             PacketBuf frame = burst[taken];
+            if (frame.SegmentSize != 0 && Capabilities.TsoMaxBytes > 0)
+            {
+                // TSO: the wire carries the pieces the NIC would cut (all of them, or none while the peer is full).
+                int pieces = OffloadEmulation.CountSegments(frame.Data, frame.SegmentSize);
+                if (pieces <= 0 || frame.SegmentSize + 40 > Capabilities.Mtu)
+                {
+                    TxMalformedDropped++;
+                    Pool.Return(ref frame);
+                    continue;
+                }
+                if (!Peer.TryEnqueueSegmented(frame, pieces)) break;
+                TxFrames += pieces;
+                TxLargeSegments++;
+                Pool.Return(ref frame);
+                continue;
+            }
             if (frame.Length > Capabilities.Mtu + 14)
             {
                 TxOversizeDropped++;
@@ -86,6 +102,31 @@ public sealed unsafe class MemoryLinkEnd : IDevice, IDisposable
         _rxCount++;
         return true;
     }
+
+    /// <summary>Cuts a large TCP segment from the peer into pieces of at most its segment size, each copied into one of
+    /// our buffers with the headers fixed up (what a NIC's TSO puts on the wire), and queues them; false (nothing
+    /// queued) when the queue or the pool lacks room for all of them.</summary>
+    private bool TryEnqueueSegmented(in PacketBuf frame, int pieces)
+    {
+        if (_rxQueue.Length - _rxCount < pieces || Pool.Available < pieces) return false;
+        for (int i = 0; i < pieces; i++)
+        {
+            Pool.TryRent(out PacketBuf copy);
+            int n = OffloadEmulation.WriteSegment(frame.Data, frame.SegmentSize, i, copy.Buffer + copy.Offset, copy.Capacity - copy.Offset);
+            copy.SetLength(n);
+            // The IPv4 checksum of a piece is always the device's to fill (its length and ID changed).
+            OffloadEmulation.FillTransmitChecksums(copy.Data, ip: true, tcp: true);
+            copy.Offloads = OffloadEmulation.VerifyReceiveChecksums(copy.Data, Capabilities.RxIpv4Checksum, Capabilities.RxTcpChecksum);
+            _rxQueue[(_rxHead + _rxCount) % _rxQueue.Length] = copy;
+            _rxCount++;
+        }
+        return true;
+    }
+
+    /// <summary>Large segments (TSO) this end cut into pieces.</summary>
+    public long TxLargeSegments { get; private set; }
+    /// <summary>Frames marked for segmentation that were not a TCP/IPv4 segment the device can cut (discarded).</summary>
+    public long TxMalformedDropped { get; private set; }
 
     public void Dispose()
     {

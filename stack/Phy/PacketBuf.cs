@@ -40,7 +40,14 @@ public unsafe struct PacketBuf
     public int Capacity;
     /// <summary>Checksum offload flags (see <see cref="PacketOffloads"/>).</summary>
     public PacketOffloads Offloads;
-    // (Offloads sits in Capacity's padding: 32 bytes, two per cache line, instead of 40.)
+    /// <summary>Transmit: 0 for an ordinary frame; otherwise the frame is one large TCP segment (TSO) that the device
+    /// cuts into segments of this many payload bytes (the last may be shorter), each with its own IPv4 total length,
+    /// sequence number and checksums; PSH and FIN only on the last. Only set when the device reports
+    /// <see cref="DeviceCapabilities.TsoMaxBytes"/>; the TCP checksum field then holds the pseudo-header sum over the
+    /// whole segment (<see cref="PacketOffloads.TxTcpChecksum"/>). Receive: 0 (devices leave it zero).</summary>
+    public ushort SegmentSize;
+    // (Offloads and SegmentSize sit in Capacity's padding: 32 bytes, two per cache line, instead of 40. The DPDK glue's
+    // struct utd_packet has them as padding: it never reads SegmentSize, and DPDK ports report no TSO.)
     /// <summary>The device's own handle (mbuf pointer, pool slot). Opaque to the stack.</summary>
     public nint Handle;
 

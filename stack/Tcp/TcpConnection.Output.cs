@@ -73,7 +73,9 @@ public sealed partial class TcpConnection
         // (The RTO is never below MinRtoUs: the cheap comparison first spares computing it on a busy connection.)
         if (_sndUna == _sndMax && _lastSendMs != 0 && ElapsedUs(nowUs, _lastSendMs) is long idle
             && idle > _layer.Rto.MinRtoUs && idle > CurrentRtoUs && _sndNxt < dataEnd) _cc.OnIdleRestart(nowUs);
-        if (!force && !finQueued && _layer.SendFastPath && TrySendRun(nowUs, dataEnd - _sndNxt, out bool run)) return run;
+        // With segmentation offload more than one MSS of new data leaves as one large segment: the loop builds it.
+        if (!force && !finQueued && _layer.SendFastPath && (_layer.TsoMax == 0 || dataEnd - _sndNxt <= _mss)
+            && TrySendRun(nowUs, dataEnd - _sndNxt, out bool run)) return run;
         while (true)
         {
             if (_sndNxt > dataEnd) break;                          // FIN already sent
@@ -89,10 +91,21 @@ public sealed partial class TcpConnection
                 usable = Math.Min(usable, (long)_sndWnd - (_sndNxt - _sndUna));
             if (force) usable = Math.Max(usable, Math.Min((long)_sndWnd - (_sndNxt - _sndUna), _mss));
             int mss = CurrentMss();
-            int len = (int)Math.Min(Math.Min(avail, mss), Math.Max(0, usable));
+            bool retransmit = _sndNxt < _sndMax;
+            // TSO: new data beyond one MSS goes out as one large segment the device cuts at the MSS. Only for the
+            // plain segment (no SACK blocks or D-SACK owed: CurrentMss is the MSS) outside loss recovery;
+            // retransmissions, probes and forced sends stay one MSS.
+            int cap = mss;
+            if (_layer.TsoMax > mss && !retransmit && !force && mss == _mss && !Has(ConnFlags.InRecovery)
+                && !_layer.HasDuplicateFor(this)) cap = _layer.TsoMax;
+            int len = (int)Math.Min(Math.Min(avail, cap), Math.Max(0, usable));
+            if (len > mss && len % mss is int tail && tail != 0
+                && (len < avail || (!finQueued && (Cork || !NoDelay)))) len -= tail;
+            // (Whole MSS pieces only, unless the short tail is what the MSS-at-a-time loop would send right after
+            // them: the end of the data with no Nagle or cork to hold it, or the FIN's segment. Otherwise the tail
+            // is left to the next round, where sender SWS avoidance and Nagle decide as for any short segment.)
             bool fin = finQueued && len == avail && _sndNxt + len == _finSeq;
             if (len == 0 && !fin) break;
-            bool retransmit = _sndNxt < _sndMax;
             if (len > 0 && len < mss && !fin && !retransmit && !force)
             {
                 if (len < avail)
@@ -108,7 +121,14 @@ public sealed partial class TcpConnection
                     if (!NoDelay && _sndMax > _sndUna) break;
                 }
             }
-            if (!TransmitSegment(_sndNxt, len, fin ? TcpFlags.Fin : TcpFlags.None, nowUs)) break;
+            if (len > mss)
+            {
+                int sent1 = TransmitLarge(_sndNxt, len, fin ? TcpFlags.Fin | TcpFlags.Ack : TcpFlags.Ack, nowUs);
+                if (sent1 <= 0) break;
+                if (sent1 < len) fin = false; // a buffer smaller than promised: the rest waits for the next round
+                len = sent1;
+            }
+            else if (!TransmitSegment(_sndNxt, len, fin ? TcpFlags.Fin : TcpFlags.None, nowUs)) break;
             _lastSendMs = StampMs(nowUs);
             if (retransmit) _layer.Counters.TcpRetransmits++;
             else if (len > 0) TimeSegment(nowUs);
@@ -496,6 +516,41 @@ public sealed partial class TcpConnection
         Clear(ConnFlags.AckNow);
         _delAckAt = 0;
         return true;
+    }
+
+    /// <summary>
+    /// One large segment for the device to cut into <c>_mss</c>-sized ones (TSO, <see cref="PacketBuf.SegmentSize"/>):
+    /// the header of <see cref="TransmitPlain"/> (no SACK blocks: the caller checked), the payload copied without a
+    /// checksum pass (the device computes each piece's checksum from the pseudo-header sum left in the field), PSH
+    /// when it ends the queued data (the device keeps PSH and FIN for the last piece). Returns the payload bytes sent
+    /// (fewer than <paramref name="len"/> only if the device's buffer is smaller than it promised), or -1 without a
+    /// buffer.
+    /// </summary>
+    private unsafe int TransmitLarge(SeqNumber seq, int len, TcpFlags flags, long nowUs)
+    {
+        if (!_layer.TryAllocate(out PacketBuf p)) return -1;
+        bool ts = Has(ConnFlags.Timestamps);
+        int hl = ts ? TcpHeaderView.MinLength + 12 : TcpHeaderView.MinLength;
+        byte* b = p.Buffer + p.Offset;
+        int room = p.Capacity - p.Offset - hl;
+        if (room < len) len = Math.Max(0, room - room % _mss);
+        len = _snd.Peek(seq - DataStartSeq(), new Span<byte>(b + hl, len));
+        if (seq + len == DataEndSeq()) flags |= TcpFlags.Psh;
+        TcpHeaderView.EmitRaw(b, Tuple.LocalPort, Tuple.RemotePort, seq.Value, _rcvNxt.Value, flags, WindowField(syn: false), hl);
+        if (ts)
+        {
+            *(uint*)(b + 20) = BigEndian(0x0101080Au);
+            *(uint*)(b + 24) = BigEndian(TsNow(nowUs));
+            *(uint*)(b + 28) = BigEndian(_tsRecent);
+        }
+        p.SetLength(hl + len);
+        if (len > _mss) p.SegmentSize = (ushort)_mss;
+        _layer.Transmit(ref p, Tuple, nowUs);
+        if (len > 0 && _quickAcks != 0) LeaveQuickAckIfInteractive(nowUs);
+        _unackedBytes = 0;
+        Clear(ConnFlags.AckNow);
+        _delAckAt = 0;
+        return len;
     }
 
     /// <summary>

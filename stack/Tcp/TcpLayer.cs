@@ -21,6 +21,10 @@ public interface ITcpTransmit
     bool TryAllocate(out PacketBuf packet);
     /// <summary>Sends the segment in <paramref name="packet"/> (ownership passes on) to <paramref name="destination"/>.</summary>
     void Send(ref PacketBuf packet, Ipv4Address destination, long nowUs);
+    /// <summary>TCP segmentation offload: the most payload bytes one segment with <see cref="PacketBuf.SegmentSize"/>
+    /// set may carry (buffers from <see cref="TryAllocate"/> hold it); 0 = none. Read once, when the layer is built;
+    /// only used together with <see cref="TxChecksumOffload"/>.</summary>
+    int TsoMaxBytes => 0;
 }
 
 /// <summary>Callbacks to the socket layer. Invoked synchronously during input, timers or application calls; they
@@ -101,9 +105,16 @@ public sealed partial class TcpLayer : ITimerHandler
         _wheel = new TimerWheel(tickUs: 1000);
         _nextEphemeral = config.EphemeralPortFirst + (int)(config.Seed % (ulong)(config.EphemeralPortLast - config.EphemeralPortFirst + 1));
         _freeEphemeral = config.EphemeralPortLast - config.EphemeralPortFirst + 1;
+        // A large segment is one IPv4 packet until the device cuts it: at most 65,535 bytes with the IPv4 header and
+        // the largest TCP header.
+        TsoMax = tx.TxChecksumOffload ? Math.Clamp(tx.TsoMaxBytes, 0, 65535 - 20 - 60) : 0;
     }
 
     public Ipv4Address LocalAddress => _tx.LocalAddress;
+
+    /// <summary>The most new data one segment may carry when the device segments it (TSO); 0 = the device does not,
+    /// every segment is at most one MSS.</summary>
+    internal readonly int TsoMax;
 
     /// <summary>MSS we announce and the ceiling for what we send: MTU minus 40 bytes of IPv4 and TCP headers.</summary>
     internal int MssForRoute() => Math.Max(_tx.Mtu - 40, 88);

@@ -452,5 +452,57 @@ if [ "$res" = memif-idle-ok ] && [ -n "$p1" ] && [ -n "$p2" ] && [ "$wakeups" -l
   ok "idle memif link between two usertcp processes: $wakeups wake-ups in 3 s of quiet, then the echo"
 else fail "memif-idle-wakeups" "reply '${res}', $wakeups wake-ups in 3 s (want < 400): $(tail -2 "$work/midle-srv.log" | tr '\n' ' ')"; fi
 
+# 12. The packet socket device (USERTCP_DEV=packet:IFACE, docs/packet-socket.md): no DPDK; large TCP segments
+#     leave as GSO packets (TSO) that the kernel segments (the test network's veth has TSO off). nginx serves 10 MB
+#     intact, iperf3 both ways (the server's statistics must show large segments sent), an idle blocking accept
+#     sleeps on the socket, and a bad device string fails with a message naming it.
+on_pkt() { ip netns exec "$srv" env LD_PRELOAD="$lib" USERTCP_IP=198.18.0.2/24 USERTCP_DEV=packet:ut-srv0 "$@"; }
+nginx_conf "$work/ngxp" 80
+on_pkt /usr/sbin/nginx -p "$work/ngxp" -c "$work/ngxp/nginx.conf"
+if wait_http on_kernel_cli curl -s -m 1 -o /dev/null http://198.18.0.2/index.html; then
+  on_kernel_cli curl -sS -m 30 "http://198.18.0.2/f10485760.bin" -o "$work/gotp" 2>"$work/curlp.err"
+  cmp -s "$work/gotp" "$work/www/f10485760.bin" && ok "packet device: nginx on usertcp serves 10 MB intact to curl on the kernel" \
+    || fail "packet-nginx" "$(cat "$work/curlp.err") $(cmp "$work/gotp" "$work/www/f10485760.bin" 2>&1)"
+else fail "packet-nginx" "nginx on the packet device did not answer: $(tail -3 "$work/ngxp/error.log" 2>/dev/null | tr '\n' ' ')"; fi
+kill "$(cat "$work/ngxp/nginx.pid" 2>/dev/null)" 2>/dev/null
+for _ in $(seq 100); do [ -e "$work/ngxp/nginx.pid" ] || break; sleep 0.1; done
+for dir in "-R" ""; do
+  ( on_pkt USERTCP_STATS=1 timeout 30 iperf3 -4 -s -1 -p 5201 >"$work/piperf-s.log" 2>&1 ) &
+  for _ in $(seq 50); do on_kernel_cli ping -c 1 -W 1 198.18.0.2 >/dev/null 2>&1 && break; sleep 0.1; done
+  out=$(on_kernel_cli timeout 20 iperf3 -4 -c 198.18.0.2 -p 5201 -t 2 $dir 2>&1)
+  wait
+  rate=$(echo "$out" | awk '/receiver$/{print $7, $8}')
+  large=$(sed -n 's/.*tx calls [0-9]* frames [0-9]* (large \([0-9]*\),.*/\1/p' "$work/piperf-s.log")
+  if [ -n "$rate" ] && { [ -z "$dir" ] || [ "${large:-0}" -gt 0 ]; }; then
+    if [ -n "$dir" ]; then label="-R (usertcp sends, $large large segments)"; else label="(kernel sends)"; fi
+    ok "packet device: iperf3 $label: $rate"
+  else fail "packet-iperf3 $dir" "rate '$rate', large segments '${large}': $(echo "$out" | tail -2 | tr '\n' ' ') $(grep -h 'device bursts' "$work/piperf-s.log")"; fi
+done
+rm -f "$work/pidle.pid"
+on_pkt timeout 20 python3 -c "
+import os, socket
+l=socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(('198.18.0.2', 7373)); l.listen(1)
+open('$work/pidle.pid', 'w').write(str(os.getpid()))
+c,_=l.accept(); c.sendall(b'pidle-ok'); c.close()" >"$work/pidle.log" 2>&1 &
+ppy=$!
+for _ in $(seq 50); do [ -s "$work/pidle.pid" ] && break; sleep 0.1; done
+sleep 1
+pid=$(cat "$work/pidle.pid" 2>/dev/null)
+s0=$(switches "$pid"); sleep 3; s1=$(switches "$pid")
+res=$(on_kernel_cli timeout 10 python3 -c "
+import socket; s=socket.create_connection(('198.18.0.2', 7373), timeout=5); print(s.recv(100).decode())" 2>&1)
+wait $ppy
+wakeups=$((s1 - s0))
+if [ "$res" = pidle-ok ] && [ -n "$pid" ] && [ "$wakeups" -lt 400 ]; then
+  ok "packet device: idle blocking accept, $wakeups wake-ups in 3 s of quiet, then the connection served"
+else fail "packet-idle-wakeups" "reply '${res}', $wakeups wake-ups in 3 s (want < 400): $(tail -2 "$work/pidle.log" | tr '\n' ' ')"; fi
+res=$(ip netns exec "$srv" env LD_PRELOAD="$lib" USERTCP_IP=198.18.0.2/24 USERTCP_DEV=packet:nosuch0 timeout 10 python3 -c "
+import socket
+s=socket.socket()
+try: s.connect(('198.18.0.1', 9)); print('connected')
+except OSError as e: print('error', e.errno)" 2>&1)
+echo "$res" | grep -q "packet:nosuch0" && echo "$res" | grep -q "ENODEV" && ok "packet device: a missing interface is refused with a message naming it" \
+  || fail "packet-bad-dev" "$(echo "$res" | tr '\n' ' ' | cut -c1-300)"
+
 echo "e2e: $passed passed, $failed failed"
 [ $failed = 0 ]

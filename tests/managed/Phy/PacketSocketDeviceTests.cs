@@ -1,0 +1,242 @@
+using System;
+using System.Diagnostics;
+using System.IO;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Threading;
+using UserTcp.Stack;
+using UserTcp.Stack.Iface;
+using UserTcp.Stack.PacketSocket;
+using UserTcp.Stack.Phy;
+using UserTcp.Stack.Tcp;
+using UserTcp.Stack.Wire;
+using Xunit;
+
+namespace UserTcp.Tests.Phy;
+
+/// <summary>Runs only as root with iproute2 (a network namespace and a veth pair of the test's own).</summary>
+public sealed class PacketSocketFactAttribute : FactAttribute
+{
+    public PacketSocketFactAttribute()
+    {
+        if (Environment.UserName != "root" || !File.Exists("/usr/sbin/ip") && !File.Exists("/sbin/ip"))
+            Skip = "needs root and iproute2 (a namespace with a veth pair)";
+    }
+}
+
+/// <summary>
+/// <see cref="PacketSocketDevice"/> on a real veth pair in a namespace of the test's own (no kernel addresses; the
+/// stacks use 198.18.1.0/24): two user-level stacks, one on each end, exchange data through the kernel's packet
+/// sockets, GSO and veth.
+/// </summary>
+public sealed unsafe class PacketSocketDeviceTests
+{
+    private static int s_counter;
+
+    private static string Sh(string command)
+    {
+        var psi = new ProcessStartInfo("bash", ["-c", command]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"`{command}` failed: {output}");
+        return output;
+    }
+
+    [DllImport("libc.so.6", SetLastError = true)]
+    private static extern int setns(int fd, int nstype);
+
+    /// <summary>A namespace with veth pa &lt;-&gt; pb (offloads as asked), both devices opened inside it from a thread
+    /// that entered it (a socket keeps its namespace), the namespace deleted by Dispose.</summary>
+    private sealed class Veth : IDisposable
+    {
+        public readonly string Ns;
+        public PacketSocketDevice A = null!, B = null!;
+
+        public Veth(bool ifaceTso, string optsA = "", string optsB = "")
+        {
+            Ns = $"ut-tsox{Environment.ProcessId % 100000}x{Interlocked.Increment(ref s_counter)}";
+            string off = ifaceTso ? "tx on tso on gso on" : "tx off tso off gso off";
+            Sh($"ip netns add {Ns} && ip netns exec {Ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 "
+               + $"&& ip -n {Ns} link add pa type veth peer name pb && ip -n {Ns} link set pa address 02:00:c6:12:01:02 "
+               + $"&& ip -n {Ns} link set pb address 02:00:c6:12:01:03 "
+               + $"&& ip netns exec {Ns} ethtool -K pa {off} gro off >/dev/null && ip netns exec {Ns} ethtool -K pb {off} gro off >/dev/null "
+               + $"&& ip -n {Ns} link set pa up && ip -n {Ns} link set pb up");
+            Exception? error = null;
+            var t = new Thread(() =>
+            {
+                try
+                {
+                    using var h = File.OpenHandle($"/run/netns/{Ns}");
+                    if (setns((int)h.DangerousGetHandle(), 0x40000000 /* CLONE_NEWNET */) != 0)
+                        throw new InvalidOperationException($"setns: errno {Marshal.GetLastPInvokeError()}");
+                    A = PacketSocketDevice.Open(PacketSocketConfig.Parse("pa" + optsA));
+                    B = PacketSocketDevice.Open(PacketSocketConfig.Parse("pb" + optsB));
+                }
+                catch (Exception e) { error = e; }
+            });
+            t.Start();
+            t.Join();
+            if (error != null)
+            {
+                Dispose();
+                throw new InvalidOperationException("opening the packet sockets failed", error);
+            }
+        }
+
+        public void Dispose()
+        {
+            A?.Dispose();
+            B?.Dispose();
+            try { Sh($"ip netns del {Ns}"); } catch (InvalidOperationException) { }
+        }
+    }
+
+    private static long NowUs() => Stopwatch.GetTimestamp() * 1_000_000 / Stopwatch.Frequency;
+
+    private static byte[] Transfer(NetStack from, int fh, NetStack to, int th, byte[] data)
+    {
+        var got = new byte[data.Length];
+        int sent = 0, recvd = 0;
+        var buf = new byte[256 * 1024];
+        long deadline = NowUs() + 30_000_000;
+        while (recvd < data.Length)
+        {
+            Assert.True(NowUs() < deadline, $"stalled: sent {sent} received {recvd} of {data.Length}");
+            long now = NowUs();
+            from.Poll(now);
+            to.Poll(now);
+            if (sent < data.Length)
+            {
+                int n = from.Send(fh, data.AsSpan(sent, Math.Min(256 * 1024, data.Length - sent)), out _);
+                sent += Math.Max(0, n);
+                from.Flush();
+            }
+            while (true)
+            {
+                int n = to.Receive(th, buf, false, out _);
+                if (n <= 0) break;
+                buf.AsSpan(0, n).CopyTo(got.AsSpan(recvd));
+                recvd += n;
+            }
+        }
+        return got;
+    }
+
+    private static (NetStack a, NetStack b, int c, int s, int l) Connect(Veth v)
+    {
+        var a = new NetStack(v.A, new StackConfig { Interface = new InterfaceConfig { Address = new Ipv4Address(198, 18, 1, 2), PrefixLength = 24 }, Tcp = new TcpConfig { Seed = 1 } });
+        var b = new NetStack(v.B, new StackConfig { Interface = new InterfaceConfig { Address = new Ipv4Address(198, 18, 1, 3), PrefixLength = 24 }, Tcp = new TcpConfig { Seed = 2 } });
+        Assert.Equal(SocketError.Success, b.Open(out int l));
+        Assert.Equal(SocketError.Success, b.Bind(l, Ipv4Address.Any, 5201));
+        Assert.Equal(SocketError.Success, b.Listen(l, 4));
+        Assert.Equal(SocketError.Success, a.Open(out int c));
+        Assert.Equal(SocketError.InProgress, a.Connect(c, new Ipv4Address(198, 18, 1, 3), 5201));
+        int s = -1;
+        long deadline = NowUs() + 10_000_000;
+        while (s < 0 || (a.GetReadiness(c) & Readiness.Out) == 0)
+        {
+            Assert.True(NowUs() < deadline, "no connection");
+            long now = NowUs();
+            a.Poll(now);
+            b.Poll(now);
+            if (s < 0) b.Accept(l, out s, out _, out _);
+        }
+        return (a, b, c, s, l);
+    }
+
+    [PacketSocketFact]
+    public void TwoStacksOverVeth_InterfaceTso_GsoPacketsPassWhole_BothWays()
+    {
+        using var v = new Veth(ifaceTso: true);
+        Assert.True(v.A.InterfaceTso && v.A.QdiscBypass);
+        Assert.Equal(PacketSocketDevice.MaxSegmentBytes, v.A.Capabilities.TsoMaxBytes);
+        Assert.Equal(new MacAddress(0x02_00_c6_12_01_02), v.A.Capabilities.MacAddress);
+        Assert.Equal(1500, v.A.Capabilities.Mtu);
+        var (a, b, c, s, l) = Connect(v);
+        var data = new byte[8 << 20];
+        new Random(3).NextBytes(data);
+        Assert.Equal(SHA256.HashData(data), SHA256.HashData(Transfer(a, c, b, s, data)));
+        Assert.True(v.A.TxLarge > 0, v.A.Summary());
+        // veth passes GSO packets whole: B's stack took segments larger than its MSS (checksum left as NEEDS_CSUM).
+        Assert.True(v.B.RxLarge > 0, v.B.Summary());
+        Assert.Equal(0, b.Counters.Drops(DropReason.TcpBadChecksum));
+        Assert.Equal(SHA256.HashData(data), SHA256.HashData(Transfer(b, s, a, c, data)));
+        Assert.True(v.B.TxLarge > 0 && v.A.RxLarge > 0);
+        a.Dispose();
+        b.Dispose();
+    }
+
+    [PacketSocketFact]
+    public void TwoStacksOverVeth_NoInterfaceTso_KernelSegments_AndTsoOffFallsBack()
+    {
+        using var v = new Veth(ifaceTso: false, optsB: ",tso=0");
+        Assert.False(v.A.InterfaceTso);
+        Assert.False(v.A.QdiscBypass); // the qdisc path, where the kernel segments GSO packets in software
+        Assert.True(v.B.QdiscBypass);  // no TSO offered: nothing for the kernel to segment
+        Assert.Equal(0, v.B.Capabilities.TsoMaxBytes);
+        var (a, b, c, s, l) = Connect(v);
+        var data = new byte[4 << 20];
+        new Random(4).NextBytes(data);
+        Assert.Equal(SHA256.HashData(data), SHA256.HashData(Transfer(a, c, b, s, data)));
+        Assert.True(v.A.TxLarge > 0, v.A.Summary());
+        Assert.Equal(0, v.B.RxLarge); // cut by the kernel before the veth
+        Assert.Equal(0, b.Counters.Drops(DropReason.TcpBadChecksum));
+        Assert.Equal(SHA256.HashData(data), SHA256.HashData(Transfer(b, s, a, c, data)));
+        Assert.Equal(0, v.B.TxLarge); // tso=0: MSS-sized segments only
+        a.Dispose();
+        b.Dispose();
+    }
+
+    [PacketSocketFact]
+    public void MalformedAndOversizedFrames_AreCountedDrops()
+    {
+        using var v = new Veth(ifaceTso: true);
+        Span<PacketBuf> bufs = stackalloc PacketBuf[4];
+        Assert.Equal(4, v.A.Allocate(bufs));
+        // 0: a frame longer than the MTU without a segment size: the kernel refuses it (EMSGSIZE), counted, dropped.
+        bufs[0].SetLength(3000);
+        bufs[0].Data.Fill(0x11);
+        // 1: marked for segmentation but not TCP/IPv4: no GSO header is written; as a 3,000-byte frame it is refused.
+        bufs[1].SetLength(3000);
+        bufs[1].Data.Fill(0x22);
+        bufs[1].SegmentSize = 1448;
+        // 2: a short, harmless frame that goes out.
+        bufs[2].SetLength(60);
+        bufs[2].Data.Clear();
+        bufs[2].Data[12] = 0x88; bufs[2].Data[13] = 0xB5; // local experimental EtherType
+        // 3: no headroom left for the virtio header: refused by the kernel as an empty message, counted, dropped.
+        bufs[3].Offset = 4;
+        bufs[3].SetLength(60);
+        Assert.Equal(4, v.A.Transmit(bufs));
+        Assert.Equal(3, v.A.TxDropped);
+        Assert.Equal(1, v.A.TxFrames);
+        // B sees the one good frame.
+        Span<PacketBuf> rx = stackalloc PacketBuf[8];
+        int n = 0;
+        long deadline = NowUs() + 2_000_000;
+        while (n == 0 && NowUs() < deadline) n = v.B.Receive(rx);
+        Assert.Equal(1, n);
+        Assert.Equal(60, rx[0].Length);
+        v.B.Free(ref rx[0]);
+    }
+
+    [Fact]
+    public void ConfigParse_AcceptsOptionsAndRejectsBadOnes()
+    {
+        PacketSocketConfig c = PacketSocketConfig.Parse("eth0,tso=0,burst=16,buffers=128,bypass=1");
+        Assert.Equal("eth0", c.Interface);
+        Assert.False(c.Tso);
+        Assert.Equal(16, c.Burst);
+        Assert.Equal(128, c.Buffers);
+        Assert.True(c.QdiscBypass);
+        Assert.True(PacketSocketConfig.Parse("ut-srv0").Tso);
+        Assert.Null(PacketSocketConfig.Parse("ut-srv0").QdiscBypass);
+        foreach (string bad in new[] { "", ",tso=1", "eth0,tso=2", "eth0,burst=0", "eth0,burst=65", "eth0,foo=1", "eth0,tso",
+                     "averyveryverylongname0", "a/b" })
+            Assert.Throws<ArgumentException>(() => PacketSocketConfig.Parse(bad));
+        // No such interface: the reason is in the message.
+        var e = Assert.Throws<InvalidOperationException>(() => PacketSocketDevice.Open(PacketSocketConfig.Parse("nosuchif-tso")));
+        Assert.Contains("nosuchif-tso", e.Message);
+    }
+}
