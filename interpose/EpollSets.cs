@@ -185,8 +185,13 @@ internal static class EpollSets
                     reg.Owner = set;
                     reg.Queued = false;
                     set.Count++;
-                    reg.NextOfSocket = s.EpollRegs;
-                    s.EpollRegs = reg;
+                    if (!ReferenceEquals(reg, s))
+                    {
+                        // An extra registration goes at the head of the extras, which hang off the socket's own
+                        // NextOfSocket; the embedded one (just put in use) heads the chain through that same link.
+                        reg.NextOfSocket = s.NextOfSocket;
+                        s.NextOfSocket = reg;
+                    }
                     Index(reg, HandleOf(s));
                     Enqueue(reg);
                     return 0;
@@ -250,13 +255,18 @@ internal static class EpollSets
         if (reg.Owner is { } set) set.Count--;
         reg.Owner = null;
         Unindex(reg);
-        ref Registration? link = ref reg.Socket.EpollRegs;
-        while (link is not null)
+        if (reg is ExtraRegistration)
         {
-            if (ReferenceEquals(link, reg)) { link = reg.NextOfSocket; break; }
-            link = ref link.NextOfSocket;
+            // Out of the extras chained from the socket's own NextOfSocket (see UserSocket.EpollRegs). The embedded
+            // registration keeps its NextOfSocket: it still heads the socket's extras.
+            ref Registration? link = ref reg.Socket.NextOfSocket;
+            while (link is not null)
+            {
+                if (ReferenceEquals(link, reg)) { link = reg.NextOfSocket; break; }
+                link = ref link.NextOfSocket;
+            }
+            reg.NextOfSocket = null;
         }
-        reg.NextOfSocket = null;
         // A new life (an entry still on a ready list belongs to the old one and is dropped by its wait); a separate
         // registration is pooled, the embedded one is free for the socket's next EPOLL_CTL_ADD.
         reg.Life++;

@@ -562,7 +562,7 @@ http {{
                                     errors=f"kernel: not possible in one process (RLIMIT_NOFILE hard limit {nofile})")
                         log(f"{name} round {r} kernel: skipped, RLIMIT_NOFILE hard limit {nofile}")
                         continue
-                    sock = f"/tmp/usertcp-w5-{os.getpid()}-{time.monotonic_ns()}.sock"
+                    sock = f"/tmp/usertcp-w5-{a.sock_tag}{os.getpid()}-{time.monotonic_ns()}.sock"
                     run(["ip", "-n", self.srv, "addr", "flush", "dev", "ut-srv0"])
                     ns = ["ip", "netns", "exec", self.srv]
                     if side == "kernel":
@@ -919,6 +919,7 @@ def main():
     ap.add_argument("--idle-conns", default="1000,10000", help="W6/W5 idle connection counts, comma-separated")
     ap.add_argument("--w5-conns", default="100000,1000000", help="W5a connection counts (topology a), comma-separated")
     ap.add_argument("--w5-rounds", type=int, default=1, help="W5a rounds (each 1M round takes about a minute per stack)")
+    ap.add_argument("--sock-tag", default="", help="W5a: text put into the memif socket path (/tmp/usertcp-w5-TAG...)")
     ap.add_argument("--idle-seconds", type=float, default=5)
     ap.add_argument("--churn-seconds", type=float, default=2)
     ap.add_argument("--workloads", default="W2,W1,W4,W3,W6", help="any of W2,W1,W4,W3,W6 (W6 also gives W5) in "

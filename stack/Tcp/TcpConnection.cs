@@ -60,25 +60,21 @@ public sealed partial class TcpConnection : TimerNode
     private RttEstimator _rtt;      // SRTT, RTTVAR, RTO and the backoff (consecutive timeouts without progress)
     private SeqNumber _rttSeq;      // Karn: the one timed segment per RTT
     private uint _rttStartUs;       // low 32 bits of the time the timed segment left (RTTs up to 71 minutes)
-    private uint _firstLossMs;      // when the current run of timeouts started (user timeout); 0 = none
+    // _firstLossMs (when the current run of timeouts started, for the user timeout; 0 = none): in RareState.
 
     // --- congestion control (RFC 5681, RFC 6582 NewReno) ---
     private CongestionState _cc;    // owns cwnd and ssthresh (NewReno or CUBIC, per TcpConfig), inline
-    private int _inflation;         // NewReno without SACK: RFC 5681 window inflation during fast recovery
     private uint _lastSendMs;       // restart after idle (RFC 5681 §4.1); 0 = never sent
-    private int _dupAcks;
-    private SeqNumber _recover;
-    private SeqNumber _highRxt;     // RFC 6675 HighRxt: highest retransmitted in SACK recovery
-    private SackScoreboard? _sack;  // from the layer's pool while the peer reports SACKed data; null = nothing SACKed
+    // Loss recovery (_dupAcks, _inflation: NewReno without SACK, RFC 5681 window inflation; _recover; _highRxt:
+    // RFC 6675 HighRxt; _sack: the layer's scoreboard while the peer reports SACKed data): in RareState.
 
     // --- timers: 32-bit milliseconds (see TcpConnection.Timers.cs; 0 = not armed) ---
     private uint _rtoAt;            // retransmission or persist (see ConnFlags.Persist)
     private uint _delAckAt;
-    private uint _keepAt;
+    // _keepAt (keepalive deadline) and _keepProbes: in RareState.
     private uint _waitAt;           // TIME_WAIT, FIN_WAIT_2 or SYN_RECEIVED expiry
     private uint _lastRecvMs;
     private uint _idleAt;           // drained ring blocks go back to the pool then (TcpConfig.IdleBufferReleaseUs)
-    private byte _keepProbes;
     private int _unackedBytes;      // bytes received since our last ACK
     private byte _quickAcks;        // in-order segments still to be acknowledged at once (Linux quick-ACK mode)
     // The connection is its own node in the layer's TimerWheel (TimerNode base), due at the earliest deadline.
@@ -112,8 +108,7 @@ public sealed partial class TcpConnection : TimerNode
     public bool NoDelay { get => (_socketBits & SocketBits.NoDelay) != 0; set => SetBit(SocketBits.NoDelay, value); }
     public bool Cork { get => (_socketBits & SocketBits.Cork) != 0; set => SetBit(SocketBits.Cork, value); }
     public bool KeepAlive { get => (_socketBits & SocketBits.KeepAlive) != 0; set => SetBit(SocketBits.KeepAlive, value); }
-    private byte _keepCount;
-    private int _keepIdleMs, _keepIntervalMs, _userTimeoutMs; // kept in ms (as Linux keeps them), 4 bytes each
+    // _keepCount, _keepIdleMs, _keepIntervalMs, _userTimeoutMs (kept in ms, as Linux keeps them): in RareState.
     public long KeepIdleUs { get => _keepIdleMs * 1000L; set => _keepIdleMs = OptionMs(value); }
     public long KeepIntervalUs { get => _keepIntervalMs * 1000L; set => _keepIntervalMs = OptionMs(value); }
     /// <summary>TCP_USER_TIMEOUT (0 = off), at most 24 days.</summary>
@@ -144,6 +139,117 @@ public sealed partial class TcpConnection : TimerNode
         WindowScale = 32768,    // both sides sent the window scale option
     }
 
+    /// <summary>
+    /// State that an idle or loss-free connection never sets away from its default: loss recovery (duplicate ACKs,
+    /// NewReno inflation, the recovery point, HighRxt, the SACK scoreboard, the start of a run of timeouts), keepalive
+    /// (deadline, probes sent) and the keepalive/user-timeout settings when they differ from the layer's defaults.
+    /// A connection holds none (a million idle connections save ~40 bytes each) until one of these fields is first
+    /// written with a value other than its default; it then takes one from the layer's free list (or a new one), keeps
+    /// it for the rest of its life (no allocation per loss episode), and gives it back when the connection object is
+    /// reset for reuse. The fields below are properties with the old fields' names, so no method changed.
+    /// </summary>
+    internal sealed class RareState
+    {
+        internal RareState? NextFree;   // the layer's free list (TcpLayer.FreeRareStates)
+        internal SackScoreboard? Sack;
+        internal int Inflation, DupAcks, KeepIdleMs, KeepIntervalMs, UserTimeoutMs;
+        internal SeqNumber Recover, HighRxt;
+        internal uint FirstLossMs, KeepAt;
+        internal byte KeepProbes, KeepCount;
+    }
+
+    private RareState? _rare;
+
+    /// <summary>This connection's rare state, taken now if it has none (every field at its default).</summary>
+    private RareState Rare => _rare ?? TakeRare();
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private RareState TakeRare()
+    {
+        RareState? r = _layer.FreeRareStates;
+        if (r != null) { _layer.FreeRareStates = r.NextFree; r.NextFree = null; }
+        else r = new RareState();
+        r.Sack = null;
+        r.Inflation = r.DupAcks = 0;
+        r.Recover = _iss;
+        r.HighRxt = default;
+        r.FirstLossMs = r.KeepAt = 0;
+        r.KeepProbes = 0;
+        r.KeepIdleMs = _layer.KeepIdleMsDefault;
+        r.KeepIntervalMs = _layer.KeepIntervalMsDefault;
+        r.KeepCount = DefaultKeepCount;
+        r.UserTimeoutMs = 0;
+        return _rare = r;
+    }
+
+    /// <summary>Whether the connection holds a <see cref="RareState"/> (tests, bench/IdleMemory).</summary>
+    internal bool HasRareState => _rare != null;
+
+    private byte DefaultKeepCount => (byte)Math.Clamp(_layer.Config.KeepAliveCount, 0, 255);
+
+    // Each reads the default while there is no rare state, and a write of the default then takes none. _recover's
+    // default is ISS: every open sets it to ISS right after choosing ISS, which never changes afterwards.
+    private int _dupAcks
+    {
+        get => _rare is { } r ? r.DupAcks : 0;
+        set { if (_rare is { } r) r.DupAcks = value; else if (value != 0) TakeRare().DupAcks = value; }
+    }
+    private int _inflation
+    {
+        get => _rare is { } r ? r.Inflation : 0;
+        set { if (_rare is { } r) r.Inflation = value; else if (value != 0) TakeRare().Inflation = value; }
+    }
+    private SeqNumber _recover
+    {
+        get => _rare is { } r ? r.Recover : _iss;
+        set { if (_rare is { } r) r.Recover = value; else if (value != _iss) TakeRare().Recover = value; }
+    }
+    private SeqNumber _highRxt
+    {
+        get => _rare is { } r ? r.HighRxt : default;
+        set { if (_rare is { } r) r.HighRxt = value; else if (value != default) TakeRare().HighRxt = value; }
+    }
+    private SackScoreboard? _sack
+    {
+        get => _rare?.Sack;
+        set { if (_rare is { } r) r.Sack = value; else if (value != null) TakeRare().Sack = value; }
+    }
+    private uint _firstLossMs
+    {
+        get => _rare is { } r ? r.FirstLossMs : 0;
+        set { if (_rare is { } r) r.FirstLossMs = value; else if (value != 0) TakeRare().FirstLossMs = value; }
+    }
+    private uint _keepAt
+    {
+        get => _rare is { } r ? r.KeepAt : 0;
+        set { if (_rare is { } r) r.KeepAt = value; else if (value != 0) TakeRare().KeepAt = value; }
+    }
+    private byte _keepProbes
+    {
+        get => _rare is { } r ? r.KeepProbes : (byte)0;
+        set { if (_rare is { } r) r.KeepProbes = value; else if (value != 0) TakeRare().KeepProbes = value; }
+    }
+    private int _keepIdleMs
+    {
+        get => _rare is { } r ? r.KeepIdleMs : _layer.KeepIdleMsDefault;
+        set { if (_rare is { } r) r.KeepIdleMs = value; else if (value != _layer.KeepIdleMsDefault) TakeRare().KeepIdleMs = value; }
+    }
+    private int _keepIntervalMs
+    {
+        get => _rare is { } r ? r.KeepIntervalMs : _layer.KeepIntervalMsDefault;
+        set { if (_rare is { } r) r.KeepIntervalMs = value; else if (value != _layer.KeepIntervalMsDefault) TakeRare().KeepIntervalMs = value; }
+    }
+    private int _userTimeoutMs
+    {
+        get => _rare is { } r ? r.UserTimeoutMs : 0;
+        set { if (_rare is { } r) r.UserTimeoutMs = value; else if (value != 0) TakeRare().UserTimeoutMs = value; }
+    }
+    private byte _keepCount
+    {
+        get => _rare is { } r ? r.KeepCount : DefaultKeepCount;
+        set { if (_rare is { } r) r.KeepCount = value; else if (value != DefaultKeepCount) TakeRare().KeepCount = value; }
+    }
+
     internal TcpConnection(TcpLayer layer, in TcpTuple tuple)
     {
         _layer = layer;
@@ -161,6 +267,14 @@ public sealed partial class TcpConnection : TimerNode
         TcpConfig c = _layer.Config;
         // TimerNode: the wheel has already cancelled the node (Unlink).
         Next = null; Prev = null; Slot = -1; DueUs = 0;
+        if (_rare is { } rare)
+        {
+            // Back to the layer (its scoreboard is gone: IsClean); the writes of defaults below then take none.
+            _rare = null;
+            rare.Sack = null;
+            rare.NextFree = _layer.FreeRareStates;
+            _layer.FreeRareStates = rare;
+        }
         Tuple = tuple;
         NextInTable = null;
         State = TcpState.Closed;
