@@ -32,7 +32,7 @@ public sealed partial class TcpConnection : TimerNode
     private SeqNumber _sndNxt;
     private SeqNumber _sndMax;      // highest sequence number sent + 1 (SND.NXT rewinds on timeout; this does not)
     private SeqNumber _sndWl1, _sndWl2;
-    private SeqNumber _finSeq;      // sequence number of our FIN once queued
+    // _finSeq (sequence number of our FIN once queued): in RareState.
     private uint _sndWnd;           // peer's window, already scaled
     private uint _maxSndWnd;        // largest window the peer offered (SWS avoidance, RFC 5961 §5)
     // MSS values are at most 65495 (16-bit option, MTU-bounded): 16 bits each. Properties keep the methods' field
@@ -46,7 +46,7 @@ public sealed partial class TcpConnection : TimerNode
     private SeqNumber _irs;
     private SeqNumber _rcvNxt;
     private SeqNumber _rcvAdvEdge;  // RCV.NXT + RCV.WND as last advertised: never moved left (RFC 9293 §3.8.6.2.2)
-    private SeqNumber _peerFinSeq;  // where the peer's FIN sits once seen (it may arrive out of order)
+    // _peerFinSeq (where the peer's FIN sits once seen; it may arrive out of order): in RareState.
     /// <summary>Segment size the peer sends to us (delayed-ACK accounting).</summary>
     private int _peerMss { get => _peerMssBits; set => _peerMssBits = (ushort)value; }
 
@@ -72,7 +72,7 @@ public sealed partial class TcpConnection : TimerNode
     private uint _rtoAt;            // retransmission or persist (see ConnFlags.Persist)
     private uint _delAckAt;
     // _keepAt (keepalive deadline) and _keepProbes: in RareState.
-    private uint _waitAt;           // TIME_WAIT, FIN_WAIT_2 or SYN_RECEIVED expiry
+    // _waitAt (TIME_WAIT or FIN_WAIT_2 expiry): in RareState.
     private uint _lastRecvMs;
     private uint _idleAt;           // drained ring blocks go back to the pool then (TcpConfig.IdleBufferReleaseUs)
     private int _unackedBytes;      // bytes received since our last ACK
@@ -85,9 +85,8 @@ public sealed partial class TcpConnection : TimerNode
     private Assembler? _ooo;        // taken from the layer's pool only while out-of-order data is held
 
     // --- the socket above ---
-    internal TcpListener? Listener;         // passive open until accepted
-    internal TcpConnection? NextInQueue;    // listener accept queue link
-    private byte _pendingError, _softError;
+    // Listener (passive open until accepted), NextInQueue (the listener's accept queue link), _pendingError and
+    // _softError: in RareState.
     internal SocketError PendingError { get => (SocketError)_pendingError; set => _pendingError = (byte)value; }
     /// <summary>ICMP soft errors, reported if the connection later times out.</summary>
     internal SocketError SoftError { get => (SocketError)_softError; set => _softError = (byte)value; }
@@ -152,10 +151,12 @@ public sealed partial class TcpConnection : TimerNode
     {
         internal RareState? NextFree;   // the layer's free list (TcpLayer.FreeRareStates)
         internal SackScoreboard? Sack;
+        internal TcpListener? Listener;
+        internal TcpConnection? NextInQueue;
         internal int Inflation, DupAcks, KeepIdleMs, KeepIntervalMs, UserTimeoutMs;
-        internal SeqNumber Recover, HighRxt;
-        internal uint FirstLossMs, KeepAt;
-        internal byte KeepProbes, KeepCount;
+        internal SeqNumber Recover, HighRxt, FinSeq, PeerFinSeq;
+        internal uint FirstLossMs, KeepAt, WaitAt;
+        internal byte KeepProbes, KeepCount, PendingError, SoftError;
     }
 
     private RareState? _rare;
@@ -170,6 +171,11 @@ public sealed partial class TcpConnection : TimerNode
         if (r != null) { _layer.FreeRareStates = r.NextFree; r.NextFree = null; }
         else r = new RareState();
         r.Sack = null;
+        r.Listener = null;
+        r.NextInQueue = null;
+        r.FinSeq = r.PeerFinSeq = default;
+        r.WaitAt = 0;
+        r.PendingError = r.SoftError = 0;
         r.Inflation = r.DupAcks = 0;
         r.Recover = _iss;
         r.HighRxt = default;
@@ -180,6 +186,21 @@ public sealed partial class TcpConnection : TimerNode
         r.KeepCount = DefaultKeepCount;
         r.UserTimeoutMs = 0;
         return _rare = r;
+    }
+
+    /// <summary>A passive open holds its rare state (for <see cref="Listener"/>) until accepted: then, if nothing else
+    /// in it differs from the defaults, it goes back to the layer, so an accepted idle connection holds none.</summary>
+    private void GiveBackRareIfDefault(RareState r)
+    {
+        if (r.Listener != null || r.NextInQueue != null || r.Sack != null || r.Inflation != 0 || r.DupAcks != 0
+            || r.Recover != _iss || r.HighRxt != default || r.FinSeq != default || r.PeerFinSeq != default
+            || r.FirstLossMs != 0 || r.KeepAt != 0 || r.WaitAt != 0 || r.KeepProbes != 0 || r.PendingError != 0
+            || r.SoftError != 0 || r.KeepIdleMs != _layer.KeepIdleMsDefault
+            || r.KeepIntervalMs != _layer.KeepIntervalMsDefault || r.KeepCount != DefaultKeepCount || r.UserTimeoutMs != 0)
+            return;
+        _rare = null;
+        r.NextFree = _layer.FreeRareStates;
+        _layer.FreeRareStates = r;
     }
 
     /// <summary>Whether the connection holds a <see cref="RareState"/> (tests, bench/IdleMemory).</summary>
@@ -243,6 +264,51 @@ public sealed partial class TcpConnection : TimerNode
     {
         get => _rare is { } r ? r.UserTimeoutMs : 0;
         set { if (_rare is { } r) r.UserTimeoutMs = value; else if (value != 0) TakeRare().UserTimeoutMs = value; }
+    }
+    private SeqNumber _finSeq
+    {
+        get => _rare is { } r ? r.FinSeq : default;
+        set { if (_rare is { } r) r.FinSeq = value; else if (value != default) TakeRare().FinSeq = value; }
+    }
+    private SeqNumber _peerFinSeq
+    {
+        get => _rare is { } r ? r.PeerFinSeq : default;
+        set { if (_rare is { } r) r.PeerFinSeq = value; else if (value != default) TakeRare().PeerFinSeq = value; }
+    }
+    private uint _waitAt
+    {
+        get => _rare is { } r ? r.WaitAt : 0;
+        set { if (_rare is { } r) r.WaitAt = value; else if (value != 0) TakeRare().WaitAt = value; }
+    }
+    private byte _pendingError
+    {
+        get => _rare is { } r ? r.PendingError : (byte)0;
+        set { if (_rare is { } r) r.PendingError = value; else if (value != 0) TakeRare().PendingError = value; }
+    }
+    private byte _softError
+    {
+        get => _rare is { } r ? r.SoftError : (byte)0;
+        set { if (_rare is { } r) r.SoftError = value; else if (value != 0) TakeRare().SoftError = value; }
+    }
+    /// <summary>The listener of a passive open until it is accepted (cleared then, or when the child closes).</summary>
+    internal TcpListener? Listener
+    {
+        get => _rare?.Listener;
+        set
+        {
+            if (_rare is { } r)
+            {
+                r.Listener = value;
+                if (value == null) GiveBackRareIfDefault(r);
+            }
+            else if (value != null) TakeRare().Listener = value;
+        }
+    }
+    /// <summary>The listener's accept queue link.</summary>
+    internal TcpConnection? NextInQueue
+    {
+        get => _rare?.NextInQueue;
+        set { if (_rare is { } r) r.NextInQueue = value; else if (value != null) TakeRare().NextInQueue = value; }
     }
     private byte _keepCount
     {
