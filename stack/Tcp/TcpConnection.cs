@@ -82,7 +82,7 @@ public sealed partial class TcpConnection : TimerNode
     // --- buffers ---
     private ByteRing _snd;          // inline mutable structs: never copy them
     private ByteRing _rcv;
-    private Assembler? _ooo;        // taken from the layer's pool only while out-of-order data is held
+    // _ooo (the out-of-order assembler, from the layer's pool only while out-of-order data is held): in RareState.
 
     // --- the socket above ---
     // Listener (passive open until accepted), NextInQueue (the listener's accept queue link), _pendingError and
@@ -140,17 +140,21 @@ public sealed partial class TcpConnection : TimerNode
 
     /// <summary>
     /// State that an idle or loss-free connection never sets away from its default: loss recovery (duplicate ACKs,
-    /// NewReno inflation, the recovery point, HighRxt, the SACK scoreboard, the start of a run of timeouts), keepalive
-    /// (deadline, probes sent) and the keepalive/user-timeout settings when they differ from the layer's defaults.
-    /// A connection holds none (a million idle connections save ~40 bytes each) until one of these fields is first
-    /// written with a value other than its default; it then takes one from the layer's free list (or a new one), keeps
-    /// it for the rest of its life (no allocation per loss episode), and gives it back when the connection object is
-    /// reset for reuse. The fields below are properties with the old fields' names, so no method changed.
+    /// NewReno inflation, the recovery point, HighRxt, the SACK scoreboard, the out-of-order assembler, the start of
+    /// a run of timeouts), keepalive (deadline, probes sent), the keepalive/user-timeout settings when they differ
+    /// from the layer's defaults, the FIN sequence numbers and TIME_WAIT/FIN_WAIT_2 deadline of a closing
+    /// connection, the error bytes, and the accept-queue links of a passive open not yet accepted.
+    /// A connection holds none (424 -> 352 B per connection object) until one of these fields is first written with a
+    /// value other than its default; it then takes one from the layer's free list (or a new one), keeps it for the
+    /// rest of its life (no allocation per loss episode), and gives it back when the connection object is reset for
+    /// reuse, or when it is accepted with nothing else set (a passive open takes one for its listener link). The
+    /// fields below are properties with the old fields' names, so no method body changed.
     /// </summary>
     internal sealed class RareState
     {
         internal RareState? NextFree;   // the layer's free list (TcpLayer.FreeRareStates)
         internal SackScoreboard? Sack;
+        internal Assembler? Ooo;
         internal TcpListener? Listener;
         internal TcpConnection? NextInQueue;
         internal int Inflation, DupAcks, KeepIdleMs, KeepIntervalMs, UserTimeoutMs;
@@ -171,6 +175,7 @@ public sealed partial class TcpConnection : TimerNode
         if (r != null) { _layer.FreeRareStates = r.NextFree; r.NextFree = null; }
         else r = new RareState();
         r.Sack = null;
+        r.Ooo = null;
         r.Listener = null;
         r.NextInQueue = null;
         r.FinSeq = r.PeerFinSeq = default;
@@ -192,7 +197,7 @@ public sealed partial class TcpConnection : TimerNode
     /// in it differs from the defaults, it goes back to the layer, so an accepted idle connection holds none.</summary>
     private void GiveBackRareIfDefault(RareState r)
     {
-        if (r.Listener != null || r.NextInQueue != null || r.Sack != null || r.Inflation != 0 || r.DupAcks != 0
+        if (r.Listener != null || r.NextInQueue != null || r.Sack != null || r.Ooo != null || r.Inflation != 0 || r.DupAcks != 0
             || r.Recover != _iss || r.HighRxt != default || r.FinSeq != default || r.PeerFinSeq != default
             || r.FirstLossMs != 0 || r.KeepAt != 0 || r.WaitAt != 0 || r.KeepProbes != 0 || r.PendingError != 0
             || r.SoftError != 0 || r.KeepIdleMs != _layer.KeepIdleMsDefault
@@ -234,6 +239,11 @@ public sealed partial class TcpConnection : TimerNode
     {
         get => _rare?.Sack;
         set { if (_rare is { } r) r.Sack = value; else if (value != null) TakeRare().Sack = value; }
+    }
+    private Assembler? _ooo
+    {
+        get => _rare?.Ooo;
+        set { if (_rare is { } r) r.Ooo = value; else if (value != null) TakeRare().Ooo = value; }
     }
     private uint _firstLossMs
     {
@@ -335,9 +345,11 @@ public sealed partial class TcpConnection : TimerNode
         Next = null; Prev = null; Slot = -1; DueUs = 0;
         if (_rare is { } rare)
         {
-            // Back to the layer (its scoreboard is gone: IsClean); the writes of defaults below then take none.
+            // Back to the layer (its scoreboard and assembler are gone: IsClean); the writes of defaults below then
+            // take none.
             _rare = null;
             rare.Sack = null;
+            rare.Ooo = null;
             rare.NextFree = _layer.FreeRareStates;
             _layer.FreeRareStates = rare;
         }
