@@ -42,9 +42,9 @@ internal static class FdTable
         int chunks = s_slots.ChunkCount;
         for (int c = 0; c < chunks; c++)
         {
-            UserSocket?[] chunk = s_slots.Chunk(c);
+            ChunkedTable<UserSocket>.Entry[] chunk = s_slots.Chunk(c);
             for (int i = 0; i < chunk.Length; i++)
-                if (Volatile.Read(ref chunk[i]) is { } s) list.Add(((c << ChunkedTable<UserSocket>.Shift) + i, s));
+                if (Volatile.Read(ref chunk[i].Value) is { } s) list.Add(((c << ChunkedTable<UserSocket>.Shift) + i, s));
         }
         return list.ToArray();
     }

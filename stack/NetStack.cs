@@ -209,6 +209,7 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
     }
 
     /// <summary>The slot's object: a <see cref="TcpConnection"/>, a <see cref="Socket"/>, or null (free or out of range).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private object? Slot(int handle) => (uint)handle < (uint)_used ? _slots[handle] : null;
 
     private Socket? GetSocket(int handle) => Slot(handle) as Socket;
