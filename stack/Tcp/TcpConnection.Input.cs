@@ -80,7 +80,7 @@ public sealed partial class TcpConnection
         // The window our SYN offered (unscaled) now has a left edge.
         _rcvAdvEdge = _rcvNxt + (int)Math.Min(_rcv.Free, 65535);
         ApplySynOptions(seg.Options, weOffered: true);
-        _lastRecvMs = NowMs(nowUs);
+        _lastRecvMs = (uint)(nowUs / 1000);
         if (seg.Options.HasTimestamps && Has(ConnFlags.Timestamps)) { _tsRecent = seg.Options.TsVal; _tsRecentSec = (uint)(nowUs / 1_000_000); }
         if (ack)
         {
@@ -272,7 +272,7 @@ public sealed partial class TcpConnection
             return;
         }
 
-        _lastRecvMs = NowMs(nowUs);
+        _lastRecvMs = (uint)(nowUs / 1000);
         _keepProbes = 0;
         if (KeepAlive) ArmKeepalive(nowUs);
 
@@ -359,7 +359,7 @@ public sealed partial class TcpConnection
     /// keepalive and TS.Recent updates, ACK processing, then the data (in order, so straight into the ring).</summary>
     private void InputPredicted(ref TcpSegment seg, long nowUs)
     {
-        _lastRecvMs = NowMs(nowUs);
+        _lastRecvMs = (uint)(nowUs / 1000);
         _keepProbes = 0;
         if (KeepAlive) ArmKeepalive(nowUs);
         if (Has(ConnFlags.Timestamps))

@@ -49,7 +49,7 @@ public sealed partial class TcpConnection
             else if (DataEndSeq() > _sndNxt || _sndMax > _sndUna)
             {
                 Set(ConnFlags.Persist);
-                if (_firstLossMs == 0) _firstLossMs = StampNow(nowUs);
+                if (_firstLossMs == 0) _firstLossMs = StampMs(nowUs);
                 _rtoAt = DeadlineMs(nowUs + CurrentRtoUs);
                 ScheduleTimer();
             }
@@ -129,7 +129,7 @@ public sealed partial class TcpConnection
                 len = sent1;
             }
             else if (!TransmitSegment(_sndNxt, len, fin ? TcpFlags.Fin : TcpFlags.None, nowUs)) break;
-            _lastSendMs = StampNow(nowUs);
+            _lastSendMs = StampMs(nowUs);
             if (retransmit) _layer.Counters.TcpRetransmits++;
             else if (len > 0) TimeSegment(nowUs);
             _sndNxt += len + (fin ? 1 : 0);
@@ -171,7 +171,7 @@ public sealed partial class TcpConnection
             if (len < mss && (Cork || (!NoDelay && _sndMax != _sndUna))) break;
             if (!TransmitPlain(_sndNxt, len, TcpFlags.Ack, nowUs)) break; // no buffer: the loop stops here too
             _layer.SendFastPathSegments++;
-            _lastSendMs = StampNow(nowUs);
+            _lastSendMs = StampMs(nowUs);
             TimeSegment(nowUs);
             _sndNxt += len;
             _sndMax = _sndNxt;
@@ -284,7 +284,7 @@ public sealed partial class TcpConnection
     }
 
     /// <summary>TSval: a millisecond clock (RFC 7323 §5.4 allows 1 ms..1 s ticks) plus the per-connection offset.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] private uint TsNow(long nowUs) => unchecked(NowMs(nowUs) + _tsOffset);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private uint TsNow(long nowUs) => unchecked((uint)(nowUs / 1000) + _tsOffset);
 
     /// <summary>The window field for the next segment, and the advertised right edge it implies.</summary>
     private ushort WindowField(bool syn)

@@ -31,29 +31,11 @@ public sealed partial class TcpConnection
         return ms == 0 ? 1 : ms;
     }
 
-    /// <summary>
-    /// The current time <paramref name="nowUs"/> in 32-bit milliseconds, read from the layer's clock: every way into a
-    /// connection sets it to the nowUs it passes down (the layer's entry points, <see cref="TcpLayer.SetClock"/> in the
-    /// application calls), so one division per entry point serves every stamp and test below it.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] private uint NowMs(long nowUs)
-    {
-        System.Diagnostics.Debug.Assert(nowUs == _layer.NowUs, "the layer's clock is not the time passed down");
-        return _layer.NowMs;
-    }
-
-    /// <summary><see cref="StampMs"/> of now.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] private uint StampNow(long nowUs)
-    {
-        uint ms = NowMs(nowUs);
-        return ms == 0 ? 1 : ms;
-    }
-
     /// <summary>Whether the armed deadline <paramref name="atMs"/> has come at <paramref name="nowUs"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] private bool Reached(long nowUs, uint atMs) => atMs != 0 && (int)(NowMs(nowUs) - atMs) >= 0;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static bool Reached(long nowUs, uint atMs) => atMs != 0 && (int)((uint)(nowUs / 1000) - atMs) >= 0;
 
     /// <summary>Time since the stamp <paramref name="stampMs"/>, in µs (millisecond resolution).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] private long ElapsedUs(long nowUs, uint stampMs) => (long)(int)(NowMs(nowUs) - stampMs) * 1000;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] private static long ElapsedUs(long nowUs, uint stampMs) => (long)(int)((uint)(nowUs / 1000) - stampMs) * 1000;
 
     /// <summary>The full time in µs of a 32-bit deadline, relative to the layer's clock.</summary>
     private long ExpandUs(uint ms)
@@ -126,7 +108,6 @@ public sealed partial class TcpConnection
     /// <summary>Turns keepalive on or off (SO_KEEPALIVE) or changes its timing.</summary>
     public void SetKeepAlive(bool on, long nowUs)
     {
-        _layer.SetClock(nowUs);
         KeepAlive = on;
         _keepAt = 0;
         if (on && State is TcpState.Established or TcpState.CloseWait or TcpState.FinWait1 or TcpState.FinWait2)

@@ -258,7 +258,7 @@ public sealed partial class TcpConnection : TimerNode
         _mss = _layer.MssForRoute();
         InitCongestion();
         State = TcpState.SynSent;
-        _lastRecvMs = NowMs(nowUs);
+        _lastRecvMs = (uint)(nowUs / 1000);
         _layer.Counters.TcpActiveOpens++;
         Output(nowUs);
     }
@@ -282,7 +282,7 @@ public sealed partial class TcpConnection : TimerNode
         InitCongestion();
         InheritOptions(listener);
         State = TcpState.SynReceived;
-        _lastRecvMs = NowMs(nowUs);
+        _lastRecvMs = (uint)(nowUs / 1000);
         // A half-open connection that never completes is dropped after the SYN-ACK retries run out (RTO path).
         Output(nowUs);
     }
@@ -309,7 +309,7 @@ public sealed partial class TcpConnection : TimerNode
         InitCongestion();
         InheritOptions(listener);
         State = TcpState.Established;
-        _lastRecvMs = NowMs(nowUs);
+        _lastRecvMs = (uint)(nowUs / 1000);
         _layer.Counters.TcpPassiveOpens++;
         EnterQuickAck();
         ArmKeepalive(nowUs);
@@ -383,7 +383,6 @@ public sealed partial class TcpConnection : TimerNode
     /// <summary>Queues bytes for sending. Returns bytes accepted (&gt; 0) or 0 with <paramref name="error"/> set.</summary>
     public int Send(ReadOnlySpan<byte> data, long nowUs, out SocketError error)
     {
-        _layer.SetClock(nowUs);
         error = SocketError.Success;
         if (PendingError != SocketError.Success)
         {
@@ -424,7 +423,6 @@ public sealed partial class TcpConnection : TimerNode
     /// (WouldBlock when nothing is there yet).</summary>
     public int Receive(Span<byte> dest, bool peek, long nowUs, out SocketError error)
     {
-        _layer.SetClock(nowUs);
         error = SocketError.Success;
         if (_rcv.Count > 0 && !Has(ConnFlags.ReadShutdown))
         {
@@ -473,7 +471,6 @@ public sealed partial class TcpConnection : TimerNode
     /// of stream and arriving bytes are discarded (still acknowledged).</summary>
     public SocketError Shutdown(bool read, bool write, long nowUs)
     {
-        _layer.SetClock(nowUs);
         if (State is TcpState.Closed or TcpState.Listen) return SocketError.NotConnected;
         if (read)
         {
@@ -516,7 +513,6 @@ public sealed partial class TcpConnection : TimerNode
     /// its close on its own.</summary>
     public void Close(bool abort, long nowUs)
     {
-        _layer.SetClock(nowUs);
         UserHandle = -1;
         if (State is TcpState.Closed)
         {
@@ -543,7 +539,6 @@ public sealed partial class TcpConnection : TimerNode
     /// <summary>Sends RST (if synchronized) and frees the connection at once.</summary>
     public void Abort(long nowUs)
     {
-        _layer.SetClock(nowUs);
         if (State is TcpState.SynReceived or TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2
             or TcpState.CloseWait)
         {
@@ -566,7 +561,6 @@ public sealed partial class TcpConnection : TimerNode
     /// <summary>Sends what Nagle or cork held back once the option changed.</summary>
     public void Flush(long nowUs)
     {
-        _layer.SetClock(nowUs);
         if (State != TcpState.Closed) Output(nowUs);
     }
 

@@ -85,24 +85,7 @@ public sealed partial class TcpLayer : ITimerHandler
     public RtoPolicy Rto { get; }
     public ITcpEvents? Events { get; set; }
     /// <summary>The time of the latest call that passed one in: used by application calls that carry no clock.</summary>
-    public long NowUs
-    {
-        get => _nowUs;
-        private set { _nowUs = value; NowMs = (uint)(value / 1000); }
-    }
-    private long _nowUs;
-
-    /// <summary><see cref="NowUs"/> in the connections' 32-bit milliseconds (its low 32 bits of whole ms), computed
-    /// once per entry point instead of at every stamp, time stamp option and deadline test.</summary>
-    internal uint NowMs { get; private set; }
-
-    /// <summary>Sets the clock from an application call on a connection (which bypasses the layer's entry points).
-    /// The stack's own callers pass the time of the latest poll, so the division is rarely repeated.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal void SetClock(long nowUs)
-    {
-        if (nowUs != _nowUs) NowUs = nowUs;
-    }
+    public long NowUs { get; private set; }
     public int ConnectionCount => _table.Count;
     /// <summary>Connections in TIME_WAIT now (bounded by <see cref="TcpConfig.MaxTimeWait"/>).</summary>
     public int TimeWaitCount { get; internal set; }
@@ -741,7 +724,6 @@ public sealed partial class TcpLayer : ITimerHandler
     {
         int n = _burstAckCount;
         _burstAckCount = -1;
-        if (n > 0) SetClock(nowUs);
         for (int i = 0; i < n; i++)
         {
             TcpConnection c = _burstAcks[i]!;
