@@ -493,7 +493,9 @@ public sealed partial class TcpConnection
         ulong payloadSum = 0; // the payload's checksum sum, taken in the pass that copies it into the frame
         if (len > 0)
         {
-            len = _snd.PeekSum(seq - DataStartSeq(), b + hl, len, out payloadSum);
+            // With checksum offload the device sums the payload: a plain copy (TcpLayer.Transmit ignores payloadSum).
+            if (_layer.TxOffload) len = _snd.Peek(seq - DataStartSeq(), new Span<byte>(b + hl, len));
+            else len = _snd.PeekSum(seq - DataStartSeq(), b + hl, len, out payloadSum);
             if (seq + len == DataEndSeq()) flags |= TcpFlags.Psh;
         }
         ushort window = WindowField(syn: false);

@@ -109,7 +109,8 @@ public sealed partial class TcpLayer : ITimerHandler
         _freeEphemeral = config.EphemeralPortLast - config.EphemeralPortFirst + 1;
         // A large segment is one IPv4 packet until the device cuts it: at most 65,535 bytes with the IPv4 header and
         // the largest TCP header.
-        TsoMax = tx.TxChecksumOffload ? Math.Clamp(tx.TsoMaxBytes, 0, 65535 - 20 - 60) : 0;
+        TxOffload = tx.TxChecksumOffload;
+        TsoMax = TxOffload ? Math.Clamp(tx.TsoMaxBytes, 0, 65535 - 20 - 60) : 0;
     }
 
     public Ipv4Address LocalAddress => _tx.LocalAddress;
@@ -117,6 +118,10 @@ public sealed partial class TcpLayer : ITimerHandler
     /// <summary>The most new data one segment may carry when the device segments it (TSO); 0 = the device does not,
     /// every segment is at most one MSS.</summary>
     internal readonly int TsoMax;
+
+    /// <summary>The device fills the TCP checksum (<see cref="ITcpTransmit.TxChecksumOffload"/>, fixed for the
+    /// device's lifetime): segments carry only the pseudo-header sum, and their payload is copied without summing it.</summary>
+    internal readonly bool TxOffload;
 
     /// <summary>MSS we announce and the ceiling for what we send: MTU minus 40 bytes of IPv4 and TCP headers.</summary>
     internal int MssForRoute() => Math.Max(_tx.Mtu - 40, 88);
@@ -592,7 +597,7 @@ public sealed partial class TcpLayer : ITimerHandler
         Span<byte> seg = p.Data;
         uint pseudo = Checksum.PseudoHeader(t.LocalAddress, t.RemoteAddress, 6, seg.Length);
         var h = new TcpHeaderView(seg);
-        if (_tx.TxChecksumOffload)
+        if (TxOffload)
         {
             p.Offloads |= PacketOffloads.TxTcpChecksum;
             h.Checksum = Checksum.FoldUncomplemented(pseudo);
@@ -611,7 +616,7 @@ public sealed partial class TcpLayer : ITimerHandler
         Span<byte> seg = p.Data;
         uint pseudo = Checksum.PseudoHeader(t.LocalAddress, t.RemoteAddress, 6, seg.Length);
         var h = new TcpHeaderView(seg);
-        if (_tx.TxChecksumOffload)
+        if (TxOffload)
         {
             p.Offloads |= PacketOffloads.TxTcpChecksum;
             h.Checksum = Checksum.FoldUncomplemented(pseudo);

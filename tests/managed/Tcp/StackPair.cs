@@ -19,11 +19,12 @@ internal sealed class StackPair : IDisposable
     public long NowUs = 1_000;
 
     public StackPair(FaultConfig? faults = null, int seed = 1, TcpConfig? tcpA = null, TcpConfig? tcpB = null,
-        bool offload = false, int poolSize = 2048, int tsoA = 0)
+        bool offload = false, int poolSize = 2048, int tsoA = 0, bool txOffloadA = false)
     {
         // tsoA: A's device segments large TCP segments (TSO, which implies transmit checksum offload); B verifies
-        // every piece's checksums in software unless offload is on.
-        var capsA = new DeviceCapabilities { MacAddress = new MacAddress(0x02_00_00_00_00_01), TxTcpChecksum = offload || tsoA > 0, RxTcpChecksum = offload, TxIpv4Checksum = offload, RxIpv4Checksum = offload, TsoMaxBytes = tsoA };
+        // every piece's checksums in software unless offload is on. txOffloadA: A's device fills A's TCP checksums
+        // (the stack copies payloads without summing them), B verifies them in software.
+        var capsA = new DeviceCapabilities { MacAddress = new MacAddress(0x02_00_00_00_00_01), TxTcpChecksum = offload || tsoA > 0 || txOffloadA, RxTcpChecksum = offload, TxIpv4Checksum = offload, RxIpv4Checksum = offload, TsoMaxBytes = tsoA };
         var capsB = new DeviceCapabilities { MacAddress = new MacAddress(0x02_00_00_00_00_02), TxTcpChecksum = offload, RxTcpChecksum = offload, TxIpv4Checksum = offload, RxIpv4Checksum = offload };
         Link = new MemoryLink(new MemoryLinkConfig { Capabilities = capsA, PoolSize = poolSize, RxQueueCapacity = 1024 },
             new MemoryLinkConfig { Capabilities = capsB, PoolSize = poolSize, RxQueueCapacity = 1024 });
