@@ -283,7 +283,11 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
         for (int i = 0; i < ready; i++) *(int*)(_rxMsgs + 64 * i + 48) = 0; // msg_flags
         long n = Sys.RecvMmsg(_fd, _rxMsgs, ready, 0x40 /* MSG_DONTWAIT */);
         RxCalls++;
-        if (n <= 0) return 0;
+        if (n <= 0)
+        {
+            RxEmptyPolls++;
+            return 0;
+        }
         int got = 0;
         for (int i = 0; i < (int)n; i++)
         {
