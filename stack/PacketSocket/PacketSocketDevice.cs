@@ -21,10 +21,10 @@ public sealed class PacketSocketConfig
     public bool? QdiscBypass { get; init; }
     /// <summary>Buffers in the device's pool (each holds a 64 KB segment; pages are touched only as they are used).</summary>
     public int Buffers { get; init; } = 512;
-    /// <summary>Frames in the TPACKET_V2 receive ring (each slot holds a whole 64 KB GSO packet); 0 = no ring, one
-    /// recvmmsg() per poll into the pool's buffers.</summary>
+    /// <summary>Slots in the TPACKET_V2 receive ring (2 KB each: one MTU-sized frame; a larger one, a GSO packet,
+    /// waits in the socket's queue); 0 = no ring, one recvmmsg() per poll into the pool's buffers.</summary>
     public int RingFrames { get; init; } = DefaultRingFrames;
-    public const int DefaultRingFrames = 120;
+    public const int DefaultRingFrames = 1024;
 
     /// <summary>Parses the text after <c>packet:</c>: the interface name, then comma-separated options.</summary>
     public static PacketSocketConfig Parse(string text)
@@ -46,8 +46,8 @@ public sealed class PacketSocketConfig
                 case "bypass" when kv[1] is "0" or "1": bypass = kv[1] == "1"; break;
                 case "burst" when int.TryParse(kv[1], out int b) && b is >= 1 and <= 64: burst = b; break;
                 case "buffers" when int.TryParse(kv[1], out int n) && n is >= 64 and <= 65536: buffers = n; break;
-                case "ring" when int.TryParse(kv[1], out int f) && f is 0 or (>= 8 and <= 4096): ring = f; break;
-                default: throw new ArgumentException($"bad option '{parts[i]}' (tso=0|1, bypass=0|1, burst=1..64, buffers=64..65536, ring=0|8..4096)");
+                case "ring" when int.TryParse(kv[1], out int f) && f is 0 or (>= 8 and <= 65536): ring = f; break;
+                default: throw new ArgumentException($"bad option '{parts[i]}' (tso=0|1, bypass=0|1, burst=1..64, buffers=64..65536, ring=0|8..65536)");
             }
         }
         return new PacketSocketConfig { Interface = iface, Tso = tso, QdiscBypass = bypass, Burst = burst, Buffers = buffers, RingFrames = ring };
@@ -78,18 +78,20 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
     // Receive buffers posted to the kernel: slot i's iovec points at _rxPosted[i].
     private readonly PacketBuf[] _rxPosted;
     // The TPACKET_V2 receive ring (null without one): _ringFrames slots of RingFrameSize bytes, RingFramesPerBlock to a
-    // block of RingBlockSize bytes; _ringHead is the next slot the kernel fills in order.
+    // block of RingBlockSize bytes; _ringHead is the next slot the kernel fills in order. A frame too big for a slot
+    // (PACKET_COPY_THRESH) takes its slot truncated with TP_STATUS_COPY and waits whole in the socket's queue, read
+    // with recvmmsg() into _rxPosted[0].
     private byte* _ring;
     private readonly long _ringBytes;
     private readonly int _ringFrames;
     private int _ringHead;
 
     /// <summary>Bytes per ring slot: the tpacket2 header, its sockaddr_ll and padding (76 bytes before the Ethernet
-    /// header with a virtio header), then a whole IPv4 GSO packet (14 + 65,535 bytes), with room to spare.</summary>
-    public const int RingFrameSize = 66048;
-    /// <summary>Bytes per ring block (an order-8 allocation; the kernel falls back to vmalloc).</summary>
-    public const int RingBlockSize = 1 << 20;
-    public const int RingFramesPerBlock = RingBlockSize / RingFrameSize; // 15
+    /// header with a virtio header), then up to 1,972 bytes of frame (an MTU of 1,500 with room for VLAN tags).</summary>
+    public const int RingFrameSize = 2048;
+    /// <summary>Bytes per ring block (an order-4 allocation).</summary>
+    public const int RingBlockSize = 1 << 16;
+    public const int RingFramesPerBlock = RingBlockSize / RingFrameSize; // 32
 
     public DeviceCapabilities Capabilities { get; }
     /// <summary>The packet socket (POLLIN while a frame waits).</summary>
@@ -141,6 +143,8 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
         _rxPosted = new PacketBuf[_burst];
         if (_ring == null)
             for (int i = 0; i < _burst; i++) PostRx(i);
+        else
+            PostRx(0);
     }
 
     /// <summary>Opens and binds the socket. Throws <see cref="InvalidOperationException"/> with the reason (no such
@@ -197,6 +201,8 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
             if (config.RingFrames > 0)
             {
                 SetInt(fd, SOL_PACKET, 10 /* PACKET_VERSION */, 1 /* TPACKET_V2 */, "PACKET_VERSION", config.Interface);
+                // Frames bigger than a slot are queued whole on the socket too (the slot says TP_STATUS_COPY).
+                SetInt(fd, SOL_PACKET, 7 /* PACKET_COPY_THRESH */, 1, "PACKET_COPY_THRESH", config.Interface);
                 int blocks = (config.RingFrames + RingFramesPerBlock - 1) / RingFramesPerBlock;
                 ringFrames = blocks * RingFramesPerBlock;
                 uint* req = stackalloc uint[4]; // struct tpacket_req
@@ -330,9 +336,16 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
             // tpacket2_hdr: tp_status 0, tp_len 4, tp_snaplen 8, tp_mac 12. TP_STATUS_USER (1): the frame is ours;
             // the acquire read orders the reads of the frame after it.
             if ((Volatile.Read(ref *(uint*)f) & 1) == 0) break;
+            uint status = *(uint*)f;
             uint len = *(uint*)(f + 4), snap = *(uint*)(f + 8);
             int mac = *(ushort*)(f + 12);
-            if (snap < 14 || snap != len || mac < 32 + VnetHeader || mac + (long)snap > RingFrameSize
+            if ((status & 2 /* TP_STATUS_COPY */) != 0)
+            {
+                // Too big for the slot: the whole frame is the next one in the socket's queue.
+                if (_rxPosted[0].Buffer == null && !RefillRx(0)) break; // no buffer: it waits
+                if (TakeQueued(out PacketBuf big)) burst[got++] = big;
+            }
+            else if (snap < 14 || snap != len || mac < 32 + VnetHeader || mac + (long)snap > RingFrameSize
                 || snap > (uint)(_pool.BufferSize - _pool.Headroom))
             {
                 RxDropped++; // runt, truncated (did not fit the slot) or bigger than our buffers
@@ -354,6 +367,35 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
         if (got == 0) RxEmptyPolls++;
         RxFrames += got;
         return got;
+    }
+
+    /// <summary>Reads the frame at the head of the socket's queue (one that did not fit a ring slot) into the buffer
+    /// posted in receive slot 0. False (counted as a drop) when the kernel had none or it is unusable.</summary>
+    private bool TakeQueued(out PacketBuf p)
+    {
+        p = default;
+        *(int*)(_rxMsgs + 48) = 0;
+        long n = Sys.RecvMmsg(_fd, _rxMsgs, 1, 0x40 /* MSG_DONTWAIT */);
+        RxCalls++;
+        if (n <= 0)
+        {
+            RxDropped++;
+            return false;
+        }
+        PacketBuf q = _rxPosted[0];
+        int len = *(int*)(_rxMsgs + 56) - VnetHeader;
+        byte* h = q.Buffer + q.Offset - VnetHeader;
+        if (len < 14 || (*(int*)(_rxMsgs + 48) & 0x20 /* MSG_TRUNC */) != 0 || len > q.Capacity - q.Offset)
+        {
+            RxDropped++;
+            return false; // the buffer stays posted
+        }
+        q.SetLength(len);
+        q.Offloads = (h[0] & 3) != 0 ? PacketOffloads.RxTcpChecksumGood : PacketOffloads.None;
+        if (h[1] != 0) RxLarge++;
+        p = q;
+        PostRx(0);
+        return true;
     }
 
     private bool RefillRx(int i)
