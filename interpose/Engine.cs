@@ -529,10 +529,11 @@ internal static unsafe class Engine
         }
     }
 
-    /// <summary>Polls the stack from an application thread. Caller holds <see cref="Gate"/>.</summary>
-    /// <summary>Returns the time the poll ran at (µs): a wait's round reuses it for its deadline, its sleep and its
-    /// kernel look instead of reading the clock again (a clock read is ~20 instructions, and several hundred ns on
-    /// a VM whose hypervisor traps the time-stamp counter, as here).</summary>
+    /// <summary>Polls the stack from an application thread (caller holds <see cref="Gate"/>) and returns the time the
+    /// poll ran at (µs): a wait's round reuses it for its deadline, its sleep and its kernel look instead of reading the
+    /// clock again (a sleep computed from it may end later by the round's own work after the poll: microseconds,
+    /// never earlier). A clock read is ~20 instructions, and several hundred ns on a VM whose hypervisor traps the
+    /// time-stamp counter, as here.</summary>
     internal static long PollLocked()
     {
         long now = PollCore();

@@ -122,7 +122,8 @@ internal static class EpollSets
     /// than two nested (Monitor.Enter/Exit were ~285 instructions per RPC with two).</summary>
     private static StackLock s_gate => Engine.Gate;
     private static readonly Dictionary<int, Set> s_sets = new();
-    private static Registration?[] s_byHandle = new Registration?[1024];
+    // Registrations by stack handle, in fixed chunks (no earlier array left behind when it grows). Under Gate.
+    private static readonly Stack.ChunkedTable<Registration> s_byHandle = new(1024);
 
     // Sockets whose interpose-level state changed (UserSocket.Changed may run under any lock: this one is a leaf).
     private static readonly StackLock s_dirtyGate = StackLock.Create();
@@ -185,8 +186,13 @@ internal static class EpollSets
                     reg.Owner = set;
                     reg.Queued = false;
                     set.Count++;
-                    reg.NextOfSocket = s.EpollRegs;
-                    s.EpollRegs = reg;
+                    if (!ReferenceEquals(reg, s))
+                    {
+                        // An extra registration goes at the head of the extras, which hang off the socket's own
+                        // NextOfSocket; the embedded one (just put in use) heads the chain through that same link.
+                        reg.NextOfSocket = s.NextOfSocket;
+                        s.NextOfSocket = reg;
+                    }
                     Index(reg, HandleOf(s));
                     Enqueue(reg);
                     return 0;
@@ -220,12 +226,7 @@ internal static class EpollSets
     {
         reg.IndexedHandle = handle;
         if (handle < 0) return;
-        if (handle >= s_byHandle.Length)
-        {
-            int size = s_byHandle.Length;
-            while (size <= handle) size *= 2;
-            System.Array.Resize(ref s_byHandle, size);
-        }
+        if (handle >= s_byHandle.Capacity) s_byHandle.EnsureCapacity(handle + 1);
         reg.NextOfHandle = s_byHandle[handle];
         s_byHandle[handle] = reg;
     }
@@ -234,7 +235,7 @@ internal static class EpollSets
     {
         int h = reg.IndexedHandle;
         reg.IndexedHandle = -1;
-        if (h < 0 || h >= s_byHandle.Length) return;
+        if (h < 0 || h >= s_byHandle.Capacity) return;
         ref Registration? link = ref s_byHandle[h];
         while (link is not null)
         {
@@ -250,13 +251,18 @@ internal static class EpollSets
         if (reg.Owner is { } set) set.Count--;
         reg.Owner = null;
         Unindex(reg);
-        ref Registration? link = ref reg.Socket.EpollRegs;
-        while (link is not null)
+        if (reg is ExtraRegistration)
         {
-            if (ReferenceEquals(link, reg)) { link = reg.NextOfSocket; break; }
-            link = ref link.NextOfSocket;
+            // Out of the extras chained from the socket's own NextOfSocket (see UserSocket.EpollRegs). The embedded
+            // registration keeps its NextOfSocket: it still heads the socket's extras.
+            ref Registration? link = ref reg.Socket.NextOfSocket;
+            while (link is not null)
+            {
+                if (ReferenceEquals(link, reg)) { link = reg.NextOfSocket; break; }
+                link = ref link.NextOfSocket;
+            }
+            reg.NextOfSocket = null;
         }
-        reg.NextOfSocket = null;
         // A new life (an entry still on a ready list belongs to the old one and is dropped by its wait); a separate
         // registration is pooled, the embedded one is free for the socket's next EPOLL_CTL_ADD.
         reg.Life++;
@@ -302,10 +308,11 @@ internal static class EpollSets
         }
         sockets.Clear();
         Trim(sockets);
-        Registration?[] byHandle = s_byHandle;
+        Stack.ChunkedTable<Registration> byHandle = s_byHandle;
+        int capacity = byHandle.Capacity;
         foreach (int h in Engine.Edges.Instance.TakeDirty())
         {
-            if ((uint)h >= (uint)byHandle.Length) continue;
+            if ((uint)h >= (uint)capacity) continue;
             for (Registration? r = byHandle[h]; r is not null; r = r.NextOfHandle) Enqueue(r);
         }
     }
@@ -329,10 +336,10 @@ internal static class EpollSets
             // Every registration hangs off a socket, and every socket that has one is open (its last close removes
             // them), so it is in the fd table: one pass over the table, ended as soon as the set is empty. Closing an
             // epoll fd is rare (exit, reload); the wait and epoll_ctl paths keep no per-set index for it.
-            UserSocket?[] slots = FdTable.Slots;
-            for (int i = 0; i < slots.Length && set.Count > 0; i++)
+            Stack.ChunkedTable<UserSocket> table = FdTable.Slots;
+            for (int i = 0; i < table.Capacity && set.Count > 0; i++)
             {
-                if (slots[i] is not { EpollRegs: not null } s) continue;
+                if (table.Get(i) is not { EpollRegs: not null } s) continue;
                 for (Registration? r = s.EpollRegs; r is not null;)
                 {
                     Registration? next = r.NextOfSocket;

@@ -101,7 +101,8 @@ internal static unsafe class Multiplex
                     return userReady;
                 }
                 // A spin step over user fds only: the kernel has nothing to say but pending signals; let them in
-                // every KernelLookIntervalUs, as epoll_wait does.
+                // every KernelLookIntervalUs, doubling up to KernelLookMaxIntervalUs while it keeps spinning, as
+                // epoll_wait does.
                 if (sleep == 0 && kernelFds == 0 && sigmask == null)
                 {
                     if (t_pollLook.MaySkip(now))
@@ -144,8 +145,10 @@ internal static unsafe class Multiplex
     }
 
     /// <summary>How long epoll_wait rounds that do not sleep may leave the kernel unasked after a look at a set's
-    /// kernel side that found nothing (µs): a kernel event waits at most this long behind a stream of user events or a
-    /// spin, and pending signals get in at least this often while a waiter spins. Rounds that sleep always ask.</summary>
+    /// kernel side that found nothing (µs), at first: the interval doubles with every look in a row that found nothing,
+    /// up to <see cref="KernelLookMaxIntervalUs"/>, and returns to this after a look that found events. So a kernel
+    /// event waits at most 800 µs behind a stream of user events or a spin, and pending signals get in at least that
+    /// often while a waiter spins. Rounds that sleep always ask.</summary>
     internal const long KernelLookIntervalUs = 50;
 
     /// <summary>The longest a kernel fd's event can wait behind a stream of user events (µs): see
@@ -177,7 +180,8 @@ internal static unsafe class Multiplex
                 // A round that will not sleep (user events to return, or a spin step right after traffic) asks the
                 // kernel only to hear about the set's kernel fds (nginx: the channel to its master) and, while
                 // spinning, to let the caller's signals in. Both can wait a little: after a look that found nothing,
-                // such rounds skip the kernel for KernelLookIntervalUs (a busy nginx paid one zero-timeout
+                // such rounds skip the kernel for KernelLookIntervalUs and longer (doubling up to
+                // KernelLookMaxIntervalUs while the looks find nothing; a busy nginx paid one zero-timeout
                 // epoll_pwait2 per connection for nothing). A set whose kernel fds had events is asked every round.
                 if (sleep == 0 && sigmask == null && set is not null)
                 {

@@ -395,7 +395,7 @@ http {{
         `zero-copy=yes` on the client end with --memif-zero-copy."""
         mtu, trusted = (self.a.w5_memif_mtu, self.a.w5_memif_trusted) if w5 else (self.a.memif_mtu, self.a.memif_trusted)
         return ((f",mtu={mtu}" if mtu else "") + (",trusted=1" if trusted else "")
-                + (",zero-copy=yes" if client and self.a.memif_zero_copy else ""))
+                + (",zero-copy=yes" if client and not w5 and self.a.memif_zero_copy else ""))
 
     def a_client_cmd(self, side, cmd):
         """Topology (a): the client runs in the server namespace. kernel: over loopback. usertcp: under LD_PRELOAD
@@ -980,7 +980,7 @@ def main():
         if not shutil.which(tool):
             sys.exit(f"ab: {tool} missing: run make setup")
     if not os.path.exists(LIB):
-        sys.exit("ab: build/libusertcp.so missing: run make")
+        sys.exit(f"ab: {LIB} missing: run make" if a.lib is None else f"ab: --lib {LIB} does not exist")
     run(["make", "-s", "-C", os.path.join(ROOT, "bench", "rpc")])
 
     # Cleanup on every exit path: SIGTERM/SIGINT become exceptions so the finally below runs.

@@ -97,7 +97,7 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
     /// <summary>The handle table: a slot holds the <see cref="TcpConnection"/> of a connected socket, the
     /// <see cref="Socket"/> of a fresh or listening one, or null when free (8 bytes per handle, nothing else per
     /// connection). Slots below <see cref="_used"/> have been handed out; free ones are on <see cref="_free"/>.</summary>
-    private object?[] _slots = new object?[64];
+    private readonly ChunkedTable<object> _slots = new(); // fixed chunks: growth copies no slot, leaves no old array
     private int _used;
     private int[] _free = new int[64];
     private int _freeCount;
@@ -186,7 +186,7 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
         if (_freeCount > 0) handle = _free[--_freeCount];
         else
         {
-            if (_used == _slots.Length) Array.Resize(ref _slots, _slots.Length * 2);
+            if (_used == _slots.Capacity) _slots.EnsureCapacity(_used + 1);
             handle = _used++;
         }
         _slots[handle] = o;
@@ -209,6 +209,7 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
     }
 
     /// <summary>The slot's object: a <see cref="TcpConnection"/>, a <see cref="Socket"/>, or null (free or out of range).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private object? Slot(int handle) => (uint)handle < (uint)_used ? _slots[handle] : null;
 
     private Socket? GetSocket(int handle) => Slot(handle) as Socket;

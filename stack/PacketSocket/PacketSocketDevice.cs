@@ -153,7 +153,9 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
     {
         const int AF_PACKET = 17, SOCK_RAW = 3, SOCK_NONBLOCK = 0x800, SOCK_CLOEXEC = 0x80000;
         const ushort ETH_P_ALL_BE = 0x0300; // htons(ETH_P_ALL = 3)
-        long fd = Sys.Call(Sys.Socket, AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, ETH_P_ALL_BE);
+        // Protocol 0: the socket receives nothing until bind() names the interface and ETH_P_ALL (with ETH_P_ALL here
+        // frames of every interface would queue up in between).
+        long fd = Sys.Call(Sys.Socket, AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) throw Fail("socket(AF_PACKET)", fd, config.Interface);
         try
         {
@@ -185,6 +187,16 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
             *(int**)(ifr + 16) = ev;
             bool ifaceTso = Sys.Call(Sys.Ioctl, fd, 0x8946 /* SIOCETHTOOL */, (long)ifr) >= 0 && ev[1] != 0;
             bool bypass = config.QdiscBypass ?? (ifaceTso || !config.Tso);
+            if (bypass && !ifaceTso && config.Tso)
+            {
+                // bypass=1 asked for on an interface without TSO: every GSO packet would be refused (ENOBUFS, taken
+                // for a full queue, so the burst's head would be retried for ever). Large segments off instead.
+                config = new PacketSocketConfig
+                {
+                    Interface = config.Interface, Tso = false, QdiscBypass = config.QdiscBypass, Burst = config.Burst,
+                    Buffers = config.Buffers, RingFrames = config.RingFrames,
+                };
+            }
             if (bypass) SetInt(fd, SOL_PACKET, 20 /* PACKET_QDISC_BYPASS */, 1, "PACKET_QDISC_BYPASS", config.Interface);
             SetInt(fd, SOL_PACKET, 23 /* PACKET_IGNORE_OUTGOING */, 1, "PACKET_IGNORE_OUTGOING", config.Interface);
             // Room for bursts of 64 KB segments in flight in both directions (FORCE: past the sysctl limits; root

@@ -196,6 +196,7 @@ public sealed class FaultInjectingDevice : IDevice, IDisposable
                 copy[0].SetLength(p.Length);
                 p.Data.CopyTo(copy[0].Data);
                 copy[0].Offloads = p.Offloads;
+                copy[0].SegmentSize = p.SegmentSize;
                 lane.Frames[lane.Count++] = new Held { Packet = copy[0], DueUs = due };
                 lane.Duplicated++;
             }

@@ -93,10 +93,12 @@ public sealed partial class TcpConnection
             int mss = CurrentMss();
             bool retransmit = _sndNxt < _sndMax;
             // TSO: new data beyond one MSS goes out as one large segment the device cuts at the MSS. Only for the
-            // plain segment (no SACK blocks or D-SACK owed: CurrentMss is the MSS) outside loss recovery;
-            // retransmissions, probes and forced sends stay one MSS.
+            // plain segment (no SACK blocks owed for out-of-order data we hold, no D-SACK owed: TransmitLarge writes
+            // timestamps only) outside loss recovery; retransmissions, probes and forced sends stay one MSS. (Not
+            // "CurrentMss() == _mss": with a peer MSS well below ours the SACK blocks fit beside it.)
             int cap = mss;
-            if (_layer.TsoMax > mss && !retransmit && !force && mss == _mss && !Has(ConnFlags.InRecovery)
+            if (_layer.TsoMax > mss && !retransmit && !force && !Has(ConnFlags.InRecovery)
+                && (!Has(ConnFlags.Sack) || _ooo == null || _ooo.IsEmpty)
                 && !_layer.HasDuplicateFor(this)) cap = _layer.TsoMax;
             int len = (int)Math.Min(Math.Min(avail, cap), Math.Max(0, usable));
             if (len > mss && len % mss is int tail && tail != 0
@@ -533,9 +535,11 @@ public sealed partial class TcpConnection
         int hl = ts ? TcpHeaderView.MinLength + 12 : TcpHeaderView.MinLength;
         byte* b = p.Buffer + p.Offset;
         int room = p.Capacity - p.Offset - hl;
-        if (room < len) len = Math.Max(0, room - room % _mss);
+        // A device buffer smaller than it promised: whole MSS pieces that fit, or what fits of one (as TransmitPlain).
+        if (room < len) len = Math.Max(0, room >= _mss ? room - room % _mss : room);
         len = _snd.Peek(seq - DataStartSeq(), new Span<byte>(b + hl, len));
         if (seq + len == DataEndSeq()) flags |= TcpFlags.Psh;
+        else flags &= ~TcpFlags.Fin; // cut short: the FIN goes with the last byte, in a later segment
         TcpHeaderView.EmitRaw(b, Tuple.LocalPort, Tuple.RemotePort, seq.Value, _rcvNxt.Value, flags, WindowField(syn: false), hl);
         if (ts)
         {

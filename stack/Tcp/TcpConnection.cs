@@ -32,7 +32,7 @@ public sealed partial class TcpConnection : TimerNode
     private SeqNumber _sndNxt;
     private SeqNumber _sndMax;      // highest sequence number sent + 1 (SND.NXT rewinds on timeout; this does not)
     private SeqNumber _sndWl1, _sndWl2;
-    private SeqNumber _finSeq;      // sequence number of our FIN once queued
+    // _finSeq (sequence number of our FIN once queued): in RareState.
     private uint _sndWnd;           // peer's window, already scaled
     private uint _maxSndWnd;        // largest window the peer offered (SWS avoidance, RFC 5961 §5)
     // MSS values are at most 65495 (16-bit option, MTU-bounded): 16 bits each. Properties keep the methods' field
@@ -46,7 +46,7 @@ public sealed partial class TcpConnection : TimerNode
     private SeqNumber _irs;
     private SeqNumber _rcvNxt;
     private SeqNumber _rcvAdvEdge;  // RCV.NXT + RCV.WND as last advertised: never moved left (RFC 9293 §3.8.6.2.2)
-    private SeqNumber _peerFinSeq;  // where the peer's FIN sits once seen (it may arrive out of order)
+    // _peerFinSeq (where the peer's FIN sits once seen; it may arrive out of order): in RareState.
     /// <summary>Segment size the peer sends to us (delayed-ACK accounting).</summary>
     private int _peerMss { get => _peerMssBits; set => _peerMssBits = (ushort)value; }
 
@@ -60,25 +60,21 @@ public sealed partial class TcpConnection : TimerNode
     private RttEstimator _rtt;      // SRTT, RTTVAR, RTO and the backoff (consecutive timeouts without progress)
     private SeqNumber _rttSeq;      // Karn: the one timed segment per RTT
     private uint _rttStartUs;       // low 32 bits of the time the timed segment left (RTTs up to 71 minutes)
-    private uint _firstLossMs;      // when the current run of timeouts started (user timeout); 0 = none
+    // _firstLossMs (when the current run of timeouts started, for the user timeout; 0 = none): in RareState.
 
     // --- congestion control (RFC 5681, RFC 6582 NewReno) ---
     private CongestionState _cc;    // owns cwnd and ssthresh (NewReno or CUBIC, per TcpConfig), inline
-    private int _inflation;         // NewReno without SACK: RFC 5681 window inflation during fast recovery
     private uint _lastSendMs;       // restart after idle (RFC 5681 §4.1); 0 = never sent
-    private int _dupAcks;
-    private SeqNumber _recover;
-    private SeqNumber _highRxt;     // RFC 6675 HighRxt: highest retransmitted in SACK recovery
-    private SackScoreboard? _sack;  // from the layer's pool while the peer reports SACKed data; null = nothing SACKed
+    // Loss recovery (_dupAcks, _inflation: NewReno without SACK, RFC 5681 window inflation; _recover; _highRxt:
+    // RFC 6675 HighRxt; _sack: the layer's scoreboard while the peer reports SACKed data): in RareState.
 
     // --- timers: 32-bit milliseconds (see TcpConnection.Timers.cs; 0 = not armed) ---
     private uint _rtoAt;            // retransmission or persist (see ConnFlags.Persist)
     private uint _delAckAt;
-    private uint _keepAt;
-    private uint _waitAt;           // TIME_WAIT, FIN_WAIT_2 or SYN_RECEIVED expiry
+    // _keepAt (keepalive deadline) and _keepProbes: in RareState.
+    // _waitAt (TIME_WAIT or FIN_WAIT_2 expiry): in RareState.
     private uint _lastRecvMs;
     private uint _idleAt;           // drained ring blocks go back to the pool then (TcpConfig.IdleBufferReleaseUs)
-    private byte _keepProbes;
     private int _unackedBytes;      // bytes received since our last ACK
     private byte _quickAcks;        // in-order segments still to be acknowledged at once (Linux quick-ACK mode)
     // The connection is its own node in the layer's TimerWheel (TimerNode base), due at the earliest deadline.
@@ -86,12 +82,11 @@ public sealed partial class TcpConnection : TimerNode
     // --- buffers ---
     private ByteRing _snd;          // inline mutable structs: never copy them
     private ByteRing _rcv;
-    private Assembler? _ooo;        // taken from the layer's pool only while out-of-order data is held
+    // _ooo (the out-of-order assembler, from the layer's pool only while out-of-order data is held): in RareState.
 
     // --- the socket above ---
-    internal TcpListener? Listener;         // passive open until accepted
-    internal TcpConnection? NextInQueue;    // listener accept queue link
-    private byte _pendingError, _softError;
+    // Listener (passive open until accepted), NextInQueue (the listener's accept queue link), _pendingError and
+    // _softError: in RareState.
     internal SocketError PendingError { get => (SocketError)_pendingError; set => _pendingError = (byte)value; }
     /// <summary>ICMP soft errors, reported if the connection later times out.</summary>
     internal SocketError SoftError { get => (SocketError)_softError; set => _softError = (byte)value; }
@@ -112,8 +107,7 @@ public sealed partial class TcpConnection : TimerNode
     public bool NoDelay { get => (_socketBits & SocketBits.NoDelay) != 0; set => SetBit(SocketBits.NoDelay, value); }
     public bool Cork { get => (_socketBits & SocketBits.Cork) != 0; set => SetBit(SocketBits.Cork, value); }
     public bool KeepAlive { get => (_socketBits & SocketBits.KeepAlive) != 0; set => SetBit(SocketBits.KeepAlive, value); }
-    private byte _keepCount;
-    private int _keepIdleMs, _keepIntervalMs, _userTimeoutMs; // kept in ms (as Linux keeps them), 4 bytes each
+    // _keepCount, _keepIdleMs, _keepIntervalMs, _userTimeoutMs (kept in ms, as Linux keeps them): in RareState.
     public long KeepIdleUs { get => _keepIdleMs * 1000L; set => _keepIdleMs = OptionMs(value); }
     public long KeepIntervalUs { get => _keepIntervalMs * 1000L; set => _keepIntervalMs = OptionMs(value); }
     /// <summary>TCP_USER_TIMEOUT (0 = off), at most 24 days.</summary>
@@ -144,6 +138,194 @@ public sealed partial class TcpConnection : TimerNode
         WindowScale = 32768,    // both sides sent the window scale option
     }
 
+    /// <summary>
+    /// State that an idle or loss-free connection never sets away from its default: loss recovery (duplicate ACKs,
+    /// NewReno inflation, the recovery point, HighRxt, the SACK scoreboard, the out-of-order assembler, the start of
+    /// a run of timeouts), keepalive (deadline, probes sent), the keepalive/user-timeout settings when they differ
+    /// from the layer's defaults, the FIN sequence numbers and TIME_WAIT/FIN_WAIT_2 deadline of a closing
+    /// connection, the error bytes, and the accept-queue links of a passive open not yet accepted.
+    /// A connection holds none (424 -> 352 B per connection object) until one of these fields is first written with a
+    /// value other than its default; it then takes one from the layer's free list (or a new one), keeps it for the
+    /// rest of its life (no allocation per loss episode), and gives it back when the connection object is reset for
+    /// reuse, or when it is accepted with nothing else set (a passive open takes one for its listener link). The
+    /// fields below are properties with the old fields' names, so no method body changed.
+    /// </summary>
+    internal sealed class RareState
+    {
+        internal RareState? NextFree;   // the layer's free list (TcpLayer.FreeRareStates)
+        internal SackScoreboard? Sack;
+        internal Assembler? Ooo;
+        internal TcpListener? Listener;
+        internal TcpConnection? NextInQueue;
+        internal int Inflation, DupAcks, KeepIdleMs, KeepIntervalMs, UserTimeoutMs;
+        internal SeqNumber Recover, HighRxt, FinSeq, PeerFinSeq;
+        internal uint FirstLossMs, KeepAt, WaitAt;
+        internal byte KeepProbes, KeepCount, PendingError, SoftError;
+    }
+
+    private RareState? _rare;
+
+    /// <summary>This connection's rare state, taken now if it has none (every field at its default).</summary>
+    private RareState Rare => _rare ?? TakeRare();
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private RareState TakeRare()
+    {
+        RareState? r = _layer.FreeRareStates;
+        if (r != null) { _layer.FreeRareStates = r.NextFree; r.NextFree = null; }
+        else r = new RareState();
+        r.Sack = null;
+        r.Ooo = null;
+        r.Listener = null;
+        r.NextInQueue = null;
+        r.FinSeq = r.PeerFinSeq = default;
+        r.WaitAt = 0;
+        r.PendingError = r.SoftError = 0;
+        r.Inflation = r.DupAcks = 0;
+        r.Recover = _iss;
+        r.HighRxt = default;
+        r.FirstLossMs = r.KeepAt = 0;
+        r.KeepProbes = 0;
+        r.KeepIdleMs = _layer.KeepIdleMsDefault;
+        r.KeepIntervalMs = _layer.KeepIntervalMsDefault;
+        r.KeepCount = DefaultKeepCount;
+        r.UserTimeoutMs = 0;
+        return _rare = r;
+    }
+
+    /// <summary>A passive open holds its rare state (for <see cref="Listener"/>) until accepted: then, if nothing else
+    /// in it differs from the defaults, it goes back to the layer, so an accepted idle connection holds none.</summary>
+    private void GiveBackRareIfDefault(RareState r)
+    {
+        if (r.Listener != null || r.NextInQueue != null || r.Sack != null || r.Ooo != null || r.Inflation != 0 || r.DupAcks != 0
+            || r.Recover != _iss || r.HighRxt != default || r.FinSeq != default || r.PeerFinSeq != default
+            || r.FirstLossMs != 0 || r.KeepAt != 0 || r.WaitAt != 0 || r.KeepProbes != 0 || r.PendingError != 0
+            || r.SoftError != 0 || r.KeepIdleMs != _layer.KeepIdleMsDefault
+            || r.KeepIntervalMs != _layer.KeepIntervalMsDefault || r.KeepCount != DefaultKeepCount || r.UserTimeoutMs != 0)
+            return;
+        _rare = null;
+        r.NextFree = _layer.FreeRareStates;
+        _layer.FreeRareStates = r;
+    }
+
+    /// <summary>Whether the connection holds a <see cref="RareState"/> (tests, bench/IdleMemory).</summary>
+    internal bool HasRareState => _rare != null;
+
+    private byte DefaultKeepCount => (byte)Math.Clamp(_layer.Config.KeepAliveCount, 0, 255);
+
+    // Each reads the default while there is no rare state, and a write of the default then takes none. _recover's
+    // default is ISS: every open sets it to ISS right after choosing ISS, which never changes afterwards.
+    private int _dupAcks
+    {
+        get => _rare is { } r ? r.DupAcks : 0;
+        set { if (_rare is { } r) r.DupAcks = value; else if (value != 0) TakeRare().DupAcks = value; }
+    }
+    private int _inflation
+    {
+        get => _rare is { } r ? r.Inflation : 0;
+        set { if (_rare is { } r) r.Inflation = value; else if (value != 0) TakeRare().Inflation = value; }
+    }
+    private SeqNumber _recover
+    {
+        get => _rare is { } r ? r.Recover : _iss;
+        set { if (_rare is { } r) r.Recover = value; else if (value != _iss) TakeRare().Recover = value; }
+    }
+    private SeqNumber _highRxt
+    {
+        get => _rare is { } r ? r.HighRxt : default;
+        set { if (_rare is { } r) r.HighRxt = value; else if (value != default) TakeRare().HighRxt = value; }
+    }
+    private SackScoreboard? _sack
+    {
+        get => _rare?.Sack;
+        set { if (_rare is { } r) r.Sack = value; else if (value != null) TakeRare().Sack = value; }
+    }
+    private Assembler? _ooo
+    {
+        get => _rare?.Ooo;
+        set { if (_rare is { } r) r.Ooo = value; else if (value != null) TakeRare().Ooo = value; }
+    }
+    private uint _firstLossMs
+    {
+        get => _rare is { } r ? r.FirstLossMs : 0;
+        set { if (_rare is { } r) r.FirstLossMs = value; else if (value != 0) TakeRare().FirstLossMs = value; }
+    }
+    private uint _keepAt
+    {
+        get => _rare is { } r ? r.KeepAt : 0;
+        set { if (_rare is { } r) r.KeepAt = value; else if (value != 0) TakeRare().KeepAt = value; }
+    }
+    private byte _keepProbes
+    {
+        get => _rare is { } r ? r.KeepProbes : (byte)0;
+        set { if (_rare is { } r) r.KeepProbes = value; else if (value != 0) TakeRare().KeepProbes = value; }
+    }
+    private int _keepIdleMs
+    {
+        get => _rare is { } r ? r.KeepIdleMs : _layer.KeepIdleMsDefault;
+        set { if (_rare is { } r) r.KeepIdleMs = value; else if (value != _layer.KeepIdleMsDefault) TakeRare().KeepIdleMs = value; }
+    }
+    private int _keepIntervalMs
+    {
+        get => _rare is { } r ? r.KeepIntervalMs : _layer.KeepIntervalMsDefault;
+        set { if (_rare is { } r) r.KeepIntervalMs = value; else if (value != _layer.KeepIntervalMsDefault) TakeRare().KeepIntervalMs = value; }
+    }
+    private int _userTimeoutMs
+    {
+        get => _rare is { } r ? r.UserTimeoutMs : 0;
+        set { if (_rare is { } r) r.UserTimeoutMs = value; else if (value != 0) TakeRare().UserTimeoutMs = value; }
+    }
+    private SeqNumber _finSeq
+    {
+        get => _rare is { } r ? r.FinSeq : default;
+        set { if (_rare is { } r) r.FinSeq = value; else if (value != default) TakeRare().FinSeq = value; }
+    }
+    private SeqNumber _peerFinSeq
+    {
+        get => _rare is { } r ? r.PeerFinSeq : default;
+        set { if (_rare is { } r) r.PeerFinSeq = value; else if (value != default) TakeRare().PeerFinSeq = value; }
+    }
+    private uint _waitAt
+    {
+        get => _rare is { } r ? r.WaitAt : 0;
+        set { if (_rare is { } r) r.WaitAt = value; else if (value != 0) TakeRare().WaitAt = value; }
+    }
+    private byte _pendingError
+    {
+        get => _rare is { } r ? r.PendingError : (byte)0;
+        set { if (_rare is { } r) r.PendingError = value; else if (value != 0) TakeRare().PendingError = value; }
+    }
+    private byte _softError
+    {
+        get => _rare is { } r ? r.SoftError : (byte)0;
+        set { if (_rare is { } r) r.SoftError = value; else if (value != 0) TakeRare().SoftError = value; }
+    }
+    /// <summary>The listener of a passive open until it is accepted (cleared then, or when the child closes).</summary>
+    internal TcpListener? Listener
+    {
+        get => _rare?.Listener;
+        set
+        {
+            if (_rare is { } r)
+            {
+                r.Listener = value;
+                if (value == null) GiveBackRareIfDefault(r);
+            }
+            else if (value != null) TakeRare().Listener = value;
+        }
+    }
+    /// <summary>The listener's accept queue link.</summary>
+    internal TcpConnection? NextInQueue
+    {
+        get => _rare?.NextInQueue;
+        set { if (_rare is { } r) r.NextInQueue = value; else if (value != null) TakeRare().NextInQueue = value; }
+    }
+    private byte _keepCount
+    {
+        get => _rare is { } r ? r.KeepCount : DefaultKeepCount;
+        set { if (_rare is { } r) r.KeepCount = value; else if (value != DefaultKeepCount) TakeRare().KeepCount = value; }
+    }
+
     internal TcpConnection(TcpLayer layer, in TcpTuple tuple)
     {
         _layer = layer;
@@ -161,6 +343,16 @@ public sealed partial class TcpConnection : TimerNode
         TcpConfig c = _layer.Config;
         // TimerNode: the wheel has already cancelled the node (Unlink).
         Next = null; Prev = null; Slot = -1; DueUs = 0;
+        if (_rare is { } rare)
+        {
+            // Back to the layer (its scoreboard and assembler are gone: IsClean); the writes of defaults below then
+            // take none.
+            _rare = null;
+            rare.Sack = null;
+            rare.Ooo = null;
+            rare.NextFree = _layer.FreeRareStates;
+            _layer.FreeRareStates = rare;
+        }
         Tuple = tuple;
         NextInTable = null;
         State = TcpState.Closed;

@@ -76,6 +76,8 @@ public sealed partial class TcpLayer : ITimerHandler
     /// <summary>The keepalive times of <see cref="Config"/> in the connection's whole milliseconds (each new
     /// connection starts from them).</summary>
     internal readonly int KeepIdleMsDefault, KeepIntervalMsDefault;
+    /// <summary>Rare-state objects given back by reset connections (TcpConnection.RareState; a chain through NextFree).</summary>
+    internal TcpConnection.RareState? FreeRareStates;
     public TcpConfig Config { get; }
     /// <summary>Set when several processes share the device: flows are claimed through it (null: all are ours).</summary>
     public IFlowOwnership? Flows { get; set; }

@@ -19,6 +19,11 @@ public sealed class TcpListener
         Address = address;
         Port = port;
         Backlog = Math.Max(1, backlog);
+        // Children start from the layer's keepalive defaults, as a connection does (NetStack then copies its socket's
+        // options over these): a listener made through the layer alone no longer hands out keepalive times of 0.
+        KeepIdleMs = layer.KeepIdleMsDefault;
+        KeepIntervalMs = layer.KeepIntervalMsDefault;
+        KeepCount = layer.Config.KeepAliveCount;
     }
 
     public Ipv4Address Address { get; }

@@ -738,7 +738,10 @@ TEST_F(ConnParity, RcvTimeoAndSndTimeo)
     long took = NowMs() - t0;
     EXPECT_GE(took, 150);
     EXPECT_LT(took, 2000);
-    // Data that arrives before the timeout is returned.
+    // Data that arrives before the timeout is returned (a longer timeout here: on a loaded machine the peer may
+    // take more than 200 ms to send its first byte, on either stack).
+    timeval longer = { 3, 0 };
+    ASSERT_EQ(setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &longer, sizeof longer), 0);
     c.peer.Start("SENDSLOW 2 2 50");
     EXPECT_EQ(recv(c.fd, buf, 1, MSG_WAITALL), 1);
     EXPECT_EQ(c.peer.Answer(), "OK 2");

@@ -12,8 +12,8 @@ public class NetStackHandleTableTests
 {
     private static object? SlotOf(NetStack st, int handle)
     {
-        var slots = (object?[])typeof(NetStack).GetField("_slots", BindingFlags.Instance | BindingFlags.NonPublic)!.GetValue(st)!;
-        return slots[handle];
+        var slots = (ChunkedTable<object>)typeof(NetStack).GetField("_slots", BindingFlags.Instance | BindingFlags.NonPublic)!.GetValue(st)!;
+        return slots.Get(handle);
     }
 
     [Fact]

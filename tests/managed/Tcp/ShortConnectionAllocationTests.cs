@@ -143,8 +143,18 @@ public class ShortConnectionAllocationTests
                     compared++;
                 }
             }
+            // The state kept in TcpConnection.RareState reads through properties with the old fields' names.
+            foreach (PropertyInfo pr in typeof(TcpConnection).GetProperties(BindingFlags.Instance | BindingFlags.NonPublic
+                | BindingFlags.DeclaredOnly))
+            {
+                if (!pr.Name.StartsWith('_') && pr.Name is not ("Listener" or "NextInQueue")) continue;
+                Assert.True(Equals(pr.GetValue(fresh), pr.GetValue(reused)),
+                    $"{pr.Name}: new {pr.GetValue(fresh)}, reused {pr.GetValue(reused)}");
+                compared++;
+            }
+            Assert.False(reused.HasRareState);
             _out.WriteLine($"{compared} fields equal");
-            Assert.True(compared > 50, $"only {compared} fields");
+            Assert.True(compared > 60, $"only {compared} fields");
         }
     }
 

@@ -238,6 +238,49 @@ public unsafe class TsoTests
     }
 
     [Fact]
+    public void BuffersSmallerThanPromised_FinQueuedBehindTheData_GoesWithTheLastByte()
+    {
+        // As above, with the FIN queued behind all the data (shutdown after the last send): a large segment cut short
+        // by the buffer must not carry the FIN, or the peer would take the rest for data after the FIN.
+        var capsA = new DeviceCapabilities { MacAddress = new MacAddress(0x02_00_00_00_00_01), TxTcpChecksum = true, TsoMaxBytes = 65536 };
+        using var link = new MemoryLink(new MemoryLinkConfig { Capabilities = capsA, PoolSize = 512, BufferSize = 2048, RxQueueCapacity = 1024 },
+            new MemoryLinkConfig { PoolSize = 2048, RxQueueCapacity = 1024 });
+        using var a = new NetStack(link.A, new StackConfig { Interface = new InterfaceConfig { Address = StackPair.AddrA }, Tcp = new TcpConfig { Seed = 1 } });
+        using var b = new NetStack(link.B, new StackConfig { Interface = new InterfaceConfig { Address = StackPair.AddrB }, Tcp = new TcpConfig { Seed = 2 } });
+        Assert.Equal(SocketError.Success, b.Open(out int l));
+        Assert.Equal(SocketError.Success, b.Bind(l, Ipv4Address.Any, 8080));
+        Assert.Equal(SocketError.Success, b.Listen(l, 4));
+        Assert.Equal(SocketError.Success, a.Open(out int c));
+        Assert.Equal(SocketError.InProgress, a.Connect(c, StackPair.AddrB, 8080));
+        long now = 1_000;
+        int s = -1, got = 0;
+        var data = new byte[60_000];
+        new Random(9).NextBytes(data);
+        var recv = new byte[data.Length + 1];
+        bool queued = false, eof = false;
+        for (int i = 0; i < 200_000 && !eof; i++, now += 100)
+        {
+            a.Poll(now);
+            b.Poll(now);
+            if (s < 0) { b.Accept(l, out s, out _, out _); continue; }
+            if (!queued)
+            {
+                // All the data and the FIN in one go, before anything is sent: the first large segment carries it all.
+                Assert.Equal(data.Length, a.Send(c, data, out _));
+                Assert.Equal(SocketError.Success, a.Shutdown(c, ShutdownHow.Write));
+                queued = true;
+            }
+            int n = b.Receive(s, recv.AsSpan(got), false, out SocketError e);
+            if (n > 0) got += n;
+            else if (n == 0 && e == SocketError.Success) eof = true;
+        }
+        Assert.True(eof);
+        Assert.Equal(data.Length, got);
+        Assert.Equal(data, recv.AsSpan(0, got).ToArray());
+        Assert.Equal(0, link.A.TxOversizeDropped);
+    }
+
+    [Fact]
     public void NoDelayOff_ShortTailWaitsForTheAck_AsWithoutTso()
     {
         using var p = new Pair(65536);
