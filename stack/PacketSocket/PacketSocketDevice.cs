@@ -1,12 +1,13 @@
 using System;
 using System.Runtime.InteropServices;
 using System.Text;
+using System.Threading;
 using UserTcp.Stack.Phy;
 using UserTcp.Stack.Wire;
 
 namespace UserTcp.Stack.PacketSocket;
 
-/// <summary>Settings of a <see cref="PacketSocketDevice"/> (USERTCP_DEV=<c>packet:IFACE[,tso=0|1][,bypass=0|1][,burst=N][,buffers=N]</c>).</summary>
+/// <summary>Settings of a <see cref="PacketSocketDevice"/> (USERTCP_DEV=<c>packet:IFACE[,tso=0|1][,bypass=0|1][,burst=N][,buffers=N][,ring=N]</c>).</summary>
 public sealed class PacketSocketConfig
 {
     /// <summary>The interface to bind to (in the caller's network namespace).</summary>
@@ -20,6 +21,10 @@ public sealed class PacketSocketConfig
     public bool? QdiscBypass { get; init; }
     /// <summary>Buffers in the device's pool (each holds a 64 KB segment; pages are touched only as they are used).</summary>
     public int Buffers { get; init; } = 512;
+    /// <summary>Slots in the TPACKET_V2 receive ring (2 KB each: one MTU-sized frame; a larger one, a GSO packet,
+    /// waits in the socket's queue); 0 = no ring, one recvmmsg() per poll into the pool's buffers.</summary>
+    public int RingFrames { get; init; } = DefaultRingFrames;
+    public const int DefaultRingFrames = 1024;
 
     /// <summary>Parses the text after <c>packet:</c>: the interface name, then comma-separated options.</summary>
     public static PacketSocketConfig Parse(string text)
@@ -27,10 +32,10 @@ public sealed class PacketSocketConfig
         string[] parts = text.Split(',');
         string iface = parts[0];
         if (iface.Length == 0 || iface.Length > 15 || iface.Contains('/') || iface.Contains(' '))
-            throw new ArgumentException($"'{iface}' is not an interface name (packet:IFACE[,tso=0|1][,bypass=0|1][,burst=N][,buffers=N])");
+            throw new ArgumentException($"'{iface}' is not an interface name (packet:IFACE[,tso=0|1][,bypass=0|1][,burst=N][,buffers=N][,ring=N])");
         bool tso = true;
         bool? bypass = null;
-        int burst = 32, buffers = 512;
+        int burst = 32, buffers = 512, ring = DefaultRingFrames;
         for (int i = 1; i < parts.Length; i++)
         {
             string[] kv = parts[i].Split('=', 2);
@@ -41,10 +46,11 @@ public sealed class PacketSocketConfig
                 case "bypass" when kv[1] is "0" or "1": bypass = kv[1] == "1"; break;
                 case "burst" when int.TryParse(kv[1], out int b) && b is >= 1 and <= 64: burst = b; break;
                 case "buffers" when int.TryParse(kv[1], out int n) && n is >= 64 and <= 65536: buffers = n; break;
-                default: throw new ArgumentException($"bad option '{parts[i]}' (tso=0|1, bypass=0|1, burst=1..64, buffers=64..65536)");
+                case "ring" when int.TryParse(kv[1], out int f) && f is 0 or (>= 8 and <= 65536): ring = f; break;
+                default: throw new ArgumentException($"bad option '{parts[i]}' (tso=0|1, bypass=0|1, burst=1..64, buffers=64..65536, ring=0|8..65536)");
             }
         }
-        return new PacketSocketConfig { Interface = iface, Tso = tso, QdiscBypass = bypass, Burst = burst, Buffers = buffers };
+        return new PacketSocketConfig { Interface = iface, Tso = tso, QdiscBypass = bypass, Burst = burst, Buffers = buffers, RingFrames = ring };
     }
 }
 
@@ -71,6 +77,21 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
     private readonly byte* _txMsgs, _txIov, _rxMsgs, _rxIov;
     // Receive buffers posted to the kernel: slot i's iovec points at _rxPosted[i].
     private readonly PacketBuf[] _rxPosted;
+    // The TPACKET_V2 receive ring (null without one): _ringFrames slots of RingFrameSize bytes, RingFramesPerBlock to a
+    // block of RingBlockSize bytes; _ringHead is the next slot the kernel fills in order. A frame too big for a slot
+    // (PACKET_COPY_THRESH) takes its slot truncated with TP_STATUS_COPY and waits whole in the socket's queue, read
+    // with recvmmsg() into _rxPosted[0].
+    private byte* _ring;
+    private readonly long _ringBytes;
+    private readonly int _ringFrames;
+    private int _ringHead;
+
+    /// <summary>Bytes per ring slot: the tpacket2 header, its sockaddr_ll and padding (76 bytes before the Ethernet
+    /// header with a virtio header), then up to 1,972 bytes of frame (an MTU of 1,500 with room for VLAN tags).</summary>
+    public const int RingFrameSize = 2048;
+    /// <summary>Bytes per ring block (an order-4 allocation).</summary>
+    public const int RingBlockSize = 1 << 16;
+    public const int RingFramesPerBlock = RingBlockSize / RingFrameSize; // 32
 
     public DeviceCapabilities Capabilities { get; }
     /// <summary>The packet socket (POLLIN while a frame waits).</summary>
@@ -81,12 +102,18 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
     /// <summary>The interface segments TCP itself (ethtool tso on): our GSO packets pass through whole.</summary>
     public bool InterfaceTso { get; private init; }
 
-    // Counters (USERTCP_STATS).
-    public long RxCalls, RxFrames, RxLarge, RxDropped, TxCalls, TxFrames, TxLarge, TxDropped, TxRefused;
+    /// <summary>Slots in the receive ring (0: recvmmsg() per poll).</summary>
+    public int RingFrames => _ringFrames;
 
-    private PacketSocketDevice(PacketSocketConfig config, int fd, MacAddress mac, int mtu)
+    // Counters (USERTCP_STATS). RxCalls counts receive system calls (none with the ring); RxPolls every Receive.
+    public long RxPolls, RxEmptyPolls, RxCalls, RxFrames, RxLarge, RxDropped, TxCalls, TxFrames, TxLarge, TxDropped, TxRefused;
+
+    private PacketSocketDevice(PacketSocketConfig config, int fd, MacAddress mac, int mtu, byte* ring, long ringBytes, int ringFrames)
     {
         _fd = fd;
+        _ring = ring;
+        _ringBytes = ringBytes;
+        _ringFrames = ringFrames;
         _burst = config.Burst;
         InterfaceName = config.Interface;
         int bufferSize = Headroom + 14 + 20 + 60 + MaxSegmentBytes + 64;
@@ -114,7 +141,10 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
             *(long*)(_rxMsgs + 64 * i + 24) = 1;
         }
         _rxPosted = new PacketBuf[_burst];
-        for (int i = 0; i < _burst; i++) PostRx(i);
+        if (_ring == null)
+            for (int i = 0; i < _burst; i++) PostRx(i);
+        else
+            PostRx(0);
     }
 
     /// <summary>Opens and binds the socket. Throws <see cref="InvalidOperationException"/> with the reason (no such
@@ -164,7 +194,7 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
                 config = new PacketSocketConfig
                 {
                     Interface = config.Interface, Tso = false, QdiscBypass = config.QdiscBypass, Burst = config.Burst,
-                    Buffers = config.Buffers,
+                    Buffers = config.Buffers, RingFrames = config.RingFrames,
                 };
             }
             if (bypass) SetInt(fd, SOL_PACKET, 20 /* PACKET_QDISC_BYPASS */, 1, "PACKET_QDISC_BYPASS", config.Interface);
@@ -175,14 +205,47 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
             if (SetIntRaw(fd, SOL_SOCKET, 32 /* SO_SNDBUFFORCE */, big) < 0) SetIntRaw(fd, SOL_SOCKET, 7 /* SO_SNDBUF */, big);
             if (SetIntRaw(fd, SOL_SOCKET, 33 /* SO_RCVBUFFORCE */, big) < 0) SetIntRaw(fd, SOL_SOCKET, 8 /* SO_RCVBUF */, big);
 
+            // The receive ring (after PACKET_VNET_HDR, which the kernel refuses once a ring exists; before bind, so no
+            // frame lands in the socket's queue instead): TPACKET_V2, fixed slots big enough for a whole GSO packet.
+            byte* ring = null;
+            long ringBytes = 0;
+            int ringFrames = 0;
+            if (config.RingFrames > 0)
+            {
+                SetInt(fd, SOL_PACKET, 10 /* PACKET_VERSION */, 1 /* TPACKET_V2 */, "PACKET_VERSION", config.Interface);
+                // Frames bigger than a slot are queued whole on the socket too (the slot says TP_STATUS_COPY).
+                SetInt(fd, SOL_PACKET, 7 /* PACKET_COPY_THRESH */, 1, "PACKET_COPY_THRESH", config.Interface);
+                int blocks = (config.RingFrames + RingFramesPerBlock - 1) / RingFramesPerBlock;
+                ringFrames = blocks * RingFramesPerBlock;
+                uint* req = stackalloc uint[4]; // struct tpacket_req
+                req[0] = RingBlockSize;
+                req[1] = (uint)blocks;
+                req[2] = RingFrameSize;
+                req[3] = (uint)ringFrames;
+                r = Sys.Call(Sys.Setsockopt, fd, SOL_PACKET, 5 /* PACKET_RX_RING */, (long)req, 16);
+                if (r < 0) throw Fail("PACKET_RX_RING", r, config.Interface);
+                ringBytes = (long)blocks * RingBlockSize;
+                r = Sys.Call(Sys.Mmap, 0, ringBytes, 3 /* PROT_READ | PROT_WRITE */, 1 /* MAP_SHARED */, fd, 0);
+                if (r < 0) throw Fail("mmap of the receive ring", r, config.Interface);
+                ring = (byte*)r;
+            }
+
             byte* sll = stackalloc byte[20];
             new Span<byte>(sll, 20).Clear();
             *(ushort*)sll = AF_PACKET;
             *(ushort*)(sll + 2) = ETH_P_ALL_BE;
             *(int*)(sll + 4) = ifindex;
             r = Sys.Call(Sys.Bind, fd, (long)sll, 20);
-            if (r < 0) throw Fail("bind", r, config.Interface);
-            return new PacketSocketDevice(config, (int)fd, new MacAddress(mac), mtu) { QdiscBypass = bypass, InterfaceTso = ifaceTso };
+            if (r < 0)
+            {
+                if (ring != null) Sys.Call(Sys.Munmap, (long)ring, ringBytes);
+                throw Fail("bind", r, config.Interface);
+            }
+            return new PacketSocketDevice(config, (int)fd, new MacAddress(mac), mtu, ring, ringBytes, ringFrames)
+            {
+                QdiscBypass = bypass,
+                InterfaceTso = ifaceTso,
+            };
         }
         catch
         {
@@ -228,6 +291,8 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
 
     public int Receive(Span<PacketBuf> burst)
     {
+        RxPolls++;
+        if (_ring != null) return ReceiveRing(burst);
         int want = Math.Min(burst.Length, _burst);
         // Slots without a buffer (the pool ran dry) are refilled first; a burst stops at the first empty one.
         int ready = 0;
@@ -236,7 +301,11 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
         for (int i = 0; i < ready; i++) *(int*)(_rxMsgs + 64 * i + 48) = 0; // msg_flags
         long n = Sys.RecvMmsg(_fd, _rxMsgs, ready, 0x40 /* MSG_DONTWAIT */);
         RxCalls++;
-        if (n <= 0) return 0;
+        if (n <= 0)
+        {
+            RxEmptyPolls++;
+            return 0;
+        }
         int got = 0;
         for (int i = 0; i < (int)n; i++)
         {
@@ -262,6 +331,83 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
         // its own buffer. Frames dropped above kept theirs.
         RxFrames += got;
         return got;
+    }
+
+    private byte* RingSlot(int i) => _ring + (long)(i / RingFramesPerBlock) * RingBlockSize + (long)(i % RingFramesPerBlock) * RingFrameSize;
+
+    /// <summary>Takes the frames the kernel has put in the ring, in order, without a system call: each is copied into
+    /// a pool buffer (so the stack may keep it as long as it likes) and its slot goes back to the kernel at once.
+    /// When the ring is full the kernel drops new frames and counts them (PACKET_STATISTICS).</summary>
+    private int ReceiveRing(Span<PacketBuf> burst)
+    {
+        int want = Math.Min(burst.Length, _burst);
+        int got = 0;
+        while (got < want)
+        {
+            byte* f = RingSlot(_ringHead);
+            // tpacket2_hdr: tp_status 0, tp_len 4, tp_snaplen 8, tp_mac 12. TP_STATUS_USER (1): the frame is ours;
+            // the acquire read orders the reads of the frame after it.
+            if ((Volatile.Read(ref *(uint*)f) & 1) == 0) break;
+            uint status = *(uint*)f;
+            uint len = *(uint*)(f + 4), snap = *(uint*)(f + 8);
+            int mac = *(ushort*)(f + 12);
+            if ((status & 2 /* TP_STATUS_COPY */) != 0)
+            {
+                // Too big for the slot: the whole frame is the next one in the socket's queue.
+                if (_rxPosted[0].Buffer == null && !RefillRx(0)) break; // no buffer: it waits
+                if (TakeQueued(out PacketBuf big)) burst[got++] = big;
+            }
+            else if (snap < 14 || snap != len || mac < 32 + VnetHeader || mac + (long)snap > RingFrameSize
+                || snap > (uint)(_pool.BufferSize - _pool.Headroom))
+            {
+                RxDropped++; // runt, truncated (did not fit the slot) or bigger than our buffers
+            }
+            else
+            {
+                if (!_pool.TryRent(out PacketBuf p)) break; // no buffer: the frame waits in the ring
+                System.Buffer.MemoryCopy(f + mac, p.Buffer + p.Offset, p.Capacity - p.Offset, snap);
+                p.SetLength((int)snap);
+                byte* h = f + mac - VnetHeader;
+                p.Offloads = (h[0] & 3) != 0 ? PacketOffloads.RxTcpChecksumGood : PacketOffloads.None;
+                if (h[1] != 0) RxLarge++;
+                burst[got++] = p;
+            }
+            // Back to the kernel (TP_STATUS_KERNEL); the release write orders our reads of the frame before it.
+            Volatile.Write(ref *(uint*)f, 0u);
+            if (++_ringHead == _ringFrames) _ringHead = 0;
+        }
+        if (got == 0) RxEmptyPolls++;
+        RxFrames += got;
+        return got;
+    }
+
+    /// <summary>Reads the frame at the head of the socket's queue (one that did not fit a ring slot) into the buffer
+    /// posted in receive slot 0. False (counted as a drop) when the kernel had none or it is unusable.</summary>
+    private bool TakeQueued(out PacketBuf p)
+    {
+        p = default;
+        *(int*)(_rxMsgs + 48) = 0;
+        long n = Sys.RecvMmsg(_fd, _rxMsgs, 1, 0x40 /* MSG_DONTWAIT */);
+        RxCalls++;
+        if (n <= 0)
+        {
+            RxDropped++;
+            return false;
+        }
+        PacketBuf q = _rxPosted[0];
+        int len = *(int*)(_rxMsgs + 56) - VnetHeader;
+        byte* h = q.Buffer + q.Offset - VnetHeader;
+        if (len < 14 || (*(int*)(_rxMsgs + 48) & 0x20 /* MSG_TRUNC */) != 0 || len > q.Capacity - q.Offset)
+        {
+            RxDropped++;
+            return false; // the buffer stays posted
+        }
+        q.SetLength(len);
+        q.Offloads = (h[0] & 3) != 0 ? PacketOffloads.RxTcpChecksumGood : PacketOffloads.None;
+        if (h[1] != 0) RxLarge++;
+        p = q;
+        PostRx(0);
+        return true;
     }
 
     private bool RefillRx(int i)
@@ -369,7 +515,8 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
 
     /// <summary>One line for USERTCP_STATS.</summary>
     public string Summary() =>
-        $"packet socket {InterfaceName}: rx calls {RxCalls} frames {RxFrames} (large {RxLarge}, dropped {RxDropped}, " +
+        $"packet socket {InterfaceName}: rx {(_ring != null ? $"ring {_ringFrames} slots" : "recvmmsg")} polls {RxPolls} " +
+        $"(empty {RxEmptyPolls}) calls {RxCalls} frames {RxFrames} (large {RxLarge}, dropped {RxDropped}, " +
         $"kernel queue drops {KernelRxDrops}); " +
         $"tx calls {TxCalls} frames {TxFrames} (large {TxLarge}, dropped {TxDropped}, refused bursts {TxRefused}); " +
         $"tso {(Capabilities.TsoMaxBytes > 0 ? "on" : "off")}, interface tso {(InterfaceTso ? "on" : "off")}, " +
@@ -377,6 +524,8 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
 
     public void Dispose()
     {
+        if (_ring != null) Sys.Call(Sys.Munmap, (long)_ring, _ringBytes);
+        _ring = null;
         if (_fd >= 0) Sys.Call(Sys.Close, _fd);
         _fd = -1;
         for (int i = 0; i < _rxPosted.Length; i++)
@@ -392,14 +541,14 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
     /// libusertcp.so wraps). Results are the kernel's: negative errno on failure.</summary>
     private static class Sys
     {
-        public const long Close = 3, Ioctl = 16, Socket = 41, Bind = 49, Setsockopt = 54, Getsockopt = 55, RecvMmsgNr = 299, SendMmsgNr = 307;
+        public const long Close = 3, Mmap = 9, Munmap = 11, Ioctl = 16, Socket = 41, Bind = 49, Setsockopt = 54, Getsockopt = 55, RecvMmsgNr = 299, SendMmsgNr = 307;
 
         [DllImport("libc.so.6", EntryPoint = "syscall", SetLastError = true)]
-        private static extern long syscall(long n, long a1, long a2, long a3, long a4, long a5);
+        private static extern long syscall(long n, long a1, long a2, long a3, long a4, long a5, long a6);
 
-        public static long Call(long n, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0)
+        public static long Call(long n, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)
         {
-            long r = syscall(n, a1, a2, a3, a4, a5);
+            long r = syscall(n, a1, a2, a3, a4, a5, a6);
             return r == -1 ? -Marshal.GetLastPInvokeError() : r;
         }
 

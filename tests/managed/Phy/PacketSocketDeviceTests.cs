@@ -221,10 +221,166 @@ public sealed unsafe class PacketSocketDeviceTests
         v.B.Free(ref rx[0]);
     }
 
+    /// <summary>Fills <paramref name="p"/> with an Ethernet frame pa -&gt; pb: a TCP/IPv4 segment of
+    /// <paramref name="payload"/> bytes cut by GSO at 1,448 (<paramref name="gso"/>), or a frame of our experimental
+    /// EtherType; the payload is a pattern of <paramref name="seed"/>.</summary>
+    private static void BuildFrame(ref PacketBuf p, int seed, bool gso, int payload)
+    {
+        Span<byte> d = new(p.Buffer + p.Offset, 14 + 40 + payload);
+        d.Clear();
+        byte[] dst = [2, 0, 0xc6, 0x12, 1, 3], src = [2, 0, 0xc6, 0x12, 1, 2];
+        dst.CopyTo(d);
+        src.CopyTo(d[6..]);
+        int start = 14;
+        if (gso)
+        {
+            d[12] = 8; d[13] = 0;
+            d[14] = 0x45; d[16] = (byte)((40 + payload) >> 8); d[17] = (byte)(40 + payload); d[22] = 64; d[23] = 6;
+            d[26] = 198; d[27] = 18; d[28] = 1; d[29] = 2; d[30] = 198; d[31] = 18; d[32] = 1; d[33] = 3;
+            d[34] = 0x13; d[35] = 0x88; d[36] = 0x13; d[37] = 0x89; d[46] = 0x50; d[47] = 0x18; d[48] = 0xff;
+            start = 54;
+            p.Offloads = PacketOffloads.TxTcpChecksum;
+            p.SegmentSize = 1448;
+        }
+        else
+        {
+            d[12] = 0x88; d[13] = 0xB5;
+        }
+        for (int i = start; i < d.Length; i++) d[i] = (byte)(seed * 31 + i);
+        p.SetLength(d.Length);
+    }
+
+    [PacketSocketFact]
+    public void Ring_SmallAndLargeGsoFramesMixed_ArriveWholeInOrder_SystemCallsOnlyForLargeOnes()
+    {
+        using var v = new Veth(ifaceTso: true);
+        Assert.Equal(PacketSocketConfig.DefaultRingFrames, v.B.RingFrames);
+        Span<PacketBuf> tx = stackalloc PacketBuf[16];
+        Span<PacketBuf> rx = stackalloc PacketBuf[32];
+        var sizes = new System.Collections.Generic.List<int>();
+        int seed = 0, checkedFrames = 0, large = 0;
+        for (int round = 0; round < 20; round++)
+        {
+            // 16 frames a round: every fourth a GSO packet of 20-60 KB, the rest small (60 B .. 1,460 B).
+            Assert.Equal(16, v.A.Allocate(tx));
+            for (int i = 0; i < 16; i++)
+            {
+                bool gso = (seed & 3) == 0;
+                int payload = gso ? 20_000 + seed * 997 % 40_000 : seed * 89 % 1400 + 6;
+                BuildFrame(ref tx[i], seed, gso, payload);
+                sizes.Add(14 + 40 + payload);
+                seed++;
+            }
+            int sent = 0;
+            while (sent < 16) sent += v.A.Transmit(tx[sent..]);
+            long deadline = NowUs() + 2_000_000;
+            while (checkedFrames < seed)
+            {
+                Assert.True(NowUs() < deadline, $"only {checkedFrames} of {seed} frames: {v.B.Summary()}");
+                int n = v.B.Receive(rx);
+                for (int k = 0; k < n; k++)
+                {
+                    Span<byte> d = rx[k].Data;
+                    Assert.Equal(sizes[checkedFrames], d.Length);
+                    int start = d[12] == 8 ? 54 : 14;
+                    if (start == 54)
+                    {
+                        large++;
+                        Assert.Equal(PacketOffloads.RxTcpChecksumGood, rx[k].Offloads); // NEEDS_CSUM from the veth
+                    }
+                    for (int i = start; i < d.Length; i += 97) Assert.Equal((byte)(checkedFrames * 31 + i), d[i]);
+                    Assert.Equal((byte)(checkedFrames * 31 + d.Length - 1), d[^1]);
+                    checkedFrames++;
+                    v.B.Free(ref rx[k]);
+                }
+            }
+        }
+        Assert.Equal(80, large);
+        Assert.Equal(80, v.B.RxLarge); // passed whole through the veth (tso on) and the ring
+        Assert.Equal(80, v.B.RxCalls); // a receive system call only for the GSO packets (too big for a ring slot)
+        Assert.Equal(0, v.B.RxDropped);
+        Assert.Equal(0, v.B.KernelRxDrops);
+    }
+
+    [PacketSocketFact]
+    public void Ring_Full_KernelDropsCounted_ThenFramesFlowAgain()
+    {
+        using var v = new Veth(ifaceTso: true, optsB: ",ring=20");
+        Assert.Equal(32, v.B.RingFrames); // one block of 32
+        Span<PacketBuf> tx = stackalloc PacketBuf[10];
+        Span<PacketBuf> rx = stackalloc PacketBuf[32];
+        int seed = 0;
+        // 100 frames while B reads nothing: 32 fill the ring (the GSO packets among them also wait whole in the
+        // socket's queue), the kernel drops the other 68 and counts them.
+        for (int round = 0; round < 10; round++)
+        {
+            Assert.Equal(10, v.A.Allocate(tx));
+            for (int i = 0; i < 10; i++) BuildFrame(ref tx[i], seed++, gso: i == 5, payload: i == 5 ? 30_000 : 100);
+            int sent = 0;
+            while (sent < 10) sent += v.A.Transmit(tx[sent..]);
+        }
+        long deadline = NowUs() + 2_000_000;
+        while (v.B.KernelRxDrops < 68 && NowUs() < deadline) Thread.Sleep(1);
+        int got = 0;
+        while (true)
+        {
+            int n = v.B.Receive(rx);
+            if (n == 0) break;
+            for (int k = 0; k < n; k++)
+            {
+                Assert.Equal((byte)(got * 31 + 60), rx[k].Data[60]); // the first 32, in order
+                Assert.Equal(got % 10 == 5 ? 14 + 40 + 30_000 : 14 + 40 + 100, rx[k].Length);
+                got++;
+                v.B.Free(ref rx[k]);
+            }
+        }
+        Assert.Equal(32, got);
+        Assert.Equal(68, v.B.KernelRxDrops);
+        Assert.Equal(3, v.B.RxLarge);
+        Assert.Equal(3, v.B.RxCalls);
+        // The ring is free again: new frames arrive (the head moved on with the kernel's).
+        Assert.Equal(10, v.A.Allocate(tx));
+        for (int i = 0; i < 10; i++) BuildFrame(ref tx[i], 200 + i, gso: false, payload: 100);
+        int s2 = 0;
+        while (s2 < 10) s2 += v.A.Transmit(tx[s2..]);
+        got = 0;
+        deadline = NowUs() + 2_000_000;
+        while (got < 10)
+        {
+            Assert.True(NowUs() < deadline, v.B.Summary());
+            int n = v.B.Receive(rx);
+            for (int k = 0; k < n; k++)
+            {
+                Assert.Equal((byte)((200 + got) * 31 + 60), rx[k].Data[60]);
+                got++;
+                v.B.Free(ref rx[k]);
+            }
+        }
+        Assert.Equal(3, v.B.RxCalls);
+        Assert.Equal(0, v.B.RxDropped);
+    }
+
+    [PacketSocketFact]
+    public void NoRing_Recvmmsg_StillWorks()
+    {
+        using var v = new Veth(ifaceTso: true, optsA: ",ring=0", optsB: ",ring=0");
+        Assert.Equal(0, v.B.RingFrames);
+        var (a, b, c, s, l) = Connect(v);
+        var data = new byte[2 << 20];
+        new Random(5).NextBytes(data);
+        Assert.Equal(SHA256.HashData(data), SHA256.HashData(Transfer(a, c, b, s, data)));
+        Assert.True(v.B.RxCalls > 0 && v.B.RxLarge > 0, v.B.Summary());
+        a.Dispose();
+        b.Dispose();
+    }
+
     [Fact]
     public void ConfigParse_AcceptsOptionsAndRejectsBadOnes()
     {
-        PacketSocketConfig c = PacketSocketConfig.Parse("eth0,tso=0,burst=16,buffers=128,bypass=1");
+        PacketSocketConfig c = PacketSocketConfig.Parse("eth0,tso=0,burst=16,buffers=128,bypass=1,ring=0");
+        Assert.Equal(0, c.RingFrames);
+        Assert.Equal(64, PacketSocketConfig.Parse("eth0,ring=64").RingFrames);
+        Assert.Equal(1024, PacketSocketConfig.Parse("eth0").RingFrames);
         Assert.Equal("eth0", c.Interface);
         Assert.False(c.Tso);
         Assert.Equal(16, c.Burst);
@@ -232,7 +388,7 @@ public sealed unsafe class PacketSocketDeviceTests
         Assert.True(c.QdiscBypass);
         Assert.True(PacketSocketConfig.Parse("ut-srv0").Tso);
         Assert.Null(PacketSocketConfig.Parse("ut-srv0").QdiscBypass);
-        foreach (string bad in new[] { "", ",tso=1", "eth0,tso=2", "eth0,burst=0", "eth0,burst=65", "eth0,foo=1", "eth0,tso",
+        foreach (string bad in new[] { "", ",tso=1", "eth0,tso=2", "eth0,burst=0", "eth0,burst=65", "eth0,foo=1", "eth0,tso", "eth0,ring=4", "eth0,ring=-1",
                      "averyveryverylongname0", "a/b" })
             Assert.Throws<ArgumentException>(() => PacketSocketConfig.Parse(bad));
         // No such interface: the reason is in the message.
