@@ -123,10 +123,23 @@ public sealed unsafe class PacketSocketDeviceTests
         return got;
     }
 
+    private static string DropList(NetStack n)
+    {
+        var parts = new System.Collections.Generic.List<string>();
+        for (int r = 0; r < (int)DropReason.Count; r++)
+            if (n.Counters.Drops((DropReason)r) != 0) parts.Add($"{(DropReason)r} {n.Counters.Drops((DropReason)r)}");
+        return string.Join(", ", parts);
+    }
+
     private static (NetStack a, NetStack b, int c, int s, int l) Connect(Veth v)
     {
         var a = new NetStack(v.A, new StackConfig { Interface = new InterfaceConfig { Address = new Ipv4Address(198, 18, 1, 2), PrefixLength = 24 }, Tcp = new TcpConfig { Seed = 1 } });
         var b = new NetStack(v.B, new StackConfig { Interface = new InterfaceConfig { Address = new Ipv4Address(198, 18, 1, 3), PrefixLength = 24 }, Tcp = new TcpConfig { Seed = 2 } });
+        // The stacks' clocks start at the real time before the first call (as Engine polls before it calls in): a
+        // connect stamped at time 0 and then run at the machine's uptime made the handshake depend on the uptime.
+        long start = NowUs();
+        a.Poll(start);
+        b.Poll(start);
         Assert.Equal(SocketError.Success, b.Open(out int l));
         Assert.Equal(SocketError.Success, b.Bind(l, Ipv4Address.Any, 5201));
         Assert.Equal(SocketError.Success, b.Listen(l, 4));
@@ -136,7 +149,7 @@ public sealed unsafe class PacketSocketDeviceTests
         long deadline = NowUs() + 10_000_000;
         while (s < 0 || (a.GetReadiness(c) & Readiness.Out) == 0)
         {
-            Assert.True(NowUs() < deadline, "no connection");
+            Assert.True(NowUs() < deadline, $"no connection: a rx {a.Counters.RxPackets} tx {a.Counters.TxPackets} tcp in {a.Counters.TcpSegmentsIn} out {a.Counters.TcpSegmentsOut}; b rx {b.Counters.RxPackets} tx {b.Counters.TxPackets} tcp in {b.Counters.TcpSegmentsIn} out {b.Counters.TcpSegmentsOut}; drops a {DropList(a)} b {DropList(b)}; {v.A.Summary()} | {v.B.Summary()}");
             long now = NowUs();
             a.Poll(now);
             b.Poll(now);
