@@ -392,12 +392,7 @@ public sealed partial class TcpConnection
             WindowField(syn: true), hl);
         p.SetLength(hl);
         _layer.Transmit(ref p, Tuple, nowUs);
-        if (ack)
-        {
-            _unackedBytes = 0;
-            Clear(ConnFlags.AckNow);
-            _delAckAt = 0;
-        }
+        if (ack) AckSent();
         return true;
     }
 
@@ -470,13 +465,17 @@ public sealed partial class TcpConnection
         _layer.Transmit(ref p, Tuple, nowUs);
         if (len > 0 && _quickAcks != 0) LeaveQuickAckIfInteractive(nowUs);
 
-        if ((flags & TcpFlags.Ack) != 0)
-        {
-            _unackedBytes = 0;
-            Clear(ConnFlags.AckNow);
-            _delAckAt = 0;
-        }
+        if ((flags & TcpFlags.Ack) != 0) AckSent();
         return true;
+    }
+
+    /// <summary>A segment carrying our current ACK left: nothing is owed any more (no delayed ACK, no ACK-now).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void AckSent()
+    {
+        _unackedBytes = 0;
+        Clear(ConnFlags.AckNow);
+        _delAckAt = 0;
     }
 
     /// <summary>The common segment of a synchronized connection: no SYN and no SACK blocks, so the options are
@@ -516,9 +515,7 @@ public sealed partial class TcpConnection
         p.SetLength(hl + len);
         _layer.Transmit(ref p, Tuple, headerSum, payloadSum, nowUs);
         if (len > 0 && _quickAcks != 0) LeaveQuickAckIfInteractive(nowUs);
-        _unackedBytes = 0;
-        Clear(ConnFlags.AckNow);
-        _delAckAt = 0;
+        AckSent();
         return true;
     }
 
@@ -553,9 +550,7 @@ public sealed partial class TcpConnection
         if (len > _mss) p.SegmentSize = (ushort)_mss;
         _layer.Transmit(ref p, Tuple, nowUs);
         if (len > 0 && _quickAcks != 0) LeaveQuickAckIfInteractive(nowUs);
-        _unackedBytes = 0;
-        Clear(ConnFlags.AckNow);
-        _delAckAt = 0;
+        AckSent();
         return len;
     }
 

@@ -203,21 +203,31 @@ public unsafe class TsoTests
         Assert.Equal(65535 - 80, a2.Tcp.TsoMax); // one IPv4 packet at most
     }
 
-    [Fact]
-    public void BuffersSmallerThanPromised_SegmentsShrinkToWhatFits()
+    /// <summary>A connecting pair whose sender's device claims TSO but hands out MTU-sized buffers.</summary>
+    private static (MemoryLink link, NetStack a, NetStack b, int l, int c) SmallBufferPair()
     {
-        // A device that reports TSO but hands out MTU-sized buffers: each "large" segment is cut down to the whole
-        // MSS pieces that fit (here one), nothing is lost or sent twice.
         var capsA = new DeviceCapabilities { MacAddress = new MacAddress(0x02_00_00_00_00_01), TxTcpChecksum = true, TsoMaxBytes = 65536 };
-        using var link = new MemoryLink(new MemoryLinkConfig { Capabilities = capsA, PoolSize = 512, BufferSize = 2048, RxQueueCapacity = 1024 },
+        var link = new MemoryLink(new MemoryLinkConfig { Capabilities = capsA, PoolSize = 512, BufferSize = 2048, RxQueueCapacity = 1024 },
             new MemoryLinkConfig { PoolSize = 2048, RxQueueCapacity = 1024 });
-        using var a = new NetStack(link.A, new StackConfig { Interface = new InterfaceConfig { Address = StackPair.AddrA }, Tcp = new TcpConfig { Seed = 1 } });
-        using var b = new NetStack(link.B, new StackConfig { Interface = new InterfaceConfig { Address = StackPair.AddrB }, Tcp = new TcpConfig { Seed = 2 } });
+        var a = new NetStack(link.A, new StackConfig { Interface = new InterfaceConfig { Address = StackPair.AddrA }, Tcp = new TcpConfig { Seed = 1 } });
+        var b = new NetStack(link.B, new StackConfig { Interface = new InterfaceConfig { Address = StackPair.AddrB }, Tcp = new TcpConfig { Seed = 2 } });
         Assert.Equal(SocketError.Success, b.Open(out int l));
         Assert.Equal(SocketError.Success, b.Bind(l, Ipv4Address.Any, 8080));
         Assert.Equal(SocketError.Success, b.Listen(l, 4));
         Assert.Equal(SocketError.Success, a.Open(out int c));
         Assert.Equal(SocketError.InProgress, a.Connect(c, StackPair.AddrB, 8080));
+        return (link, a, b, l, c);
+    }
+
+    [Fact]
+    public void BuffersSmallerThanPromised_SegmentsShrinkToWhatFits()
+    {
+        // A device that reports TSO but hands out MTU-sized buffers: each "large" segment is cut down to the whole
+        // MSS pieces that fit (here one), nothing is lost or sent twice.
+        var (link, a, b, l, c) = SmallBufferPair();
+        using var _link = link;
+        using var _a = a;
+        using var _b = b;
         long now = 1_000;
         int s = -1, sent = 0, got = 0;
         var data = new byte[500_000];
@@ -242,16 +252,10 @@ public unsafe class TsoTests
     {
         // As above, with the FIN queued behind all the data (shutdown after the last send): a large segment cut short
         // by the buffer must not carry the FIN, or the peer would take the rest for data after the FIN.
-        var capsA = new DeviceCapabilities { MacAddress = new MacAddress(0x02_00_00_00_00_01), TxTcpChecksum = true, TsoMaxBytes = 65536 };
-        using var link = new MemoryLink(new MemoryLinkConfig { Capabilities = capsA, PoolSize = 512, BufferSize = 2048, RxQueueCapacity = 1024 },
-            new MemoryLinkConfig { PoolSize = 2048, RxQueueCapacity = 1024 });
-        using var a = new NetStack(link.A, new StackConfig { Interface = new InterfaceConfig { Address = StackPair.AddrA }, Tcp = new TcpConfig { Seed = 1 } });
-        using var b = new NetStack(link.B, new StackConfig { Interface = new InterfaceConfig { Address = StackPair.AddrB }, Tcp = new TcpConfig { Seed = 2 } });
-        Assert.Equal(SocketError.Success, b.Open(out int l));
-        Assert.Equal(SocketError.Success, b.Bind(l, Ipv4Address.Any, 8080));
-        Assert.Equal(SocketError.Success, b.Listen(l, 4));
-        Assert.Equal(SocketError.Success, a.Open(out int c));
-        Assert.Equal(SocketError.InProgress, a.Connect(c, StackPair.AddrB, 8080));
+        var (link, a, b, l, c) = SmallBufferPair();
+        using var _link = link;
+        using var _a = a;
+        using var _b = b;
         long now = 1_000;
         int s = -1, got = 0;
         var data = new byte[60_000];
