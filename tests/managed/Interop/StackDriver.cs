@@ -42,7 +42,15 @@ internal sealed class StackDriver : IDisposable
     public int MbufsInUseAfterStop { get; private set; } = -1;
 
     /// <summary>Monotonic microseconds (Stopwatch), the stack's clock.</summary>
-    public static long NowUs => (long)(Stopwatch.GetTimestamp() - s_epoch) * 1_000_000 / Stopwatch.Frequency;
+    public static long NowUs
+    {
+        get
+        {
+            // ticks * 1,000,000 would overflow a long after 9,223 s of nanosecond ticks: whole seconds apart.
+            long t = Stopwatch.GetTimestamp() - s_epoch, f = Stopwatch.Frequency;
+            return t / f * 1_000_000 + t % f * 1_000_000 / f;
+        }
+    }
 
     /// <param name="deviceOwner">disposed after the stack (e.g. the DPDK device, which closes its port)</param>
     public StackDriver(string name, IDevice device, StackConfig config, IDisposable? deviceOwner)

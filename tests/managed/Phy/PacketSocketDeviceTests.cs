@@ -92,7 +92,15 @@ public sealed unsafe class PacketSocketDeviceTests
         }
     }
 
-    private static long NowUs() => Stopwatch.GetTimestamp() * 1_000_000 / Stopwatch.Frequency;
+    private static long NowUs() => UsFromTicks(Stopwatch.GetTimestamp(), Stopwatch.Frequency);
+
+    /// <summary>Stopwatch ticks to microseconds without overflow. Ticks are nanoseconds on Linux, and the uptime
+    /// they count times 1,000,000 passes <see cref="long.MaxValue"/> after 9,223 s: the product wrapped, the clock
+    /// handed to the stacks was negative over some uptimes (46,117 s to 55,340 s, and every 18,447 s again) and
+    /// ran backwards from a connect stamped at 0, so the listener took the handshake's ACK (TSval older than the
+    /// SYN's) for an old duplicate (PAWS).</summary>
+    internal static long UsFromTicks(long ticks, long frequency) =>
+        ticks / frequency * 1_000_000 + ticks % frequency * 1_000_000 / frequency;
 
     private static byte[] Transfer(NetStack from, int fh, NetStack to, int th, byte[] data)
     {
@@ -135,8 +143,8 @@ public sealed unsafe class PacketSocketDeviceTests
     {
         var a = new NetStack(v.A, new StackConfig { Interface = new InterfaceConfig { Address = new Ipv4Address(198, 18, 1, 2), PrefixLength = 24 }, Tcp = new TcpConfig { Seed = 1 } });
         var b = new NetStack(v.B, new StackConfig { Interface = new InterfaceConfig { Address = new Ipv4Address(198, 18, 1, 3), PrefixLength = 24 }, Tcp = new TcpConfig { Seed = 2 } });
-        // The stacks' clocks start at the real time before the first call (as Engine polls before it calls in): a
-        // connect stamped at time 0 and then run at the machine's uptime made the handshake depend on the uptime.
+        // The stacks' clocks start at the real time before the first call, as Engine polls before it calls in
+        // (ConnectBeforeFirstPoll_ClockJumpsFromZeroToUptime covers a connect at 0).
         long start = NowUs();
         a.Poll(start);
         b.Poll(start);
@@ -383,6 +391,54 @@ public sealed unsafe class PacketSocketDeviceTests
         new Random(5).NextBytes(data);
         Assert.Equal(SHA256.HashData(data), SHA256.HashData(Transfer(a, c, b, s, data)));
         Assert.True(v.B.RxCalls > 0 && v.B.RxLarge > 0, v.B.Summary());
+        a.Dispose();
+        b.Dispose();
+    }
+
+
+    [Fact]
+    public void UsFromTicks_NanosecondTicksOfALongUptime_DoNotOverflow()
+    {
+        // 47,862.04 s of uptime in nanosecond ticks: ticks * 1,000,000 overflows a long (the old conversion gave
+        // -7,478,232,221 us); the conversion must give the uptime.
+        Assert.Equal(47_862_040_000L, UsFromTicks(47_862_040_000_000L, 1_000_000_000));
+        Assert.Equal(long.MaxValue / 1_000, UsFromTicks(long.MaxValue, 1_000_000_000));
+        Assert.Equal(123_456_789L, UsFromTicks(1_234_567_890, 10_000_000)); // 100 ns ticks
+        Assert.Equal(1L, UsFromTicks(1_999, 1_000_000_000));
+        long now = NowUs();
+        Assert.True(now > 0 && now >= UsFromTicks(Stopwatch.GetTimestamp() - Stopwatch.Frequency, Stopwatch.Frequency));
+    }
+
+    /// <summary>A connect before the stacks' first poll: the SYN is built at clock 0 and waits in the ARP queue;
+    /// the stacks are then polled at the machine's uptime (a forward jump of hours; the SYN's retransmission timer
+    /// has expired by then). The SYN leaves with a TSval of time 0 or of the uptime, the handshake's ACK with one of
+    /// the uptime: not older, so PAWS at the listener passes. (It failed
+    /// with the test's old overflowing clock, which ran backwards from 0 over some uptimes.)</summary>
+    [PacketSocketFact]
+    public void ConnectBeforeFirstPoll_ClockJumpsFromZeroToUptime_HandshakeCompletes()
+    {
+        using var v = new Veth(ifaceTso: true);
+        var a = new NetStack(v.A, new StackConfig { Interface = new InterfaceConfig { Address = new Ipv4Address(198, 18, 1, 2), PrefixLength = 24 }, Tcp = new TcpConfig { Seed = 1 } });
+        var b = new NetStack(v.B, new StackConfig { Interface = new InterfaceConfig { Address = new Ipv4Address(198, 18, 1, 3), PrefixLength = 24 }, Tcp = new TcpConfig { Seed = 2 } });
+        Assert.Equal(SocketError.Success, b.Open(out int l));
+        Assert.Equal(SocketError.Success, b.Bind(l, Ipv4Address.Any, 5201));
+        Assert.Equal(SocketError.Success, b.Listen(l, 4));
+        Assert.Equal(SocketError.Success, a.Open(out int c));
+        Assert.Equal(SocketError.InProgress, a.Connect(c, new Ipv4Address(198, 18, 1, 3), 5201));
+        int s = -1;
+        long deadline = NowUs() + 10_000_000;
+        while (s < 0 || (a.GetReadiness(c) & Readiness.Out) == 0)
+        {
+            Assert.True(NowUs() < deadline, $"no connection: drops a {DropList(a)} b {DropList(b)}");
+            long now = NowUs();
+            a.Poll(now);
+            b.Poll(now);
+            if (s < 0) b.Accept(l, out s, out _, out _);
+        }
+        Assert.Equal(0, b.Counters.Drops(DropReason.TcpPaws));
+        var data = new byte[64 << 10];
+        new Random(6).NextBytes(data);
+        Assert.Equal(data, Transfer(a, c, b, s, data));
         a.Dispose();
         b.Dispose();
     }
