@@ -128,9 +128,10 @@ public sealed partial class TcpConnection
         TcpLayer layer = _layer;
 
         // RFC 7323 §5.3 PAWS: a segment whose timestamp is older than TS.Recent is a duplicate from an earlier
-        // wrap of the sequence space (or forged). TS.Recent older than 24 days is invalid (§5.5).
+        // wrap of the sequence space (or forged). TS.Recent older than 24 days is invalid (§5.5). A reordered pure
+        // duplicate ACK that changes nothing but the duplicate-ACK count passes (DisorderedAck).
         if (Has(ConnFlags.Timestamps) && seg.Options.HasTimestamps && !rst
-            && unchecked((int)(seg.Options.TsVal - _tsRecent)) < 0 && (uint)(nowUs / 1_000_000) - _tsRecentSec < 24u * 86400)
+            && unchecked((int)(seg.Options.TsVal - _tsRecent)) < 0 && TsRecentValid(nowUs) && !DisorderedAck(ref seg))
         {
             layer.Counters.Drop(DropReason.TcpPaws);
             Set(ConnFlags.AckNow);
@@ -276,8 +277,10 @@ public sealed partial class TcpConnection
         _keepProbes = 0;
         if (KeepAlive) ArmKeepalive(nowUs);
 
-        // RFC 7323 §4.3: remember the peer's timestamp if this segment covers the left window edge.
-        if (Has(ConnFlags.Timestamps) && seg.Options.HasTimestamps && seg.Seq <= _rcvNxt)
+        // RFC 7323 §4.3: remember the peer's timestamp if this segment covers the left window edge and is not older
+        // (a disordered ACK passed PAWS with an older one; an invalid TS.Recent is replaced by any).
+        if (Has(ConnFlags.Timestamps) && seg.Options.HasTimestamps && seg.Seq <= _rcvNxt
+            && (unchecked((int)(seg.Options.TsVal - _tsRecent)) >= 0 || !TsRecentValid(nowUs)))
         {
             _tsRecent = seg.Options.TsVal;
             _tsRecentSec = (uint)(nowUs / 1_000_000);
@@ -333,6 +336,31 @@ public sealed partial class TcpConnection
 
         // Eighth: FIN.
         ProcessFin(ref seg, nowUs);
+    }
+
+    /// <summary>RFC 7323 §5.5: TS.Recent set more than 24 days ago is no longer used to reject segments.</summary>
+    private bool TsRecentValid(long nowUs) => (uint)(nowUs / 1_000_000) - _tsRecentSec < 24u * 86400;
+
+    /// <summary>
+    /// A pure ACK whose timestamp is older than TS.Recent only because it was overtaken on the way (ACKs sent from
+    /// several CPUs or queues of the peer, a reordering path): RFC 7323 §5.3's PAWS would drop it, although it is no
+    /// old duplicate from an earlier wrap — the RFC's own notes concede PAWS may discard valid segments, and Linux
+    /// accepts such ACKs (its "disordered ACK" rule). It is accepted when it can only count as a duplicate ACK
+    /// (RFC 5681 §2) and carry SACK blocks, nothing that a stale segment could set back: no data, SYN, FIN or RST;
+    /// exactly at RCV.NXT; acknowledging exactly SND.UNA; the same send window (so the window update, which our rule
+    /// would apply for SEG.SEQ = RCV.NXT, changes nothing); and its TSval within one retransmission timeout of
+    /// TS.Recent (read in milliseconds, as Linux does without knowing the peer's clock rate), so an old duplicate
+    /// from a previous wrap still fails. TS.Recent is not set back by it. Not in SYN-RECEIVED or TIME-WAIT.
+    /// </summary>
+    private bool DisorderedAck(ref TcpSegment seg)
+    {
+        if (State is TcpState.SynReceived or TcpState.TimeWait
+            || (seg.Flags & (TcpFlags.Syn | TcpFlags.Fin | TcpFlags.Rst | TcpFlags.Ack)) != TcpFlags.Ack
+            || !seg.Payload.IsEmpty || seg.Seq != _rcvNxt || seg.Ack != _sndUna
+            || ((uint)seg.Window << _sndScale) != _sndWnd)
+            return false;
+        uint behind = unchecked(_tsRecent - seg.Options.TsVal);
+        return behind <= CurrentRtoUs / 1000;
     }
 
     /// <summary>Header prediction: the segment is the common case of an established connection, for which the
