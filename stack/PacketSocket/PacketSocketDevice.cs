@@ -22,9 +22,13 @@ public sealed class PacketSocketConfig
     /// <summary>Buffers in the device's pool (each holds a 64 KB segment; pages are touched only as they are used).</summary>
     public int Buffers { get; init; } = 512;
     /// <summary>Slots in the TPACKET_V2 receive ring (2 KB each: one MTU-sized frame; a larger one, a GSO packet,
-    /// waits in the socket's queue); 0 = no ring, one recvmmsg() per poll into the pool's buffers.</summary>
+    /// waits in the socket's queue); 0 = no ring, one recvmmsg() per poll into the pool's buffers. 8,192 by default
+    /// (16 MiB): a closed-loop client of 10,000 connections sends a request on each at once, and while the process
+    /// is not running (a shared CPU) the kernel drops what the ring cannot hold; each drop costs the peer a loss probe
+    /// or a retransmission timeout (W3 at 10k connections: 2,000-18,000 drops per run with 1,024 or 4,096 slots,
+    /// none with 8,192; docs/benchmarks.md, "Session 6, tcpfix").</summary>
     public int RingFrames { get; init; } = DefaultRingFrames;
-    public const int DefaultRingFrames = 1024;
+    public const int DefaultRingFrames = 8192;
 
     /// <summary>Parses the text after <c>packet:</c>: the interface name, then comma-separated options.</summary>
     public static PacketSocketConfig Parse(string text)

@@ -449,7 +449,7 @@ public sealed unsafe class PacketSocketDeviceTests
         PacketSocketConfig c = PacketSocketConfig.Parse("eth0,tso=0,burst=16,buffers=128,bypass=1,ring=0");
         Assert.Equal(0, c.RingFrames);
         Assert.Equal(64, PacketSocketConfig.Parse("eth0,ring=64").RingFrames);
-        Assert.Equal(1024, PacketSocketConfig.Parse("eth0").RingFrames);
+        Assert.Equal(8192, PacketSocketConfig.Parse("eth0").RingFrames);
         Assert.Equal("eth0", c.Interface);
         Assert.False(c.Tso);
         Assert.Equal(16, c.Burst);
