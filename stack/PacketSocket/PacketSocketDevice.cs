@@ -21,14 +21,15 @@ public sealed class PacketSocketConfig
     public bool? QdiscBypass { get; init; }
     /// <summary>Buffers in the device's pool (each holds a 64 KB segment; pages are touched only as they are used).</summary>
     public int Buffers { get; init; } = 512;
-    /// <summary>Slots in the TPACKET_V2 receive ring (2 KB each: one MTU-sized frame; a larger one, a GSO packet,
-    /// waits in the socket's queue); 0 = no ring, one recvmmsg() per poll into the pool's buffers. 8,192 by default
-    /// (16 MiB): a closed-loop client of 10,000 connections sends a request on each at once, and while the process
-    /// is not running (a shared CPU) the kernel drops what the ring cannot hold; each drop costs the peer a loss probe
-    /// or a retransmission timeout (W3 at 10k connections: 2,000-18,000 drops per run with 1,024 or 4,096 slots,
-    /// none with 8,192; docs/benchmarks.md, "Session 6, tcpfix").</summary>
+    /// <summary>Slots in the TPACKET_V2 receive ring (each one MTU-sized frame, 1,616 bytes for an MTU of 1,500; a
+    /// larger frame, a GSO packet, waits in the socket's queue); 0 = no ring, one recvmmsg() per poll into the pool's
+    /// buffers. 10,240 by default (256 blocks, 16 MiB at an MTU of 1,500): a closed-loop client of 10,000
+    /// connections sends a request on each at once, and while the process is not running (a shared CPU) the kernel
+    /// drops what the ring cannot hold; each drop costs the peer a loss probe or a retransmission timeout (W3 at 10k
+    /// connections: 2,000-19,000 drops per run with 1,024 or 4,096 slots; docs/benchmarks.md, "Session 6,
+    /// tcpfix").</summary>
     public int RingFrames { get; init; } = DefaultRingFrames;
-    public const int DefaultRingFrames = 8192;
+    public const int DefaultRingFrames = 10240;
 
     /// <summary>Parses the text after <c>packet:</c>: the interface name, then comma-separated options.</summary>
     public static PacketSocketConfig Parse(string text)
@@ -81,21 +82,30 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
     private readonly byte* _txMsgs, _txIov, _rxMsgs, _rxIov;
     // Receive buffers posted to the kernel: slot i's iovec points at _rxPosted[i].
     private readonly PacketBuf[] _rxPosted;
-    // The TPACKET_V2 receive ring (null without one): _ringFrames slots of RingFrameSize bytes, RingFramesPerBlock to a
-    // block of RingBlockSize bytes; _ringHead is the next slot the kernel fills in order. A frame too big for a slot
-    // (PACKET_COPY_THRESH) takes its slot truncated with TP_STATUS_COPY and waits whole in the socket's queue, read
-    // with recvmmsg() into _rxPosted[0].
+    // The TPACKET_V2 receive ring (null without one): _ringFrames slots of _slotSize bytes, _slotsPerBlock to a block
+    // of RingBlockSize bytes; _ringHead is the next slot the kernel fills in order, at _headSlot, the
+    // _headInBlock-th of its block. A frame too big for a slot (PACKET_COPY_THRESH) takes its slot truncated with
+    // TP_STATUS_COPY and waits whole in the socket's queue, read with recvmmsg() into _rxPosted[0].
     private byte* _ring;
     private readonly long _ringBytes;
-    private readonly int _ringFrames;
-    private int _ringHead;
+    private readonly int _ringFrames, _slotSize, _slotsPerBlock;
+    private int _ringHead, _headInBlock;
+    private byte* _headSlot;
 
-    /// <summary>Bytes per ring slot: the tpacket2 header, its sockaddr_ll and padding (76 bytes before the Ethernet
-    /// header with a virtio header), then up to 1,972 bytes of frame (an MTU of 1,500 with room for VLAN tags).</summary>
-    public const int RingFrameSize = 2048;
     /// <summary>Bytes per ring block (an order-4 allocation).</summary>
     public const int RingBlockSize = 1 << 16;
-    public const int RingFramesPerBlock = RingBlockSize / RingFrameSize; // 32
+
+    /// <summary>Bytes of a slot before the Ethernet header: the tpacket2 header, its sockaddr_ll, alignment and the
+    /// virtio header (76 on 6.18; a little room kept).</summary>
+    private const int RingSlotHeader = 80;
+
+    /// <summary>Bytes per ring slot for an interface MTU: the slot header, then a frame of the MTU with two VLAN tags,
+    /// rounded to 16 (TPACKET_ALIGNMENT): 1,616 for an MTU of 1,500, so 40 slots to a block (2,048-byte slots gave
+    /// 32). At most 2,048: a larger frame (jumbo MTU, a GSO packet) takes the TP_STATUS_COPY path.</summary>
+    public static int RingSlotSize(int mtu) => Math.Min(2048, (RingSlotHeader + 14 + 8 + Math.Max(mtu, 68) + 15) & ~15);
+
+    /// <summary>Bytes per slot of this device's ring (0 without one).</summary>
+    public int RingSlotBytes => _ring != null ? _slotSize : 0;
 
     public DeviceCapabilities Capabilities { get; }
     /// <summary>The packet socket (POLLIN while a frame waits).</summary>
@@ -112,12 +122,16 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
     // Counters (USERTCP_STATS). RxCalls counts receive system calls (none with the ring); RxPolls every Receive.
     public long RxPolls, RxEmptyPolls, RxCalls, RxFrames, RxLarge, RxDropped, TxCalls, TxFrames, TxLarge, TxDropped, TxRefused;
 
-    private PacketSocketDevice(PacketSocketConfig config, int fd, MacAddress mac, int mtu, byte* ring, long ringBytes, int ringFrames)
+    private PacketSocketDevice(PacketSocketConfig config, int fd, MacAddress mac, int mtu, byte* ring, long ringBytes, int ringFrames,
+        int slotSize)
     {
         _fd = fd;
         _ring = ring;
         _ringBytes = ringBytes;
         _ringFrames = ringFrames;
+        _slotSize = slotSize;
+        _slotsPerBlock = RingBlockSize / slotSize;
+        _headSlot = ring;
         _burst = config.Burst;
         InterfaceName = config.Interface;
         int bufferSize = Headroom + 14 + 20 + 60 + MaxSegmentBytes + 64;
@@ -213,18 +227,19 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
             // frame lands in the socket's queue instead): TPACKET_V2, fixed slots big enough for a whole GSO packet.
             byte* ring = null;
             long ringBytes = 0;
-            int ringFrames = 0;
+            int ringFrames = 0, slotSize = RingSlotSize(mtu);
             if (config.RingFrames > 0)
             {
                 SetInt(fd, SOL_PACKET, 10 /* PACKET_VERSION */, 1 /* TPACKET_V2 */, "PACKET_VERSION", config.Interface);
                 // Frames bigger than a slot are queued whole on the socket too (the slot says TP_STATUS_COPY).
                 SetInt(fd, SOL_PACKET, 7 /* PACKET_COPY_THRESH */, 1, "PACKET_COPY_THRESH", config.Interface);
-                int blocks = (config.RingFrames + RingFramesPerBlock - 1) / RingFramesPerBlock;
-                ringFrames = blocks * RingFramesPerBlock;
+                int perBlock = RingBlockSize / slotSize;
+                int blocks = (config.RingFrames + perBlock - 1) / perBlock;
+                ringFrames = blocks * perBlock;
                 uint* req = stackalloc uint[4]; // struct tpacket_req
                 req[0] = RingBlockSize;
                 req[1] = (uint)blocks;
-                req[2] = RingFrameSize;
+                req[2] = (uint)slotSize;
                 req[3] = (uint)ringFrames;
                 r = Sys.Call(Sys.Setsockopt, fd, SOL_PACKET, 5 /* PACKET_RX_RING */, (long)req, 16);
                 if (r < 0) throw Fail("PACKET_RX_RING", r, config.Interface);
@@ -245,7 +260,7 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
                 if (ring != null) Sys.Call(Sys.Munmap, (long)ring, ringBytes);
                 throw Fail("bind", r, config.Interface);
             }
-            return new PacketSocketDevice(config, (int)fd, new MacAddress(mac), mtu, ring, ringBytes, ringFrames)
+            return new PacketSocketDevice(config, (int)fd, new MacAddress(mac), mtu, ring, ringBytes, ringFrames, slotSize)
             {
                 QdiscBypass = bypass,
                 InterfaceTso = ifaceTso,
@@ -337,8 +352,6 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
         return got;
     }
 
-    private byte* RingSlot(int i) => _ring + (long)(i / RingFramesPerBlock) * RingBlockSize + (long)(i % RingFramesPerBlock) * RingFrameSize;
-
     /// <summary>Takes the frames the kernel has put in the ring, in order, without a system call: each is copied into
     /// a pool buffer (so the stack may keep it as long as it likes) and its slot goes back to the kernel at once.
     /// When the ring is full the kernel drops new frames and counts them (PACKET_STATISTICS).</summary>
@@ -348,7 +361,7 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
         int got = 0;
         while (got < want)
         {
-            byte* f = RingSlot(_ringHead);
+            byte* f = _headSlot;
             // tpacket2_hdr: tp_status 0, tp_len 4, tp_snaplen 8, tp_mac 12. TP_STATUS_USER (1): the frame is ours;
             // the acquire read orders the reads of the frame after it.
             if ((Volatile.Read(ref *(uint*)f) & 1) == 0) break;
@@ -361,7 +374,7 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
                 if (_rxPosted[0].Buffer == null && !RefillRx(0)) break; // no buffer: it waits
                 if (TakeQueued(out PacketBuf big)) burst[got++] = big;
             }
-            else if (snap < 14 || snap != len || mac < 32 + VnetHeader || mac + (long)snap > RingFrameSize
+            else if (snap < 14 || snap != len || mac < 32 + VnetHeader || mac + (long)snap > _slotSize
                 || snap > (uint)(_pool.BufferSize - _pool.Headroom))
             {
                 RxDropped++; // runt, truncated (did not fit the slot) or bigger than our buffers
@@ -378,7 +391,11 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
             }
             // Back to the kernel (TP_STATUS_KERNEL); the release write orders our reads of the frame before it.
             Volatile.Write(ref *(uint*)f, 0u);
-            if (++_ringHead == _ringFrames) _ringHead = 0;
+            // The next slot: on in this block, else the start of the next block (a block's tail past its last slot is
+            // unused), else the ring's start.
+            if (++_ringHead == _ringFrames) { _ringHead = 0; _headInBlock = 0; _headSlot = _ring; }
+            else if (++_headInBlock == _slotsPerBlock) { _headInBlock = 0; _headSlot = _ring + (long)(_ringHead / _slotsPerBlock) * RingBlockSize; }
+            else _headSlot += _slotSize;
         }
         if (got == 0) RxEmptyPolls++;
         RxFrames += got;

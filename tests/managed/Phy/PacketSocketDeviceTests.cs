@@ -327,12 +327,13 @@ public sealed unsafe class PacketSocketDeviceTests
     public void Ring_Full_KernelDropsCounted_ThenFramesFlowAgain()
     {
         using var v = new Veth(ifaceTso: true, optsB: ",ring=20");
-        Assert.Equal(32, v.B.RingFrames); // one block of 32
+        Assert.Equal(1616, v.B.RingSlotBytes); // an MTU of 1,500
+        Assert.Equal(40, v.B.RingFrames); // one block of 40
         Span<PacketBuf> tx = stackalloc PacketBuf[10];
         Span<PacketBuf> rx = stackalloc PacketBuf[32];
         int seed = 0;
-        // 100 frames while B reads nothing: 32 fill the ring (the GSO packets among them also wait whole in the
-        // socket's queue), the kernel drops the other 68 and counts them.
+        // 100 frames while B reads nothing: 40 fill the ring (the GSO packets among them also wait whole in the
+        // socket's queue), the kernel drops the other 60 and counts them.
         for (int round = 0; round < 10; round++)
         {
             Assert.Equal(10, v.A.Allocate(tx));
@@ -341,7 +342,7 @@ public sealed unsafe class PacketSocketDeviceTests
             while (sent < 10) sent += v.A.Transmit(tx[sent..]);
         }
         long deadline = NowUs() + 2_000_000;
-        while (v.B.KernelRxDrops < 68 && NowUs() < deadline) Thread.Sleep(1);
+        while (v.B.KernelRxDrops < 60 && NowUs() < deadline) Thread.Sleep(1);
         int got = 0;
         while (true)
         {
@@ -349,16 +350,16 @@ public sealed unsafe class PacketSocketDeviceTests
             if (n == 0) break;
             for (int k = 0; k < n; k++)
             {
-                Assert.Equal((byte)(got * 31 + 60), rx[k].Data[60]); // the first 32, in order
+                Assert.Equal((byte)(got * 31 + 60), rx[k].Data[60]); // the first 40, in order
                 Assert.Equal(got % 10 == 5 ? 14 + 40 + 30_000 : 14 + 40 + 100, rx[k].Length);
                 got++;
                 v.B.Free(ref rx[k]);
             }
         }
-        Assert.Equal(32, got);
-        Assert.Equal(68, v.B.KernelRxDrops);
-        Assert.Equal(3, v.B.RxLarge);
-        Assert.Equal(3, v.B.RxCalls);
+        Assert.Equal(40, got);
+        Assert.Equal(60, v.B.KernelRxDrops);
+        Assert.Equal(4, v.B.RxLarge);
+        Assert.Equal(4, v.B.RxCalls);
         // The ring is free again: new frames arrive (the head moved on with the kernel's).
         Assert.Equal(10, v.A.Allocate(tx));
         for (int i = 0; i < 10; i++) BuildFrame(ref tx[i], 200 + i, gso: false, payload: 100);
@@ -377,8 +378,45 @@ public sealed unsafe class PacketSocketDeviceTests
                 v.B.Free(ref rx[k]);
             }
         }
-        Assert.Equal(3, v.B.RxCalls);
+        Assert.Equal(4, v.B.RxCalls);
         Assert.Equal(0, v.B.RxDropped);
+    }
+
+    [PacketSocketFact]
+    public void Ring_TwoBlocks_FramesCrossBlocksAndWrapAround_InOrder()
+    {
+        // Slots of 1,616 bytes: 40 to a 64 KiB block, the block's last 896 bytes unused; the head moves from the last
+        // slot of a block to the first of the next, and from the ring's last slot back to its first.
+        using var v = new Veth(ifaceTso: true, optsB: ",ring=50");
+        Assert.Equal(80, v.B.RingFrames);
+        Span<PacketBuf> tx = stackalloc PacketBuf[10];
+        Span<PacketBuf> rx = stackalloc PacketBuf[32];
+        int sentTotal = 0, got = 0;
+        long deadline = NowUs() + 5_000_000;
+        while (got < 250)
+        {
+            Assert.True(NowUs() < deadline, $"only {got} of 250 frames: {v.B.Summary()}");
+            if (sentTotal < 250 && sentTotal - got <= 30) // never more than the ring holds in flight
+            {
+                Assert.Equal(10, v.A.Allocate(tx));
+                for (int i = 0; i < 10; i++) BuildFrame(ref tx[i], sentTotal + i, gso: false, payload: 100 + (sentTotal + i) * 5);
+                int sent = 0;
+                while (sent < 10) sent += v.A.Transmit(tx[sent..]);
+                sentTotal += 10;
+            }
+            int n = v.B.Receive(rx);
+            for (int k = 0; k < n; k++)
+            {
+                Assert.Equal(14 + 40 + 100 + got * 5, rx[k].Length);
+                Assert.Equal((byte)(got * 31 + 60), rx[k].Data[60]);
+                Assert.Equal((byte)(got * 31 + rx[k].Length - 1), rx[k].Data[^1]);
+                got++;
+                v.B.Free(ref rx[k]);
+            }
+        }
+        Assert.Equal(0, v.B.KernelRxDrops);
+        Assert.Equal(0, v.B.RxDropped);
+        Assert.Equal(0, v.B.RxCalls);
     }
 
     [PacketSocketFact]
@@ -449,7 +487,7 @@ public sealed unsafe class PacketSocketDeviceTests
         PacketSocketConfig c = PacketSocketConfig.Parse("eth0,tso=0,burst=16,buffers=128,bypass=1,ring=0");
         Assert.Equal(0, c.RingFrames);
         Assert.Equal(64, PacketSocketConfig.Parse("eth0,ring=64").RingFrames);
-        Assert.Equal(8192, PacketSocketConfig.Parse("eth0").RingFrames);
+        Assert.Equal(10240, PacketSocketConfig.Parse("eth0").RingFrames);
         Assert.Equal("eth0", c.Interface);
         Assert.False(c.Tso);
         Assert.Equal(16, c.Burst);
