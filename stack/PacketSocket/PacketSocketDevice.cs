@@ -224,7 +224,7 @@ public sealed unsafe class PacketSocketDevice : IDevice, IDisposable
             if (SetIntRaw(fd, SOL_SOCKET, 33 /* SO_RCVBUFFORCE */, big) < 0) SetIntRaw(fd, SOL_SOCKET, 8 /* SO_RCVBUF */, big);
 
             // The receive ring (after PACKET_VNET_HDR, which the kernel refuses once a ring exists; before bind, so no
-            // frame lands in the socket's queue instead): TPACKET_V2, fixed slots big enough for a whole GSO packet.
+            // frame lands in the socket's queue instead): TPACKET_V2, slots of one MTU-sized frame (RingSlotSize).
             byte* ring = null;
             long ringBytes = 0;
             int ringFrames = 0, slotSize = RingSlotSize(mtu);
