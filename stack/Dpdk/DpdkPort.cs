@@ -291,6 +291,9 @@ public sealed unsafe class DpdkPort : IDisposable
     /// nothing is held, minus the mbufs posted to receive descriptors).</summary>
     public int PoolAvailable => _disposed ? 0 : (int)DpdkNative.PoolAvail(_pool);
 
+    /// <summary>Free mbufs in the pool's shared ring, without those parked in per-lcore caches.</summary>
+    public int PoolSharedAvailable => _disposed ? 0 : (int)DpdkNative.PoolSharedAvail(_pool);
+
     /// <summary>Mbufs taken from the pool (held by receive descriptors, queued for transmit, or by the stack).</summary>
     public int PoolInUse => _disposed ? 0 : (int)DpdkNative.PoolInUse(_pool);
 

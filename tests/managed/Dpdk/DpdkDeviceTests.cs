@@ -365,6 +365,66 @@ public sealed unsafe class DpdkDeviceTests
     }
 
     [DpdkFact]
+    public void ThreadWithoutLcore_GetsOneOnFirstAllocation_AndGivesItAndItsCachedMbufsBackAtExit()
+    {
+        // glue.c, "lcore ids for every thread": a thread other than the EAL's gets an lcore id (so the pool's
+        // per-lcore cache serves it) the first time it allocates or receives; at its exit the mbufs in that cache go
+        // back to the pool's shared ring and the id is free for the next thread.
+        (DpdkPort a, DpdkPort b) = OpenMemifPair();
+        try
+        {
+            DpdkDevice d = a.Devices[0];
+            int avail = a.PoolAvailable;
+            int shared = a.PoolSharedAvailable;
+            // Nothing in the thread asserts (an exception there would take the test host down): it reports.
+            (int got, uint given, int lcore, int cached) RunThread()
+            {
+                int got = 0, lcore = -2, cached = -1;
+                uint given = 0;
+                var t = new Thread(() =>
+                {
+                    var bufs = new PacketBuf[32];
+                    got = d.Allocate(bufs);
+                    given = Given(out _);
+                    lcore = DpdkNative.ThreadRegister(); // registered already: returns its id
+                    d.FreeBurst(bufs);
+                    cached = shared - a.PoolSharedAvailable;
+                });
+                t.Start();
+                t.Join();
+                return (got, given, lcore, cached);
+            }
+            uint before = Given(out uint refused0);
+            (int got1, uint given1, int lcore1, int cached1) = RunThread();
+            Assert.Equal(32, got1);
+            Assert.Equal(before + 1, given1);
+            Assert.True(lcore1 > 0, $"lcore id {lcore1}");
+            Assert.True(cached1 > 0, "the thread's frees went to its lcore cache, not straight to the ring");
+            Assert.Equal(avail, a.PoolAvailable);
+            Assert.Equal(shared, a.PoolSharedAvailable); // flushed back at the thread's exit
+            (int got2, uint given2, int lcore2, _) = RunThread();
+            Assert.Equal(32, got2);
+            Assert.Equal(before + 2, given2);
+            Assert.Equal(lcore1, lcore2); // the first thread's id was given back
+            Assert.Equal(shared, a.PoolSharedAvailable);
+            Given(out uint refused);
+            Assert.Equal(refused0, refused);
+        }
+        finally
+        {
+            ClosePair(a, b);
+        }
+
+        static uint Given(out uint refused)
+        {
+            uint given, r;
+            DpdkNative.LcoreStats(&given, &r);
+            refused = r;
+            return given;
+        }
+    }
+
+    [DpdkFact]
     public void Transmit_ForeignOrOverlongBuffer_ThrowsAndSendsNothing()
     {
         (DpdkPort a, DpdkPort b) = OpenMemifPair();
