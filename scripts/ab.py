@@ -398,7 +398,8 @@ http {{
         `zero-copy=yes` on the client end with --memif-zero-copy."""
         mtu, trusted = (self.a.w5_memif_mtu, self.a.w5_memif_trusted) if w5 else (self.a.memif_mtu, self.a.memif_trusted)
         return ((f",mtu={mtu}" if mtu else "") + (",trusted=1" if trusted else "")
-                + (",zero-copy=yes" if client and not w5 and self.a.memif_zero_copy else ""))
+                + (",zero-copy=yes" if client and not w5 and self.a.memif_zero_copy else "")
+                + (self.a.memif_extra if not w5 else ""))
 
     def a_client_cmd(self, side, cmd):
         """Topology (a): the client runs in the server namespace. kernel: over loopback. usertcp: under LD_PRELOAD
@@ -898,7 +899,8 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
               + (f" (`mtu={a.memif_mtu}` appended to both USERTCP_DEV). " if a.memif_mtu else " (the PMD's default). ")
               + ("Checksums: kernel, none on loopback; usertcp, none either (`trusted=1` on both memif ends). "
                  if a.memif_trusted else "Checksums: kernel, none on loopback; usertcp, computed and verified in software. ")
-              + ("Client end in memif's zero-copy mode (`zero-copy=yes`). " if a.memif_zero_copy else ""))
+              + ("Client end in memif's zero-copy mode (`zero-copy=yes`). " if a.memif_zero_copy else "")
+              + (f"Both memif ends also `{a.memif_extra.lstrip(',')}`. " if a.memif_extra else ""))
     a3 = [n for n in res if n.startswith("(a) W3")]
     a4 = [n for n in res if n.startswith("(a) W4")]
     if a3:
@@ -927,7 +929,7 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
 def a_device_note(a):
     """The memif configuration of topology (a)'s usertcp runs, for the report."""
     return (f"memif: `{('mtu=%d' % a.memif_mtu) if a.memif_mtu else 'the PMD default MTU 1500'}"
-            f"{',trusted=1' if a.memif_trusted else ''}` on both ends{', `zero-copy=yes` on the client' if a.memif_zero_copy else ''} "
+            f"{',trusted=1' if a.memif_trusted else ''}{a.memif_extra}` on both ends{', `zero-copy=yes` on the client' if a.memif_zero_copy else ''} "
             "(the kernel: loopback, MTU 65536, no checksums).")
 
 
@@ -953,6 +955,9 @@ def main():
                          "verified, as the kernel's loopback; 0: computed and verified. Default 1 for A1-A4, 0 for W5a")
     ap.add_argument("--memif-zero-copy", action="store_true",
                     help="topology (a): `zero-copy=yes` on the client end (memif's zero-copy mode, client role only)")
+    ap.add_argument("--memif-extra", default="",
+                    help="topology (a), A1-A4: more device arguments appended to both memif ends, e.g. ',rsize=8' "
+                         "(log2 of the ring's slots; docs/dpdk.md)")
     ap.add_argument("--nginx-file-cache", action="store_true",
                     help="nginx `open_file_cache max=1000 inactive=60s` on both sides (default: stock settings, every "
                          "request opens, stats and closes its file)")

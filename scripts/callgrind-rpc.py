@@ -109,7 +109,7 @@ class Symbols:
 
 def group(obj):
     base = os.path.basename(obj)
-    if base in ("rpc_server", "rpc_client"):
+    if base in ("rpc_server", "rpc_client", "nginx", "wrk"):
         return f"application ({base})"
     if base == "libusertcp.so" or obj == "libusertcp.so":
         return "stack + shim (libusertcp.so)"
