@@ -169,11 +169,16 @@ public sealed unsafe class DpdkDeviceTests
         Assert.Equal(512, o.RingSlots);
         Assert.False(DpdkPort.ParseMemif("net_memif0,role=server,zero-copy=yes").ZeroCopyClient); // the PMD ignores it there
         Assert.Equal(1024, DpdkPort.ParseMemif("net_memif0").RingSlots);
+        Assert.Equal(-1, o.RxWakeUs);
+        DpdkPort.MemifOptions w = DpdkPort.ParseMemif("net_memif0,role=server,rxwake=20,socket=/y.sock");
+        Assert.Equal(20, w.RxWakeUs);
+        Assert.Equal("net_memif0,role=server,socket=/y.sock", w.DeviceArgs); // ours: not passed to the PMD
         Assert.Equal("net_af_packet0,iface=x,mtu=9000", DpdkPort.ParseMemif("net_af_packet0,iface=x,mtu=9000").DeviceArgs);
         foreach ((string arg, string named) in new[]
                  {
                      ("zero-copy=1", "zero-copy="), ("rsize=15", "rsize="), ("rsize=x", "rsize="), ("role=master", "role="),
-                     ("mtu=100", "mtu="), ("mtu=70000", "mtu="), ("trusted=yes", "trusted="),
+                     ("mtu=100", "mtu="), ("mtu=70000", "mtu="), ("trusted=yes", "trusted="), ("rxwake=-5", "rxwake="),
+                     ("rxwake=2000000", "rxwake="),
                  })
         {
             var e = Assert.Throws<ArgumentException>(() => DpdkPort.ParseMemif("net_memif0,role=client," + arg));
