@@ -152,6 +152,7 @@ internal static unsafe class Engine
                     // memif: no socket, but the ring's eventfd, which the peer writes when asked (ArmRxInterrupt).
                     s_rxInterrupt = rxi;
                     DeviceFds = true;
+                    if (rxi.Port.RxWakeUs >= 0) RxInterruptMinUs = rxi.Port.RxWakeUs; // memif rxwake=N
                     Kernel.Log(2, "device waits: memif receive interrupts (the ring's eventfd, armed before each sleep)");
                 }
                 HasDevice = true;

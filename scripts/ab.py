@@ -183,6 +183,9 @@ class Harness:
         for name, size in (("64.bin", 64), ("4k.bin", 4096)):
             with open(f"{d}/www/{name}", "wb") as f:
                 f.write(os.urandom(size))
+        # --nginx-file-cache: nginx keeps the served files open (one open/fstat/close fewer per request, on both
+        # sides); off by default (stock settings).
+        file_cache = "\n  open_file_cache max=1000 inactive=60s;" if self.a.nginx_file_cache else ""
         conf = f"""# Stock nginx settings; 'user root' because opening a DPDK device needs CAP_NET_RAW in the worker.
 user root;
 worker_processes {workers};
@@ -193,7 +196,7 @@ events {{ worker_connections 16384; }}
 http {{
   access_log off;
   sendfile on;
-  tcp_nopush on;
+  tcp_nopush on;{file_cache}
   keepalive_timeout 65;
   keepalive_requests 100000;
   client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
@@ -395,7 +398,8 @@ http {{
         `zero-copy=yes` on the client end with --memif-zero-copy."""
         mtu, trusted = (self.a.w5_memif_mtu, self.a.w5_memif_trusted) if w5 else (self.a.memif_mtu, self.a.memif_trusted)
         return ((f",mtu={mtu}" if mtu else "") + (",trusted=1" if trusted else "")
-                + (",zero-copy=yes" if client and not w5 and self.a.memif_zero_copy else ""))
+                + (",zero-copy=yes" if client and not w5 and self.a.memif_zero_copy else "")
+                + (self.a.memif_extra if not w5 else ""))
 
     def a_client_cmd(self, side, cmd):
         """Topology (a): the client runs in the server namespace. kernel: over loopback. usertcp: under LD_PRELOAD
@@ -795,7 +799,8 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
                   [("W2 64 B", "64 B"), ("W2 4 KB", "4 KB")])],
                 f"nginx with one worker (`worker_processes 1`), `wrk -t1 -c{a.conns} -d{a.seconds}s --latency`; the "
                 "default configuration (`worker_processes auto`: one worker per core, wrk -t2) one round only. "
-                "Configuration: sendfile on, tcp_nopush on, access_log off, keepalive_requests 100000.")
+                "Configuration: sendfile on, tcp_nopush on, access_log off, keepalive_requests 100000"
+                + (", open_file_cache max=1000 inactive=60s." if a.nginx_file_cache else "."))
     if any(k.startswith("W1") for k in res):
         section("W1 short connections: nginx, `Connection: close`", ["W1 64 B, Connection: close"],
                 [("rps", "connections/s (= requests/s)", 0), ("p50_us", "latency p50 (us)", 0),
@@ -884,7 +889,9 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
                 "LD_PRELOAD with USERTCP_IP=198.18.0.1, `USERTCP_DEV=net_memif1,role=client,socket=S` (two unrelated "
                 f"processes, each its own device). nginx one worker, `wrk -t1 -c{a.conns} -d{a.seconds}s`; W1 adds "
                 "`-H 'Connection: close'`. Both usertcp processes poll, so on 2 vCPUs they take both cores; server "
-                "CPU counts only nginx's worker. " + a_device_note(a))
+                "CPU counts only nginx's worker. "
+                + ("nginx with `open_file_cache max=1000 inactive=60s` on both sides. " if a.nginx_file_cache else "")
+                + a_device_note(a))
     a_note = ("Topology (a): client and server in one namespace; kernel: over 127.0.0.1; usertcp: the server under "
               "LD_PRELOAD with `USERTCP_DEV=net_memif0,role=server`, the client under LD_PRELOAD with "
               "`USERTCP_DEV=net_memif1,role=client` (each process its own device, no kernel in the data path). "
@@ -892,7 +899,8 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
               + (f" (`mtu={a.memif_mtu}` appended to both USERTCP_DEV). " if a.memif_mtu else " (the PMD's default). ")
               + ("Checksums: kernel, none on loopback; usertcp, none either (`trusted=1` on both memif ends). "
                  if a.memif_trusted else "Checksums: kernel, none on loopback; usertcp, computed and verified in software. ")
-              + ("Client end in memif's zero-copy mode (`zero-copy=yes`). " if a.memif_zero_copy else ""))
+              + ("Client end in memif's zero-copy mode (`zero-copy=yes`). " if a.memif_zero_copy else "")
+              + (f"Both memif ends also `{a.memif_extra.lstrip(',')}`. " if a.memif_extra else ""))
     a3 = [n for n in res if n.startswith("(a) W3")]
     a4 = [n for n in res if n.startswith("(a) W4")]
     if a3:
@@ -921,7 +929,7 @@ def write_report(h, started, load0, load1, cmdline, elapsed):
 def a_device_note(a):
     """The memif configuration of topology (a)'s usertcp runs, for the report."""
     return (f"memif: `{('mtu=%d' % a.memif_mtu) if a.memif_mtu else 'the PMD default MTU 1500'}"
-            f"{',trusted=1' if a.memif_trusted else ''}` on both ends{', `zero-copy=yes` on the client' if a.memif_zero_copy else ''} "
+            f"{',trusted=1' if a.memif_trusted else ''}{a.memif_extra}` on both ends{', `zero-copy=yes` on the client' if a.memif_zero_copy else ''} "
             "(the kernel: loopback, MTU 65536, no checksums).")
 
 
@@ -947,6 +955,12 @@ def main():
                          "verified, as the kernel's loopback; 0: computed and verified. Default 1 for A1-A4, 0 for W5a")
     ap.add_argument("--memif-zero-copy", action="store_true",
                     help="topology (a): `zero-copy=yes` on the client end (memif's zero-copy mode, client role only)")
+    ap.add_argument("--memif-extra", default="",
+                    help="topology (a), A1-A4: more device arguments appended to both memif ends, e.g. ',rsize=8' "
+                         "(log2 of the ring's slots; docs/dpdk.md)")
+    ap.add_argument("--nginx-file-cache", action="store_true",
+                    help="nginx `open_file_cache max=1000 inactive=60s` on both sides (default: stock settings, every "
+                         "request opens, stats and closes its file)")
     ap.add_argument("--suffix", help="scripts/testnet.sh suffix of the private topology (default aPID)")
     ap.add_argument("--tag", default="run", help="word put into the memif socket paths (/tmp/usertcp-ab-TAG-...)")
     ap.add_argument("--usertcp-dev", default="packet",

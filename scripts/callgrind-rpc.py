@@ -35,18 +35,25 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIB = os.path.join(ROOT, "build", "valgrind", "libusertcp.so")
 BENCH = os.path.join(ROOT, "build", "bench")
+CACHE_SIM = []  # --cache-sim: ["--cache-sim=yes"] (valgrind's simulated I1/D1/LL caches, deterministic)
+CACHE_EVENTS = ("D1mr", "D1mw", "DLmr", "DLmw")
 SRV_IP = "198.18.0.2"
 CLI_IP = "198.18.0.1"
 
 
-def self_costs(path):
-    """Callgrind's self cost (Ir) per (object, function) from a callgrind.out file."""
+def self_costs(path, event="Ir"):
+    """Callgrind's self cost of one event (Ir; with --cache-sim also D1mr, DLmr, ...) per (object, function) from a
+    callgrind.out file."""
     names, fnames, costs = {}, {}, {}
     ob = fn = None
     skip_next = False
+    col = 1  # cost lines are "line ev1 ev2 ..." (positions: line)
     with open(path, errors="replace") as f:
         for line in f:
             if not line or line[0] == "#":
+                continue
+            if line.startswith("events:"):
+                col = 1 + line.split()[1:].index(event)
                 continue
             c = line[0]
             if c.isdigit() or c in "+-*":
@@ -54,8 +61,8 @@ def self_costs(path):
                     skip_next = False
                     continue
                 parts = line.split()
-                if len(parts) >= 2 and ob is not None:
-                    costs[(ob, fn)] = costs.get((ob, fn), 0) + int(parts[-1])
+                if len(parts) > col and ob is not None:
+                    costs[(ob, fn)] = costs.get((ob, fn), 0) + int(parts[col])
                 continue
             m = re.match(r"(c?ob|c?fn)=\((\d+)\)(?: (.*))?", line.strip())
             if m:
@@ -102,7 +109,7 @@ class Symbols:
 
 def group(obj):
     base = os.path.basename(obj)
-    if base in ("rpc_server", "rpc_client"):
+    if base in ("rpc_server", "rpc_client", "nginx", "wrk"):
         return f"application ({base})"
     if base == "libusertcp.so" or obj == "libusertcp.so":
         return "stack + shim (libusertcp.so)"
@@ -131,7 +138,7 @@ def run_once(suffix, work, requests, conns, churn=None, size=64, memif=None):
                       "USERTCP_DPDK_ARGS=--log-level=*:error"]
     cmd = ["ip", "netns", "exec", srv, "env", f"LD_PRELOAD={LIB}", f"USERTCP_IP={SRV_IP}/24",
            f"USERTCP_DEV={dev}", "USERTCP_DPDK_ARGS=--log-level=*:error --no-huge",
-           "USERTCP_STATS=1", "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+           "USERTCP_STATS=1", "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + CACHE_SIM + [
            f"{BENCH}/rpc_server", "7000"]
     p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -253,12 +260,17 @@ def main():
     ap.add_argument("--top", type=int, default=30, help="functions listed")
     ap.add_argument("--files", help="analyse existing callgrind files FILE1,FILE2 (no runs)")
     ap.add_argument("--suffix", help="scripts/testnet.sh suffix of the private topology (default cgPID)")
+    ap.add_argument("--cache-sim", action="store_true",
+                    help="also simulate the caches (valgrind --cache-sim=yes): D1 and last-level misses per RPC, in "
+                         "total and by function (what a larger buffer or another pool order costs in memory traffic)")
     ap.add_argument("--memif", nargs="?", const="", default=None, metavar="OPTS",
                     help="topology (a): the server on net_memif (role=server) and the client on usertcp too (role=client, "
                          "ordinary build) instead of af_packet and the kernel; OPTS is appended to both USERTCP_DEV "
                          "(e.g. ,mtu=16000,trusted=1). The socket is in the work directory (--keep)")
     a = ap.parse_args()
-    global LIB
+    global LIB, CACHE_SIM
+    if a.cache_sim:
+        CACHE_SIM = ["--cache-sim=yes"]
     if a.lib:
         LIB = os.path.abspath(a.lib)
     n1, n2 = (int(x) for x in a.requests.split(","))
@@ -295,7 +307,28 @@ def main():
             c2, line2, stats2 = run_once(suffix, work, n2, a.conns, size=a.size, memif=a.memif)
     finally:
         subprocess.run([os.path.join(ROOT, "scripts", "testnet.sh"), "down", "--suffix", suffix], capture_output=True)
+    if a.cache_sim:
+        cache_report(a, n1, n2, work)
     report(a, n1, n2, c1, c2, line1, line2, stats2, work)
+
+
+def cache_report(a, n1, n2, work):
+    """Simulated cache misses per RPC (difference of the two runs), in total and for the functions with the most."""
+    unit = "accepted connection" if a.churn else "RPC"
+    tag1, tag2 = (1, 2) if a.churn else (n1, n2)
+    per = {}
+    for ev in CACHE_EVENTS:
+        c1 = self_costs(os.path.join(work, f"callgrind.{tag1}"), ev)
+        c2 = self_costs(os.path.join(work, f"callgrind.{tag2}"), ev)
+        per[ev] = {k: (c2.get(k, 0) - c1.get(k, 0)) / (n2 - n1) for k in set(c1) | set(c2)}
+    print(f"simulated cache misses per {unit}: " + ", ".join(f"{ev} {sum(per[ev].values()):,.1f}" for ev in CACHE_EVENTS))
+    both = {}
+    for ev in CACHE_EVENTS:
+        for k, v in per[ev].items():
+            both.setdefault(k, [0.0] * len(CACHE_EVENTS))[CACHE_EVENTS.index(ev)] += v
+    print(f"by function (top {a.top} by D1 misses): " + " ".join(f"{ev:>7}" for ev in CACHE_EVENTS))
+    for (obj, fn), v in sorted(both.items(), key=lambda kv: -(kv[1][0] + kv[1][1]))[:a.top]:
+        print("  " + " ".join(f"{x:7.2f}" for x in v) + f"  {os.path.basename(obj)}  {fn}")
 
 
 def report(a, n1, n2, c1, c2, line1, line2, stats2, work):

@@ -330,7 +330,16 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
     public string BurstSummary() =>
         $"rx calls {RxCalls} non-empty {RxBursts} frames {RxFrames} ({(RxBursts == 0 ? 0 : (double)RxFrames / RxBursts):F2} " +
         $"per burst); tx calls {TxCalls} frames {TxFrames} ({(TxCalls == 0 ? 0 : (double)TxFrames / TxCalls):F2} per call), " +
-        $"short {TxShortBursts} (none taken {TxEmptyBursts}, frames refused {TxRefusedFrames})";
+        $"short {TxShortBursts} (none taken {TxEmptyBursts}, frames refused {TxRefusedFrames}); {LcoreSummary()}";
+
+    /// <summary>Threads the glue gave an lcore id (so their mbufs go through the pool's per-lcore cache: glue.c,
+    /// "lcore ids for every thread"), and threads that found none left.</summary>
+    public static string LcoreSummary()
+    {
+        uint given, refused;
+        DpdkNative.LcoreStats(&given, &refused);
+        return $"threads given an lcore id {given}" + (refused > 0 ? $" (none left for {refused})" : "");
+    }
 
     /// <summary>The driver can wake a receiver that sleeps (<see cref="ArmRxInterrupt"/>): memif, whose rings have an
     /// eventfd the peer writes after sending while the receiver asks for it.</summary>

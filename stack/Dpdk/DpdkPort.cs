@@ -63,6 +63,8 @@ public sealed unsafe class DpdkPort : IDisposable
     public bool Rss { get; }
     /// <summary>memif <c>trusted=1</c>: checksums neither computed nor verified on this link (see ParseMemif).</summary>
     public bool TrustedLink { get; }
+    /// <summary>memif <c>rxwake=N</c>: the shortest sleep (µs) that arms the receive interrupt; -1: not given.</summary>
+    public int RxWakeUs { get; }
     public int PoolSize { get; }
     public int RxDescriptors { get; }
     public int TxDescriptors { get; }
@@ -73,9 +75,10 @@ public sealed unsafe class DpdkPort : IDisposable
     public ReadOnlySpan<DpdkDevice> Devices => _devices;
 
     private DpdkPort(ushort portId, DpdkPortConfig cfg, nint pool, int poolSize, in DpdkNative.PortInfo info, int mtu,
-        bool trusted)
+        bool trusted, int rxWakeUs)
     {
         TrustedLink = trusted;
+        RxWakeUs = rxWakeUs;
         PortId = portId;
         DeviceArgs = cfg.Device;
         NetworkNamespace = cfg.NetworkNamespace;
@@ -156,8 +159,12 @@ public sealed unsafe class DpdkPort : IDisposable
     /// Zero-copy (client role only: the PMD ignores it on a server) puts the client's own mbufs in the rings, so the
     /// peer copies straight into and out of them: one copy per frame instead of two. Its receive ring then holds one
     /// mbuf per slot and its transmitted mbufs stay referenced until the peer took them, so the pool grows by two
-    /// rings' worth (<see cref="OpenInCurrentNamespace"/>).</summary>
-    internal readonly record struct MemifOptions(string DeviceArgs, int Mtu, bool Trusted, bool ZeroCopyClient, int RingSlots);
+    /// rings' worth (<see cref="OpenInCurrentNamespace"/>).
+    /// <c>rxwake=N</c> (also ours, taken out): a waiting process asks the peer to signal new frames (memif's receive
+    /// interrupt, <see cref="DpdkDevice.ArmRxInterrupt"/>) only for sleeps of at least N µs; shorter sleeps end on
+    /// their timer. -1 (not given): the engine's default.</summary>
+    internal readonly record struct MemifOptions(string DeviceArgs, int Mtu, bool Trusted, bool ZeroCopyClient, int RingSlots,
+        int RxWakeUs = -1);
 
     /// <summary>Reads memif device arguments (see <see cref="MemifOptions"/>); anything else is returned unchanged.
     /// Throws <see cref="ArgumentException"/> naming the bad argument.</summary>
@@ -165,7 +172,7 @@ public sealed unsafe class DpdkPort : IDisposable
     {
         if (!device.StartsWith("net_memif", StringComparison.Ordinal)) return new MemifOptions(device, 0, false, false, 0);
         string[] parts = device.Split(',');
-        int mtu = 0, log2Ring = 10;
+        int mtu = 0, log2Ring = 10, rxWake = -1;
         bool bsize = false, trusted = false, zeroCopy = false, client = false;
         var kept = new System.Collections.Generic.List<string>(parts.Length + 1);
         foreach (string part in parts)
@@ -175,6 +182,13 @@ public sealed unsafe class DpdkPort : IDisposable
                 if (!int.TryParse(part.AsSpan(4), System.Globalization.NumberStyles.None,
                         System.Globalization.CultureInfo.InvariantCulture, out mtu) || mtu < 576 || mtu > MaxMemifMtu)
                     throw new ArgumentException($"memif mtu= must be 576..{MaxMemifMtu}: '{part}'");
+                continue;
+            }
+            if (part.StartsWith("rxwake=", StringComparison.Ordinal))
+            {
+                if (!int.TryParse(part.AsSpan(7), System.Globalization.NumberStyles.None,
+                        System.Globalization.CultureInfo.InvariantCulture, out rxWake) || rxWake > 1_000_000)
+                    throw new ArgumentException($"memif rxwake= (µs) must be 0..1000000: '{part}'");
                 continue;
             }
             if (part.StartsWith("trusted=", StringComparison.Ordinal))
@@ -206,7 +220,7 @@ public sealed unsafe class DpdkPort : IDisposable
             kept.Add(part);
         }
         if (mtu != 0 && !bsize) kept.Add($"bsize={MemifBufferSize(mtu)}");
-        return new MemifOptions(string.Join(',', kept), mtu, trusted, zeroCopy && client, 1 << log2Ring);
+        return new MemifOptions(string.Join(',', kept), mtu, trusted, zeroCopy && client, 1 << log2Ring, rxWake);
     }
 
     /// <summary>memif buffer for <c>mtu=</c>: the frame with the same room as an mbuf's (VLAN tag, FCS), rounded up to
@@ -284,12 +298,15 @@ public sealed unsafe class DpdkPort : IDisposable
             DpdkNative.PoolFree(pool);
             throw new DpdkException($"cannot configure DPDK port {port} ('{cfg.Device}'): {DpdkNative.Describe(rc)}", -rc);
         }
-        return new DpdkPort(port, cfg, pool, poolSize, info, memifMtu, trusted);
+        return new DpdkPort(port, cfg, pool, poolSize, info, memifMtu, trusted, memif.RxWakeUs);
     }
 
     /// <summary>Free mbufs in the pool (a leak check: equals <see cref="PoolSize"/> when the port is idle and
     /// nothing is held, minus the mbufs posted to receive descriptors).</summary>
     public int PoolAvailable => _disposed ? 0 : (int)DpdkNative.PoolAvail(_pool);
+
+    /// <summary>Free mbufs in the pool's shared ring, without those parked in per-lcore caches.</summary>
+    public int PoolSharedAvailable => _disposed ? 0 : (int)DpdkNative.PoolSharedAvail(_pool);
 
     /// <summary>Mbufs taken from the pool (held by receive descriptors, queued for transmit, or by the stack).</summary>
     public int PoolInUse => _disposed ? 0 : (int)DpdkNative.PoolInUse(_pool);

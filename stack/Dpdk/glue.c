@@ -36,7 +36,7 @@
 #define UTD_EXPORT __attribute__((visibility("default")))
 
 // Bumped whenever a signature or struct below changes; DpdkNative checks it at load time.
-#define UTD_ABI_VERSION 3
+#define UTD_ABI_VERSION 4
 
 // The managed mirror (stack/Dpdk/MbufLayout.cs) hard-codes these; fail the build if DPDK ever moves them.
 _Static_assert(sizeof(struct rte_mbuf) == 128, "rte_mbuf size");
@@ -187,6 +187,71 @@ UTD_EXPORT int utd_thread_register(void)
 }
 
 UTD_EXPORT void utd_thread_unregister(void) { rte_thread_unregister(); }
+
+// ---- lcore ids for every thread that touches the pools.
+//
+// A mempool's per-lcore cache serves only threads with an lcore id: the thread that ran rte_eal_init has one, any
+// other thread's allocations and frees (ours and the driver's: memif's receive takes 32 mbufs per non-empty call and
+// frees the unused ones, its transmit frees what it copied) go to the pool's shared ring instead: a compare-and-swap
+// per call and FIFO order, every mbuf of the pool in turn instead of the same few warm ones. Which thread polls is the
+// application's choice (wrk's worker thread, not the thread that started the runtime; the engine's progress thread),
+// so the glue gives a thread an lcore id the first time it receives or allocates. The id goes back when the thread
+// exits (a pthread key's destructor), after the thread's cache of every pool was flushed back to its pool; a thread
+// that finds no id left (RTE_MAX_LCORE registered) keeps the ring, correct and slower, and is not asked again.
+
+static pthread_key_t utd_lcore_key;
+static pthread_once_t utd_lcore_once = PTHREAD_ONCE_INIT;
+static int utd_lcore_key_ok;
+static __thread int utd_lcore_refused;
+static uint32_t utd_lcores_given, utd_lcores_refused; // counters (utd_lcore_stats)
+
+static void utd_flush_cache(struct rte_mempool *mp, void *arg)
+{
+	struct rte_mempool_cache *cache = rte_mempool_default_cache(mp, *(unsigned *)arg);
+	if (cache != NULL)
+		rte_mempool_cache_flush(cache, mp);
+}
+
+static void utd_lcore_release(void *value)
+{
+	(void)value;
+	unsigned lcore = rte_lcore_id();
+	if (lcore == LCORE_ID_ANY)
+		return;
+	rte_mempool_walk(utd_flush_cache, &lcore);
+	rte_thread_unregister();
+}
+
+static void utd_lcore_key_create(void) { utd_lcore_key_ok = pthread_key_create(&utd_lcore_key, utd_lcore_release) == 0; }
+
+__attribute__((noinline)) static void utd_lcore_slow(void)
+{
+	if (utd_lcore_refused)
+		return;
+	pthread_once(&utd_lcore_once, utd_lcore_key_create);
+	// Without the key the id could not be given back at exit: leave the thread on the ring.
+	if (!utd_lcore_key_ok || rte_thread_register() != 0) {
+		utd_lcore_refused = 1;
+		__atomic_fetch_add(&utd_lcores_refused, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	pthread_setspecific(utd_lcore_key, (void *)1);
+	__atomic_fetch_add(&utd_lcores_given, 1, __ATOMIC_RELAXED);
+}
+
+// One thread-local read on the fast path (the mempool code reads the same variable right after).
+static inline void utd_need_lcore(void)
+{
+	if (__builtin_expect(rte_lcore_id() == LCORE_ID_ANY, 0))
+		utd_lcore_slow();
+}
+
+// Threads given an lcore id by the glue so far, and threads that found none left.
+UTD_EXPORT void utd_lcore_stats(uint32_t *given, uint32_t *refused)
+{
+	*given = __atomic_load_n(&utd_lcores_given, __ATOMIC_RELAXED);
+	*refused = __atomic_load_n(&utd_lcores_refused, __ATOMIC_RELAXED);
+}
 
 UTD_EXPORT int utd_eal_cleanup(void)
 {
@@ -463,6 +528,16 @@ UTD_EXPORT uint32_t utd_pool_avail(struct rte_mempool *mp) { return rte_mempool_
 
 UTD_EXPORT uint32_t utd_pool_in_use(struct rte_mempool *mp) { return rte_mempool_in_use_count(mp); }
 
+// Free mbufs in the pool's shared ring only (not in any per-lcore cache).
+UTD_EXPORT uint32_t utd_pool_shared_avail(struct rte_mempool *mp)
+{
+	uint32_t n = rte_mempool_avail_count(mp);
+	if (mp->cache_size != 0)
+		for (unsigned i = 0; i < RTE_MAX_LCORE; i++)
+			n -= mp->local_cache[i].len;
+	return n;
+}
+
 // ---- fast path: called through unmanaged function pointers with SuppressGCTransition, so these must never block
 // or call back into managed code.
 
@@ -527,6 +602,7 @@ UTD_EXPORT uint16_t utd_rx_packets(uint16_t port, uint16_t queue, struct utd_pac
 				   struct rte_mbuf **scratch, uint32_t *segments)
 {
 	utd_clean_upper();
+	utd_need_lcore();
 	uint16_t r = rte_eth_rx_burst(port, queue, scratch, n);
 	uint32_t segs = 0;
 	for (uint16_t i = 0; i < r; i++) {
@@ -542,6 +618,7 @@ UTD_EXPORT uint16_t utd_rx_packets(uint16_t port, uint16_t queue, struct utd_pac
 UTD_EXPORT uint32_t utd_alloc_packets(struct rte_mempool *mp, struct utd_packet *pkts, uint32_t n,
 				      struct rte_mbuf **scratch)
 {
+	utd_need_lcore();
 	uint32_t got = utd_alloc(mp, scratch, n);
 	for (uint32_t i = 0; i < got; i++) {
 		struct rte_mbuf *m = scratch[i];

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 lib=$(pwd)/build/libusertcp.so
 suffix=e$$
 cli=ut-cli$suffix srv=ut-srv$suffix
-work=$(mktemp -d /tmp/usertcp-e2e-XXXXXX)
+work=$(mktemp -d "/tmp/usertcp-e2e-${E2E_TAG:+$E2E_TAG-}XXXXXX") # E2E_TAG: a word in the work dir (and memif socket) names
 chmod 755 "$work"
 passed=0 failed=0
 cleanup() {

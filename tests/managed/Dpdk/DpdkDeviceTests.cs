@@ -169,11 +169,16 @@ public sealed unsafe class DpdkDeviceTests
         Assert.Equal(512, o.RingSlots);
         Assert.False(DpdkPort.ParseMemif("net_memif0,role=server,zero-copy=yes").ZeroCopyClient); // the PMD ignores it there
         Assert.Equal(1024, DpdkPort.ParseMemif("net_memif0").RingSlots);
+        Assert.Equal(-1, o.RxWakeUs);
+        DpdkPort.MemifOptions w = DpdkPort.ParseMemif("net_memif0,role=server,rxwake=20,socket=/y.sock");
+        Assert.Equal(20, w.RxWakeUs);
+        Assert.Equal("net_memif0,role=server,socket=/y.sock", w.DeviceArgs); // ours: not passed to the PMD
         Assert.Equal("net_af_packet0,iface=x,mtu=9000", DpdkPort.ParseMemif("net_af_packet0,iface=x,mtu=9000").DeviceArgs);
         foreach ((string arg, string named) in new[]
                  {
                      ("zero-copy=1", "zero-copy="), ("rsize=15", "rsize="), ("rsize=x", "rsize="), ("role=master", "role="),
-                     ("mtu=100", "mtu="), ("mtu=70000", "mtu="), ("trusted=yes", "trusted="),
+                     ("mtu=100", "mtu="), ("mtu=70000", "mtu="), ("trusted=yes", "trusted="), ("rxwake=-5", "rxwake="),
+                     ("rxwake=2000000", "rxwake="),
                  })
         {
             var e = Assert.Throws<ArgumentException>(() => DpdkPort.ParseMemif("net_memif0,role=client," + arg));
@@ -361,6 +366,66 @@ public sealed unsafe class DpdkDeviceTests
         finally
         {
             ClosePair(a, b);
+        }
+    }
+
+    [DpdkFact]
+    public void ThreadWithoutLcore_GetsOneOnFirstAllocation_AndGivesItAndItsCachedMbufsBackAtExit()
+    {
+        // glue.c, "lcore ids for every thread": a thread other than the EAL's gets an lcore id (so the pool's
+        // per-lcore cache serves it) the first time it allocates or receives; at its exit the mbufs in that cache go
+        // back to the pool's shared ring and the id is free for the next thread.
+        (DpdkPort a, DpdkPort b) = OpenMemifPair();
+        try
+        {
+            DpdkDevice d = a.Devices[0];
+            int avail = a.PoolAvailable;
+            int shared = a.PoolSharedAvailable;
+            // Nothing in the thread asserts (an exception there would take the test host down): it reports.
+            (int got, uint given, int lcore, int cached) RunThread()
+            {
+                int got = 0, lcore = -2, cached = -1;
+                uint given = 0;
+                var t = new Thread(() =>
+                {
+                    var bufs = new PacketBuf[32];
+                    got = d.Allocate(bufs);
+                    given = Given(out _);
+                    lcore = DpdkNative.ThreadRegister(); // registered already: returns its id
+                    d.FreeBurst(bufs);
+                    cached = shared - a.PoolSharedAvailable;
+                });
+                t.Start();
+                t.Join();
+                return (got, given, lcore, cached);
+            }
+            uint before = Given(out uint refused0);
+            (int got1, uint given1, int lcore1, int cached1) = RunThread();
+            Assert.Equal(32, got1);
+            Assert.Equal(before + 1, given1);
+            Assert.True(lcore1 > 0, $"lcore id {lcore1}");
+            Assert.True(cached1 > 0, "the thread's frees went to its lcore cache, not straight to the ring");
+            Assert.Equal(avail, a.PoolAvailable);
+            Assert.Equal(shared, a.PoolSharedAvailable); // flushed back at the thread's exit
+            (int got2, uint given2, int lcore2, _) = RunThread();
+            Assert.Equal(32, got2);
+            Assert.Equal(before + 2, given2);
+            Assert.Equal(lcore1, lcore2); // the first thread's id was given back
+            Assert.Equal(shared, a.PoolSharedAvailable);
+            Given(out uint refused);
+            Assert.Equal(refused0, refused);
+        }
+        finally
+        {
+            ClosePair(a, b);
+        }
+
+        static uint Given(out uint refused)
+        {
+            uint given, r;
+            DpdkNative.LcoreStats(&given, &r);
+            refused = r;
+            return given;
         }
     }
 
