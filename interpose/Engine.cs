@@ -155,6 +155,8 @@ internal static unsafe class Engine
                     if (rxi.Port.RxWakeUs >= 0) RxInterruptMinUs = rxi.Port.RxWakeUs; // memif rxwake=N
                     Kernel.Log(2, "device waits: memif receive interrupts (the ring's eventfd, armed before each sleep)");
                 }
+                else if (s_device is DpdkDevice { Port.RxWakeUs: >= 0 })
+                    Kernel.Log(1, $"USERTCP_DEV='{dev}': rxwake= has no effect (the port has no receive interrupt)");
                 HasDevice = true;
                 DeviceDescription = dev;
             }

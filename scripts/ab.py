@@ -955,8 +955,8 @@ def main():
                          "verified, as the kernel's loopback; 0: computed and verified. Default 1 for A1-A4, 0 for W5a")
     ap.add_argument("--memif-zero-copy", action="store_true",
                     help="topology (a): `zero-copy=yes` on the client end (memif's zero-copy mode, client role only)")
-    ap.add_argument("--memif-extra", default="",
-                    help="topology (a), A1-A4: more device arguments appended to both memif ends, e.g. ',rsize=8' "
+    ap.add_argument("--memif-extra", default="", type=lambda v: v if v == "" or v.startswith(",") else "," + v,
+                    help="topology (a), A1-A4: more device arguments appended to both memif ends, e.g. 'rsize=8' "
                          "(log2 of the ring's slots; docs/dpdk.md)")
     ap.add_argument("--nginx-file-cache", action="store_true",
                     help="nginx `open_file_cache max=1000 inactive=60s` on both sides (default: stock settings, every "

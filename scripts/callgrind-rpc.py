@@ -270,6 +270,8 @@ def main():
     a = ap.parse_args()
     global LIB, CACHE_SIM
     if a.cache_sim:
+        if a.client_churn or a.files:
+            ap.error("--cache-sim works with the RPC and --churn runs only (not with --client-churn or --files)")
         CACHE_SIM = ["--cache-sim=yes"]
     if a.lib:
         LIB = os.path.abspath(a.lib)

@@ -336,9 +336,9 @@ public sealed unsafe class DpdkDevice : IDevice, IDisposable
     /// "lcore ids for every thread"), and threads that found none left.</summary>
     public static string LcoreSummary()
     {
-        uint given, refused;
-        DpdkNative.LcoreStats(&given, &refused);
-        return $"threads given an lcore id {given}" + (refused > 0 ? $" (none left for {refused})" : "");
+        uint given, refused, released;
+        DpdkNative.LcoreStats(&given, &refused, &released);
+        return $"threads given an lcore id {given} (given back {released})" + (refused > 0 ? $" (none left for {refused})" : "");
     }
 
     /// <summary>The driver can wake a receiver that sleeps (<see cref="ArmRxInterrupt"/>): memif, whose rings have an

@@ -17,7 +17,7 @@ internal static unsafe class DpdkNative
 {
     public const string GlueFileName = "libusertcp-dpdk.so";
     // Must equal UTD_ABI_VERSION in glue.c.
-    public const int AbiVersion = 4;
+    public const int AbiVersion = 5;
 
     // Offload bits shared with glue.c (UTD_OFF_*).
     public const byte OffRxIpv4 = 1, OffRxTcp = 2, OffTxIpv4 = 4, OffTxTcp = 8;
@@ -35,9 +35,9 @@ internal static unsafe class DpdkNative
     public static delegate* unmanaged[Cdecl]<int> EalCleanup;
     public static delegate* unmanaged[Cdecl]<int> ThreadRegister;
     public static delegate* unmanaged[Cdecl]<void> ThreadUnregister;
-    /// <summary>utd_lcore_stats: threads the glue gave an lcore id on their first receive/allocation, and threads
-    /// that found none left.</summary>
-    public static delegate* unmanaged[Cdecl]<uint*, uint*, void> LcoreStats;
+    /// <summary>utd_lcore_stats: threads the glue gave an lcore id on their first receive/allocation, threads that
+    /// found none left, and ids given back (at a thread's exit, after its caches were flushed).</summary>
+    public static delegate* unmanaged[Cdecl]<uint*, uint*, uint*, void> LcoreStats;
     public static delegate* unmanaged[Cdecl]<byte*, int> NetnsEnter;
     public static delegate* unmanaged[Cdecl]<int, int> NetnsLeave;
     public static delegate* unmanaged[Cdecl]<byte*, ushort*, int> PortOpen;
@@ -195,7 +195,7 @@ internal static unsafe class DpdkNative
         EalCleanup = (delegate* unmanaged[Cdecl]<int>)E("utd_eal_cleanup");
         ThreadRegister = (delegate* unmanaged[Cdecl]<int>)E("utd_thread_register");
         ThreadUnregister = (delegate* unmanaged[Cdecl]<void>)E("utd_thread_unregister");
-        LcoreStats = (delegate* unmanaged[Cdecl]<uint*, uint*, void>)E("utd_lcore_stats");
+        LcoreStats = (delegate* unmanaged[Cdecl]<uint*, uint*, uint*, void>)E("utd_lcore_stats");
         NetnsEnter = (delegate* unmanaged[Cdecl]<byte*, int>)E("utd_netns_enter");
         NetnsLeave = (delegate* unmanaged[Cdecl]<int, int>)E("utd_netns_leave");
         PortOpen = (delegate* unmanaged[Cdecl]<byte*, ushort*, int>)E("utd_port_open");

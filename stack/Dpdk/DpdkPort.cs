@@ -243,6 +243,12 @@ public sealed unsafe class DpdkPort : IDisposable
         return (int)(System.Numerics.BitOperations.RoundUpToPowerOf2((uint)poolSize + 1) - 1);
     }
 
+    /// <summary>The per-lcore cache for a pool of <paramref name="poolSize"/> mbufs: every thread that polls or allocates
+    /// gets one (glue.c, "lcore ids for every thread": the application's threads, the progress thread), and each can
+    /// park up to 1.5x its size where no other thread reaches, so the caches together stay within a few percent of a
+    /// small pool (a 2,047-mbuf pool of 16 KB buffers for memif's large MTU: 63, not 256).</summary>
+    internal static int PoolCacheFor(DpdkPortConfig cfg, int poolSize) => Math.Min(cfg.PoolCacheSize, poolSize / 32);
+
     private static DpdkPort OpenInCurrentNamespace(DpdkPortConfig cfg)
     {
         ushort port;
@@ -266,7 +272,7 @@ public sealed unsafe class DpdkPort : IDisposable
         ushort dataRoom = (ushort)Math.Min(65535, RteMbuf.Headroom + Math.Max(2048, frame));
         string poolName = $"ut{Environment.ProcessId}_{Interlocked.Increment(ref s_poolCounter)}";
         byte* name = DpdkNative.Utf8(poolName);
-        nint pool = DpdkNative.PoolCreate(name, (uint)poolSize, (uint)cfg.PoolCacheSize, dataRoom, -1);
+        nint pool = DpdkNative.PoolCreate(name, (uint)poolSize, (uint)PoolCacheFor(cfg, poolSize), dataRoom, -1);
         NativeMemory.Free(name);
         if (pool == 0)
         {

@@ -36,7 +36,7 @@
 #define UTD_EXPORT __attribute__((visibility("default")))
 
 // Bumped whenever a signature or struct below changes; DpdkNative checks it at load time.
-#define UTD_ABI_VERSION 4
+#define UTD_ABI_VERSION 5
 
 // The managed mirror (stack/Dpdk/MbufLayout.cs) hard-codes these; fail the build if DPDK ever moves them.
 _Static_assert(sizeof(struct rte_mbuf) == 128, "rte_mbuf size");
@@ -175,19 +175,6 @@ UTD_EXPORT int utd_eal_init(int argc, char **argv)
 	return rc;
 }
 
-// Gives the calling (non-EAL) thread an lcore id so mempool per-lcore caches serve its allocations and frees.
-// Returns the lcore id or a negative errno.
-UTD_EXPORT int utd_thread_register(void)
-{
-	if (rte_lcore_id() != LCORE_ID_ANY)
-		return (int)rte_lcore_id();
-	if (rte_thread_register() != 0)
-		return neg_rte_errno(ENOSPC);
-	return (int)rte_lcore_id();
-}
-
-UTD_EXPORT void utd_thread_unregister(void) { rte_thread_unregister(); }
-
 // ---- lcore ids for every thread that touches the pools.
 //
 // A mempool's per-lcore cache serves only threads with an lcore id: the thread that ran rte_eal_init has one, any
@@ -203,7 +190,7 @@ static pthread_key_t utd_lcore_key;
 static pthread_once_t utd_lcore_once = PTHREAD_ONCE_INIT;
 static int utd_lcore_key_ok;
 static __thread int utd_lcore_refused;
-static uint32_t utd_lcores_given, utd_lcores_refused; // counters (utd_lcore_stats)
+static uint32_t utd_lcores_given, utd_lcores_refused, utd_lcores_released; // counters (utd_lcore_stats)
 
 static void utd_flush_cache(struct rte_mempool *mp, void *arg)
 {
@@ -220,6 +207,7 @@ static void utd_lcore_release(void *value)
 		return;
 	rte_mempool_walk(utd_flush_cache, &lcore);
 	rte_thread_unregister();
+	__atomic_fetch_add(&utd_lcores_released, 1, __ATOMIC_RELEASE);
 }
 
 static void utd_lcore_key_create(void) { utd_lcore_key_ok = pthread_key_create(&utd_lcore_key, utd_lcore_release) == 0; }
@@ -239,6 +227,27 @@ __attribute__((noinline)) static void utd_lcore_slow(void)
 	__atomic_fetch_add(&utd_lcores_given, 1, __ATOMIC_RELAXED);
 }
 
+// Gives the calling thread an lcore id now (the same as its first receive or allocation would, given back at its
+// exit). Returns the lcore id or a negative errno (ENOSPC: none left).
+UTD_EXPORT int utd_thread_register(void)
+{
+	if (rte_lcore_id() == LCORE_ID_ANY) {
+		utd_lcore_refused = 0; // an explicit request tries again
+		utd_lcore_slow();
+	}
+	return rte_lcore_id() == LCORE_ID_ANY ? -ENOSPC : (int)rte_lcore_id();
+}
+
+// Gives the calling thread's lcore id back before its exit (its caches flushed first, as at exit).
+UTD_EXPORT void utd_thread_unregister(void)
+{
+	if (rte_lcore_id() == LCORE_ID_ANY)
+		return;
+	if (utd_lcore_key_ok)
+		pthread_setspecific(utd_lcore_key, NULL); // no second release at exit
+	utd_lcore_release(NULL);
+}
+
 // One thread-local read on the fast path (the mempool code reads the same variable right after).
 static inline void utd_need_lcore(void)
 {
@@ -246,11 +255,12 @@ static inline void utd_need_lcore(void)
 		utd_lcore_slow();
 }
 
-// Threads given an lcore id by the glue so far, and threads that found none left.
-UTD_EXPORT void utd_lcore_stats(uint32_t *given, uint32_t *refused)
+// Threads given an lcore id by the glue so far, threads that found none left, and ids given back (thread exits).
+UTD_EXPORT void utd_lcore_stats(uint32_t *given, uint32_t *refused, uint32_t *released)
 {
 	*given = __atomic_load_n(&utd_lcores_given, __ATOMIC_RELAXED);
 	*refused = __atomic_load_n(&utd_lcores_refused, __ATOMIC_RELAXED);
+	*released = __atomic_load_n(&utd_lcores_released, __ATOMIC_ACQUIRE);
 }
 
 UTD_EXPORT int utd_eal_cleanup(void)
@@ -529,17 +539,21 @@ UTD_EXPORT uint32_t utd_pool_avail(struct rte_mempool *mp) { return rte_mempool_
 UTD_EXPORT uint32_t utd_pool_in_use(struct rte_mempool *mp) { return rte_mempool_in_use_count(mp); }
 
 // Free mbufs in the pool's shared ring only (not in any per-lcore cache).
+// (rte_mempool_avail_count adds the caches to the ring's count and caps the sum at the pool's size; the caches are
+// read without their owners' cooperation, so the difference is clamped at 0.)
 UTD_EXPORT uint32_t utd_pool_shared_avail(struct rte_mempool *mp)
 {
-	uint32_t n = rte_mempool_avail_count(mp);
+	uint32_t n = rte_mempool_avail_count(mp), cached = 0;
 	if (mp->cache_size != 0)
 		for (unsigned i = 0; i < RTE_MAX_LCORE; i++)
-			n -= mp->local_cache[i].len;
-	return n;
+			cached += __atomic_load_n(&mp->local_cache[i].len, __ATOMIC_RELAXED);
+	return n > cached ? n - cached : 0;
 }
 
 // ---- fast path: called through unmanaged function pointers with SuppressGCTransition, so these must never block
-// or call back into managed code.
+// or call back into managed code. One exception, once per thread: a thread's first receive or allocation takes an
+// lcore id (utd_need_lcore: pthread_once, rte_thread_register's spinlock and a gettid system call), bounded and
+// short, never a sleep.
 
 static int utd_has_avx;
 __attribute__((constructor)) static void utd_detect_avx(void)

@@ -395,8 +395,13 @@ public sealed unsafe class DpdkDeviceTests
                     d.FreeBurst(bufs);
                     cached = shared - a.PoolSharedAvailable;
                 });
+                uint released0 = Released();
                 t.Start();
                 t.Join();
+                // Join can return before the native thread's exit ran the key destructor that flushes the cache and
+                // gives the id back: wait for that (bounded) before asserting on it.
+                var deadline = DateTime.UtcNow.AddSeconds(10);
+                while (Released() == released0 && DateTime.UtcNow < deadline) Thread.Sleep(1);
                 return (got, given, lcore, cached);
             }
             uint before = Given(out uint refused0);
@@ -422,10 +427,16 @@ public sealed unsafe class DpdkDeviceTests
 
         static uint Given(out uint refused)
         {
-            uint given, r;
-            DpdkNative.LcoreStats(&given, &r);
+            uint given, r, released;
+            DpdkNative.LcoreStats(&given, &r, &released);
             refused = r;
             return given;
+        }
+        static uint Released()
+        {
+            uint given, r, released;
+            DpdkNative.LcoreStats(&given, &r, &released);
+            return released;
         }
     }
 

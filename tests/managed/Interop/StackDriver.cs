@@ -42,15 +42,15 @@ internal sealed class StackDriver : IDisposable
     public int MbufsInUseAfterStop { get; private set; } = -1;
 
     /// <summary>Monotonic microseconds (Stopwatch), the stack's clock.</summary>
-    public static long NowUs
-    {
-        get
-        {
-            // ticks * 1,000,000 would overflow a long after 9,223 s of nanosecond ticks: whole seconds apart.
-            long t = Stopwatch.GetTimestamp() - s_epoch, f = Stopwatch.Frequency;
-            return t / f * 1_000_000 + t % f * 1_000_000 / f;
-        }
-    }
+    public static long NowUs => UsFromTicks(Stopwatch.GetTimestamp() - s_epoch, Stopwatch.Frequency);
+
+    /// <summary>Stopwatch ticks to microseconds without overflow. Ticks are nanoseconds on Linux, and the uptime
+    /// they count times 1,000,000 passes <see cref="long.MaxValue"/> after 9,223 s: the product wrapped, the clock
+    /// handed to the stacks was negative over some uptimes (46,117 s to 55,340 s, and every 18,447 s again) and
+    /// ran backwards from a connect stamped at 0, so the listener took the handshake's ACK (TSval older than the
+    /// SYN's) for an old duplicate (PAWS). Whole seconds and the remainder apart.</summary>
+    public static long UsFromTicks(long ticks, long frequency) =>
+        ticks / frequency * 1_000_000 + ticks % frequency * 1_000_000 / frequency;
 
     /// <param name="deviceOwner">disposed after the stack (e.g. the DPDK device, which closes its port)</param>
     public StackDriver(string name, IDevice device, StackConfig config, IDisposable? deviceOwner)

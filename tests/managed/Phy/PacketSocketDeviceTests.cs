@@ -94,13 +94,8 @@ public sealed unsafe class PacketSocketDeviceTests
 
     private static long NowUs() => UsFromTicks(Stopwatch.GetTimestamp(), Stopwatch.Frequency);
 
-    /// <summary>Stopwatch ticks to microseconds without overflow. Ticks are nanoseconds on Linux, and the uptime
-    /// they count times 1,000,000 passes <see cref="long.MaxValue"/> after 9,223 s: the product wrapped, the clock
-    /// handed to the stacks was negative over some uptimes (46,117 s to 55,340 s, and every 18,447 s again) and
-    /// ran backwards from a connect stamped at 0, so the listener took the handshake's ACK (TSval older than the
-    /// SYN's) for an old duplicate (PAWS).</summary>
-    internal static long UsFromTicks(long ticks, long frequency) =>
-        ticks / frequency * 1_000_000 + ticks % frequency * 1_000_000 / frequency;
+    /// <summary>The overflow-free conversion the Interop tests' clock uses (see its comment).</summary>
+    internal static long UsFromTicks(long ticks, long frequency) => Interop.StackDriver.UsFromTicks(ticks, frequency);
 
     private static byte[] Transfer(NetStack from, int fh, NetStack to, int th, byte[] data)
     {
