@@ -653,6 +653,18 @@ public sealed partial class TcpConnection
         }
         _rcvNxt += 1;
         _rcvAdvEdge = SeqNumber.Max(_rcvAdvEdge, _rcvNxt);
+        if (State == TcpState.Established && _layer.Config.DelayFinAck)
+        {
+            // ESTABLISHED -> CLOSE-WAIT: the ACK of the FIN is delayed, as Linux does (tcp_fin enters pingpong mode,
+            // so the ACK waits for the delayed-ACK timer): an application that closes at end of file sends its FIN
+            // with the ACK, one segment instead of two (and the peer receives one instead of two). An ACK already
+            // owed now (quick-ACK mode, data in this segment) still leaves now; an earlier delayed-ACK deadline holds.
+            Set(ConnFlags.FinReceived);
+            State = TcpState.CloseWait;
+            _unackedBytes++; // the FIN's sequence number: the delayed-ACK timer acknowledges what is unacknowledged
+            if (_delAckAt == 0) { _delAckAt = DeadlineMs(nowUs + _layer.Config.DelayedAckUs); ScheduleAt(_delAckAt); }
+            return;
+        }
         Set(ConnFlags.FinReceived | ConnFlags.AckNow);
         switch (State)
         {
