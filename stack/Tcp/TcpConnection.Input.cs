@@ -439,6 +439,7 @@ public sealed partial class TcpConnection
     /// <summary><see cref="ProcessData"/> for a segment at RCV.NXT while no out-of-order bytes are held (neither in
     /// the assembler nor in the ring), the peer's FIN not seen and the receive side not shut: the bytes inside the
     /// advertised window are appended to the ring, then the same ACK policy.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private void AppendInOrder(Span<byte> data, long nowUs)
     {
         int limit = _rcvAdvEdge - _rcvNxt;

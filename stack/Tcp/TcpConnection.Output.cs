@@ -481,7 +481,6 @@ public sealed partial class TcpConnection
     /// <summary>The common segment of a synchronized connection: no SYN and no SACK blocks, so the options are
     /// either nothing or NOP, NOP, timestamps (the layout <see cref="TcpOptions.Emit"/> writes for them). Header and
     /// options are written in one pass, without building a <see cref="TcpOptions"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool TransmitPlain(SeqNumber seq, int len, TcpFlags flags, long nowUs) =>
         TransmitData(seq, len, flags, large: false, nowUs) >= 0;
 
@@ -493,13 +492,13 @@ public sealed partial class TcpConnection
     /// (fewer than <paramref name="len"/> only if the device's buffer is smaller than it promised), or -1 without a
     /// buffer.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int TransmitLarge(SeqNumber seq, int len, TcpFlags flags, long nowUs) =>
         TransmitData(seq, len, flags, large: true, nowUs);
 
     /// <summary><see cref="TransmitPlain"/> (<paramref name="large"/> false: at most one MSS) and
     /// <see cref="TransmitLarge"/> (true: TSO, only used with transmit checksum offload): the payload bytes sent, or
-    /// -1 without a buffer.</summary>
+    /// -1 without a buffer. Inlined into both, so each is compiled with its constant <paramref name="large"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private unsafe int TransmitData(SeqNumber seq, int len, TcpFlags flags, bool large, long nowUs)
     {
         if (!_layer.TryAllocate(out PacketBuf p)) return -1;
