@@ -36,7 +36,9 @@ public sealed partial class TcpConnection
                 // The ACK that completes a passive open: the handshake step, then what InputPredicted does.
                 _layer.ReceiveFastPathSegments++;
                 _layer.ReceiveFastPathHandshakeAcks++;
-                if (AcceptHandshakeAck(ref seg, nowUs)) InputPredicted(ref seg, nowUs);
+                if (!AcceptHandshakeAck(ref seg, nowUs)) break;
+                InputPredicted(ref seg, nowUs);
+                if (OutputIdle(nowUs)) { UpdateReadiness(); return; } // (as after a predicted segment)
                 break;
             case TcpState.LastAck when _layer.ReceiveFastPath && PredictedLastAck(ref seg):
                 // The ACK of our FIN ends an orphan in LAST-ACK: InputSynchronized would update state nobody reads
@@ -53,12 +55,13 @@ public sealed partial class TcpConnection
         UpdateReadiness();
     }
 
-    /// <summary>True when <see cref="Output"/> would do nothing for an established connection: no recovery, no FIN,
+    /// <summary>True when <see cref="Output"/> would do nothing for an established connection (or one in CLOSE-WAIT,
+    /// which Output treats alike; the peer's FIN just taken with its ACK delayed): no recovery, no FIN,
     /// nothing queued past SND.NXT (and no rewind: SND.NXT = SND.MAX), no ACK owed now or by the delayed-ACK
     /// deadline, and the timer question settled (the RTO armed, or nothing in flight and nothing waiting).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private bool OutputIdle(long nowUs) =>
-        State == TcpState.Established && (_flags & (ConnFlags.AckNow | ConnFlags.FinQueued | ConnFlags.InRecovery)) == 0
+        (State is TcpState.Established or TcpState.CloseWait) && (_flags & (ConnFlags.AckNow | ConnFlags.FinQueued | ConnFlags.InRecovery)) == 0
         && _sndNxt == _sndMax && _sndMax == DataEndSeq() && (_rtoAt != 0 || _sndUna == _sndMax) && !Reached(nowUs, _delAckAt);
 
     /// <summary>RFC 9293 §3.10.7.3, SYN-SENT.</summary>
