@@ -117,8 +117,17 @@ public struct RttEstimator
             srtt = _srttUs;
             rttvar = _rttvarUs;
             long err = Math.Abs(srtt - rtt);
-            rttvar += (err - rttvar) / ((1L << BetaShift) * n);
-            srtt += (rtt - srtt) / ((1L << AlphaShift) * n);
+            if (n == 1)
+            {
+                // The usual single sample: constant divisors (shifts, not two 64-bit divisions).
+                rttvar += (err - rttvar) / (1L << BetaShift);
+                srtt += (rtt - srtt) / (1L << AlphaShift);
+            }
+            else
+            {
+                rttvar += (err - rttvar) / ((1L << BetaShift) * n);
+                srtt += (rtt - srtt) / ((1L << AlphaShift) * n);
+            }
             if (srtt < 1) srtt = 1;
         }
         _srttUs = (int)srtt;

@@ -28,6 +28,9 @@ public sealed class TcpConfig
     public int SynAckRetries { get; init; } = 5;          // net.ipv4.tcp_synack_retries
     public int MaxRetries { get; init; } = 15;            // net.ipv4.tcp_retries2
     public long DelayedAckUs { get; init; } = 40_000;     // Linux TCP_DELACK_MIN
+    /// <summary>The peer's FIN that moves an established connection to CLOSE-WAIT is acknowledged after the
+    /// delayed-ACK time, as Linux does, so that a close at end of file sends FIN and ACK in one segment.</summary>
+    public bool DelayFinAck { get; init; } = true;
     /// <summary>How long a drained ring keeps its block before giving it back to the pool (0: at once). A busy
     /// connection then rents once per this period instead of twice per request; an idle one still holds nothing
     /// after it. Under pool pressure (more than half the pool rented) blocks go back at once.</summary>

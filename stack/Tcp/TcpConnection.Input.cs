@@ -32,6 +32,21 @@ public sealed partial class TcpConnection
             case TcpState.Closed:
             case TcpState.Listen:
                 return;
+            case TcpState.SynReceived when _layer.ReceiveFastPath && PredictedHandshakeAck(ref seg):
+                // The ACK that completes a passive open: the handshake step, then what InputPredicted does.
+                _layer.ReceiveFastPathSegments++;
+                _layer.ReceiveFastPathHandshakeAcks++;
+                if (!AcceptHandshakeAck(ref seg, nowUs)) break;
+                InputPredicted(ref seg, nowUs);
+                if (OutputIdle(nowUs)) { UpdateReadiness(); return; } // (as after a predicted segment)
+                break;
+            case TcpState.LastAck when _layer.ReceiveFastPath && PredictedLastAck(ref seg):
+                // The ACK of our FIN ends an orphan in LAST-ACK: InputSynchronized would update state nobody reads
+                // any more (RTT, congestion window, timers, send ring), then terminate.
+                _layer.ReceiveFastPathSegments++;
+                _layer.ReceiveFastPathLastAcks++;
+                Terminate(SocketError.Success, nowUs);
+                break;
             default:
                 InputSynchronized(ref seg, nowUs);
                 break;
@@ -40,12 +55,13 @@ public sealed partial class TcpConnection
         UpdateReadiness();
     }
 
-    /// <summary>True when <see cref="Output"/> would do nothing for an established connection: no recovery, no FIN,
+    /// <summary>True when <see cref="Output"/> would do nothing for an established connection (or one in CLOSE-WAIT,
+    /// which Output treats alike; the peer's FIN just taken with its ACK delayed): no recovery, no FIN,
     /// nothing queued past SND.NXT (and no rewind: SND.NXT = SND.MAX), no ACK owed now or by the delayed-ACK
     /// deadline, and the timer question settled (the RTO armed, or nothing in flight and nothing waiting).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private bool OutputIdle(long nowUs) =>
-        State == TcpState.Established && (_flags & (ConnFlags.AckNow | ConnFlags.FinQueued | ConnFlags.InRecovery)) == 0
+        (State is TcpState.Established or TcpState.CloseWait) && (_flags & (ConnFlags.AckNow | ConnFlags.FinQueued | ConnFlags.InRecovery)) == 0
         && _sndNxt == _sndMax && _sndMax == DataEndSeq() && (_rtoAt != 0 || _sndUna == _sndMax) && !Reached(nowUs, _delAckAt);
 
     /// <summary>RFC 9293 §3.10.7.3, SYN-SENT.</summary>
@@ -224,39 +240,7 @@ public sealed partial class TcpConnection
             return;
         }
 
-        if (State == TcpState.SynReceived)
-        {
-            if (!(seg.Ack > _sndUna && seg.Ack <= _sndMax))
-            {
-                // RFC 9293: an unacceptable ACK in SYN-RECEIVED draws <SEQ=SEG.ACK><CTL=RST>.
-                SendRst(seg.Ack, default, withAck: false, nowUs);
-                layer.Counters.Drop(DropReason.TcpBadAck);
-                return;
-            }
-            if (Listener != null && Listener.Closed)
-            {
-                Abort(nowUs);
-                return;
-            }
-            if (Listener != null && !Listener.CanAcceptMore)
-            {
-                // Accept queue full: like Linux, ignore the ACK; the peer retransmits and we may have room then.
-                layer.Counters.Drop(DropReason.TcpBacklogFull);
-                Clear(ConnFlags.AckNow);
-                return;
-            }
-            State = TcpState.Established;
-            _sndWnd = (uint)seg.Window << _sndScale;
-            _maxSndWnd = Math.Max(_maxSndWnd, _sndWnd);
-            _sndWl1 = seg.Seq;
-            _sndWl2 = seg.Ack;
-            _waitAt = 0;
-            layer.Counters.TcpPassiveOpens++;
-            EnterQuickAck();
-            ArmKeepalive(nowUs);
-            if (Has(ConnFlags.FinQueued)) State = TcpState.FinWait1;
-            Listener?.OnChildEstablished(this);
-        }
+        if (State == TcpState.SynReceived && !AcceptHandshakeAck(ref seg, nowUs)) return;
 
         // RFC 5961 §5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.NXT]. Anything newer acknowledges data
         // never sent (RFC 9293: send an ACK and drop); anything older is a blind-injection attempt (challenge ACK).
@@ -363,16 +347,54 @@ public sealed partial class TcpConnection
         return behind <= CurrentRtoUs / 1000;
     }
 
+    /// <summary>RFC 9293 §3.10.7.4 fifth step in SYN-RECEIVED: the ACK that completes the handshake (ESTABLISHED),
+    /// or its refusals (an unacceptable ACK draws a reset; a closed listener aborts; a full accept queue ignores it).
+    /// False when the segment's processing ends here.</summary>
+    private bool AcceptHandshakeAck(ref TcpSegment seg, long nowUs)
+    {
+        if (!(seg.Ack > _sndUna && seg.Ack <= _sndMax))
+        {
+            // RFC 9293: an unacceptable ACK in SYN-RECEIVED draws <SEQ=SEG.ACK><CTL=RST>.
+            SendRst(seg.Ack, default, withAck: false, nowUs);
+            _layer.Counters.Drop(DropReason.TcpBadAck);
+            return false;
+        }
+        if (Listener != null && Listener.Closed)
+        {
+            Abort(nowUs);
+            return false;
+        }
+        if (Listener != null && !Listener.CanAcceptMore)
+        {
+            // Accept queue full: like Linux, ignore the ACK; the peer retransmits and we may have room then.
+            _layer.Counters.Drop(DropReason.TcpBacklogFull);
+            Clear(ConnFlags.AckNow);
+            return false;
+        }
+        State = TcpState.Established;
+        _sndWnd = (uint)seg.Window << _sndScale;
+        _maxSndWnd = Math.Max(_maxSndWnd, _sndWnd);
+        _sndWl1 = seg.Seq;
+        _sndWl2 = seg.Ack;
+        _waitAt = 0;
+        _layer.Counters.TcpPassiveOpens++;
+        EnterQuickAck();
+        ArmKeepalive(nowUs);
+        if (Has(ConnFlags.FinQueued)) State = TcpState.FinWait1;
+        Listener?.OnChildEstablished(this);
+        return true;
+    }
+
     /// <summary>Header prediction: the segment is the common case of an established connection, for which the
-    /// checks of <see cref="InputSynchronized"/> are known to pass without effect: ACK only (no SYN, FIN or RST),
-    /// exactly at RCV.NXT (so acceptable: any payload needs an open window), the ACK within [SND.UNA, SND.MAX] (neither
+    /// checks of <see cref="InputSynchronized"/> are known to pass without effect: ACK, maybe FIN, no SYN or RST,
+    /// exactly at RCV.NXT (so acceptable: any payload or FIN needs an open window), the ACK within [SND.UNA, SND.MAX] (neither
     /// too new nor too old, RFC 5961 §5.2), the timestamp not older than TS.Recent (PAWS passes) and present when
     /// negotiated, and no receive shutdown, peer FIN or out-of-order data pending.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private bool Predicted(ref TcpSegment seg)
     {
         if (State != TcpState.Established
-            || (seg.Flags & (TcpFlags.Syn | TcpFlags.Fin | TcpFlags.Rst | TcpFlags.Ack)) != TcpFlags.Ack
+            || (seg.Flags & (TcpFlags.Syn | TcpFlags.Rst | TcpFlags.Ack)) != TcpFlags.Ack
             || seg.Seq != _rcvNxt
             || (_flags & (ConnFlags.ReadShutdown | ConnFlags.PeerFinSeen | ConnFlags.FinReceived | ConnFlags.FinQueued)) != 0
             || _ooo != null)
@@ -380,11 +402,46 @@ public sealed partial class TcpConnection
         if (Has(ConnFlags.Timestamps) && (!seg.Options.HasTimestamps || unchecked((int)(seg.Options.TsVal - _tsRecent)) < 0))
             return false;
         if (seg.Ack < _sndUna || seg.Ack > _sndMax) return false;
+        return (seg.Payload.IsEmpty && (seg.Flags & TcpFlags.Fin) == 0) || _rcvAdvEdge - _rcvNxt > 0;
+    }
+
+    /// <summary>The ACK that completes a passive open, in the form <see cref="InputSynchronized"/> takes through its
+    /// SYN-RECEIVED step and then exactly as a predicted segment (<see cref="Predicted"/>'s conditions): ACK only, at
+    /// RCV.NXT, acknowledging our SYN (SND.UNA &lt; SEG.ACK &lt;= SND.MAX), the timestamp present when negotiated and
+    /// not older than TS.Recent, no FIN queued or seen, any payload inside an open window.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private bool PredictedHandshakeAck(ref TcpSegment seg)
+    {
+        if (!Has(ConnFlags.Passive)
+            || (seg.Flags & (TcpFlags.Syn | TcpFlags.Fin | TcpFlags.Rst | TcpFlags.Ack)) != TcpFlags.Ack
+            || seg.Seq != _rcvNxt
+            || (_flags & (ConnFlags.ReadShutdown | ConnFlags.PeerFinSeen | ConnFlags.FinReceived | ConnFlags.FinQueued)) != 0
+            || _ooo != null)
+            return false;
+        if (Has(ConnFlags.Timestamps) && (!seg.Options.HasTimestamps || unchecked((int)(seg.Options.TsVal - _tsRecent)) < 0))
+            return false;
+        if (!(seg.Ack > _sndUna && seg.Ack <= _sndMax)) return false;
         return seg.Payload.IsEmpty || _rcvAdvEdge - _rcvNxt > 0;
     }
 
+    /// <summary>The last segment of a passive close, for an orphan (the application closed: nothing reads its
+    /// state): ACK only, no payload, at RCV.NXT, acknowledging our FIN (SEG.ACK = FIN + 1 = SND.MAX), the timestamp
+    /// present when negotiated and not older than TS.Recent. <see cref="InputSynchronized"/> ends it with
+    /// <see cref="Terminate"/>, sending nothing.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private bool PredictedLastAck(ref TcpSegment seg)
+    {
+        if (!IsOrphan || (seg.Flags & (TcpFlags.Syn | TcpFlags.Fin | TcpFlags.Rst | TcpFlags.Ack)) != TcpFlags.Ack
+            || seg.Seq != _rcvNxt || !seg.Payload.IsEmpty || !Has(ConnFlags.FinQueued)
+            || seg.Ack != _sndMax || _sndMax != _finSeq + 1)
+            return false;
+        return !Has(ConnFlags.Timestamps)
+            || (seg.Options.HasTimestamps && unchecked((int)(seg.Options.TsVal - _tsRecent)) >= 0);
+    }
+
     /// <summary>What <see cref="InputSynchronized"/> does for a segment <see cref="Predicted"/> accepted: the
-    /// keepalive and TS.Recent updates, ACK processing, then the data (in order, so straight into the ring).</summary>
+    /// keepalive and TS.Recent updates, ACK processing, then the data (in order, so straight into the ring), then
+    /// the FIN.</summary>
     private void InputPredicted(ref TcpSegment seg, long nowUs)
     {
         _lastRecvMs = (uint)(nowUs / 1000);
@@ -403,11 +460,17 @@ public sealed partial class TcpConnection
             if (_rcv.HasOutOfOrderBytes) ProcessData(ref seg, nowUs);
             else AppendInOrder(seg.Payload, nowUs);
         }
+        if ((seg.Flags & TcpFlags.Fin) != 0)
+        {
+            _layer.ReceiveFastPathFins++;
+            ProcessFin(ref seg, nowUs);
+        }
     }
 
     /// <summary><see cref="ProcessData"/> for a segment at RCV.NXT while no out-of-order bytes are held (neither in
     /// the assembler nor in the ring), the peer's FIN not seen and the receive side not shut: the bytes inside the
     /// advertised window are appended to the ring, then the same ACK policy.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private void AppendInOrder(Span<byte> data, long nowUs)
     {
         int limit = _rcvAdvEdge - _rcvNxt;
@@ -681,6 +744,18 @@ public sealed partial class TcpConnection
         }
         _rcvNxt += 1;
         _rcvAdvEdge = SeqNumber.Max(_rcvAdvEdge, _rcvNxt);
+        if (State == TcpState.Established && _layer.Config.DelayFinAck)
+        {
+            // ESTABLISHED -> CLOSE-WAIT: the ACK of the FIN is delayed, as Linux does (tcp_fin enters pingpong mode,
+            // so the ACK waits for the delayed-ACK timer): an application that closes at end of file sends its FIN
+            // with the ACK, one segment instead of two (and the peer receives one instead of two). An ACK already
+            // owed now (quick-ACK mode, data in this segment) still leaves now; an earlier delayed-ACK deadline holds.
+            Set(ConnFlags.FinReceived);
+            State = TcpState.CloseWait;
+            _unackedBytes++; // the FIN's sequence number: the delayed-ACK timer acknowledges what is unacknowledged
+            if (_delAckAt == 0) { _delAckAt = DeadlineMs(nowUs + _layer.Config.DelayedAckUs); ScheduleAt(_delAckAt); }
+            return;
+        }
         Set(ConnFlags.FinReceived | ConnFlags.AckNow);
         switch (State)
         {

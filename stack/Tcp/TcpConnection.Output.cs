@@ -481,21 +481,41 @@ public sealed partial class TcpConnection
     /// <summary>The common segment of a synchronized connection: no SYN and no SACK blocks, so the options are
     /// either nothing or NOP, NOP, timestamps (the layout <see cref="TcpOptions.Emit"/> writes for them). Header and
     /// options are written in one pass, without building a <see cref="TcpOptions"/>.</summary>
-    private unsafe bool TransmitPlain(SeqNumber seq, int len, TcpFlags flags, long nowUs)
+    private bool TransmitPlain(SeqNumber seq, int len, TcpFlags flags, long nowUs) =>
+        TransmitData(seq, len, flags, large: false, nowUs) >= 0;
+
+    /// <summary>
+    /// One large segment for the device to cut into <c>_mss</c>-sized ones (TSO, <see cref="PacketBuf.SegmentSize"/>):
+    /// the header of <see cref="TransmitPlain"/> (no SACK blocks: the caller checked), the payload copied without a
+    /// checksum pass (the device computes each piece's checksum from the pseudo-header sum left in the field), PSH
+    /// when it ends the queued data (the device keeps PSH and FIN for the last piece). Returns the payload bytes sent
+    /// (fewer than <paramref name="len"/> only if the device's buffer is smaller than it promised), or -1 without a
+    /// buffer.
+    /// </summary>
+    private int TransmitLarge(SeqNumber seq, int len, TcpFlags flags, long nowUs) =>
+        TransmitData(seq, len, flags, large: true, nowUs);
+
+    /// <summary><see cref="TransmitPlain"/> (<paramref name="large"/> false: at most one MSS) and
+    /// <see cref="TransmitLarge"/> (true: TSO, only used with transmit checksum offload): the payload bytes sent, or
+    /// -1 without a buffer. Inlined into both, so each is compiled with its constant <paramref name="large"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private unsafe int TransmitData(SeqNumber seq, int len, TcpFlags flags, bool large, long nowUs)
     {
-        if (!_layer.TryAllocate(out PacketBuf p)) return false;
+        if (!_layer.TryAllocate(out PacketBuf p)) return -1;
         bool ts = Has(ConnFlags.Timestamps);
         int hl = ts ? TcpHeaderView.MinLength + 12 : TcpHeaderView.MinLength;
         byte* b = p.Buffer + p.Offset;
-        int roomLen = p.Capacity - p.Offset;
-        if (roomLen < hl + len) len = Math.Max(0, roomLen - hl); // a device buffer smaller than the MTU: clamp
+        int room = p.Capacity - p.Offset - hl;
+        // A device buffer smaller than the MTU (or than it promised for TSO): clamp, to whole MSS pieces if large.
+        if (room < len) len = Math.Max(0, large && room >= _mss ? room - room % _mss : room);
         ulong payloadSum = 0; // the payload's checksum sum, taken in the pass that copies it into the frame
-        if (len > 0)
+        if (len > 0 || large)
         {
             // With checksum offload the device sums the payload: a plain copy (TcpLayer.Transmit ignores payloadSum).
             if (_layer.TxOffload) len = _snd.Peek(seq - DataStartSeq(), new Span<byte>(b + hl, len));
             else len = _snd.PeekSum(seq - DataStartSeq(), b + hl, len, out payloadSum);
             if (seq + len == DataEndSeq()) flags |= TcpFlags.Psh;
+            else if (large) flags &= ~TcpFlags.Fin; // cut short: the FIN goes with the last byte, in a later segment
         }
         ushort window = WindowField(syn: false);
         uint ack = _rcvNxt.Value;
@@ -513,42 +533,8 @@ public sealed partial class TcpConnection
             headerSum += 0x0101u + 0x080Au + (tsVal >> 16) + (tsVal & 0xFFFF) + (tsEcr >> 16) + (tsEcr & 0xFFFF);
         }
         p.SetLength(hl + len);
+        if (large && len > _mss) p.SegmentSize = (ushort)_mss;
         _layer.Transmit(ref p, Tuple, headerSum, payloadSum, nowUs);
-        if (len > 0 && _quickAcks != 0) LeaveQuickAckIfInteractive(nowUs);
-        AckSent();
-        return true;
-    }
-
-    /// <summary>
-    /// One large segment for the device to cut into <c>_mss</c>-sized ones (TSO, <see cref="PacketBuf.SegmentSize"/>):
-    /// the header of <see cref="TransmitPlain"/> (no SACK blocks: the caller checked), the payload copied without a
-    /// checksum pass (the device computes each piece's checksum from the pseudo-header sum left in the field), PSH
-    /// when it ends the queued data (the device keeps PSH and FIN for the last piece). Returns the payload bytes sent
-    /// (fewer than <paramref name="len"/> only if the device's buffer is smaller than it promised), or -1 without a
-    /// buffer.
-    /// </summary>
-    private unsafe int TransmitLarge(SeqNumber seq, int len, TcpFlags flags, long nowUs)
-    {
-        if (!_layer.TryAllocate(out PacketBuf p)) return -1;
-        bool ts = Has(ConnFlags.Timestamps);
-        int hl = ts ? TcpHeaderView.MinLength + 12 : TcpHeaderView.MinLength;
-        byte* b = p.Buffer + p.Offset;
-        int room = p.Capacity - p.Offset - hl;
-        // A device buffer smaller than it promised: whole MSS pieces that fit, or what fits of one (as TransmitPlain).
-        if (room < len) len = Math.Max(0, room >= _mss ? room - room % _mss : room);
-        len = _snd.Peek(seq - DataStartSeq(), new Span<byte>(b + hl, len));
-        if (seq + len == DataEndSeq()) flags |= TcpFlags.Psh;
-        else flags &= ~TcpFlags.Fin; // cut short: the FIN goes with the last byte, in a later segment
-        TcpHeaderView.EmitRaw(b, Tuple.LocalPort, Tuple.RemotePort, seq.Value, _rcvNxt.Value, flags, WindowField(syn: false), hl);
-        if (ts)
-        {
-            *(uint*)(b + 20) = BigEndian(0x0101080Au);
-            *(uint*)(b + 24) = BigEndian(TsNow(nowUs));
-            *(uint*)(b + 28) = BigEndian(_tsRecent);
-        }
-        p.SetLength(hl + len);
-        if (len > _mss) p.SegmentSize = (ushort)_mss;
-        _layer.Transmit(ref p, Tuple, nowUs);
         if (len > 0 && _quickAcks != 0) LeaveQuickAckIfInteractive(nowUs);
         AckSent();
         return len;

@@ -345,52 +345,43 @@ public sealed partial class TcpConnection : TimerNode
         Next = null; Prev = null; Slot = -1; DueUs = 0;
         if (_rare is { } rare)
         {
-            // Back to the layer (its scoreboard and assembler are gone: IsClean); the writes of defaults below then
-            // take none.
+            // Back to the layer (its scoreboard and assembler are gone: IsClean); its fields read their
+            // defaults again.
             _rare = null;
             rare.Sack = null;
             rare.Ooo = null;
             rare.NextFree = _layer.FreeRareStates;
             _layer.FreeRareStates = rare;
         }
+        // Without a RareState every rare field reads its default (its getter): its writes of defaults here would each
+        // be a call that finds no RareState and does nothing, so they are left out (_finSeq, _peerFinSeq,
+        // _firstLossMs, _inflation, _dupAcks, _recover, _highRxt, _sack, _keepAt, _waitAt, _keepProbes, _ooo,
+        // Listener, NextInQueue, _pendingError, _softError, _keepIdleMs, _keepIntervalMs, KeepCount, _userTimeoutMs;
+        // the reflection test of ShortConnectionAllocationTests compares them with a new connection's).
         Tuple = tuple;
         NextInTable = null;
         State = TcpState.Closed;
-        _iss = _sndUna = _sndNxt = _sndMax = _sndWl1 = _sndWl2 = _finSeq = default;
+        _iss = _sndUna = _sndNxt = _sndMax = _sndWl1 = _sndWl2 = default;
         _sndWnd = _maxSndWnd = 0;
         _mss = c.DefaultMss;
         _sndScale = _rcvScale = 0;
-        _irs = _rcvNxt = _rcvAdvEdge = _peerFinSeq = default;
+        _irs = _rcvNxt = _rcvAdvEdge = default;
         _peerMss = c.DefaultMss;
         _flags = ConnFlags.None;
         _tsRecent = _tsRecentSec = _tsOffset = 0;
         _rtt = new RttEstimator(_layer.Rto);
         _rttSeq = default;
-        _rttStartUs = _firstLossMs = 0;
+        _rttStartUs = 0;
         _cc = default;
-        _inflation = 0;
         _lastSendMs = 0;
-        _dupAcks = 0;
-        _recover = _highRxt = default;
-        _sack = null;
-        _rtoAt = _delAckAt = _keepAt = _waitAt = _lastRecvMs = _idleAt = 0;
-        _keepProbes = 0;
+        _rtoAt = _delAckAt = _lastRecvMs = _idleAt = 0;
         _unackedBytes = 0;
         _quickAcks = 0;
         _snd = new ByteRing(_layer.Buffers, c.SendBufferSize);
         _rcv = new ByteRing(_layer.Buffers, c.ReceiveBufferSize);
-        _ooo = null;
-        Listener = null;
-        NextInQueue = null;
-        _pendingError = _softError = 0;
         UserHandle = -1;
-        OwnsPort = SharedPort = false;
+        _socketBits = 0; // NoDelay, Cork, KeepAlive, OwnsPort, SharedPort
         _lastReadiness = Readiness.None;
-        NoDelay = Cork = KeepAlive = false;
-        _keepIdleMs = _layer.KeepIdleMsDefault;         // KeepIdleUs = c.KeepAliveIdleUs, converted once per layer
-        _keepIntervalMs = _layer.KeepIntervalMsDefault;
-        KeepCount = c.KeepAliveCount;
-        _userTimeoutMs = 0;
     }
 
     /// <summary>Released to the layer (closed, orphaned, out of the table): set once, cleared when reused. A stale

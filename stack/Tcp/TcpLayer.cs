@@ -583,6 +583,9 @@ public sealed partial class TcpLayer : ITimerHandler
     internal bool ReceiveFastPath = true;
     /// <summary>Segments handled by that path (tests check it was taken).</summary>
     internal long ReceiveFastPathSegments;
+    /// <summary>Of those: the ACKs that completed a passive open, FINs taken in ESTABLISHED, and the ACKs that ended
+    /// an orphan in LAST-ACK (tests check each was taken).</summary>
+    internal long ReceiveFastPathHandshakeAcks, ReceiveFastPathFins, ReceiveFastPathLastAcks;
 
     internal bool TryAllocate(out PacketBuf p)
     {

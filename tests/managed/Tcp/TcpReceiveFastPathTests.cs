@@ -73,4 +73,26 @@ public class TcpReceiveFastPathTests
         Result withPath = Run(true, 39, 4, true, false, 0, false, client, server, rounds: 20, receiveFast: true, reorder: 5);
         AssertSame(full, withPath);
     }
+
+    /// <summary>The short paths of opening and closing (the handshake's last ACK at the listener's side, the peer's
+    /// FIN in ESTABLISHED, the ACK that ends an orphan in LAST-ACK): the same segments as the full input processing,
+    /// with the handshake's ACK lost sometimes (the first data segment then completes the open) and with the FIN's
+    /// ACK delayed or not.</summary>
+    [Theory]
+    [InlineData(41, 0, true)]
+    [InlineData(42, 40, true)]
+    [InlineData(43, 40, false)]
+    [InlineData(44, 0, false)]
+    public void SameSegmentsThroughOpenAndClose(int seed, double handshakeLoss, bool delayFinAck)
+    {
+        var client = new TcpConfig { Seed = 11, DelayFinAck = delayFinAck };
+        var server = new TcpConfig { Seed = 22, DelayFinAck = delayFinAck };
+        Result full = Run(true, seed, 0, true, false, 0, false, client, server, rounds: 3, handshakeLoss: handshakeLoss, receiveFast: false);
+        Result withPath = Run(true, seed, 0, true, false, 0, false, client, server, rounds: 3, handshakeLoss: handshakeLoss, receiveFast: true);
+        AssertSame(full, withPath);
+        Assert.Equal(new long[3], full.ReceiveFastOpenClose);
+        Assert.True(withPath.ReceiveFastOpenClose![0] > 0, "no handshake ACK took the short path");
+        Assert.True(withPath.ReceiveFastOpenClose[1] > 0, "no FIN took the short path");
+        Assert.True(withPath.ReceiveFastOpenClose[2] > 0, "no LAST-ACK ACK took the short path");
+    }
 }

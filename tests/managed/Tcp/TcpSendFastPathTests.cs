@@ -19,7 +19,7 @@ namespace UserTcp.Tests.Tcp;
 public class TcpSendFastPathTests
 {
     internal sealed record Result(List<byte[]> Segments, long FastSegments, long Retransmits, long Timeouts, byte[] ServerGot,
-        byte[] ClientGot, long ReceiveFastSegments = 0);
+        byte[] ClientGot, long ReceiveFastSegments = 0, long[]? ReceiveFastOpenClose = null);
 
     /// <summary>One scenario; <paramref name="receiveFast"/>, <paramref name="reorder"/> and <paramref name="duplicate"/>
     /// serve the receive path's tests (TcpReceiveFastPathTests).</summary>
@@ -99,7 +99,13 @@ public class TcpSendFastPathTests
         Assert.Equal(toClient, cliGot);
         return new Result(segments, net.A.Layer.SendFastPathSegments + net.B.Layer.SendFastPathSegments,
             net.A.Counters.TcpRetransmits + net.B.Counters.TcpRetransmits, net.A.Counters.TcpTimeouts + net.B.Counters.TcpTimeouts,
-            srvGot.ToArray(), cliGot.ToArray(), net.A.Layer.ReceiveFastPathSegments + net.B.Layer.ReceiveFastPathSegments);
+            srvGot.ToArray(), cliGot.ToArray(), net.A.Layer.ReceiveFastPathSegments + net.B.Layer.ReceiveFastPathSegments,
+            new[]
+            {
+                net.A.Layer.ReceiveFastPathHandshakeAcks + net.B.Layer.ReceiveFastPathHandshakeAcks,
+                net.A.Layer.ReceiveFastPathFins + net.B.Layer.ReceiveFastPathFins,
+                net.A.Layer.ReceiveFastPathLastAcks + net.B.Layer.ReceiveFastPathLastAcks,
+            });
     }
 
     private static void AssertSame(Result full, Result withPath)

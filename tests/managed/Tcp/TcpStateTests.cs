@@ -574,7 +574,8 @@ public class TcpStateTests
         using var t = new TcpScript();
         TcpConnection c = t.Established(out uint iss);
         t.Inject(TcpFlags.Fin | TcpFlags.Ack, P + 1, iss + 1);
-        Assert.Equal(P + 2, t.Expect(TcpFlags.Ack).Ack);
+        // The ACK of the FIN waits (as on Linux) and rides on our FIN when the application closes at once.
+        t.ExpectNothing();
         Assert.Equal(TcpState.CloseWait, c.State);
         Assert.Equal(0, c.Receive(new byte[10], false, t.NowUs, out SocketError e));
         Assert.Equal(SocketError.Success, e); // EOF
@@ -582,10 +583,61 @@ public class TcpStateTests
         c.Close(false, t.NowUs);
         Sent fin = t.Expect(TcpFlags.Fin | TcpFlags.Ack);
         Assert.Equal(iss + 1, fin.Seq);
+        Assert.Equal(P + 2, fin.Ack);
+        t.ExpectNothing();
         Assert.Equal(TcpState.LastAck, c.State);
         t.Inject(TcpFlags.Ack, P + 2, iss + 2);
         Assert.Equal(TcpState.Closed, c.State);
         Assert.Equal(0, t.Layer.ConnectionCount);
+        t.Advance(100_000); // the delayed-ACK deadline of the FIN passes without a segment
+        t.ExpectNothing();
+    }
+
+    [Fact]
+    public void PassiveClose_FinAcknowledgedAfterTheDelayedAckTimeWhenTheApplicationDoesNotClose()
+    {
+        using var t = new TcpScript();
+        TcpConnection c = t.Established(out uint iss);
+        t.Inject(TcpFlags.Fin | TcpFlags.Ack, P + 1, iss + 1);
+        Assert.Equal(TcpState.CloseWait, c.State);
+        t.Advance(new TcpConfig().DelayedAckUs - 1_000);
+        t.ExpectNothing();
+        t.Advance(2_000);
+        Sent ack = t.Expect(TcpFlags.Ack);
+        Assert.Equal(P + 2, ack.Ack);
+        Assert.Equal(iss + 1, ack.Seq);
+        t.ExpectNothing();
+        // The peer's retransmitted FIN (a duplicate now) is acknowledged at once.
+        t.Inject(TcpFlags.Fin | TcpFlags.Ack, P + 1, iss + 1);
+        Assert.Equal(P + 2, t.Expect(TcpFlags.Ack).Ack);
+        // Data sent in CLOSE-WAIT carries the ACK as usual; the close then sends the FIN.
+        Assert.Equal(3, c.Send(new byte[] { 1, 2, 3 }, t.NowUs, out _));
+        Sent data = t.Expect(TcpFlags.Ack | TcpFlags.Psh);
+        Assert.Equal(P + 2, data.Ack);
+        c.Close(false, t.NowUs);
+        Assert.Equal(iss + 4, t.Expect(TcpFlags.Fin | TcpFlags.Ack).Seq);
+        Assert.Equal(TcpState.LastAck, c.State);
+    }
+
+    [Fact]
+    public void PassiveClose_FinAckedAtOnceWhenNotDelayedOrWhenDataOwesAnAckNow()
+    {
+        // DelayFinAck off: the FIN's ACK leaves at once (the behaviour before).
+        using (var t = new TcpScript(new TcpConfig { Seed = 42, DelayFinAck = false }))
+        {
+            TcpConnection c = t.Established(out uint iss);
+            t.Inject(TcpFlags.Fin | TcpFlags.Ack, P + 1, iss + 1);
+            Assert.Equal(P + 2, t.Expect(TcpFlags.Ack).Ack);
+            Assert.Equal(TcpState.CloseWait, c.State);
+        }
+        // Data with the FIN at the start of the connection (quick-ACK mode owes its ACK now): acknowledged at once.
+        using (var t = new TcpScript())
+        {
+            TcpConnection c = t.Established(out uint iss);
+            t.Inject(TcpFlags.Fin | TcpFlags.Ack | TcpFlags.Psh, P + 1, iss + 1, payload: new byte[] { 7, 8 });
+            Assert.Equal(P + 4, t.Expect(TcpFlags.Ack).Ack);
+            Assert.Equal(TcpState.CloseWait, c.State);
+        }
     }
 
     [Fact]
