@@ -140,7 +140,6 @@ internal static class IdleMemory
         static string Dict(object? d)
         {
             if (d == null) return "?";
-            if (d is ConnectionTable t) return $"{t.Count:N0} used of {t.Buckets:N0}";
             int count = (int)d.GetType().GetProperty("Count")!.GetValue(d)!;
             var entries = (F(d, "_entries") ?? F(d, "_buckets")) as Array;
             return $"{count:N0} used of {entries?.Length ?? 0:N0}";

@@ -1,7 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 
 namespace UserTcp.Stack.Tcp;
 
@@ -21,30 +20,19 @@ namespace UserTcp.Stack.Tcp;
 /// let anyone compute tuples that all land in one chain offline; with per-process random keys (TcpConfig.Seed, from
 /// a random source in production) they would have to learn the keys first, through timing of a table they only
 /// reach over the network. Three multiplies and adds, inlined: about a third of the splitmix finaliser's work.
-///
-/// The buckets are chunks of <see cref="ChunkSize"/> slots (32 KiB, below the large-object threshold) found through a
-/// small directory, one chunk of the whole size while the table is smaller. A doubling rehashes into new chunks as
-/// before, but the old ones are ordinary small objects the collector compacts away: one bucket array doubled on the
-/// large-object heap left every earlier array behind there (as much again as the final one: ~1 MB at 100 000
-/// connections), which stayed resident. A lookup costs one more load and a mask (no bounds checks: every index is
-/// below the bucket count by construction).
 /// </summary>
 internal sealed class ConnectionTable
 {
-    private const int ChunkBits = 12;
-    private const int ChunkSize = 1 << ChunkBits;
-    private TcpConnection?[][] _chunks;         // each ChunkSize slots (or one chunk of _size while smaller)
-    private int _size;                          // buckets: a power of two
+    private TcpConnection?[] _buckets;
     private int _count;
-    private int _shift;                         // 64 - log2(_size)
+    private int _shift;                         // 64 - log2(_buckets.Length)
     private readonly ulong _a0, _a1, _a2, _b;   // the hash keys
 
     public ConnectionTable(int expected, ulong seed = 0x5EED_0000_0000_0001UL)
     {
         int size = 16;
         while (size < expected && size < (1 << 30)) size <<= 1;
-        _chunks = NewChunks(size);
-        _size = size;
+        _buckets = new TcpConnection?[size];
         _shift = 64 - BitOperations.Log2((uint)size);
         // Keys from the seed (splitmix64 steps; a different stream from the ISN keys').
         ulong s = seed ^ 0xC0FF_EE00_7AB1_E5EDUL;
@@ -52,26 +40,10 @@ internal sealed class ConnectionTable
     }
 
     public int Count => _count;
-    /// <summary>Number of buckets.</summary>
-    public int Buckets => _size;
+    /// <summary>Length of the bucket array.</summary>
+    public int Buckets => _buckets.Length;
     /// <summary>First connection of bucket <paramref name="i"/> (a full walk, for rare whole-table work).</summary>
-    public TcpConnection? Head(int i) => (uint)i < (uint)_size ? _chunks[i >> ChunkBits][i & (ChunkSize - 1)] : throw new System.ArgumentOutOfRangeException(nameof(i));
-
-    private static TcpConnection?[][] NewChunks(int size)
-    {
-        int per = System.Math.Min(size, ChunkSize);
-        var chunks = new TcpConnection?[size / per][];
-        for (int i = 0; i < chunks.Length; i++) chunks[i] = new TcpConnection?[per];
-        return chunks;
-    }
-
-    /// <summary>Bucket <paramref name="i"/> (0 &lt;= i &lt; the bucket count, as every hash index is).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ref TcpConnection? Bucket(TcpConnection?[][] chunks, int i)
-    {
-        TcpConnection?[] chunk = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(chunks), i >> ChunkBits);
-        return ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(chunk), i & (ChunkSize - 1));
-    }
+    public TcpConnection? Head(int i) => _buckets[i];
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int Index(in TcpTuple t, ulong a0, ulong a1, ulong a2, ulong b, int shift) =>
@@ -86,7 +58,7 @@ internal sealed class ConnectionTable
 
     public bool TryGetValue(in TcpTuple t, [NotNullWhen(true)] out TcpConnection? c)
     {
-        for (c = Bucket(_chunks, Index(t)); c != null; c = c.NextInTable)
+        for (c = _buckets[Index(t)]; c != null; c = c.NextInTable)
             if (c.Tuple.Equals(t)) return true;
         return false;
     }
@@ -95,8 +67,8 @@ internal sealed class ConnectionTable
     /// bucket computation for what TryGetValue, Remove and Add would do.</summary>
     public TcpConnection? AddOrReplace(TcpConnection c)
     {
-        if (_count >= _size && _size < (1 << 30)) Grow();
-        ref TcpConnection? head = ref Bucket(_chunks, Index(c.Tuple));
+        if (_count >= _buckets.Length && _buckets.Length < (1 << 30)) Grow();
+        ref TcpConnection? head = ref _buckets[Index(c.Tuple)];
         TcpConnection? old = null;
         for (ref TcpConnection? link = ref head; link != null; link = ref link.NextInTable)
         {
@@ -118,8 +90,8 @@ internal sealed class ConnectionTable
     /// <summary>Adds a connection whose tuple is not in the table.</summary>
     public void Add(TcpConnection c)
     {
-        if (_count >= _size && _size < (1 << 30)) Grow();
-        ref TcpConnection? head = ref Bucket(_chunks, Index(c.Tuple));
+        if (_count >= _buckets.Length && _buckets.Length < (1 << 30)) Grow();
+        ref TcpConnection? head = ref _buckets[Index(c.Tuple)];
         c.NextInTable = head;
         head = c;
         _count++;
@@ -128,7 +100,7 @@ internal sealed class ConnectionTable
     /// <summary>Removes this connection (by reference). False when it is not in the table.</summary>
     public bool Remove(TcpConnection c)
     {
-        ref TcpConnection? link = ref Bucket(_chunks, Index(c.Tuple));
+        ref TcpConnection? link = ref _buckets[Index(c.Tuple)];
         while (link != null)
         {
             if (ReferenceEquals(link, c))
@@ -145,25 +117,21 @@ internal sealed class ConnectionTable
 
     private void Grow()
     {
-        TcpConnection?[][] bigger = NewChunks(_size * 2);
+        var bigger = new TcpConnection?[_buckets.Length * 2];
         int shift = _shift - 1;
-        foreach (TcpConnection?[] chunk in _chunks)
+        foreach (TcpConnection? first in _buckets)
         {
-            foreach (TcpConnection? first in chunk)
+            TcpConnection? c = first;
+            while (c != null)
             {
-                TcpConnection? c = first;
-                while (c != null)
-                {
-                    TcpConnection? next = c.NextInTable;
-                    ref TcpConnection? head = ref Bucket(bigger, Index(c.Tuple, _a0, _a1, _a2, _b, shift));
-                    c.NextInTable = head;
-                    head = c;
-                    c = next;
-                }
+                TcpConnection? next = c.NextInTable;
+                ref TcpConnection? head = ref bigger[Index(c.Tuple, _a0, _a1, _a2, _b, shift)];
+                c.NextInTable = head;
+                head = c;
+                c = next;
             }
         }
-        _chunks = bigger;
-        _size *= 2;
+        _buckets = bigger;
         _shift = shift;
     }
 }
