@@ -72,12 +72,14 @@ internal static class IdleMemory
             }
         }
         net.Settle(10_000_000); // delayed ACKs fire, senders free their rings
-        int holding = 0, notEstablished = 0, rare = 0;
+        int holding = 0, notEstablished = 0, rare = 0, epochs = 0;
         for (int i = 0; i < n; i++)
         {
             if (clients[i].HoldsBuffers || servers[i].HoldsBuffers) holding++;
             if (clients[i].HasRareState) rare++;
             if (servers[i].HasRareState) rare++;
+            if (clients[i].HasCubicEpoch) epochs++;
+            if (servers[i].HasCubicEpoch) epochs++;
             if (clients[i].State != TcpState.Established || servers[i].State != TcpState.Established) notEstablished++;
         }
         if (Environment.GetEnvironmentVariable("IDLE_DEBUG") != null)
@@ -86,7 +88,7 @@ internal static class IdleMemory
                     Console.WriteLine($"  #{i} client[{Dump(clients[i])}] server[{Dump(servers[i])}] {clients[i]} q={clients[i].BytesQueuedToSend} r={clients[i].BytesReadable} w={clients[i].PeerWindow} | {servers[i]} q={servers[i].BytesQueuedToSend} r={servers[i].BytesReadable} w={servers[i].PeerWindow}");
         long drops = net.A.Counters.TotalDrops + net.B.Counters.TotalDrops;
         Console.WriteLine($"open: A {net.A.Layer.ConnectionCount}, B {net.B.Layer.ConnectionCount} connections; " +
-            $"{notEstablished} not established, {holding} still holding ring blocks, {rare} ends holding a RareState, {drops} drops, " +
+            $"{notEstablished} not established, {holding} still holding ring blocks, {rare} ends holding a RareState, {epochs} a CubicEpoch, {drops} drops, " +
             $"{net.A.Layer.PollAt() == long.MaxValue && net.B.Layer.PollAt() == long.MaxValue} no timer armed");
 
         string tablesA = Tables(net.A.Layer), tablesB = Tables(net.B.Layer);

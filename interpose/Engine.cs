@@ -312,6 +312,7 @@ internal static unsafe class Engine
             // SYN cookies complete a handshake without state, past the flow claims of a shared device: off there.
             Tcp = new Stack.Tcp.TcpConfig { Seed = BitConverter.ToUInt64(seed), SynCookies = Group is null },
         };
+        Edges.Instance.Reserve(config.MaxSockets);
         Stack = new NetStack(device, config) { ReadinessListener = Edges.Instance };
         if (Group is not null)
         {
@@ -407,30 +408,71 @@ internal static unsafe class Engine
             public uint Readiness;
         }
 
-        private Slot[] _slots = new Slot[1024];
+        // Both tables live in anonymous memory mapped once for the stack's whole handle space (Reserve, from
+        // StartStack: USERTCP_MAX_SOCKETS handles; handles never exceed the sockets open at once): a page becomes
+        // resident when a handle on it is first used, so a process pays 8 + 4 bytes per handle it uses, with no
+        // slack and no earlier arrays left behind by doubling (1 + 1 MB of the managed heap at 100 000 handles).
+        // The dirty list holds each handle at most once (its Dirty mark), so it never needs more than one entry per
+        // handle and never grows either.
+        private Slot* _slots;
+        private int* _dirtyHandles;
+        private int _capacity;
         private const uint Known = 0x8000_0000, Dirty = 0x4000_0000, Flags = Known | Dirty;
-        private int[] _dirtyHandles = new int[64];
         private int _dirtyCount;
+
+        internal Edges(int capacity = 1024) => Reserve(capacity);
+
+        /// <summary>Room for handles 0 .. <paramref name="handles"/> - 1 (address space only). Caller holds
+        /// Engine.Gate (or nothing else can reach the instance yet).</summary>
+        internal void Reserve(int handles)
+        {
+            if (handles <= _capacity) return;
+            var slots = (Slot*)MapZeroed((long)handles * sizeof(Slot));
+            var dirty = (int*)MapZeroed((long)handles * sizeof(int));
+            if (_capacity > 0)
+            {
+                Buffer.MemoryCopy(_slots, slots, (long)handles * sizeof(Slot), (long)_capacity * sizeof(Slot));
+                Buffer.MemoryCopy(_dirtyHandles, dirty, (long)handles * sizeof(int), (long)_dirtyCount * sizeof(int));
+                Unmap(_slots, (long)_capacity * sizeof(Slot));
+                Unmap(_dirtyHandles, (long)_capacity * sizeof(int));
+            }
+            _slots = slots;
+            _dirtyHandles = dirty;
+            _capacity = handles;
+        }
+
+        /// <summary>Handles the table has room for (tests).</summary>
+        internal int Capacity => _capacity;
+
+        [System.Runtime.InteropServices.DllImport("libc.so.6", EntryPoint = "mmap")]
+        private static extern nint Mmap(nint addr, nuint length, int prot, int flags, int fd, nint offset);
+        [System.Runtime.InteropServices.DllImport("libc.so.6", EntryPoint = "munmap")]
+        private static extern int Munmap(nint addr, nuint length);
+
+        private static void* MapZeroed(long bytes)
+        {
+            // PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE: zero pages, resident when touched.
+            nint p = Mmap(0, (nuint)bytes, 3, 0x02 | 0x20 | 0x4000, -1, 0);
+            if (p == -1) throw new OutOfMemoryException($"mmap of {bytes} bytes for the readiness table failed");
+            return (void*)p;
+        }
+
+        private static void Unmap(void* p, long bytes) => Munmap((nint)p, (nuint)bytes);
 
         public void OnReadinessChanged(int handle, Stack.Tcp.Readiness readiness)
         {
-            Slot[] slots = _slots;
-            if ((uint)handle >= (uint)slots.Length) slots = Grow(handle);
-            ref Slot slot = ref slots[handle];
+            if ((uint)handle >= (uint)_capacity) Grow(handle);
+            ref Slot slot = ref _slots[handle];
             slot.Count++;
             uint was = slot.Readiness;
             slot.Readiness = (uint)readiness | Known | Dirty;
-            if ((was & Dirty) == 0)
-            {
-                if (_dirtyCount == _dirtyHandles.Length) Array.Resize(ref _dirtyHandles, _dirtyCount * 2);
-                _dirtyHandles[_dirtyCount++] = handle;
-            }
+            if ((was & Dirty) == 0) _dirtyHandles[_dirtyCount++] = handle;
         }
 
-        private Slot[] Grow(int handle)
+        private void Grow(int handle)
         {
-            Array.Resize(ref _slots, Math.Max(handle + 1, _slots.Length * 2));
-            return _slots;
+            if (handle < 0) throw new ArgumentOutOfRangeException(nameof(handle));
+            Reserve((int)Math.Min(int.MaxValue, Math.Max((long)handle + 1, 2L * _capacity)));
         }
 
         /// <summary>Every handle that moved since the last call (epoll's ready lists), each once; their dirty marks
@@ -440,28 +482,28 @@ internal static unsafe class Engine
         {
             int n = _dirtyCount;
             _dirtyCount = 0;
-            Slot[] slots = _slots;
-            int[] handles = _dirtyHandles;
+            Slot* slots = _slots;
+            int* handles = _dirtyHandles;
             for (int i = 0; i < n; i++) slots[handles[i]].Readiness &= ~Dirty;
-            return new ReadOnlySpan<int>(handles, 0, n);
+            return new ReadOnlySpan<int>(handles, n);
         }
 
         /// <summary>Caller holds Engine.Gate.</summary>
-        internal int Count(int handle) => (uint)handle < (uint)_slots.Length ? _slots[handle].Count : 0;
+        internal int Count(int handle) => (uint)handle < (uint)_capacity ? _slots[handle].Count : 0;
 
         /// <summary>The handle was just assigned to a socket (open, accept), or the socket was changed by a call that
         /// may move its readiness without a report (shutdown, buffer options): what was recorded for it is not
         /// trusted until the stack's next report. Caller holds Engine.Gate.</summary>
         internal void Forget(int handle)
         {
-            if ((uint)handle < (uint)_slots.Length) _slots[handle].Readiness &= Dirty;
+            if ((uint)handle < (uint)_capacity) _slots[handle].Readiness &= Dirty;
         }
 
         /// <summary>A connection's readiness from the last report, without asking the stack (epoll_wait evaluates
         /// every ready-listed registration on every wait). Caller holds Engine.Gate.</summary>
         internal bool TryGet(int handle, out Stack.Tcp.Readiness readiness)
         {
-            uint r = (uint)handle < (uint)_slots.Length ? _slots[handle].Readiness : 0;
+            uint r = (uint)handle < (uint)_capacity ? _slots[handle].Readiness : 0;
             readiness = (Stack.Tcp.Readiness)(r & ~Flags);
             return (r & Known) != 0;
         }

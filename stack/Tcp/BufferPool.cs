@@ -157,6 +157,16 @@ public sealed unsafe class BufferPool : IDisposable
         BytesCached += block.Length;
     }
 
+    /// <summary>Gives back a block known by its pointer and length (<see cref="ByteRing"/> keeps only those two: the
+    /// size class follows from the length, the classes being distinct).</summary>
+    public void Return(byte* pointer, int length)
+    {
+        if (pointer == null) return;
+        int c = ClassFor(length);
+        if (c < 0 || _sizes[c] != length) throw new ArgumentException("block does not belong to this pool", nameof(length));
+        Return(new PoolBlock(pointer, length, c));
+    }
+
     /// <summary>Frees cached blocks (largest first) until at least <paramref name="bytes"/> are released.</summary>
     private bool EvictCached(long bytes)
     {

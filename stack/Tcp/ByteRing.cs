@@ -1,5 +1,6 @@
 using System;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace UserTcp.Stack.Tcp;
@@ -23,13 +24,18 @@ namespace UserTcp.Stack.Tcp;
 /// the same offsets <see cref="Assembler"/> uses; <see cref="Advance"/> makes bytes contiguous once the assembler
 /// says they are. No operation allocates.
 ///
-/// A mutable struct (40 bytes) so a connection holds its two rings inline, without two object headers and
-/// references: keep it in a field or local and never copy it (a copy would share the block).
+/// A mutable struct (28 bytes) so a connection holds its two rings inline, without two object headers and
+/// references: keep it in a field or local and never copy it (a copy would share the block). The pool is not a field
+/// (the connection's two rings share one, and a million idle connections would carry two copies of the reference):
+/// the operations that may rent or return a block take it as an argument, always the same pool for one ring. The
+/// block is its pointer and length (its size class follows from the length); 4-byte packing keeps the struct at 28
+/// bytes rather than padding it to 32.
 /// </summary>
+[StructLayout(LayoutKind.Sequential, Pack = 4)]
 public unsafe struct ByteRing
 {
-    private readonly BufferPool _pool;
-    private PoolBlock _block;
+    private byte* _ptr;     // the block (null while none is held)
+    private int _len;       // its length: a power of two, one of the pool's size classes
     private int _head;      // block index of offset 0
     private int _count;     // contiguous bytes
     private int _extent;    // bytes from the head that were ever written (>= _count): covers out-of-order data
@@ -41,7 +47,7 @@ public unsafe struct ByteRing
     /// <param name="capacity">Logical capacity in bytes (at most the pool's largest block).</param>
     public ByteRing(BufferPool pool, int capacity)
     {
-        _pool = pool ?? throw new ArgumentNullException(nameof(pool));
+        ArgumentNullException.ThrowIfNull(pool);
         // (BlockSizeFor(capacity) < 0 exactly when no class is that large: one comparison per connection instead of
         // the walk over the classes.)
         if (capacity <= 0 || capacity > pool.MaxBlockSize) throw new ArgumentOutOfRangeException(nameof(capacity));
@@ -49,16 +55,17 @@ public unsafe struct ByteRing
     }
 
     /// <summary>Logical capacity: the most bytes the ring holds (counting out-of-order bytes placed by WriteAt).</summary>
-    public int Capacity { get; private set; }
+    public int Capacity { readonly get => _capacity; private set => _capacity = value; }
+    private int _capacity;
     /// <summary>Contiguous bytes held.</summary>
     public int Count => _count;
     /// <summary>Room for contiguous bytes: <see cref="Capacity"/> - <see cref="Count"/>.</summary>
     public int Free => Capacity - _count;
     public bool IsEmpty => _count == 0;
-    public bool HasBlock => !_block.IsNull;
+    public bool HasBlock => _ptr != null;
     /// <summary>True when a block is held but no bytes (contiguous or out-of-order): <see cref="ReleaseIfEmpty"/>
     /// would give it back.</summary>
-    public bool IsDrained { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => _extent == 0 && !_block.IsNull; }
+    public bool IsDrained { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => _extent == 0 && _ptr != null; }
     /// <summary>True when bytes beyond <see cref="Count"/> were placed by WriteAt and not yet advanced over.</summary>
     public bool HasOutOfOrderBytes => _extent > _count;
 
@@ -66,15 +73,15 @@ public unsafe struct ByteRing
     /// Changes the logical capacity (socket buffer size). Refused when the new size is smaller than the bytes held or,
     /// while a block is held, larger than that block.
     /// </summary>
-    public bool TrySetCapacity(int capacity)
+    public bool TrySetCapacity(BufferPool pool, int capacity)
     {
-        if (capacity <= 0 || capacity < _extent || capacity > _pool.MaxBlockSize) return false;
+        if (capacity <= 0 || capacity < _extent || capacity > pool.MaxBlockSize) return false;
         Capacity = capacity; // the block grows to it when bytes need the room
         return true;
     }
 
     /// <summary>Takes a block from the pool if the ring has none. False when the pool is exhausted.</summary>
-    public bool EnsureBlock() => EnsureRoom(1);
+    public bool EnsureBlock(BufferPool pool) => EnsureRoom(pool, 1);
 
     /// <summary>
     /// Makes the block cover <paramref name="bytes"/> from the read position: rents the smallest fitting block, or
@@ -82,60 +89,62 @@ public unsafe struct ByteRing
     /// the ring is then unchanged.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool EnsureRoom(int bytes) => (!_block.IsNull && bytes <= _block.Length) || Grow(bytes);
+    private bool EnsureRoom(BufferPool pool, int bytes) => (_ptr != null && bytes <= _len) || Grow(pool, bytes);
 
     /// <summary><see cref="EnsureRoom"/> when the block is missing or too small.</summary>
-    private bool Grow(int bytes)
+    private bool Grow(BufferPool pool, int bytes)
     {
-        if (HasBlock && bytes <= _block.Length) return true;
+        if (HasBlock && bytes <= _len) return true;
         int want = Math.Min(Math.Max(bytes, MinBlockBytes), Math.Max(Capacity, bytes));
-        if (!_pool.TryRent(want, out PoolBlock bigger)) return false;
+        if (!pool.TryRent(want, out PoolBlock bigger)) return false;
         if (HasBlock)
         {
             // Linearise what is held (contiguous and out-of-order bytes alike) at the start of the new block.
-            int start = _head, firstLen = Math.Min(_extent, _block.Length - start);
-            new ReadOnlySpan<byte>(_block.Pointer + start, firstLen).CopyTo(new Span<byte>(bigger.Pointer, firstLen));
-            new ReadOnlySpan<byte>(_block.Pointer, _extent - firstLen).CopyTo(new Span<byte>(bigger.Pointer + firstLen, _extent - firstLen));
-            _pool.Return(_block);
+            int start = _head, firstLen = Math.Min(_extent, _len - start);
+            new ReadOnlySpan<byte>(_ptr + start, firstLen).CopyTo(new Span<byte>(bigger.Pointer, firstLen));
+            new ReadOnlySpan<byte>(_ptr, _extent - firstLen).CopyTo(new Span<byte>(bigger.Pointer + firstLen, _extent - firstLen));
+            pool.Return(_ptr, _len);
         }
-        _block = bigger;
+        _ptr = bigger.Pointer;
+        _len = bigger.Length;
         _head = 0;
         return true;
     }
 
     /// <summary>Returns the block to the pool when no bytes (contiguous or out-of-order) are held.</summary>
-    public bool ReleaseIfEmpty()
+    public bool ReleaseIfEmpty(BufferPool pool)
     {
         if (!HasBlock || _extent != 0) return false;
-        ReleaseBlock();
+        ReleaseBlock(pool);
         return true;
     }
 
     /// <summary>Drops all bytes (including out-of-order ones) and returns the block (connection closed/reset).</summary>
-    public void Clear()
+    public void Clear(BufferPool pool)
     {
         _count = 0;
         _extent = 0;
-        if (HasBlock) ReleaseBlock();
+        if (HasBlock) ReleaseBlock(pool);
     }
 
-    private void ReleaseBlock()
+    private void ReleaseBlock(BufferPool pool)
     {
-        _pool.Return(_block);
-        _block = default;
+        pool.Return(_ptr, _len);
+        _ptr = null;
+        _len = 0;
         _head = 0;
     }
 
     /// <summary>Appends bytes after the contiguous data. Returns how many were accepted (limited by Free).</summary>
-    public int Write(ReadOnlySpan<byte> data)
+    public int Write(BufferPool pool, ReadOnlySpan<byte> data)
     {
         int n = Math.Min(data.Length, Free);
         if (n == 0) return 0;
-        if (!EnsureRoom(Math.Max(_extent, _count + n)))
+        if (!EnsureRoom(pool, Math.Max(_extent, _count + n)))
         {
             // The pool could not grow the block: take what fits in the one held.
             if (!HasBlock) return 0;
-            n = Math.Min(n, _block.Length - Math.Max(_extent, _count));
+            n = Math.Min(n, _len - Math.Max(_extent, _count));
             if (n <= 0) return 0;
         }
         CopyIn(_count, data.Slice(0, n));
@@ -148,16 +157,16 @@ public unsafe struct ByteRing
     /// Places bytes at <paramref name="offset"/> past the end of the contiguous data without making them readable
     /// (out-of-order segment). Returns how many were stored (bytes past Capacity are cut off).
     /// </summary>
-    public int WriteAt(int offset, ReadOnlySpan<byte> data)
+    public int WriteAt(BufferPool pool, int offset, ReadOnlySpan<byte> data)
     {
         if (offset < 0) throw new ArgumentOutOfRangeException(nameof(offset));
         long start = (long)_count + offset;
         if (start >= Capacity || data.IsEmpty) return 0;
         int n = (int)Math.Min(data.Length, Capacity - start);
-        if (!EnsureRoom(Math.Max(_extent, (int)start + n)))
+        if (!EnsureRoom(pool, Math.Max(_extent, (int)start + n)))
         {
-            if (!HasBlock || start >= _block.Length) return 0;
-            n = (int)Math.Min(n, _block.Length - start);
+            if (!HasBlock || start >= _len) return 0;
+            n = (int)Math.Min(n, _len - start);
         }
         CopyIn((int)start, data.Slice(0, n));
         if (_extent < start + n) _extent = (int)start + n;
@@ -189,12 +198,12 @@ public unsafe struct ByteRing
         if (offset < 0) throw new ArgumentOutOfRangeException(nameof(offset));
         if (offset >= _count) return 0;
         int n = Math.Min(dest.Length, _count - offset);
-        int start = (_head + offset) & (_block.Length - 1);
-        int firstLen = Math.Min(n, _block.Length - start);
+        int start = (_head + offset) & (_len - 1);
+        int firstLen = Math.Min(n, _len - start);
         fixed (byte* d = dest)
         {
-            Copy(_block.Pointer + start, d, firstLen);
-            if (firstLen < n) Copy(_block.Pointer, d + firstLen, n - firstLen); // wraps rarely
+            Copy(_ptr + start, d, firstLen);
+            if (firstLen < n) Copy(_ptr, d + firstLen, n - firstLen); // wraps rarely
         }
         return n;
     }
@@ -210,16 +219,16 @@ public unsafe struct ByteRing
         if (offset < 0) throw new ArgumentOutOfRangeException(nameof(offset));
         if (offset >= _count || length <= 0) return 0;
         int n = Math.Min(length, _count - offset);
-        int start = (_head + offset) & (_block.Length - 1);
-        int firstLen = Math.Min(n, _block.Length - start);
+        int start = (_head + offset) & (_len - 1);
+        int firstLen = Math.Min(n, _len - start);
         if (firstLen == n)
         {
-            sum = Wire.Checksum.CopyAndSum(_block.Pointer + start, dest, n);
+            sum = Wire.Checksum.CopyAndSum(_ptr + start, dest, n);
             return n;
         }
         // The range wraps (rare): copy both pieces, then sum the copy (the second piece may start at an odd offset).
-        Buffer.MemoryCopy(_block.Pointer + start, dest, firstLen, firstLen);
-        Buffer.MemoryCopy(_block.Pointer, dest + firstLen, n - firstLen, n - firstLen);
+        Buffer.MemoryCopy(_ptr + start, dest, firstLen, firstLen);
+        Buffer.MemoryCopy(_ptr, dest + firstLen, n - firstLen, n - firstLen);
         sum = Wire.Checksum.SumNative(new ReadOnlySpan<byte>(dest, n));
         return n;
     }
@@ -232,7 +241,7 @@ public unsafe struct ByteRing
         _count -= count;
         _extent -= count;
         // Restart at the block's start when empty so later writes are more often one contiguous span.
-        _head = _extent == 0 ? 0 : (_head + count) & (_block.Length - 1); // lengths are powers of two
+        _head = _extent == 0 ? 0 : (_head + count) & (_len - 1); // lengths are powers of two
     }
 
     /// <summary>
@@ -257,21 +266,21 @@ public unsafe struct ByteRing
             second = default;
             return;
         }
-        int start = (_head + offset) & (_block.Length - 1);
-        int firstLen = Math.Min(n, _block.Length - start);
-        first = new ReadOnlySpan<byte>(_block.Pointer + start, firstLen);
-        second = new ReadOnlySpan<byte>(_block.Pointer, n - firstLen);
+        int start = (_head + offset) & (_len - 1);
+        int firstLen = Math.Min(n, _len - start);
+        first = new ReadOnlySpan<byte>(_ptr + start, firstLen);
+        second = new ReadOnlySpan<byte>(_ptr, n - firstLen);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void CopyIn(int offset, ReadOnlySpan<byte> data)
     {
-        int start = (_head + offset) & (_block.Length - 1);
-        int firstLen = Math.Min(data.Length, _block.Length - start);
+        int start = (_head + offset) & (_len - 1);
+        int firstLen = Math.Min(data.Length, _len - start);
         fixed (byte* s = data)
         {
-            Copy(s, _block.Pointer + start, firstLen);
-            if (firstLen < data.Length) Copy(s + firstLen, _block.Pointer, data.Length - firstLen); // wraps rarely
+            Copy(s, _ptr + start, firstLen);
+            if (firstLen < data.Length) Copy(s + firstLen, _ptr, data.Length - firstLen); // wraps rarely
         }
     }
 

@@ -3,8 +3,11 @@ using System;
 namespace UserTcp.Stack.Tcp;
 
 /// <summary>
-/// The congestion controller of one connection, NewReno or CUBIC, as a 64-byte struct held inline by the
-/// connection (no object, no reference per connection). <see cref="NewReno"/> and <see cref="Cubic"/> are thin
+/// The congestion controller of one connection, NewReno or CUBIC, as a 32-byte struct held inline by the
+/// connection. CUBIC's memory between congestion events (W_max, K, W_est, cwnd_prior, the last RTT) is in a
+/// <see cref="CubicEpoch"/> side object that only a connection that has had a congestion event holds: until the
+/// first one, the window only grows in slow start (ssthresh starts "arbitrarily high") and none of it is read, so an
+/// idle or loss-free connection carries one null reference instead of 36 bytes. <see cref="NewReno"/> and <see cref="Cubic"/> are thin
 /// classes over it for code that wants an <see cref="ICongestionControl"/> object.
 ///
 /// What both share: initial window (RFC 6928), slow start with appropriate byte counting (RFC 3465, L = 2), the loss
@@ -44,21 +47,38 @@ public struct CongestionState
     }
 
     private double _cwnd;       // bytes
-    private double _wMax;       // CUBIC: segments
-    private double _k;          // CUBIC: seconds
-    private double _wEst;       // CUBIC: segments
-    private double _cwndPrior;  // CUBIC: segments, cwnd before the last reduction
     private long _aux;          // CUBIC: start of the current avoidance stage (µs, -1 = not started); NewReno: bytes_acked (RFC 3465 §2.1)
+    private CubicEpoch? _epoch; // CUBIC, from the first congestion event on (null before: every value in it 0)
     private int _ssthresh;
-    private int _mss;
-    private int _lastRttUs;     // CUBIC
+    private ushort _mss;        // at most 65535 (the MSS option is 16 bits)
     private F _f;
+
+    /// <summary>True for CUBIC before its first congestion event: the connection hands it a
+    /// <see cref="CubicEpoch"/> from its layer's free list (<see cref="AttachEpoch"/>) before reporting one, so
+    /// that a loss allocates nothing. Without one the controller allocates its own when it needs it.</summary>
+    internal readonly bool WantsEpoch => _epoch == null && Has(F.Cubic);
+    internal void AttachEpoch(CubicEpoch e)
+    {
+        e.Clear();
+        _epoch = e;
+    }
+    /// <summary>Takes the side object back (connection reset for reuse), or null when there is none.</summary>
+    internal CubicEpoch? DetachEpoch()
+    {
+        CubicEpoch? e = _epoch;
+        _epoch = null;
+        return e;
+    }
+    /// <summary>Whether the side object is held (tests, bench/IdleMemory).</summary>
+    internal readonly bool HasEpoch => _epoch != null;
+
+    private CubicEpoch Epoch => _epoch ??= new CubicEpoch();
 
     public CongestionState(CongestionAlgorithm algorithm, int mss, bool fastConvergence = true)
     {
-        if (mss <= 0) throw new ArgumentOutOfRangeException(nameof(mss));
+        if (mss <= 0 || mss > ushort.MaxValue) throw new ArgumentOutOfRangeException(nameof(mss));
         this = default;
-        _mss = mss;
+        _mss = (ushort)mss;
         _cwnd = InitialWindow(mss);
         _ssthresh = (int)InitialSsthresh;
         if (algorithm == CongestionAlgorithm.Cubic)
@@ -79,8 +99,8 @@ public struct CongestionState
         readonly get => _mss;
         set
         {
-            if (value <= 0) throw new ArgumentOutOfRangeException(nameof(value));
-            _mss = value;
+            if (value <= 0 || value > ushort.MaxValue) throw new ArgumentOutOfRangeException(nameof(value));
+            _mss = (ushort)value;
             if (!Has(F.AnyAck) && !Has(F.TimeoutSeries)) _cwnd = InitialWindow(value);
         }
     }
@@ -166,9 +186,10 @@ public struct CongestionState
             return Math.Max(inFlight / 2, 2L * _mss);
         }
         double cwnd = _cwnd / _mss;
+        CubicEpoch e = Epoch;
         // §4.7 fast convergence: a flow whose window keeps shrinking releases bandwidth to newcomers.
-        _wMax = Has(F.FastConvergence) && cwnd < _wMax ? cwnd * (1 + Beta) / 2 : cwnd;
-        _cwndPrior = cwnd;
+        e.WMax = Has(F.FastConvergence) && cwnd < e.WMax ? cwnd * (1 + Beta) / 2 : cwnd;
+        e.CwndPrior = cwnd;
         _aux = -1;
         Set(F.AfterTimeout, timeout);
         // §4.6: ssthresh = cwnd * beta (cwnd rather than FlightSize, as Linux does), at least 2 segments.
@@ -201,23 +222,24 @@ public struct CongestionState
     // --- CUBIC ---
 
     /// <summary>W_max in bytes (window before the last reduction, possibly lowered by fast convergence).</summary>
-    public readonly long WMaxBytes => (long)(_wMax * _mss);
+    public readonly long WMaxBytes => (long)((_epoch?.WMax ?? 0) * _mss);
     /// <summary>K in microseconds for the current stage (time to return to W_max), 0 before a stage starts.</summary>
-    public readonly long KUs => (long)(_k * 1e6);
+    public readonly long KUs => (long)((_epoch?.K ?? 0) * 1e6);
 
     /// <summary>W_cubic(t) in bytes for the current stage, t measured from its start.</summary>
-    public readonly double WCubicBytes(double tSeconds) => WCubic(tSeconds) * _mss;
+    public readonly double WCubicBytes(double tSeconds) => WCubic(_epoch ?? CubicEpoch.Zero, tSeconds) * _mss;
 
-    private readonly double WCubic(double t)
+    private static double WCubic(CubicEpoch e, double t)
     {
-        double d = t - _k;
-        return C * d * d * d + _wMax;
+        double d = t - e.K;
+        return C * d * d * d + e.WMax;
     }
 
     private void CubicAvoidance(long bytesAcked, long rttUs, long nowUs)
     {
         int mss = _mss;
-        if (rttUs > 0) _lastRttUs = (int)Math.Min(rttUs, int.MaxValue);
+        CubicEpoch e = Epoch;
+        if (rttUs > 0) e.LastRttUs = (int)Math.Min(rttUs, int.MaxValue);
         double cwnd = _cwnd / mss;
         if (_aux < 0)
         {
@@ -225,34 +247,57 @@ public struct CongestionState
             if (Has(F.AfterTimeout))
             {
                 // §4.8: the first stage after a timeout starts from the current window with K = 0.
-                _wMax = cwnd;
+                e.WMax = cwnd;
                 Set(F.AfterTimeout, false);
             }
             // §4.2 with cwnd_epoch = cwnd: the curve passes through the current window at t = 0 (K < 0 when the
             // window is already above W_max, e.g. when leaving slow start: a convex start).
-            _k = Math.Cbrt((_wMax - cwnd) / C);
-            _wEst = cwnd;
+            e.K = Math.Cbrt((e.WMax - cwnd) / C);
+            e.WEst = cwnd;
         }
         double acked = (double)bytesAcked / mss;
         double t = Math.Max(0, nowUs - _aux) / 1e6;
-        double rtt = _lastRttUs / 1e6;
+        double rtt = e.LastRttUs / 1e6;
 
         // §4.3: Reno-friendly estimate, alpha switching to 1 once the old window is regained.
-        double alpha = _wEst >= _cwndPrior ? 1.0 : AlphaFriendly;
-        _wEst += alpha * acked / cwnd;
+        double alpha = e.WEst >= e.CwndPrior ? 1.0 : AlphaFriendly;
+        e.WEst += alpha * acked / cwnd;
 
-        double wCubic = WCubic(t);
-        if (wCubic < _wEst)
+        double wCubic = WCubic(e, t);
+        if (wCubic < e.WEst)
         {
-            cwnd = Math.Max(cwnd, _wEst);
+            cwnd = Math.Max(cwnd, e.WEst);
         }
         else
         {
             // §4.2: aim at W_cubic one RTT ahead, moving at most halfway again per RTT (target <= 1.5 cwnd),
             // (target - cwnd) / cwnd per acknowledged segment.
-            double target = Math.Clamp(WCubic(t + rtt), cwnd, 1.5 * cwnd);
+            double target = Math.Clamp(WCubic(e, t + rtt), cwnd, 1.5 * cwnd);
             cwnd += (target - cwnd) / cwnd * acked;
         }
         _cwnd = cwnd * mss;
+    }
+}
+
+/// <summary>
+/// CUBIC's memory between congestion events (RFC 9438): W_max, K, W_est and cwnd_prior in segments and seconds, and
+/// the last RTT sample. Held by a <see cref="CongestionState"/> from its first congestion event on (a connection takes
+/// it from its layer's free list and gives it back when it is reset for reuse).
+/// </summary>
+public sealed class CubicEpoch
+{
+    internal static readonly CubicEpoch Zero = new();
+    internal double WMax;       // segments
+    internal double K;          // seconds
+    internal double WEst;       // segments
+    internal double CwndPrior;  // segments, cwnd before the last reduction
+    internal int LastRttUs;
+    internal CubicEpoch? NextFree; // the layer's free list (TcpLayer.FreeCubicEpochs)
+
+    internal void Clear()
+    {
+        WMax = K = WEst = CwndPrior = 0;
+        LastRttUs = 0;
+        NextFree = null;
     }
 }

@@ -43,7 +43,10 @@ public sealed class RtoPolicy
 /// The caller feeds valid samples only: Karn's rule (no samples from retransmitted segments, RFC 6298 §3) is its
 /// job, as is deciding when a sample is taken (once per RTT from a timed segment, or per ACK from the timestamp
 /// echo, RFC 7323 §4).
+/// 13 bytes with 1-byte packing (the three 32-bit values stay at their natural offsets within the struct), so the
+/// connection holding it inline does not pad it to 16.
 /// </summary>
+[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential, Pack = 1)]
 public struct RttEstimator
 {
     // RFC 6298 §2: alpha = 1/8, beta = 1/4, K = 4.

@@ -476,7 +476,7 @@ public sealed partial class TcpConnection
         int limit = _rcvAdvEdge - _rcvNxt;
         if (limit <= 0) { Set(ConnFlags.AckNow); return; }
         if (data.Length > limit) data = data[..limit];
-        int n = _rcv.Write(data); // = WriteAt(0, data) then Advance(n) when nothing lies past Count
+        int n = _rcv.Write(_layer.Buffers, data); // = WriteAt(0, data) then Advance(n) when nothing lies past Count
         if (n < data.Length) _layer.Counters.Drop(DropReason.TcpReceiveBufferFull);
         if (n == 0) { Set(ConnFlags.AckNow); return; }
         _rcvNxt += n;
@@ -625,6 +625,7 @@ public sealed partial class TcpConnection
         // RFC 6582 §3.2 step 2: only start a new recovery when this loss lies past the previous recovery point.
         if (_sndUna < _recover) return;
         long flight = Math.Max(0, _sndMax - _sndUna);
+        TakeCubicEpoch();
         _cc.OnEnterRecovery(nowUs, flight);
         _recover = _sndMax;
         _highRxt = _sndUna;
@@ -679,7 +680,7 @@ public sealed partial class TcpConnection
 
         if (offset == 0 && (_ooo == null || _ooo.IsEmpty))
         {
-            int n = _rcv.WriteAt(0, data);
+            int n = _rcv.WriteAt(_layer.Buffers, 0, data);
             if (n < data.Length) _layer.Counters.Drop(DropReason.TcpReceiveBufferFull);
             if (n == 0) { Set(ConnFlags.AckNow); return; }
             _rcv.Advance(n);
@@ -692,7 +693,7 @@ public sealed partial class TcpConnection
         // Out of order, or in order while holes are pending.
         _ooo ??= _layer.RentAssembler();
         if (_ooo == null) { _layer.Counters.Drop(DropReason.TcpReceiveBufferFull); Set(ConnFlags.AckNow); return; }
-        int stored = _rcv.WriteAt(offset, data);
+        int stored = _rcv.WriteAt(_layer.Buffers, offset, data);
         bool added = stored > 0 && _ooo.Add(offset, stored);
         if (added)
         {
@@ -787,9 +788,9 @@ public sealed partial class TcpConnection
         _keepAt = 0;
         _delAckAt = 0;
         Clear(ConnFlags.Persist);
-        _snd.Clear();
+        _snd.Clear(_layer.Buffers);
         if (_ooo != null) { _ooo.Clear(); _layer.ReturnAssembler(_ooo); _ooo = null; }
-        if (_rcv.Count == 0) _rcv.Clear();
+        if (_rcv.Count == 0) _rcv.Clear(_layer.Buffers);
         ArmWait(overflow ? nowUs : nowUs + 2 * _layer.Config.MslUs);
     }
 

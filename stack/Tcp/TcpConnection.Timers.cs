@@ -188,6 +188,7 @@ public sealed partial class TcpConnection
             _sndNxt = _iss;
             return; // Output resends the SYN / SYN-ACK
         }
+        TakeCubicEpoch();
         _cc.OnRetransmitTimeout(nowUs, Math.Max(0, _sndMax - _sndUna));
         _inflation = 0;
         _dupAcks = 0;

@@ -372,6 +372,7 @@ public sealed partial class TcpConnection : TimerNode
         _rtt = new RttEstimator(_layer.Rto);
         _rttSeq = default;
         _rttStartUs = 0;
+        GiveBackCubicEpoch();
         _cc = default;
         _lastSendMs = 0;
         _rtoAt = _delAckAt = _lastRecvMs = _idleAt = 0;
@@ -511,17 +512,40 @@ public sealed partial class TcpConnection : TimerNode
         _keepIntervalMs = l.KeepIntervalMs;
         KeepCount = l.KeepCount;
         _userTimeoutMs = l.UserTimeoutMs;
-        if (l.SendBufferSize > 0) _snd.TrySetCapacity(l.SendBufferSize);
-        if (l.ReceiveBufferSize > 0) _rcv.TrySetCapacity(l.ReceiveBufferSize);
+        if (l.SendBufferSize > 0) _snd.TrySetCapacity(_layer.Buffers, l.SendBufferSize);
+        if (l.ReceiveBufferSize > 0) _rcv.TrySetCapacity(_layer.Buffers, l.ReceiveBufferSize);
     }
 
     private void InitCongestion()
     {
         // RFC 6928 initial window; ssthresh starts "arbitrarily high" (RFC 5681 §3.1). The MSS may still change
         // when the SYN-ACK arrives; the controller recomputes its initial window then.
+        GiveBackCubicEpoch();
         _cc = new CongestionState(_layer.Config.CongestionControl, _mss);
         _inflation = 0;
     }
+
+    /// <summary>Before a congestion event is reported: CUBIC's side object from the layer's free list, if the
+    /// controller has none yet (so a loss allocates nothing once the list has objects).</summary>
+    private void TakeCubicEpoch()
+    {
+        if (!_cc.WantsEpoch) return;
+        CubicEpoch? e = _layer.FreeCubicEpochs;
+        if (e != null) _layer.FreeCubicEpochs = e.NextFree;
+        else e = new CubicEpoch();
+        _cc.AttachEpoch(e);
+    }
+
+    /// <summary>The controller's CUBIC side object, if any, back to the layer's free list.</summary>
+    private void GiveBackCubicEpoch()
+    {
+        if (_cc.DetachEpoch() is not { } e) return;
+        e.NextFree = _layer.FreeCubicEpochs;
+        _layer.FreeCubicEpochs = e;
+    }
+
+    /// <summary>Whether the congestion controller holds a CUBIC side object (tests, bench/IdleMemory).</summary>
+    internal bool HasCubicEpoch => _cc.HasEpoch;
 
     /// <summary>The smallest segment size a connection uses, whatever the peer announced.</summary>
     internal const int MinMss = 64;
@@ -591,7 +615,7 @@ public sealed partial class TcpConnection : TimerNode
                 return 0;
         }
         if (data.IsEmpty) return 0;
-        int n = _snd.Write(data);
+        int n = _snd.Write(_layer.Buffers, data);
         if (n == 0)
         {
             error = SocketError.WouldBlock;
@@ -699,7 +723,7 @@ public sealed partial class TcpConnection : TimerNode
         UserHandle = -1;
         if (State is TcpState.Closed)
         {
-            _rcv.Clear();
+            _rcv.Clear(_layer.Buffers);
             _layer.Release(this);
             return;
         }
@@ -732,13 +756,13 @@ public sealed partial class TcpConnection : TimerNode
     }
 
     /// <summary>SO_SNDBUF: refused (false) while queued bytes exceed the new size or a larger block would be needed.</summary>
-    public bool TrySetSendBufferSize(int bytes) => _snd.TrySetCapacity(bytes);
+    public bool TrySetSendBufferSize(int bytes) => _snd.TrySetCapacity(_layer.Buffers, bytes);
 
     /// <summary>SO_RCVBUF: only before the window has been advertised beyond the new size.</summary>
     public bool TrySetReceiveBufferSize(int bytes)
     {
         if (State is not (TcpState.Closed or TcpState.SynSent) && bytes < _rcv.Capacity) return false;
-        return _rcv.TrySetCapacity(bytes);
+        return _rcv.TrySetCapacity(_layer.Buffers, bytes);
     }
 
     /// <summary>Sends what Nagle or cork held back once the option changed.</summary>
@@ -834,13 +858,13 @@ public sealed partial class TcpConnection : TimerNode
     /// <summary>Returns ring blocks (and the assembler) to their pools when they hold nothing.</summary>
     private void ReleaseBuffersIfIdle()
     {
-        _snd.ReleaseIfEmpty();
+        _snd.ReleaseIfEmpty(_layer.Buffers);
         if (_ooo != null && _ooo.IsEmpty)
         {
             _layer.ReturnAssembler(_ooo);
             _ooo = null;
         }
-        _rcv.ReleaseIfEmpty();
+        _rcv.ReleaseIfEmpty(_layer.Buffers);
     }
 
     private void DropScoreboard()
@@ -857,12 +881,12 @@ public sealed partial class TcpConnection : TimerNode
         if (error != SocketError.Success && PendingError == SocketError.Success) PendingError = error;
         if (State == TcpState.TimeWait) _layer.TimeWaitCount--;
         State = TcpState.Closed;
-        _snd.Clear();
+        _snd.Clear(_layer.Buffers);
         if (_ooo != null) { _ooo.Clear(); _layer.ReturnAssembler(_ooo); _ooo = null; }
         // Bytes already received stay readable after a reset or timeout (Linux purges only the write queue): the
         // application reads them, then sees the error, then end of stream. Out-of-order bytes are dropped.
-        if (IsOrphan) _rcv.Clear();
-        else { _rcv.ForgetOutOfOrderFrom(0); _rcv.ReleaseIfEmpty(); }
+        if (IsOrphan) _rcv.Clear(_layer.Buffers);
+        else { _rcv.ForgetOutOfOrderFrom(0); _rcv.ReleaseIfEmpty(_layer.Buffers); }
         _rtoAt = _delAckAt = _keepAt = _waitAt = _idleAt = 0;
         DropScoreboard();
         _layer.Unlink(this);

@@ -78,6 +78,8 @@ public sealed partial class TcpLayer : ITimerHandler
     internal readonly int KeepIdleMsDefault, KeepIntervalMsDefault;
     /// <summary>Rare-state objects given back by reset connections (TcpConnection.RareState; a chain through NextFree).</summary>
     internal TcpConnection.RareState? FreeRareStates;
+    /// <summary>CUBIC side objects given back by reset connections (<see cref="CubicEpoch"/>; a chain through NextFree).</summary>
+    internal CubicEpoch? FreeCubicEpochs;
     public TcpConfig Config { get; }
     /// <summary>Set when several processes share the device: flows are claimed through it (null: all are ours).</summary>
     public IFlowOwnership? Flows { get; set; }

@@ -97,7 +97,7 @@ public sealed partial class TcpConnection
     internal bool Import(TcpListener l, in TcpTransferState st, ReadOnlySpan<byte> data, long nowUs)
     {
         InheritOptions(l);
-        if (!data.IsEmpty && _rcv.Write(data) != data.Length) return false;
+        if (!data.IsEmpty && _rcv.Write(_layer.Buffers, data) != data.Length) return false;
         Listener = l;
         Set(ConnFlags.Passive);
         _iss = new SeqNumber(st.Iss); _irs = new SeqNumber(st.Irs);

@@ -219,6 +219,37 @@ public class ConnectionSetupTests
     }
 
     [Fact]
+    public void ConnectionTableGrowsFrom16AndAWalkSeesEachConnectionOnce()
+    {
+        // 20 000 connections: 32 768 buckets after eleven doublings from 16.
+        using var s = new TcpScript();
+        var table = new ConnectionTable(16, 7);
+        var conns = new List<TcpConnection>();
+        for (int i = 0; i < 20_000; i++)
+        {
+            var t = new TcpTuple(A, (ushort)(80 + i % 3), new Ipv4Address(10, 2, (byte)(i >> 8), (byte)i), (ushort)(2000 + i % 50_000));
+            TcpConnection c = NewConn(s.Layer, t);
+            table.Add(c);
+            conns.Add(c);
+        }
+        Assert.Equal(20_000, table.Count);
+        Assert.Equal(32_768, table.Buckets);
+        foreach (TcpConnection c in conns)
+        {
+            Assert.True(table.TryGetValue(c.Tuple, out TcpConnection? f));
+            Assert.Same(c, f);
+        }
+        var seen = new HashSet<TcpConnection>(ReferenceEqualityComparer.Instance);
+        for (int b = 0; b < table.Buckets; b++)
+            for (TcpConnection? c = table.Head(b); c != null; c = c.NextInTable)
+                Assert.True(seen.Add(c));
+        Assert.Equal(20_000, seen.Count);
+        for (int i = 0; i < 20_000; i += 2) Assert.True(table.Remove(conns[i]));
+        Assert.Equal(10_000, table.Count);
+        for (int i = 0; i < 20_000; i++) Assert.Equal(i % 2 == 1, table.ContainsKey(conns[i].Tuple));
+    }
+
+    [Fact]
     public void ConnectionTableSpreadsChosenRemotePortsAndDependsOnItsKey()
     {
         // An attacker's tuples: one address, consecutive source ports, and ports differing only in high bits.

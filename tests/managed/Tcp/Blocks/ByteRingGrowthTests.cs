@@ -12,10 +12,10 @@ public class ByteRingGrowthTests
     {
         using var pool = BufferPool.CreateDefault(64L << 20);
         var ring = new ByteRing(pool, 256 * 1024);
-        Assert.Equal(100, ring.Write(new byte[100]));
+        Assert.Equal(100, ring.Write(pool, new byte[100]));
         Assert.Equal(ByteRing.MinBlockBytes, pool.BytesInUse);
         ring.Consume(100);
-        Assert.True(ring.ReleaseIfEmpty());
+        Assert.True(ring.ReleaseIfEmpty(pool));
         Assert.Equal(0, pool.BytesInUse);
     }
 
@@ -28,13 +28,13 @@ public class ByteRingGrowthTests
         byte[] all = new byte[200_000];
         rng.NextBytes(all);
         // Wrap the small block first: write 3000, consume 2500, then keep writing past 4 KiB and beyond.
-        Assert.Equal(3000, ring.Write(all.AsSpan(0, 3000)));
+        Assert.Equal(3000, ring.Write(pool, all.AsSpan(0, 3000)));
         ring.Consume(2500);
         int written = 3000, consumed = 2500;
         while (written < all.Length)
         {
             int n = Math.Min(7000, all.Length - written);
-            Assert.Equal(n, ring.Write(all.AsSpan(written, n)));
+            Assert.Equal(n, ring.Write(pool, all.AsSpan(written, n)));
             written += n;
         }
         Assert.True(pool.BytesInUse >= 256 * 1024 - 4096 && pool.BytesInUse <= 256 * 1024);
@@ -50,11 +50,11 @@ public class ByteRingGrowthTests
         var ring = new ByteRing(pool, 64 * 1024);
         byte[] tail = new byte[1000];
         new Random(3).NextBytes(tail);
-        Assert.Equal(1000, ring.WriteAt(2000, tail));        // fits the first 4 KiB block
+        Assert.Equal(1000, ring.WriteAt(pool, 2000, tail));        // fits the first 4 KiB block
         Assert.Equal(ByteRing.MinBlockBytes, pool.BytesInUse);
-        Assert.Equal(5000, ring.WriteAt(10_000, new byte[5000])); // needs 16 KiB: the block grows
+        Assert.Equal(5000, ring.WriteAt(pool, 10_000, new byte[5000])); // needs 16 KiB: the block grows
         byte[] head = new byte[2000];
-        Assert.Equal(2000, ring.WriteAt(0, head));
+        Assert.Equal(2000, ring.WriteAt(pool, 0, head));
         ring.Advance(3000);
         byte[] got = new byte[1000];
         Assert.Equal(1000, ring.Peek(2000, got));

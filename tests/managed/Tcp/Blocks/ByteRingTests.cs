@@ -83,12 +83,12 @@ public class ByteRingTests
         var ring = new ByteRing(pool, 4096);
         Assert.False(ring.HasBlock);
         Assert.Equal(4096, ring.Free);
-        Assert.Equal(3, ring.Write(new byte[] { 1, 2, 3 }));
+        Assert.Equal(3, ring.Write(pool, new byte[] { 1, 2, 3 }));
         Assert.True(ring.HasBlock);
         Assert.Equal(1, pool.OutstandingBlocks);
-        Assert.False(ring.ReleaseIfEmpty());
+        Assert.False(ring.ReleaseIfEmpty(pool));
         ring.Consume(3);
-        Assert.True(ring.ReleaseIfEmpty());
+        Assert.True(ring.ReleaseIfEmpty(pool));
         Assert.False(ring.HasBlock);
         Assert.Equal(0, pool.OutstandingBlocks);
     }
@@ -102,9 +102,9 @@ public class ByteRingTests
         var data = new byte[4096];
         rng.NextBytes(data);
         // Move the head to an odd position so the wrap point falls inside the range at odd and even offsets.
-        Assert.Equal(4001, ring.Write(data.AsSpan(0, 4001)));
+        Assert.Equal(4001, ring.Write(pool, data.AsSpan(0, 4001)));
         ring.Consume(3999); // head at 3999 (an emptied ring would restart at 0)
-        Assert.Equal(300, ring.Write(data.AsSpan(0, 300)));
+        Assert.Equal(300, ring.Write(pool, data.AsSpan(0, 300)));
         var buf = new byte[400];
         var peeked = new byte[400];
         for (int offset = 0; offset < 300; offset += 7)
@@ -161,7 +161,7 @@ public class ByteRingTests
         {
             int w = rng.Next(101);
             rng.NextBytes(chunk);
-            int n = ring.Write(chunk.AsSpan(0, w));
+            int n = ring.Write(pool, chunk.AsSpan(0, w));
             for (int i = 0; i < n; i++) queue.Enqueue(chunk[i]);
             int r = rng.Next(101);
             int m = ring.Peek(0, got.AsSpan(0, r));
@@ -179,10 +179,10 @@ public class ByteRingTests
         var ring = new ByteRing(pool, 4096);
         var data = new byte[5000];
         for (int i = 0; i < data.Length; i++) data[i] = (byte)i;
-        Assert.Equal(4096, ring.Write(data));
-        Assert.Equal(0, ring.Write(data));
+        Assert.Equal(4096, ring.Write(pool, data));
+        Assert.Equal(0, ring.Write(pool, data));
         ring.Consume(4000);
-        Assert.Equal(904, ring.Write(data.AsSpan(4096)));
+        Assert.Equal(904, ring.Write(pool, data.AsSpan(4096)));
         // Bytes 4000..4095 then the 904 wrapped bytes.
         int n = ring.GetReadSpans(0, 1000, out ReadOnlySpan<byte> first, out ReadOnlySpan<byte> second);
         Assert.Equal(1000, n);
@@ -200,26 +200,26 @@ public class ByteRingTests
     {
         using var pool = new BufferPool(1 << 20, 4096);
         var ring = new ByteRing(pool, 4096);
-        Assert.Equal(2, ring.WriteAt(10, new byte[] { 7, 8 }));
+        Assert.Equal(2, ring.WriteAt(pool, 10, new byte[] { 7, 8 }));
         Assert.Equal(0, ring.Count);
         Assert.True(ring.HasOutOfOrderBytes);
-        Assert.False(ring.ReleaseIfEmpty());
+        Assert.False(ring.ReleaseIfEmpty(pool));
         Assert.Throws<ArgumentOutOfRangeException>(() => ring.Advance(13));
-        Assert.Equal(10, ring.WriteAt(0, new byte[10]));
+        Assert.Equal(10, ring.WriteAt(pool, 0, new byte[10]));
         ring.Advance(12);
         var b = new byte[2];
         Assert.Equal(2, ring.Peek(10, b));
         Assert.Equal(new byte[] { 7, 8 }, b);
-        Assert.Equal(1, ring.WriteAt(4096 - 13, new byte[] { 1, 2, 3 }));
+        Assert.Equal(1, ring.WriteAt(pool, 4096 - 13, new byte[] { 1, 2, 3 }));
         ring.ForgetOutOfOrderFrom(100);
         Assert.True(ring.HasOutOfOrderBytes);
         ring.ForgetOutOfOrderFrom(0);
         Assert.False(ring.HasOutOfOrderBytes);
         Assert.Throws<ArgumentOutOfRangeException>(() => ring.Advance(1));
         ring.Consume(12);
-        Assert.True(ring.ReleaseIfEmpty());
-        Assert.Equal(2, ring.WriteAt(0, new byte[] { 5, 6 }));
-        ring.Clear();
+        Assert.True(ring.ReleaseIfEmpty(pool));
+        Assert.Equal(2, ring.WriteAt(pool, 0, new byte[] { 5, 6 }));
+        ring.Clear(pool);
         Assert.Equal(0, pool.OutstandingBlocks);
     }
 
@@ -229,13 +229,13 @@ public class ByteRingTests
         using var pool = new BufferPool(4096, 4096);
         var a = new ByteRing(pool, 4096);
         var b = new ByteRing(pool, 4096);
-        Assert.Equal(1, a.Write(new byte[] { 1 }));
-        Assert.Equal(0, b.Write(new byte[] { 1 }));
-        Assert.Equal(0, b.WriteAt(3, new byte[] { 1 }));
+        Assert.Equal(1, a.Write(pool, new byte[] { 1 }));
+        Assert.Equal(0, b.Write(pool, new byte[] { 1 }));
+        Assert.Equal(0, b.WriteAt(pool, 3, new byte[] { 1 }));
         Assert.False(b.HasBlock);
-        a.Clear();
-        Assert.Equal(1, b.Write(new byte[] { 1 }));
-        b.Clear();
+        a.Clear(pool);
+        Assert.Equal(1, b.Write(pool, new byte[] { 1 }));
+        b.Clear(pool);
     }
 
     [Fact]
@@ -250,16 +250,16 @@ public class ByteRingTests
             long before = GC.GetAllocatedBytesForCurrentThread();
             for (int i = 0; i < 1000; i++)
             {
-                ring.Write(buf);
-                ring.WriteAt(100, buf[..100]);
+                ring.Write(pool, buf);
+                ring.WriteAt(pool, 100, buf[..100]);
                 ring.GetReadSpans(10, 1400, out _, out _);
                 ring.Peek(0, buf);
                 ring.Consume(1500);
-                ring.ReleaseIfEmpty();
+                ring.ReleaseIfEmpty(pool);
             }
             if (pass == 1) Assert.Equal(before, GC.GetAllocatedBytesForCurrentThread());
         }
-        ring.Clear();
+        ring.Clear(pool);
     }
 
     /// <summary>
@@ -294,7 +294,7 @@ public class ByteRingTests
                 {
                     int len = arg % 2000;
                     for (int i = 0; i < len; i++) scratch[i] = next++;
-                    int n = ring.Write(scratch.AsSpan(0, len));
+                    int n = ring.Write(pool, scratch.AsSpan(0, len));
                     if (n != Math.Min(len, capacity - count)) return false;
                     for (int i = 0; i < n; i++) model[count + i] = scratch[i];
                     count += n;
@@ -326,7 +326,7 @@ public class ByteRingTests
                     int offset = arg % 1500;
                     int len = (arg / 1500) % 1500;
                     for (int i = 0; i < len; i++) scratch[i] = next++;
-                    int n = ring.WriteAt(offset, scratch.AsSpan(0, len));
+                    int n = ring.WriteAt(pool, offset, scratch.AsSpan(0, len));
                     int expect = len == 0 || count + offset >= capacity ? 0 : Math.Min(len, capacity - count - offset);
                     if (n != expect) return false;
                     for (int i = 0; i < n; i++) model[count + offset + i] = scratch[i];
@@ -344,14 +344,14 @@ public class ByteRingTests
                 case 5: // ReleaseIfEmpty
                 {
                     bool anyWritten = Array.Exists(model, v => v >= 0);
-                    bool released = ring.ReleaseIfEmpty();
+                    bool released = ring.ReleaseIfEmpty(pool);
                     if (anyWritten ? released || !ring.HasBlock : ring.HasBlock) return false;
                     break;
                 }
             }
             if (ring.Count != count || ring.Free != capacity - count) return false;
         }
-        ring.Clear();
+        ring.Clear(pool);
         return pool.OutstandingBlocks == 0;
     }
 }

@@ -72,7 +72,7 @@ public class ReceivePathTests
             {
                 int o = Math.Max(offset, 0);
                 var data = stream.AsSpan(start + skip, usable);
-                if (ring.WriteAt(o, data) != usable) return false;
+                if (ring.WriteAt(pool, o, data) != usable) return false;
                 if (asm.Add(o, usable))
                 {
                     int n = asm.PopContiguous();
@@ -89,11 +89,11 @@ public class ReceivePathTests
                 int n = ring.Peek(0, readBuf.AsSpan(0, rng.Next(1, readBuf.Length)));
                 ring.Consume(n);
                 received.AddRange(readBuf.AsSpan(0, n).ToArray());
-                ring.ReleaseIfEmpty();
+                ring.ReleaseIfEmpty(pool);
             }
         }
         if (!received.SequenceEqual(stream) || rcvNxt != isn + StreamLength || !asm.IsEmpty) return false;
-        ring.ReleaseIfEmpty();
+        ring.ReleaseIfEmpty(pool);
         return !ring.HasBlock && pool.OutstandingBlocks == 0;
     }
 }
