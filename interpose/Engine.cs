@@ -405,7 +405,7 @@ internal static unsafe class Engine
         }
 
         private Slot[] _slots = new Slot[1024];
-        private const uint Known = 0x8000_0000, Dirty = 0x4000_0000, Flags = Known | Dirty;
+        internal const uint Known = 0x8000_0000, Dirty = 0x4000_0000, Flags = Known | Dirty;
         private int[] _dirtyHandles = new int[64];
         private int _dirtyCount;
 
@@ -452,6 +452,16 @@ internal static unsafe class Engine
         internal void Forget(int handle)
         {
             if ((uint)handle < (uint)_slots.Length) _slots[handle].Readiness &= Dirty;
+        }
+
+        /// <summary>The slot's readiness word: the last reported readiness with <see cref="Known"/> (and maybe
+        /// <see cref="Dirty"/>) set, or without <see cref="Known"/> when nothing is trusted (<see cref="TryGet"/>
+        /// inlined). Caller holds Engine.Gate.</summary>
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        internal uint Raw(int handle)
+        {
+            Slot[] slots = _slots;
+            return (uint)handle < (uint)slots.Length ? slots[handle].Readiness : 0;
         }
 
         /// <summary>A connection's readiness from the last report, without asking the stack (epoll_wait evaluates
@@ -522,6 +532,7 @@ internal static unsafe class Engine
     /// thread, so its id is at hand without another pthread_self call (two per RPC, ~20 instructions each).</summary>
     internal static bool InRoundLocked
     {
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         get
         {
             nint t = Volatile.Read(ref RoundThread);
