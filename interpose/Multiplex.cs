@@ -210,6 +210,7 @@ internal static unsafe class Multiplex
     /// <summary>An edge-triggered or one-shot registration whose socket is ready: whether to report it now
     /// (edge-triggered: once per change of the socket's readiness, stack edges + our own changes), disarming a
     /// one-shot one that reports.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static bool ReportEdge(EpollSets.Registration reg, UserSocket s, uint events)
     {
         if ((events & Interpose.Poll.EpollEt) != 0)
