@@ -239,71 +239,61 @@ internal static unsafe class Multiplex
                 pollAt = Engine.Stack.PollAt(); // for the sleep that follows
                 return 0;
             }
-            n = ScanReady(set, events, max);
-            if (n == 0) pollAt = Engine.Stack.PollAt(); // for the sleep that follows
-        }
-        return n;
-    }
-
-    /// <summary>The ready-list walk of <see cref="CollectUserEvents"/> (caller holds Engine.Gate): a method of its own,
-    /// outside the lock's try region, so that its locals stay in registers.</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private static int ScanReady(EpollSets.Set set, EpollEvent* events, int max)
-    {
-        int n = 0;
-        // Only registrations whose socket moved (or level-triggered ones still ready) are on the ready list.
-        // Walked as a span (no List indexer's version and double bounds checks); an entry that stays where it
-        // is is not written back (no write barrier).
-        List<EpollSets.Queued> ready = set.Ready;
-        System.Span<EpollSets.Queued> list = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ready);
-        int keep = 0, i = 0;
-        for (; i < list.Length && n < max; i++)
-        {
-            EpollSets.Queued entry = list[i];
-            EpollSets.Registration reg = entry.Reg;
-            if (reg.Life != entry.Life) continue; // removed (and maybe reused elsewhere) since it was queued
-            bool stay = false;
-            if (reg.Owner == set && !reg.Disarmed)
+            // Only registrations whose socket moved (or level-triggered ones still ready) are on the ready list.
+            // Walked as a span (no List indexer's version and double bounds checks); an entry that stays where it
+            // is is not written back (no write barrier).
+            List<EpollSets.Queued> ready = set.Ready;
+            System.Span<EpollSets.Queued> list = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ready);
+            int keep = 0, i = 0;
+            for (; i < list.Length && n < max; i++)
             {
-                uint want = reg.Events;
-                UserSocket s = reg.Socket;
-                uint mask = (uint)(ushort)s.PollMask() & (want | (uint)Interpose.Poll.Err | (uint)Interpose.Poll.Hup);
-                if (mask != 0)
+                EpollSets.Queued entry = list[i];
+                EpollSets.Registration reg = entry.Reg;
+                if (reg.Life != entry.Life) continue; // removed (and maybe reused elsewhere) since it was queued
+                bool stay = false;
+                if (reg.Owner == set && !reg.Disarmed)
                 {
-                    if ((want & (Interpose.Poll.EpollEt | Interpose.Poll.EpollOneShot)) == 0)
+                    uint want = reg.Events;
+                    UserSocket s = reg.Socket;
+                    uint mask = (uint)(ushort)s.PollMask() & (want | (uint)Interpose.Poll.Err | (uint)Interpose.Poll.Hup);
+                    if (mask != 0)
                     {
-                        // Level-triggered and still ready: reported again on the next wait.
-                        events[n++] = new EpollEvent { Events = mask, Data = reg.Data };
-                        stay = true;
-                    }
-                    else if (ReportEdge(reg, s, want))
-                    {
-                        events[n++] = new EpollEvent { Events = mask, Data = reg.Data };
+                        if ((want & (Interpose.Poll.EpollEt | Interpose.Poll.EpollOneShot)) == 0)
+                        {
+                            // Level-triggered and still ready: reported again on the next wait.
+                            events[n++] = new EpollEvent { Events = mask, Data = reg.Data };
+                            stay = true;
+                        }
+                        else if (ReportEdge(reg, s, want))
+                        {
+                            events[n++] = new EpollEvent { Events = mask, Data = reg.Data };
+                        }
                     }
                 }
+                if (stay)
+                {
+                    if (keep != i) list[keep] = entry;
+                    keep++;
+                }
+                else reg.Queued = false;
             }
-            if (stay)
+            if (keep != list.Length)
             {
-                if (keep != i) list[keep] = entry;
-                keep++;
+                // Entries not looked at (the caller's buffer filled up) stay for the next wait, ahead of the
+                // level-triggered ones just reported: with more ready than maxevents every registration gets its turn
+                // (Linux's ready list is FIFO too). In place, no allocation: [stayed][unvisited] becomes
+                // [unvisited][stayed].
+                int stayed = keep;
+                for (; i < list.Length; i++) if (list[i].Current) list[keep++] = list[i];
+                ready.RemoveRange(keep, ready.Count - keep);
+                if (stayed > 0 && stayed < keep)
+                {
+                    ready.Reverse(0, stayed);
+                    ready.Reverse(stayed, keep - stayed);
+                    ready.Reverse(0, keep);
+                }
             }
-            else reg.Queued = false;
-        }
-        if (keep != list.Length)
-        {
-            // Entries not looked at (the caller's buffer filled up) stay for the next wait, ahead of the
-            // level-triggered ones just reported: with more ready than maxevents every registration gets its turn
-            // (Linux's ready list is FIFO too). In place, no allocation: [stayed][unvisited] becomes
-            // [unvisited][stayed].
-            int stayed = keep;
-            for (; i < list.Length; i++) if (list[i].Current) list[keep++] = list[i];
-            ready.RemoveRange(keep, ready.Count - keep);
-            if (stayed > 0 && stayed < keep)
-            {
-                ready.Reverse(0, stayed);
-                ready.Reverse(stayed, keep - stayed);
-                ready.Reverse(0, keep);
-            }
+            if (n == 0) pollAt = Engine.Stack.PollAt(); // for the sleep that follows
         }
         return n;
     }
