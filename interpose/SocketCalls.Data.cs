@@ -81,6 +81,8 @@ internal static unsafe partial class SocketCalls
     /// socket layer does; read/readv of zero bytes return at once.</param>
     internal static long Receive(int fd, IoVec* iov, int count, int flags, bool zeroLengthWaits = false)
     {
+        // One buffer and no flags (readv, recvmsg of one iovec): Receive1's fast path.
+        if (count == 1 && flags == 0 && iov != null) return Receive1(fd, iov->Base, iov->Length, 0, zeroLengthWaits);
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
         return ReceiveOn(s, iov, count, flags, zeroLengthWaits, firstTried: false);
     }
@@ -177,6 +179,9 @@ internal static unsafe partial class SocketCalls
 
     internal static long Send(int fd, IoVec* iov, int count, int flags)
     {
+        // One buffer (writev/sendmsg of one iovec: nginx's response header before its sendfile): Send1's fast path,
+        // which sends any flags it does not handle the full way.
+        if (count == 1 && iov != null) return Send1(fd, iov->Base, iov->Length, flags);
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
         return SendOn(s, iov, count, flags, firstTried: false);
     }
