@@ -20,7 +20,10 @@ internal interface IAttempt
 /// </summary>
 internal static class Blocking
 {
-    internal static long Run<T>(ref T attempt, bool nonBlocking, long timeoutUs, bool restartable = true)
+    /// <param name="firstTried">The caller already made the first attempt under Engine.Gate (a read/write fast path,
+    /// SocketCalls.Receive1/Send1) and it would have blocked: start with the poll.</param>
+    internal static long Run<T>(ref T attempt, bool nonBlocking, long timeoutUs, bool restartable = true,
+        bool firstTried = false)
         where T : struct, IAttempt
     {
         long r, pollAt = long.MaxValue;
@@ -28,8 +31,12 @@ internal static class Blocking
         {
             // Try before polling the device: a read with data waiting or a write with room completes without the
             // cost of a receive burst (the next call that must wait, epoll_wait or the progress thread polls).
-            Engine.AppCalls++;
-            r = attempt.Try();
+            if (firstTried) r = -Errno.EAGAIN;
+            else
+            {
+                Engine.AppCalls++;
+                r = attempt.Try();
+            }
             if (r == -Errno.EAGAIN)
             {
                 Engine.PollLocked();

@@ -417,7 +417,7 @@ internal static unsafe class Engine
         private Slot* _slots;
         private int* _dirtyHandles;
         private int _capacity;
-        private const uint Known = 0x8000_0000, Dirty = 0x4000_0000, Flags = Known | Dirty;
+        internal const uint Known = 0x8000_0000, Dirty = 0x4000_0000, Flags = Known | Dirty;
         private int _dirtyCount;
 
         internal Edges(int capacity = 1024) => Reserve(capacity);
@@ -499,6 +499,12 @@ internal static unsafe class Engine
             if ((uint)handle < (uint)_capacity) _slots[handle].Readiness &= Dirty;
         }
 
+        /// <summary>The slot's readiness word: the last reported readiness with <see cref="Known"/> (and maybe
+        /// <see cref="Dirty"/>) set, or without <see cref="Known"/> when nothing is trusted (<see cref="TryGet"/>
+        /// inlined). Caller holds Engine.Gate.</summary>
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        internal uint Raw(int handle) => (uint)handle < (uint)_capacity ? _slots[handle].Readiness : 0;
+
         /// <summary>A connection's readiness from the last report, without asking the stack (epoll_wait evaluates
         /// every ready-listed registration on every wait). Caller holds Engine.Gate.</summary>
         internal bool TryGet(int handle, out Stack.Tcp.Readiness readiness)
@@ -567,6 +573,7 @@ internal static unsafe class Engine
     /// thread, so its id is at hand without another pthread_self call (two per RPC, ~20 instructions each).</summary>
     internal static bool InRoundLocked
     {
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         get
         {
             nint t = Volatile.Read(ref RoundThread);

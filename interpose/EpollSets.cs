@@ -215,6 +215,7 @@ internal static class EpollSets
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Enqueue(Registration reg)
     {
         if (reg.Queued || reg.Owner is null) return;
@@ -289,6 +290,21 @@ internal static class EpollSets
     /// Engine.Gate (after polling the stack).</summary>
     internal static void CollectDirty()
     {
+        // Sockets changed by interpose-level calls are rare on the data path (listen, shutdown, connect): the list
+        // is looked at without its lock first. A change marked just after this read waits for the next wait's
+        // collection, as one marked just after the swap below always did.
+        if (Volatile.Read(ref s_dirtySockets).Count != 0) CollectDirtySockets();
+        Stack.ChunkedTable<Registration> byHandle = s_byHandle;
+        int capacity = byHandle.Capacity;
+        foreach (int h in Engine.Edges.Instance.TakeDirty())
+        {
+            if ((uint)h >= (uint)capacity) continue;
+            for (Registration? r = byHandle[h]; r is not null; r = r.NextOfHandle) Enqueue(r);
+        }
+    }
+
+    private static void CollectDirtySockets()
+    {
         List<UserSocket> sockets;
         using (s_dirtyGate.EnterScope())
         {
@@ -308,13 +324,6 @@ internal static class EpollSets
         }
         sockets.Clear();
         Trim(sockets);
-        Stack.ChunkedTable<Registration> byHandle = s_byHandle;
-        int capacity = byHandle.Capacity;
-        foreach (int h in Engine.Edges.Instance.TakeDirty())
-        {
-            if ((uint)h >= (uint)capacity) continue;
-            for (Registration? r = byHandle[h]; r is not null; r = r.NextOfHandle) Enqueue(r);
-        }
     }
 
     /// <summary>Drops every registration of a socket whose last fd is gone (epoll(7)). Caller holds <see cref="Gate"/>.</summary>

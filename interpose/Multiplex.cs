@@ -207,6 +207,23 @@ internal static unsafe class Multiplex
         }
     }
 
+    /// <summary>An edge-triggered or one-shot registration whose socket is ready: whether to report it now
+    /// (edge-triggered: once per change of the socket's readiness, stack edges + our own changes), disarming a
+    /// one-shot one that reports.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static bool ReportEdge(EpollSets.Registration reg, UserSocket s, uint events)
+    {
+        if ((events & Interpose.Poll.EpollEt) != 0)
+        {
+            int h = s.Group?.Handle ?? s.Handle;
+            int key = s.ReadinessVersion * 7919 + (h >= 0 ? Engine.Edges.Instance.Count(h) : 0);
+            if (reg.ReportedVersion == key) return false;
+            reg.ReportedVersion = key;
+        }
+        if ((events & Interpose.Poll.EpollOneShot) != 0) reg.Disarmed = true;
+        return true;
+    }
+
     private static int CollectUserEvents(int epfd, EpollEvent* events, int max, out long pollAt, out EpollSets.Set? set,
         out long now)
     {
@@ -223,49 +240,58 @@ internal static unsafe class Multiplex
                 return 0;
             }
             // Only registrations whose socket moved (or level-triggered ones still ready) are on the ready list.
+            // Walked as a span (no List indexer's version and double bounds checks); an entry that stays where it
+            // is is not written back (no write barrier).
             List<EpollSets.Queued> ready = set.Ready;
+            System.Span<EpollSets.Queued> list = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ready);
             int keep = 0, i = 0;
-            for (; i < ready.Count && n < max; i++)
+            for (; i < list.Length && n < max; i++)
             {
-                EpollSets.Queued entry = ready[i];
-                if (!entry.Current) continue; // removed (and maybe reused elsewhere) since it was queued
+                EpollSets.Queued entry = list[i];
                 EpollSets.Registration reg = entry.Reg;
+                if (reg.Life != entry.Life) continue; // removed (and maybe reused elsewhere) since it was queued
                 bool stay = false;
                 if (reg.Owner == set && !reg.Disarmed)
                 {
-                    uint mask = (uint)(ushort)reg.Socket.PollMask() & (reg.Events | (uint)Interpose.Poll.Err | (uint)Interpose.Poll.Hup);
-                    bool report = mask != 0;
-                    // Edge-triggered: report once per change of the socket's readiness (stack edges + our own changes).
-                    if (report && (reg.Events & Interpose.Poll.EpollEt) != 0)
+                    uint want = reg.Events;
+                    UserSocket s = reg.Socket;
+                    uint mask = (uint)(ushort)s.PollMask() & (want | (uint)Interpose.Poll.Err | (uint)Interpose.Poll.Hup);
+                    if (mask != 0)
                     {
-                        UserSocket s = reg.Socket;
-                        int h = s.Group?.Handle ?? s.Handle;
-                        int key = s.ReadinessVersion * 7919 + (h >= 0 ? Engine.Edges.Instance.Count(h) : 0);
-                        if (reg.ReportedVersion == key) report = false;
-                        else reg.ReportedVersion = key;
-                    }
-                    if (report)
-                    {
-                        if ((reg.Events & Interpose.Poll.EpollOneShot) != 0) reg.Disarmed = true;
-                        events[n++] = new EpollEvent { Events = mask, Data = reg.Data };
-                        // Level-triggered and still ready: reported again on the next wait.
-                        stay = (reg.Events & (Interpose.Poll.EpollEt | Interpose.Poll.EpollOneShot)) == 0;
+                        if ((want & (Interpose.Poll.EpollEt | Interpose.Poll.EpollOneShot)) == 0)
+                        {
+                            // Level-triggered and still ready: reported again on the next wait.
+                            events[n++] = new EpollEvent { Events = mask, Data = reg.Data };
+                            stay = true;
+                        }
+                        else if (ReportEdge(reg, s, want))
+                        {
+                            events[n++] = new EpollEvent { Events = mask, Data = reg.Data };
+                        }
                     }
                 }
-                if (stay) ready[keep++] = entry;
+                if (stay)
+                {
+                    if (keep != i) list[keep] = entry;
+                    keep++;
+                }
                 else reg.Queued = false;
             }
-            // Entries not looked at (the caller's buffer filled up) stay for the next wait, ahead of the level-triggered
-            // ones just reported: with more ready than maxevents every registration gets its turn (Linux's ready list
-            // is FIFO too). In place, no allocation: [stayed][unvisited] becomes [unvisited][stayed].
-            int stayed = keep;
-            for (; i < ready.Count; i++) if (ready[i].Current) ready[keep++] = ready[i];
-            ready.RemoveRange(keep, ready.Count - keep);
-            if (stayed > 0 && stayed < keep)
+            if (keep != list.Length)
             {
-                ready.Reverse(0, stayed);
-                ready.Reverse(stayed, keep - stayed);
-                ready.Reverse(0, keep);
+                // Entries not looked at (the caller's buffer filled up) stay for the next wait, ahead of the
+                // level-triggered ones just reported: with more ready than maxevents every registration gets its turn
+                // (Linux's ready list is FIFO too). In place, no allocation: [stayed][unvisited] becomes
+                // [unvisited][stayed].
+                int stayed = keep;
+                for (; i < list.Length; i++) if (list[i].Current) list[keep++] = list[i];
+                ready.RemoveRange(keep, ready.Count - keep);
+                if (stayed > 0 && stayed < keep)
+                {
+                    ready.Reverse(0, stayed);
+                    ready.Reverse(stayed, keep - stayed);
+                    ready.Reverse(0, keep);
+                }
             }
             if (n == 0) pollAt = Engine.Stack.PollAt(); // for the sleep that follows
         }

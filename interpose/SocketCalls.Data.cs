@@ -81,7 +81,16 @@ internal static unsafe partial class SocketCalls
     /// socket layer does; read/readv of zero bytes return at once.</param>
     internal static long Receive(int fd, IoVec* iov, int count, int flags, bool zeroLengthWaits = false)
     {
+        // One buffer and no flags (readv, recvmsg of one iovec): Receive1's fast path.
+        if (count == 1 && flags == 0 && iov != null) return Receive1(fd, iov->Base, iov->Length, 0, zeroLengthWaits);
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
+        return ReceiveOn(s, iov, count, flags, zeroLengthWaits, firstTried: false);
+    }
+
+    /// <param name="firstTried">The caller's first attempt on <paramref name="s"/> would have blocked
+    /// (<see cref="Receive1"/>'s fast path): the wait starts with a poll of the stack.</param>
+    private static long ReceiveOn(UserSocket s, IoVec* iov, int count, int flags, bool zeroLengthWaits, bool firstTried)
+    {
         if (count < 0 || count > MaxIov) return -Errno.EINVAL;
         if (count > 0 && iov == null) return -Errno.EFAULT;
         if ((flags & MSG_OOB) != 0) return -Errno.EINVAL; // no urgent data is ever kept out of band
@@ -97,7 +106,7 @@ internal static unsafe partial class SocketCalls
             return Blocking.Run(ref w, nonBlocking, s.Options.ReceiveTimeoutUs);
         }
         var a = new ReceiveAttempt { Socket = s, Generation = s.Generation, Handle = s.Handle, Iov = iov, Count = count, Peek = (flags & MSG_PEEK) != 0 };
-        long r = Blocking.Run(ref a, nonBlocking, s.Options.ReceiveTimeoutUs);
+        long r = Blocking.Run(ref a, nonBlocking, s.Options.ReceiveTimeoutUs, firstTried: firstTried);
         if (r <= 0 || (flags & MSG_WAITALL) == 0 || a.Peek || nonBlocking || r >= want) return r;
         return ReceiveRest(s, ref a, iov, count, r, want);
     }
@@ -170,7 +179,17 @@ internal static unsafe partial class SocketCalls
 
     internal static long Send(int fd, IoVec* iov, int count, int flags)
     {
+        // One buffer (writev/sendmsg of one iovec: nginx's response header before its sendfile): Send1's fast path,
+        // which sends any flags it does not handle the full way.
+        if (count == 1 && iov != null) return Send1(fd, iov->Base, iov->Length, flags);
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
+        return SendOn(s, iov, count, flags, firstTried: false);
+    }
+
+    /// <param name="firstTried">The caller's first attempt on <paramref name="s"/> would have blocked
+    /// (<see cref="Send1"/>'s fast path): the wait starts with a poll of the stack.</param>
+    private static long SendOn(UserSocket s, IoVec* iov, int count, int flags, bool firstTried)
+    {
         if (count < 0 || count > MaxIov) return -Errno.EINVAL;
         if (count > 0 && iov == null) return -Errno.EFAULT;
         if ((flags & MSG_OOB) != 0) return -Errno.EOPNOTSUPP;
@@ -186,7 +205,7 @@ internal static unsafe partial class SocketCalls
             if (want == 0) return 0;
             bool nonBlocking = s.NonBlocking || (flags & MSG_DONTWAIT) != 0;
             var a = new SendAttempt { Socket = s, Generation = s.Generation, Handle = s.Handle, Iov = iov, Count = count };
-            r = Blocking.Run(ref a, nonBlocking, s.Options.SendTimeoutUs);
+            r = Blocking.Run(ref a, nonBlocking, s.Options.SendTimeoutUs, firstTried: firstTried);
             // The stack says "not connected" for a connection that has ended (closed, reset already reported, or
             // TIME_WAIT); to the application the socket was connected, and Linux answers EPIPE (sk_stream_wait_connect).
             if (r == -Errno.ENOTCONN) r = -Errno.EPIPE;
@@ -217,9 +236,38 @@ internal static unsafe partial class SocketCalls
     internal static long Receive1(int fd, byte* buf, nuint n, int flags, bool zeroLengthWaits = false)
     {
         if ((flags & MSG_TRUNC) != 0) return ReceiveDiscarding(fd, n, flags & ~MSG_TRUNC);
-        IoVec v = new() { Base = buf, Length = n };
         if (n > 0 && buf == null) return -Errno.EFAULT;
-        return Receive(fd, &v, 1, flags, zeroLengthWaits);
+        if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
+        bool firstTried = false;
+        // The common read: no flags, one buffer, a connected socket. The first attempt is made here, without the
+        // iovec and the generic wait's layers (Receive -> Blocking.Run -> ReceiveAttempt.Try: ~190 instructions a
+        // call); one that would block continues in the full path, which polls the stack and tries again, as before.
+        if (flags == 0 && n - 1 < int.MaxValue && s.State == SocketState.Connected)
+        {
+            int generation = s.Generation, handle = s.Handle, got;
+            SocketError e;
+            NetStack stack = Engine.Stack;
+            using (Engine.Gate.EnterScope())
+            {
+                Engine.AppCalls++;
+                if (s.Generation != generation) return -Errno.EBADF; // closed (and reused) meanwhile
+                stack.DeferFlush = Engine.InRoundLocked; // a window update in an event round leaves with the round's burst
+                got = stack.Receive(handle, new Span<byte>(buf, (int)n), false, out e);
+                stack.DeferFlush = false;
+            }
+            if (e == SocketError.Success) return got;
+            if (e != SocketError.WouldBlock) return -ErrnoMap.From(e);
+            firstTried = true;
+        }
+        return Receive1Full(s, buf, n, flags, zeroLengthWaits, firstTried);
+    }
+
+    /// <summary>Out of <see cref="Receive1"/>: the iovec whose address it takes would cost every call a frame.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static long Receive1Full(UserSocket s, byte* buf, nuint n, int flags, bool zeroLengthWaits, bool firstTried)
+    {
+        IoVec v = new() { Base = buf, Length = n };
+        return ReceiveOn(s, &v, 1, flags, zeroLengthWaits, firstTried);
     }
 
     [ThreadStatic] private static byte[]? t_discard;
@@ -251,9 +299,59 @@ internal static unsafe partial class SocketCalls
 
     internal static long Send1(int fd, byte* buf, nuint n, int flags)
     {
-        IoVec v = new() { Base = buf, Length = n };
         if (n > 0 && buf == null) return -Errno.EFAULT;
-        return Send(fd, &v, 1, flags);
+        if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
+        bool firstTried = false;
+        // The common write (see Receive1): the first attempt here; the rest of a blocking write, a write that would
+        // block and every unusual case continue in the full path.
+        if ((flags & ~(MSG_DONTWAIT | MSG_NOSIGNAL)) == 0 && n - 1 < int.MaxValue && s.State == SocketState.Connected)
+        {
+            int generation = s.Generation, handle = s.Handle, sent;
+            SocketError e;
+            NetStack stack = Engine.Stack;
+            using (Engine.Gate.EnterScope())
+            {
+                Engine.AppCalls++;
+                if (s.Generation != generation) return -Errno.EBADF; // closed (and reused) meanwhile
+                stack.DeferFlush = Engine.InRoundLocked; // in an event round the reply leaves with the round's burst
+                sent = stack.Send(handle, new ReadOnlySpan<byte>(buf, (int)n), out e);
+                stack.DeferFlush = false;
+            }
+            if ((nuint)sent == n) return sent;
+            if (sent > 0 || e == SocketError.Success)
+            {
+                // Part of it (SendAttempt.Try's answer): a blocking write goes on with the rest, as SendOn does.
+                if (sent == 0 || s.NonBlocking || (flags & MSG_DONTWAIT) != 0) return sent;
+                return Send1Rest(s, generation, handle, buf, n, sent);
+            }
+            if (e != SocketError.WouldBlock)
+            {
+                long r = -ErrnoMap.From(e);
+                // As SendOn: an ended connection is EPIPE to the application (and SIGPIPE).
+                if (r == -Errno.ENOTCONN) r = -Errno.EPIPE;
+                if (r == -Errno.EPIPE && (flags & MSG_NOSIGNAL) == 0) Kernel.RaiseSigpipe();
+                return r;
+            }
+            firstTried = true;
+        }
+        return Send1Full(s, buf, n, flags, firstTried);
+    }
+
+    /// <summary>Out of <see cref="Send1"/> (see <see cref="Receive1Full"/>).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static long Send1Full(UserSocket s, byte* buf, nuint n, int flags, bool firstTried)
+    {
+        IoVec v = new() { Base = buf, Length = n };
+        return SendOn(s, &v, 1, flags, firstTried);
+    }
+
+    /// <summary>The rest of a blocking write whose first attempt in <see cref="Send1"/> sent part of it.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static long Send1Rest(UserSocket s, int generation, int handle, byte* buf, nuint n, int sent)
+    {
+        IoVec v = new() { Base = buf, Length = n };
+        var a = new SendAttempt { Socket = s, Generation = generation, Handle = handle, Iov = &v, Count = 1 };
+        return SendRest(s, ref a, &v, 1, sent, (long)n);
     }
 
     internal static long ReceiveMsg(int fd, MsgHdr* msg, int flags)

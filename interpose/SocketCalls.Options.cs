@@ -206,88 +206,111 @@ internal static unsafe partial class SocketCalls
         if (level == Inet6.IPPROTO_IPV6 && !s.Inet6) return -Errno.EOPNOTSUPP; // Linux ip_getsockopt
         long min = Kernel.SockoptMinLen(level, name);
         if (min < 0) return min == -Errno.EOPNOTSUPP ? -Errno.ENOPROTOOPT : min;
+        // Options with an int value (SO_ERROR after every non-blocking connect, ...): no 232-byte buffer to clear.
+        if (TryGetIntOption(s, level, name, out int iv))
+        {
+            uint n = Math.Min(*len, (uint)sizeof(int));
+            if (n > 0 && val == null) return -Errno.EFAULT;
+            if (n == sizeof(int)) *(int*)val = iv; // little-endian, as the kernel copies it
+            else for (int i = 0; i < (int)n; i++) val[i] = (byte)(iv >> (8 * i));
+            *len = n;
+            return 0;
+        }
+        return GetWideOption(s, level, name, val, len);
+    }
+
+    /// <summary>getsockopt of an option whose value is an int: false for the others (and unknown ones).</summary>
+    private static bool TryGetIntOption(UserSocket s, int level, int name, out int iv)
+    {
         SocketOptions o = s.Options;
-        Span<byte> out8 = stackalloc byte[TcpInfoSize];
-        out8.Clear();
-        int size = sizeof(int);
-        int iv = 0;
+        iv = 0;
         // No socket lock: the options are one immutable object read once above; what the stack holds is read under
         // the stack's lock, with the socket's handle (which only changes under that lock: shutdown of a listener,
         // the last close).
+        switch (level, name)
         {
-            switch (level, name)
-            {
-                case (SOL_SOCKET, SO_REUSEADDR): iv = o.ReuseAddress ? 1 : 0; break;
-                case (SOL_SOCKET, SO_REUSEPORT): iv = o.ReusePort ? 1 : 0; break;
-                case (SOL_SOCKET, SO_KEEPALIVE): iv = o.KeepAlive ? 1 : 0; break;
-                case (SOL_SOCKET, SO_OOBINLINE): iv = o.OobInline ? 1 : 0; break;
-                case (SOL_SOCKET, SO_BROADCAST): iv = o.Broadcast ? 1 : 0; break;
-                case (SOL_SOCKET, SO_DONTROUTE): iv = o.DontRoute ? 1 : 0; break;
-                case (SOL_SOCKET, SO_PRIORITY): iv = o.Priority; break;
-                case (SOL_SOCKET, SO_RCVBUF): iv = o.ReceiveBuffer; break;
-                case (SOL_SOCKET, SO_SNDBUF): iv = o.SendBuffer; break;
-                case (SOL_SOCKET, SO_RCVLOWAT): iv = o.ReceiveLowWater; break;
-                case (SOL_SOCKET, SO_ERROR):
-                    using (Engine.Gate.EnterScope())
-                    {
-                        if (s.Handle < 0) break;
-                        Engine.Stack.GetError(s.Handle, out SocketError err);
-                        iv = ErrnoMap.From(err);
-                    }
-                    break;
-                case (SOL_SOCKET, SO_TYPE): iv = SOCK_STREAM; break;
-                case (SOL_SOCKET, SO_DOMAIN): iv = s.Inet6 ? Inet6.AF_INET6 : AF_INET; break;
-                case (SOL_SOCKET, SO_PROTOCOL): iv = IPPROTO_TCP; break;
-                case (SOL_SOCKET, SO_ACCEPTCONN): iv = s.State == SocketState.Listening ? 1 : 0; break;
-                case (SOL_SOCKET, SO_LINGER):
-                    size = 8;
-                    BitConverter.TryWriteBytes(out8, o.LingerOn ? 1 : 0);
-                    BitConverter.TryWriteBytes(out8[4..], o.LingerSeconds);
-                    break;
-                case (SOL_SOCKET, SO_RCVTIMEO) or (SOL_SOCKET, SO_SNDTIMEO):
+            case (SOL_SOCKET, SO_REUSEADDR): iv = o.ReuseAddress ? 1 : 0; return true;
+            case (SOL_SOCKET, SO_REUSEPORT): iv = o.ReusePort ? 1 : 0; return true;
+            case (SOL_SOCKET, SO_KEEPALIVE): iv = o.KeepAlive ? 1 : 0; return true;
+            case (SOL_SOCKET, SO_OOBINLINE): iv = o.OobInline ? 1 : 0; return true;
+            case (SOL_SOCKET, SO_BROADCAST): iv = o.Broadcast ? 1 : 0; return true;
+            case (SOL_SOCKET, SO_DONTROUTE): iv = o.DontRoute ? 1 : 0; return true;
+            case (SOL_SOCKET, SO_PRIORITY): iv = o.Priority; return true;
+            case (SOL_SOCKET, SO_RCVBUF): iv = o.ReceiveBuffer; return true;
+            case (SOL_SOCKET, SO_SNDBUF): iv = o.SendBuffer; return true;
+            case (SOL_SOCKET, SO_RCVLOWAT): iv = o.ReceiveLowWater; return true;
+            case (SOL_SOCKET, SO_ERROR):
+                using (Engine.Gate.EnterScope())
                 {
-                    size = 16;
-                    long us = name == SO_RCVTIMEO ? o.ReceiveTimeoutUs : o.SendTimeoutUs;
-                    BitConverter.TryWriteBytes(out8, us / 1_000_000);
-                    BitConverter.TryWriteBytes(out8[8..], us % 1_000_000);
-                    break;
+                    if (s.Handle < 0) return true;
+                    Engine.Stack.GetError(s.Handle, out SocketError err);
+                    iv = ErrnoMap.From(err);
                 }
-                case (IPPROTO_TCP, TCP_NODELAY): iv = o.NoDelay ? 1 : 0; break;
-                case (IPPROTO_TCP, TCP_CORK): iv = o.Cork ? 1 : 0; break;
-                case (IPPROTO_TCP, TCP_QUICKACK): iv = o.QuickAck ? 1 : 0; break;
-                case (IPPROTO_TCP, TCP_KEEPIDLE): iv = o.KeepIdle; break;
-                case (IPPROTO_TCP, TCP_KEEPINTVL): iv = o.KeepInterval; break;
-                case (IPPROTO_TCP, TCP_KEEPCNT): iv = o.KeepCount; break;
-                case (IPPROTO_TCP, TCP_USER_TIMEOUT): iv = o.UserTimeout; break;
-                case (IPPROTO_TCP, TCP_DEFER_ACCEPT): iv = o.DeferAccept; break;
-                case (IPPROTO_TCP, TCP_MAXSEG):
-                    iv = o.MaxSegment;
-                    if (s.State == SocketState.Connected)
-                        using (Engine.Gate.EnterScope())
-                            if (s.Handle >= 0 && Engine.Stack.GetConnection(s.Handle) is { } c) iv = c.SendMss;
-                    break;
-                case (IPPROTO_TCP, TCP_SYNCNT): iv = o.SynCount; break;
-                case (IPPROTO_TCP, TCP_LINGER2): iv = o.Linger2; break;
-                case (IPPROTO_TCP, TCP_WINDOW_CLAMP): iv = o.WindowClamp; break;
-                case (IPPROTO_TCP, TCP_INFO):
-                    size = TcpInfoSize;
-                    using (Engine.Gate.EnterScope()) TcpInfo.Fill(s, out8);
-                    break;
-                case (IPPROTO_TCP, TCP_CONGESTION):
-                    size = 16;
-                    Encoding.ASCII.GetBytes(o.Congestion, out8);
-                    break;
-                case (IPPROTO_IP, IP_TOS): iv = o.Tos; break;
-                case (IPPROTO_IP, IP_TTL): iv = o.Ttl; break;
-                case (IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT): iv = o.BindAddressNoPort ? 1 : 0; break;
-                case (IPPROTO_IP, IP_FREEBIND): iv = o.FreeBind ? 1 : 0; break;
-                case (IPPROTO_IP, IP_RECVERR): iv = o.RecvErr ? 1 : 0; break;
-                case (Inet6.IPPROTO_IPV6, Inet6.IPV6_V6ONLY): iv = 0; break;
-                case (Inet6.IPPROTO_IPV6, Inet6.IPV6_TCLASS): iv = o.TClass; break;
-                default: return -Errno.ENOPROTOOPT;
-            }
+                return true;
+            case (SOL_SOCKET, SO_TYPE): iv = SOCK_STREAM; return true;
+            case (SOL_SOCKET, SO_DOMAIN): iv = s.Inet6 ? Inet6.AF_INET6 : AF_INET; return true;
+            case (SOL_SOCKET, SO_PROTOCOL): iv = IPPROTO_TCP; return true;
+            case (SOL_SOCKET, SO_ACCEPTCONN): iv = s.State == SocketState.Listening ? 1 : 0; return true;
+            case (IPPROTO_TCP, TCP_NODELAY): iv = o.NoDelay ? 1 : 0; return true;
+            case (IPPROTO_TCP, TCP_CORK): iv = o.Cork ? 1 : 0; return true;
+            case (IPPROTO_TCP, TCP_QUICKACK): iv = o.QuickAck ? 1 : 0; return true;
+            case (IPPROTO_TCP, TCP_KEEPIDLE): iv = o.KeepIdle; return true;
+            case (IPPROTO_TCP, TCP_KEEPINTVL): iv = o.KeepInterval; return true;
+            case (IPPROTO_TCP, TCP_KEEPCNT): iv = o.KeepCount; return true;
+            case (IPPROTO_TCP, TCP_USER_TIMEOUT): iv = o.UserTimeout; return true;
+            case (IPPROTO_TCP, TCP_DEFER_ACCEPT): iv = o.DeferAccept; return true;
+            case (IPPROTO_TCP, TCP_MAXSEG):
+                iv = o.MaxSegment;
+                if (s.State == SocketState.Connected)
+                    using (Engine.Gate.EnterScope())
+                        if (s.Handle >= 0 && Engine.Stack.GetConnection(s.Handle) is { } c) iv = c.SendMss;
+                return true;
+            case (IPPROTO_TCP, TCP_SYNCNT): iv = o.SynCount; return true;
+            case (IPPROTO_TCP, TCP_LINGER2): iv = o.Linger2; return true;
+            case (IPPROTO_TCP, TCP_WINDOW_CLAMP): iv = o.WindowClamp; return true;
+            case (IPPROTO_IP, IP_TOS): iv = o.Tos; return true;
+            case (IPPROTO_IP, IP_TTL): iv = o.Ttl; return true;
+            case (IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT): iv = o.BindAddressNoPort ? 1 : 0; return true;
+            case (IPPROTO_IP, IP_FREEBIND): iv = o.FreeBind ? 1 : 0; return true;
+            case (IPPROTO_IP, IP_RECVERR): iv = o.RecvErr ? 1 : 0; return true;
+            case (Inet6.IPPROTO_IPV6, Inet6.IPV6_V6ONLY): iv = 0; return true;
+            case (Inet6.IPPROTO_IPV6, Inet6.IPV6_TCLASS): iv = o.TClass; return true;
+            default: return false;
         }
-        if (size == sizeof(int)) BitConverter.TryWriteBytes(out8, iv);
+    }
+
+    /// <summary>getsockopt of the options that are not an int (a struct, a name, TCP_INFO), and of unknown ones.</summary>
+    private static long GetWideOption(UserSocket s, int level, int name, byte* val, uint* len)
+    {
+        SocketOptions o = s.Options;
+        Span<byte> out8 = stackalloc byte[TcpInfoSize];
+        out8.Clear();
+        int size;
+        switch (level, name)
+        {
+            case (SOL_SOCKET, SO_LINGER):
+                size = 8;
+                BitConverter.TryWriteBytes(out8, o.LingerOn ? 1 : 0);
+                BitConverter.TryWriteBytes(out8[4..], o.LingerSeconds);
+                break;
+            case (SOL_SOCKET, SO_RCVTIMEO) or (SOL_SOCKET, SO_SNDTIMEO):
+            {
+                size = 16;
+                long us = name == SO_RCVTIMEO ? o.ReceiveTimeoutUs : o.SendTimeoutUs;
+                BitConverter.TryWriteBytes(out8, us / 1_000_000);
+                BitConverter.TryWriteBytes(out8[8..], us % 1_000_000);
+                break;
+            }
+            case (IPPROTO_TCP, TCP_INFO):
+                size = TcpInfoSize;
+                using (Engine.Gate.EnterScope()) TcpInfo.Fill(s, out8);
+                break;
+            case (IPPROTO_TCP, TCP_CONGESTION):
+                size = 16;
+                Encoding.ASCII.GetBytes(o.Congestion, out8);
+                break;
+            default: return -Errno.ENOPROTOOPT;
+        }
         uint n = Math.Min(*len, (uint)size);
         if (n > 0 && val == null) return -Errno.EFAULT;
         out8[..(int)n].CopyTo(new Span<byte>(val, (int)n));

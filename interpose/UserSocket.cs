@@ -102,8 +102,25 @@ internal sealed class UserSocket : EpollSets.Registration
     }
 
     /// <summary>Readiness bits as poll(2) reports them (POLLIN=1, POLLOUT=4, POLLERR=8, POLLHUP=0x10, with the
-    /// RDNORM/WRNORM companions Linux sets). Caller holds Engine.Gate.</summary>
+    /// RDNORM/WRNORM companions Linux sets). Caller holds Engine.Gate. Inlined for the common case, a connection
+    /// whose readiness the stack reported (epoll_wait evaluates it twice per level-triggered RPC).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     internal short PollMask()
+    {
+        if (State == SocketState.Connected && Group is null)
+        {
+            uint known = Engine.Edges.Instance.Raw(Handle);
+            if ((known & Engine.Edges.Known) != 0)
+            {
+                known &= ~Engine.Edges.Flags;
+                return (short)(ushort)(known | ((known & (uint)(Poll.In | Poll.Out)) << 6)); // In -> RdNorm, Out -> WrNorm
+            }
+        }
+        return PollMaskSlow();
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private short PollMaskSlow()
     {
         uint r;
         if (State == SocketState.Unconnected)
