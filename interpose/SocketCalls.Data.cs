@@ -84,13 +84,16 @@ internal static unsafe partial class SocketCalls
         // One buffer and no flags (readv, recvmsg of one iovec): Receive1's fast path.
         if (count == 1 && flags == 0 && iov != null) return Receive1(fd, iov->Base, iov->Length, 0, zeroLengthWaits);
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
-        return ReceiveOn(s, iov, count, flags, zeroLengthWaits, firstTried: false);
+        return ReceiveOn(s, s.Generation, iov, count, flags, zeroLengthWaits, firstTried: false);
     }
 
+    /// <param name="generation">The socket's generation when the call found it in the fd table: a close (and reuse of
+    /// the pooled socket by another accept) since then ends the call with EBADF instead of reading another connection.</param>
     /// <param name="firstTried">The caller's first attempt on <paramref name="s"/> would have blocked
     /// (<see cref="Receive1"/>'s fast path): the wait starts with a poll of the stack.</param>
-    private static long ReceiveOn(UserSocket s, IoVec* iov, int count, int flags, bool zeroLengthWaits, bool firstTried)
+    private static long ReceiveOn(UserSocket s, int generation, IoVec* iov, int count, int flags, bool zeroLengthWaits, bool firstTried)
     {
+        if (s.Generation != generation) return -Errno.EBADF;
         if (count < 0 || count > MaxIov) return -Errno.EINVAL;
         if (count > 0 && iov == null) return -Errno.EFAULT;
         if ((flags & MSG_OOB) != 0) return -Errno.EINVAL; // no urgent data is ever kept out of band
@@ -102,10 +105,10 @@ internal static unsafe partial class SocketCalls
         if (want == 0)
         {
             if (!zeroLengthWaits) return 0;
-            var w = new ReadableAttempt { Socket = s, Generation = s.Generation, Handle = s.Handle };
+            var w = new ReadableAttempt { Socket = s, Generation = generation, Handle = s.Handle };
             return Blocking.Run(ref w, nonBlocking, s.Options.ReceiveTimeoutUs);
         }
-        var a = new ReceiveAttempt { Socket = s, Generation = s.Generation, Handle = s.Handle, Iov = iov, Count = count, Peek = (flags & MSG_PEEK) != 0 };
+        var a = new ReceiveAttempt { Socket = s, Generation = generation, Handle = s.Handle, Iov = iov, Count = count, Peek = (flags & MSG_PEEK) != 0 };
         long r = Blocking.Run(ref a, nonBlocking, s.Options.ReceiveTimeoutUs, firstTried: firstTried);
         if (r <= 0 || (flags & MSG_WAITALL) == 0 || a.Peek || nonBlocking || r >= want) return r;
         return ReceiveRest(s, ref a, iov, count, r, want);
@@ -183,13 +186,15 @@ internal static unsafe partial class SocketCalls
         // which sends any flags it does not handle the full way.
         if (count == 1 && iov != null) return Send1(fd, iov->Base, iov->Length, flags);
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
-        return SendOn(s, iov, count, flags, firstTried: false);
+        return SendOn(s, s.Generation, iov, count, flags, firstTried: false);
     }
 
     /// <param name="firstTried">The caller's first attempt on <paramref name="s"/> would have blocked
     /// (<see cref="Send1"/>'s fast path): the wait starts with a poll of the stack.</param>
-    private static long SendOn(UserSocket s, IoVec* iov, int count, int flags, bool firstTried)
+    /// <param name="generation">As <see cref="ReceiveOn"/>'s.</param>
+    private static long SendOn(UserSocket s, int generation, IoVec* iov, int count, int flags, bool firstTried)
     {
+        if (s.Generation != generation) return -Errno.EBADF;
         if (count < 0 || count > MaxIov) return -Errno.EINVAL;
         if (count > 0 && iov == null) return -Errno.EFAULT;
         if ((flags & MSG_OOB) != 0) return -Errno.EOPNOTSUPP;
@@ -204,7 +209,7 @@ internal static unsafe partial class SocketCalls
             for (int i = 0; i < count; i++) want += (long)iov[i].Length;
             if (want == 0) return 0;
             bool nonBlocking = s.NonBlocking || (flags & MSG_DONTWAIT) != 0;
-            var a = new SendAttempt { Socket = s, Generation = s.Generation, Handle = s.Handle, Iov = iov, Count = count };
+            var a = new SendAttempt { Socket = s, Generation = generation, Handle = s.Handle, Iov = iov, Count = count };
             r = Blocking.Run(ref a, nonBlocking, s.Options.SendTimeoutUs, firstTried: firstTried);
             // The stack says "not connected" for a connection that has ended (closed, reset already reported, or
             // TIME_WAIT); to the application the socket was connected, and Linux answers EPIPE (sk_stream_wait_connect).
@@ -236,21 +241,23 @@ internal static unsafe partial class SocketCalls
     internal static long Receive1(int fd, byte* buf, nuint n, int flags, bool zeroLengthWaits = false)
     {
         if ((flags & MSG_TRUNC) != 0) return ReceiveDiscarding(fd, n, flags & ~MSG_TRUNC);
-        if (n > 0 && buf == null) return -Errno.EFAULT;
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
+        if (n > 0 && buf == null) return -Errno.EFAULT;
+        int generation = s.Generation;
         bool firstTried = false;
         // The common read: no flags, one buffer, a connected socket. The first attempt is made here, without the
         // iovec and the generic wait's layers (Receive -> Blocking.Run -> ReceiveAttempt.Try: ~190 instructions a
         // call); one that would block continues in the full path, which polls the stack and tries again, as before.
         if (flags == 0 && n - 1 < int.MaxValue && s.State == SocketState.Connected)
         {
-            int generation = s.Generation, handle = s.Handle, got;
+            int got;
             SocketError e;
             NetStack stack = Engine.Stack;
             using (Engine.Gate.EnterScope())
             {
                 Engine.AppCalls++;
                 if (s.Generation != generation) return -Errno.EBADF; // closed (and reused) meanwhile
+                int handle = s.Handle; // read after the check: it changes only under the lock
                 stack.DeferFlush = Engine.InRoundLocked; // a window update in an event round leaves with the round's burst
                 got = stack.Receive(handle, new Span<byte>(buf, (int)n), false, out e);
                 stack.DeferFlush = false;
@@ -259,15 +266,15 @@ internal static unsafe partial class SocketCalls
             if (e != SocketError.WouldBlock) return -ErrnoMap.From(e);
             firstTried = true;
         }
-        return Receive1Full(s, buf, n, flags, zeroLengthWaits, firstTried);
+        return Receive1Full(s, generation, buf, n, flags, zeroLengthWaits, firstTried);
     }
 
     /// <summary>Out of <see cref="Receive1"/>: the iovec whose address it takes would cost every call a frame.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private static long Receive1Full(UserSocket s, byte* buf, nuint n, int flags, bool zeroLengthWaits, bool firstTried)
+    private static long Receive1Full(UserSocket s, int generation, byte* buf, nuint n, int flags, bool zeroLengthWaits, bool firstTried)
     {
         IoVec v = new() { Base = buf, Length = n };
-        return ReceiveOn(s, &v, 1, flags, zeroLengthWaits, firstTried);
+        return ReceiveOn(s, generation, &v, 1, flags, zeroLengthWaits, firstTried);
     }
 
     [ThreadStatic] private static byte[]? t_discard;
@@ -299,20 +306,22 @@ internal static unsafe partial class SocketCalls
 
     internal static long Send1(int fd, byte* buf, nuint n, int flags)
     {
-        if (n > 0 && buf == null) return -Errno.EFAULT;
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
+        if (n > 0 && buf == null) return -Errno.EFAULT;
+        int generation = s.Generation;
         bool firstTried = false;
         // The common write (see Receive1): the first attempt here; the rest of a blocking write, a write that would
         // block and every unusual case continue in the full path.
         if ((flags & ~(MSG_DONTWAIT | MSG_NOSIGNAL)) == 0 && n - 1 < int.MaxValue && s.State == SocketState.Connected)
         {
-            int generation = s.Generation, handle = s.Handle, sent;
+            int handle, sent;
             SocketError e;
             NetStack stack = Engine.Stack;
             using (Engine.Gate.EnterScope())
             {
                 Engine.AppCalls++;
                 if (s.Generation != generation) return -Errno.EBADF; // closed (and reused) meanwhile
+                handle = s.Handle; // read after the check: it changes only under the lock
                 stack.DeferFlush = Engine.InRoundLocked; // in an event round the reply leaves with the round's burst
                 sent = stack.Send(handle, new ReadOnlySpan<byte>(buf, (int)n), out e);
                 stack.DeferFlush = false;
@@ -334,15 +343,15 @@ internal static unsafe partial class SocketCalls
             }
             firstTried = true;
         }
-        return Send1Full(s, buf, n, flags, firstTried);
+        return Send1Full(s, generation, buf, n, flags, firstTried);
     }
 
     /// <summary>Out of <see cref="Send1"/> (see <see cref="Receive1Full"/>).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private static long Send1Full(UserSocket s, byte* buf, nuint n, int flags, bool firstTried)
+    private static long Send1Full(UserSocket s, int generation, byte* buf, nuint n, int flags, bool firstTried)
     {
         IoVec v = new() { Base = buf, Length = n };
-        return SendOn(s, &v, 1, flags, firstTried);
+        return SendOn(s, generation, &v, 1, flags, firstTried);
     }
 
     /// <summary>The rest of a blocking write whose first attempt in <see cref="Send1"/> sent part of it.</summary>

@@ -76,7 +76,8 @@ public struct CongestionState
 
     public CongestionState(CongestionAlgorithm algorithm, int mss, bool fastConvergence = true)
     {
-        if (mss <= 0 || mss > ushort.MaxValue) throw new ArgumentOutOfRangeException(nameof(mss));
+        if (mss <= 0) throw new ArgumentOutOfRangeException(nameof(mss));
+        mss = Math.Min(mss, ushort.MaxValue); // a segment's MSS option is 16 bits: a larger route MTU cannot use more
         this = default;
         _mss = (ushort)mss;
         _cwnd = InitialWindow(mss);
@@ -99,9 +100,9 @@ public struct CongestionState
         readonly get => _mss;
         set
         {
-            if (value <= 0 || value > ushort.MaxValue) throw new ArgumentOutOfRangeException(nameof(value));
-            _mss = (ushort)value;
-            if (!Has(F.AnyAck) && !Has(F.TimeoutSeries)) _cwnd = InitialWindow(value);
+            if (value <= 0) throw new ArgumentOutOfRangeException(nameof(value));
+            _mss = (ushort)Math.Min(value, ushort.MaxValue);
+            if (!Has(F.AnyAck) && !Has(F.TimeoutSeries)) _cwnd = InitialWindow(_mss);
         }
     }
 

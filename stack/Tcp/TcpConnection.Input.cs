@@ -34,9 +34,9 @@ public sealed partial class TcpConnection
                 return;
             case TcpState.SynReceived when _layer.ReceiveFastPath && PredictedHandshakeAck(ref seg):
                 // The ACK that completes a passive open: the handshake step, then what InputPredicted does.
+                if (!AcceptHandshakeAck(ref seg, nowUs)) break; // refused (queue full, listener closed): not counted
                 _layer.ReceiveFastPathSegments++;
                 _layer.ReceiveFastPathHandshakeAcks++;
-                if (!AcceptHandshakeAck(ref seg, nowUs)) break;
                 InputPredicted(ref seg, nowUs);
                 if (OutputIdle(nowUs)) { UpdateReadiness(); return; } // (as after a predicted segment)
                 break;

@@ -1567,6 +1567,61 @@ TEST_F(ConnParity, EdgeCasesOfTheDataCalls)
     EXPECT_EQ(pf.revents, POLLIN | POLLOUT | POLLRDHUP);
 }
 
+TEST_F(ConnParity, OneBufferVectorCallsAndTheirEdges)
+{
+    // readv/writev/recvmsg/sendmsg with a single iovec (what nginx's writev of a response header is), which usertcp
+    // sends down the read/write fast paths: the same answers as the kernel, flags included.
+    Conn c;
+    ASSERT_GE(c.fd, 0);
+    char buf[64] = {};
+    iovec one = { buf, sizeof buf };
+    msghdr m{};
+    m.msg_iov = &one;
+    m.msg_iovlen = 1;
+    // Nothing queued: a non-blocking try says EAGAIN through every entry.
+    EXPECT_FAILS_WITH(recvmsg(c.fd, &m, MSG_DONTWAIT), EAGAIN);
+    ASSERT_EQ(fcntl(c.fd, F_SETFL, fcntl(c.fd, F_GETFL) | O_NONBLOCK), 0);
+    EXPECT_FAILS_WITH(readv(c.fd, &one, 1), EAGAIN);
+    ASSERT_EQ(fcntl(c.fd, F_SETFL, fcntl(c.fd, F_GETFL) & ~O_NONBLOCK), 0);
+    // A zero-length iovec: readv and writev return 0 at once.
+    iovec none = { buf, 0 };
+    EXPECT_EQ(readv(c.fd, &none, 1), 0);
+    EXPECT_EQ(writev(c.fd, &none, 1), 0);
+    // Data both ways through single-iovec writev and sendmsg.
+    char w[] = "single-iovec";
+    iovec wv = { w, 12 };
+    c.peer.Start("RECV 12");
+    EXPECT_EQ(writev(c.fd, &wv, 1), 12);
+    EXPECT_EQ(c.peer.Answer(), "OK 12 " + Hex(Fnv(w, 12)));
+    msghdr sm{};
+    sm.msg_iov = &wv;
+    sm.msg_iovlen = 1;
+    c.peer.Start("RECV 12");
+    EXPECT_EQ(sendmsg(c.fd, &sm, MSG_NOSIGNAL), 12);
+    EXPECT_EQ(c.peer.Answer(), "OK 12 " + Hex(Fnv(w, 12)));
+    EXPECT_EQ(c.peer.Cmd("SEND 30"), "OK 30");
+    ASSERT_EQ(WaitQueued(c.fd, 30), 30);
+    // MSG_PEEK through recvmsg leaves the bytes; readv then takes part, recvmsg the rest.
+    one.iov_len = 10;
+    m.msg_flags = 0x7fff;
+    EXPECT_EQ(recvmsg(c.fd, &m, MSG_PEEK), 10);
+    EXPECT_EQ(m.msg_flags, 0);
+    EXPECT_TRUE(IsPattern(std::vector<unsigned char>(buf, buf + 10)));
+    EXPECT_EQ(readv(c.fd, &one, 1), 10);
+    EXPECT_TRUE(IsPattern(std::vector<unsigned char>(buf, buf + 10)));
+    one.iov_len = sizeof buf;
+    EXPECT_EQ(recvmsg(c.fd, &m, 0), 20);
+    EXPECT_TRUE(IsPattern(std::vector<unsigned char>(buf, buf + 20), 10));
+    // A closed descriptor is EBADF, whatever the buffer.
+    int fd = dup(c.fd);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(close(fd), 0);
+    iovec null_base = { nullptr, 10 };
+    EXPECT_FAILS_WITH(readv(fd, &null_base, 1), EBADF);
+    EXPECT_FAILS_WITH(writev(fd, &null_base, 1), EBADF);
+    EXPECT_FAILS_WITH(read(fd, nullptr, 10), EBADF);
+}
+
 TEST_F(ConnParity, BlockedReaderThreadAndWriterThread)
 {
     Conn c;

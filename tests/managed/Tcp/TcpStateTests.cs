@@ -879,6 +879,63 @@ public class TcpStateTests
         Assert.Equal(iss + 1, d.Seq);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void HandshakeAckWhileTheAcceptQueueIsFull_IsIgnoredThenCompletesAfterAnAccept(bool receiveFastPath)
+    {
+        // The ACK that would complete a passive open while the accept queue is full is ignored (Linux; the peer
+        // retransmits it), by the handshake's short path and by the full path alike; once the application accepts,
+        // the retransmitted ACK completes the open.
+        using var t = new TcpScript();
+        t.Layer.ReceiveFastPath = receiveFastPath;
+        TcpListener l = t.Layer.Listen(80, 2, out _)!;
+        uint SynAck(ushort port, uint seq)
+        {
+            t.Inject(TcpFlags.Syn, seq, 0, srcPort: port);
+            return t.Expect(TcpFlags.Syn | TcpFlags.Ack).Seq;
+        }
+        uint a = SynAck(6000, 1000);
+        t.Inject(TcpFlags.Ack, 1001, a + 1, srcPort: 6000);
+        uint b = SynAck(6001, 2000);
+        uint c = SynAck(6002, 3000);
+        t.Inject(TcpFlags.Ack, 2001, b + 1, srcPort: 6001); // the queue holds two now: full
+        t.Inject(TcpFlags.Ack, 3001, c + 1, srcPort: 6002);
+        Assert.Equal(1, t.Counters.Drops(DropReason.TcpBacklogFull));
+        t.ExpectNothing();
+        Assert.Equal(0, t.Layer.ReceiveFastPathHandshakeAcks - (receiveFastPath ? 2 : 0)); // the refused one not counted
+        Assert.NotNull(l.Accept());
+        t.Inject(TcpFlags.Ack, 3001, c + 1, srcPort: 6002);
+        Assert.NotNull(l.Accept());
+        TcpConnection? third = l.Accept();
+        Assert.NotNull(third);
+        Assert.Equal(TcpState.Established, third!.State);
+        Assert.Null(l.Accept());
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void HandshakeAckAfterTheListenerClosed_AbortsTheHalfOpenChildWithAReset(bool receiveFastPath)
+    {
+        using var t = new TcpScript();
+        t.Layer.ReceiveFastPath = receiveFastPath;
+        TcpListener l = t.Layer.Listen(80, 8, out _)!;
+        t.Inject(TcpFlags.Syn, P, 0);
+        Sent sa = t.Expect(TcpFlags.Syn | TcpFlags.Ack);
+        t.Layer.CloseListener(l, t.NowUs);
+        while (t.Out.Count > 0 && (t.Out.Peek().Flags & TcpFlags.Rst) == 0) t.Out.Dequeue();
+        bool resetAtClose = t.Out.Count > 0;
+        t.Out.Clear();
+        t.Inject(TcpFlags.Ack, P + 1, sa.Seq + 1);
+        // Either the close already reset the half-open child (then the ACK finds no connection and draws a reset),
+        // or the ACK aborts it now: in both cases the peer gets a reset and no connection is left.
+        Assert.True(resetAtClose || t.Out.Count > 0, "the peer is told with a reset");
+        if (t.Out.Count > 0) t.Expect(TcpFlags.Rst);
+        Assert.Equal(0, t.Layer.ConnectionCount);
+        Assert.Equal(0, t.Layer.ReceiveFastPathHandshakeAcks);
+    }
+
     [Fact]
     public void SynCookiesWhenBacklogOverflows()
     {
