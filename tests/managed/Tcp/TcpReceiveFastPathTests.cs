@@ -95,4 +95,21 @@ public class TcpReceiveFastPathTests
         Assert.True(withPath.ReceiveFastOpenClose[1] > 0, "no FIN took the short path");
         Assert.True(withPath.ReceiveFastOpenClose[2] > 0, "no LAST-ACK ACK took the short path");
     }
+
+    [Theory]
+    [InlineData(45, true)]
+    [InlineData(46, false)]
+    public void SameSegmentsWhenTheFinCarriesData(int seed, bool delayFinAck)
+    {
+        // The common close of a request/response peer (write, then shutdown/close): data and FIN in one segment, taken
+        // by the receiver's header prediction on the short path and by InputSynchronized on the full one.
+        var client = new TcpConfig { Seed = 11, DelayFinAck = delayFinAck };
+        var server = new TcpConfig { Seed = 22, DelayFinAck = delayFinAck };
+        Result full = Run(true, seed, 0, true, false, 0, false, client, server, rounds: 3, receiveFast: false, finWithData: true);
+        Result withPath = Run(true, seed, 0, true, false, 0, false, client, server, rounds: 3, receiveFast: true, finWithData: true);
+        AssertSame(full, withPath);
+        static bool DataAndFin(byte[] seg) => (seg[13] & 0x01) != 0 && seg.Length > (seg[12] >> 4) * 4;
+        Assert.Contains(withPath.Segments, DataAndFin);
+        Assert.True(withPath.ReceiveFastOpenClose![1] > 0, "the FIN with data did not take the short path");
+    }
 }

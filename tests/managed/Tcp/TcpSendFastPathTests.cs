@@ -25,7 +25,7 @@ public class TcpSendFastPathTests
     /// serve the receive path's tests (TcpReceiveFastPathTests).</summary>
     internal static Result Run(bool fast, int seed, double loss, bool noDelay, bool cork, int serverRcvBuf, bool slowReader,
         TcpConfig? client = null, TcpConfig? server = null, int rounds = 40, double handshakeLoss = 0,
-        bool receiveFast = true, double reorder = 0, double duplicate = 0)
+        bool receiveFast = true, double reorder = 0, double duplicate = 0, bool finWithData = false)
     {
         var segments = new List<byte[]>();
         using var net = new TcpTestNet(seed,
@@ -90,8 +90,23 @@ public class TcpSendFastPathTests
         net.LossPercent = 0;
         net.ReorderPercent = 0;
         net.DuplicatePercent = 0;
+        if (finWithData)
+        {
+            // The client's last bytes and its FIN in one segment (corked, they wait for the FIN): the receiver takes
+            // data and FIN together (header prediction on the short path).
+            var tail = new byte[300];
+            rng.NextBytes(tail);
+            toServer.AddRange(tail);
+            c.Cork = true;
+            Assert.Equal(tail.Length, c.Send(tail, net.NowUs, out _));
+        }
         c.Shutdown(false, true, net.NowUs);
-        Assert.True(net.RunUntil(() => s.Receive(buf, false, net.NowUs, out SocketError e) == 0 && e == SocketError.Success, 60_000_000));
+        Assert.True(net.RunUntil(() =>
+        {
+            int n = s.Receive(buf, false, net.NowUs, out SocketError e);
+            if (n > 0) srvGot.AddRange(buf.AsSpan(0, n).ToArray());
+            return n == 0 && e == SocketError.Success;
+        }, 60_000_000));
         s.Close(false, net.NowUs);
         c.Close(false, net.NowUs);
         net.RunUntil(() => net.A.Layer.ConnectionCount == 0 && net.B.Layer.ConnectionCount == 0, 200_000_000);
