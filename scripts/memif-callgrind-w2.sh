@@ -31,17 +31,23 @@ http {
   server { listen $port; root $work/www; }
 }
 EOF
-dev() { echo "USERTCP_DEV=net_memif$1,role=$([ "$1" = 0 ] && echo server || echo client),socket=$2$opts"; }
+# end VAR N LIB [MORE_DPDK_ARGS]: VAR=(env ...), the prefix that runs a program as memif end N (0: the server at
+# 198.18.0.2, 1: the client at 198.18.0.1) on LIB, over the socket $sock.
+end() {
+  local -n a=$1
+  a=(env "LD_PRELOAD=$3" "USERTCP_IP=198.18.0.$((2 - $2))/24"
+     "USERTCP_DEV=net_memif$2,role=$([ "$2" = 0 ] && echo server || echo client),socket=$sock$opts"
+     "USERTCP_DPDK_ARGS=--log-level=*:error${4:-}")
+}
 files=() counts=()
 for t in ${durations//,/ }; do
   sock=$work/$tag-$t.sock out=$work/callgrind.$t
-  srv=(env "LD_PRELOAD=$lib" USERTCP_IP=198.18.0.2/24 "$(dev 0 "$sock")" "USERTCP_DPDK_ARGS=--log-level=*:error")
-  cli=(env "LD_PRELOAD=$lib" USERTCP_IP=198.18.0.1/24 "$(dev 1 "$sock")" "USERTCP_DPDK_ARGS=--log-level=*:error")
   vg=(valgrind --tool=callgrind "--callgrind-out-file=$out")
+  # The measured side runs the valgrind build under callgrind (no hugepages under valgrind), the other the ordinary one.
   if [ "$side" = server ]; then
-    srv=(env "LD_PRELOAD=$vglib" USERTCP_IP=198.18.0.2/24 "$(dev 0 "$sock")" "USERTCP_DPDK_ARGS=--log-level=*:error --no-huge" "${vg[@]}")
+    end srv 0 "$vglib" " --no-huge"; srv+=("${vg[@]}"); end cli 1 "$lib"
   else
-    cli=(env "LD_PRELOAD=$vglib" USERTCP_IP=198.18.0.1/24 "$(dev 1 "$sock")" "USERTCP_DPDK_ARGS=--log-level=*:error --no-huge" "${vg[@]}")
+    end srv 0 "$lib"; end cli 1 "$vglib" " --no-huge"; cli+=("${vg[@]}")
   fi
   "${srv[@]}" /usr/sbin/nginx -p "$work" -c "$work/nginx.conf" >"$work/nginx-$t.log" 2>&1 &
   ngx=$!

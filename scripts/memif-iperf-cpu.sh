@@ -8,22 +8,14 @@
 #   only (e.g. ,zero-copy=yes); TAG names the socket.
 set -uo pipefail
 lib=$1; mtu=$2; t=$3; shift 3
-[ "$lib" = kernel ] || lib=$(realpath "$lib")
-tag=${TAG:-memif-iperf}; sock=/tmp/$tag-$$.sock; work=$(mktemp -d /tmp/$tag.XXXXXX)
-trap 'rm -rf "$work" "$sock"' EXIT
-m=""; [ "$mtu" != 0 ] && m=",mtu=$mtu"; m="$m${EXTRA_DEV:-}"
-if [ "$lib" = kernel ]; then
-  srvcmd=(env); clicmd=(env); host=127.0.0.1
-else
-  common=(LD_PRELOAD="$lib" "USERTCP_DPDK_ARGS=--log-level=*:error")
-  srvcmd=(env "${common[@]}" USERTCP_IP=198.18.0.2/24 USERTCP_DEV="net_memif0,role=server,socket=$sock$m")
-  clicmd=(env "${common[@]}" USERTCP_IP=198.18.0.1/24 USERTCP_DEV="net_memif1,role=client,socket=$sock$m${EXTRA_CLI:-}"); host=198.18.0.2
-fi
+. "$(dirname "$0")/lib/memif-pair.sh"
+m=""; [ "$mtu" != 0 ] && m=",mtu=$mtu"
+memif_pair "$lib" "${TAG:-memif-iperf}" "$m${EXTRA_DEV:-}" "${EXTRA_CLI:-}"
 port=$((5300 + $$ % 500))
 /usr/bin/time -o "$work/s.time" -f "%U %S" "${srvcmd[@]}" timeout 60 iperf3 -4 -s -1 -p $port >"$work/s.log" 2>&1 &
 srv=$!; sleep 1.5
 out=$(/usr/bin/time -o "$work/c.time" -f "%U %S" "${clicmd[@]}" timeout 40 iperf3 -4 -c $host -p $port -t "$t" "$@" 2>&1)
 wait $srv 2>/dev/null
 rate=$(echo "$out" | awk '/receiver$/{v=$7; if ($8 ~ /^M/) v/=1000; print v}')
-cpu=$(cat "$work/s.time" "$work/c.time" | awk '{s += $1 + $2} END {print s}')
+cpu=$(memif_pair_cpu)
 awk -v r="${rate:-0}" -v c="$cpu" -v t="$t" 'BEGIN { printf "%.2f Gbit/s, %.2f cpu-s, %.2f Gbit per cpu-s\n", r, c, (c > 0 ? r * t / c : 0) }'

@@ -9,22 +9,13 @@
 set -uo pipefail
 lib=$1; size=$2; t=$3; conns=${4:-10}
 root=$(cd "$(dirname "$0")/.." && pwd)
-[ "$lib" = kernel ] || lib=$(realpath "$lib")
-tag=${TAG:-memif-rpc}; sock=/tmp/$tag-$$.sock; work=$(mktemp -d /tmp/$tag.XXXXXX)
-trap 'rm -rf "$work" "$sock"' EXIT
-m=${EXTRA_DEV:-}
-if [ "$lib" = kernel ]; then
-  srvcmd=(env); clicmd=(env); host=127.0.0.1
-else
-  common=(LD_PRELOAD="$lib" "USERTCP_DPDK_ARGS=--log-level=*:error")
-  srvcmd=(env "${common[@]}" USERTCP_IP=198.18.0.2/24 USERTCP_DEV="net_memif0,role=server,socket=$sock$m")
-  clicmd=(env "${common[@]}" USERTCP_IP=198.18.0.1/24 USERTCP_DEV="net_memif1,role=client,socket=$sock$m"); host=198.18.0.2
-fi
+. "$root/scripts/lib/memif-pair.sh"
+memif_pair "$lib" "${TAG:-memif-rpc}" "${EXTRA_DEV:-}"
 port=$((7300 + $$ % 500))
 /usr/bin/time -o "$work/s.time" -f "%U %S" "${srvcmd[@]}" timeout $((t + 20)) "$root/build/bench/rpc_server" $port >"$work/s.log" 2>&1 &
 srv=$!; sleep 1.5
 out=$(/usr/bin/time -o "$work/c.time" -f "%U %S" "${clicmd[@]}" timeout $((t + 15)) "$root/build/bench/rpc_client" echo $host $port "$conns" "$t" "$size" 2>/dev/null)
 kill -INT $(pgrep -P $srv) 2>/dev/null; wait $srv 2>/dev/null # timeout passes SIGINT on to rpc_server
 reqs=$(echo "$out" | tr ' ' '\n' | awk -F= '$1 == "requests" {print $2}')
-cpu=$(cat "$work/s.time" "$work/c.time" 2>/dev/null | awk '{s += $1 + $2} END {print s}')
+cpu=$(memif_pair_cpu)
 awk -v r="${reqs:-0}" -v c="${cpu:-0}" -v t="$t" 'BEGIN { printf "%.0f req/s, %.2f cpu-s, %.0f requests per cpu-s\n", r / t, c, (c > 0 ? r / c : 0) }'
