@@ -395,15 +395,22 @@ public sealed partial class TcpConnection
     {
         if (State != TcpState.Established
             || (seg.Flags & (TcpFlags.Syn | TcpFlags.Rst | TcpFlags.Ack)) != TcpFlags.Ack
-            || seg.Seq != _rcvNxt
-            || (_flags & (ConnFlags.ReadShutdown | ConnFlags.PeerFinSeen | ConnFlags.FinReceived | ConnFlags.FinQueued)) != 0
-            || _ooo != null)
-            return false;
-        if (Has(ConnFlags.Timestamps) && (!seg.Options.HasTimestamps || unchecked((int)(seg.Options.TsVal - _tsRecent)) < 0))
+            || !AtRcvNxtInOrderAndFresh(ref seg))
             return false;
         if (seg.Ack < _sndUna || seg.Ack > _sndMax) return false;
         return (seg.Payload.IsEmpty && (seg.Flags & TcpFlags.Fin) == 0) || _rcvAdvEdge - _rcvNxt > 0;
     }
+
+    /// <summary>What <see cref="Predicted"/> and <see cref="PredictedHandshakeAck"/> both require: the segment starts
+    /// at RCV.NXT with nothing out of order held and nothing closing on our receive side (no receive shutdown, no
+    /// FIN of the peer's seen or taken, none of ours queued), and its timestamp is present when negotiated and not
+    /// older than TS.Recent (PAWS passes).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private bool AtRcvNxtInOrderAndFresh(ref TcpSegment seg) =>
+        seg.Seq == _rcvNxt
+        && (_flags & (ConnFlags.ReadShutdown | ConnFlags.PeerFinSeen | ConnFlags.FinReceived | ConnFlags.FinQueued)) == 0
+        && _ooo == null
+        && (!Has(ConnFlags.Timestamps) || (seg.Options.HasTimestamps && unchecked((int)(seg.Options.TsVal - _tsRecent)) >= 0));
 
     /// <summary>The ACK that completes a passive open, in the form <see cref="InputSynchronized"/> takes through its
     /// SYN-RECEIVED step and then exactly as a predicted segment (<see cref="Predicted"/>'s conditions): ACK only, at
@@ -414,11 +421,7 @@ public sealed partial class TcpConnection
     {
         if (!Has(ConnFlags.Passive)
             || (seg.Flags & (TcpFlags.Syn | TcpFlags.Fin | TcpFlags.Rst | TcpFlags.Ack)) != TcpFlags.Ack
-            || seg.Seq != _rcvNxt
-            || (_flags & (ConnFlags.ReadShutdown | ConnFlags.PeerFinSeen | ConnFlags.FinReceived | ConnFlags.FinQueued)) != 0
-            || _ooo != null)
-            return false;
-        if (Has(ConnFlags.Timestamps) && (!seg.Options.HasTimestamps || unchecked((int)(seg.Options.TsVal - _tsRecent)) < 0))
+            || !AtRcvNxtInOrderAndFresh(ref seg))
             return false;
         if (!(seg.Ack > _sndUna && seg.Ack <= _sndMax)) return false;
         return seg.Payload.IsEmpty || _rcvAdvEdge - _rcvNxt > 0;

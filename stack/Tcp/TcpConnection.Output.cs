@@ -98,8 +98,7 @@ public sealed partial class TcpConnection
             // "CurrentMss() == _mss": with a peer MSS well below ours the SACK blocks fit beside it.)
             int cap = mss;
             if (_layer.TsoMax > mss && !retransmit && !force && !Has(ConnFlags.InRecovery)
-                && (!Has(ConnFlags.Sack) || _ooo == null || _ooo.IsEmpty)
-                && !_layer.HasDuplicateFor(this)) cap = _layer.TsoMax;
+                && PlainOptions) cap = _layer.TsoMax;
             int len = (int)Math.Min(Math.Min(avail, cap), Math.Max(0, usable));
             if (len > mss && len % mss is int tail && tail != 0
                 && (len < avail || (!finQueued && (Cork || !NoDelay)))) len -= tail;
@@ -162,7 +161,7 @@ public sealed partial class TcpConnection
         sent = false;
         const ConnFlags unusual = ConnFlags.InRecovery | ConnFlags.Persist | ConnFlags.Retransmitting;
         if ((_flags & unusual) != 0 || _sndNxt != _sndMax || _dupAcks != 0
-            || (Has(ConnFlags.Sack) && _ooo != null && !_ooo.IsEmpty) || _layer.HasDuplicateFor(this)
+            || !PlainOptions
             || State is not (TcpState.Established or TcpState.CloseWait)) return false;
         if (avail > Math.Min((long)_sndWnd, _cc.Cwnd + _inflation) - (_sndNxt - _sndUna)) return false;
         int mss = _mss;
@@ -326,13 +325,21 @@ public sealed partial class TcpConnection
         }
     }
 
+    /// <summary>Every segment carries SACK blocks while we hold out-of-order data (RFC 2018 §4).</summary>
+    [System.Diagnostics.CodeAnalysis.MemberNotNullWhen(true, nameof(_ooo))]
+    private bool OwesSackBlocks => Has(ConnFlags.Sack) && _ooo is { IsEmpty: false };
+
+    /// <summary>A synchronized segment needs no option but timestamps: no SACK blocks and no D-SACK owed (the one-pass
+    /// writers, TransmitPlain/TransmitLarge and the short send path, write only those).</summary>
+    private bool PlainOptions => !OwesSackBlocks && !_layer.HasDuplicateFor(this);
+
     /// <summary>Data bytes the next segment may carry. <c>_mss</c> already leaves room for the timestamp option;
     /// while we hold out-of-order data every segment also carries SACK blocks (RFC 2018 §4), up to 4 + 8·n more
     /// option bytes, and those must come out of the data too or the segment exceeds the MTU (RFC 9293 §3.7.1: the
     /// MSS counts data only, options are extra; Linux's tcp_current_mss does the same).</summary>
     private int CurrentMss()
     {
-        if (!Has(ConnFlags.Sack) || _ooo == null || _ooo.IsEmpty) return _mss;
+        if (!OwesSackBlocks) return _mss;
         bool ts = Has(ConnFlags.Timestamps);
         int blocks = Math.Min(_ooo.Count, ts ? TcpOptions.MaxSackBlocksWithTimestamps : TcpOptions.MaxSackBlocks);
         int room = _layer.MssForRoute() - (ts ? 12 : 0) - (2 + 2 + 8 * blocks); // NOP NOP kind len, 8 per block
@@ -347,8 +354,7 @@ public sealed partial class TcpConnection
         TcpFlags flags = extra;
         if (!(syn && State == TcpState.SynSent)) flags |= TcpFlags.Ack;
 
-        if (!syn && (!Has(ConnFlags.Sack) || _ooo == null || _ooo.IsEmpty) && !_layer.HasDuplicateFor(this))
-            return TransmitPlain(seq, len, flags, nowUs);
+        if (!syn && PlainOptions) return TransmitPlain(seq, len, flags, nowUs);
         if (syn && len == 0 && seq == _iss && _layer.SendFastPath) return TransmitSyn(flags, nowUs);
         return TransmitWithOptions(seq, len, flags, syn, nowUs);
     }
@@ -431,7 +437,7 @@ public sealed partial class TcpConnection
                 opt.AddSack(new SackBlock(dupStart.Value, dupEnd.Value));
                 blockRoom--;
             }
-            if (Has(ConnFlags.Sack) && _ooo != null && !_ooo.IsEmpty)
+            if (OwesSackBlocks)
             {
                 Span<ByteRange> blocks = stackalloc ByteRange[TcpOptions.MaxSackBlocks];
                 int n = _ooo.GetSackBlocks(blocks[..blockRoom]);

@@ -203,6 +203,12 @@ public sealed partial class TcpConnection : TimerNode
             || r.SoftError != 0 || r.KeepIdleMs != _layer.KeepIdleMsDefault
             || r.KeepIntervalMs != _layer.KeepIntervalMsDefault || r.KeepCount != DefaultKeepCount || r.UserTimeoutMs != 0)
             return;
+        GiveBackRare(r);
+    }
+
+    /// <summary>The connection's rare state back to the layer's free list (TakeRare clears it when it is taken).</summary>
+    private void GiveBackRare(RareState r)
+    {
         _rare = null;
         r.NextFree = _layer.FreeRareStates;
         _layer.FreeRareStates = r;
@@ -347,11 +353,9 @@ public sealed partial class TcpConnection : TimerNode
         {
             // Back to the layer (its scoreboard and assembler are gone: IsClean); its fields read their
             // defaults again.
-            _rare = null;
             rare.Sack = null;
             rare.Ooo = null;
-            rare.NextFree = _layer.FreeRareStates;
-            _layer.FreeRareStates = rare;
+            GiveBackRare(rare);
         }
         // Without a RareState every rare field reads its default (its getter): its writes of defaults here would each
         // be a call that finds no RareState and does nothing, so they are left out (_finSeq, _peerFinSeq,
