@@ -47,6 +47,13 @@ public sealed partial class TcpConnection
                 _layer.ReceiveFastPathLastAcks++;
                 Terminate(SocketError.Success, nowUs);
                 break;
+            case TcpState.FinWait1 or TcpState.FinWait2 when _layer.ReceiveFastPath && PredictedClosingFin(ref seg):
+                // The peer's FIN (with the ACK of ours) ends an orphan's active close: straight to TIME-WAIT, where
+                // InputSynchronized would first update RTT, congestion window, send ring and the FIN-WAIT-2 timer.
+                _layer.ReceiveFastPathSegments++;
+                _layer.ReceiveFastPathTimeWaits++;
+                TakeClosingFin(ref seg, nowUs);
+                break;
             default:
                 InputSynchronized(ref seg, nowUs);
                 break;
@@ -440,6 +447,62 @@ public sealed partial class TcpConnection
             return false;
         return !Has(ConnFlags.Timestamps)
             || (seg.Options.HasTimestamps && unchecked((int)(seg.Options.TsVal - _tsRecent)) >= 0);
+    }
+
+    /// <summary>The last segment an orphan's active close waits for (the application closed first, as a web server
+    /// does after a `Connection: close` response): FIN and ACK only, no payload, at RCV.NXT with an open window and
+    /// nothing out of order, acknowledging our FIN (SEG.ACK = FIN + 1 = SND.MAX; in FIN-WAIT-2 it already was), no
+    /// FIN of the peer's seen yet, no SACK scoreboard, recovery or persist state, the timestamp present when
+    /// negotiated and not older than TS.Recent. <see cref="InputSynchronized"/> takes it into TIME-WAIT with the
+    /// ACK owed now; <see cref="TakeClosingFin"/> does that with what TIME-WAIT keeps.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private bool PredictedClosingFin(ref TcpSegment seg)
+    {
+        if (!IsOrphan || (seg.Flags & (TcpFlags.Syn | TcpFlags.Fin | TcpFlags.Rst | TcpFlags.Ack)) != (TcpFlags.Fin | TcpFlags.Ack)
+            || seg.Seq != _rcvNxt || !seg.Payload.IsEmpty || _ooo != null || _sack != null || _rcvAdvEdge - _rcvNxt <= 0
+            || (_flags & (ConnFlags.FinQueued | ConnFlags.PeerFinSeen | ConnFlags.FinReceived | ConnFlags.InRecovery | ConnFlags.Persist))
+                != ConnFlags.FinQueued
+            || seg.Ack != _sndMax || _sndMax != _finSeq + 1)
+            return false;
+        return !Has(ConnFlags.Timestamps)
+            || (seg.Options.HasTimestamps && unchecked((int)(seg.Options.TsVal - _tsRecent)) >= 0);
+    }
+
+    /// <summary>What <see cref="InputSynchronized"/> leaves behind for a segment <see cref="PredictedClosingFin"/>
+    /// accepted, without what TIME-WAIT discards anyway (RTT sample, congestion control, send ring, retransmission
+    /// and FIN-WAIT-2 timers): TS.Recent, the ACK of our FIN and the send window, the FIN taken, TIME-WAIT, and the
+    /// ACK owed now (the caller's Output sends it).</summary>
+    private void TakeClosingFin(ref TcpSegment seg, long nowUs)
+    {
+        _lastRecvMs = (uint)(nowUs / 1000);
+        _keepProbes = 0;
+        if (Has(ConnFlags.Timestamps))
+        {
+            _tsRecent = seg.Options.TsVal;
+            _tsRecentSec = (uint)(nowUs / 1_000_000);
+        }
+        SeqNumber ack = seg.Ack;
+        if (_sndWl1 < seg.Seq || (_sndWl1 == seg.Seq && _sndWl2 <= ack))
+        {
+            uint wnd = (uint)seg.Window << _sndScale;
+            _sndWnd = wnd;
+            _sndWl1 = seg.Seq;
+            _sndWl2 = ack;
+            if (wnd > _maxSndWnd) _maxSndWnd = wnd;
+        }
+        if (ack > _sndUna)
+        {
+            _sndUna = ack;
+            _rtt.ResetBackoff();
+            _firstLossMs = 0;
+        }
+        _sndNxt = _sndMax;
+        Clear(ConnFlags.Retransmitting);
+        _peerFinSeq = seg.Seq;
+        _rcvNxt += 1;
+        _rcvAdvEdge = SeqNumber.Max(_rcvAdvEdge, _rcvNxt);
+        Set(ConnFlags.PeerFinSeen | ConnFlags.FinReceived | ConnFlags.AckNow);
+        EnterTimeWait(nowUs);
     }
 
     /// <summary>What <see cref="InputSynchronized"/> does for a segment <see cref="Predicted"/> accepted: the

@@ -587,7 +587,7 @@ public sealed partial class TcpLayer : ITimerHandler
     internal long ReceiveFastPathSegments;
     /// <summary>Of those: the ACKs that completed a passive open, FINs taken in ESTABLISHED, and the ACKs that ended
     /// an orphan in LAST-ACK (tests check each was taken).</summary>
-    internal long ReceiveFastPathHandshakeAcks, ReceiveFastPathFins, ReceiveFastPathLastAcks;
+    internal long ReceiveFastPathHandshakeAcks, ReceiveFastPathFins, ReceiveFastPathLastAcks, ReceiveFastPathTimeWaits;
 
     internal bool TryAllocate(out PacketBuf p)
     {

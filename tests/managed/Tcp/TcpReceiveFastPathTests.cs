@@ -90,10 +90,13 @@ public class TcpReceiveFastPathTests
         Result full = Run(true, seed, 0, true, false, 0, false, client, server, rounds: 3, handshakeLoss: handshakeLoss, receiveFast: false);
         Result withPath = Run(true, seed, 0, true, false, 0, false, client, server, rounds: 3, handshakeLoss: handshakeLoss, receiveFast: true);
         AssertSame(full, withPath);
-        Assert.Equal(new long[3], full.ReceiveFastOpenClose);
+        Assert.Equal(new long[4], full.ReceiveFastOpenClose);
         Assert.True(withPath.ReceiveFastOpenClose![0] > 0, "no handshake ACK took the short path");
         Assert.True(withPath.ReceiveFastOpenClose[1] > 0, "no FIN took the short path");
         Assert.True(withPath.ReceiveFastOpenClose[2] > 0, "no LAST-ACK ACK took the short path");
+        // The client closes first: its FIN-WAIT-1 (the peer's FIN carries the ACK of ours, delayFinAck) or FIN-WAIT-2
+        // takes the peer's FIN into TIME-WAIT on the short path.
+        Assert.True(withPath.ReceiveFastOpenClose[3] > 0, "no FIN took the short path into TIME-WAIT");
     }
 
     [Theory]

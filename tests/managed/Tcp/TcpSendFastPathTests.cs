@@ -120,6 +120,7 @@ public class TcpSendFastPathTests
                 net.A.Layer.ReceiveFastPathHandshakeAcks + net.B.Layer.ReceiveFastPathHandshakeAcks,
                 net.A.Layer.ReceiveFastPathFins + net.B.Layer.ReceiveFastPathFins,
                 net.A.Layer.ReceiveFastPathLastAcks + net.B.Layer.ReceiveFastPathLastAcks,
+                net.A.Layer.ReceiveFastPathTimeWaits + net.B.Layer.ReceiveFastPathTimeWaits,
             });
     }
 
