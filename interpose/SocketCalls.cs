@@ -294,13 +294,16 @@ internal static unsafe partial class SocketCalls
         lock (s.Gate)
         using (Engine.Gate.EnterScope())
         {
-            Engine.PollLocked();
+            // No stack poll here: the SYN needs only the time. A load generator that reconnects inside its event
+            // loop (wrk) otherwise ran one receive burst per connect on top of its waits' polls; what waits on the
+            // device is taken by the next wait (a blocking connect's own wait below polls at once).
+            Engine.AppCalls++;
             if (s.State != SocketState.Connected)
             {
                 long b = StackBind(s);
                 if (b < 0) return b;
             }
-            e = Engine.Stack.Connect(s.Handle, ip, port);
+            e = Engine.Stack.Connect(s.Handle, ip, port, Engine.NowUs);
             if (e is SocketError.Success or SocketError.InProgress)
             {
                 s.State = SocketState.Connected;

@@ -287,6 +287,16 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
         return SocketError.Success;
     }
 
+    /// <summary><see cref="Connect(int, Ipv4Address, ushort)"/> at <paramref name="nowUs"/> without a
+    /// <see cref="Poll"/> first: the SYN's timestamp and its retransmission timer count from this time (a caller that
+    /// only opens a connection need not pay for a receive burst; what waits on the device stays for the next poll).
+    /// A time before the last poll's is ignored.</summary>
+    public SocketError Connect(int handle, Ipv4Address address, ushort port, long nowUs)
+    {
+        if (nowUs > _nowUs) _nowUs = nowUs;
+        return Connect(handle, address, port);
+    }
+
     /// <summary>connect(2), non-blocking: returns <see cref="SocketError.InProgress"/>; completion shows as
     /// writability (or an error via <see cref="GetError"/>).</summary>
     public SocketError Connect(int handle, Ipv4Address address, ushort port)
