@@ -8,6 +8,8 @@
 #   DEVOPTS is appended to both USERTCP_DEV (default ,mtu=16000,trusted=1: topology (a)'s); FILE 64.bin or 4k.bin.
 #   VGLIB=path overrides the library under callgrind (e.g. a scratch build of another commit, with its glue beside it);
 #   TAG names the memif sockets; KEEP=DIR keeps the callgrind files. Needs root, make, make valgrind, nginx, wrk.
+#   W1=1 measures short connections instead (wrk -H "Connection: close": nginx closes after each response, so the
+#   cost per request is the cost per connection on either side); CONNS sets wrk's -c (default 10).
 set -uo pipefail
 side=$1; durations=$2; opts=${3-,mtu=16000,trusted=1}; file=${4:-64.bin}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,7 +56,7 @@ for t in ${durations//,/ }; do
   # DPDK's memif server listens on an abstract UNIX socket named after socket=; then give the stack time to listen.
   for _ in $(seq 240); do ss -xlH | grep -qF "@$sock" && break; sleep 0.5; done
   sleep $([ "$side" = server ] && echo 10 || echo 1)
-  "${cli[@]}" wrk -t1 -c10 -d${t}s "http://198.18.0.2:$port/$file" >"$work/wrk-$t.txt" 2>&1
+  "${cli[@]}" wrk -t1 -c${CONNS:-10} -d${t}s ${W1:+-H "Connection: close"} "http://198.18.0.2:$port/$file" >"$work/wrk-$t.txt" 2>&1
   kill -QUIT $ngx 2>/dev/null
   for _ in $(seq 60); do kill -0 $ngx 2>/dev/null || break; sleep 1; done
   kill -TERM $ngx 2>/dev/null; wait $ngx 2>/dev/null
