@@ -148,6 +148,27 @@ public sealed partial class TcpConnection
     }
 
     /// <summary>
+    /// <see cref="Output"/> after the application queued bytes (<see cref="Send"/>), when it is known to come down to
+    /// <see cref="TrySendRun"/> sending at least one segment: the caller checked the state (ESTABLISHED or CLOSE-WAIT)
+    /// and that no FIN is queued; no recovery (Output's SACK step), no slow-start restart due (the connection sent
+    /// within the minimum RTO, or has bytes in flight), no TSO-sized run. Then Output's other steps have nothing to
+    /// do: a sent segment carried any ACK owed, and the retransmission timer is armed. Spares Output's and
+    /// SendNewData's frames and checks on the send of every reply. False (nothing done) when a condition fails or
+    /// nothing could be sent (Nagle, cork, window, no buffer): the caller runs Output, which decides the same way.
+    /// </summary>
+    private bool TrySendDirect(long nowUs)
+    {
+        if (!_layer.SendFastPath || (_flags & ConnFlags.InRecovery) != 0) return false;
+        int avail = DataEndSeq() - _sndNxt;
+        if (_layer.TsoMax != 0 && avail > _mss) return false;
+        // SendNewData's idle test (RFC 5681 §4.1): its first comparison, the rest of it left to the full path.
+        if (_sndUna == _sndMax && _lastSendMs != 0 && ElapsedUs(nowUs, _lastSendMs) > _layer.Rto.MinRtoUs) return false;
+        if (!TrySendRun(nowUs, avail, out bool sent) || !sent) return false;
+        _layer.SendDirectCalls++;
+        return true;
+    }
+
+    /// <summary>
     /// The common send of a request/response exchange, decided in a few comparisons: nothing is being retransmitted
     /// (SND.NXT = SND.MAX, no recovery, no duplicate ACKs, no persist probe), no FIN is queued, no SACK or D-SACK blocks are owed
     /// (every segment is a plain one of up to <c>_mss</c> bytes), and the send window and cwnd take all

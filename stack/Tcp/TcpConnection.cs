@@ -625,7 +625,7 @@ public sealed partial class TcpConnection : TimerNode
             error = SocketError.WouldBlock;
             return 0;
         }
-        Output(nowUs);
+        if (!TrySendDirect(nowUs)) Output(nowUs);
         UpdateReadiness();
         return n;
     }
