@@ -308,7 +308,9 @@ public sealed partial class TcpConnection
     /// <summary>TSval: a millisecond clock (RFC 7323 §5.4 allows 1 ms..1 s ticks) plus the per-connection offset.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] private uint TsNow(long nowUs) => unchecked((uint)(nowUs / 1000) + _tsOffset);
 
-    /// <summary>The window field for the next segment, and the advertised right edge it implies.</summary>
+    /// <summary>The window field for the next segment, and the advertised right edge it implies. (Inlined: the
+    /// send paths pass a constant <paramref name="syn"/>.)</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ushort WindowField(bool syn)
     {
         long free = Has(ConnFlags.ReadShutdown) ? _rcv.Capacity : _rcv.Free;
@@ -348,11 +350,11 @@ public sealed partial class TcpConnection
 
     /// <summary>Every segment carries SACK blocks while we hold out-of-order data (RFC 2018 §4).</summary>
     [System.Diagnostics.CodeAnalysis.MemberNotNullWhen(true, nameof(_ooo))]
-    private bool OwesSackBlocks => Has(ConnFlags.Sack) && _ooo is { IsEmpty: false };
+    private bool OwesSackBlocks { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Has(ConnFlags.Sack) && _ooo is { IsEmpty: false }; }
 
     /// <summary>A synchronized segment needs no option but timestamps: no SACK blocks and no D-SACK owed (the one-pass
     /// writers, TransmitPlain/TransmitLarge and the short send path, write only those).</summary>
-    private bool PlainOptions => !OwesSackBlocks && !_layer.HasDuplicateFor(this);
+    private bool PlainOptions { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => !OwesSackBlocks && !_layer.HasDuplicateFor(this); }
 
     /// <summary>Data bytes the next segment may carry. <c>_mss</c> already leaves room for the timestamp option;
     /// while we hold out-of-order data every segment also carries SACK blocks (RFC 2018 §4), up to 4 + 8·n more
