@@ -43,6 +43,9 @@ public sealed unsafe class BufferPool : IDisposable
     private readonly nint[] _freeHead;
     private readonly int[] _freeCount;
     private readonly int[] _outstandingPerClass;
+    // By k = ceil(log2(bytes)): the smallest class whose blocks hold 2^k bytes, or -1. The classes are powers of two,
+    // so that is also the smallest class holding any byte count in (2^(k-1), 2^k]: a lookup instead of a scan.
+    private readonly sbyte[] _classForLog2 = new sbyte[32];
     private bool _disposed;
 
     /// <param name="maxBytes">Upper bound on bytes held (rented plus cached).</param>
@@ -63,6 +66,11 @@ public sealed unsafe class BufferPool : IDisposable
         _freeHead = new nint[_sizes.Length];
         _freeCount = new int[_sizes.Length];
         _outstandingPerClass = new int[_sizes.Length];
+        for (int k = 0, c = 0; k < _classForLog2.Length; k++)
+        {
+            while (c < _sizes.Length && _sizes[c] < (1L << k)) c++;
+            _classForLog2[k] = (sbyte)(c < _sizes.Length ? c : -1);
+        }
     }
 
     /// <summary>A pool with the default classes 4 KiB, 16 KiB, 64 KiB, 256 KiB and 1 MiB.</summary>
@@ -91,12 +99,8 @@ public sealed unsafe class BufferPool : IDisposable
         return c < 0 ? -1 : _sizes[c];
     }
 
-    private int ClassFor(int bytes)
-    {
-        for (int i = 0; i < _sizes.Length; i++)
-            if (_sizes[i] >= bytes) return i;
-        return -1;
-    }
+    private int ClassFor(int bytes) =>
+        _classForLog2[bytes <= 1 ? 0 : 32 - BitOperations.LeadingZeroCount((uint)(bytes - 1))];
 
     /// <summary>
     /// Rents the smallest block of at least <paramref name="minBytes"/>. False (and a default block) when the request

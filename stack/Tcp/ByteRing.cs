@@ -208,6 +208,25 @@ public unsafe struct ByteRing
         return n;
     }
 
+    /// <summary><see cref="Peek"/> at offset 0 then <see cref="Consume"/> of the bytes copied, in one pass (the
+    /// application's read). Returns bytes copied.</summary>
+    public int Read(Span<byte> dest)
+    {
+        int n = Math.Min(dest.Length, _count);
+        if (n <= 0) return 0;
+        int start = _head;
+        int firstLen = Math.Min(n, _len - start);
+        fixed (byte* d = dest)
+        {
+            Copy(_ptr + start, d, firstLen);
+            if (firstLen < n) Copy(_ptr, d + firstLen, n - firstLen); // wraps rarely
+        }
+        _count -= n;
+        _extent -= n;
+        _head = _extent == 0 ? 0 : (start + n) & (_len - 1);
+        return n;
+    }
+
     /// <summary>
     /// <see cref="Peek"/> into unmanaged memory that also returns the bytes' native-order checksum sum
     /// (<see cref="Wire.Checksum.CopyAndSum"/>): the send path copies a segment's payload into the frame and sums it in

@@ -524,7 +524,7 @@ public sealed partial class TcpConnection
             // In order with nothing out of order held: ProcessData's first cases (duplicate bytes, the peer's FIN,
             // SHUT_RD, holes) cannot apply, so the bytes are appended where it would write them.
             if (_rcv.HasOutOfOrderBytes) ProcessData(ref seg, nowUs);
-            else AppendInOrder(seg.Payload, nowUs);
+            else AppendInOrder(seg.Payload, FinDelaysItsAck(ref seg), nowUs);
         }
         if ((seg.Flags & TcpFlags.Fin) != 0)
         {
@@ -537,26 +537,36 @@ public sealed partial class TcpConnection
     /// the assembler nor in the ring), the peer's FIN not seen and the receive side not shut: the bytes inside the
     /// advertised window are appended to the ring, then the same ACK policy.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private void AppendInOrder(Span<byte> data, long nowUs)
+    private void AppendInOrder(Span<byte> data, bool finDelaysAck, long nowUs)
     {
         int limit = _rcvAdvEdge - _rcvNxt;
         if (limit <= 0) { Set(ConnFlags.AckNow); return; }
+        int whole = data.Length;
         if (data.Length > limit) data = data[..limit];
         int n = _rcv.Write(_layer.Buffers, data); // = WriteAt(0, data) then Advance(n) when nothing lies past Count
         if (n < data.Length) _layer.Counters.Drop(DropReason.TcpReceiveBufferFull);
         if (n == 0) { Set(ConnFlags.AckNow); return; }
         _rcvNxt += n;
         _unackedBytes += n;
-        AckInOrder(nowUs);
+        AckInOrder(finDelaysAck && n == whole, nowUs);
     }
+
+    /// <summary>The segment carries a FIN that <see cref="ProcessFin"/> takes with its ACK delayed (ESTABLISHED ->
+    /// CLOSE-WAIT with <see cref="TcpConfig.DelayFinAck"/>) once all of its data is taken. Linux's tcp_fin enters
+    /// pingpong mode before the ACK is decided, so quick-ACK mode no longer acknowledges that data at once: the ACK
+    /// waits for the delayed-ACK timer or rides on the application's reply or FIN.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private bool FinDelaysItsAck(ref TcpSegment seg) =>
+        (seg.Flags & TcpFlags.Fin) != 0 && State == TcpState.Established && _layer.Config.DelayFinAck;
 
     /// <summary>The ACK owed for in-order data just taken. Delayed ACK: at least every second full-sized segment
     /// (RFC 5681 §4.2); otherwise within the timer. In quick-ACK mode (start of the connection) every segment is
     /// acknowledged at once.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private void AckInOrder(long nowUs)
+    private void AckInOrder(bool finDelaysAck, long nowUs)
     {
-        if (_quickAcks > 0) { _quickAcks--; Set(ConnFlags.AckNow); }
+        // (finDelaysAck: the segment's FIN follows with its ACK delayed: quick-ACK mode does not apply, as on Linux.)
+        if (_quickAcks > 0 && !finDelaysAck) { _quickAcks--; Set(ConnFlags.AckNow); }
         else if (_unackedBytes >= 2 * _peerMss) { if (!_layer.DeferAckToBurstEnd(this)) Set(ConnFlags.AckNow); }
         else if (_delAckAt == 0) { _delAckAt = DeadlineMs(nowUs + _layer.Config.DelayedAckUs); ScheduleAt(_delAckAt); }
     }
@@ -752,7 +762,7 @@ public sealed partial class TcpConnection
             _rcv.Advance(n);
             _rcvNxt += n;
             _unackedBytes += n;
-            AckInOrder(nowUs);
+            AckInOrder(FinDelaysItsAck(ref seg) && _rcvNxt == seg.Seq + seg.Payload.Length, nowUs);
             return;
         }
 
@@ -815,8 +825,10 @@ public sealed partial class TcpConnection
         {
             // ESTABLISHED -> CLOSE-WAIT: the ACK of the FIN is delayed, as Linux does (tcp_fin enters pingpong mode,
             // so the ACK waits for the delayed-ACK timer): an application that closes at end of file sends its FIN
-            // with the ACK, one segment instead of two (and the peer receives one instead of two). An ACK already
-            // owed now (quick-ACK mode, data in this segment) still leaves now; an earlier delayed-ACK deadline holds.
+            // with the ACK, one segment instead of two (and the peer receives one instead of two). Data carried with
+            // the FIN is not acknowledged at once in quick-ACK mode either (AckInOrder; Linux decides the ACK after
+            // tcp_fin set pingpong mode); an ACK owed now for other reasons (two full segments unacknowledged, data
+            // past a hole) still leaves now, and an earlier delayed-ACK deadline holds.
             Set(ConnFlags.FinReceived);
             State = TcpState.CloseWait;
             _unackedBytes++; // the FIN's sequence number: the delayed-ACK timer acknowledges what is unacknowledged

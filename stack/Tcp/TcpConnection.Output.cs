@@ -148,6 +148,27 @@ public sealed partial class TcpConnection
     }
 
     /// <summary>
+    /// <see cref="Output"/> after the application queued bytes (<see cref="Send"/>), when it is known to come down to
+    /// <see cref="TrySendRun"/> sending at least one segment: the caller checked the state (ESTABLISHED or CLOSE-WAIT)
+    /// and that no FIN is queued; no recovery (Output's SACK step), no slow-start restart due (the connection sent
+    /// within the minimum RTO, or has bytes in flight), no TSO-sized run. Then Output's other steps have nothing to
+    /// do: a sent segment carried any ACK owed, and the retransmission timer is armed. Spares Output's and
+    /// SendNewData's frames and checks on the send of every reply. False (nothing done) when a condition fails or
+    /// nothing could be sent (Nagle, cork, window, no buffer): the caller runs Output, which decides the same way.
+    /// </summary>
+    private bool TrySendDirect(long nowUs)
+    {
+        if (!_layer.SendFastPath || (_flags & ConnFlags.InRecovery) != 0) return false;
+        int avail = DataEndSeq() - _sndNxt;
+        if (_layer.TsoMax != 0 && avail > _mss) return false;
+        // SendNewData's idle test (RFC 5681 §4.1): its first comparison, the rest of it left to the full path.
+        if (_sndUna == _sndMax && _lastSendMs != 0 && ElapsedUs(nowUs, _lastSendMs) > _layer.Rto.MinRtoUs) return false;
+        if (!TrySendRun(nowUs, avail, out bool sent) || !sent) return false;
+        _layer.SendDirectCalls++;
+        return true;
+    }
+
+    /// <summary>
     /// The common send of a request/response exchange, decided in a few comparisons: nothing is being retransmitted
     /// (SND.NXT = SND.MAX, no recovery, no duplicate ACKs, no persist probe), no FIN is queued, no SACK or D-SACK blocks are owed
     /// (every segment is a plain one of up to <c>_mss</c> bytes), and the send window and cwnd take all
@@ -287,7 +308,9 @@ public sealed partial class TcpConnection
     /// <summary>TSval: a millisecond clock (RFC 7323 §5.4 allows 1 ms..1 s ticks) plus the per-connection offset.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] private uint TsNow(long nowUs) => unchecked((uint)(nowUs / 1000) + _tsOffset);
 
-    /// <summary>The window field for the next segment, and the advertised right edge it implies.</summary>
+    /// <summary>The window field for the next segment, and the advertised right edge it implies. (Inlined: the
+    /// send paths pass a constant <paramref name="syn"/>.)</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ushort WindowField(bool syn)
     {
         long free = Has(ConnFlags.ReadShutdown) ? _rcv.Capacity : _rcv.Free;
@@ -327,11 +350,11 @@ public sealed partial class TcpConnection
 
     /// <summary>Every segment carries SACK blocks while we hold out-of-order data (RFC 2018 §4).</summary>
     [System.Diagnostics.CodeAnalysis.MemberNotNullWhen(true, nameof(_ooo))]
-    private bool OwesSackBlocks => Has(ConnFlags.Sack) && _ooo is { IsEmpty: false };
+    private bool OwesSackBlocks { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Has(ConnFlags.Sack) && _ooo is { IsEmpty: false }; }
 
     /// <summary>A synchronized segment needs no option but timestamps: no SACK blocks and no D-SACK owed (the one-pass
     /// writers, TransmitPlain/TransmitLarge and the short send path, write only those).</summary>
-    private bool PlainOptions => !OwesSackBlocks && !_layer.HasDuplicateFor(this);
+    private bool PlainOptions { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => !OwesSackBlocks && !_layer.HasDuplicateFor(this); }
 
     /// <summary>Data bytes the next segment may carry. <c>_mss</c> already leaves room for the timestamp option;
     /// while we hold out-of-order data every segment also carries SACK blocks (RFC 2018 §4), up to 4 + 8·n more

@@ -625,7 +625,7 @@ public sealed partial class TcpConnection : TimerNode
             error = SocketError.WouldBlock;
             return 0;
         }
-        Output(nowUs);
+        if (!TrySendDirect(nowUs)) Output(nowUs);
         UpdateReadiness();
         return n;
     }
@@ -638,13 +638,15 @@ public sealed partial class TcpConnection : TimerNode
         if (_rcv.Count > 0 && !Has(ConnFlags.ReadShutdown))
         {
             if (dest.IsEmpty) return 0;
-            int n = _rcv.Peek(0, dest);
-            if (!peek)
+            if (peek)
             {
-                _rcv.Consume(n);
-                if (_rcv.IsDrained) OnBuffersDrained(nowUs);
-                MaybeWindowUpdate(nowUs);
+                int copied = _rcv.Peek(0, dest);
+                UpdateReadiness();
+                return copied;
             }
+            int n = _rcv.Read(dest); // = Peek(0, dest) then Consume
+            if (_rcv.IsDrained) OnBuffersDrained(nowUs);
+            MaybeWindowUpdate(nowUs);
             UpdateReadiness();
             return n;
         }

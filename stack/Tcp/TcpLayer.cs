@@ -580,6 +580,9 @@ public sealed partial class TcpLayer : ITimerHandler
     internal bool SendFastPath = true;
     /// <summary>Segments sent by that path (tests check it was taken).</summary>
     internal long SendFastPathSegments;
+    /// <summary>Sends that went from <see cref="TcpConnection.Send"/> straight to the short send path, without
+    /// <see cref="TcpConnection.Output"/> (counted once per send; their segments count in SendFastPathSegments).</summary>
+    internal long SendDirectCalls;
     /// <summary>Whether segments may take the receive side's short paths (header prediction,
     /// <c>TcpConnection.InputPredicted</c>). Tests turn it off to check that the full input logic gives the same result.</summary>
     internal bool ReceiveFastPath = true;

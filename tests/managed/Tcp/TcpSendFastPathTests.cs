@@ -19,7 +19,7 @@ namespace UserTcp.Tests.Tcp;
 public class TcpSendFastPathTests
 {
     internal sealed record Result(List<byte[]> Segments, long FastSegments, long Retransmits, long Timeouts, byte[] ServerGot,
-        byte[] ClientGot, long ReceiveFastSegments = 0, long[]? ReceiveFastOpenClose = null);
+        byte[] ClientGot, long ReceiveFastSegments = 0, long[]? ReceiveFastOpenClose = null, long DirectSends = 0);
 
     /// <summary>One scenario; <paramref name="receiveFast"/>, <paramref name="reorder"/> and <paramref name="duplicate"/>
     /// serve the receive path's tests (TcpReceiveFastPathTests).</summary>
@@ -121,13 +121,16 @@ public class TcpSendFastPathTests
                 net.A.Layer.ReceiveFastPathFins + net.B.Layer.ReceiveFastPathFins,
                 net.A.Layer.ReceiveFastPathLastAcks + net.B.Layer.ReceiveFastPathLastAcks,
                 net.A.Layer.ReceiveFastPathTimeWaits + net.B.Layer.ReceiveFastPathTimeWaits,
-            });
+            },
+            net.A.Layer.SendDirectCalls + net.B.Layer.SendDirectCalls);
     }
 
     private static void AssertSame(Result full, Result withPath)
     {
         Assert.Equal(0, full.FastSegments);
         Assert.True(withPath.FastSegments > 0, "the one-segment path was never taken");
+        Assert.Equal(0, full.DirectSends);
+        Assert.True(withPath.DirectSends > 0, "no send went straight from Send to the short path");
         Assert.Equal(full.Segments.Count, withPath.Segments.Count);
         for (int i = 0; i < full.Segments.Count; i++)
             Assert.True(full.Segments[i].AsSpan().SequenceEqual(withPath.Segments[i]), $"segment {i} of {full.Segments.Count} differs");
@@ -183,6 +186,49 @@ public class TcpSendFastPathTests
         Result full = Run(false, seed, 0, true, false, 0, false, null, new TcpConfig { Seed = 22 }, rounds: 6, handshakeLoss: 40);
         Result withPath = Run(true, seed, 0, true, false, 0, false, null, new TcpConfig { Seed = 22 }, rounds: 6, handshakeLoss: 40);
         AssertSame(full, withPath);
+    }
+
+    /// <summary>A send after an idle period longer than the RTO restarts from the initial window (RFC 5681 §4.1): the
+    /// send straight from Send (<c>TcpConnection.TrySendDirect</c>) must leave it to the full path. cwnd grows well
+    /// past the initial window first, so a send that skipped the restart would put more segments out at once.</summary>
+    [Fact]
+    public void SameSegmentsWhenASendAfterIdleRestartsFromTheInitialWindow()
+    {
+        static (List<byte[]> Segments, long Direct) Go(bool fast)
+        {
+            var segments = new List<byte[]>();
+            using var net = new TcpTestNet(3, new TcpConfig { Seed = 11 }, new TcpConfig { Seed = 22 });
+            net.A.Layer.SendFastPath = fast;
+            net.B.Layer.SendFastPath = fast;
+            net.DropFilter = (from, p) => { segments.Add(p.Data.ToArray()); return false; };
+            var (c, s) = TcpLayerTransferTests.Connect(net);
+            c.NoDelay = true;
+            var buf = new byte[256 * 1024];
+            var data = new byte[60_000];
+            new Random(5).NextBytes(data);
+            long got = 0;
+            for (int round = 0; round < 12; round++)
+            {
+                if (round == 8) net.RunFor(1_500_000); // idle, then the same sends again
+                int sent = 0;
+                long want = got + data.Length;
+                // A small request first (the short path takes it), then the bulk of the round.
+                Assert.True(net.RunUntil(() =>
+                {
+                    if (sent < data.Length) sent += c.Send(data.AsSpan(sent, sent == 0 ? 64 : data.Length - sent), net.NowUs, out _);
+                    got += Math.Max(0, s.Receive(buf, false, net.NowUs, out _));
+                    return got >= want;
+                }, 60_000_000));
+            }
+            return (segments, net.A.Layer.SendDirectCalls);
+        }
+        var full = Go(false);
+        var withPath = Go(true);
+        Assert.Equal(0, full.Direct);
+        Assert.True(withPath.Direct > 0);
+        Assert.Equal(full.Segments.Count, withPath.Segments.Count);
+        for (int i = 0; i < full.Segments.Count; i++)
+            Assert.True(full.Segments[i].AsSpan().SequenceEqual(withPath.Segments[i]), $"segment {i} of {full.Segments.Count} differs");
     }
 
     [Theory]

@@ -630,13 +630,88 @@ public class TcpStateTests
             Assert.Equal(P + 2, t.Expect(TcpFlags.Ack).Ack);
             Assert.Equal(TcpState.CloseWait, c.State);
         }
-        // Data with the FIN at the start of the connection (quick-ACK mode owes its ACK now): acknowledged at once.
-        using (var t = new TcpScript())
+        // DelayFinAck off, data with the FIN in quick-ACK mode: acknowledged at once.
+        using (var t = new TcpScript(new TcpConfig { Seed = 42, DelayFinAck = false }))
         {
             TcpConnection c = t.Established(out uint iss);
             t.Inject(TcpFlags.Fin | TcpFlags.Ack | TcpFlags.Psh, P + 1, iss + 1, payload: new byte[] { 7, 8 });
             Assert.Equal(P + 4, t.Expect(TcpFlags.Ack).Ack);
             Assert.Equal(TcpState.CloseWait, c.State);
+        }
+    }
+
+    /// <summary>Data carried with the FIN at the start of a connection (quick-ACK mode): Linux's tcp_fin enters
+    /// pingpong mode before __tcp_ack_snd_check decides, so the ACK is delayed like a bare FIN's and rides on the
+    /// reply or the FIN; unanswered, the delayed-ACK timer sends it. Both receive paths.</summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void PassiveClose_DataWithTheFinInQuickAckMode_AckIsDelayedAndRidesOnTheReply(bool shortPath)
+    {
+        using (var t = new TcpScript())
+        {
+            t.Layer.ReceiveFastPath = shortPath;
+            TcpConnection c = t.Established(out uint iss, new TcpOptions { HasMss = true, Mss = 1460 });
+            long before = t.Layer.ReceiveFastPathFins;
+            t.Inject(TcpFlags.Fin | TcpFlags.Ack | TcpFlags.Psh, P + 1, iss + 1, payload: new byte[] { 7, 8 });
+            Assert.Equal(shortPath ? before + 1 : before, t.Layer.ReceiveFastPathFins);
+            Assert.Equal(TcpState.CloseWait, c.State);
+            t.ExpectNothing();
+            var buf = new byte[10];
+            Assert.Equal(2, c.Receive(buf, false, t.NowUs, out _));
+            Assert.Equal(0, c.Receive(buf, false, t.NowUs, out _)); // end of stream
+            t.ExpectNothing();
+            Assert.Equal(3, c.Send(new byte[] { 1, 2, 3 }, t.NowUs, out _));
+            Sent reply = t.Expect(TcpFlags.Ack | TcpFlags.Psh);
+            Assert.Equal(P + 4, reply.Ack);
+            c.Close(false, t.NowUs);
+            Sent fin = t.Expect(TcpFlags.Fin | TcpFlags.Ack);
+            Assert.Equal(P + 4, fin.Ack);
+            Assert.Equal(iss + 4, fin.Seq);
+            t.Advance(100_000);
+            t.ExpectNothing(); // the delayed-ACK deadline found nothing owed
+        }
+        using (var t = new TcpScript())
+        {
+            t.Layer.ReceiveFastPath = shortPath;
+            TcpConnection c = t.Established(out uint iss, new TcpOptions { HasMss = true, Mss = 1460 });
+            t.Inject(TcpFlags.Fin | TcpFlags.Ack | TcpFlags.Psh, P + 1, iss + 1, payload: new byte[] { 7, 8 });
+            t.Advance(new TcpConfig().DelayedAckUs - 1_000);
+            t.ExpectNothing();
+            t.Advance(2_000);
+            Sent ack = t.Expect(TcpFlags.Ack);
+            Assert.Equal(P + 4, ack.Ack);
+            t.ExpectNothing();
+            Assert.Equal(TcpState.CloseWait, c.State);
+        }
+    }
+
+    /// <summary>The fallbacks of <see cref="PassiveClose_DataWithTheFinInQuickAckMode_AckIsDelayedAndRidesOnTheReply"/>:
+    /// two full segments' worth of data with the FIN is acknowledged at once (Linux: more than one full frame
+    /// received), and so is data cut at the window's edge in quick-ACK mode (the FIN beyond it is not taken: no
+    /// pingpong mode).</summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void PassiveClose_DataWithTheFin_AckedAtOnceForTwoFullSegmentsOrAFinPastTheWindow(bool shortPath)
+    {
+        using (var t = new TcpScript())
+        {
+            t.Layer.ReceiveFastPath = shortPath;
+            TcpConnection c = t.Established(out uint iss, new TcpOptions { HasMss = true, Mss = 1460 });
+            t.Inject(TcpFlags.Fin | TcpFlags.Ack | TcpFlags.Psh, P + 1, iss + 1, payload: new byte[2 * 1460]);
+            Assert.Equal(P + 2 + 2 * 1460, t.Expect(TcpFlags.Ack).Ack);
+            Assert.Equal(TcpState.CloseWait, c.State);
+        }
+        using (var t = new TcpScript(new TcpConfig { Seed = 7, ReceiveBufferSize = 2000 }))
+        {
+            t.Layer.ReceiveFastPath = shortPath;
+            TcpConnection c = t.Established(out uint iss, new TcpOptions { HasMss = true, Mss = 1460 });
+            t.Inject(TcpFlags.Fin | TcpFlags.Ack | TcpFlags.Psh, P + 1, iss + 1, payload: new byte[2500]);
+            Sent ack = t.Expect(TcpFlags.Ack);
+            Assert.Equal(P + 1 + 2000, ack.Ack);
+            Assert.Equal(TcpState.Established, c.State);
+            t.ExpectNothing();
         }
     }
 

@@ -173,6 +173,60 @@ public class ByteRingTests
     }
 
     [Fact]
+    public void ReadEqualsPeekThenConsumeAcrossTheWrapAndWithOutOfOrderBytes()
+    {
+        // Two rings fed the same bytes: one read with Read, the other with Peek(0) + Consume; the same bytes come out
+        // and the rings stay alike (count, extent via HasOutOfOrderBytes/IsDrained, later peeks at every offset).
+        using var pool = new BufferPool(1 << 20, 4096, 16384);
+        var a = new ByteRing(pool, 8192);
+        var b = new ByteRing(pool, 8192);
+        var rng = new Random(17);
+        var chunk = new byte[3000];
+        var ga = new byte[3000];
+        var gb = new byte[3000];
+        for (int step = 0; step < 20000; step++)
+        {
+            rng.NextBytes(chunk);
+            int w = rng.Next(step % 50 == 0 ? 3000 : 101);
+            if (rng.Next(10) == 0)
+            {
+                // Out-of-order bytes past the contiguous end, sometimes made contiguous.
+                int off = rng.Next(1, 200);
+                int sa = a.WriteAt(pool, off, chunk.AsSpan(0, w)), sb = b.WriteAt(pool, off, chunk.AsSpan(0, w));
+                Assert.Equal(sa, sb);
+                if (sa > 0 && rng.Next(2) == 0)
+                {
+                    int fill = a.WriteAt(pool, 0, chunk.AsSpan(0, off));
+                    Assert.Equal(fill, b.WriteAt(pool, 0, chunk.AsSpan(0, off)));
+                    if (fill == off) { a.Advance(off + sa); b.Advance(off + sa); }
+                }
+            }
+            else Assert.Equal(a.Write(pool, chunk.AsSpan(0, w)), b.Write(pool, chunk.AsSpan(0, w)));
+            int r = rng.Next(step % 7 == 0 ? 3000 : 101);
+            int m = a.Read(ga.AsSpan(0, r));
+            int k = b.Peek(0, gb.AsSpan(0, r));
+            b.Consume(k);
+            Assert.Equal(k, m);
+            Assert.True(ga.AsSpan(0, m).SequenceEqual(gb.AsSpan(0, k)));
+            Assert.Equal(b.Count, a.Count);
+            Assert.Equal(b.HasOutOfOrderBytes, a.HasOutOfOrderBytes);
+            Assert.Equal(b.IsDrained, a.IsDrained);
+            if (a.Count > 0)
+            {
+                int off = rng.Next(a.Count);
+                Assert.Equal(b.Peek(off, gb.AsSpan(0, 100)), a.Peek(off, ga.AsSpan(0, 100)));
+                Assert.True(ga.AsSpan(0, Math.Min(100, a.Count - off)).SequenceEqual(gb.AsSpan(0, Math.Min(100, a.Count - off))));
+            }
+            if (a.Count > 6000 || rng.Next(500) == 0)
+            {
+                a.Clear(pool);
+                b.Clear(pool);
+            }
+        }
+        Assert.Equal(0, a.Read(ga)); // empty
+    }
+
+    [Fact]
     public void WriteStopsAtCapacityAndWrapsAround()
     {
         using var pool = new BufferPool(1 << 20, 4096);
