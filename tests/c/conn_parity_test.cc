@@ -677,6 +677,18 @@ TEST_F(ConnParity, EpipeAndSigpipeAfterPeerIsGone)
     // MSG_NOSIGNAL: the same error, no signal.
     EXPECT_FAILS_WITH(send(c.fd, "x", 1, MSG_NOSIGNAL), EPIPE);
     EXPECT_EQ(s_signals, 3);
+    // The vector forms with two buffers (usertcp's full path, not the one-buffer fast path): the same.
+    char x = 'x', y = 'y';
+    iovec two[2] = { { &x, 1 }, { &y, 1 } };
+    EXPECT_FAILS_WITH(writev(c.fd, two, 2), EPIPE);
+    EXPECT_EQ(s_signals, 4);
+    msghdr m{};
+    m.msg_iov = two;
+    m.msg_iovlen = 2;
+    EXPECT_FAILS_WITH(sendmsg(c.fd, &m, MSG_NOSIGNAL), EPIPE);
+    EXPECT_EQ(s_signals, 4);
+    EXPECT_FAILS_WITH(sendmsg(c.fd, &m, MSG_DONTWAIT), EPIPE);
+    EXPECT_EQ(s_signals, 5);
     sigaction(SIGPIPE, &old, nullptr);
 }
 
