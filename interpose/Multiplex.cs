@@ -245,6 +245,7 @@ internal static unsafe class Multiplex
             List<EpollSets.Queued> ready = set.Ready;
             System.Span<EpollSets.Queued> list = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ready);
             int keep = 0, i = 0;
+            Engine.Edges edges = Engine.Edges.Instance; // once, not per registration
             for (; i < list.Length && n < max; i++)
             {
                 EpollSets.Queued entry = list[i];
@@ -255,7 +256,7 @@ internal static unsafe class Multiplex
                 {
                     uint want = reg.Events;
                     UserSocket s = reg.Socket;
-                    uint mask = (uint)(ushort)s.PollMask() & (want | (uint)Interpose.Poll.Err | (uint)Interpose.Poll.Hup);
+                    uint mask = (uint)(ushort)s.PollMask(edges) & (want | (uint)Interpose.Poll.Err | (uint)Interpose.Poll.Hup);
                     if (mask != 0)
                     {
                         if ((want & (Interpose.Poll.EpollEt | Interpose.Poll.EpollOneShot)) == 0)

@@ -39,24 +39,25 @@ internal static unsafe partial class SocketCalls
         public IoVec* Iov;
         public int Count;
         public bool Peek;
+        // A null buffer with a length among the iovecs, and the bytes the buffers before it hold: queued bytes that
+        // reach it make the call EFAULT with nothing taken (Linux copies a queued segment in one piece and takes
+        // none of it when the copy faults; with several small segments queued it would return the ones before:
+        // not modelled). Fewer never reach it (ReceiveInto's null-buffer answer when the loop gets there).
+        public bool HasNullBuffer;
+        public long BeforeNull;
 
         public long Try()
         {
             if (Socket.Generation != Generation) return -Errno.EBADF;
             long total = 0;
-            bool round = Engine.InRoundLocked; // Try runs under Engine.Gate (Blocking.Run)
+            NetStack stack = Engine.Stack; // Try runs under Engine.Gate (Blocking.Run)
+            if (HasNullBuffer && stack.BytesReadable(Handle) > BeforeNull) return -Errno.EFAULT;
             for (int i = 0; i < Count; i++)
             {
                 if (Iov[i].Length == 0) continue;
                 int want = (int)Math.Min(Iov[i].Length, int.MaxValue);
-                Engine.Stack.DeferFlush = round; // a window update in an event round leaves with the round's burst
-                int n = Engine.Stack.Receive(Handle, new Span<byte>(Iov[i].Base, want), Peek, out SocketError e);
-                Engine.Stack.DeferFlush = false;
-                if (e != SocketError.Success)
-                {
-                    if (total > 0) return total;
-                    return e == SocketError.WouldBlock ? -Errno.EAGAIN : -ErrnoMap.From(e);
-                }
+                long n = ReceiveInto(stack, Handle, Iov[i].Base, want, Peek);
+                if (n < 0) return total > 0 ? total : n;
                 total += n;
                 if (n < want || Peek) break; // drained (or end of stream); a peek looks at the first buffer only
             }
@@ -75,6 +76,31 @@ internal static unsafe partial class SocketCalls
             Socket.Generation != Generation ? -Errno.EBADF :
             (Engine.Stack.GetReadiness(Handle) & (Stack.Tcp.Readiness.In | Stack.Tcp.Readiness.Err | Stack.Tcp.Readiness.Hup)) != 0
                 ? 0 : -Errno.EAGAIN;
+    }
+
+    /// <summary>One receive from the stack into one buffer, under <see cref="Engine.Gate"/> (the caller checked the
+    /// socket's generation): the bytes taken, 0 at the end of the stream, or -errno (-EAGAIN: nothing yet). The body of
+    /// both the read fast path (<see cref="Receive1"/>) and the full path's attempts.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static long ReceiveInto(NetStack stack, int handle, byte* buf, int want, bool peek)
+    {
+        if (buf == null) return ReceiveIntoNull(stack, handle);
+        stack.DeferFlush = Engine.InRoundLocked; // a window update in an event round leaves with the round's burst
+        int n = stack.Receive(handle, new Span<byte>(buf, want), peek, out SocketError e);
+        stack.DeferFlush = false;
+        return e == SocketError.Success ? n : -ErrnoMap.From(e); // WouldBlock: EAGAIN
+    }
+
+    /// <summary>A receive into a null buffer (with a length): Linux looks at the queue before it copies, so only
+    /// queued bytes make it EFAULT (and stay queued); otherwise the answer a good buffer would get — EAGAIN (a
+    /// blocking call waits for it to change), 0 at the end of the stream, the connection's error.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static long ReceiveIntoNull(NetStack stack, int handle)
+    {
+        byte probe;
+        int n = stack.Receive(handle, new Span<byte>(&probe, 1), true, out SocketError e);
+        if (e != SocketError.Success) return -ErrnoMap.From(e);
+        return n > 0 ? -Errno.EFAULT : 0;
     }
 
     /// <param name="zeroLengthWaits">recv/recvmsg of zero bytes wait for the socket to become readable, as Linux's
@@ -109,6 +135,11 @@ internal static unsafe partial class SocketCalls
             return Blocking.Run(ref w, nonBlocking, s.Options.ReceiveTimeoutUs);
         }
         var a = new ReceiveAttempt { Socket = s, Generation = generation, Handle = s.Handle, Iov = iov, Count = count, Peek = (flags & MSG_PEEK) != 0 };
+        for (int i = 0; i < count; i++)
+        {
+            if (iov[i].Base == null && iov[i].Length != 0) { a.HasNullBuffer = true; break; }
+            a.BeforeNull += (long)iov[i].Length;
+        }
         long r = Blocking.Run(ref a, nonBlocking, s.Options.ReceiveTimeoutUs, firstTried: firstTried);
         if (r <= 0 || (flags & MSG_WAITALL) == 0 || a.Peek || nonBlocking || r >= want) return r;
         return ReceiveRest(s, ref a, iov, count, r, want);
@@ -119,13 +150,14 @@ internal static unsafe partial class SocketCalls
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static long ReceiveRest(UserSocket s, ref ReceiveAttempt a, IoVec* iov, int count, long r, long want)
     {
-        long got = r;
+        long got = r, beforeNull = a.BeforeNull;
         IoVec* rest = stackalloc IoVec[count];
         while (got < want)
         {
             int k = Remaining(iov, count, got, rest);
             a.Iov = rest;
             a.Count = k;
+            a.BeforeNull = beforeNull - got;
             long more = Blocking.Run(ref a, false, s.Options.ReceiveTimeoutUs, restartable: false);
             if (more <= 0) break;
             got += more;
@@ -160,14 +192,12 @@ internal static unsafe partial class SocketCalls
         {
             if (Socket.Generation != Generation) return -Errno.EBADF;
             long total = 0;
-            bool round = Engine.InRoundLocked; // Try runs under Engine.Gate (Blocking.Run)
+            NetStack stack = Engine.Stack;
             for (int i = 0; i < Count; i++)
             {
                 if (Iov[i].Length == 0) continue;
                 int want = (int)Math.Min(Iov[i].Length, int.MaxValue);
-                Engine.Stack.DeferFlush = round; // in an event round the reply leaves with the round's burst
-                int n = Engine.Stack.Send(Handle, new ReadOnlySpan<byte>(Iov[i].Base, want), out SocketError e);
-                Engine.Stack.DeferFlush = false;
+                int n = SendFrom(stack, Handle, Iov[i].Base, want, out SocketError e); // under Engine.Gate (Blocking.Run)
                 if (e != SocketError.Success && n == 0)
                 {
                     if (total > 0) return total;
@@ -178,6 +208,28 @@ internal static unsafe partial class SocketCalls
             }
             return total;
         }
+    }
+
+    /// <summary>One send to the stack from one buffer, under <see cref="Engine.Gate"/> (the caller checked the
+    /// socket's generation): what the stack took, and its error when it took nothing. The body of both the write fast
+    /// path (<see cref="Send1"/>) and the full path's attempts.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static int SendFrom(NetStack stack, int handle, byte* buf, int want, out SocketError e)
+    {
+        stack.DeferFlush = Engine.InRoundLocked; // in an event round the reply leaves with the round's burst
+        int n = stack.Send(handle, new ReadOnlySpan<byte>(buf, want), out e);
+        stack.DeferFlush = false;
+        return n;
+    }
+
+    /// <summary>A failed send as the application sees it: the stack says "not connected" for a connection that has
+    /// ended (closed, reset already reported, or TIME_WAIT); to the application the socket was connected, and Linux
+    /// answers EPIPE (sk_stream_wait_connect) — with SIGPIPE unless MSG_NOSIGNAL.</summary>
+    private static long SendFailed(long r, int flags)
+    {
+        if (r == -Errno.ENOTCONN) r = -Errno.EPIPE;
+        if (r == -Errno.EPIPE && (flags & MSG_NOSIGNAL) == 0) Kernel.RaiseSigpipe();
+        return r;
     }
 
     internal static long Send(int fd, IoVec* iov, int count, int flags)
@@ -211,13 +263,9 @@ internal static unsafe partial class SocketCalls
             bool nonBlocking = s.NonBlocking || (flags & MSG_DONTWAIT) != 0;
             var a = new SendAttempt { Socket = s, Generation = generation, Handle = s.Handle, Iov = iov, Count = count };
             r = Blocking.Run(ref a, nonBlocking, s.Options.SendTimeoutUs, firstTried: firstTried);
-            // The stack says "not connected" for a connection that has ended (closed, reset already reported, or
-            // TIME_WAIT); to the application the socket was connected, and Linux answers EPIPE (sk_stream_wait_connect).
-            if (r == -Errno.ENOTCONN) r = -Errno.EPIPE;
             if (r > 0 && r < want && !nonBlocking) r = SendRest(s, ref a, iov, count, r, want);
         }
-        if (r == -Errno.EPIPE && (flags & MSG_NOSIGNAL) == 0) Kernel.RaiseSigpipe();
-        return r;
+        return r < 0 ? SendFailed(r, flags) : r;
     }
 
     /// <summary>A blocking send on a stream socket sends everything unless a signal or timeout cuts it short. Out of
@@ -242,7 +290,6 @@ internal static unsafe partial class SocketCalls
     {
         if ((flags & MSG_TRUNC) != 0) return ReceiveDiscarding(fd, n, flags & ~MSG_TRUNC);
         if (FdTable.Get(fd) is not { } s) return -Errno.EBADF;
-        if (n > 0 && buf == null) return -Errno.EFAULT;
         int generation = s.Generation;
         bool firstTried = false;
         // The common read: no flags, one buffer, a connected socket. The first attempt is made here, without the
@@ -250,20 +297,16 @@ internal static unsafe partial class SocketCalls
         // call); one that would block continues in the full path, which polls the stack and tries again, as before.
         if (flags == 0 && n - 1 < int.MaxValue && s.State == SocketState.Connected)
         {
-            int got;
-            SocketError e;
+            long r;
             NetStack stack = Engine.Stack;
             using (Engine.Gate.EnterScope())
             {
                 Engine.AppCalls++;
                 if (s.Generation != generation) return -Errno.EBADF; // closed (and reused) meanwhile
-                int handle = s.Handle; // read after the check: it changes only under the lock
-                stack.DeferFlush = Engine.InRoundLocked; // a window update in an event round leaves with the round's burst
-                got = stack.Receive(handle, new Span<byte>(buf, (int)n), false, out e);
-                stack.DeferFlush = false;
+                // The handle is read after the check: it changes only under the lock.
+                r = ReceiveInto(stack, s.Handle, buf, (int)n, false);
             }
-            if (e == SocketError.Success) return got;
-            if (e != SocketError.WouldBlock) return -ErrnoMap.From(e);
+            if (r != -Errno.EAGAIN) return r;
             firstTried = true;
         }
         return Receive1Full(s, generation, buf, n, flags, zeroLengthWaits, firstTried);
@@ -322,9 +365,7 @@ internal static unsafe partial class SocketCalls
                 Engine.AppCalls++;
                 if (s.Generation != generation) return -Errno.EBADF; // closed (and reused) meanwhile
                 handle = s.Handle; // read after the check: it changes only under the lock
-                stack.DeferFlush = Engine.InRoundLocked; // in an event round the reply leaves with the round's burst
-                sent = stack.Send(handle, new ReadOnlySpan<byte>(buf, (int)n), out e);
-                stack.DeferFlush = false;
+                sent = SendFrom(stack, handle, buf, (int)n, out e);
             }
             if ((nuint)sent == n) return sent;
             if (sent > 0 || e == SocketError.Success)
@@ -333,14 +374,7 @@ internal static unsafe partial class SocketCalls
                 if (sent == 0 || s.NonBlocking || (flags & MSG_DONTWAIT) != 0) return sent;
                 return Send1Rest(s, generation, handle, buf, n, sent);
             }
-            if (e != SocketError.WouldBlock)
-            {
-                long r = -ErrnoMap.From(e);
-                // As SendOn: an ended connection is EPIPE to the application (and SIGPIPE).
-                if (r == -Errno.ENOTCONN) r = -Errno.EPIPE;
-                if (r == -Errno.EPIPE && (flags & MSG_NOSIGNAL) == 0) Kernel.RaiseSigpipe();
-                return r;
-            }
+            if (e != SocketError.WouldBlock) return SendFailed(-ErrnoMap.From(e), flags);
             firstTried = true;
         }
         return Send1Full(s, generation, buf, n, flags, firstTried);

@@ -105,11 +105,15 @@ internal sealed class UserSocket : EpollSets.Registration
     /// RDNORM/WRNORM companions Linux sets). Caller holds Engine.Gate. Inlined for the common case, a connection
     /// whose readiness the stack reported (epoll_wait evaluates it twice per level-triggered RPC).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    internal short PollMask()
+    internal short PollMask() => PollMask(Engine.Edges.Instance);
+
+    /// <summary><see cref="PollMask()"/> with the readiness table given (a walk over many sockets loads it once).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal short PollMask(Engine.Edges edges)
     {
         if (State == SocketState.Connected && Group is null)
         {
-            uint known = Engine.Edges.Instance.Raw(Handle);
+            uint known = edges.Raw(Handle);
             if ((known & Engine.Edges.Known) != 0)
             {
                 known &= ~Engine.Edges.Flags;

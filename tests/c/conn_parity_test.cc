@@ -677,6 +677,18 @@ TEST_F(ConnParity, EpipeAndSigpipeAfterPeerIsGone)
     // MSG_NOSIGNAL: the same error, no signal.
     EXPECT_FAILS_WITH(send(c.fd, "x", 1, MSG_NOSIGNAL), EPIPE);
     EXPECT_EQ(s_signals, 3);
+    // The vector forms with two buffers (usertcp's full path, not the one-buffer fast path): the same.
+    char x = 'x', y = 'y';
+    iovec two[2] = { { &x, 1 }, { &y, 1 } };
+    EXPECT_FAILS_WITH(writev(c.fd, two, 2), EPIPE);
+    EXPECT_EQ(s_signals, 4);
+    msghdr m{};
+    m.msg_iov = two;
+    m.msg_iovlen = 2;
+    EXPECT_FAILS_WITH(sendmsg(c.fd, &m, MSG_NOSIGNAL), EPIPE);
+    EXPECT_EQ(s_signals, 4);
+    EXPECT_FAILS_WITH(sendmsg(c.fd, &m, MSG_DONTWAIT), EPIPE);
+    EXPECT_EQ(s_signals, 5);
     sigaction(SIGPIPE, &old, nullptr);
 }
 
@@ -1620,6 +1632,56 @@ TEST_F(ConnParity, OneBufferVectorCallsAndTheirEdges)
     EXPECT_FAILS_WITH(readv(fd, &null_base, 1), EBADF);
     EXPECT_FAILS_WITH(writev(fd, &null_base, 1), EBADF);
     EXPECT_FAILS_WITH(read(fd, nullptr, 10), EBADF);
+}
+
+TEST_F(ConnParity, NullBufferReadsAnswerLikeLinux)
+{
+    // A read into a null buffer: Linux looks at the queue before it copies, so an empty socket answers as it would
+    // with a good buffer (EAGAIN, a receive timeout, the end of stream) and only queued bytes make it EFAULT (and
+    // stay queued). A vector read with a null buffer after a good one: the same, by whether the queued bytes reach it.
+    Conn c;
+    ASSERT_GE(c.fd, 0);
+    iovec null_one = { nullptr, 10 };
+    msghdr m{};
+    m.msg_iov = &null_one;
+    m.msg_iovlen = 1;
+    EXPECT_FAILS_WITH(recv(c.fd, nullptr, 10, MSG_DONTWAIT), EAGAIN);
+    EXPECT_FAILS_WITH(recvmsg(c.fd, &m, MSG_DONTWAIT), EAGAIN);
+    timeval bound = { 0, 100000 };
+    ASSERT_EQ(setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound), 0);
+    long t0 = NowMs();
+    EXPECT_FAILS_WITH(read(c.fd, nullptr, 10), EAGAIN); // blocking: waits out the timeout first
+    EXPECT_GE(NowMs() - t0, 80);
+    ASSERT_EQ(fcntl(c.fd, F_SETFL, fcntl(c.fd, F_GETFL) | O_NONBLOCK), 0);
+    EXPECT_FAILS_WITH(read(c.fd, nullptr, 10), EAGAIN);
+    EXPECT_FAILS_WITH(readv(c.fd, &null_one, 1), EAGAIN);
+    char buf[64] = {};
+    iovec two[2] = { { buf, 4 }, { nullptr, 10 } };
+    EXPECT_FAILS_WITH(readv(c.fd, two, 2), EAGAIN);
+    // Bytes queued: EFAULT, and nothing is taken.
+    EXPECT_EQ(c.peer.Cmd("SEND 30"), "OK 30");
+    ASSERT_EQ(WaitQueued(c.fd, 30), 30);
+    EXPECT_FAILS_WITH(read(c.fd, nullptr, 10), EFAULT);
+    EXPECT_FAILS_WITH(recv(c.fd, nullptr, 10, MSG_PEEK), EFAULT);
+    EXPECT_FAILS_WITH(readv(c.fd, &null_one, 1), EFAULT);
+    EXPECT_FAILS_WITH(recvmsg(c.fd, &m, 0), EFAULT);
+    // A null second buffer the queued bytes reach: EFAULT too (Linux copies a queued segment in one piece and
+    // takes none of it when the copy faults).
+    EXPECT_FAILS_WITH(readv(c.fd, two, 2), EFAULT);
+    EXPECT_EQ(WaitQueued(c.fd, 30), 30);
+    EXPECT_EQ(read(c.fd, buf, 27), 27);
+    EXPECT_TRUE(IsPattern(std::vector<unsigned char>(buf, buf + 27)));
+    // Fewer queued than the first buffer holds: the null one is never reached.
+    EXPECT_EQ(readv(c.fd, two, 2), 3);
+    EXPECT_TRUE(IsPattern(std::vector<unsigned char>(buf, buf + 3), 27));
+    // Zero bytes asked for: 0 whatever the buffer.
+    EXPECT_EQ(read(c.fd, nullptr, 0), 0);
+    // The end of stream: 0, as with a buffer.
+    EXPECT_EQ(c.peer.Cmd("SHUTWR"), "OK");
+    pollfd pf = { c.fd, POLLIN, 0 };
+    ASSERT_EQ(poll(&pf, 1, 3000), 1);
+    EXPECT_EQ(read(c.fd, nullptr, 10), 0);
+    EXPECT_EQ(recv(c.fd, nullptr, 10, 0), 0);
 }
 
 TEST_F(ConnParity, BlockedReaderThreadAndWriterThread)
