@@ -34,7 +34,10 @@ internal static unsafe class Descriptors
             EpollSets.ForgetSocketLocked(s);
             if (s.Options.LingerOn && s.Options.LingerSeconds == 0 && s.Handle >= 0)
                 Engine.Stack.SetOption(s.Handle, UserTcp.Stack.SocketOption.LingerUs, 0);
+            // In an event round the FIN leaves with the round's burst (as replies do: Engine.RoundThread).
+            Engine.Stack.DeferFlush = Engine.InRoundLocked;
             ListenerGroups.Release(s);
+            Engine.Stack.DeferFlush = false;
             UserSocket.Recycle(s);
         }
     }

@@ -459,14 +459,25 @@ internal static unsafe class Engine
 
         private static void Unmap(void* p, long bytes) => Munmap((nint)p, (nuint)bytes);
 
+        /// <summary>A report from the stack: counted (the edge-triggered key), recorded, and the handle listed for
+        /// epoll's next collection unless it is listed already or the report only took bits away from a known
+        /// readiness (the application's own read that drained the socket, a send that filled the buffer): a
+        /// registration can have nothing new to report then — a level-triggered one still queued is evaluated and
+        /// dropped by the walk anyway, and Linux wakes no edge-triggered waiter for a loss. A report that keeps the
+        /// readiness as it was (more data on top of data) is listed: an edge for edge-triggered registrations.</summary>
         public void OnReadinessChanged(int handle, Stack.Tcp.Readiness readiness)
         {
             if ((uint)handle >= (uint)_capacity) Grow(handle);
             ref Slot slot = ref _slots[handle];
             slot.Count++;
-            uint was = slot.Readiness;
-            slot.Readiness = (uint)readiness | Known | Dirty;
-            if ((was & Dirty) == 0) _dirtyHandles[_dirtyCount++] = handle;
+            uint was = slot.Readiness, now = (uint)readiness;
+            if ((was & Dirty) != 0 || ((was & Known) != 0 && (now & ~was) == 0 && now != (was & ~Flags)))
+            {
+                slot.Readiness = now | Known | (was & Dirty);
+                return;
+            }
+            slot.Readiness = now | Known | Dirty;
+            _dirtyHandles[_dirtyCount++] = handle;
         }
 
         private void Grow(int handle)

@@ -190,7 +190,11 @@ internal static unsafe partial class SocketCalls
         if ((int)opt < 0) return 0;
         using (Engine.Gate.EnterScope())
         {
+            // In an event round what pulling the cork (or turning Nagle off) sends leaves with the round's burst,
+            // as a reply written in the round does (nginx's tcp_nopush uncorks once per response).
+            Engine.Stack.DeferFlush = Engine.InRoundLocked;
             SocketError e = Engine.Stack.SetOption(s.Handle, opt, value);
+            Engine.Stack.DeferFlush = false;
             Engine.Edges.Instance.Forget(s.Handle); // a buffer size can change writability without a report
             // Buffer sizes the stack cannot honour on a live connection keep the old size, as Linux does silently.
             return e is SocketError.Success or SocketError.NotSupported or SocketError.InvalidArgument

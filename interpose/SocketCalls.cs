@@ -303,7 +303,10 @@ internal static unsafe partial class SocketCalls
                 long b = StackBind(s);
                 if (b < 0) return b;
             }
+            // In an event round the SYN leaves with the round's burst (as replies do: Engine.RoundThread).
+            Engine.Stack.DeferFlush = Engine.InRoundLocked;
             e = Engine.Stack.Connect(s.Handle, ip, port, Engine.NowUs);
+            Engine.Stack.DeferFlush = false;
             if (e is SocketError.Success or SocketError.InProgress)
             {
                 s.State = SocketState.Connected;

@@ -117,11 +117,13 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
     public int OpenSockets => _open;
 
     /// <summary>
-    /// While set, the frames <see cref="Send"/> and <see cref="Receive"/> build (data, window updates) stay in the
+    /// While set, the frames <see cref="Send"/>, <see cref="Receive"/> and <see cref="SetOption"/> (a pulled cork) build stay in the
     /// interface's transmit batch instead of leaving in a burst of their own; they leave with the next
     /// <see cref="Poll"/> or <see cref="Flush"/>, or when the batch is full. On a device whose transmit costs a system
     /// call per burst (af_packet's <c>sendto()</c> kick) an event loop that answers many connections per round then
     /// pays one kick per round instead of one per reply. The caller promises that Poll or Flush follows soon.
+    /// <see cref="Connect(int, Ipv4Address, ushort)"/>'s SYN and <see cref="Close(int, bool)"/>'s FIN (or RST) wait
+    /// the same way.
     /// </summary>
     public bool DeferFlush { get; set; }
 
@@ -326,7 +328,7 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
         if (!extra.IsDefault) _extras[handle] = extra;
         _slots[handle] = c;
         PoolSocket(s);
-        _iface.Flush();
+        if (!DeferFlush) _iface.Flush();
         return err == SocketError.InProgress ? SocketError.InProgress : err;
     }
 
@@ -393,7 +395,7 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
             PoolSocket(s);
         }
         FreeHandle(handle);
-        _iface.Flush();
+        if (!DeferFlush) _iface.Flush();
         return SocketError.Success;
     }
 
@@ -510,13 +512,14 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
     {
         switch (option)
         {
+            // Only a change that lets data go (Nagle off, the cork pulled) can send anything, as on Linux.
             case SocketOption.NoDelay:
                 c.NoDelay = value != 0;
-                c.Flush(_nowUs);
+                if (value != 0) c.Flush(_nowUs);
                 break;
             case SocketOption.Cork:
                 c.Cork = value != 0;
-                c.Flush(_nowUs);
+                if (value == 0) c.Flush(_nowUs);
                 break;
             case SocketOption.KeepAlive:
                 c.SetKeepAlive(value != 0, _nowUs);
@@ -561,7 +564,7 @@ public sealed class NetStack : IDisposable, IIpv4Transport, ITcpTransmit, ITcpEv
             default:
                 return SocketError.NotSupported;
         }
-        _iface.Flush();
+        if (!DeferFlush) _iface.Flush(); // the uncorked data leaves with the caller's burst (see DeferFlush)
         return SocketError.Success;
     }
 

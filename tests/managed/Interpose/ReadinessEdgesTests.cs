@@ -25,7 +25,7 @@ public class ReadinessEdgesTests
         Assert.Equal(Readiness.In | Readiness.Out, r);
         Assert.Equal(new[] { 3, 5 }, e.TakeDirty().ToArray());
         Assert.Equal(0, e.TakeDirty().Length);
-        e.OnReadinessChanged(5, Readiness.None);
+        e.OnReadinessChanged(5, Readiness.Out | Readiness.In);
         Assert.Equal(new[] { 5 }, e.TakeDirty().ToArray());
         // Forget: the readiness is no longer trusted until the next report; the count stays.
         e.Forget(3);
@@ -55,7 +55,39 @@ public class ReadinessEdgesTests
         Assert.Equal(4998, dirty.Length); // 2, then 3 .. 4999: each once
         Assert.Equal(2, dirty[0]);
         Assert.Equal(4999, dirty[^1]);
-        e.OnReadinessChanged(2, Readiness.None); // the dirty mark was cleared by TakeDirty
+        e.OnReadinessChanged(2, Readiness.In | Readiness.Out); // the dirty mark was cleared by TakeDirty
         Assert.Equal(new[] { 2 }, e.TakeDirty().ToArray());
+    }
+
+    [Fact]
+    public void AReportThatOnlyTakesBitsAwayIsRecordedAndCountedButNotListed()
+    {
+        var e = new Engine.Edges(8);
+        e.OnReadinessChanged(3, Readiness.In | Readiness.Out);
+        Assert.Equal(new[] { 3 }, e.TakeDirty().ToArray());
+        // The application's read drained it: In goes, nothing comes.
+        e.OnReadinessChanged(3, Readiness.Out);
+        Assert.Equal(0, e.TakeDirty().Length);
+        Assert.True(e.TryGet(3, out Readiness r));
+        Assert.Equal(Readiness.Out, r);
+        Assert.Equal(2, e.Count(3)); // the edge-triggered key still moves
+        // The same readiness again (more data on top of data): listed, an edge for edge-triggered registrations.
+        e.OnReadinessChanged(3, Readiness.Out);
+        Assert.Equal(new[] { 3 }, e.TakeDirty().ToArray());
+        // One bit lost and another gained: listed.
+        e.OnReadinessChanged(3, Readiness.In);
+        Assert.Equal(new[] { 3 }, e.TakeDirty().ToArray());
+        // Already listed: a loss keeps it listed, once, with the latest readiness.
+        e.OnReadinessChanged(3, Readiness.In | Readiness.Hup);
+        e.OnReadinessChanged(3, Readiness.None);
+        Assert.Equal(new[] { 3 }, e.TakeDirty().ToArray());
+        Assert.True(e.TryGet(3, out r));
+        Assert.Equal(Readiness.None, r);
+        // After Forget nothing is known: the next report is listed whatever it says.
+        e.OnReadinessChanged(4, Readiness.In);
+        _ = e.TakeDirty();
+        e.Forget(4);
+        e.OnReadinessChanged(4, Readiness.None);
+        Assert.Equal(new[] { 4 }, e.TakeDirty().ToArray());
     }
 }
